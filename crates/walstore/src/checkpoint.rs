@@ -1,0 +1,404 @@
+//! The checkpointer: folds the WAL into snapshot files, then resets the WAL.
+//!
+//! Protocol (each step completes before the next starts; RECOVERY.md lists a crash at each):
+//! 1. Take the writer lock and catch up: the version to fold is the newest committed state.
+//! 2. For each snapshot file whose key range holds a change, merge its entries with the
+//!    changes into new files of about the target size: write `snap-<id>.tmp`, fsync, rename
+//!    to `snap-<id>.dat`. Untouched files are kept as they are.
+//! 3. fsync the directory (the new names are durable).
+//! 4. Write the new manifest (new generation, new WAL salt): temp, fsync, rename, fsync dir.
+//! 5. Reset the WAL: write the new header (the old records now fail the salt check), sync.
+//! 6. Unlink the replaced snapshot files. Readers in any process that still map them keep
+//!    reading them; the file system frees them when the last mapping goes.
+//!
+//! Invariant: the WAL is reset only after the manifest naming every file that covers its
+//! records, and those files' directory entries, are durable.
+
+use crate::error::{Error, Result};
+use crate::format::{random_u64, snapshot_name, snapshot_tmp_name};
+use crate::manifest::Manifest;
+use crate::options::LockWait;
+use crate::snapshot::{Segment, SegmentMeta, SegmentWriter};
+use crate::storage::{OpenMode, Storage};
+use crate::store::Store;
+use crate::version::{Bytes, SegmentSet, Version};
+use crate::wal::WAL_HEADER_BYTES;
+use parking_lot::{Condvar, Mutex};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+/// What a checkpoint did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CheckpointStats {
+    /// Generation after the checkpoint.
+    pub generation: u64,
+    /// Last transaction folded in.
+    pub txn_id: u64,
+    /// Keys changed since the previous checkpoint.
+    pub keys_changed: usize,
+    /// Snapshot files written.
+    pub files_written: usize,
+    /// Snapshot files kept unchanged.
+    pub files_kept: usize,
+    /// Snapshot files replaced (unlinked).
+    pub files_removed: usize,
+    /// Bytes written to snapshot files.
+    pub bytes_written: u64,
+    /// WAL bytes folded.
+    pub wal_bytes: u64,
+    /// Wall time in microseconds.
+    pub micros: u64,
+}
+
+/// Runs a checkpoint, waiting for the writer lock as `wait` says.
+pub(crate) fn run(store: &Store, wait: LockWait) -> Result<CheckpointStats> {
+    store.check_usable(true)?;
+    let started = Instant::now();
+    let guard = store.acquire_writer(wait)?;
+    let result = crate::recovery::refresh(store, true).and_then(|base| fold(store, &base));
+    store.release_writer(guard);
+    let mut stats = result?;
+    stats.micros = started.elapsed().as_micros() as u64;
+    store.inner.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+    Ok(stats)
+}
+
+fn fold(store: &Store, base: &Arc<Version>) -> Result<CheckpointStats> {
+    let mut stats = CheckpointStats {
+        generation: base.generation,
+        txn_id: base.last_txn,
+        keys_changed: base.mem.len(),
+        wal_bytes: base.wal_end - WAL_HEADER_BYTES,
+        ..Default::default()
+    };
+    if base.mem.is_empty() && base.wal_end == WAL_HEADER_BYTES {
+        return Ok(stats);
+    }
+    let inner = &store.inner;
+    let storage = inner.opts.storage.as_ref();
+    let dir = &inner.dir;
+    let faults = inner.opts.faults;
+    let written_seq = inner.sync.lock().written_seq;
+
+    // Steps 2-3: new snapshot files for the touched ranges.
+    let mut out = Output::new(store, base.next_file_id);
+    let plan = plan(&base.segments, base);
+    let mut metas: Vec<SegmentMeta> = Vec::new();
+    let mut removed: Vec<u64> = Vec::new();
+    for part in plan {
+        match part {
+            Part::Keep(i) => {
+                metas.push(base.segments.metas[i].clone());
+                stats.files_kept += 1;
+            }
+            Part::Rewrite { segment, changes } => {
+                let old = segment.map(|i| Arc::clone(&base.segments.segments[i]));
+                if let Some(seg) = &old {
+                    removed.push(seg.id());
+                }
+                let written = out.merge(old.as_deref(), &changes);
+                match written {
+                    Ok(new) => metas.extend(new),
+                    Err(e) => {
+                        out.discard();
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+    if let Err(e) = out.publish_files() {
+        out.discard();
+        return Err(e);
+    }
+    stats.files_written = out.written.len();
+    stats.bytes_written = out.written.iter().map(|m| m.file_len).sum();
+    stats.files_removed = removed.len();
+
+    // Step 4: the manifest. From the rename on, the new generation may be the durable one;
+    // any failure from here leaves the handle unsure of the disk state, so it poisons.
+    let manifest = Manifest {
+        generation: base.generation + 1,
+        salt: random_u64(),
+        base_txn: base.last_txn,
+        next_file_id: out.next_id,
+        segments: metas,
+    };
+    if let Err(e) = manifest.write(storage, dir, !faults.skip_dir_fsync()) {
+        store.poison("checkpoint manifest switch");
+        return Err(e);
+    }
+    // Step 5: reset the WAL.
+    crate::recovery::reset_wal(store, &manifest)?;
+
+    let segments = reopen_set(store, &manifest, base)?;
+    let next = Version {
+        generation: manifest.generation,
+        salt: manifest.salt,
+        base_txn: manifest.base_txn,
+        next_file_id: manifest.next_file_id,
+        last_txn: base.last_txn,
+        wal_end: WAL_HEADER_BYTES,
+        synced_through: WAL_HEADER_BYTES,
+        segments,
+        mem: Default::default(),
+    };
+    {
+        // Every WAL write made so far is covered by the durable snapshot files now.
+        let mut s = inner.sync.lock();
+        s.durable_seq = s.durable_seq.max(written_seq);
+        s.durable_end = (manifest.generation, WAL_HEADER_BYTES);
+        inner.sync_done.notify_all();
+    }
+    store.publish(Arc::new(next));
+    // Step 6.
+    crate::recovery::remove_orphans(store, &manifest);
+    stats.generation = manifest.generation;
+    Ok(stats)
+}
+
+/// The segment set of the new generation: kept files reused, new files mapped.
+fn reopen_set(store: &Store, manifest: &Manifest, base: &Version) -> Result<Arc<SegmentSet>> {
+    let mut set = SegmentSet::default();
+    for meta in &manifest.segments {
+        let seg = match base.segments.segments.iter().find(|s| s.id() == meta.file_id) {
+            Some(seg) => Arc::clone(seg),
+            None => Arc::new(Segment::open(
+                store.inner.opts.storage.as_ref(),
+                &store.inner.dir,
+                meta,
+            )?),
+        };
+        set.segments.push(seg);
+        set.metas.push(meta.clone());
+    }
+    Ok(Arc::new(set))
+}
+
+/// One step of the plan, in key order.
+enum Part {
+    /// Keep snapshot file `i` as it is.
+    Keep(usize),
+    /// Merge snapshot file `segment` (or nothing) with `changes` into new files.
+    Rewrite {
+        segment: Option<usize>,
+        changes: Vec<(Bytes, Option<Bytes>)>,
+    },
+}
+
+/// Routes every change to the snapshot file whose key range holds it.
+fn plan(set: &SegmentSet, base: &Version) -> Vec<Part> {
+    if set.metas.is_empty() {
+        let changes: Vec<_> = base.mem.iter().map(|(k, v)| (Arc::clone(k), v.clone())).collect();
+        return vec![Part::Rewrite {
+            segment: None,
+            changes,
+        }];
+    }
+    let mut per_segment: Vec<Vec<(Bytes, Option<Bytes>)>> = vec![Vec::new(); set.metas.len()];
+    for (k, v) in base.mem.iter() {
+        let i = set.locate(k).unwrap_or(0);
+        per_segment[i].push((Arc::clone(k), v.clone()));
+    }
+    per_segment
+        .into_iter()
+        .enumerate()
+        .map(|(i, changes)| {
+            if changes.is_empty() {
+                Part::Keep(i)
+            } else {
+                Part::Rewrite {
+                    segment: Some(i),
+                    changes,
+                }
+            }
+        })
+        .collect()
+}
+
+/// New snapshot files being written, rolled over at the target size.
+struct Output<'s> {
+    store: &'s Store,
+    next_id: u64,
+    target: u64,
+    current: Option<SegmentWriter>,
+    /// Files finished, under their temporary names.
+    written: Vec<SegmentMeta>,
+}
+
+impl<'s> Output<'s> {
+    fn new(store: &'s Store, next_id: u64) -> Self {
+        Output {
+            store,
+            next_id,
+            target: store.inner.opts.segment_size_bytes_target,
+            current: None,
+            written: Vec::new(),
+        }
+    }
+
+    fn storage(&self) -> &dyn Storage {
+        self.store.inner.opts.storage.as_ref()
+    }
+
+    fn dir(&self) -> &Path {
+        &self.store.inner.dir
+    }
+
+    fn add(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        if self.current.is_none() {
+            let id = self.next_id;
+            self.next_id += 1;
+            let path = self.dir().join(snapshot_tmp_name(id));
+            self.current = Some(SegmentWriter::create(self.storage(), path, id)?);
+        }
+        let writer = self.current.as_mut().ok_or_else(|| Error::ReadOnly)?;
+        writer.add(key, value)?;
+        if writer.body_bytes() >= self.target {
+            self.finish_current()?;
+        }
+        Ok(())
+    }
+
+    fn finish_current(&mut self) -> Result<()> {
+        if let Some(writer) = self.current.take() {
+            let sync = !self.store.inner.opts.faults.rename_snapshot_before_fsync();
+            self.written.push(writer.finish(sync)?);
+        }
+        Ok(())
+    }
+
+    /// Merges an old file's entries with sorted changes; returns the new files' metadata.
+    fn merge(&mut self, old: Option<&Segment>, changes: &[(Bytes, Option<Bytes>)]) -> Result<Vec<SegmentMeta>> {
+        let first_new = self.written.len();
+        let mut changes = changes.iter().peekable();
+        if let Some(seg) = old {
+            for i in 0..seg.len() {
+                let (key, value) = seg.entry(i)?;
+                while let Some((ck, cv)) = changes.next_if(|(ck, _)| &ck[..] < key) {
+                    if let Some(cv) = cv {
+                        self.add(ck, cv)?;
+                    }
+                }
+                match changes.next_if(|(ck, _)| &ck[..] == key) {
+                    Some((_, Some(cv))) => self.add(key, cv)?,
+                    Some((_, None)) => {}
+                    None => self.add(key, value)?,
+                }
+            }
+        }
+        for (ck, cv) in changes {
+            if let Some(cv) = cv {
+                self.add(ck, cv)?;
+            }
+        }
+        self.finish_current()?;
+        Ok(self.written[first_new..].to_vec())
+    }
+
+    /// Renames every finished file into place, then syncs the directory.
+    fn publish_files(&mut self) -> Result<()> {
+        self.finish_current()?;
+        let storage = self.store.inner.opts.storage.as_ref();
+        let dir = self.dir().to_path_buf();
+        let faults = self.store.inner.opts.faults;
+        for meta in &self.written {
+            let tmp = dir.join(snapshot_tmp_name(meta.file_id));
+            let path = dir.join(snapshot_name(meta.file_id));
+            storage
+                .rename(&tmp, &path)
+                .map_err(|e| Error::io("rename", &tmp, e))?;
+            if faults.rename_snapshot_before_fsync() {
+                let file = storage
+                    .open(&path, OpenMode::ReadWrite)
+                    .map_err(|e| Error::io("open", &path, e))?;
+                file.sync_all().map_err(|e| Error::io("fsync", &path, e))?;
+            }
+        }
+        if !self.written.is_empty() && !faults.skip_dir_fsync() {
+            storage
+                .sync_dir(&dir)
+                .map_err(|e| Error::io("fsync directory", &dir, e))?;
+        }
+        Ok(())
+    }
+
+    /// Best-effort removal of files written by a checkpoint that failed before its manifest.
+    fn discard(&mut self) {
+        self.current = None;
+        let storage = self.store.inner.opts.storage.as_ref();
+        for meta in &self.written {
+            for name in [snapshot_tmp_name(meta.file_id), snapshot_name(meta.file_id)] {
+                let _ = storage.remove_file(&self.dir().join(name));
+            }
+        }
+    }
+}
+
+/// Wakes the background checkpointer.
+#[derive(Debug, Default)]
+pub(crate) struct Trigger {
+    state: Arc<(Mutex<TriggerState>, Condvar)>,
+}
+
+#[derive(Debug, Default)]
+struct TriggerState {
+    requested: bool,
+    shutdown: bool,
+    running: bool,
+}
+
+impl Trigger {
+    pub(crate) fn request(&self) {
+        let (m, cv) = &*self.state;
+        let mut s = m.lock();
+        if s.running {
+            s.requested = true;
+            cv.notify_one();
+        }
+    }
+
+    pub(crate) fn shutdown(&self) {
+        let (m, cv) = &*self.state;
+        m.lock().shutdown = true;
+        cv.notify_all();
+    }
+}
+
+/// Starts the background checkpoint thread of `store`. It holds only a weak reference, and
+/// exits when the store is dropped.
+pub(crate) fn start_background(store: &Store) {
+    let shared = Arc::clone(&store.inner.checkpointer.state);
+    shared.0.lock().running = true;
+    let state = Arc::clone(&shared);
+    let weak: Weak<crate::store::Inner> = Arc::downgrade(&store.inner);
+    let spawned = std::thread::Builder::new()
+        .name("walstore-checkpoint".into())
+        .spawn(move || loop {
+            {
+                let (m, cv) = &*state;
+                let mut s = m.lock();
+                while !s.requested && !s.shutdown {
+                    cv.wait(&mut s);
+                }
+                if s.shutdown {
+                    return;
+                }
+                s.requested = false;
+            }
+            let Some(inner) = weak.upgrade() else {
+                return;
+            };
+            let store = Store { inner };
+            // A failed background checkpoint is retried at the next request; its error (a
+            // full disk, say) reaches callers of `checkpoint` or, if it poisoned the store,
+            // of every later write.
+            let _ = run(&store, LockWait::Forever);
+        });
+    if spawned.is_err() {
+        shared.0.lock().running = false;
+    }
+}

@@ -1,0 +1,161 @@
+//! The one error type of the engine, with variants grouped by what the caller can do about them.
+
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in walstore.
+///
+/// Match on the variant to decide what to do: retry later ([`Error::Busy`]), reopen
+/// ([`Error::Poisoned`]), repair or salvage ([`Error::Corruption`]), fix the input
+/// ([`Error::InvalidKey`], [`Error::ValueTooLarge`]), or report ([`Error::Io`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system I/O call failed. `op` names the call (`"fdatasync"`, `"rename"`, ...).
+    #[error("{op} failed on {}: {source}{}", path.display(), io_hint(source))]
+    Io {
+        /// The operation that failed.
+        op: &'static str,
+        /// The file or directory it was applied to.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Bytes that had been durably written no longer check out. Nothing was changed on disk;
+    /// open with `RecoveryMode::Salvage` to read every intact committed transaction.
+    #[error(
+        "corruption in {} at byte offset {offset}: {detail} (the store was not modified; \
+         open it with salvage mode to read what is intact)",
+        file.display()
+    )]
+    Corruption {
+        /// The damaged file.
+        file: PathBuf,
+        /// Byte offset of the first damaged byte or record found.
+        offset: u64,
+        /// What check failed.
+        detail: String,
+    },
+
+    /// A write or fsync failed earlier; the store refuses further writes until reopened,
+    /// because the kernel may have dropped the unsynced data and a retried fsync can lie.
+    #[error("the store is poisoned by an earlier failed {cause}: reopen it to recover from the log")]
+    Poisoned {
+        /// What failed first.
+        cause: String,
+    },
+
+    /// The writer lock was not obtained within the configured wait.
+    #[error("the store is busy: another writer held the lock for {waited:?}; retry later or wait longer")]
+    Busy {
+        /// How long this call waited before giving up.
+        waited: Duration,
+    },
+
+    /// A key is empty or longer than [`crate::MAX_KEY_BYTES`].
+    #[error("invalid key: {reason}")]
+    InvalidKey {
+        /// Why the key was refused.
+        reason: String,
+    },
+
+    /// A value is longer than [`crate::MAX_VALUE_BYTES`].
+    #[error("value of {len} bytes is larger than the limit of {max} bytes")]
+    ValueTooLarge {
+        /// Length of the refused value.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+
+    /// A file was written by a format version this build does not read.
+    #[error(
+        "{} has format version {found}; this build reads version {supported} (upgrade walstore, \
+         or export with the version that wrote it)",
+        file.display()
+    )]
+    UnsupportedFormat {
+        /// The file.
+        file: PathBuf,
+        /// The version found in the file.
+        found: u32,
+        /// The version this build reads and writes.
+        supported: u32,
+    },
+
+    /// The directory exists and holds files that are not a walstore store.
+    #[error("{} is not a walstore store: {detail}", path.display())]
+    NotAStore {
+        /// The directory.
+        path: PathBuf,
+        /// What was found.
+        detail: String,
+    },
+
+    /// A write was attempted on a store opened read-only (or in salvage mode).
+    #[error("the store is open read-only")]
+    ReadOnly,
+
+    /// The store handle was inherited across `fork()`; open the store again in the child.
+    #[error("this store handle was opened by process {opened_by} and used after fork() in process {current}; open the store again in the child")]
+    Forked {
+        /// Process that opened the handle.
+        opened_by: u32,
+        /// Process that used it.
+        current: u32,
+    },
+
+    /// A typed value could not be encoded or decoded with MessagePack.
+    #[error("value (de)serialization failed: {0}")]
+    Serialization(String),
+}
+
+fn io_hint(err: &io::Error) -> &'static str {
+    match err.raw_os_error() {
+        Some(28) => " (the disk is full: free space, then reopen the store)",
+        Some(122) => " (disk quota exceeded: free space, then reopen the store)",
+        Some(5) => " (a device I/O error: check the disk, then reopen the store)",
+        _ => "",
+    }
+}
+
+impl Error {
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn corruption(
+        file: impl Into<PathBuf>,
+        offset: u64,
+        detail: impl Into<String>,
+    ) -> Self {
+        Error::Corruption {
+            file: file.into(),
+            offset,
+            detail: detail.into(),
+        }
+    }
+
+    /// True for [`Error::Corruption`].
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, Error::Corruption { .. })
+    }
+
+    /// True when the underlying cause is a full disk or exhausted quota.
+    pub fn is_out_of_space(&self) -> bool {
+        match self {
+            Error::Io { source, .. } => matches!(source.raw_os_error(), Some(28 | 122)),
+            _ => false,
+        }
+    }
+}

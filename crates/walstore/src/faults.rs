@@ -1,0 +1,45 @@
+//! Deliberately broken engine variants, compiled in only with the `fault-injection` feature.
+//!
+//! The crash harness (`walstore-crashtest`) enables them in its own tests to prove that it
+//! notices each class of bug. Without the feature every flag is a constant `false` and the
+//! checks compile away.
+
+/// Which safety steps to skip. All `false` by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EngineFaults {
+    /// Never `fdatasync` the WAL on commit (acknowledges commits that are not durable).
+    pub skip_wal_fsync: bool,
+    /// Rename a new snapshot file into place before syncing it.
+    pub rename_snapshot_before_fsync: bool,
+    /// Skip the directory fsync after renaming snapshot files and the manifest.
+    pub skip_dir_fsync: bool,
+    /// Treat a damaged record in the middle of the WAL as a torn tail (silently dropping
+    /// every later commit).
+    pub mid_log_damage_is_torn_tail: bool,
+    /// Retry a failed WAL fsync and trust the retry instead of poisoning the store.
+    pub retry_failed_fsync: bool,
+}
+
+impl EngineFaults {
+    #[inline]
+    pub(crate) fn skip_wal_fsync(&self) -> bool {
+        cfg!(feature = "fault-injection") && self.skip_wal_fsync
+    }
+    #[inline]
+    pub(crate) fn rename_snapshot_before_fsync(&self) -> bool {
+        cfg!(feature = "fault-injection") && self.rename_snapshot_before_fsync
+    }
+    #[inline]
+    pub(crate) fn skip_dir_fsync(&self) -> bool {
+        cfg!(feature = "fault-injection") && self.skip_dir_fsync
+    }
+    #[inline]
+    pub(crate) fn mid_log_damage_is_torn_tail(&self) -> bool {
+        cfg!(feature = "fault-injection") && self.mid_log_damage_is_torn_tail
+    }
+    #[inline]
+    pub(crate) fn retry_failed_fsync(&self) -> bool {
+        cfg!(feature = "fault-injection") && self.retry_failed_fsync
+    }
+}

@@ -1,0 +1,1 @@
+//! Offline inspection of a store's files: WAL records, checksums, what recovery would do.

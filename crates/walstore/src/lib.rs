@@ -1,0 +1,63 @@
+//! walstore: an embedded, transactional, crash-safe key-value store.
+//!
+//! Writes of a transaction go to a checksummed write-ahead log and count once their commit
+//! record is intact; a checkpointer folds the log into immutable, memory-mapped snapshot
+//! files. Several threads and several processes may use one store at once: writers are
+//! serialized by a cross-process lock held for one transaction, readers see consistent
+//! snapshots and never block or wait.
+//!
+//! ```
+//! # fn main() -> walstore::Result<()> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! let store = walstore::Store::open(dir.path())?;
+//!
+//! // Three settings change together or not at all.
+//! store.update(|tx| {
+//!     tx.put(b"server.url", b"https://example.net")?;
+//!     tx.put(b"server.namespace", b"prod")?;
+//!     tx.put(b"server.tls-verify", b"true")?;
+//!     Ok::<_, walstore::Error>(())
+//! })?;
+//!
+//! // A read-modify-write that no other thread or process can interleave with.
+//! store.update(|tx| {
+//!     let n: u64 = tx.get_as(b"counter")?.unwrap_or(0);
+//!     tx.put_as(b"counter", &(n + 1))
+//! })?;
+//!
+//! let read = store.begin_read()?;
+//! assert_eq!(read.get(b"server.namespace")?.as_deref(), Some(&b"prod"[..]));
+//! assert_eq!(read.get_as::<u64>(b"counter")?, Some(1));
+//! for item in read.scan_prefix(b"server.")? {
+//!     let (key, value) = item?;
+//!     println!("{} = {}", String::from_utf8_lossy(&key), String::from_utf8_lossy(&value));
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! See `docs/GUARANTEES.md` for what each [`Durability`] level promises, `docs/FORMAT.md` for
+//! the bytes on disk and `docs/RECOVERY.md` for what happens after a crash.
+
+mod checkpoint;
+mod error;
+mod faults;
+mod format;
+pub mod inspect;
+mod manifest;
+mod options;
+mod recovery;
+mod snapshot;
+pub mod storage;
+mod store;
+mod txn;
+mod version;
+mod wal;
+
+pub use checkpoint::CheckpointStats;
+pub use error::{Error, Result};
+pub use faults::EngineFaults;
+pub use format::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
+pub use options::{Durability, LockWait, Options, RecoveryMode};
+pub use store::{Store, StoreInfo};
+pub use txn::{ReadTxn, WriteTxn};
+pub use version::{Iter, Value};

@@ -1,0 +1,235 @@
+//! The manifest: which snapshot files and which WAL generation are current (FORMAT.md §6).
+//!
+//! It is replaced atomically: written to `MANIFEST.tmp`, synced, renamed over `MANIFEST`, and
+//! the directory synced. Readers in any process therefore see the old or the new manifest,
+//! never a mix.
+
+use crate::error::{Error, Result};
+use crate::format::{
+    crc32, read_u32, Cursor, CHECKSUM_CRC32_IEEE, FORMAT_VERSION, MANIFEST_NAME,
+    MANIFEST_TMP_NAME, MAX_KEY_BYTES,
+};
+use crate::snapshot::SegmentMeta;
+use crate::storage::{OpenMode, Storage};
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Magic bytes at offset 0 of the manifest.
+pub const MANIFEST_MAGIC: [u8; 8] = *b"WSTORMAN";
+/// Size of the manifest header.
+pub const MANIFEST_HEADER_BYTES: usize = 32;
+/// Largest manifest body accepted (a million snapshot files with long first keys fit).
+pub const MANIFEST_BODY_MAX: usize = 256 << 20;
+
+/// The decoded manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// Checkpoint generation; also the generation of the WAL records that follow it.
+    pub generation: u64,
+    /// Salt of the current WAL generation.
+    pub salt: u64,
+    /// Last transaction id folded into the snapshot files.
+    pub base_txn: u64,
+    /// Next snapshot file id to use (ids are never reused).
+    pub next_file_id: u64,
+    /// Snapshot files in key order; file `i` holds keys from its first key up to the next
+    /// file's first key.
+    pub segments: Vec<SegmentMeta>,
+}
+
+impl Manifest {
+    /// Serializes the manifest.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.extend_from_slice(&self.generation.to_le_bytes());
+        body.extend_from_slice(&self.salt.to_le_bytes());
+        body.extend_from_slice(&self.base_txn.to_le_bytes());
+        body.extend_from_slice(&self.next_file_id.to_le_bytes());
+        body.extend_from_slice(&(self.segments.len() as u32).to_le_bytes());
+        body.extend_from_slice(&0u32.to_le_bytes());
+        for seg in &self.segments {
+            body.extend_from_slice(&seg.file_id.to_le_bytes());
+            body.extend_from_slice(&seg.file_len.to_le_bytes());
+            body.extend_from_slice(&seg.entry_count.to_le_bytes());
+            body.extend_from_slice(&(seg.first_key.len() as u32).to_le_bytes());
+            body.extend_from_slice(&seg.first_key);
+        }
+        let mut out = Vec::with_capacity(MANIFEST_HEADER_BYTES + body.len());
+        out.extend_from_slice(&MANIFEST_MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&CHECKSUM_CRC32_IEEE.to_le_bytes());
+        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        out.extend_from_slice(&crc32(&body).to_le_bytes());
+        let header_crc = crc32(&out[..24]);
+        out.extend_from_slice(&header_crc.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Decodes and validates a manifest; `path` names it in errors.
+    pub fn decode(bytes: &[u8], path: &Path) -> Result<Manifest> {
+        let corrupt = |offset: usize, detail: &str| Error::corruption(path, offset as u64, detail);
+        let header = bytes
+            .get(..MANIFEST_HEADER_BYTES)
+            .ok_or_else(|| corrupt(bytes.len(), "manifest shorter than its header"))?;
+        if header[0..8] != MANIFEST_MAGIC {
+            return Err(corrupt(0, "bad manifest magic"));
+        }
+        let version = read_u32(header, 8).unwrap_or(0);
+        if version != FORMAT_VERSION {
+            return Err(Error::UnsupportedFormat {
+                file: path.to_path_buf(),
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        if crc32(&header[..24]) != read_u32(header, 24).unwrap_or(0) {
+            return Err(corrupt(24, "manifest header checksum mismatch"));
+        }
+        if read_u32(header, 12) != Some(CHECKSUM_CRC32_IEEE) {
+            return Err(corrupt(12, "unknown checksum algorithm"));
+        }
+        let body_len = read_u32(header, 16).unwrap_or(0) as usize;
+        if body_len > MANIFEST_BODY_MAX || bytes.len() != MANIFEST_HEADER_BYTES + body_len {
+            return Err(corrupt(16, "manifest length differs from its header"));
+        }
+        let body = &bytes[MANIFEST_HEADER_BYTES..];
+        if crc32(body) != read_u32(header, 20).unwrap_or(0) {
+            return Err(corrupt(MANIFEST_HEADER_BYTES, "manifest body checksum mismatch"));
+        }
+        let mut c = Cursor::new(body);
+        let truncated = |c: &Cursor<'_>| corrupt(MANIFEST_HEADER_BYTES + c.position(), "manifest body cut short");
+        let next_u64 = |c: &mut Cursor<'_>| c.u64().ok_or_else(|| truncated(c));
+        let generation = next_u64(&mut c)?;
+        let salt = next_u64(&mut c)?;
+        let base_txn = next_u64(&mut c)?;
+        let next_file_id = next_u64(&mut c)?;
+        let count = c.u32().ok_or_else(|| truncated(&c))? as usize;
+        c.u32().ok_or_else(|| truncated(&c))?;
+        // Each segment entry takes at least 29 bytes: bound the count by the body before
+        // allocating anything for it.
+        if count > c.remaining() / 29 {
+            return Err(corrupt(MANIFEST_HEADER_BYTES + 32, "segment count exceeds the manifest"));
+        }
+        let mut segments: Vec<SegmentMeta> = Vec::with_capacity(count);
+        for _ in 0..count {
+            let at = MANIFEST_HEADER_BYTES + c.position();
+            let file_id = next_u64(&mut c)?;
+            let file_len = next_u64(&mut c)?;
+            let entry_count = next_u64(&mut c)?;
+            let key_len = c.u32().ok_or_else(|| truncated(&c))? as usize;
+            if key_len == 0 || key_len > MAX_KEY_BYTES {
+                return Err(corrupt(at, "segment first key length out of range"));
+            }
+            let key = c.take(key_len).ok_or_else(|| truncated(&c))?;
+            if file_id >= next_file_id || entry_count == 0 {
+                return Err(corrupt(at, "segment file id or entry count out of range"));
+            }
+            if let Some(prev) = segments.last() {
+                if &prev.first_key[..] >= key {
+                    return Err(corrupt(at, "segments are not in key order"));
+                }
+            }
+            segments.push(SegmentMeta {
+                file_id,
+                file_len,
+                entry_count,
+                first_key: Arc::from(key),
+            });
+        }
+        if c.remaining() != 0 {
+            return Err(corrupt(MANIFEST_HEADER_BYTES + c.position(), "trailing bytes in manifest"));
+        }
+        Ok(Manifest {
+            generation,
+            salt,
+            base_txn,
+            next_file_id,
+            segments,
+        })
+    }
+
+    /// Reads the manifest of the store in `dir`; `Ok(None)` if there is none.
+    pub fn read(storage: &dyn Storage, dir: &Path) -> Result<Option<Manifest>> {
+        let path = dir.join(MANIFEST_NAME);
+        let file = match storage.open(&path, OpenMode::ReadOnly) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("open", &path, e)),
+        };
+        let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+        if len > (MANIFEST_HEADER_BYTES + MANIFEST_BODY_MAX) as u64 {
+            return Err(Error::corruption(&path, 0, "manifest larger than any valid manifest"));
+        }
+        let mut bytes = vec![0u8; len as usize];
+        let n = file
+            .read_full_at(&mut bytes, 0)
+            .map_err(|e| Error::io("read", &path, e))?;
+        bytes.truncate(n);
+        Manifest::decode(&bytes, &path).map(Some)
+    }
+
+    /// Replaces the manifest atomically: temp file, sync, rename, directory sync.
+    pub fn write(&self, storage: &dyn Storage, dir: &Path, sync_dir: bool) -> Result<()> {
+        let tmp = dir.join(MANIFEST_TMP_NAME);
+        let path = dir.join(MANIFEST_NAME);
+        let file = storage
+            .open(&tmp, OpenMode::CreateTruncate)
+            .map_err(|e| Error::io("create", &tmp, e))?;
+        file.write_all_at(&self.encode(), 0)
+            .map_err(|e| Error::io("write", &tmp, e))?;
+        file.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
+        drop(file);
+        storage
+            .rename(&tmp, &path)
+            .map_err(|e| Error::io("rename", &tmp, e))?;
+        if sync_dir {
+            storage
+                .sync_dir(dir)
+                .map_err(|e| Error::io("fsync directory", dir, e))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Manifest {
+        Manifest {
+            generation: 2,
+            salt: 99,
+            base_txn: 40,
+            next_file_id: 5,
+            segments: vec![
+                SegmentMeta { file_id: 3, file_len: 100, entry_count: 2, first_key: Arc::from(&b"a"[..]) },
+                SegmentMeta { file_id: 4, file_len: 90, entry_count: 1, first_key: Arc::from(&b"m"[..]) },
+            ],
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let m = sample();
+        assert_eq!(Manifest::decode(&m.encode(), Path::new("M")).expect("decode"), m);
+    }
+
+    #[test]
+    fn truncation_at_every_length_is_an_error() {
+        let bytes = sample().encode();
+        for len in 0..bytes.len() {
+            assert!(Manifest::decode(&bytes[..len], Path::new("M")).is_err(), "len {len}");
+        }
+    }
+
+    #[test]
+    fn future_version_is_unsupported_format() {
+        let mut bytes = sample().encode();
+        bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+        let err = Manifest::decode(&bytes, Path::new("M")).expect_err("must fail");
+        assert!(matches!(err, Error::UnsupportedFormat { found: 2, supported: 1, .. }), "{err}");
+    }
+}

@@ -1,0 +1,168 @@
+//! [`Options`]: how a store is opened and how it behaves.
+
+use crate::error::Result;
+use crate::storage::{FsStorage, Storage};
+use crate::store::Store;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// When `commit` returns `Ok`, what has the transaction survived?
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Durability {
+    /// The commit is in the WAL and the WAL has been `fdatasync`ed: it survives a power cut.
+    /// Concurrent committers share one `fdatasync` (group commit).
+    #[default]
+    Immediate,
+    /// The commit has been written to the operating system, not synced: it survives a crash of
+    /// the process, not a power cut or kernel crash. A later `Immediate` commit, a checkpoint or
+    /// [`Store::sync`] makes it durable.
+    Buffered,
+}
+
+/// What to do when recovery finds damage to bytes that were already durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum RecoveryMode {
+    /// Refuse to open with [`crate::Error::Corruption`] naming the file and offset.
+    #[default]
+    Strict,
+    /// Open read-only with every intact committed transaction up to the damage (and every
+    /// intact snapshot file). Nothing on disk is modified.
+    Salvage,
+}
+
+/// How long `begin_write` (and a checkpoint) waits for the writer lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum LockWait {
+    /// Wait as long as it takes.
+    #[default]
+    Forever,
+    /// Wait up to this long, then fail with [`crate::Error::Busy`].
+    Timeout(Duration),
+    /// Fail with [`crate::Error::Busy`] at once if another writer holds the lock.
+    NoWait,
+}
+
+/// Settings for opening a store; build with the setters, then call [`Options::open`].
+///
+/// ```
+/// # fn main() -> walstore::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// use std::time::Duration;
+/// use walstore::{Durability, LockWait, Options};
+/// let store = Options::new()
+///     .durability(Durability::Immediate)
+///     .lock_wait(LockWait::Timeout(Duration::from_secs(2)))
+///     .open(dir.path())?;
+/// # drop(store);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub(crate) durability: Durability,
+    pub(crate) recovery: RecoveryMode,
+    pub(crate) lock_wait: LockWait,
+    pub(crate) read_only: bool,
+    pub(crate) wal_size_bytes_checkpoint: u64,
+    pub(crate) auto_checkpoint: bool,
+    pub(crate) wal_preallocate_bytes: u64,
+    pub(crate) segment_size_bytes_target: u64,
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) faults: crate::faults::EngineFaults,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            durability: Durability::Immediate,
+            recovery: RecoveryMode::Strict,
+            lock_wait: LockWait::Forever,
+            read_only: false,
+            wal_size_bytes_checkpoint: 64 << 20,
+            auto_checkpoint: true,
+            wal_preallocate_bytes: 4 << 20,
+            segment_size_bytes_target: 2 << 20,
+            storage: Arc::new(FsStorage),
+            faults: crate::faults::EngineFaults::default(),
+        }
+    }
+}
+
+impl Options {
+    /// The defaults: `Immediate`, `Strict`, wait forever, checkpoint at 64 MiB of WAL.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Default durability of write transactions (each can override it).
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// What recovery does with damaged durable bytes. `Salvage` implies read-only.
+    pub fn recovery(mut self, mode: RecoveryMode) -> Self {
+        self.recovery = mode;
+        self
+    }
+
+    /// How long to wait for the writer lock.
+    pub fn lock_wait(mut self, wait: LockWait) -> Self {
+        self.lock_wait = wait;
+        self
+    }
+
+    /// Open read-only: no write transaction, no checkpoint, nothing on disk is modified,
+    /// the store is not created if missing.
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// WAL size (bytes past its header) above which a background checkpoint starts.
+    pub fn wal_size_bytes_checkpoint(mut self, bytes: u64) -> Self {
+        self.wal_size_bytes_checkpoint = bytes.max(4096);
+        self
+    }
+
+    /// Whether a background thread checkpoints when the WAL passes the threshold
+    /// (default true). With `false`, only [`Store::checkpoint`] checkpoints.
+    pub fn auto_checkpoint(mut self, enabled: bool) -> Self {
+        self.auto_checkpoint = enabled;
+        self
+    }
+
+    /// How far ahead of use the WAL is zero-filled and synced, in bytes (rounded up to 4 KiB).
+    /// Commits then overwrite allocated blocks, which makes `fdatasync` cheaper.
+    pub fn wal_preallocate_bytes(mut self, bytes: u64) -> Self {
+        self.wal_preallocate_bytes = bytes.max(4096).next_multiple_of(4096);
+        self
+    }
+
+    /// Target size of one snapshot file. A checkpoint rewrites only the snapshot files whose
+    /// key range holds a change, so smaller files make checkpoints of small changes cheaper.
+    pub fn segment_size_bytes_target(mut self, bytes: u64) -> Self {
+        self.segment_size_bytes_target = bytes.clamp(4096, 1 << 30);
+        self
+    }
+
+    /// The file system to use (default: the real one). Tests and the crash harness pass a
+    /// simulated one.
+    pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
+        self.storage = storage;
+        self
+    }
+
+    /// Opens (creating if needed, unless read-only) the store in directory `path`.
+    pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
+        Store::open_with(path.as_ref(), self)
+    }
+
+    /// Enables deliberately broken engine behaviour. Exists only with the `fault-injection`
+    /// feature, for the crash harness's own tests that prove it catches each such bug.
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_engine_faults(mut self, faults: crate::faults::EngineFaults) -> Self {
+        self.faults = faults;
+        self
+    }
+}

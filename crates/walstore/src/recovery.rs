@@ -1,0 +1,552 @@
+//! Opening a store, recovery, and catching up with other processes.
+//!
+//! The cases and what is done about each are tabled in `docs/RECOVERY.md`. The code paths:
+//! - [`open`] classifies the directory (empty, a store, half-created, foreign), creates a store
+//!   under the writer lock if needed, then loads the newest state with [`reload`].
+//! - [`refresh`] is the cheap catch-up run by every `begin_read` and `begin_write`: read the
+//!   WAL header, scan from where this handle stopped, read the header again. Without news
+//!   that is three small reads; a changed generation falls back to [`reload`].
+//! - Under the writer lock, the end of the log is authoritative: a torn tail is zeroed and
+//!   synced before anything is appended, damage to synced bytes is reported.
+
+use crate::error::{Error, Result};
+use crate::format::{
+    is_store_file, parse_snapshot_name, random_u64, snapshot_name, LOCK_NAME, MANIFEST_NAME,
+    MANIFEST_TMP_NAME, WAL_NAME,
+};
+use crate::manifest::Manifest;
+use crate::options::{Options, RecoveryMode};
+use crate::snapshot::Segment;
+use crate::storage::{OpenMode, Storage, StorageFile};
+use crate::store::{Inner, Store, SyncState, WriterState};
+use crate::version::{SegmentSet, Version};
+use crate::wal::scan::{classify_tail, scan, ScanEnd, Stop};
+use crate::wal::{preallocate, HeaderError, WalHeader, WAL_HEADER_BYTES};
+use parking_lot::{Condvar, Mutex, RwLock};
+use std::collections::HashMap;
+use std::io;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+/// How many times an unlocked reader retries when a concurrent checkpoint changes the files
+/// under it before it waits for the writer lock instead.
+const UNLOCKED_ATTEMPTS: usize = 64;
+
+/// Opens or creates the store in `dir`.
+pub(crate) fn open(dir: &Path, opts: Options) -> Result<Store> {
+    let storage = Arc::clone(&opts.storage);
+    let read_only = opts.read_only || opts.recovery == RecoveryMode::Salvage;
+    let exists = storage
+        .exists(dir)
+        .map_err(|e| Error::io("stat", dir, e))?;
+    if !exists {
+        if read_only {
+            return Err(Error::NotAStore {
+                path: dir.to_path_buf(),
+                detail: "the directory does not exist".into(),
+            });
+        }
+        storage
+            .create_dir_all(dir)
+            .map_err(|e| Error::io("create directory", dir, e))?;
+    }
+    let lock = if read_only {
+        None
+    } else {
+        Some(
+            storage
+                .open_lock(&dir.join(LOCK_NAME))
+                .map_err(|e| Error::io("open", dir.join(LOCK_NAME), e))?,
+        )
+    };
+    if !storage
+        .exists(&dir.join(MANIFEST_NAME))
+        .map_err(|e| Error::io("stat", dir, e))?
+    {
+        check_not_foreign(storage.as_ref(), dir)?;
+        let Some(lock) = lock.as_ref() else {
+            return Err(Error::NotAStore {
+                path: dir.to_path_buf(),
+                detail: "no MANIFEST (and the store is opened read-only, so it is not created)"
+                    .into(),
+            });
+        };
+        lock.lock().map_err(|e| Error::io("flock", dir.join(LOCK_NAME), e))?;
+        let created = create(storage.as_ref(), dir, &opts);
+        let _ = lock.unlock();
+        created?;
+    }
+    let wal_path = dir.join(WAL_NAME);
+    let mode = if read_only {
+        OpenMode::ReadOnly
+    } else {
+        OpenMode::ReadWrite
+    };
+    let wal = storage
+        .open(&wal_path, mode)
+        .map_err(|e| Error::io("open", &wal_path, e))?;
+    let wal_len = wal.len().map_err(|e| Error::io("stat", &wal_path, e))?;
+    let store = Store {
+        inner: Arc::new(Inner {
+            dir: dir.to_path_buf(),
+            read_only,
+            wal_path,
+            wal,
+            lock,
+            writer: Arc::new(Mutex::new(WriterState {
+                scratch: Vec::new(),
+                wal_len,
+            })),
+            current: RwLock::new(Arc::new(empty_version())),
+            refresh_lock: Mutex::new(()),
+            sync: Mutex::new(SyncState::default()),
+            sync_done: Condvar::new(),
+            poisoned: Mutex::new(None),
+            is_poisoned: AtomicBool::new(false),
+            pid: std::process::id(),
+            checkpointer: crate::checkpoint::Trigger::default(),
+            counters: Default::default(),
+            opts,
+        }),
+    };
+    let version = {
+        let _g = store.inner.refresh_lock.lock();
+        reload(&store, Mode::Open)?
+    };
+    *store.inner.current.write() = Arc::clone(&version);
+    if !read_only {
+        // Make what recovery accepted durable, so that a crash now cannot make a transaction
+        // that readers may already see disappear (recovery decisions are stable).
+        store
+            .inner
+            .wal
+            .sync_data()
+            .map_err(|e| Error::io("fdatasync", &store.inner.wal_path, e))?;
+        let mut s = store.inner.sync.lock();
+        s.durable_end = (version.generation, version.wal_end);
+        drop(s);
+        cleanup_if_idle(&store, &version);
+        if store.inner.opts.auto_checkpoint {
+            crate::checkpoint::start_background(&store);
+        }
+    }
+    Ok(store)
+}
+
+fn empty_version() -> Version {
+    Version {
+        generation: 0,
+        salt: 0,
+        base_txn: 0,
+        next_file_id: 1,
+        last_txn: 0,
+        wal_end: WAL_HEADER_BYTES,
+        synced_through: 0,
+        segments: Arc::new(SegmentSet::default()),
+        mem: Default::default(),
+    }
+}
+
+/// Refuses a directory that holds files a store never creates.
+fn check_not_foreign(storage: &dyn Storage, dir: &Path) -> Result<()> {
+    let names = storage
+        .list_dir(dir)
+        .map_err(|e| Error::io("list directory", dir, e))?;
+    if let Some(foreign) = names.iter().find(|n| !is_store_file(n)) {
+        return Err(Error::NotAStore {
+            path: dir.to_path_buf(),
+            detail: format!("it holds {foreign:?} and no MANIFEST; refusing to touch it"),
+        });
+    }
+    Ok(())
+}
+
+/// Creates the store files (under the writer lock). A crash at any point leaves either no
+/// MANIFEST (creation is redone) or a complete store.
+fn create(storage: &dyn Storage, dir: &Path, opts: &Options) -> Result<()> {
+    let manifest_path = dir.join(MANIFEST_NAME);
+    if storage
+        .exists(&manifest_path)
+        .map_err(|e| Error::io("stat", dir, e))?
+    {
+        return Ok(()); // another process created it while we waited for the lock
+    }
+    let names = storage
+        .list_dir(dir)
+        .map_err(|e| Error::io("list directory", dir, e))?;
+    if let Some(snap) = names.iter().find(|n| parse_snapshot_name(n).is_some_and(|(_, tmp)| !tmp)) {
+        return Err(Error::corruption(
+            &manifest_path,
+            0,
+            format!("MANIFEST is missing but snapshot file {snap} exists"),
+        ));
+    }
+    let wal_path = dir.join(WAL_NAME);
+    let wal = storage
+        .open(&wal_path, OpenMode::Create)
+        .map_err(|e| Error::io("create", &wal_path, e))?;
+    // A WAL whose generation-0 header survived while the MANIFEST did not (lost directory
+    // entry) may hold acknowledged commits: keep its salt so they are found.
+    let header = match WalHeader::read(wal.as_ref()).map_err(|e| Error::io("read", &wal_path, e))? {
+        Ok(h) if h.generation == 0 && h.base_txn == 0 => h,
+        _ => {
+            let h = WalHeader {
+                generation: 0,
+                salt: random_u64(),
+                base_txn: 0,
+            };
+            wal.set_len(0).map_err(|e| Error::io("truncate", &wal_path, e))?;
+            wal.write_all_at(&h.encode(), 0)
+                .map_err(|e| Error::io("write", &wal_path, e))?;
+            h
+        }
+    };
+    let len = wal.len().map_err(|e| Error::io("stat", &wal_path, e))?;
+    preallocate(wal.as_ref(), len, WAL_HEADER_BYTES, opts.wal_preallocate_bytes)
+        .and_then(|_| wal.sync_data())
+        .map_err(|e| Error::io("fdatasync", &wal_path, e))?;
+    let manifest = Manifest {
+        generation: 0,
+        salt: header.salt,
+        base_txn: 0,
+        next_file_id: 1,
+        segments: Vec::new(),
+    };
+    manifest.write(storage, dir, true)
+}
+
+/// Why a version is being loaded; decides what is authoritative and what may be repaired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// At open, without the writer lock: classify the whole tail, repair nothing.
+    Open,
+    /// A reader catching up, without the lock: files may change underneath; retry.
+    Unlocked,
+    /// A writer (or checkpoint) holding the lock: authoritative; repair the tail.
+    Locked,
+}
+
+/// Catches up with commits and checkpoints made since this handle last looked (by any
+/// process). Returns the newest version.
+pub(crate) fn refresh(store: &Store, locked: bool) -> Result<Arc<Version>> {
+    let _g = store.inner.refresh_lock.lock();
+    let cur = store.current();
+    let wal = store.inner.wal.as_ref();
+    let path = &store.inner.wal_path;
+    let mode = if locked { Mode::Locked } else { Mode::Unlocked };
+    let h1 = WalHeader::read(wal).map_err(|e| Error::io("read", path, e))?;
+    let same_generation =
+        matches!(h1, Ok(h) if h.generation == cur.generation && h.salt == cur.salt);
+    if !same_generation {
+        let v = reload(store, mode)?;
+        store.publish(Arc::clone(&v));
+        return Ok(store.current());
+    }
+    let limit = wal.len().map_err(|e| Error::io("stat", path, e))?;
+    let mut next = Version::clone(&cur);
+    let mut news = false;
+    let end = scan(wal, limit, cur.wal_end, cur.salt, cur.last_txn + 1, |t| {
+        next.apply(t.writes);
+        next.last_txn = t.txn_id;
+        next.wal_end = t.end;
+        news = true;
+    })
+    .map_err(|e| Error::io("read", path, e))?;
+    next.synced_through = next.synced_through.max(end.synced_through);
+    if locked {
+        settle_tail(store, &next, &end, Mode::Locked)?;
+    } else {
+        let h2 = WalHeader::read(wal).map_err(|e| Error::io("read", path, e))?;
+        if h2 != h1 {
+            let v = reload(store, mode)?;
+            store.publish(Arc::clone(&v));
+            return Ok(store.current());
+        }
+    }
+    if news {
+        store
+            .inner
+            .counters
+            .refreshes_with_news
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        store.publish(Arc::new(next));
+        return Ok(store.current());
+    }
+    Ok(cur)
+}
+
+/// Loads the newest state from the manifest, the snapshot files and the WAL.
+pub(crate) fn reload(store: &Store, mode: Mode) -> Result<Arc<Version>> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match try_reload(store, mode)? {
+            Some(v) => return Ok(Arc::new(v)),
+            None if attempt < UNLOCKED_ATTEMPTS => std::thread::yield_now(),
+            None => {
+                // Files kept changing under us: load under the writer lock instead.
+                let guard = store.acquire_writer(store.inner.opts.lock_wait)?;
+                let result = try_reload(store, Mode::Locked);
+                store.release_writer(guard);
+                return result?.map(Arc::new).ok_or_else(|| {
+                    Error::corruption(&store.inner.dir, 0, "store files changed under the writer lock")
+                });
+            }
+        }
+    }
+}
+
+/// One attempt; `Ok(None)` means a concurrent checkpoint changed the files: retry.
+fn try_reload(store: &Store, mode: Mode) -> Result<Option<Version>> {
+    let inner = &store.inner;
+    let storage = inner.opts.storage.as_ref();
+    let salvage = inner.opts.recovery == RecoveryMode::Salvage;
+    let wal = inner.wal.as_ref();
+    let path = &inner.wal_path;
+    let manifest = match Manifest::read(storage, &inner.dir) {
+        Ok(Some(m)) => m,
+        Ok(None) if mode == Mode::Unlocked => return Ok(None),
+        Ok(None) => {
+            return Err(Error::corruption(inner.dir.join(MANIFEST_NAME), 0, "MANIFEST is missing"))
+        }
+        Err(e) if salvage && e.is_corruption() => manifest_from_wal_header(wal, path)?,
+        Err(e) => return Err(e),
+    };
+    let segments = match load_segments(store, &manifest, mode, salvage)? {
+        Some(s) => s,
+        None => return Ok(None),
+    };
+    let header = WalHeader::read(wal).map_err(|e| Error::io("read", path, e))?;
+    let mut version = Version {
+        generation: manifest.generation,
+        salt: manifest.salt,
+        base_txn: manifest.base_txn,
+        next_file_id: manifest.next_file_id,
+        last_txn: manifest.base_txn,
+        wal_end: WAL_HEADER_BYTES,
+        synced_through: 0,
+        segments,
+        mem: Default::default(),
+    };
+    match header {
+        Ok(h) if h.generation == manifest.generation => {
+            if h.salt != manifest.salt || h.base_txn != manifest.base_txn {
+                return Err(Error::corruption(path, 0, "WAL header disagrees with the MANIFEST"));
+            }
+        }
+        Ok(h) if h.generation > manifest.generation && mode != Mode::Locked => return Ok(None),
+        Err(HeaderError::Version(found)) => {
+            return Err(Error::UnsupportedFormat {
+                file: path.clone(),
+                found,
+                supported: crate::format::FORMAT_VERSION,
+            })
+        }
+        Ok(h) if h.generation > manifest.generation => {
+            return Err(Error::corruption(path, 0, "WAL generation is newer than the MANIFEST"))
+        }
+        _ => {
+            // The checkpoint that wrote this manifest did not reset the WAL (crash between the
+            // two steps), or the header is damaged. Its records, if any, are all in the
+            // snapshot; but records with the manifest's salt mean the header was durable and
+            // has been damaged since.
+            if has_record_of(wal, path, manifest.salt)? {
+                return Err(Error::corruption(path, 0, "WAL header damaged"));
+            }
+            if mode == Mode::Locked && !inner.read_only {
+                reset_wal(store, &manifest)?;
+            }
+            return Ok(Some(version));
+        }
+    }
+    let limit = wal.len().map_err(|e| Error::io("stat", path, e))?;
+    let end = scan(wal, limit, WAL_HEADER_BYTES, manifest.salt, manifest.base_txn + 1, |t| {
+        version.apply(t.writes);
+        version.last_txn = t.txn_id;
+        version.wal_end = t.end;
+    })
+    .map_err(|e| Error::io("read", path, e))?;
+    version.synced_through = end.synced_through;
+    if mode == Mode::Unlocked {
+        let again = WalHeader::read(wal).map_err(|e| Error::io("read", path, e))?;
+        if again != header {
+            return Ok(None);
+        }
+    }
+    settle_tail(store, &version, &end, mode)?;
+    Ok(Some(version))
+}
+
+/// In salvage mode with a damaged manifest: take generation, salt and base from the WAL.
+fn manifest_from_wal_header(wal: &dyn StorageFile, path: &Path) -> Result<Manifest> {
+    match WalHeader::read(wal).map_err(|e| Error::io("read", path, e))? {
+        Ok(h) => Ok(Manifest {
+            generation: h.generation,
+            salt: h.salt,
+            base_txn: h.base_txn,
+            next_file_id: u64::MAX,
+            segments: Vec::new(),
+        }),
+        Err(e) => Err(Error::corruption(path, 0, format!("manifest and WAL header both unusable: {e}"))),
+    }
+}
+
+/// Maps the manifest's snapshot files, reusing those this handle already has mapped.
+fn load_segments(
+    store: &Store,
+    manifest: &Manifest,
+    mode: Mode,
+    salvage: bool,
+) -> Result<Option<Arc<SegmentSet>>> {
+    let cur = store.current();
+    let known: HashMap<u64, &Arc<Segment>> =
+        cur.segments.segments.iter().map(|s| (s.id(), s)).collect();
+    let mut set = SegmentSet::default();
+    for meta in &manifest.segments {
+        if let Some(seg) = known.get(&meta.file_id) {
+            set.segments.push(Arc::clone(seg));
+            set.metas.push(meta.clone());
+            continue;
+        }
+        match Segment::open(store.inner.opts.storage.as_ref(), &store.inner.dir, meta) {
+            Ok(seg) => {
+                set.segments.push(Arc::new(seg));
+                set.metas.push(meta.clone());
+            }
+            Err(Error::Io { source, .. })
+                if source.kind() == io::ErrorKind::NotFound && mode == Mode::Unlocked =>
+            {
+                return Ok(None)
+            }
+            Err(e) if salvage && e.is_corruption() => continue,
+            Err(Error::Io { source, path, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::corruption(path, 0, "snapshot file named by the MANIFEST is missing"))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Some(Arc::new(set)))
+}
+
+/// Whether the first record slot after the header carries `salt`.
+fn has_record_of(wal: &dyn StorageFile, path: &Path, salt: u64) -> Result<bool> {
+    let mut buf = [0u8; 24];
+    let n = wal
+        .read_full_at(&mut buf, WAL_HEADER_BYTES)
+        .map_err(|e| Error::io("read", path, e))?;
+    Ok(n == 24 && buf[16..24] == salt.to_le_bytes())
+}
+
+/// Decides what the end of the log means and acts on it: report corruption, or (holding
+/// the lock) zero and sync a torn tail so nothing appended later can join it.
+fn settle_tail(store: &Store, version: &Version, end: &ScanEnd, mode: Mode) -> Result<()> {
+    let inner = &store.inner;
+    let needs_classification = match (&end.stop, mode) {
+        (_, Mode::Open) => true,
+        (Stop::Damaged { .. }, Mode::Locked) => true,
+        _ => false,
+    };
+    if !needs_classification {
+        return Ok(());
+    }
+    let wal = inner.wal.as_ref();
+    let path = &inner.wal_path;
+    let limit = wal.len().map_err(|e| Error::io("stat", path, e))?;
+    let class = classify_tail(wal, limit, version.salt, version.last_txn + 1, end.stop.offset())
+        .map_err(|e| Error::io("read", path, e))?;
+    if let Some((offset, detail)) = class.corruption {
+        let salvage = inner.opts.recovery == RecoveryMode::Salvage;
+        if !salvage && !inner.opts.faults.mid_log_damage_is_torn_tail() {
+            let reason = match &end.stop {
+                Stop::Damaged { detail: why, .. } => format!("{why}; {detail}"),
+                _ => detail,
+            };
+            return Err(Error::corruption(path, offset, reason));
+        }
+    }
+    if mode == Mode::Locked && !inner.read_only && matches!(end.stop, Stop::Damaged { .. }) {
+        let zero_to = class
+            .dirty_end
+            .max(end.stop.offset() + 1)
+            .next_multiple_of(4096)
+            .min(limit);
+        zero_range(wal, path, version.wal_end, zero_to).inspect_err(|_| store.poison("torn tail repair"))?;
+    }
+    Ok(())
+}
+
+fn zero_range(wal: &dyn StorageFile, path: &Path, from: u64, to: u64) -> Result<()> {
+    const ZEROS: [u8; 1 << 16] = [0u8; 1 << 16];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(ZEROS.len() as u64) as usize;
+        wal.write_all_at(&ZEROS[..n], at)
+            .map_err(|e| Error::io("write", path, e))?;
+        at += n as u64;
+    }
+    wal.sync_data().map_err(|e| Error::io("fdatasync", path, e))
+}
+
+/// Writes the WAL header of `manifest`'s generation and syncs it (the last checkpoint step).
+pub(crate) fn reset_wal(store: &Store, manifest: &Manifest) -> Result<()> {
+    let header = WalHeader {
+        generation: manifest.generation,
+        salt: manifest.salt,
+        base_txn: manifest.base_txn,
+    };
+    let wal = store.inner.wal.as_ref();
+    let path = &store.inner.wal_path;
+    let result = wal
+        .write_all_at(&header.encode(), 0)
+        .map_err(|e| Error::io("write", path, e))
+        .and_then(|_| wal.sync_data().map_err(|e| Error::io("fdatasync", path, e)));
+    if result.is_err() {
+        store.poison("WAL reset");
+    }
+    result
+}
+
+/// Removes files no current manifest references (left by crashed checkpoints), if no
+/// writer is active.
+fn cleanup_if_idle(store: &Store, version: &Version) {
+    let Some(lock) = store.inner.lock.as_ref() else {
+        return;
+    };
+    let Some(guard) = store.inner.writer.try_lock_arc() else {
+        return;
+    };
+    if matches!(lock.try_lock(), Ok(true)) {
+        // Re-read under the lock: another process may have checkpointed since we loaded.
+        if let Ok(Some(manifest)) = Manifest::read(store.inner.opts.storage.as_ref(), &store.inner.dir) {
+            if manifest.generation == version.generation {
+                remove_orphans(store, &manifest);
+            }
+        }
+        let _ = lock.unlock();
+    }
+    drop(guard);
+}
+
+/// Removes snapshot files the manifest does not name, and a stale `MANIFEST.tmp`. Only
+/// called while holding the writer lock with `manifest` being the current one. Failures are
+/// harmless (the files are removed next time) and ignored.
+pub(crate) fn remove_orphans(store: &Store, manifest: &Manifest) {
+    let storage = store.inner.opts.storage.as_ref();
+    let dir = &store.inner.dir;
+    let Ok(names) = storage.list_dir(dir) else {
+        return;
+    };
+    let live: std::collections::HashSet<String> = manifest
+        .segments
+        .iter()
+        .map(|m| snapshot_name(m.file_id))
+        .collect();
+    for name in names {
+        let orphan = name == MANIFEST_TMP_NAME
+            || (parse_snapshot_name(&name).is_some() && !live.contains(&name));
+        if orphan {
+            let _ = storage.remove_file(&dir.join(&name));
+        }
+    }
+}

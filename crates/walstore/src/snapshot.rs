@@ -1,0 +1,431 @@
+//! Snapshot files: immutable, checksummed, sorted runs of key/value entries, read through a
+//! memory map (FORMAT.md §5).
+//!
+//! The key space is split into contiguous ranges, one snapshot file each; a checkpoint
+//! rewrites only the files whose range holds a change. A file is validated completely when it
+//! is mapped (header, whole-file CRC, every entry's bounds, strictly increasing keys), so that
+//! lookups afterwards only index into proven bounds.
+//!
+//! Invariant: a snapshot file is never written after it is renamed to its final name, by any
+//! process; replaced files are only unlinked. That is what makes the memory map sound.
+
+use crate::error::{Error, Result};
+use crate::format::{
+    crc32, read_u32, read_u64, CHECKSUM_CRC32_IEEE, FORMAT_VERSION, MAX_KEY_BYTES,
+    MAX_VALUE_BYTES,
+};
+use crate::storage::{Mapping, OpenMode, Storage, StorageFile};
+use std::cmp::Ordering;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Magic bytes at offset 0 of a snapshot file.
+pub const SNAPSHOT_MAGIC: [u8; 8] = *b"WSTORSNP";
+/// Size of the snapshot header.
+pub const SNAPSHOT_HEADER_BYTES: usize = 64;
+/// Size of an entry's length prefix.
+const ENTRY_PREFIX_BYTES: usize = 8;
+
+const _: () = assert!(MAX_KEY_BYTES + MAX_VALUE_BYTES + ENTRY_PREFIX_BYTES < u32::MAX as usize / 2);
+
+/// An open, validated snapshot file.
+pub struct Segment {
+    id: u64,
+    path: PathBuf,
+    map: Arc<dyn Mapping>,
+    entry_count: usize,
+    index_offset: usize,
+}
+
+impl fmt::Debug for Segment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Segment")
+            .field("id", &self.id)
+            .field("entries", &self.entry_count)
+            .field("bytes", &self.map.bytes().len())
+            .finish()
+    }
+}
+
+/// What the manifest says about a snapshot file; checked against the file when it is mapped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentMeta {
+    pub file_id: u64,
+    pub file_len: u64,
+    pub entry_count: u64,
+    pub first_key: Arc<[u8]>,
+}
+
+impl Segment {
+    /// Maps and validates the snapshot file `meta` describes.
+    pub fn open(storage: &dyn Storage, dir: &Path, meta: &SegmentMeta) -> Result<Segment> {
+        let path = dir.join(crate::format::snapshot_name(meta.file_id));
+        let file = storage
+            .open(&path, OpenMode::ReadOnly)
+            .map_err(|e| Error::io("open snapshot", &path, e))?;
+        let map = file.map().map_err(|e| Error::io("mmap", &path, e))?;
+        let segment = Segment::from_mapping(meta.file_id, path, map)?;
+        let corrupt = |detail: String| Err(Error::corruption(&segment.path, 0, detail));
+        if segment.map.bytes().len() as u64 != meta.file_len {
+            return corrupt(format!(
+                "snapshot is {} bytes, the manifest says {}",
+                segment.map.bytes().len(),
+                meta.file_len
+            ));
+        }
+        if segment.entry_count as u64 != meta.entry_count {
+            return corrupt("entry count differs from the manifest".into());
+        }
+        if segment.entry(0)?.0 != &meta.first_key[..] {
+            return corrupt("first key differs from the manifest".into());
+        }
+        Ok(segment)
+    }
+
+    /// Validates a mapped snapshot file completely.
+    pub fn from_mapping(expected_id: u64, path: PathBuf, map: Arc<dyn Mapping>) -> Result<Segment> {
+        let bytes = map.bytes();
+        let corrupt = |offset: usize, detail: &str| Error::corruption(&path, offset as u64, detail);
+        let header = bytes
+            .get(..SNAPSHOT_HEADER_BYTES)
+            .ok_or_else(|| corrupt(0, "snapshot shorter than its header"))?;
+        if header[0..8] != SNAPSHOT_MAGIC {
+            return Err(corrupt(0, "bad snapshot magic"));
+        }
+        let version = read_u32(header, 8).unwrap_or(0);
+        if version != FORMAT_VERSION {
+            return Err(Error::UnsupportedFormat {
+                file: path,
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        if crc32(&header[..60]) != read_u32(header, 60).unwrap_or(0) {
+            return Err(corrupt(0, "snapshot header checksum mismatch"));
+        }
+        if header[52..60].iter().any(|b| *b != 0) {
+            return Err(corrupt(52, "non-zero reserved bytes in snapshot header"));
+        }
+        if read_u32(header, 12) != Some(CHECKSUM_CRC32_IEEE) {
+            return Err(corrupt(12, "unknown checksum algorithm"));
+        }
+        let id = read_u64(header, 16).unwrap_or(0);
+        if id != expected_id {
+            return Err(corrupt(16, "snapshot file id differs from its name"));
+        }
+        let entry_count = read_u64(header, 24).unwrap_or(0);
+        let index_offset = read_u64(header, 32).unwrap_or(0);
+        let file_len = read_u64(header, 40).unwrap_or(0);
+        if file_len != bytes.len() as u64 {
+            return Err(corrupt(40, "snapshot length differs from its header"));
+        }
+        let body = &bytes[SNAPSHOT_HEADER_BYTES..];
+        if crc32(body) != read_u32(header, 48).unwrap_or(0) {
+            return Err(corrupt(SNAPSHOT_HEADER_BYTES, "snapshot body checksum mismatch"));
+        }
+        let index_len = entry_count.checked_mul(4);
+        if entry_count == 0
+            || index_offset < SNAPSHOT_HEADER_BYTES as u64
+            || index_len.and_then(|l| l.checked_add(index_offset)) != Some(file_len)
+        {
+            return Err(corrupt(24, "snapshot entry count or index offset out of range"));
+        }
+        let segment = Segment {
+            id,
+            path: path.clone(),
+            map: Arc::clone(&map),
+            entry_count: entry_count as usize,
+            index_offset: index_offset as usize,
+        };
+        segment.validate_entries()?;
+        Ok(segment)
+    }
+
+    /// Checks that the entries tile the body exactly and that keys strictly increase.
+    fn validate_entries(&self) -> Result<()> {
+        let mut expected_offset = SNAPSHOT_HEADER_BYTES;
+        let mut previous: Option<&[u8]> = None;
+        for i in 0..self.entry_count {
+            let offset = self.entry_offset(i)?;
+            if offset != expected_offset {
+                return Err(self.corrupt(self.index_offset + 4 * i, "entry offsets do not tile the body"));
+            }
+            let (key, value, end) = self.entry_at(offset)?;
+            if key.is_empty() || key.len() > MAX_KEY_BYTES || value.len() > MAX_VALUE_BYTES {
+                return Err(self.corrupt(offset, "entry key or value length out of range"));
+            }
+            if previous.is_some_and(|p| p >= key) {
+                return Err(self.corrupt(offset, "keys are not strictly increasing"));
+            }
+            previous = Some(key);
+            expected_offset = end;
+        }
+        if expected_offset != self.index_offset {
+            return Err(self.corrupt(expected_offset, "entries do not end at the index"));
+        }
+        Ok(())
+    }
+
+    fn corrupt(&self, offset: usize, detail: &str) -> Error {
+        Error::corruption(&self.path, offset as u64, detail)
+    }
+
+    /// File id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entry_count
+    }
+
+    /// Always false: a snapshot file holds at least one entry.
+    pub fn is_empty(&self) -> bool {
+        self.entry_count == 0
+    }
+
+    /// Size of the file in bytes.
+    pub fn file_len(&self) -> u64 {
+        self.map.bytes().len() as u64
+    }
+
+    fn entry_offset(&self, i: usize) -> Result<usize> {
+        read_u32(self.map.bytes(), self.index_offset + 4 * i)
+            .map(|o| o as usize)
+            .ok_or_else(|| self.corrupt(self.index_offset, "index entry out of bounds"))
+    }
+
+    /// Key, value and end offset of the entry starting at `offset`.
+    fn entry_at(&self, offset: usize) -> Result<(&[u8], &[u8], usize)> {
+        let bytes = self.map.bytes();
+        let out_of_bounds = || self.corrupt(offset, "entry out of bounds");
+        let key_len = read_u32(bytes, offset).ok_or_else(out_of_bounds)? as usize;
+        let value_len = read_u32(bytes, offset + 4).ok_or_else(out_of_bounds)? as usize;
+        let key_start = offset + ENTRY_PREFIX_BYTES;
+        let value_start = key_start.checked_add(key_len).ok_or_else(out_of_bounds)?;
+        let end = value_start.checked_add(value_len).ok_or_else(out_of_bounds)?;
+        if end > self.index_offset {
+            return Err(out_of_bounds());
+        }
+        Ok((&bytes[key_start..value_start], &bytes[value_start..end], end))
+    }
+
+    /// The key and value of entry `i`.
+    pub fn entry(&self, i: usize) -> Result<(&[u8], &[u8])> {
+        let (k, v, _) = self.entry_at(self.entry_offset(i)?)?;
+        Ok((k, v))
+    }
+
+    /// Byte range of entry `i`'s value within the mapping.
+    pub fn value_range(&self, i: usize) -> Result<(usize, usize)> {
+        let offset = self.entry_offset(i)?;
+        let (key, value, end) = self.entry_at(offset)?;
+        let _ = key;
+        Ok((end - value.len(), end))
+    }
+
+    /// The mapped bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.map.bytes()
+    }
+
+    /// Index of the first entry whose key is `>= key` (or `> key` when `after` is true).
+    pub fn lower_bound(&self, key: &[u8], after: bool) -> Result<usize> {
+        let (mut lo, mut hi) = (0usize, self.entry_count);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let (k, _) = self.entry(mid)?;
+            let go_right = match k.cmp(key) {
+                Ordering::Less => true,
+                Ordering::Equal => after,
+                Ordering::Greater => false,
+            };
+            if go_right {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo)
+    }
+
+    /// Index of the entry with exactly `key`.
+    pub fn find(&self, key: &[u8]) -> Result<Option<usize>> {
+        let i = self.lower_bound(key, false)?;
+        if i < self.entry_count && self.entry(i)?.0 == key {
+            Ok(Some(i))
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+/// Streams sorted entries into a new snapshot file (under its temporary name).
+pub struct SegmentWriter {
+    file: Box<dyn StorageFile>,
+    path: PathBuf,
+    id: u64,
+    buf: Vec<u8>,
+    written: u64,
+    index: Vec<u32>,
+    body_crc: crc32fast::Hasher,
+    first_key: Option<Arc<[u8]>>,
+}
+
+impl fmt::Debug for SegmentWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SegmentWriter").field("id", &self.id).field("path", &self.path).finish()
+    }
+}
+
+const FLUSH_BYTES: usize = 1 << 20;
+
+impl SegmentWriter {
+    /// Creates (truncating) the file at `path` for snapshot file `id`.
+    pub fn create(storage: &dyn Storage, path: PathBuf, id: u64) -> Result<SegmentWriter> {
+        let file = storage
+            .open(&path, OpenMode::CreateTruncate)
+            .map_err(|e| Error::io("create snapshot", &path, e))?;
+        Ok(SegmentWriter {
+            file,
+            path,
+            id,
+            buf: Vec::with_capacity(FLUSH_BYTES + 4096),
+            written: SNAPSHOT_HEADER_BYTES as u64,
+            index: Vec::new(),
+            body_crc: crc32fast::Hasher::new(),
+            first_key: None,
+        })
+    }
+
+    /// Bytes the file will have so far (header and entries, without the index).
+    pub fn body_bytes(&self) -> u64 {
+        self.written + self.buf.len() as u64
+    }
+
+    /// Number of entries added.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether no entry was added.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Appends an entry; keys must arrive in strictly increasing order.
+    pub fn add(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        debug_assert!(!key.is_empty() && key.len() <= MAX_KEY_BYTES);
+        if self.first_key.is_none() {
+            self.first_key = Some(Arc::from(key));
+        }
+        let offset = self.body_bytes();
+        self.index.push(offset as u32);
+        self.buf.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(key);
+        self.buf.extend_from_slice(value);
+        if self.buf.len() >= FLUSH_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.body_crc.update(&self.buf);
+        self.file
+            .write_all_at(&self.buf, self.written)
+            .map_err(|e| Error::io("write snapshot", &self.path, e))?;
+        self.written += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Writes the index and header, and syncs unless `sync` is false. Returns what the
+    /// manifest must record about the file.
+    pub fn finish(mut self, sync: bool) -> Result<SegmentMeta> {
+        let index_offset = self.body_bytes();
+        for offset in &self.index {
+            self.buf.extend_from_slice(&offset.to_le_bytes());
+        }
+        self.flush()?;
+        let file_len = self.written;
+        let mut header = [0u8; SNAPSHOT_HEADER_BYTES];
+        header[0..8].copy_from_slice(&SNAPSHOT_MAGIC);
+        header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        header[12..16].copy_from_slice(&CHECKSUM_CRC32_IEEE.to_le_bytes());
+        header[16..24].copy_from_slice(&self.id.to_le_bytes());
+        header[24..32].copy_from_slice(&(self.index.len() as u64).to_le_bytes());
+        header[32..40].copy_from_slice(&index_offset.to_le_bytes());
+        header[40..48].copy_from_slice(&file_len.to_le_bytes());
+        header[48..52].copy_from_slice(&self.body_crc.clone().finalize().to_le_bytes());
+        let header_crc = crc32(&header[..60]);
+        header[60..64].copy_from_slice(&header_crc.to_le_bytes());
+        self.file
+            .write_all_at(&header, 0)
+            .map_err(|e| Error::io("write snapshot", &self.path, e))?;
+        if sync {
+            self.file
+                .sync_all()
+                .map_err(|e| Error::io("fsync", &self.path, e))?;
+        }
+        let first_key = self
+            .first_key
+            .ok_or_else(|| Error::corruption(&self.path, 0, "snapshot file without entries"))?;
+        Ok(SegmentMeta {
+            file_id: self.id,
+            file_len,
+            entry_count: self.index.len() as u64,
+            first_key,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemoryStorage;
+
+    fn write_segment(fs: &MemoryStorage, entries: &[(&[u8], &[u8])]) -> SegmentMeta {
+        fs.create_dir_all(Path::new("/s")).expect("mkdir");
+        let path = Path::new("/s").join(crate::format::snapshot_name(1));
+        let mut w = SegmentWriter::create(fs, path, 1).expect("create");
+        for (k, v) in entries {
+            w.add(k, v).expect("add");
+        }
+        w.finish(true).expect("finish")
+    }
+
+    #[test]
+    fn written_segment_reads_back_and_searches() {
+        let fs = MemoryStorage::new();
+        let meta = write_segment(&fs, &[(b"a", b"1"), (b"c", b"3"), (b"e", b"")]);
+        let seg = Segment::open(&fs, Path::new("/s"), &meta).expect("open");
+        assert_eq!(seg.len(), 3);
+        assert_eq!(seg.find(b"c").expect("find"), Some(1));
+        assert_eq!(seg.find(b"d").expect("find"), None);
+        assert_eq!(seg.lower_bound(b"b", false).expect("lb"), 1);
+        assert_eq!(seg.lower_bound(b"c", true).expect("lb"), 2);
+        assert_eq!(seg.entry(2).expect("entry"), (&b"e"[..], &b""[..]));
+    }
+
+    #[test]
+    fn any_flipped_byte_is_corruption() {
+        let fs = MemoryStorage::new();
+        let meta = write_segment(&fs, &[(b"k1", b"v1"), (b"k2", b"v2")]);
+        let path = Path::new("/s").join(crate::format::snapshot_name(1));
+        let good = fs.read_file(&path).expect("file");
+        for i in 0..good.len() {
+            let mut bad = good.clone();
+            bad[i] ^= 0x10;
+            fs.write_file_durable(&path, &bad);
+            let err = Segment::open(&fs, Path::new("/s"), &meta).expect_err("must fail");
+            assert!(
+                err.is_corruption() || matches!(err, Error::UnsupportedFormat { .. }),
+                "byte {i}: {err}"
+            );
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! The file-system seam. Every byte the engine reads or writes goes through [`Storage`].
+//!
+//! Three implementations exist: [`FsStorage`] (the real file system, the only code in the
+//! engine that touches `std::fs`), [`MemoryStorage`] (in memory, with crash simulation and
+//! fault injection for tests), and the simulated file system of the `walstore-crashtest`
+//! crate. Another engine can implement this trait to run under the crash harness too.
+//!
+//! The trait speaks `std::io::Result`; the engine adds the operation and path to every error
+//! it returns to its caller.
+//!
+//! Semantics an implementation must provide (the crash harness checks the engine against them):
+//! - `sync_data`/`sync_all` make a file's bytes and size durable, not its name.
+//! - `sync_dir` makes the names in a directory durable (creations, renames, removals).
+//! - `rename` atomically replaces the target for concurrent observers.
+//! - A [`Mapping`] of a file stays valid and unchanged for as long as it is held, provided the
+//!   file is never written or truncated after it was mapped (the engine guarantees this: it only
+//!   maps snapshot files, which are immutable once renamed into place).
+
+mod fs;
+mod memory;
+
+pub use fs::FsStorage;
+pub use memory::{MemoryStorage, StorageOp};
+
+use std::fmt::Debug;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+/// How a file is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OpenMode {
+    /// Read only; the file must exist.
+    ReadOnly,
+    /// Read and write; the file must exist.
+    ReadWrite,
+    /// Read and write; created empty if missing, kept as it is otherwise.
+    Create,
+    /// Read and write; created if missing, truncated to zero length otherwise.
+    CreateTruncate,
+}
+
+impl OpenMode {
+    /// Whether this mode allows writing.
+    pub fn writable(self) -> bool {
+        !matches!(self, OpenMode::ReadOnly)
+    }
+}
+
+/// A file system, real or simulated.
+pub trait Storage: Send + Sync + Debug + 'static {
+    /// Creates a directory and its parents (like `mkdir -p`).
+    fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// Opens a file.
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn StorageFile>>;
+    /// Renames `from` to `to`, replacing `to` if it exists.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a file.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Names (not paths) of the entries of a directory, in no particular order.
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>>;
+    /// Makes the directory's entries durable.
+    fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// Whether a file or directory exists at `path`.
+    fn exists(&self, path: &Path) -> io::Result<bool>;
+    /// Opens (creating if needed) a lock file used for exclusive, cross-process advisory locking.
+    /// Two handles returned by separate calls must exclude each other, even in one process.
+    fn open_lock(&self, path: &Path) -> io::Result<Box<dyn StorageLock>>;
+}
+
+/// An open file.
+pub trait StorageFile: Send + Sync + Debug {
+    /// Reads up to `buf.len()` bytes at `offset`; returns how many were read (0 at end of file).
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    /// Writes all of `buf` at `offset`, growing the file if needed.
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// Current length of the file in bytes.
+    fn len(&self) -> io::Result<u64>;
+    /// Whether the file is empty.
+    fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
+    /// Truncates or extends the file.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Makes the file's data and size durable (`fdatasync`).
+    fn sync_data(&self) -> io::Result<()>;
+    /// Makes the file's data and all metadata durable (`fsync`).
+    fn sync_all(&self) -> io::Result<()>;
+    /// Maps the whole file read-only. Only called on files that are never modified again.
+    fn map(&self) -> io::Result<Arc<dyn Mapping>>;
+
+    /// Reads until `buf` is full or the end of the file; returns the number of bytes read.
+    fn read_full_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let mut done = 0;
+        while done < buf.len() {
+            let n = self.read_at(&mut buf[done..], offset + done as u64)?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        Ok(done)
+    }
+}
+
+/// A read-only view of a whole file.
+pub trait Mapping: Send + Sync + Debug {
+    /// The file's bytes.
+    fn bytes(&self) -> &[u8];
+}
+
+/// An exclusive advisory lock on a lock file.
+pub trait StorageLock: Send + Sync + Debug {
+    /// Takes the lock if it is free; returns whether it was taken.
+    fn try_lock(&self) -> io::Result<bool>;
+    /// Takes the lock, waiting as long as needed.
+    fn lock(&self) -> io::Result<()>;
+    /// Releases the lock.
+    fn unlock(&self) -> io::Result<()>;
+}
+
+impl Mapping for Vec<u8> {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+}
