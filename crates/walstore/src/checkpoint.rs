@@ -62,7 +62,11 @@ pub(crate) fn run(store: &Store, wait: LockWait) -> Result<CheckpointStats> {
     store.release_writer(guard);
     let mut stats = result?;
     stats.micros = started.elapsed().as_micros() as u64;
-    store.inner.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+    store
+        .inner
+        .counters
+        .checkpoints
+        .fetch_add(1, Ordering::Relaxed);
     Ok(stats)
 }
 
@@ -164,7 +168,12 @@ fn fold(store: &Store, base: &Arc<Version>) -> Result<CheckpointStats> {
 fn reopen_set(store: &Store, manifest: &Manifest, base: &Version) -> Result<Arc<SegmentSet>> {
     let mut set = SegmentSet::default();
     for meta in &manifest.segments {
-        let seg = match base.segments.segments.iter().find(|s| s.id() == meta.file_id) {
+        let seg = match base
+            .segments
+            .segments
+            .iter()
+            .find(|s| s.id() == meta.file_id)
+        {
             Some(seg) => Arc::clone(seg),
             None => Arc::new(Segment::open(
                 store.inner.opts.storage.as_ref(),
@@ -192,7 +201,11 @@ enum Part {
 /// Routes every change to the snapshot file whose key range holds it.
 fn plan(set: &SegmentSet, base: &Version) -> Vec<Part> {
     if set.metas.is_empty() {
-        let changes: Vec<_> = base.mem.iter().map(|(k, v)| (Arc::clone(k), v.clone())).collect();
+        let changes: Vec<_> = base
+            .mem
+            .iter()
+            .map(|(k, v)| (Arc::clone(k), v.clone()))
+            .collect();
         return vec![Part::Rewrite {
             segment: None,
             changes,
@@ -220,42 +233,51 @@ fn plan(set: &SegmentSet, base: &Version) -> Vec<Part> {
 }
 
 /// New snapshot files being written, rolled over at the target size.
-struct Output<'s> {
-    store: &'s Store,
-    next_id: u64,
+pub(crate) struct Output<'s> {
+    storage: &'s dyn Storage,
+    dir: &'s Path,
+    faults: crate::faults::EngineFaults,
+    pub(crate) next_id: u64,
     target: u64,
     current: Option<SegmentWriter>,
     /// Files finished, under their temporary names.
-    written: Vec<SegmentMeta>,
+    pub(crate) written: Vec<SegmentMeta>,
 }
 
 impl<'s> Output<'s> {
-    fn new(store: &'s Store, next_id: u64) -> Self {
+    pub(crate) fn new(store: &'s Store, next_id: u64) -> Self {
+        let opts = &store.inner.opts;
+        Output::in_dir(opts.storage.as_ref(), &store.inner.dir, opts, next_id)
+    }
+
+    pub(crate) fn in_dir(
+        storage: &'s dyn Storage,
+        dir: &'s Path,
+        opts: &crate::options::Options,
+        next_id: u64,
+    ) -> Self {
         Output {
-            store,
+            storage,
+            dir,
+            faults: opts.faults,
             next_id,
-            target: store.inner.opts.segment_size_bytes_target,
+            target: opts.segment_size_bytes_target,
             current: None,
             written: Vec::new(),
         }
     }
 
-    fn storage(&self) -> &dyn Storage {
-        self.store.inner.opts.storage.as_ref()
-    }
-
-    fn dir(&self) -> &Path {
-        &self.store.inner.dir
-    }
-
-    fn add(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
-        if self.current.is_none() {
-            let id = self.next_id;
-            self.next_id += 1;
-            let path = self.dir().join(snapshot_tmp_name(id));
-            self.current = Some(SegmentWriter::create(self.storage(), path, id)?);
-        }
-        let writer = self.current.as_mut().ok_or_else(|| Error::ReadOnly)?;
+    pub(crate) fn add(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
+        let writer = match self.current.as_mut() {
+            Some(w) => w,
+            None => {
+                let id = self.next_id;
+                self.next_id += 1;
+                let path = self.dir.join(snapshot_tmp_name(id));
+                self.current
+                    .insert(SegmentWriter::create(self.storage, path, id)?)
+            }
+        };
         writer.add(key, value)?;
         if writer.body_bytes() >= self.target {
             self.finish_current()?;
@@ -265,14 +287,18 @@ impl<'s> Output<'s> {
 
     fn finish_current(&mut self) -> Result<()> {
         if let Some(writer) = self.current.take() {
-            let sync = !self.store.inner.opts.faults.rename_snapshot_before_fsync();
+            let sync = !self.faults.rename_snapshot_before_fsync();
             self.written.push(writer.finish(sync)?);
         }
         Ok(())
     }
 
     /// Merges an old file's entries with sorted changes; returns the new files' metadata.
-    fn merge(&mut self, old: Option<&Segment>, changes: &[(Bytes, Option<Bytes>)]) -> Result<Vec<SegmentMeta>> {
+    fn merge(
+        &mut self,
+        old: Option<&Segment>,
+        changes: &[(Bytes, Option<Bytes>)],
+    ) -> Result<Vec<SegmentMeta>> {
         let first_new = self.written.len();
         let mut changes = changes.iter().peekable();
         if let Some(seg) = old {
@@ -300,39 +326,36 @@ impl<'s> Output<'s> {
     }
 
     /// Renames every finished file into place, then syncs the directory.
-    fn publish_files(&mut self) -> Result<()> {
+    pub(crate) fn publish_files(&mut self) -> Result<()> {
         self.finish_current()?;
-        let storage = self.store.inner.opts.storage.as_ref();
-        let dir = self.dir().to_path_buf();
-        let faults = self.store.inner.opts.faults;
         for meta in &self.written {
-            let tmp = dir.join(snapshot_tmp_name(meta.file_id));
-            let path = dir.join(snapshot_name(meta.file_id));
-            storage
+            let tmp = self.dir.join(snapshot_tmp_name(meta.file_id));
+            let path = self.dir.join(snapshot_name(meta.file_id));
+            self.storage
                 .rename(&tmp, &path)
                 .map_err(|e| Error::io("rename", &tmp, e))?;
-            if faults.rename_snapshot_before_fsync() {
-                let file = storage
+            if self.faults.rename_snapshot_before_fsync() {
+                let file = self
+                    .storage
                     .open(&path, OpenMode::ReadWrite)
                     .map_err(|e| Error::io("open", &path, e))?;
                 file.sync_all().map_err(|e| Error::io("fsync", &path, e))?;
             }
         }
-        if !self.written.is_empty() && !faults.skip_dir_fsync() {
-            storage
-                .sync_dir(&dir)
-                .map_err(|e| Error::io("fsync directory", &dir, e))?;
+        if !self.written.is_empty() && !self.faults.skip_dir_fsync() {
+            self.storage
+                .sync_dir(self.dir)
+                .map_err(|e| Error::io("fsync directory", self.dir, e))?;
         }
         Ok(())
     }
 
     /// Best-effort removal of files written by a checkpoint that failed before its manifest.
-    fn discard(&mut self) {
+    pub(crate) fn discard(&mut self) {
         self.current = None;
-        let storage = self.store.inner.opts.storage.as_ref();
         for meta in &self.written {
             for name in [snapshot_tmp_name(meta.file_id), snapshot_name(meta.file_id)] {
-                let _ = storage.remove_file(&self.dir().join(name));
+                let _ = self.storage.remove_file(&self.dir.join(name));
             }
         }
     }

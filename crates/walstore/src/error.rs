@@ -45,7 +45,9 @@ pub enum Error {
 
     /// A write or fsync failed earlier; the store refuses further writes until reopened,
     /// because the kernel may have dropped the unsynced data and a retried fsync can lie.
-    #[error("the store is poisoned by an earlier failed {cause}: reopen it to recover from the log")]
+    #[error(
+        "the store is poisoned by an earlier failed {cause}: reopen it to recover from the log"
+    )]
     Poisoned {
         /// What failed first.
         cause: String,

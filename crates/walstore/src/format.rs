@@ -49,8 +49,10 @@ pub fn parse_snapshot_name(name: &str) -> Option<(u64, bool)> {
 
 /// Whether `name` is a file a store creates.
 pub fn is_store_file(name: &str) -> bool {
-    matches!(name, MANIFEST_NAME | MANIFEST_TMP_NAME | WAL_NAME | LOCK_NAME)
-        || parse_snapshot_name(name).is_some()
+    matches!(
+        name,
+        MANIFEST_NAME | MANIFEST_TMP_NAME | WAL_NAME | LOCK_NAME
+    ) || parse_snapshot_name(name).is_some()
 }
 
 /// CRC-32/IEEE of `bytes`.
@@ -84,10 +86,6 @@ impl<'a> Cursor<'a> {
         let out = self.bytes.get(self.pos..end)?;
         self.pos = end;
         Some(out)
-    }
-
-    pub fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
     }
 
     pub fn u32(&mut self) -> Option<u32> {

@@ -38,6 +38,7 @@
 //! See `docs/GUARANTEES.md` for what each [`Durability`] level promises, `docs/FORMAT.md` for
 //! the bytes on disk and `docs/RECOVERY.md` for what happens after a crash.
 
+mod backup;
 mod checkpoint;
 mod error;
 mod faults;
@@ -53,6 +54,7 @@ mod txn;
 mod version;
 mod wal;
 
+pub use backup::BackupStats;
 pub use checkpoint::CheckpointStats;
 pub use error::{Error, Result};
 pub use faults::EngineFaults;

@@ -6,8 +6,8 @@
 
 use crate::error::{Error, Result};
 use crate::format::{
-    crc32, read_u32, Cursor, CHECKSUM_CRC32_IEEE, FORMAT_VERSION, MANIFEST_NAME,
-    MANIFEST_TMP_NAME, MAX_KEY_BYTES,
+    crc32, read_u32, Cursor, CHECKSUM_CRC32_IEEE, FORMAT_VERSION, MANIFEST_NAME, MANIFEST_TMP_NAME,
+    MAX_KEY_BYTES,
 };
 use crate::snapshot::SegmentMeta;
 use crate::storage::{OpenMode, Storage};
@@ -97,10 +97,18 @@ impl Manifest {
         }
         let body = &bytes[MANIFEST_HEADER_BYTES..];
         if crc32(body) != read_u32(header, 20).unwrap_or(0) {
-            return Err(corrupt(MANIFEST_HEADER_BYTES, "manifest body checksum mismatch"));
+            return Err(corrupt(
+                MANIFEST_HEADER_BYTES,
+                "manifest body checksum mismatch",
+            ));
         }
         let mut c = Cursor::new(body);
-        let truncated = |c: &Cursor<'_>| corrupt(MANIFEST_HEADER_BYTES + c.position(), "manifest body cut short");
+        let truncated = |c: &Cursor<'_>| {
+            corrupt(
+                MANIFEST_HEADER_BYTES + c.position(),
+                "manifest body cut short",
+            )
+        };
         let next_u64 = |c: &mut Cursor<'_>| c.u64().ok_or_else(|| truncated(c));
         let generation = next_u64(&mut c)?;
         let salt = next_u64(&mut c)?;
@@ -111,7 +119,10 @@ impl Manifest {
         // Each segment entry takes at least 29 bytes: bound the count by the body before
         // allocating anything for it.
         if count > c.remaining() / 29 {
-            return Err(corrupt(MANIFEST_HEADER_BYTES + 32, "segment count exceeds the manifest"));
+            return Err(corrupt(
+                MANIFEST_HEADER_BYTES + 32,
+                "segment count exceeds the manifest",
+            ));
         }
         let mut segments: Vec<SegmentMeta> = Vec::with_capacity(count);
         for _ in 0..count {
@@ -140,7 +151,10 @@ impl Manifest {
             });
         }
         if c.remaining() != 0 {
-            return Err(corrupt(MANIFEST_HEADER_BYTES + c.position(), "trailing bytes in manifest"));
+            return Err(corrupt(
+                MANIFEST_HEADER_BYTES + c.position(),
+                "trailing bytes in manifest",
+            ));
         }
         Ok(Manifest {
             generation,
@@ -161,7 +175,11 @@ impl Manifest {
         };
         let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
         if len > (MANIFEST_HEADER_BYTES + MANIFEST_BODY_MAX) as u64 {
-            return Err(Error::corruption(&path, 0, "manifest larger than any valid manifest"));
+            return Err(Error::corruption(
+                &path,
+                0,
+                "manifest larger than any valid manifest",
+            ));
         }
         let mut bytes = vec![0u8; len as usize];
         let n = file
@@ -205,8 +223,18 @@ mod tests {
             base_txn: 40,
             next_file_id: 5,
             segments: vec![
-                SegmentMeta { file_id: 3, file_len: 100, entry_count: 2, first_key: Arc::from(&b"a"[..]) },
-                SegmentMeta { file_id: 4, file_len: 90, entry_count: 1, first_key: Arc::from(&b"m"[..]) },
+                SegmentMeta {
+                    file_id: 3,
+                    file_len: 100,
+                    entry_count: 2,
+                    first_key: Arc::from(&b"a"[..]),
+                },
+                SegmentMeta {
+                    file_id: 4,
+                    file_len: 90,
+                    entry_count: 1,
+                    first_key: Arc::from(&b"m"[..]),
+                },
             ],
         }
     }
@@ -214,14 +242,20 @@ mod tests {
     #[test]
     fn round_trip() {
         let m = sample();
-        assert_eq!(Manifest::decode(&m.encode(), Path::new("M")).expect("decode"), m);
+        assert_eq!(
+            Manifest::decode(&m.encode(), Path::new("M")).expect("decode"),
+            m
+        );
     }
 
     #[test]
     fn truncation_at_every_length_is_an_error() {
         let bytes = sample().encode();
         for len in 0..bytes.len() {
-            assert!(Manifest::decode(&bytes[..len], Path::new("M")).is_err(), "len {len}");
+            assert!(
+                Manifest::decode(&bytes[..len], Path::new("M")).is_err(),
+                "len {len}"
+            );
         }
     }
 
@@ -230,6 +264,16 @@ mod tests {
         let mut bytes = sample().encode();
         bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
         let err = Manifest::decode(&bytes, Path::new("M")).expect_err("must fail");
-        assert!(matches!(err, Error::UnsupportedFormat { found: 2, supported: 1, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Error::UnsupportedFormat {
+                    found: 2,
+                    supported: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 }

@@ -37,9 +37,7 @@ const UNLOCKED_ATTEMPTS: usize = 64;
 pub(crate) fn open(dir: &Path, opts: Options) -> Result<Store> {
     let storage = Arc::clone(&opts.storage);
     let read_only = opts.read_only || opts.recovery == RecoveryMode::Salvage;
-    let exists = storage
-        .exists(dir)
-        .map_err(|e| Error::io("stat", dir, e))?;
+    let exists = storage.exists(dir).map_err(|e| Error::io("stat", dir, e))?;
     if !exists {
         if read_only {
             return Err(Error::NotAStore {
@@ -72,7 +70,8 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Store> {
                     .into(),
             });
         };
-        lock.lock().map_err(|e| Error::io("flock", dir.join(LOCK_NAME), e))?;
+        lock.lock()
+            .map_err(|e| Error::io("flock", dir.join(LOCK_NAME), e))?;
         let created = create(storage.as_ref(), dir, &opts);
         let _ = lock.unlock();
         created?;
@@ -175,7 +174,10 @@ fn create(storage: &dyn Storage, dir: &Path, opts: &Options) -> Result<()> {
     let names = storage
         .list_dir(dir)
         .map_err(|e| Error::io("list directory", dir, e))?;
-    if let Some(snap) = names.iter().find(|n| parse_snapshot_name(n).is_some_and(|(_, tmp)| !tmp)) {
+    if let Some(snap) = names
+        .iter()
+        .find(|n| parse_snapshot_name(n).is_some_and(|(_, tmp)| !tmp))
+    {
         return Err(Error::corruption(
             &manifest_path,
             0,
@@ -196,16 +198,22 @@ fn create(storage: &dyn Storage, dir: &Path, opts: &Options) -> Result<()> {
                 salt: random_u64(),
                 base_txn: 0,
             };
-            wal.set_len(0).map_err(|e| Error::io("truncate", &wal_path, e))?;
+            wal.set_len(0)
+                .map_err(|e| Error::io("truncate", &wal_path, e))?;
             wal.write_all_at(&h.encode(), 0)
                 .map_err(|e| Error::io("write", &wal_path, e))?;
             h
         }
     };
     let len = wal.len().map_err(|e| Error::io("stat", &wal_path, e))?;
-    preallocate(wal.as_ref(), len, WAL_HEADER_BYTES, opts.wal_preallocate_bytes)
-        .and_then(|_| wal.sync_data())
-        .map_err(|e| Error::io("fdatasync", &wal_path, e))?;
+    preallocate(
+        wal.as_ref(),
+        len,
+        WAL_HEADER_BYTES,
+        opts.wal_preallocate_bytes,
+    )
+    .and_then(|_| wal.sync_data())
+    .map_err(|e| Error::io("fdatasync", &wal_path, e))?;
     let manifest = Manifest {
         generation: 0,
         salt: header.salt,
@@ -290,7 +298,11 @@ pub(crate) fn reload(store: &Store, mode: Mode) -> Result<Arc<Version>> {
                 let result = try_reload(store, Mode::Locked);
                 store.release_writer(guard);
                 return result?.map(Arc::new).ok_or_else(|| {
-                    Error::corruption(&store.inner.dir, 0, "store files changed under the writer lock")
+                    Error::corruption(
+                        &store.inner.dir,
+                        0,
+                        "store files changed under the writer lock",
+                    )
                 });
             }
         }
@@ -308,7 +320,11 @@ fn try_reload(store: &Store, mode: Mode) -> Result<Option<Version>> {
         Ok(Some(m)) => m,
         Ok(None) if mode == Mode::Unlocked => return Ok(None),
         Ok(None) => {
-            return Err(Error::corruption(inner.dir.join(MANIFEST_NAME), 0, "MANIFEST is missing"))
+            return Err(Error::corruption(
+                inner.dir.join(MANIFEST_NAME),
+                0,
+                "MANIFEST is missing",
+            ))
         }
         Err(e) if salvage && e.is_corruption() => manifest_from_wal_header(wal, path)?,
         Err(e) => return Err(e),
@@ -332,7 +348,11 @@ fn try_reload(store: &Store, mode: Mode) -> Result<Option<Version>> {
     match header {
         Ok(h) if h.generation == manifest.generation => {
             if h.salt != manifest.salt || h.base_txn != manifest.base_txn {
-                return Err(Error::corruption(path, 0, "WAL header disagrees with the MANIFEST"));
+                return Err(Error::corruption(
+                    path,
+                    0,
+                    "WAL header disagrees with the MANIFEST",
+                ));
             }
         }
         Ok(h) if h.generation > manifest.generation && mode != Mode::Locked => return Ok(None),
@@ -344,7 +364,11 @@ fn try_reload(store: &Store, mode: Mode) -> Result<Option<Version>> {
             })
         }
         Ok(h) if h.generation > manifest.generation => {
-            return Err(Error::corruption(path, 0, "WAL generation is newer than the MANIFEST"))
+            return Err(Error::corruption(
+                path,
+                0,
+                "WAL generation is newer than the MANIFEST",
+            ))
         }
         _ => {
             // The checkpoint that wrote this manifest did not reset the WAL (crash between the
@@ -361,11 +385,18 @@ fn try_reload(store: &Store, mode: Mode) -> Result<Option<Version>> {
         }
     }
     let limit = wal.len().map_err(|e| Error::io("stat", path, e))?;
-    let end = scan(wal, limit, WAL_HEADER_BYTES, manifest.salt, manifest.base_txn + 1, |t| {
-        version.apply(t.writes);
-        version.last_txn = t.txn_id;
-        version.wal_end = t.end;
-    })
+    let end = scan(
+        wal,
+        limit,
+        WAL_HEADER_BYTES,
+        manifest.salt,
+        manifest.base_txn + 1,
+        |t| {
+            version.apply(t.writes);
+            version.last_txn = t.txn_id;
+            version.wal_end = t.end;
+        },
+    )
     .map_err(|e| Error::io("read", path, e))?;
     version.synced_through = end.synced_through;
     if mode == Mode::Unlocked {
@@ -388,7 +419,11 @@ fn manifest_from_wal_header(wal: &dyn StorageFile, path: &Path) -> Result<Manife
             next_file_id: u64::MAX,
             segments: Vec::new(),
         }),
-        Err(e) => Err(Error::corruption(path, 0, format!("manifest and WAL header both unusable: {e}"))),
+        Err(e) => Err(Error::corruption(
+            path,
+            0,
+            format!("manifest and WAL header both unusable: {e}"),
+        )),
     }
 }
 
@@ -421,7 +456,11 @@ fn load_segments(
             }
             Err(e) if salvage && e.is_corruption() => continue,
             Err(Error::Io { source, path, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                return Err(Error::corruption(path, 0, "snapshot file named by the MANIFEST is missing"))
+                return Err(Error::corruption(
+                    path,
+                    0,
+                    "snapshot file named by the MANIFEST is missing",
+                ))
             }
             Err(e) => return Err(e),
         }
@@ -453,8 +492,14 @@ fn settle_tail(store: &Store, version: &Version, end: &ScanEnd, mode: Mode) -> R
     let wal = inner.wal.as_ref();
     let path = &inner.wal_path;
     let limit = wal.len().map_err(|e| Error::io("stat", path, e))?;
-    let class = classify_tail(wal, limit, version.salt, version.last_txn + 1, end.stop.offset())
-        .map_err(|e| Error::io("read", path, e))?;
+    let class = classify_tail(
+        wal,
+        limit,
+        version.salt,
+        version.last_txn + 1,
+        end.stop.offset(),
+    )
+    .map_err(|e| Error::io("read", path, e))?;
     if let Some((offset, detail)) = class.corruption {
         let salvage = inner.opts.recovery == RecoveryMode::Salvage;
         if !salvage && !inner.opts.faults.mid_log_damage_is_torn_tail() {
@@ -471,7 +516,8 @@ fn settle_tail(store: &Store, version: &Version, end: &ScanEnd, mode: Mode) -> R
             .max(end.stop.offset() + 1)
             .next_multiple_of(4096)
             .min(limit);
-        zero_range(wal, path, version.wal_end, zero_to).inspect_err(|_| store.poison("torn tail repair"))?;
+        zero_range(wal, path, version.wal_end, zero_to)
+            .inspect_err(|_| store.poison("torn tail repair"))?;
     }
     Ok(())
 }
@@ -518,7 +564,9 @@ fn cleanup_if_idle(store: &Store, version: &Version) {
     };
     if matches!(lock.try_lock(), Ok(true)) {
         // Re-read under the lock: another process may have checkpointed since we loaded.
-        if let Ok(Some(manifest)) = Manifest::read(store.inner.opts.storage.as_ref(), &store.inner.dir) {
+        if let Ok(Some(manifest)) =
+            Manifest::read(store.inner.opts.storage.as_ref(), &store.inner.dir)
+        {
             if manifest.generation == version.generation {
                 remove_orphans(store, &manifest);
             }

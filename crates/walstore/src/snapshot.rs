@@ -11,8 +11,7 @@
 
 use crate::error::{Error, Result};
 use crate::format::{
-    crc32, read_u32, read_u64, CHECKSUM_CRC32_IEEE, FORMAT_VERSION, MAX_KEY_BYTES,
-    MAX_VALUE_BYTES,
+    crc32, read_u32, read_u64, CHECKSUM_CRC32_IEEE, FORMAT_VERSION, MAX_KEY_BYTES, MAX_VALUE_BYTES,
 };
 use crate::storage::{Mapping, OpenMode, Storage, StorageFile};
 use std::cmp::Ordering;
@@ -122,14 +121,20 @@ impl Segment {
         }
         let body = &bytes[SNAPSHOT_HEADER_BYTES..];
         if crc32(body) != read_u32(header, 48).unwrap_or(0) {
-            return Err(corrupt(SNAPSHOT_HEADER_BYTES, "snapshot body checksum mismatch"));
+            return Err(corrupt(
+                SNAPSHOT_HEADER_BYTES,
+                "snapshot body checksum mismatch",
+            ));
         }
         let index_len = entry_count.checked_mul(4);
         if entry_count == 0
             || index_offset < SNAPSHOT_HEADER_BYTES as u64
             || index_len.and_then(|l| l.checked_add(index_offset)) != Some(file_len)
         {
-            return Err(corrupt(24, "snapshot entry count or index offset out of range"));
+            return Err(corrupt(
+                24,
+                "snapshot entry count or index offset out of range",
+            ));
         }
         let segment = Segment {
             id,
@@ -149,7 +154,10 @@ impl Segment {
         for i in 0..self.entry_count {
             let offset = self.entry_offset(i)?;
             if offset != expected_offset {
-                return Err(self.corrupt(self.index_offset + 4 * i, "entry offsets do not tile the body"));
+                return Err(self.corrupt(
+                    self.index_offset + 4 * i,
+                    "entry offsets do not tile the body",
+                ));
             }
             let (key, value, end) = self.entry_at(offset)?;
             if key.is_empty() || key.len() > MAX_KEY_BYTES || value.len() > MAX_VALUE_BYTES {
@@ -181,16 +189,6 @@ impl Segment {
         self.entry_count
     }
 
-    /// Always false: a snapshot file holds at least one entry.
-    pub fn is_empty(&self) -> bool {
-        self.entry_count == 0
-    }
-
-    /// Size of the file in bytes.
-    pub fn file_len(&self) -> u64 {
-        self.map.bytes().len() as u64
-    }
-
     fn entry_offset(&self, i: usize) -> Result<usize> {
         read_u32(self.map.bytes(), self.index_offset + 4 * i)
             .map(|o| o as usize)
@@ -205,11 +203,17 @@ impl Segment {
         let value_len = read_u32(bytes, offset + 4).ok_or_else(out_of_bounds)? as usize;
         let key_start = offset + ENTRY_PREFIX_BYTES;
         let value_start = key_start.checked_add(key_len).ok_or_else(out_of_bounds)?;
-        let end = value_start.checked_add(value_len).ok_or_else(out_of_bounds)?;
+        let end = value_start
+            .checked_add(value_len)
+            .ok_or_else(out_of_bounds)?;
         if end > self.index_offset {
             return Err(out_of_bounds());
         }
-        Ok((&bytes[key_start..value_start], &bytes[value_start..end], end))
+        Ok((
+            &bytes[key_start..value_start],
+            &bytes[value_start..end],
+            end,
+        ))
     }
 
     /// The key and value of entry `i`.
@@ -276,7 +280,10 @@ pub struct SegmentWriter {
 
 impl fmt::Debug for SegmentWriter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SegmentWriter").field("id", &self.id).field("path", &self.path).finish()
+        f.debug_struct("SegmentWriter")
+            .field("id", &self.id)
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -305,16 +312,6 @@ impl SegmentWriter {
         self.written + self.buf.len() as u64
     }
 
-    /// Number of entries added.
-    pub fn len(&self) -> usize {
-        self.index.len()
-    }
-
-    /// Whether no entry was added.
-    pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
-    }
-
     /// Appends an entry; keys must arrive in strictly increasing order.
     pub fn add(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         debug_assert!(!key.is_empty() && key.len() <= MAX_KEY_BYTES);
@@ -323,8 +320,10 @@ impl SegmentWriter {
         }
         let offset = self.body_bytes();
         self.index.push(offset as u32);
-        self.buf.extend_from_slice(&(key.len() as u32).to_le_bytes());
-        self.buf.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        self.buf
+            .extend_from_slice(&(key.len() as u32).to_le_bytes());
+        self.buf
+            .extend_from_slice(&(value.len() as u32).to_le_bytes());
         self.buf.extend_from_slice(key);
         self.buf.extend_from_slice(value);
         if self.buf.len() >= FLUSH_BYTES {

@@ -33,7 +33,9 @@ pub struct Store {
 
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Store").field("path", &self.inner.dir).finish()
+        f.debug_struct("Store")
+            .field("path", &self.inner.dir)
+            .finish()
     }
 }
 
@@ -137,10 +139,6 @@ impl Store {
     /// The store directory.
     pub fn path(&self) -> &Path {
         &self.inner.dir
-    }
-
-    fn storage(&self) -> &dyn Storage {
-        self.inner.opts.storage.as_ref()
     }
 
     pub(crate) fn check_usable(&self, write: bool) -> Result<()> {
@@ -251,11 +249,9 @@ impl Store {
         let started = Instant::now();
         let state = match wait {
             LockWait::Forever => self.inner.writer.lock_arc(),
-            LockWait::NoWait => self
-                .inner
-                .writer
-                .try_lock_arc()
-                .ok_or(Error::Busy { waited: Duration::ZERO })?,
+            LockWait::NoWait => self.inner.writer.try_lock_arc().ok_or(Error::Busy {
+                waited: Duration::ZERO,
+            })?,
             LockWait::Timeout(limit) => self
                 .inner
                 .writer
@@ -267,13 +263,21 @@ impl Store {
         match wait {
             LockWait::Forever => lock.lock().map_err(|e| Error::io("flock", &lock_path, e))?,
             LockWait::NoWait => {
-                if !lock.try_lock().map_err(|e| Error::io("flock", &lock_path, e))? {
-                    return Err(Error::Busy { waited: started.elapsed() });
+                if !lock
+                    .try_lock()
+                    .map_err(|e| Error::io("flock", &lock_path, e))?
+                {
+                    return Err(Error::Busy {
+                        waited: started.elapsed(),
+                    });
                 }
             }
             LockWait::Timeout(limit) => {
                 let mut pause = Duration::from_micros(50);
-                while !lock.try_lock().map_err(|e| Error::io("flock", &lock_path, e))? {
+                while !lock
+                    .try_lock()
+                    .map_err(|e| Error::io("flock", &lock_path, e))?
+                {
                     let waited = started.elapsed();
                     if waited >= limit {
                         return Err(Error::Busy { waited });
@@ -381,7 +385,11 @@ impl Store {
     /// Extends the zero-filled, synced part of the WAL to cover `needed_end`.
     fn grow_wal(&self, state: &mut WriterState, needed_end: u64) -> Result<()> {
         let path = &self.inner.wal_path;
-        let len = self.inner.wal.len().map_err(|e| Error::io("stat", path, e))?;
+        let len = self
+            .inner
+            .wal
+            .len()
+            .map_err(|e| Error::io("stat", path, e))?;
         state.wal_len = len;
         if len >= needed_end {
             return Ok(());
@@ -426,7 +434,10 @@ impl Store {
             if result.is_err() && self.inner.opts.faults.retry_failed_fsync() {
                 result = self.inner.wal.sync_data();
             }
-            self.inner.counters.wal_syncs.fetch_add(1, Ordering::Relaxed);
+            self.inner
+                .counters
+                .wal_syncs
+                .fetch_add(1, Ordering::Relaxed);
             s = self.inner.sync.lock();
             s.syncing = false;
             match result {

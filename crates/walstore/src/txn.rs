@@ -162,12 +162,20 @@ impl WriteTxn {
 
     /// Key/value pairs in `range` as this transaction sees them, in key order.
     pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<Iter<'_>> {
-        Ok(Iter::new(&self.base, Some(&self.writes), owned_range(&range)))
+        Ok(Iter::new(
+            &self.base,
+            Some(&self.writes),
+            owned_range(&range),
+        ))
     }
 
     /// Key/value pairs whose key starts with `prefix`, as this transaction sees them.
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Iter<'_>> {
-        Ok(Iter::new(&self.base, Some(&self.writes), prefix_range(prefix)))
+        Ok(Iter::new(
+            &self.base,
+            Some(&self.writes),
+            prefix_range(prefix),
+        ))
     }
 
     /// Overrides the store's durability for this transaction.

@@ -36,10 +36,6 @@ impl Value {
         Value(ValueRepr::Heap(bytes))
     }
 
-    pub(crate) fn from_vec(bytes: Vec<u8>) -> Value {
-        Value(ValueRepr::Heap(Arc::from(bytes)))
-    }
-
     fn mapped(segment: &Arc<Segment>, index: usize) -> Result<Value> {
         let (start, end) = segment.value_range(index)?;
         Ok(Value(ValueRepr::Mapped {
@@ -125,11 +121,6 @@ impl SegmentSet {
             Some(index) => Value::mapped(segment, index).map(Some),
             None => Ok(None),
         }
-    }
-
-    /// Total bytes of all snapshot files.
-    pub fn bytes(&self) -> u64 {
-        self.metas.iter().map(|m| m.file_len).sum()
     }
 }
 
@@ -236,7 +227,9 @@ pub struct Iter<'a> {
 
 impl fmt::Debug for Iter<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Iter").field("sources", &self.sources.len()).finish()
+        f.debug_struct("Iter")
+            .field("sources", &self.sources.len())
+            .finish()
     }
 }
 
@@ -372,9 +365,9 @@ impl<'a> Iterator for SegmentIter<'a> {
                 self.index = 0;
                 continue;
             }
-            let item = segment.entry(self.index).and_then(|(key, _)| {
-                Ok((key, Value::mapped(segment, self.index)?))
-            });
+            let item = segment
+                .entry(self.index)
+                .and_then(|(key, _)| Ok((key, Value::mapped(segment, self.index)?)));
             self.index += 1;
             return match item {
                 Ok((key, value)) if below_end(key, &self.end) => {
@@ -401,12 +394,21 @@ mod tests {
     fn prefix_range_handles_trailing_ff() {
         assert_eq!(
             prefix_range(b"ab"),
-            (Bound::Included(b"ab".to_vec()), Bound::Excluded(b"ac".to_vec()))
+            (
+                Bound::Included(b"ab".to_vec()),
+                Bound::Excluded(b"ac".to_vec())
+            )
         );
         assert_eq!(
             prefix_range(&[b'a', 0xff]),
-            (Bound::Included(vec![b'a', 0xff]), Bound::Excluded(b"b".to_vec()))
+            (
+                Bound::Included(vec![b'a', 0xff]),
+                Bound::Excluded(b"b".to_vec())
+            )
         );
-        assert_eq!(prefix_range(&[0xff]), (Bound::Included(vec![0xff]), Bound::Unbounded));
+        assert_eq!(
+            prefix_range(&[0xff]),
+            (Bound::Included(vec![0xff]), Bound::Unbounded)
+        );
     }
 }

@@ -11,7 +11,12 @@ fn committed_writes_are_visible_and_survive_reopen() {
         let mut tx = store.begin_write().expect("begin");
         tx.put(b"b", b"2").expect("put");
         tx.put(b"a", b"1").expect("put");
-        assert_eq!(tx.get(b"a").expect("get").as_deref(), Some(&b"1"[..]), "[{}] own write", p.name);
+        assert_eq!(
+            tx.get(b"a").expect("get").as_deref(),
+            Some(&b"1"[..]),
+            "[{}] own write",
+            p.name
+        );
         tx.commit().expect("commit");
         store
             .update(|tx| {
@@ -22,7 +27,12 @@ fn committed_writes_are_visible_and_survive_reopen() {
         assert_eq!(dump(&store), kv(&[("a", "1"), ("c", "3")]), "[{}]", p.name);
         drop(store);
         let store = p.open();
-        assert_eq!(dump(&store), kv(&[("a", "1"), ("c", "3")]), "[{}] after reopen", p.name);
+        assert_eq!(
+            dump(&store),
+            kv(&[("a", "1"), ("c", "3")]),
+            "[{}] after reopen",
+            p.name
+        );
     }
 }
 
@@ -57,16 +67,30 @@ fn reads_see_a_snapshot_taken_when_they_began() {
         store.update(|tx| tx.put(b"k", b"new")).expect("update");
         store.checkpoint().expect("checkpoint");
         store.update(|tx| tx.put(b"k", b"newer")).expect("update");
-        assert_eq!(before.get(b"k").expect("get").as_deref(), Some(&b"old"[..]), "[{}]", p.name);
+        assert_eq!(
+            before.get(b"k").expect("get").as_deref(),
+            Some(&b"old"[..]),
+            "[{}]",
+            p.name
+        );
         let after = store.begin_read().expect("read");
-        assert_eq!(after.get(b"k").expect("get").as_deref(), Some(&b"newer"[..]), "[{}]", p.name);
+        assert_eq!(
+            after.get(b"k").expect("get").as_deref(),
+            Some(&b"newer"[..]),
+            "[{}]",
+            p.name
+        );
     }
 }
 
 #[test]
 fn range_and_prefix_scans_merge_log_and_snapshot() {
     for p in places() {
-        let store = p.options().segment_size_bytes_target(4096).open(&p.dir).expect("open");
+        let store = p
+            .options()
+            .segment_size_bytes_target(4096)
+            .open(&p.dir)
+            .expect("open");
         store
             .update(|tx| {
                 for i in 0..500u32 {
@@ -76,7 +100,11 @@ fn range_and_prefix_scans_merge_log_and_snapshot() {
             })
             .expect("load");
         let stats = store.checkpoint().expect("checkpoint");
-        assert!(stats.files_written > 1, "[{}] expected several snapshot files: {stats:?}", p.name);
+        assert!(
+            stats.files_written > 1,
+            "[{}] expected several snapshot files: {stats:?}",
+            p.name
+        );
         store
             .update(|tx| {
                 tx.delete(b"key0100")?;
@@ -90,10 +118,13 @@ fn range_and_prefix_scans_merge_log_and_snapshot() {
             .expect("scan")
             .map(|i| i.expect("item").0)
             .collect();
-        let expected: Vec<Vec<u8>> = ["key0100a", "key0101", "key0102", "key0103", "key0104", "key0105", "key0106", "key0107", "key0108", "key0109"]
-            .iter()
-            .map(|s| s.as_bytes().to_vec())
-            .collect();
+        let expected: Vec<Vec<u8>> = [
+            "key0100a", "key0101", "key0102", "key0103", "key0104", "key0105", "key0106",
+            "key0107", "key0108", "key0109",
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
         assert_eq!(keys, expected, "[{}]", p.name);
         let tail: Vec<(Vec<u8>, Vec<u8>)> = r
             .range(&b"key0498"[..]..)
@@ -103,8 +134,19 @@ fn range_and_prefix_scans_merge_log_and_snapshot() {
                 (k, v.to_vec())
             })
             .collect();
-        assert_eq!(tail, vec![(b"key0498".to_vec(), vec![b'v'; 40]), (b"key0499".to_vec(), b"last".to_vec())]);
-        assert_eq!(r.range::<&[u8], _>(..).expect("range").count(), 500, "[{}]", p.name);
+        assert_eq!(
+            tail,
+            vec![
+                (b"key0498".to_vec(), vec![b'v'; 40]),
+                (b"key0499".to_vec(), b"last".to_vec())
+            ]
+        );
+        assert_eq!(
+            r.range::<&[u8], _>(..).expect("range").count(),
+            500,
+            "[{}]",
+            p.name
+        );
     }
 }
 
@@ -117,20 +159,34 @@ fn typed_values_round_trip_through_messagepack() {
     }
     for p in places() {
         let store = p.open();
-        let ctx = Context { messages: vec!["hi".into()], turn: 2 };
+        let ctx = Context {
+            messages: vec!["hi".into()],
+            turn: 2,
+        };
         store.update(|tx| tx.put_as(b"ctx", &ctx)).expect("update");
-        let got: Option<Context> = store.begin_read().expect("read").get_as(b"ctx").expect("get_as");
+        let got: Option<Context> = store
+            .begin_read()
+            .expect("read")
+            .get_as(b"ctx")
+            .expect("get_as");
         assert_eq!(got, Some(ctx));
         store.update(|tx| tx.put(b"raw", &[0xc1])).expect("update");
         let bad = store.begin_read().expect("read").get_as::<Context>(b"raw");
-        assert!(matches!(bad, Err(walstore::Error::Serialization(_))), "{bad:?}");
+        assert!(
+            matches!(bad, Err(walstore::Error::Serialization(_))),
+            "{bad:?}"
+        );
     }
 }
 
 #[test]
 fn buffered_commits_survive_reopen_and_sync_makes_them_durable() {
     for p in places() {
-        let store = p.options().durability(Durability::Buffered).open(&p.dir).expect("open");
+        let store = p
+            .options()
+            .durability(Durability::Buffered)
+            .open(&p.dir)
+            .expect("open");
         store.update(|tx| tx.put(b"a", b"1")).expect("update");
         store.sync().expect("sync");
         let mut tx = store.begin_write().expect("begin");
@@ -143,6 +199,11 @@ fn buffered_commits_survive_reopen_and_sync_makes_them_durable() {
         } else {
             drop(store);
         }
-        assert_eq!(dump(&p.open()), kv(&[("a", "1"), ("b", "2")]), "[{}]", p.name);
+        assert_eq!(
+            dump(&p.open()),
+            kv(&[("a", "1"), ("b", "2")]),
+            "[{}]",
+            p.name
+        );
     }
 }

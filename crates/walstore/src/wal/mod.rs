@@ -117,7 +117,12 @@ impl WalHeader {
 
 /// Makes sure the WAL is at least `needed_end` bytes long, zero-filling and syncing
 /// `extra` bytes ahead so later commits overwrite allocated blocks. Returns the new length.
-pub fn preallocate(file: &dyn StorageFile, current_len: u64, needed_end: u64, extra: u64) -> io::Result<u64> {
+pub fn preallocate(
+    file: &dyn StorageFile,
+    current_len: u64,
+    needed_end: u64,
+    extra: u64,
+) -> io::Result<u64> {
     if current_len >= needed_end {
         return Ok(current_len);
     }

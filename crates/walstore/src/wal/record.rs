@@ -96,14 +96,19 @@ pub enum DecodeError {
 impl std::fmt::Display for DecodeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            DecodeError::Truncated { needed } => write!(f, "record cut short ({needed} bytes needed)"),
+            DecodeError::Truncated { needed } => {
+                write!(f, "record cut short ({needed} bytes needed)")
+            }
             DecodeError::Zero => write!(f, "zero-filled space"),
             DecodeError::LengthTooLarge(n) => write!(f, "record length {n} exceeds the maximum"),
             DecodeError::UnknownKind(k) => write!(f, "unknown record kind {k}"),
             DecodeError::NonZeroPadding => write!(f, "non-zero padding in record header"),
             DecodeError::MalformedPayload(why) => write!(f, "malformed payload: {why}"),
             DecodeError::ChecksumMismatch { stored, computed } => {
-                write!(f, "checksum mismatch (stored {stored:#010x}, computed {computed:#010x})")
+                write!(
+                    f,
+                    "checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
+                )
             }
         }
     }
@@ -158,9 +163,9 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
 fn decode_body(kind: RecordKind, payload: &[u8]) -> Result<RecordBody<'_>, DecodeError> {
     match kind {
         RecordKind::Put => {
-            let key_len = read_u32(payload, 0)
-                .ok_or(DecodeError::MalformedPayload("put shorter than its key length"))?
-                as usize;
+            let key_len = read_u32(payload, 0).ok_or(DecodeError::MalformedPayload(
+                "put shorter than its key length",
+            ))? as usize;
             if key_len == 0 || key_len > MAX_KEY_BYTES {
                 return Err(DecodeError::MalformedPayload("put key length out of range"));
             }
@@ -175,7 +180,9 @@ fn decode_body(kind: RecordKind, payload: &[u8]) -> Result<RecordBody<'_>, Decod
         }
         RecordKind::Delete => {
             if payload.is_empty() || payload.len() > MAX_KEY_BYTES {
-                return Err(DecodeError::MalformedPayload("delete key length out of range"));
+                return Err(DecodeError::MalformedPayload(
+                    "delete key length out of range",
+                ));
             }
             Ok(RecordBody::Delete { key: payload })
         }
@@ -291,7 +298,13 @@ mod tests {
         let n = encode_txn(&mut out, 7, 3, writes.into_iter(), 4096);
         assert_eq!(n, out.len());
         let r1 = decode(&out).expect("first record");
-        assert_eq!(r1.body, RecordBody::Put { key: b"a", value: b"1" });
+        assert_eq!(
+            r1.body,
+            RecordBody::Put {
+                key: b"a",
+                value: b"1"
+            }
+        );
         let r2 = decode(&out[r1.len_total..]).expect("second record");
         assert_eq!(r2.body, RecordBody::Delete { key: b"b" });
         let r3 = decode(&out[r1.len_total + r2.len_total..]).expect("commit");
@@ -309,12 +322,21 @@ mod tests {
     #[test]
     fn every_single_byte_flip_is_detected() {
         let mut out = Vec::new();
-        encode_txn(&mut out, 9, 1, [(&b"key"[..], Some(&b"value"[..]))].into_iter(), 0);
+        encode_txn(
+            &mut out,
+            9,
+            1,
+            [(&b"key"[..], Some(&b"value"[..]))].into_iter(),
+            0,
+        );
         let first = decode(&out).expect("valid").len_total;
         for i in 0..first {
             let mut damaged = out.clone();
             damaged[i] ^= 0x40;
-            assert!(decode(&damaged[..first]).is_err(), "flip at byte {i} went unnoticed");
+            assert!(
+                decode(&damaged[..first]).is_err(),
+                "flip at byte {i} went unnoticed"
+            );
         }
     }
 

@@ -157,7 +157,10 @@ pub fn scan(
         if rec.txn_id != expected {
             break damaged(
                 pos,
-                &format!("transaction id {} where {expected} was expected", rec.txn_id),
+                &format!(
+                    "transaction id {} where {expected} was expected",
+                    rec.txn_id
+                ),
             );
         }
         let next = pos + rec.len_total as u64;
@@ -172,7 +175,10 @@ pub fn scan(
             }
             RecordBody::Commit(marker) => {
                 if !checksum.matches(&marker) {
-                    break damaged(pos, "commit record does not match the transaction's records");
+                    break damaged(
+                        pos,
+                        "commit record does not match the transaction's records",
+                    );
                 }
                 synced_through = synced_through.max(marker.synced_through);
                 on_txn(ScannedTxn {
@@ -314,7 +320,9 @@ mod tests {
     fn file_with(bytes: &[u8]) -> Box<dyn StorageFile> {
         let fs = MemoryStorage::new();
         fs.create_dir_all(Path::new("/d")).expect("mkdir");
-        let f = fs.open(Path::new("/d/wal"), OpenMode::Create).expect("open");
+        let f = fs
+            .open(Path::new("/d/wal"), OpenMode::Create)
+            .expect("open");
         f.write_all_at(bytes, 0).expect("write");
         f
     }
@@ -322,8 +330,10 @@ mod tests {
     fn scan_all(bytes: &[u8], salt: u64) -> (Vec<u64>, ScanEnd) {
         let f = file_with(bytes);
         let mut ids = Vec::new();
-        let end = scan(f.as_ref(), bytes.len() as u64, 0, salt, 1, |t| ids.push(t.txn_id))
-            .expect("scan");
+        let end = scan(f.as_ref(), bytes.len() as u64, 0, salt, 1, |t| {
+            ids.push(t.txn_id)
+        })
+        .expect("scan");
         (ids, end)
     }
 
@@ -347,7 +357,10 @@ mod tests {
 
     #[test]
     fn record_cut_by_one_byte_at_tail_is_damaged_but_prefix_kept() {
-        let log = log_of(&[(1, &[(b"a", Some(b"1"))], 0), (2, &[(b"b", Some(b"2"))], 0)], 5);
+        let log = log_of(
+            &[(1, &[(b"a", Some(b"1"))], 0), (2, &[(b"b", Some(b"2"))], 0)],
+            5,
+        );
         let (ids, end) = scan_all(&log[..log.len() - 1], 5);
         assert_eq!(ids, vec![1]);
         assert!(matches!(end.stop, Stop::Damaged { .. }));
@@ -365,7 +378,10 @@ mod tests {
 
     #[test]
     fn regressing_transaction_id_stops_the_log() {
-        let log = log_of(&[(1, &[(b"a", Some(b"1"))], 0), (1, &[(b"b", Some(b"2"))], 0)], 5);
+        let log = log_of(
+            &[(1, &[(b"a", Some(b"1"))], 0), (1, &[(b"b", Some(b"2"))], 0)],
+            5,
+        );
         let (ids, end) = scan_all(&log, 5);
         assert_eq!(ids, vec![1]);
         assert!(matches!(end.stop, Stop::Damaged { .. }));
@@ -383,8 +399,14 @@ mod tests {
         let f = file_with(&log);
         let (ids, end) = scan_all(&log, 5);
         assert_eq!(ids, vec![1]);
-        let class = classify_tail(f.as_ref(), log.len() as u64, 5, end.last_txn + 1, end.stop.offset())
-            .expect("classify");
+        let class = classify_tail(
+            f.as_ref(),
+            log.len() as u64,
+            5,
+            end.last_txn + 1,
+            end.stop.offset(),
+        )
+        .expect("classify");
         assert!(class.corruption.is_some(), "{class:?}");
     }
 
@@ -397,7 +419,8 @@ mod tests {
         let f = file_with(&log[..cut]);
         let (ids, end) = scan_all(&log[..cut], 5);
         assert_eq!(ids, vec![1]);
-        let class = classify_tail(f.as_ref(), cut as u64, 5, 2, end.stop.offset()).expect("classify");
+        let class =
+            classify_tail(f.as_ref(), cut as u64, 5, 2, end.stop.offset()).expect("classify");
         assert_eq!(class.corruption, None);
     }
 }
