@@ -49,6 +49,12 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Store> {
             .create_dir_all(dir)
             .map_err(|e| Error::io("create directory", dir, e))?;
     }
+    let manifest_exists = storage
+        .exists(&dir.join(MANIFEST_NAME))
+        .map_err(|e| Error::io("stat", dir, e))?;
+    if !manifest_exists {
+        check_not_foreign(storage.as_ref(), dir)?;
+    }
     let lock = if read_only {
         None
     } else {
@@ -58,11 +64,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Store> {
                 .map_err(|e| Error::io("open", dir.join(LOCK_NAME), e))?,
         )
     };
-    if !storage
-        .exists(&dir.join(MANIFEST_NAME))
-        .map_err(|e| Error::io("stat", dir, e))?
-    {
-        check_not_foreign(storage.as_ref(), dir)?;
+    if !manifest_exists {
         let Some(lock) = lock.as_ref() else {
             return Err(Error::NotAStore {
                 path: dir.to_path_buf(),
@@ -289,7 +291,31 @@ pub(crate) fn reload(store: &Store, mode: Mode) -> Result<Arc<Version>> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match try_reload(store, mode)? {
+        let loaded = match try_reload(store, mode) {
+            // Without the lock, a writer in another process may have appended between the
+            // scan and the look past its end: only a verdict under the lock is final.
+            Err(e) if e.is_corruption() && mode != Mode::Locked => {
+                if store.inner.lock.is_some() {
+                    let guard = store.acquire_writer(store.inner.opts.lock_wait)?;
+                    let result = try_reload(store, Mode::Locked);
+                    store.release_writer(guard);
+                    return result?.map(Arc::new).ok_or_else(|| {
+                        Error::corruption(
+                            &store.inner.dir,
+                            0,
+                            "store files changed under the writer lock",
+                        )
+                    });
+                }
+                if attempt < 3 {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    continue;
+                }
+                return Err(e);
+            }
+            other => other?,
+        };
+        match loaded {
             Some(v) => return Ok(Arc::new(v)),
             None if attempt < UNLOCKED_ATTEMPTS => std::thread::yield_now(),
             None => {

@@ -90,3 +90,157 @@ pub fn kv(pairs: &[(&str, &str)]) -> Vec<(Vec<u8>, Vec<u8>)> {
         .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
         .collect()
 }
+
+/// Wraps a storage and fails the N-th mutating call (and, if persistent, every later one),
+/// whatever the backend, as a full disk or a failing device would.
+#[derive(Debug)]
+pub struct Failing {
+    inner: Arc<dyn Storage>,
+    state: Arc<std::sync::Mutex<FailState>>,
+}
+
+#[derive(Debug, Default)]
+struct FailState {
+    countdown: Option<u64>,
+    persistent: bool,
+    fired: bool,
+    calls: u64,
+}
+
+impl Failing {
+    pub fn new(inner: Arc<dyn Storage>) -> Self {
+        Failing {
+            inner,
+            state: Default::default(),
+        }
+    }
+
+    pub fn handle(&self) -> FailHandle {
+        FailHandle(Arc::clone(&self.state))
+    }
+
+    fn check(state: &std::sync::Mutex<FailState>) -> std::io::Result<()> {
+        let mut s = state.lock().expect("fail state");
+        s.calls += 1;
+        if s.fired && s.persistent {
+            return Err(std::io::Error::from_raw_os_error(5));
+        }
+        match s.countdown {
+            Some(0) if !s.fired => {
+                s.fired = true;
+                Err(std::io::Error::from_raw_os_error(5))
+            }
+            Some(n) if n > 0 => {
+                s.countdown = Some(n - 1);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Arms and inspects a [`Failing`] storage.
+#[derive(Debug, Clone)]
+pub struct FailHandle(Arc<std::sync::Mutex<FailState>>);
+
+impl FailHandle {
+    /// Lets `n` more mutating calls through, then fails.
+    pub fn fail_after(&self, n: u64, persistent: bool) {
+        let mut s = self.0.lock().expect("fail state");
+        *s = FailState {
+            countdown: Some(n),
+            persistent,
+            fired: false,
+            calls: s.calls,
+        };
+    }
+    pub fn disarm(&self) -> bool {
+        let mut s = self.0.lock().expect("fail state");
+        let fired = s.fired;
+        *s = FailState {
+            calls: s.calls,
+            ..Default::default()
+        };
+        fired
+    }
+    pub fn calls(&self) -> u64 {
+        self.0.lock().expect("fail state").calls
+    }
+}
+
+use walstore::storage::{Mapping, OpenMode, StorageFile, StorageLock};
+
+impl Storage for Failing {
+    fn create_dir_all(&self, path: &std::path::Path) -> std::io::Result<()> {
+        self.inner.create_dir_all(path)
+    }
+    fn open(
+        &self,
+        path: &std::path::Path,
+        mode: OpenMode,
+    ) -> std::io::Result<Box<dyn StorageFile>> {
+        if mode.writable() {
+            Failing::check(&self.state)?;
+        }
+        let file = self.inner.open(path, mode)?;
+        Ok(Box::new(FailingFile {
+            inner: file,
+            state: Arc::clone(&self.state),
+        }))
+    }
+    fn rename(&self, from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+        Failing::check(&self.state)?;
+        self.inner.rename(from, to)
+    }
+    fn remove_file(&self, path: &std::path::Path) -> std::io::Result<()> {
+        Failing::check(&self.state)?;
+        self.inner.remove_file(path)
+    }
+    fn list_dir(&self, path: &std::path::Path) -> std::io::Result<Vec<String>> {
+        self.inner.list_dir(path)
+    }
+    fn sync_dir(&self, path: &std::path::Path) -> std::io::Result<()> {
+        Failing::check(&self.state)?;
+        self.inner.sync_dir(path)
+    }
+    fn exists(&self, path: &std::path::Path) -> std::io::Result<bool> {
+        self.inner.exists(path)
+    }
+    fn open_lock(&self, path: &std::path::Path) -> std::io::Result<Box<dyn StorageLock>> {
+        self.inner.open_lock(path)
+    }
+}
+
+#[derive(Debug)]
+struct FailingFile {
+    inner: Box<dyn StorageFile>,
+    state: Arc<std::sync::Mutex<FailState>>,
+}
+
+impl StorageFile for FailingFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        self.inner.read_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        Failing::check(&self.state)?;
+        self.inner.write_all_at(buf, offset)
+    }
+    fn len(&self) -> std::io::Result<u64> {
+        self.inner.len()
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        Failing::check(&self.state)?;
+        self.inner.set_len(len)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        Failing::check(&self.state)?;
+        self.inner.sync_data()
+    }
+    fn sync_all(&self) -> std::io::Result<()> {
+        Failing::check(&self.state)?;
+        self.inner.sync_all()
+    }
+    fn map(&self) -> std::io::Result<Arc<dyn Mapping>> {
+        self.inner.map()
+    }
+}

@@ -1,0 +1,151 @@
+//! Bad input gets a clear, typed error and loses nothing.
+mod common;
+
+use common::{dump, kv, places};
+use walstore::{Error, Options, MAX_KEY_BYTES, MAX_VALUE_BYTES};
+
+#[test]
+fn empty_and_oversized_keys_and_oversized_values_are_refused() {
+    for p in places() {
+        let store = p.open();
+        store.update(|tx| tx.put(b"keep", b"me")).expect("update");
+        let mut tx = store.begin_write().expect("begin");
+        assert!(matches!(tx.put(b"", b"v"), Err(Error::InvalidKey { .. })));
+        assert!(matches!(tx.delete(b""), Err(Error::InvalidKey { .. })));
+        assert!(matches!(
+            tx.put(&vec![b'k'; MAX_KEY_BYTES + 1], b"v"),
+            Err(Error::InvalidKey { .. })
+        ));
+        tx.put(&vec![b'k'; MAX_KEY_BYTES], b"longest key")
+            .expect("the longest key is fine");
+        let big = vec![0u8; MAX_VALUE_BYTES + 1];
+        assert!(matches!(
+            tx.put(b"big", &big),
+            Err(Error::ValueTooLarge { .. })
+        ));
+        tx.commit().expect("commit");
+        drop(store);
+        let store = p.open();
+        let mut expected = kv(&[("keep", "me")]);
+        expected.push((vec![b'k'; MAX_KEY_BYTES], b"longest key".to_vec()));
+        assert!(
+            dump(&store) == expected,
+            "[{}] store content differs",
+            p.name
+        );
+    }
+}
+
+#[test]
+fn a_directory_of_foreign_files_is_not_a_store_and_is_left_alone() {
+    for p in places() {
+        p.storage.create_dir_all(&p.dir).expect("mkdir");
+        let notes = p.file("notes.txt");
+        p.write("notes.txt", b"my notes");
+        let err = p.options().open(&p.dir).expect_err("foreign directory");
+        assert!(matches!(err, Error::NotAStore { .. }), "[{}] {err}", p.name);
+        assert_eq!(p.read("notes.txt"), b"my notes");
+        let names = p.storage.list_dir(&p.dir).expect("list");
+        assert_eq!(
+            names,
+            vec!["notes.txt".to_string()],
+            "[{}] nothing created",
+            p.name
+        );
+        let _ = notes;
+    }
+}
+
+#[test]
+fn a_truncated_manifest_is_corruption_and_nothing_is_lost() {
+    for p in places() {
+        let store = p.open();
+        store.update(|tx| tx.put(b"a", b"1")).expect("update");
+        store.checkpoint().expect("checkpoint");
+        drop(store);
+        let manifest = p.read("MANIFEST");
+        for len in [0, 10, manifest.len() - 1] {
+            p.write("MANIFEST", &manifest[..len]);
+            let err = p.options().open(&p.dir).expect_err("truncated manifest");
+            assert!(err.is_corruption(), "[{}] len {len}: {err}", p.name);
+            assert!(
+                err.to_string().contains("MANIFEST"),
+                "[{}] names the file: {err}",
+                p.name
+            );
+        }
+        p.write("MANIFEST", &manifest);
+        assert_eq!(
+            dump(&p.open()),
+            kv(&[("a", "1")]),
+            "[{}] intact after restoring",
+            p.name
+        );
+    }
+}
+
+#[test]
+fn a_future_format_version_is_refused_by_name() {
+    for p in places() {
+        let store = p.open();
+        store.update(|tx| tx.put(b"a", b"1")).expect("update");
+        drop(store);
+        let good = p.read("MANIFEST");
+        let mut future = good.clone();
+        future[8..12].copy_from_slice(&2u32.to_le_bytes());
+        p.write("MANIFEST", &future);
+        match p.options().open(&p.dir) {
+            Err(Error::UnsupportedFormat {
+                found: 2,
+                supported: 1,
+                file,
+            }) => {
+                assert!(file.ends_with("MANIFEST"), "{file:?}")
+            }
+            other => panic!("[{}] expected UnsupportedFormat, got {other:?}", p.name),
+        }
+        p.write("MANIFEST", &good);
+        let wal = p.read("wal");
+        let mut future_wal = wal.clone();
+        future_wal[8..12].copy_from_slice(&7u32.to_le_bytes());
+        p.write("wal", &future_wal);
+        assert!(matches!(
+            p.options().open(&p.dir),
+            Err(Error::UnsupportedFormat { found: 7, .. })
+        ));
+        p.write("wal", &wal);
+        assert_eq!(dump(&p.open()), kv(&[("a", "1")]));
+    }
+}
+
+#[test]
+fn a_read_only_open_of_a_missing_store_creates_nothing() {
+    for p in places() {
+        let err = p
+            .options()
+            .read_only(true)
+            .open(&p.dir)
+            .expect_err("missing");
+        assert!(matches!(err, Error::NotAStore { .. }), "{err}");
+        assert!(!p.storage.exists(&p.dir).expect("exists"));
+        let _ = Options::new();
+    }
+}
+
+#[test]
+fn a_busy_store_reports_busy_at_once_with_no_wait() {
+    for p in places() {
+        let a = p.open();
+        let b = p
+            .options()
+            .lock_wait(walstore::LockWait::NoWait)
+            .open(&p.dir)
+            .expect("second handle opens");
+        let tx = a.begin_write().expect("first writer");
+        let err = b.begin_write().expect_err("second writer");
+        assert!(matches!(err, Error::Busy { .. }), "[{}] {err}", p.name);
+        assert!(err.to_string().contains("busy"));
+        drop(tx);
+        b.update(|tx| tx.put(b"k", b"v")).expect("free again");
+    }
+}

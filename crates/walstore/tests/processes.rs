@@ -1,0 +1,493 @@
+//! Several real processes on one store, and writers killed with SIGKILL at random moments.
+//!
+//! This test binary re-executes itself as worker processes (`processes worker MODE ...`); run
+//! without arguments it runs every scenario and prints a libtest-style summary.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use walstore::{Error, LockWait, Options, Store};
+
+const ACCOUNTS: u64 = 10;
+const INITIAL_BALANCE: u64 = 1_000;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("worker") {
+        worker(&args[2..]);
+        return;
+    }
+    let filter = args.iter().skip(1).find(|a| !a.starts_with('-')).cloned();
+    let scenarios: &[(&str, fn())] = &[
+        (
+            "killed_committer_leaves_a_committed_prefix_with_every_acknowledged_commit",
+            killed_committer,
+        ),
+        (
+            "eight_processes_incrementing_one_counter_end_at_1600",
+            eight_processes_increment,
+        ),
+        (
+            "bank_transfers_across_processes_keep_the_total",
+            bank_transfers,
+        ),
+        (
+            "writers_killed_at_random_while_others_write_lose_nothing_acknowledged",
+            writers_killed_while_others_write,
+        ),
+        (
+            "checkpoints_from_one_process_while_others_read_and_write",
+            checkpoints_while_others_work,
+        ),
+        (
+            "a_second_process_waiting_for_the_lock_gets_busy_and_its_data_is_untouched",
+            busy_with_short_timeout,
+        ),
+    ];
+    let (mut passed, mut failed) = (0, 0);
+    println!("\nrunning {} tests", scenarios.len());
+    for (name, run) in scenarios {
+        if filter.as_deref().is_some_and(|f| !name.contains(f)) {
+            continue;
+        }
+        let ok = std::panic::catch_unwind(run).is_ok();
+        println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
+        if ok {
+            passed += 1
+        } else {
+            failed += 1
+        }
+    }
+    println!(
+        "\ntest result: {}. {passed} passed; {failed} failed; 0 ignored; 0 measured; 0 filtered out\n",
+        if failed == 0 { "ok" } else { "FAILED" }
+    );
+    if failed > 0 {
+        std::process::exit(101);
+    }
+}
+
+/// A small deterministic generator (xorshift64*), so a failing run can be repeated.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn spawn(args: &[&str]) -> Child {
+    Command::new(std::env::current_exe().expect("own path"))
+        .arg("worker")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn worker")
+}
+
+fn wait_ok(mut child: Child, what: &str) -> String {
+    let mut out = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        std::io::Read::read_to_string(&mut stdout, &mut out).expect("read worker output");
+    }
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{what} failed with {status}: {out}");
+    out
+}
+
+fn tempdir() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    (tmp, dir)
+}
+
+fn open(dir: &Path) -> Store {
+    Options::new().open(dir).expect("open")
+}
+
+fn get_u64(store: &Store, key: &str) -> u64 {
+    store
+        .begin_read()
+        .expect("read")
+        .get(key.as_bytes())
+        .expect("get")
+        .map(|v| {
+            std::str::from_utf8(&v)
+                .expect("utf8")
+                .parse()
+                .expect("number")
+        })
+        .unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workers
+
+fn worker(args: &[String]) {
+    let dir = Path::new(&args[1]);
+    let n = |i: usize| -> u64 { args[i].parse().expect("number argument") };
+    match args[0].as_str() {
+        "commit-loop" => commit_loop(dir),
+        "incr" => incr(dir, n(2), &args[3]),
+        "bank-writer" => bank_writer(dir, n(2), n(3)),
+        "bank-reader" => bank_reader(dir, n(2)),
+        "checkpointer" => checkpointer(dir, n(2)),
+        "hold-lock" => hold_lock(dir, n(2)),
+        "try-write" => try_write(dir, n(2)),
+        other => panic!("unknown worker mode {other}"),
+    }
+}
+
+/// Commits `a = b = c = i` for i = 1, 2, ... and reports each acknowledged commit.
+fn commit_loop(dir: &Path) {
+    let store = Options::new()
+        .wal_size_bytes_checkpoint(64 << 10)
+        .open(dir)
+        .expect("open");
+    let start = get_u64(&store, "a");
+    let mut out = std::io::stdout().lock();
+    for i in start + 1.. {
+        let v = i.to_string();
+        store
+            .update(|tx| {
+                tx.put(b"a", v.as_bytes())?;
+                tx.put(b"b", v.as_bytes())?;
+                tx.put(b"c", v.as_bytes())
+            })
+            .expect("commit");
+        writeln!(out, "ack {i}").expect("stdout");
+        out.flush().expect("flush");
+    }
+}
+
+fn incr(dir: &Path, times: u64, id: &str) {
+    let store = open(dir);
+    let own = format!("counter.{id}");
+    for _ in 0..times {
+        store
+            .update(|tx| {
+                for key in ["counter", own.as_str()] {
+                    let n: u64 = tx
+                        .get(key.as_bytes())?
+                        .map(|v| String::from_utf8_lossy(&v).parse().unwrap_or(0))
+                        .unwrap_or(0);
+                    tx.put(key.as_bytes(), (n + 1).to_string().as_bytes())?;
+                }
+                Ok::<_, Error>(())
+            })
+            .expect("increment");
+    }
+}
+
+fn account(i: u64) -> String {
+    format!("account.{i:02}")
+}
+
+fn bank_writer(dir: &Path, transfers: u64, seed: u64) {
+    let store = open(dir);
+    let mut rng = Rng(seed | 1);
+    let mut out = std::io::stdout().lock();
+    for t in 0..transfers {
+        let from = account(rng.below(ACCOUNTS));
+        let to = account(rng.below(ACCOUNTS));
+        let amount = rng.below(50);
+        store
+            .update(|tx| {
+                let a = read_balance(tx.get(from.as_bytes())?);
+                let b = read_balance(tx.get(to.as_bytes())?);
+                if from != to && a >= amount {
+                    tx.put(from.as_bytes(), (a - amount).to_string().as_bytes())?;
+                    tx.put(to.as_bytes(), (b + amount).to_string().as_bytes())?;
+                }
+                // How many transfers of this writer are committed, in the same transaction.
+                tx.put(
+                    format!("writer.{seed}").as_bytes(),
+                    (t + 1).to_string().as_bytes(),
+                )
+            })
+            .expect("transfer");
+        writeln!(out, "ack {t}").expect("stdout");
+    }
+}
+
+fn read_balance(v: Option<walstore::Value>) -> u64 {
+    v.map(|v| String::from_utf8_lossy(&v).parse().expect("balance"))
+        .expect("account exists")
+}
+
+fn bank_reader(dir: &Path, reads: u64) {
+    let store = open(dir);
+    for _ in 0..reads {
+        let r = store.begin_read().expect("read");
+        let total: u64 = r
+            .scan_prefix(b"account.")
+            .expect("scan")
+            .map(|item| read_balance(Some(item.expect("item").1)))
+            .sum();
+        assert_eq!(
+            total,
+            ACCOUNTS * INITIAL_BALANCE,
+            "a reader saw a torn total"
+        );
+        let by_get: u64 = (0..ACCOUNTS)
+            .map(|i| read_balance(r.get(account(i).as_bytes()).expect("get")))
+            .sum();
+        assert_eq!(
+            by_get,
+            ACCOUNTS * INITIAL_BALANCE,
+            "point reads saw a torn total"
+        );
+    }
+    println!("reads {reads}");
+}
+
+fn checkpointer(dir: &Path, rounds: u64) {
+    let store = Options::new()
+        .auto_checkpoint(false)
+        .open(dir)
+        .expect("open");
+    for _ in 0..rounds {
+        store.checkpoint().expect("checkpoint");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    println!("checkpoints {rounds}");
+}
+
+fn hold_lock(dir: &Path, millis: u64) {
+    let store = open(dir);
+    let mut tx = store.begin_write().expect("begin");
+    tx.put(b"held", b"by the first process").expect("put");
+    println!("locked");
+    std::io::stdout().flush().expect("flush");
+    std::thread::sleep(Duration::from_millis(millis));
+    tx.commit().expect("commit");
+}
+
+fn try_write(dir: &Path, timeout_ms: u64) {
+    let store = Options::new()
+        .lock_wait(LockWait::Timeout(Duration::from_millis(timeout_ms)))
+        .open(dir)
+        .expect("open never fails because another process has the store open");
+    match store.begin_write() {
+        Err(Error::Busy { waited }) => println!("busy after {waited:?}"),
+        Ok(_) => panic!("the lock should have been busy"),
+        Err(e) => panic!("expected Busy, got {e}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+
+/// Reads "ack N" lines until the child is killed; returns the largest N.
+fn acks_until_killed(mut child: Child, after: Duration) -> u64 {
+    let stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut last = 0;
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(n) = line.strip_prefix("ack ") {
+                last = n.parse().expect("ack number");
+            }
+        }
+        last
+    });
+    std::thread::sleep(after);
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    reader.join().expect("reader")
+}
+
+fn killed_committer() {
+    let (_tmp, dir) = tempdir();
+    let mut rng = Rng(0x5eed_0001);
+    let mut acknowledged = 0;
+    for round in 0..12 {
+        let child = spawn(&["commit-loop", dir.to_str().expect("utf8")]);
+        let acked = acks_until_killed(child, Duration::from_millis(20 + rng.below(120)));
+        acknowledged = acknowledged.max(acked);
+        let store = open(&dir);
+        let (a, b, c) = (
+            get_u64(&store, "a"),
+            get_u64(&store, "b"),
+            get_u64(&store, "c"),
+        );
+        assert!(
+            a == b && b == c,
+            "round {round}: torn transaction a={a} b={b} c={c}"
+        );
+        assert!(
+            a >= acknowledged,
+            "round {round}: acknowledged {acknowledged}, recovered {a}"
+        );
+        acknowledged = a;
+    }
+    assert!(acknowledged > 0, "the child never committed");
+}
+
+fn eight_processes_increment() {
+    let (_tmp, dir) = tempdir();
+    drop(open(&dir));
+    let started = Instant::now();
+    let children: Vec<Child> = (0..8)
+        .map(|i| spawn(&["incr", dir.to_str().expect("utf8"), "200", &i.to_string()]))
+        .collect();
+    for (i, c) in children.into_iter().enumerate() {
+        wait_ok(c, &format!("incrementer {i}"));
+    }
+    let elapsed = started.elapsed();
+    let store = open(&dir);
+    assert_eq!(get_u64(&store, "counter"), 1600);
+    for i in 0..8 {
+        assert_eq!(
+            get_u64(&store, &format!("counter.{i}")),
+            200,
+            "process {i}'s own key"
+        );
+    }
+    eprintln!(
+        "    8 processes x 200 increments: {:.2} s, {:.0} transactions/s",
+        elapsed.as_secs_f64(),
+        1600.0 / elapsed.as_secs_f64()
+    );
+}
+
+fn seed_accounts(dir: &Path) {
+    let store = open(dir);
+    store
+        .update(|tx| {
+            for i in 0..ACCOUNTS {
+                tx.put(
+                    account(i).as_bytes(),
+                    INITIAL_BALANCE.to_string().as_bytes(),
+                )?;
+            }
+            Ok::<_, Error>(())
+        })
+        .expect("seed");
+}
+
+fn total(store: &Store) -> u64 {
+    (0..ACCOUNTS).map(|i| get_u64(store, &account(i))).sum()
+}
+
+fn bank_transfers() {
+    let (_tmp, dir) = tempdir();
+    seed_accounts(&dir);
+    let d = dir.to_str().expect("utf8");
+    let writers: Vec<Child> = (0..4)
+        .map(|i| spawn(&["bank-writer", d, "150", &(i + 7).to_string()]))
+        .collect();
+    let readers: Vec<Child> = (0..2).map(|_| spawn(&["bank-reader", d, "400"])).collect();
+    for c in writers {
+        wait_ok(c, "bank writer");
+    }
+    for c in readers {
+        wait_ok(c, "bank reader");
+    }
+    assert_eq!(total(&open(&dir)), ACCOUNTS * INITIAL_BALANCE);
+}
+
+fn writers_killed_while_others_write() {
+    let (_tmp, dir) = tempdir();
+    seed_accounts(&dir);
+    let d = dir.to_str().expect("utf8");
+    let mut rng = Rng(0x5eed_0002);
+    let survivors: Vec<Child> = (0..2)
+        .map(|i| spawn(&["bank-writer", d, "200", &(i + 100).to_string()]))
+        .collect();
+    let reader = spawn(&["bank-reader", d, "300"]);
+    for round in 0..6 {
+        let victim = spawn(&["bank-writer", d, "100000", &(round + 200).to_string()]);
+        let acked = acks_until_killed(victim, Duration::from_millis(10 + rng.below(80)));
+        let committed = get_u64(&open(&dir), &format!("writer.{}", round + 200));
+        assert!(
+            committed >= acked,
+            "round {round}: {acked} transfers acknowledged, {committed} committed"
+        );
+        // The store stays usable for everyone else: a fresh handle can write at once.
+        open(&dir)
+            .update(|tx| tx.put(b"probe", round.to_string().as_bytes()))
+            .expect("write after a kill");
+    }
+    for c in survivors {
+        let out = wait_ok(c, "surviving writer");
+        assert_eq!(
+            out.lines().filter(|l| l.starts_with("ack ")).count(),
+            200,
+            "a survivor lost transfers"
+        );
+    }
+    wait_ok(reader, "reader");
+    let store = open(&dir);
+    assert_eq!(
+        total(&store),
+        ACCOUNTS * INITIAL_BALANCE,
+        "money appeared or vanished"
+    );
+    assert_eq!(get_u64(&store, "probe"), 5);
+}
+
+fn checkpoints_while_others_work() {
+    let (_tmp, dir) = tempdir();
+    seed_accounts(&dir);
+    let d = dir.to_str().expect("utf8");
+    let checkpointer = spawn(&["checkpointer", d, "40"]);
+    let writers: Vec<Child> = (0..2)
+        .map(|i| spawn(&["bank-writer", d, "200", &(i + 300).to_string()]))
+        .collect();
+    let incrementer = spawn(&["incr", d, "200", "x"]);
+    let readers: Vec<Child> = (0..2).map(|_| spawn(&["bank-reader", d, "300"])).collect();
+    wait_ok(checkpointer, "checkpointer");
+    for c in writers {
+        wait_ok(c, "writer");
+    }
+    wait_ok(incrementer, "incrementer");
+    for c in readers {
+        wait_ok(c, "reader");
+    }
+    let store = open(&dir);
+    assert_eq!(total(&store), ACCOUNTS * INITIAL_BALANCE);
+    assert_eq!(
+        get_u64(&store, "counter"),
+        200,
+        "no lost commit across checkpoints"
+    );
+    assert!(
+        store.info().expect("info").generation >= 10,
+        "the checkpoints ran"
+    );
+}
+
+fn busy_with_short_timeout() {
+    let (_tmp, dir) = tempdir();
+    open(&dir)
+        .update(|tx| tx.put(b"mine", b"untouched"))
+        .expect("seed");
+    let d = dir.to_str().expect("utf8");
+    let mut holder = spawn(&["hold-lock", d, "1500"]);
+    let mut line = String::new();
+    BufReader::new(holder.stdout.as_mut().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
+    assert_eq!(line.trim(), "locked");
+    let out = wait_ok(spawn(&["try-write", d, "200"]), "waiting writer");
+    assert!(out.starts_with("busy after"), "{out}");
+    wait_ok(holder, "lock holder");
+    let store = open(&dir);
+    let r = store.begin_read().expect("read");
+    assert_eq!(
+        r.get(b"mine").expect("get").as_deref(),
+        Some(&b"untouched"[..])
+    );
+    assert_eq!(
+        r.get(b"held").expect("get").as_deref(),
+        Some(&b"by the first process"[..])
+    );
+}
