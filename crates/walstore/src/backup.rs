@@ -62,7 +62,7 @@ impl Store {
             out.add(&key, &value)?;
             stats.keys += 1;
             stats.bytes += (key.len() + value.len()) as u64;
-            if stats.keys % 4096 == 0 {
+            if stats.keys.is_multiple_of(4096) {
                 progress(stats.keys);
             }
         }

@@ -427,3 +427,33 @@ pub fn decode_manifest(bytes: &[u8]) -> Result<ManifestInfo> {
             .collect(),
     })
 }
+
+/// Encodes one transaction as WAL records (FORMAT.md §4): a put or delete per write, then the
+/// commit record. For tools that build store images (tests, fuzz corpora); the engine's own
+/// commit path uses the same encoder.
+pub fn encode_transaction(
+    salt: u64,
+    txn_id: u64,
+    writes: &[(&[u8], Option<&[u8]>)],
+    synced_through: u64,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    record::encode_txn(
+        &mut out,
+        salt,
+        txn_id,
+        writes.iter().copied(),
+        synced_through,
+    );
+    out
+}
+
+/// Encodes a WAL header block (FORMAT.md §3).
+pub fn encode_wal_header(generation: u64, salt: u64, base_txn: u64) -> Vec<u8> {
+    WalHeader {
+        generation,
+        salt,
+        base_txn,
+    }
+    .encode()
+}

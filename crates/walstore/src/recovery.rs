@@ -21,7 +21,7 @@ use crate::storage::{OpenMode, Storage, StorageFile};
 use crate::store::{Inner, Store, SyncState, WriterState};
 use crate::version::{SegmentSet, Version};
 use crate::wal::scan::{classify_tail, scan, ScanEnd, Stop};
-use crate::wal::{preallocate, HeaderError, WalHeader, WAL_HEADER_BYTES};
+use crate::wal::{preallocate, write_zeros, HeaderError, WalHeader, WAL_HEADER_BYTES};
 use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::HashMap;
 use std::io;
@@ -507,10 +507,10 @@ fn has_record_of(wal: &dyn StorageFile, path: &Path, salt: u64) -> Result<bool> 
 /// the lock) zero and sync a torn tail so nothing appended later can join it.
 fn settle_tail(store: &Store, version: &Version, end: &ScanEnd, mode: Mode) -> Result<()> {
     let inner = &store.inner;
-    let needs_classification = match (&end.stop, mode) {
-        (_, Mode::Open) => true,
-        (Stop::Damaged { .. }, Mode::Locked) => true,
-        _ => false,
+    let needs_classification = match mode {
+        Mode::Open => true,
+        Mode::Locked => matches!(end.stop, Stop::Damaged { .. }),
+        Mode::Unlocked => false,
     };
     if !needs_classification {
         return Ok(());
@@ -549,15 +549,9 @@ fn settle_tail(store: &Store, version: &Version, end: &ScanEnd, mode: Mode) -> R
 }
 
 fn zero_range(wal: &dyn StorageFile, path: &Path, from: u64, to: u64) -> Result<()> {
-    const ZEROS: [u8; 1 << 16] = [0u8; 1 << 16];
-    let mut at = from;
-    while at < to {
-        let n = (to - at).min(ZEROS.len() as u64) as usize;
-        wal.write_all_at(&ZEROS[..n], at)
-            .map_err(|e| Error::io("write", path, e))?;
-        at += n as u64;
-    }
-    wal.sync_data().map_err(|e| Error::io("fdatasync", path, e))
+    write_zeros(wal, from, to)
+        .and_then(|()| wal.sync_data())
+        .map_err(|e| Error::io("zero torn tail", path, e))
 }
 
 /// Writes the WAL header of `manifest`'s generation and syncs it (the last checkpoint step).

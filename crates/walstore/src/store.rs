@@ -13,7 +13,7 @@
 use crate::error::{Error, Result};
 use crate::format::LOCK_NAME;
 use crate::options::{Durability, LockWait, Options};
-use crate::storage::{Storage, StorageFile, StorageLock};
+use crate::storage::{StorageFile, StorageLock};
 use crate::txn::{ReadTxn, WriteTxn};
 use crate::version::{Bytes, Version};
 use crate::wal::{self, record, WAL_HEADER_BYTES};

@@ -127,15 +127,21 @@ pub fn preallocate(
         return Ok(current_len);
     }
     let target = (needed_end + extra).next_multiple_of(4096);
-    const ZEROS: [u8; 1 << 16] = [0u8; 1 << 16];
-    let mut at = current_len;
-    while at < target {
-        let n = (target - at).min(ZEROS.len() as u64) as usize;
+    write_zeros(file, current_len, target)?;
+    file.sync_data()?;
+    Ok(target)
+}
+
+/// Writes zeros over `[from, to)`.
+pub(crate) fn write_zeros(file: &dyn StorageFile, from: u64, to: u64) -> io::Result<()> {
+    static ZEROS: [u8; 1 << 16] = [0u8; 1 << 16];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(ZEROS.len() as u64) as usize;
         file.write_all_at(&ZEROS[..n], at)?;
         at += n as u64;
     }
-    file.sync_data()?;
-    Ok(target)
+    Ok(())
 }
 
 #[cfg(test)]

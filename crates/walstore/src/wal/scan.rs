@@ -309,7 +309,9 @@ mod tests {
     use crate::wal::record::encode_txn;
     use std::path::Path;
 
-    fn log_of(txns: &[(u64, &[(&[u8], Option<&[u8]>)], u64)], salt: u64) -> Vec<u8> {
+    type TxnSpec<'a> = (u64, &'a [(&'a [u8], Option<&'a [u8]>)], u64);
+
+    fn log_of(txns: &[TxnSpec<'_>], salt: u64) -> Vec<u8> {
         let mut out = Vec::new();
         for (id, writes, synced) in txns {
             encode_txn(&mut out, salt, *id, writes.iter().copied(), *synced);
