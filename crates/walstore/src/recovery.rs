@@ -253,7 +253,10 @@ pub(crate) fn refresh(store: &Store, locked: bool) -> Result<Arc<Version>> {
         store.publish(Arc::clone(&v));
         return Ok(store.current());
     }
-    let limit = wal.len().map_err(|e| Error::io("stat", path, e))?;
+    // No fstat here: querying the WAL's timestamps makes the kernel give the next write a
+    // fine-grained mtime, which makes every commit's fdatasync ~50% slower (measured with
+    // examples/commit_floor.rs). Reads stop at the end of the file by themselves.
+    let limit = u64::MAX;
     let mut next = Version::clone(&cur);
     let mut news = false;
     let end = scan(wal, limit, cur.wal_end, cur.salt, cur.last_txn + 1, |t| {
@@ -410,10 +413,9 @@ fn try_reload(store: &Store, mode: Mode) -> Result<Option<Version>> {
             return Ok(Some(version));
         }
     }
-    let limit = wal.len().map_err(|e| Error::io("stat", path, e))?;
     let end = scan(
         wal,
-        limit,
+        u64::MAX,
         WAL_HEADER_BYTES,
         manifest.salt,
         manifest.base_txn + 1,
