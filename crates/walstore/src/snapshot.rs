@@ -25,6 +25,18 @@ pub const SNAPSHOT_MAGIC: [u8; 8] = *b"WSTORSNP";
 pub const SNAPSHOT_HEADER_BYTES: usize = 64;
 /// Size of an entry's length prefix.
 const ENTRY_PREFIX_BYTES: usize = 8;
+/// Size of an index entry: the key's first 8 bytes (zero-padded), then the entry offset.
+pub const INDEX_ENTRY_BYTES: usize = 12;
+
+/// The first 8 bytes of `key`, zero-padded, as a big-endian number: ordering these numbers
+/// orders keys, up to ties that the full keys break.
+#[inline]
+pub fn key_prefix(key: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = key.len().min(8);
+    b[..n].copy_from_slice(&key[..n]);
+    u64::from_be_bytes(b)
+}
 
 const _: () = assert!(MAX_KEY_BYTES + MAX_VALUE_BYTES + ENTRY_PREFIX_BYTES < u32::MAX as usize / 2);
 
@@ -35,6 +47,8 @@ pub struct Segment {
     map: Arc<dyn Mapping>,
     entry_count: usize,
     index_offset: usize,
+    /// Length of the prefix every key of the file shares; index prefixes start after it.
+    shared_prefix_len: usize,
 }
 
 impl fmt::Debug for Segment {
@@ -103,7 +117,11 @@ impl Segment {
         if crc32(&header[..60]) != read_u32(header, 60).unwrap_or(0) {
             return Err(corrupt(0, "snapshot header checksum mismatch"));
         }
-        if header[52..60].iter().any(|b| *b != 0) {
+        let shared_prefix_len = read_u32(header, 52).unwrap_or(0) as usize;
+        if shared_prefix_len > MAX_KEY_BYTES {
+            return Err(corrupt(52, "shared key prefix length out of range"));
+        }
+        if header[56..60].iter().any(|b| *b != 0) {
             return Err(corrupt(52, "non-zero reserved bytes in snapshot header"));
         }
         if read_u32(header, 12) != Some(CHECKSUM_CRC32_IEEE) {
@@ -126,7 +144,7 @@ impl Segment {
                 "snapshot body checksum mismatch",
             ));
         }
-        let index_len = entry_count.checked_mul(4);
+        let index_len = entry_count.checked_mul(INDEX_ENTRY_BYTES as u64);
         if entry_count == 0
             || index_offset < SNAPSHOT_HEADER_BYTES as u64
             || index_len.and_then(|l| l.checked_add(index_offset)) != Some(file_len)
@@ -142,6 +160,7 @@ impl Segment {
             map: Arc::clone(&map),
             entry_count: entry_count as usize,
             index_offset: index_offset as usize,
+            shared_prefix_len,
         };
         segment.validate_entries()?;
         Ok(segment)
@@ -151,13 +170,11 @@ impl Segment {
     fn validate_entries(&self) -> Result<()> {
         let mut expected_offset = SNAPSHOT_HEADER_BYTES;
         let mut previous: Option<&[u8]> = None;
+        let mut first: Option<&[u8]> = None;
         for i in 0..self.entry_count {
             let offset = self.entry_offset(i)?;
             if offset != expected_offset {
-                return Err(self.corrupt(
-                    self.index_offset + 4 * i,
-                    "entry offsets do not tile the body",
-                ));
+                return Err(self.corrupt(self.index_slot(i), "entry offsets do not tile the body"));
             }
             let (key, value, end) = self.entry_at(offset)?;
             if key.is_empty() || key.len() > MAX_KEY_BYTES || value.len() > MAX_VALUE_BYTES {
@@ -165,6 +182,18 @@ impl Segment {
             }
             if previous.is_some_and(|p| p >= key) {
                 return Err(self.corrupt(offset, "keys are not strictly increasing"));
+            }
+            let shared = self.shared_prefix_len;
+            let first = *first.get_or_insert(key);
+            if key.len() < shared || first.len() < shared || key[..shared] != first[..shared] {
+                return Err(
+                    self.corrupt(offset, "key does not start with the file's shared prefix")
+                );
+            }
+            if self.prefix(i) != key_prefix(&key[shared..]) {
+                return Err(
+                    self.corrupt(self.index_slot(i), "index key prefix differs from the key")
+                );
             }
             previous = Some(key);
             expected_offset = end;
@@ -189,8 +218,22 @@ impl Segment {
         self.entry_count
     }
 
+    fn index_slot(&self, i: usize) -> usize {
+        self.index_offset + INDEX_ENTRY_BYTES * i
+    }
+
+    /// The key prefix stored in index entry `i` (0 when out of bounds; validated at open).
+    #[inline]
+    fn prefix(&self, i: usize) -> u64 {
+        let at = self.index_slot(i);
+        match self.map.bytes().get(at..at + 8) {
+            Some(b) => u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+            None => 0,
+        }
+    }
+
     fn entry_offset(&self, i: usize) -> Result<usize> {
-        read_u32(self.map.bytes(), self.index_offset + 4 * i)
+        read_u32(self.map.bytes(), self.index_slot(i) + 8)
             .map(|o| o as usize)
             .ok_or_else(|| self.corrupt(self.index_offset, "index entry out of bounds"))
     }
@@ -236,12 +279,31 @@ impl Segment {
     }
 
     /// Index of the first entry whose key is `>= key` (or `> key` when `after` is true).
+    /// The search compares the index's key prefixes first (contiguous, no indirection) and
+    /// reads a full key only when the prefixes tie.
     pub fn lower_bound(&self, key: &[u8], after: bool) -> Result<usize> {
+        let shared = self.shared_prefix_len;
+        if shared > 0 {
+            // Every key of the file starts with the shared prefix: a key that does not is
+            // below or above all of them.
+            let common = &self.entry(0)?.0[..shared];
+            let head = &key[..key.len().min(shared)];
+            match head.cmp(common) {
+                Ordering::Less => return Ok(0),
+                Ordering::Greater => return Ok(self.entry_count),
+                Ordering::Equal if key.len() < shared => return Ok(0),
+                Ordering::Equal => {}
+            }
+        }
+        let target = key_prefix(&key[shared..]);
         let (mut lo, mut hi) = (0usize, self.entry_count);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            let (k, _) = self.entry(mid)?;
-            let go_right = match k.cmp(key) {
+            let order = match self.prefix(mid).cmp(&target) {
+                Ordering::Equal => self.entry(mid)?.0.cmp(key),
+                other => other,
+            };
+            let go_right = match order {
                 Ordering::Less => true,
                 Ordering::Equal => after,
                 Ordering::Greater => false,
@@ -273,7 +335,11 @@ pub struct SegmentWriter {
     id: u64,
     buf: Vec<u8>,
     written: u64,
-    index: Vec<u32>,
+    /// Entry offsets, and every key of the file (concatenated) to compute the index
+    /// prefixes once the shared prefix is known.
+    offsets: Vec<u32>,
+    keys: Vec<u8>,
+    key_ends: Vec<u32>,
     body_crc: crc32fast::Hasher,
     first_key: Option<Arc<[u8]>>,
 }
@@ -301,7 +367,9 @@ impl SegmentWriter {
             id,
             buf: Vec::with_capacity(FLUSH_BYTES + 4096),
             written: SNAPSHOT_HEADER_BYTES as u64,
-            index: Vec::new(),
+            offsets: Vec::new(),
+            keys: Vec::new(),
+            key_ends: Vec::new(),
             body_crc: crc32fast::Hasher::new(),
             first_key: None,
         })
@@ -319,7 +387,9 @@ impl SegmentWriter {
             self.first_key = Some(Arc::from(key));
         }
         let offset = self.body_bytes();
-        self.index.push(offset as u32);
+        self.offsets.push(offset as u32);
+        self.keys.extend_from_slice(key);
+        self.key_ends.push(self.keys.len() as u32);
         self.buf
             .extend_from_slice(&(key.len() as u32).to_le_bytes());
         self.buf
@@ -346,7 +416,26 @@ impl SegmentWriter {
     /// manifest must record about the file.
     pub fn finish(mut self, sync: bool) -> Result<SegmentMeta> {
         let index_offset = self.body_bytes();
-        for offset in &self.index {
+        let key = |i: usize| {
+            let start = if i == 0 {
+                0
+            } else {
+                self.key_ends[i - 1] as usize
+            };
+            &self.keys[start..self.key_ends[i] as usize]
+        };
+        let count = self.offsets.len();
+        let shared = match count {
+            0 => 0,
+            n => key(0)
+                .iter()
+                .zip(key(n - 1))
+                .take_while(|(a, b)| a == b)
+                .count(),
+        };
+        for (i, offset) in self.offsets.iter().enumerate() {
+            self.buf
+                .extend_from_slice(&key_prefix(&key(i)[shared..]).to_be_bytes());
             self.buf.extend_from_slice(&offset.to_le_bytes());
         }
         self.flush()?;
@@ -356,10 +445,11 @@ impl SegmentWriter {
         header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
         header[12..16].copy_from_slice(&CHECKSUM_CRC32_IEEE.to_le_bytes());
         header[16..24].copy_from_slice(&self.id.to_le_bytes());
-        header[24..32].copy_from_slice(&(self.index.len() as u64).to_le_bytes());
+        header[24..32].copy_from_slice(&(count as u64).to_le_bytes());
         header[32..40].copy_from_slice(&index_offset.to_le_bytes());
         header[40..48].copy_from_slice(&file_len.to_le_bytes());
         header[48..52].copy_from_slice(&self.body_crc.clone().finalize().to_le_bytes());
+        header[52..56].copy_from_slice(&(shared as u32).to_le_bytes());
         let header_crc = crc32(&header[..60]);
         header[60..64].copy_from_slice(&header_crc.to_le_bytes());
         self.file
@@ -376,7 +466,7 @@ impl SegmentWriter {
         Ok(SegmentMeta {
             file_id: self.id,
             file_len,
-            entry_count: self.index.len() as u64,
+            entry_count: count as u64,
             first_key,
         })
     }
