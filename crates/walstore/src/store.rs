@@ -306,7 +306,7 @@ impl Store {
         &self,
         guard: Option<WriterGuard>,
         base: &Arc<Version>,
-        writes: BTreeMap<Vec<u8>, Option<Bytes>>,
+        writes: BTreeMap<Bytes, Option<Bytes>>,
         durability: Durability,
     ) -> Result<()> {
         let Some(mut guard) = guard else {
@@ -339,7 +339,7 @@ impl Store {
         &self,
         guard: &mut WriterGuard,
         base: &Arc<Version>,
-        writes: BTreeMap<Vec<u8>, Option<Bytes>>,
+        writes: BTreeMap<Bytes, Option<Bytes>>,
     ) -> Result<(u64, u64)> {
         let txn_id = base.last_txn + 1;
         let watermark = {
@@ -356,7 +356,7 @@ impl Store {
             &mut state.scratch,
             base.salt,
             txn_id,
-            writes.iter().map(|(k, v)| (k.as_slice(), v.as_deref())),
+            writes.iter().map(|(k, v)| (&k[..], v.as_deref())),
             watermark,
         ) as u64;
         let start = base.wal_end;
@@ -369,7 +369,7 @@ impl Store {
             return Err(Error::io("write", &self.inner.wal_path, e));
         }
         let mut next = Version::clone(base);
-        next.apply(writes.into_iter().map(|(k, v)| (Arc::from(k), v)));
+        next.apply(writes);
         next.last_txn = txn_id;
         next.wal_end = end;
         let seq = {

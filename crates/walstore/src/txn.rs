@@ -81,7 +81,7 @@ pub struct WriteTxn {
     pub(crate) store: Store,
     pub(crate) guard: Option<WriterGuard>,
     pub(crate) base: Arc<Version>,
-    pub(crate) writes: BTreeMap<Vec<u8>, Option<Bytes>>,
+    pub(crate) writes: BTreeMap<Bytes, Option<Bytes>>,
     pub(crate) durability: Durability,
 }
 
@@ -141,7 +141,7 @@ impl WriteTxn {
     pub fn put(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
         check_key(key)?;
         check_value(value)?;
-        self.writes.insert(key.to_vec(), Some(Arc::from(value)));
+        self.writes.insert(Arc::from(key), Some(Arc::from(value)));
         Ok(())
     }
 
@@ -156,7 +156,7 @@ impl WriteTxn {
     /// Removes `key` (no error if absent).
     pub fn delete(&mut self, key: &[u8]) -> Result<()> {
         check_key(key)?;
-        self.writes.insert(key.to_vec(), None);
+        self.writes.insert(Arc::from(key), None);
         Ok(())
     }
 

@@ -238,14 +238,14 @@ impl<'a> Iter<'a> {
     /// taking precedence.
     pub(crate) fn new(
         version: &'a Version,
-        overlay: Option<&'a std::collections::BTreeMap<Vec<u8>, Option<Bytes>>>,
+        overlay: Option<&'a std::collections::BTreeMap<Bytes, Option<Bytes>>>,
         range: KeyRange,
     ) -> Iter<'a> {
         let mut sources: Vec<Source<'a>> = Vec::with_capacity(3);
         if let Some(overlay) = overlay {
             let it = overlay
                 .range::<[u8], _>(bounds_ref(&range))
-                .map(|(k, v)| Ok((KeyRef::Borrowed(k.as_slice()), v.clone().map(Value::heap))));
+                .map(|(k, v)| Ok((KeyRef::Shared(Arc::clone(k)), v.clone().map(Value::heap))));
             sources.push((Box::new(it) as Box<dyn Iterator<Item = SourceItem<'a>>>).peekable());
         }
         let mem = version
