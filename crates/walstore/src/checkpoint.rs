@@ -71,6 +71,9 @@ pub(crate) fn run(store: &Store, wait: LockWait) -> Result<CheckpointStats> {
 }
 
 fn fold(store: &Store, base: &Arc<Version>) -> Result<CheckpointStats> {
+    let mut folded = Version::clone(base);
+    folded.fold_layers();
+    let base = &folded;
     let mut stats = CheckpointStats {
         generation: base.generation,
         txn_id: base.last_txn,
@@ -149,6 +152,7 @@ fn fold(store: &Store, base: &Arc<Version>) -> Result<CheckpointStats> {
         synced_through: WAL_HEADER_BYTES,
         segments,
         mem: Default::default(),
+        layers: Vec::new(),
     };
     {
         // Every WAL write made so far is covered by the durable snapshot files now.

@@ -146,6 +146,7 @@ fn empty_version() -> Version {
         synced_through: 0,
         segments: Arc::new(SegmentSet::default()),
         mem: Default::default(),
+        layers: Vec::new(),
     }
 }
 
@@ -373,6 +374,7 @@ fn try_reload(store: &Store, mode: Mode) -> Result<Option<Version>> {
         synced_through: 0,
         segments,
         mem: Default::default(),
+        layers: Vec::new(),
     };
     match header {
         Ok(h) if h.generation == manifest.generation => {

@@ -369,7 +369,7 @@ impl Store {
             return Err(Error::io("write", &self.inner.wal_path, e));
         }
         let mut next = Version::clone(base);
-        next.apply(writes);
+        next.push_layer(writes);
         next.last_txn = txn_id;
         next.wal_end = end;
         let seq = {
@@ -503,7 +503,7 @@ impl Store {
                     )
                 })
                 .collect(),
-            memtable_keys: v.mem.len(),
+            memtable_keys: v.changed_keys(),
             commits: c.commits.load(Ordering::Relaxed),
             wal_syncs: c.wal_syncs.load(Ordering::Relaxed),
             checkpoints: c.checkpoints.load(Ordering::Relaxed),

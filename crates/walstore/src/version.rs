@@ -7,6 +7,7 @@
 
 use crate::error::Result;
 use crate::snapshot::{Segment, SegmentMeta};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::{Bound, Deref};
 use std::sync::Arc;
@@ -143,25 +144,70 @@ pub struct Version {
     pub synced_through: u64,
     /// The snapshot files.
     pub segments: Arc<SegmentSet>,
-    /// Writes since the snapshot.
+    /// Writes since the snapshot, folded into one persistent map.
     pub mem: Memtable,
+    /// Writes of the most recent transactions, newest last, not yet folded into `mem`. A
+    /// commit adds its write set as a layer without copying anything; every
+    /// [`MAX_LAYERS`] commits the layers are folded into `mem` at once, so the persistent
+    /// map's path copying is paid once per fold rather than once per commit.
+    pub layers: Vec<Arc<Layer>>,
 }
+
+/// One transaction's writes.
+pub type Layer = BTreeMap<Bytes, Option<Bytes>>;
+
+/// How many unfolded layers a version keeps at most.
+pub const MAX_LAYERS: usize = 8;
 
 impl Version {
     /// Reads `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Value>> {
-        match self.mem.get(key) {
+        let hit = self
+            .layers
+            .iter()
+            .rev()
+            .find_map(|layer| layer.get(key))
+            .or_else(|| self.mem.get(key));
+        match hit {
             Some(Some(v)) => Ok(Some(Value::heap(Arc::clone(v)))),
             Some(None) => Ok(None),
             None => self.segments.get(key),
         }
     }
 
-    /// Applies one committed transaction's writes.
+    /// Applies one committed transaction's writes as a new layer.
+    pub fn push_layer(&mut self, layer: Layer) {
+        self.layers.push(Arc::new(layer));
+        if self.layers.len() >= MAX_LAYERS {
+            self.fold_layers();
+        }
+    }
+
+    /// Applies writes (in order) straight to the folded map.
     pub fn apply(&mut self, writes: impl IntoIterator<Item = (Bytes, Option<Bytes>)>) {
+        self.fold_layers();
         for (k, v) in writes {
             self.mem.insert(k, v);
         }
+    }
+
+    /// Folds every layer into `mem`, oldest first.
+    pub fn fold_layers(&mut self) {
+        for layer in std::mem::take(&mut self.layers) {
+            match Arc::try_unwrap(layer) {
+                Ok(owned) => owned.into_iter().for_each(|(k, v)| {
+                    self.mem.insert(k, v);
+                }),
+                Err(shared) => shared.iter().for_each(|(k, v)| {
+                    self.mem.insert(Arc::clone(k), v.clone());
+                }),
+            }
+        }
+    }
+
+    /// Keys changed since the snapshot (counting a key once per layer it is in).
+    pub fn changed_keys(&self) -> usize {
+        self.mem.len() + self.layers.iter().map(|l| l.len()).sum::<usize>()
     }
 }
 
@@ -238,12 +284,15 @@ impl<'a> Iter<'a> {
     /// taking precedence.
     pub(crate) fn new(
         version: &'a Version,
-        overlay: Option<&'a std::collections::BTreeMap<Bytes, Option<Bytes>>>,
+        overlay: Option<&'a Layer>,
         range: KeyRange,
     ) -> Iter<'a> {
-        let mut sources: Vec<Source<'a>> = Vec::with_capacity(3);
-        if let Some(overlay) = overlay {
-            let it = overlay
+        let mut sources: Vec<Source<'a>> = Vec::with_capacity(3 + version.layers.len());
+        let layers = overlay
+            .into_iter()
+            .chain(version.layers.iter().rev().map(|l| &**l));
+        for layer in layers {
+            let it = layer
                 .range::<[u8], _>(bounds_ref(&range))
                 .map(|(k, v)| Ok((KeyRef::Shared(Arc::clone(k)), v.clone().map(Value::heap))));
             sources.push((Box::new(it) as Box<dyn Iterator<Item = SourceItem<'a>>>).peekable());
