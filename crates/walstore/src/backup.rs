@@ -89,11 +89,9 @@ impl Store {
                 preallocate(
                     wal.as_ref(),
                     WAL_HEADER_BYTES,
-                    WAL_HEADER_BYTES,
-                    self.inner.opts.wal_preallocate_bytes,
+                    WAL_HEADER_BYTES + self.inner.opts.wal_preallocate_bytes,
                 )
             })
-            .and_then(|_| wal.sync_data())
             .map_err(|e| Error::io("write", &wal_path, e))?;
         manifest.write(storage, dest, true)?;
         progress(stats.keys);

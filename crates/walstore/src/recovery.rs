@@ -212,11 +212,9 @@ fn create(storage: &dyn Storage, dir: &Path, opts: &Options) -> Result<()> {
     preallocate(
         wal.as_ref(),
         len,
-        WAL_HEADER_BYTES,
-        opts.wal_preallocate_bytes,
+        WAL_HEADER_BYTES + opts.wal_preallocate_bytes,
     )
-    .and_then(|_| wal.sync_data())
-    .map_err(|e| Error::io("fdatasync", &wal_path, e))?;
+    .map_err(|e| Error::io("preallocate", &wal_path, e))?;
     let manifest = Manifest {
         generation: 0,
         salt: header.salt,

@@ -382,9 +382,15 @@ impl Store {
         Ok((seq, end))
     }
 
-    /// Extends the zero-filled, synced part of the WAL to cover `needed_end`.
+    /// Makes room in the WAL for a transaction ending at `needed_end`: zero-fills up to
+    /// `wal_preallocate_bytes` past it, so the commits that follow overwrite allocated,
+    /// initialized blocks and their `fdatasync` has no size change to journal. The zeros are
+    /// not synced here: the commit's own `fdatasync` (or a later one) covers them with the
+    /// records. Nothing relies on the zeros being durable; recovery treats whatever follows
+    /// the log as a torn tail.
     fn grow_wal(&self, state: &mut WriterState, needed_end: u64) -> Result<()> {
         let path = &self.inner.wal_path;
+        // The real length, under the writer lock: another process may have grown the file.
         let len = self
             .inner
             .wal
@@ -394,18 +400,15 @@ impl Store {
         if len >= needed_end {
             return Ok(());
         }
-        match wal::preallocate(
-            self.inner.wal.as_ref(),
-            len,
-            needed_end,
-            self.inner.opts.wal_preallocate_bytes,
-        ) {
-            Ok(new_len) => {
-                state.wal_len = new_len;
+        let target = (needed_end + self.inner.opts.wal_preallocate_bytes).next_multiple_of(4096);
+        match wal::write_zeros(self.inner.wal.as_ref(), len, target) {
+            Ok(()) => {
+                state.wal_len = target;
                 Ok(())
             }
             Err(e) => {
-                // The zero fill may have been dropped by a failed sync: never trust it again.
+                // Part of the zero fill may be in the file: the next writer treats it as a
+                // torn tail. The handle cannot tell what reached the disk.
                 self.poison("WAL preallocation");
                 Err(Error::io("preallocate", path, e))
             }

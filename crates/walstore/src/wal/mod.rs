@@ -115,21 +115,11 @@ impl WalHeader {
     }
 }
 
-/// Makes sure the WAL is at least `needed_end` bytes long, zero-filling and syncing
-/// `extra` bytes ahead so later commits overwrite allocated blocks. Returns the new length.
-pub fn preallocate(
-    file: &dyn StorageFile,
-    current_len: u64,
-    needed_end: u64,
-    extra: u64,
-) -> io::Result<u64> {
-    if current_len >= needed_end {
-        return Ok(current_len);
-    }
-    let target = (needed_end + extra).next_multiple_of(4096);
-    write_zeros(file, current_len, target)?;
-    file.sync_data()?;
-    Ok(target)
+/// Zero-fills a new WAL from `current_len` to `target` and syncs it, so the first commits
+/// overwrite allocated blocks.
+pub fn preallocate(file: &dyn StorageFile, current_len: u64, target: u64) -> io::Result<()> {
+    write_zeros(file, current_len, target.next_multiple_of(4096))?;
+    file.sync_data()
 }
 
 /// Writes zeros over `[from, to)`.
