@@ -1,0 +1,121 @@
+//! A damaged snapshot file is reported by name (salvage reads the rest), and a full disk
+//! fails the commit with a typed error without losing anything acknowledged before.
+mod common;
+
+use common::{dump, places};
+use std::path::Path;
+use std::sync::Arc;
+use walstore::storage::{MemoryStorage, StorageOp};
+use walstore::{Error, Options, RecoveryMode};
+
+#[test]
+fn a_flipped_byte_in_a_snapshot_file_is_corruption_naming_it_and_salvage_reads_the_rest() {
+    for p in places() {
+        let store = p
+            .options()
+            .segment_size_bytes_target(4096)
+            .open(&p.dir)
+            .expect("open");
+        store
+            .update(|tx| {
+                for i in 0..300u32 {
+                    tx.put(format!("key{i:04}").as_bytes(), &[b'v'; 50])?;
+                }
+                Ok::<_, Error>(())
+            })
+            .expect("load");
+        store.checkpoint().expect("checkpoint");
+        store
+            .update(|tx| tx.put(b"after", b"checkpoint"))
+            .expect("update");
+        let files = store.info().expect("info").snapshot_files;
+        assert!(files.len() >= 3, "[{}] {files:?}", p.name);
+        drop(store);
+        let (victim, _, victim_entries) = files[1].clone();
+        let mut bytes = p.read(&victim);
+        let at = bytes.len() / 2;
+        bytes[at] ^= 0x20;
+        p.write(&victim, &bytes);
+        match p.options().open(&p.dir) {
+            Err(Error::Corruption { file, .. }) => {
+                assert!(file.ends_with(&victim), "[{}] {file:?}", p.name)
+            }
+            other => panic!(
+                "[{}] expected corruption of {victim}, got {other:?}",
+                p.name
+            ),
+        }
+        let salvaged = p
+            .options()
+            .recovery(RecoveryMode::Salvage)
+            .open(&p.dir)
+            .expect("salvage");
+        let pairs = dump(&salvaged);
+        assert_eq!(
+            pairs.len() as u64,
+            300 - victim_entries + 1,
+            "[{}] everything but the damaged file",
+            p.name
+        );
+        assert!(
+            pairs.iter().any(|(k, _)| k == b"after"),
+            "[{}] the log is replayed",
+            p.name
+        );
+    }
+}
+
+#[test]
+fn a_full_disk_fails_the_commit_with_a_typed_error_and_loses_nothing_acknowledged() {
+    let memory = MemoryStorage::new();
+    let options = || {
+        Options::new()
+            .storage(Arc::new(memory.clone()))
+            .auto_checkpoint(false)
+            .wal_preallocate_bytes(4096)
+    };
+    let store = options().open("/db").expect("open");
+    let mut acknowledged = Vec::new();
+    for i in 0..20u32 {
+        let key = format!("k{i:02}");
+        store
+            .update(|tx| tx.put(key.as_bytes(), &[b'x'; 1000]))
+            .expect("commit");
+        acknowledged.push(key);
+    }
+    // The disk fills up: every write from now on fails with ENOSPC.
+    memory.fail_after(0, Some(StorageOp::Write), 28, true);
+    let mut failed = None;
+    for i in 20..40u32 {
+        if let Err(e) = store.update(|tx| tx.put(format!("k{i:02}").as_bytes(), &[b'x'; 1000])) {
+            failed = Some(e);
+            break;
+        }
+    }
+    let err = failed.expect("some commit must hit the full disk");
+    assert!(err.is_out_of_space(), "{err}");
+    assert!(
+        err.to_string().contains("disk is full"),
+        "says what to do: {err}"
+    );
+    assert!(matches!(
+        store.update(|tx| tx.put(b"more", b"1")),
+        Err(Error::Poisoned { .. })
+    ));
+    assert!(matches!(store.checkpoint(), Err(Error::Poisoned { .. })));
+    drop(store);
+    // Space returns.
+    assert!(memory.clear_fault());
+    let store = options().open("/db").expect("reopen");
+    let read = store.begin_read().expect("read");
+    for key in &acknowledged {
+        assert!(
+            read.get(key.as_bytes()).expect("get").is_some(),
+            "{key} lost"
+        );
+    }
+    store
+        .update(|tx| tx.put(b"after", b"space returned"))
+        .expect("writable again");
+    assert!(memory.read_file(Path::new("/db/MANIFEST")).is_some());
+}
