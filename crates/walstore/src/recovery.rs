@@ -84,9 +84,14 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Store> {
     } else {
         OpenMode::ReadWrite
     };
-    let wal = storage
-        .open(&wal_path, mode)
-        .map_err(|e| Error::io("open", &wal_path, e))?;
+    let wal = storage.open(&wal_path, mode).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => Error::corruption(
+            &wal_path,
+            0,
+            "the WAL named by the MANIFEST's store is missing",
+        ),
+        _ => Error::io("open", &wal_path, e),
+    })?;
     let wal_len = wal.len().map_err(|e| Error::io("stat", &wal_path, e))?;
     let store = Store {
         inner: Arc::new(Inner {

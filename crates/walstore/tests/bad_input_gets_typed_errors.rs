@@ -149,3 +149,24 @@ fn a_busy_store_reports_busy_at_once_with_no_wait() {
         b.update(|tx| tx.put(b"k", b"v")).expect("free again");
     }
 }
+
+#[test]
+fn a_missing_wal_is_corruption_not_a_fresh_start() {
+    for p in places() {
+        let store = p.open();
+        store.update(|tx| tx.put(b"a", b"1")).expect("update");
+        drop(store);
+        let wal = p.read("wal");
+        match &p.memory {
+            Some(m) => {
+                m.crash();
+                p.storage.remove_file(&p.file("wal")).expect("remove");
+            }
+            None => std::fs::remove_file(p.file("wal")).expect("remove"),
+        }
+        let err = p.options().open(&p.dir).expect_err("missing WAL");
+        assert!(err.is_corruption(), "[{}] {err}", p.name);
+        p.write("wal", &wal);
+        assert_eq!(dump(&p.open()), kv(&[("a", "1")]), "[{}]", p.name);
+    }
+}
