@@ -303,19 +303,20 @@ fn txn(cli: &Cli, options: Options, store: &Path) -> Outcome {
     )
 }
 
+/// Keys in the store, counting a key changed since the last checkpoint twice: enough for a
+/// progress bar's length.
+fn approximate_keys(store: &Store) -> Result<u64, Failure> {
+    let info = store.info()?;
+    Ok(info.memtable_keys as u64 + info.snapshot_files.iter().map(|f| f.2).sum::<u64>())
+}
+
 /// First line of an export: says what the lines are, so a reader can check.
 const EXPORT_HEADER: &str = r#"{"format":"walstore-export","version":1}"#;
 
 fn export(options: Options, store: &Path) -> Outcome {
     let store = open_readable(options, store)?;
     let read = store.begin_read()?;
-    let keys = store.info()?.memtable_keys as u64
-        + store
-            .info()?
-            .snapshot_files
-            .iter()
-            .map(|f| f.2)
-            .sum::<u64>();
+    let keys = approximate_keys(&store)?;
     let mut progress = Progress::new(Some(keys), "exporting");
     let mut o = std::io::BufWriter::new(out());
     let io = |e: std::io::Error| Failure::new(Exit::Io, format!("cannot write to stdout: {e}"));
@@ -582,13 +583,7 @@ fn verify(cli: &Cli, store: &Path) -> Outcome {
 
 fn backup(cli: &Cli, options: Options, store: &Path, dest: &Path) -> Outcome {
     let store = open_readable(options, store)?;
-    let keys = store.info()?.memtable_keys as u64
-        + store
-            .info()?
-            .snapshot_files
-            .iter()
-            .map(|f| f.2)
-            .sum::<u64>();
+    let keys = approximate_keys(&store)?;
     let mut progress = Progress::new(Some(keys), "backing up");
     let stats = store.backup(dest, |done| progress.set(done))?;
     drop(progress);

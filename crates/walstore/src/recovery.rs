@@ -303,16 +303,7 @@ pub(crate) fn reload(store: &Store, mode: Mode) -> Result<Arc<Version>> {
             // scan and the look past its end: only a verdict under the lock is final.
             Err(e) if e.is_corruption() && mode != Mode::Locked => {
                 if store.inner.lock.is_some() {
-                    let guard = store.acquire_writer(store.inner.opts.lock_wait)?;
-                    let result = try_reload(store, Mode::Locked);
-                    store.release_writer(guard);
-                    return result?.map(Arc::new).ok_or_else(|| {
-                        Error::corruption(
-                            &store.inner.dir,
-                            0,
-                            "store files changed under the writer lock",
-                        )
-                    });
+                    return reload_locked(store);
                 }
                 if attempt < 3 {
                     std::thread::sleep(std::time::Duration::from_millis(10));
@@ -327,19 +318,24 @@ pub(crate) fn reload(store: &Store, mode: Mode) -> Result<Arc<Version>> {
             None if attempt < UNLOCKED_ATTEMPTS => std::thread::yield_now(),
             None => {
                 // Files kept changing under us: load under the writer lock instead.
-                let guard = store.acquire_writer(store.inner.opts.lock_wait)?;
-                let result = try_reload(store, Mode::Locked);
-                store.release_writer(guard);
-                return result?.map(Arc::new).ok_or_else(|| {
-                    Error::corruption(
-                        &store.inner.dir,
-                        0,
-                        "store files changed under the writer lock",
-                    )
-                });
+                return reload_locked(store);
             }
         }
     }
+}
+
+/// Loads under the writer lock, where the files cannot change and every verdict is final.
+fn reload_locked(store: &Store) -> Result<Arc<Version>> {
+    let guard = store.acquire_writer(store.inner.opts.lock_wait)?;
+    let result = try_reload(store, Mode::Locked);
+    store.release_writer(guard);
+    result?.map(Arc::new).ok_or_else(|| {
+        Error::corruption(
+            &store.inner.dir,
+            0,
+            "store files changed under the writer lock",
+        )
+    })
 }
 
 /// One attempt; `Ok(None)` means a concurrent checkpoint changed the files: retry.
