@@ -124,11 +124,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Store> {
     if !read_only {
         // Make what recovery accepted durable, so that a crash now cannot make a transaction
         // that readers may already see disappear (recovery decisions are stable).
-        store
-            .inner
-            .wal
-            .sync_data()
-            .map_err(|e| Error::io("fdatasync", &store.inner.wal_path, e))?;
+        make_durable(&store, &version)?;
         let mut s = store.inner.sync.lock();
         s.durable_end = (version.generation, version.wal_end);
         drop(s);
@@ -138,6 +134,32 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Store> {
         }
     }
     Ok(store)
+}
+
+/// Writes the part of the log that no commit record proves durable back over itself, then
+/// syncs. A plain `fdatasync` is not enough: after an earlier `fdatasync` failed, the kernel
+/// may hold those bytes in pages it marked clean without writing them, so a sync would
+/// succeed while they stay lost at the next power cut, taking every later commit with them
+/// (found by the `ops` fuzz target). Rewriting dirties them again. Only the bytes after the
+/// last durable watermark are rewritten: normally the last commit group, at most the log.
+fn make_durable(store: &Store, version: &Version) -> Result<()> {
+    let wal = store.inner.wal.as_ref();
+    let path = &store.inner.wal_path;
+    let mut at = version.synced_through.max(WAL_HEADER_BYTES);
+    let mut buf = vec![0u8; (version.wal_end.saturating_sub(at)).min(1 << 20) as usize];
+    while at < version.wal_end {
+        let n = ((version.wal_end - at) as usize).min(buf.len());
+        let read = wal
+            .read_full_at(&mut buf[..n], at)
+            .map_err(|e| Error::io("read", path, e))?;
+        wal.write_all_at(&buf[..read], at)
+            .map_err(|e| Error::io("write", path, e))?;
+        if read < n {
+            break;
+        }
+        at += n as u64;
+    }
+    wal.sync_data().map_err(|e| Error::io("fdatasync", path, e))
 }
 
 fn empty_version() -> Version {
@@ -272,7 +294,7 @@ pub(crate) fn refresh(store: &Store, locked: bool) -> Result<Arc<Version>> {
     .map_err(|e| Error::io("read", path, e))?;
     next.synced_through = next.synced_through.max(end.synced_through);
     if locked {
-        settle_tail(store, &next, &end, Mode::Locked)?;
+        settle_tail(store, &next, &end, Mode::Locked, false)?;
     } else {
         let h2 = WalHeader::read(wal).map_err(|e| Error::io("read", path, e))?;
         if h2 != h1 {
@@ -434,7 +456,7 @@ fn try_reload(store: &Store, mode: Mode) -> Result<Option<Version>> {
             return Ok(None);
         }
     }
-    settle_tail(store, &version, &end, mode)?;
+    settle_tail(store, &version, &end, mode, true)?;
     Ok(Some(version))
 }
 
@@ -508,12 +530,23 @@ fn has_record_of(wal: &dyn StorageFile, path: &Path, salt: u64) -> Result<bool> 
 
 /// Decides what the end of the log means and acts on it: report corruption, or (holding
 /// the lock) zero and sync a torn tail so nothing appended later can join it.
-fn settle_tail(store: &Store, version: &Version, end: &ScanEnd, mode: Mode) -> Result<()> {
+///
+/// A full load (`whole_log`: open, or a reload under the lock) looks past every kind of stop,
+/// because a zeroed stretch of synced records looks like a clean end until the commits after
+/// it are seen. A catch-up under the lock only looks past bytes of this generation that do not
+/// continue the log; a catch-up without the lock decides nothing.
+fn settle_tail(
+    store: &Store,
+    version: &Version,
+    end: &ScanEnd,
+    mode: Mode,
+    whole_log: bool,
+) -> Result<()> {
     let inner = &store.inner;
     let needs_classification = match mode {
-        Mode::Open => true,
-        Mode::Locked => matches!(end.stop, Stop::Damaged { .. }),
         Mode::Unlocked => false,
+        Mode::Open => true,
+        Mode::Locked => whole_log || matches!(end.stop, Stop::Damaged { .. }),
     };
     if !needs_classification {
         return Ok(());
