@@ -122,13 +122,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Store> {
     };
     *store.inner.current.write() = Arc::clone(&version);
     if !read_only {
-        // Make what recovery accepted durable, so that a crash now cannot make a transaction
-        // that readers may already see disappear (recovery decisions are stable).
-        make_durable(&store, &version)?;
-        let mut s = store.inner.sync.lock();
-        s.durable_end = (version.generation, version.wal_end);
-        drop(s);
-        cleanup_if_idle(&store, &version);
+        settle_after_open(&store, &version)?;
         if store.inner.opts.auto_checkpoint {
             crate::checkpoint::start_background(&store);
         }
@@ -136,15 +130,61 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Store> {
     Ok(store)
 }
 
+/// Finishes recovery under the writer lock, where it is authoritative: catch up with anything
+/// written since the unlocked load, zero a torn tail, make what readers will see durable
+/// (so a crash now cannot make a transaction that readers may already see disappear), and
+/// remove files an interrupted checkpoint left. If another writer holds the lock past the
+/// configured wait, it is a live writer doing the same for its own writes: a plain sync is
+/// then enough for what this handle read.
+fn settle_after_open(store: &Store, loaded: &Version) -> Result<()> {
+    let durable = match store.acquire_writer(store.inner.opts.lock_wait) {
+        Ok(guard) => {
+            let result = refresh(store, true).and_then(|version| {
+                make_durable(store, &version)?;
+                if let Ok(Some(manifest)) =
+                    Manifest::read(store.inner.opts.storage.as_ref(), &store.inner.dir)
+                {
+                    if manifest.generation == version.generation {
+                        remove_orphans(store, &manifest);
+                    }
+                }
+                Ok((version.generation, version.wal_end))
+            });
+            store.release_writer(guard);
+            result?
+        }
+        Err(Error::Busy { .. }) => {
+            store
+                .inner
+                .wal
+                .sync_data()
+                .map_err(|e| Error::io("fdatasync", &store.inner.wal_path, e))?;
+            (loaded.generation, loaded.wal_end)
+        }
+        Err(e) => return Err(e),
+    };
+    store.inner.sync.lock().durable_end = durable;
+    Ok(())
+}
+
 /// Writes the part of the log that no commit record proves durable back over itself, then
 /// syncs. A plain `fdatasync` is not enough: after an earlier `fdatasync` failed, the kernel
 /// may hold those bytes in pages it marked clean without writing them, so a sync would
 /// succeed while they stay lost at the next power cut, taking every later commit with them
-/// (found by the `ops` fuzz target). Rewriting dirties them again. Only the bytes after the
-/// last durable watermark are rewritten: normally the last commit group, at most the log.
+/// (found by the `ops` fuzz target). Rewriting dirties them again. Called only under the
+/// writer lock: nobody else may write the WAL meanwhile. Only the header block and
+/// the bytes after the last durable watermark are rewritten: normally one block and the last
+/// commit group, at most the log.
 fn make_durable(store: &Store, version: &Version) -> Result<()> {
     let wal = store.inner.wal.as_ref();
     let path = &store.inner.wal_path;
+    // The header too: a checkpoint's WAL reset whose sync failed left it in the same state.
+    let mut header = vec![0u8; WAL_HEADER_BYTES as usize];
+    let n = wal
+        .read_full_at(&mut header, 0)
+        .map_err(|e| Error::io("read", path, e))?;
+    wal.write_all_at(&header[..n], 0)
+        .map_err(|e| Error::io("write", path, e))?;
     let mut at = version.synced_through.max(WAL_HEADER_BYTES);
     let mut buf = vec![0u8; (version.wal_end.saturating_sub(at)).min(1 << 20) as usize];
     while at < version.wal_end {
@@ -431,6 +471,12 @@ fn try_reload(store: &Store, mode: Mode) -> Result<Option<Version>> {
                 return Err(Error::corruption(path, 0, "WAL header damaged"));
             }
             if mode == Mode::Locked && !inner.read_only {
+                // The checkpoint that renamed this manifest into place may have failed before
+                // its directory fsync: make the rename durable before the WAL header depends
+                // on it, or a crash could bring back the old manifest under a newer WAL.
+                storage
+                    .sync_dir(&inner.dir)
+                    .map_err(|e| Error::io("fsync directory", &inner.dir, e))?;
                 reset_wal(store, &manifest)?;
             }
             return Ok(Some(version));
@@ -607,29 +653,6 @@ pub(crate) fn reset_wal(store: &Store, manifest: &Manifest) -> Result<()> {
         store.poison("WAL reset");
     }
     result
-}
-
-/// Removes files no current manifest references (left by crashed checkpoints), if no
-/// writer is active.
-fn cleanup_if_idle(store: &Store, version: &Version) {
-    let Some(lock) = store.inner.lock.as_ref() else {
-        return;
-    };
-    let Some(guard) = store.inner.writer.try_lock_arc() else {
-        return;
-    };
-    if matches!(lock.try_lock(), Ok(true)) {
-        // Re-read under the lock: another process may have checkpointed since we loaded.
-        if let Ok(Some(manifest)) =
-            Manifest::read(store.inner.opts.storage.as_ref(), &store.inner.dir)
-        {
-            if manifest.generation == version.generation {
-                remove_orphans(store, &manifest);
-            }
-        }
-        let _ = lock.unlock();
-    }
-    drop(guard);
 }
 
 /// Removes snapshot files the manifest does not name, and a stale `MANIFEST.tmp`. Only
