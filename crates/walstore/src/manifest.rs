@@ -88,6 +88,9 @@ impl Manifest {
         if crc32(&header[..24]) != read_u32(header, 24).unwrap_or(0) {
             return Err(corrupt(24, "manifest header checksum mismatch"));
         }
+        if header[28..32].iter().any(|b| *b != 0) {
+            return Err(corrupt(28, "non-zero reserved bytes in manifest header"));
+        }
         if read_u32(header, 12) != Some(CHECKSUM_CRC32_IEEE) {
             return Err(corrupt(12, "unknown checksum algorithm"));
         }
@@ -115,7 +118,12 @@ impl Manifest {
         let base_txn = next_u64(&mut c)?;
         let next_file_id = next_u64(&mut c)?;
         let count = c.u32().ok_or_else(|| truncated(&c))? as usize;
-        c.u32().ok_or_else(|| truncated(&c))?;
+        if c.u32().ok_or_else(|| truncated(&c))? != 0 {
+            return Err(corrupt(
+                MANIFEST_HEADER_BYTES + 36,
+                "non-zero reserved bytes in manifest body",
+            ));
+        }
         // Each segment entry takes at least 29 bytes: bound the count by the body before
         // allocating anything for it.
         if count > c.remaining() / 29 {
