@@ -1,0 +1,153 @@
+//! Workload data, derived from an index with a fixed mixing function: every engine and every
+//! child process sees byte-identical keys and values, and none of them holds the data set in
+//! memory (which would hide the engine's own peak memory).
+
+/// Bytes of every key in the workloads.
+pub const KEY_LEN: usize = 16;
+/// Bytes of a small value (workloads a to d).
+pub const VALUE_LEN: usize = 100;
+/// Value sizes of workload e (and the plain-files recipe f), in bytes: 4, 16, 1 and 64 KiB.
+pub const BLOB_SIZES: [usize; 4] = [4 << 10, 16 << 10, 1 << 10, 64 << 10];
+
+/// SplitMix64: a fast, well-mixed 64-bit permutation step.
+pub fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Key number `i` of a key space `space` (workloads use different spaces so their keys never
+/// collide): 8 mixed bytes then the index, both big-endian. Inserting `i = 0, 1, 2, ...` is
+/// therefore a random key order.
+pub fn key(space: u8, i: u64) -> [u8; KEY_LEN] {
+    let mut k = [0u8; KEY_LEN];
+    let h = mix(i ^ (u64::from(space) << 56));
+    k[..8].copy_from_slice(&h.to_be_bytes());
+    k[8..].copy_from_slice(&i.to_be_bytes());
+    k
+}
+
+/// Fills `out` with the incompressible value bytes of item `i` (same bytes for every engine;
+/// incompressible so that an engine that compresses gains nothing the others do not).
+pub fn fill_value(i: u64, out: &mut [u8]) {
+    let mut state = mix(i.wrapping_add(0x5EED));
+    for chunk in out.chunks_mut(8) {
+        state = mix(state);
+        let bytes = state.to_le_bytes();
+        chunk.copy_from_slice(&bytes[..chunk.len()]);
+    }
+}
+
+/// A small deterministic generator for read positions (the same sequence for every engine).
+#[derive(Debug, Clone)]
+pub struct Positions {
+    state: u64,
+}
+
+impl Positions {
+    /// A sequence seeded by `seed`.
+    pub fn new(seed: u64) -> Self {
+        Positions { state: seed }
+    }
+
+    /// The next position in `0..n`.
+    pub fn next_below(&mut self, n: u64) -> u64 {
+        self.state = self.state.wrapping_add(1);
+        // Lemire's multiply-shift reduction: unbiased enough for benchmark positions.
+        ((u128::from(mix(self.state)) * u128::from(n)) >> 64) as u64
+    }
+}
+
+/// How big each workload is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Scale {
+    /// Workload a: durable transactions of 3 keys, one thread.
+    pub a_txns: u64,
+    /// Workload b: committing threads.
+    pub b_threads: u64,
+    /// Workload b: transactions per thread.
+    pub b_txns_per_thread: u64,
+    /// Workload c: keys bulk-loaded.
+    pub c_keys: u64,
+    /// Workload c: keys per durable transaction.
+    pub c_batch: u64,
+    /// Workload d: random point reads.
+    pub d_reads: u64,
+    /// Workload e (and f): rounds replacing the four blobs.
+    pub e_rounds: u64,
+    /// Open: WAL bytes of small transactions to replay.
+    pub open_wal_bytes: u64,
+}
+
+impl Scale {
+    /// The sizes.
+    pub const FULL: Scale = Scale {
+        a_txns: 2_000,
+        b_threads: 4,
+        b_txns_per_thread: 500,
+        c_keys: 1_000_000,
+        c_batch: 10_000,
+        d_reads: 1_000_000,
+        e_rounds: 500,
+        open_wal_bytes: 256 << 20,
+    };
+
+    /// Small sizes for CI: proves every path works in well under a minute.
+    pub const QUICK: Scale = Scale {
+        a_txns: 200,
+        b_threads: 4,
+        b_txns_per_thread: 50,
+        c_keys: 50_000,
+        c_batch: 5_000,
+        d_reads: 50_000,
+        e_rounds: 40,
+        open_wal_bytes: 16 << 20,
+    };
+}
+
+/// Key spaces, one per workload.
+pub mod space {
+    /// Workload a.
+    pub const A: u8 = 1;
+    /// Workload b.
+    pub const B: u8 = 2;
+    /// Workloads c and d.
+    pub const C: u8 = 3;
+    /// Open-time WAL.
+    pub const OPEN: u8 = 4;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_distinct_and_deterministic() {
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..10_000 {
+            assert!(seen.insert(key(space::C, i)));
+        }
+        assert_eq!(key(space::A, 7), key(space::A, 7));
+        assert_ne!(key(space::A, 7), key(space::B, 7));
+    }
+
+    #[test]
+    fn values_fill_any_length() {
+        let mut a = vec![0u8; 100];
+        let mut b = vec![0u8; 100];
+        fill_value(3, &mut a);
+        fill_value(3, &mut b);
+        assert_eq!(a, b);
+        fill_value(4, &mut b);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn positions_stay_in_range() {
+        let mut p = Positions::new(1);
+        for _ in 0..1000 {
+            assert!(p.next_below(17) < 17);
+        }
+    }
+}
