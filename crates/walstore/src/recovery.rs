@@ -599,13 +599,43 @@ fn load_segments(
     Ok(Some(Arc::new(set)))
 }
 
-/// Whether the first record slot after the header carries `salt`.
+/// Whether an intact record of generation `salt` lies anywhere after the header. Records of
+/// a generation are written only after its header is durable, so one proves the header had
+/// been; the whole log is searched because the first record may be damaged as well (found
+/// by the recovery fuzz target).
 fn has_record_of(wal: &dyn StorageFile, path: &Path, salt: u64) -> Result<bool> {
-    let mut buf = [0u8; 24];
-    let n = wal
-        .read_full_at(&mut buf, WAL_HEADER_BYTES)
-        .map_err(|e| Error::io("read", path, e))?;
-    Ok(n == 24 && buf[16..24] == salt.to_le_bytes())
+    use crate::wal::record::{self, RECORD_HEADER_BYTES, RECORD_PAYLOAD_MAX, SALT_FIELD_OFFSET};
+    let read_err = |e| Error::io("read", path, e);
+    let len = wal.len().map_err(|e| Error::io("stat", path, e))?;
+    let salt_bytes = salt.to_le_bytes();
+    let finder = memchr::memmem::Finder::new(&salt_bytes);
+    let mut reader = crate::wal::scan::ChunkReader::new(wal, len);
+    let mut at = WAL_HEADER_BYTES;
+    while at < len {
+        let chunk = reader.get(at, 1 << 20).map_err(read_err)?.to_vec();
+        for hit in finder.find_iter(&chunk) {
+            let Some(start) = (at + hit as u64).checked_sub(SALT_FIELD_OFFSET as u64) else {
+                continue;
+            };
+            if start < WAL_HEADER_BYTES {
+                continue;
+            }
+            let head = reader.get(start, RECORD_HEADER_BYTES).map_err(read_err)?;
+            let Some(declared) = record::declared_len(head) else {
+                continue;
+            };
+            let total = RECORD_HEADER_BYTES + (declared as usize).min(RECORD_PAYLOAD_MAX + 1);
+            let bytes = reader.get(start, total).map_err(read_err)?;
+            if record::decode(bytes).is_ok_and(|r| r.salt == salt) {
+                return Ok(true);
+            }
+        }
+        if chunk.len() <= RECORD_HEADER_BYTES {
+            break;
+        }
+        at += (chunk.len() - RECORD_HEADER_BYTES) as u64;
+    }
+    Ok(false)
 }
 
 /// Decides what the end of the log means and acts on it: report corruption, or (holding

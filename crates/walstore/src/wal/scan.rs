@@ -104,9 +104,25 @@ impl<'f> ChunkReader<'f> {
         if offset < self.buf_start || want_end > buf_end {
             let read_len = (self.file_len.saturating_sub(offset)).min(len.max(self.chunk) as u64);
             self.chunk = (self.chunk * 2).min(CHUNK_BYTES);
-            self.buf.resize(read_len as usize, 0);
-            let n = self.file.read_full_at(&mut self.buf, offset)?;
-            self.buf.truncate(n);
+            // Grow the buffer only as the file proves it has the bytes: a catch-up scan does
+            // not know the file's length (it passes u64::MAX), and a length declared by
+            // damaged bytes must not size an allocation (found by the recovery fuzz target).
+            let read_len = read_len as usize;
+            let mut step = read_len.min(CHUNK_BYTES);
+            self.buf.clear();
+            loop {
+                let filled = self.buf.len();
+                let target = (filled + step).min(read_len);
+                self.buf.resize(target, 0);
+                let n = self
+                    .file
+                    .read_full_at(&mut self.buf[filled..], offset + filled as u64)?;
+                self.buf.truncate(filled + n);
+                if filled + n < target || self.buf.len() >= read_len {
+                    break;
+                }
+                step = step.saturating_mul(2);
+            }
             self.buf_start = offset;
         }
         let start = (offset - self.buf_start) as usize;

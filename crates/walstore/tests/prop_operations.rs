@@ -1,0 +1,175 @@
+//! Property tests: random operation sequences (multi-key transactions, aborts, checkpoints,
+//! reopens, simulated power cuts, injected I/O errors) on the in-memory backend, against a
+//! `BTreeMap` model. proptest shrinks a failure to a short sequence and prints it.
+
+#[allow(dead_code)]
+#[path = "../../../fuzz/src/checks.rs"]
+mod checks;
+
+/// No allocation counting here (the fuzz build has it).
+mod alloc_probe {
+    pub fn peak_during<T>(f: impl FnOnce() -> T) -> (T, Option<usize>) {
+        (f(), None)
+    }
+}
+
+use checks::{options, read_state, Op, State, DIR};
+use proptest::prelude::*;
+use walstore::storage::{MemoryStorage, StorageOp};
+use walstore::{Durability, Store};
+
+#[derive(Debug, Clone)]
+enum Step {
+    /// Writes (key number, value or delete); committed unless `abort`.
+    Txn {
+        writes: Vec<(u8, Option<Vec<u8>>)>,
+        abort: bool,
+    },
+    Checkpoint,
+    Reopen,
+    Crash,
+}
+
+fn key(n: u8) -> Vec<u8> {
+    format!("key/{n:02}").into_bytes()
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let write = (
+        0u8..12,
+        prop::option::weighted(0.8, prop::collection::vec(any::<u8>(), 0..300)),
+    );
+    prop_oneof![
+        6 => (prop::collection::vec(write, 1..6), prop::bool::weighted(0.2))
+            .prop_map(|(writes, abort)| Step::Txn { writes, abort }),
+        1 => Just(Step::Checkpoint),
+        1 => Just(Step::Reopen),
+        1 => Just(Step::Crash),
+    ]
+}
+
+fn open(mem: &MemoryStorage) -> Store {
+    options(mem).open(DIR).expect("open")
+}
+
+fn assert_matches(store: &Store, model: &State, last_txn: u64, when: &str) {
+    let (txn, state) = read_state(store).expect("read the whole store");
+    assert_eq!(&state, model, "{when}: store and model differ");
+    assert_eq!(txn, last_txn, "{when}: last transaction id");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// With `Immediate` durability and no faults the store always equals the model: after
+    /// every commit, abort, checkpoint, reopen and power cut.
+    #[test]
+    fn operation_sequences_match_a_btreemap_model_across_reopens_and_crashes(
+        steps in prop::collection::vec(step(), 1..40)
+    ) {
+        let mem = MemoryStorage::new();
+        let mut store = open(&mem);
+        let mut model = State::new();
+        let mut last_txn = 0;
+        for (i, step) in steps.iter().enumerate() {
+            let when = format!("step {i} ({step:?})");
+            match step {
+                Step::Txn { writes, abort } => {
+                    let mut tx = store.begin_write().expect("begin_write");
+                    let mut next = model.clone();
+                    for (k, v) in writes {
+                        match v {
+                            Some(v) => {
+                                tx.put(&key(*k), v).expect("put");
+                                next.insert(key(*k), v.clone());
+                            }
+                            None => {
+                                tx.delete(&key(*k)).expect("delete");
+                                next.remove(&key(*k));
+                            }
+                        }
+                    }
+                    if *abort {
+                        tx.abort();
+                    } else {
+                        tx.commit().expect("commit");
+                        model = next;
+                        last_txn += 1;
+                    }
+                }
+                Step::Checkpoint => {
+                    store.checkpoint().expect("checkpoint");
+                }
+                Step::Reopen => {
+                    drop(store);
+                    store = open(&mem);
+                }
+                Step::Crash => {
+                    drop(store);
+                    mem.crash();
+                    store = open(&mem);
+                }
+            }
+            assert_matches(&store, &model, last_txn, &when);
+        }
+        drop(store);
+        mem.crash();
+        let store = open(&mem);
+        assert_matches(&store, &model, last_txn, "after the final crash");
+    }
+}
+
+fn fault_op() -> impl Strategy<Value = Op> {
+    let only = prop_oneof![
+        Just(None),
+        Just(Some(StorageOp::Sync)),
+        Just(Some(StorageOp::Write)),
+        Just(Some(StorageOp::SetLen)),
+        Just(Some(StorageOp::Create)),
+        Just(Some(StorageOp::Rename)),
+        Just(Some(StorageOp::SyncDir)),
+        Just(Some(StorageOp::Remove)),
+    ];
+    (0u8..20, only, prop::bool::ANY, prop::bool::ANY).prop_map(
+        |(after, only, enospc, persistent)| Op::Fault {
+            after,
+            only,
+            errno: if enospc { 28 } else { 5 },
+            persistent,
+        },
+    )
+}
+
+fn model_op() -> impl Strategy<Value = Op> {
+    let write = (0u8..24, prop::option::weighted(0.85, 0u16..2000));
+    prop_oneof![
+        6 => (prop::collection::vec(write, 1..6), prop::bool::weighted(0.85), prop::bool::weighted(0.25))
+            .prop_map(|(writes, commit, buffered)| Op::Txn {
+                writes,
+                commit,
+                durability: if buffered { Durability::Buffered } else { Durability::Immediate },
+            }),
+        1 => Just(Op::Checkpoint),
+        1 => Just(Op::Reopen),
+        1 => Just(Op::Crash),
+        1 => Just(Op::Check),
+        2 => fault_op(),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// With `Buffered` commits and injected I/O failures of every kind (fdatasync that drops
+    /// the dirty pages, write, truncate, create, rename, directory sync, remove; EIO and
+    /// ENOSPC; transient and persistent): recovered states are states of the
+    /// model's history at or after the last durable commit, a failed commit is all or nothing
+    /// and poisons the handle, and the store opens once the faults stop (the checks of the
+    /// `ops` fuzz target, `fuzz/src/checks.rs`).
+    #[test]
+    fn failed_writes_are_atomic_and_poison_the_handle(
+        ops in prop::collection::vec(model_op(), 1..40)
+    ) {
+        checks::run_ops(&ops);
+    }
+}
