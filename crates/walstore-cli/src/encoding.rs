@@ -31,10 +31,18 @@ pub fn from_json(value: &Json) -> Result<Vec<u8>, String> {
     }
 }
 
-/// Bytes shown on a terminal: UTF-8 as it is, anything else escaped (`\xNN`).
+/// A path in JSON output, as [`to_json`] encodes its bytes (never through `serde`, whose
+/// encoding of a path that is not UTF-8 fails).
+pub fn path_to_json(path: &std::path::Path) -> Json {
+    to_json(&crate::args::arg_bytes(path.as_os_str()))
+}
+
+/// Bytes shown on a terminal: UTF-8 without control characters as it is, anything else
+/// escaped (`\xNN`, `\t`, `\n`), so one key or value never spans two lines or columns.
+/// For humans only: the exact form is the JSON one.
 pub fn display(bytes: &[u8]) -> String {
     match std::str::from_utf8(bytes) {
-        Ok(s) if !s.chars().any(|c| c.is_control() && c != '\t') => s.to_owned(),
+        Ok(s) if !s.chars().any(char::is_control) => s.to_owned(),
         _ => bytes.escape_ascii().to_string(),
     }
 }
@@ -52,5 +60,12 @@ mod tests {
         assert!(from_json(&json!(5)).is_err());
         assert!(from_json(&json!({"base64": "!!"})).is_err());
         assert!(from_json(&json!({"base64": "AA==", "extra": 1})).is_err());
+    }
+
+    #[test]
+    fn display_keeps_one_entry_on_one_line_and_in_one_column() {
+        assert_eq!(display("café".as_bytes()), "café");
+        assert_eq!(display(b"a\tb\nc"), "a\\tb\\nc");
+        assert_eq!(display(&[b'k', 0xff]), "k\\xff");
     }
 }

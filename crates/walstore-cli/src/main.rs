@@ -2,17 +2,22 @@
 //! the same code on a simulated file system.
 
 use clap::Parser;
+use std::process::ExitCode;
+use walstore_cli::{Backend, Cli, Exit};
 
-fn main() -> std::process::ExitCode {
-    let cli = match walstore_cli::Cli::try_parse() {
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            // Help and version go to stdout and succeed; usage errors exit 2.
-            let code = if e.use_stderr() { 2 } else { 0 };
+            // Help and version go to stdout and succeed; usage errors go to stderr and exit 2.
+            let exit = if e.use_stderr() {
+                Exit::Usage
+            } else {
+                Exit::Ok
+            };
             let _ = e.print();
-            return std::process::ExitCode::from(code);
+            return ExitCode::from(exit.code());
         }
     };
-    let code = walstore_cli::run(&cli, walstore::Options::new());
-    std::process::ExitCode::from(code as u8)
+    ExitCode::from(walstore_cli::run(&cli, &Backend::real()).code())
 }

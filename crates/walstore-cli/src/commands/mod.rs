@@ -1,0 +1,92 @@
+//! The commands, one module per group: `edit` (set, del, incr, cas), `txn`, `read` (get,
+//! scan), `transfer` (export, import), `maintain` (checkpoint, info, backup) and `inspect`
+//! (dump, verify, which read the files without opening the store).
+//!
+//! Invariant: every store is opened through [`Context`], so `--salvage` is read-only
+//! everywhere and reading commands never create or modify a store.
+
+mod edit;
+mod inspect;
+mod maintain;
+mod read;
+mod transfer;
+mod txn;
+
+use crate::args::{Cli, Command};
+use crate::exit::Failure;
+use crate::output::Outcome;
+use crate::Backend;
+use std::io::BufRead;
+use std::path::Path;
+use walstore::storage::Storage;
+use walstore::{Options, Store};
+
+/// What every command needs besides its own arguments.
+pub(crate) struct Context<'a> {
+    /// `--json`.
+    pub(crate) json: bool,
+    salvage: bool,
+    options: Options,
+    pub(crate) storage: &'a dyn Storage,
+}
+
+impl Context<'_> {
+    /// Opens for writing (creating the store if needed); refuses `--salvage`.
+    pub(crate) fn open_writable(&self, store: &Path) -> Result<Store, Failure> {
+        if self.salvage {
+            return Err(Failure::usage(
+                "--salvage opens the store read-only: it works with get, scan, export, info and backup",
+            ));
+        }
+        Ok(self.options.clone().open(store)?)
+    }
+
+    /// Opens read-only: never creates, never modifies.
+    pub(crate) fn open_readable(&self, store: &Path) -> Result<Store, Failure> {
+        Ok(self.options.clone().read_only(true).open(store)?)
+    }
+}
+
+pub(crate) fn execute(cli: &Cli, backend: &Backend) -> Outcome {
+    let cx = Context {
+        json: cli.json,
+        salvage: cli.salvage,
+        options: cli.options(backend.options.clone()),
+        storage: backend.storage.as_ref(),
+    };
+    match &cli.command {
+        Command::Set { store, pairs } => edit::set(&cx, store, pairs),
+        Command::Get { store, key } => read::get(&cx, store, key),
+        Command::Del { store, keys } => edit::del(&cx, store, keys),
+        Command::Incr { store, key, by } => edit::incr(&cx, store, key, by.unwrap_or(1)),
+        Command::Cas {
+            store,
+            key,
+            expected,
+            new,
+        } => edit::cas(&cx, store, key, expected, new),
+        Command::Scan { store, prefix } => read::scan(&cx, store, prefix.as_deref()),
+        Command::Txn { store } => txn::txn(&cx, store),
+        Command::Export { store } => transfer::export(&cx, store),
+        Command::Import { store } => transfer::import(&cx, store),
+        Command::Checkpoint { store } => maintain::checkpoint(&cx, store),
+        Command::Info { store } => maintain::info(&cx, store),
+        Command::Dump { store } => inspect::dump(&cx, store),
+        Command::Verify { store } => inspect::verify(&cx, store),
+        Command::Backup { store, dest } => maintain::backup(&cx, store, dest),
+    }
+}
+
+/// Calls `each` with the line number and text of every non-blank line of stdin.
+pub(crate) fn read_stdin_lines(
+    mut each: impl FnMut(usize, &str) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    for (i, line) in std::io::stdin().lock().lines().enumerate() {
+        let line =
+            line.map_err(|e| Failure::usage(format!("stdin line {}: cannot read: {e}", i + 1)))?;
+        if !line.trim().is_empty() {
+            each(i + 1, &line)?;
+        }
+    }
+    Ok(())
+}
