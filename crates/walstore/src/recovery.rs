@@ -140,6 +140,7 @@ fn settle_after_open(store: &Store, loaded: &Version) -> Result<()> {
     let durable = match store.acquire_writer(store.inner.opts.lock_wait) {
         Ok(guard) => {
             let result = refresh(store, true).and_then(|version| {
+                clear_stale_tail(store, &version)?;
                 make_durable(store, &version)?;
                 if let Ok(Some(manifest)) =
                     Manifest::read(store.inner.opts.storage.as_ref(), &store.inner.dir)
@@ -164,6 +165,35 @@ fn settle_after_open(store: &Store, loaded: &Version) -> Result<()> {
         Err(e) => return Err(e),
     };
     store.inner.sync.lock().durable_end = durable;
+    Ok(())
+}
+
+/// Zeroes every record of this generation that lies past the end of the log. A crash can keep a
+/// later write while losing an earlier one (the log then ends at zeros or at an older
+/// generation's bytes, with intact records of this generation further on); a later commit of
+/// the same length would line them up as the next transaction and bring a discarded
+/// transaction back (found by the crash harness). Called under the writer lock.
+fn clear_stale_tail(store: &Store, version: &Version) -> Result<()> {
+    let wal = store.inner.wal.as_ref();
+    let path = &store.inner.wal_path;
+    let limit = wal.len().map_err(|e| Error::io("stat", path, e))?;
+    let class = classify_tail(
+        wal,
+        limit,
+        version.salt,
+        version.last_txn + 1,
+        version.wal_end,
+    )
+    .map_err(|e| Error::io("read", path, e))?;
+    if let Some((offset, detail)) = class.corruption {
+        if store.inner.opts.recovery != RecoveryMode::Salvage {
+            return Err(Error::corruption(path, offset, detail));
+        }
+    }
+    if class.dirty_end > version.wal_end {
+        let to = class.dirty_end.next_multiple_of(4096).min(limit);
+        write_zeros(wal, version.wal_end, to).map_err(|e| Error::io("zero stale tail", path, e))?;
+    }
     Ok(())
 }
 

@@ -1,0 +1,458 @@
+//! Runs a workload against the engine on a simulated file system, keeps the reference model
+//! up to date, checks what can be checked while running (invariant 11: poison after a failed
+//! fsync or WAL write; reads inside transactions), and pairs every captured crash point with
+//! the model as it stood when the crash happened.
+
+use crate::engine::{durability, guarded, read_state, EngineConfig};
+use crate::oracle::{History, Invariant, Status, Violation};
+use crate::simfs::inject::{CountdownFault, SwarmProbabilities};
+use crate::simfs::{Capture, CrashPoint, SimFs};
+use crate::trace::OpClass;
+use crate::workload::{counter_of, value, Dur, Step, TxOp, Workload};
+use std::sync::Arc;
+use walstore::Store;
+
+/// Faults and crash points of one run.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Which operations become crash points.
+    pub capture: Capture,
+    /// A countdown I/O fault.
+    pub countdown: Option<CountdownFault>,
+    /// Random I/O faults.
+    pub swarm: Option<SwarmProbabilities>,
+    /// File-system behaviour that matters while running (a failed directory sync).
+    pub media: crate::crashgen::MediaModel,
+}
+
+impl RunConfig {
+    /// No faults, crash points as given.
+    pub fn capture(capture: Capture) -> Self {
+        RunConfig {
+            capture,
+            countdown: None,
+            swarm: None,
+            media: crate::crashgen::MediaModel::default(),
+        }
+    }
+}
+
+/// A crash point with the model as it stood.
+#[derive(Debug, Clone)]
+pub struct PointContext {
+    /// The file system right after the operation.
+    pub point: CrashPoint,
+    /// The model at the start of the workload step during which the crash happened (the
+    /// step's own commit, if any, is in flight).
+    pub history: Arc<History>,
+    /// The step (`commit 3`, `checkpoint`, ...).
+    pub phase: String,
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The file system at the end (the store closed).
+    pub fs: SimFs,
+    /// The model at the end.
+    pub history: History,
+    /// Crash points captured, in order.
+    pub points: Vec<PointContext>,
+    /// A violation found while running, if any (the run stops there).
+    pub violation: Option<Violation>,
+    /// The file system state just before the store was closed.
+    pub final_state: crate::simfs::state::FsState,
+}
+
+struct Driver<'a> {
+    fs: SimFs,
+    engine: &'a EngineConfig,
+    store: Option<Store>,
+    history: History,
+    points: Vec<PointContext>,
+    /// A fault fired on this handle since it was opened.
+    handle_faulted: bool,
+    /// Why the handle must refuse commits (a failed WAL fsync or WAL write), if it must.
+    must_be_poisoned: Option<String>,
+    /// Reopen after this many more steps (after an error: one step exercises the poisoned
+    /// handle first).
+    reopen_in: Option<u32>,
+}
+
+/// Runs `workload` with `config`; the engine is created fresh on an empty file system.
+pub fn run_workload(workload: &Workload, engine: &EngineConfig, config: &RunConfig) -> RunOutcome {
+    let fs = SimFs::new();
+    fs.set_capture(config.capture);
+    fs.set_dir_sync_failure_is_fatal(config.media.dir_sync_failure_is_fatal);
+    if let Some(c) = &config.countdown {
+        fs.set_countdown(c.clone());
+    }
+    if let Some(s) = config.swarm {
+        fs.set_swarm(s);
+    }
+    let mut d = Driver {
+        fs: fs.clone(),
+        engine,
+        store: None,
+        history: History::default(),
+        points: Vec::new(),
+        handle_faulted: false,
+        must_be_poisoned: None,
+        reopen_in: None,
+    };
+    let violation = d.run(&workload.steps).err();
+    let final_state = fs.state();
+    d.store = None;
+    fs.set_capture(Capture::Off);
+    RunOutcome {
+        fs,
+        history: d.history,
+        points: d.points,
+        violation,
+        final_state,
+    }
+}
+
+impl Driver<'_> {
+    fn run(&mut self, steps: &[Step]) -> Result<(), Violation> {
+        self.open("create")?;
+        for step in steps {
+            if self.store.is_none() || self.reopen_in == Some(0) {
+                self.reopen_in = None;
+                self.open("reopen")?;
+                if self.store.is_none() {
+                    continue;
+                }
+            }
+            self.reopen_in = self.reopen_in.map(|n| n.saturating_sub(1));
+            self.step(step)?;
+        }
+        self.final_check()
+    }
+
+    /// Takes the crash points captured during a step and pairs them with the model.
+    fn collect(&mut self, history: &Arc<History>, phase: &str) {
+        for point in self.fs.take_crash_points() {
+            self.points.push(PointContext {
+                point,
+                history: Arc::clone(history),
+                phase: phase.to_string(),
+            });
+        }
+    }
+
+    /// Opens (or reopens) the store and, on a reopen, resolves undecided commits.
+    fn open(&mut self, phase: &str) -> Result<(), Violation> {
+        self.store = None;
+        self.fs.set_phase(phase);
+        let snapshot = Arc::new(self.history.clone());
+        let fired_before = self.fs.fired_count();
+        let opened = self.engine.open(&self.fs);
+        self.collect(&snapshot, phase);
+        let opened = opened.map_err(|panic| {
+            Violation::new(
+                Invariant::NoPanic,
+                format!("the engine panicked while opening ({phase})"),
+                "Ok or a typed error",
+                panic,
+            )
+        })?;
+        let faulted = self.fs.fired_count() > fired_before;
+        let store = match opened {
+            Ok(store) => store,
+            Err(_) if faulted => return Ok(()),
+            Err(e) => {
+                return Err(Violation::new(
+                    Invariant::WritableAfterRecovery,
+                    format!("{phase} failed with no fault injected and no crash"),
+                    "the store opens",
+                    e.to_string(),
+                ))
+            }
+        };
+        self.handle_faulted = faulted;
+        self.must_be_poisoned = None;
+        if phase != "create" {
+            self.resolve(&store)?;
+        }
+        self.store = Some(store);
+        Ok(())
+    }
+
+    /// After a reopen without a crash, everything written to the OS is there (F15 rules).
+    fn resolve(&mut self, store: &Store) -> Result<(), Violation> {
+        let state = match read_state(store) {
+            Ok(state) => state,
+            Err(_) if self.fs.fired_count() > 0 => return Ok(()),
+            Err(e) => {
+                return Err(Violation::new(
+                    Invariant::WritableAfterRecovery,
+                    "reading the reopened store failed with no fault injected",
+                    "a readable store",
+                    e.to_string(),
+                ))
+            }
+        };
+        let exp = self.history.expectation(self.fs.op_count(), "reopen");
+        let k = exp.judge(&state, exp.lo_kill)?;
+        self.history.resolve(k);
+        Ok(())
+    }
+
+    fn step(&mut self, step: &Step) -> Result<(), Violation> {
+        let fired_before = self.fs.fired_count();
+        let result = match step {
+            Step::Txn {
+                serial,
+                ops,
+                durability,
+                abort,
+            } => self.txn(*serial, ops, *durability, *abort),
+            Step::Increment {
+                serial,
+                key,
+                durability,
+            } => self.increment(*serial, key, *durability),
+            Step::Checkpoint => self.simple("checkpoint", |s| s.checkpoint().map(|_| ())),
+            Step::Sync => self.simple("sync", Store::sync),
+            Step::Reopen => {
+                self.reopen_in = Some(0);
+                return Ok(());
+            }
+        }?;
+        let fired_now = self.fs.fired_count() > fired_before;
+        self.handle_faulted |= fired_now;
+        if let Err(e) = result {
+            if !self.handle_faulted {
+                return Err(Violation::new(
+                    Invariant::WritableAfterRecovery,
+                    format!("{step:?} failed with no fault injected"),
+                    "success",
+                    e.to_string(),
+                ));
+            }
+            if self.reopen_in.is_none() {
+                self.reopen_in = Some(1);
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a store call that is not a commit.
+    fn simple(
+        &mut self,
+        phase: &str,
+        call: impl FnOnce(&Store) -> walstore::Result<()>,
+    ) -> Result<walstore::Result<()>, Violation> {
+        let store = self
+            .store
+            .as_ref()
+            .expect("a step runs only with an open store");
+        self.fs.set_phase(phase);
+        let snapshot = Arc::new(self.history.clone());
+        let fired_before = self.fs.fired().len();
+        let result = guarded(|| call(store));
+        self.collect(&snapshot, phase);
+        let result = result.map_err(|panic| {
+            Violation::new(
+                Invariant::NoPanic,
+                format!("the engine panicked in {phase}"),
+                "Ok or a typed error",
+                panic,
+            )
+        })?;
+        self.note_wal_faults(fired_before, phase == "sync");
+        if result.is_ok() {
+            if phase == "checkpoint" {
+                self.history.checkpoint_done(self.fs.op_count());
+            } else {
+                self.history.mark_all_durable();
+            }
+        }
+        Ok(result)
+    }
+
+    /// Remembers a failed WAL fsync (any call) or WAL write (in a commit or sync): the handle
+    /// must refuse commits from now on.
+    fn note_wal_faults(&mut self, fired_before: usize, commit_path: bool) -> Option<String> {
+        let fired = self.fs.fired();
+        let hit = fired[fired_before..].iter().find(|f| {
+            f.path.ends_with("/wal")
+                && (f.class == OpClass::Sync
+                    || (commit_path && matches!(f.class, OpClass::Write | OpClass::SetLen)))
+        })?;
+        let why = format!("failed {} of the WAL at op #{}", hit.class, hit.op_index);
+        if self.must_be_poisoned.is_none() {
+            self.must_be_poisoned = Some(why.clone());
+        }
+        Some(why)
+    }
+
+    fn txn(
+        &mut self,
+        serial: u64,
+        ops: &[TxOp],
+        dur: Dur,
+        abort: bool,
+    ) -> Result<walstore::Result<()>, Violation> {
+        let writes = ops
+            .iter()
+            .map(|op| match op {
+                TxOp::Put { key, value } => (key.clone(), Some(value.clone())),
+                TxOp::Delete { key } => (key.clone(), None),
+            })
+            .collect();
+        let apply = |tx: &mut walstore::WriteTxn| -> walstore::Result<()> {
+            for op in ops {
+                match op {
+                    TxOp::Put { key, value } => tx.put(key.as_bytes(), value.as_bytes())?,
+                    TxOp::Delete { key } => tx.delete(key.as_bytes())?,
+                }
+            }
+            Ok(())
+        };
+        if abort {
+            self.history.aborted.insert(serial);
+            let phase = format!("abort {serial}");
+            self.fs.set_phase(&phase);
+            let snapshot = Arc::new(self.history.clone());
+            let store = self
+                .store
+                .as_ref()
+                .expect("a step runs only with an open store");
+            let result = guarded(|| {
+                let mut tx = store.begin_write()?;
+                apply(&mut tx)?;
+                tx.abort();
+                Ok(())
+            });
+            self.collect(&snapshot, &phase);
+            return result.map_err(|p| panic_violation(&phase, p));
+        }
+        self.commit(serial, writes, dur, |tx| apply(tx))
+    }
+
+    fn increment(
+        &mut self,
+        serial: u64,
+        key: &str,
+        dur: Dur,
+    ) -> Result<walstore::Result<()>, Violation> {
+        let model = self.history.current().get(key).cloned();
+        let certain = self.history.is_certain();
+        let next = model.as_deref().and_then(counter_of).unwrap_or(0) + 1;
+        let new_value = value(serial, &next.to_string());
+        let writes = vec![(key.to_string(), Some(new_value.clone()))];
+        let mut mismatch = None;
+        let result = self.commit(serial, writes, dur, |tx| {
+            let seen = tx
+                .get(key.as_bytes())?
+                .map(|v| String::from_utf8_lossy(&v).into_owned());
+            if certain && seen != model {
+                mismatch = Some(seen);
+            }
+            tx.put(key.as_bytes(), new_value.as_bytes())
+        })?;
+        if let Some(seen) = mismatch {
+            return Err(Violation::new(
+                Invariant::PrefixConsistency,
+                format!("a write transaction read {key} and saw a state the model never had"),
+                format!("{model:?}"),
+                format!("{seen:?}"),
+            ));
+        }
+        Ok(result)
+    }
+
+    /// One commit attempt: begin, apply, commit; the model learns the outcome.
+    fn commit(
+        &mut self,
+        serial: u64,
+        writes: Vec<(String, Option<String>)>,
+        dur: Dur,
+        apply: impl FnOnce(&mut walstore::WriteTxn) -> walstore::Result<()>,
+    ) -> Result<walstore::Result<()>, Violation> {
+        let phase = format!("commit {serial}");
+        self.fs.set_phase(&phase);
+        let index = self
+            .history
+            .begin_commit(serial, writes, dur, self.fs.op_count());
+        let snapshot = Arc::new(self.history.clone());
+        let poisoned_before = self.must_be_poisoned.clone();
+        let fired_before = self.fs.fired().len();
+        let store = self
+            .store
+            .as_ref()
+            .expect("a step runs only with an open store");
+        let fs = &self.fs;
+        let mut ops_before_commit = fs.op_count();
+        let outcome = guarded(|| -> walstore::Result<()> {
+            let mut tx = store.begin_write()?;
+            tx.set_durability(durability(dur));
+            apply(&mut tx)?;
+            ops_before_commit = fs.op_count();
+            tx.commit()
+        });
+        self.collect(&snapshot, &phase);
+        let result = outcome.map_err(|p| panic_violation(&phase, p))?;
+        let end = self.fs.op_count();
+        let wal_ranges = self
+            .fs
+            .trace()
+            .iter()
+            .filter(|t| t.index > ops_before_commit && t.path.ends_with("/wal"))
+            .filter_map(|t| t.range)
+            .collect();
+        if let Some(c) = self.history.commits.get_mut(index) {
+            c.first_op = ops_before_commit;
+            c.wal_ranges = wal_ranges;
+        }
+        let during = self.note_wal_faults(fired_before, true);
+        let status = match &result {
+            Ok(()) => Status::Acknowledged,
+            Err(_) if end == ops_before_commit => Status::Failed,
+            Err(_) => Status::Indeterminate,
+        };
+        self.history.finish_commit(index, status, end);
+        if result.is_ok() {
+            if let Some(why) = poisoned_before.or(during) {
+                return Err(Violation::new(
+                    Invariant::PoisonAfterFailure,
+                    format!("commit {serial} was acknowledged after a {why}, without a reopen"),
+                    "Err (Poisoned, or the I/O error) until the store is reopened",
+                    "Ok",
+                ));
+            }
+        }
+        Ok(result)
+    }
+
+    /// At the end, a healthy handle must show exactly the model.
+    fn final_check(&mut self) -> Result<(), Violation> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        if self.handle_faulted || !self.history.is_certain() {
+            return Ok(());
+        }
+        let state = read_state(store).map_err(|e| {
+            Violation::new(
+                Invariant::WritableAfterRecovery,
+                "reading the store at the end of the workload failed",
+                "a readable store",
+                e.to_string(),
+            )
+        })?;
+        let exp = self.history.expectation(self.fs.op_count(), "end");
+        exp.judge(&state, exp.hi()).map(|_| ())
+    }
+}
+
+fn panic_violation(phase: &str, panic: String) -> Violation {
+    Violation::new(
+        Invariant::NoPanic,
+        format!("the engine panicked in {phase}"),
+        "Ok or a typed error",
+        panic,
+    )
+}

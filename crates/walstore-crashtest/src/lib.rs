@@ -1,0 +1,50 @@
+//! walstore-crashtest: a crash-recovery harness for walstore (and any engine built on its
+//! storage trait).
+//!
+//! Code map, bottom up:
+//! - [`simfs`]: a simulated file system implementing `walstore::storage::Storage` that keeps
+//!   live and durable state apart, records an operation [`trace`], injects I/O errors and
+//!   captures crash points.
+//! - [`crashgen`]: turns a crash point into post-crash [`image`]s under the fault model's P0
+//!   faults (lost, cut, torn, garbage, reordered writes; lost names; silent corruption).
+//! - [`workload`]: scripted scenarios and seeded random transaction mixes, as data.
+//! - [`oracle`]: the reference model and the invariants; [`driver`] runs a workload and keeps
+//!   the model; [`verify`] reopens the engine on an image and checks it.
+//! - [`explore`]: the strategies (crash points, countdown errors, crashes inside recovery,
+//!   swarm); [`artifact`] saves and replays failures, [`minimize`] shrinks them;
+//!   [`killtest`] kills real processes on the real file system.
+//!
+//! Invariant: the harness knows the engine only through its public API, except for the
+//! manifest's list of snapshot files and the snapshot checksums ([`layout`]), which
+//! invariant 9 needs.
+//!
+//! ```
+//! use walstore_crashtest::{engine::EngineConfig, explore, workload::Workload};
+//! let workload = Workload::by_name("counter").expect("a scripted workload");
+//! let config = explore::ExploreConfig { rounds: 1, ..Default::default() };
+//! let outcome = explore::explore(
+//!     &workload,
+//!     explore::Strategy::SyncPoints,
+//!     &EngineConfig::default(),
+//!     &config,
+//! );
+//! assert!(outcome.failure.is_none());
+//! assert!(outcome.stats.images_checked > 0);
+//! ```
+
+pub mod artifact;
+pub mod crashgen;
+pub mod driver;
+pub mod engine;
+pub mod explore;
+pub mod image;
+pub mod killtest;
+pub mod layout;
+pub mod minimize;
+pub mod oracle;
+pub mod plan;
+pub mod simfs;
+pub mod stats;
+pub mod trace;
+pub mod verify;
+pub mod workload;

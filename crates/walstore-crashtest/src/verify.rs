@@ -1,0 +1,378 @@
+//! Checks one post-crash image: reopen, judge the state, reopen again after a crash right
+//! after recovery (stability), write and checkpoint (writable, no garbage files), crash and
+//! reopen once more (the new commit survives).
+
+use crate::crashgen::Damage;
+use crate::engine::{read_state, EngineConfig, STORE_DIR};
+use crate::image::Image;
+use crate::layout::{check_snapshot, is_snapshot_name, manifest_snapshot_ids, MANIFEST};
+use crate::oracle::{describe, Expectation, Invariant, State, Violation};
+use crate::simfs::{Capture, CrashPoint, SimFs};
+use std::path::Path;
+use walstore::{Error, Store};
+
+/// Key of the commit made after recovery (no workload uses the `zz-probe` key).
+pub const PROBE_KEY: &str = "zz-probe";
+const PROBE_VALUE: &str = "written after recovery";
+
+/// The value of the commit made after recovery. When recovery left out a commit whose bytes
+/// are known, the probe is sized to take exactly its place in the log, so that any stale
+/// record after it would line up as the next transaction: a later commit must never revive
+/// what recovery discarded.
+fn probe_value(expectation: &Expectation, k: usize, aligned: bool) -> String {
+    if !aligned {
+        return PROBE_VALUE.to_string();
+    }
+    let replaced = expectation
+        .commits
+        .get(k)
+        .and_then(|c| c.wal_ranges.last())
+        .map(|&(start, end)| end - start);
+    match replaced.and_then(|bytes| crate::layout::put_value_len_for(PROBE_KEY, bytes)) {
+        Some(len) if len >= 1 => format!("p{}", "r".repeat(len - 1)),
+        _ => PROBE_VALUE.to_string(),
+    }
+}
+
+/// What to check an image against.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageCase<'a> {
+    /// The image.
+    pub image: &'a Image,
+    /// What recovery may produce.
+    pub expectation: &'a Expectation,
+    /// A power loss (otherwise a process kill).
+    pub power_loss: bool,
+    /// Synced bytes damaged in the image (F13), if any.
+    pub damage: Option<&'a Damage>,
+    /// Size the post-recovery commit to take the place of the first commit recovery left
+    /// out (see [`probe_value`]).
+    pub aligned_probe: bool,
+}
+
+/// What a passing image recovered to.
+#[derive(Debug, Clone)]
+pub struct Recovered {
+    /// The prefix of the history found.
+    pub k: usize,
+    /// The state found (`None` if recovery reported corruption, which was allowed).
+    pub state: Option<State>,
+    /// Crash points inside the first recovery (if asked for).
+    pub recovery_points: Vec<CrashPoint>,
+}
+
+/// Checks one image; `capture_recovery` records crash points inside the first reopen.
+pub fn check_image(
+    case: ImageCase<'_>,
+    engine: &EngineConfig,
+    capture_recovery: bool,
+) -> Result<Recovered, Violation> {
+    if case.damage.is_none() {
+        check_final_names(case.image)?;
+    }
+    let fs = case.image.to_simfs();
+    if capture_recovery {
+        fs.set_capture(Capture::EveryOp);
+    }
+    let lo = case.expectation.lower_bound(case.power_loss, case.damage);
+    let store = match open(engine, &fs, "reopen after the crash")? {
+        Ok(store) => store,
+        Err(e) => return judge_open_error(case, lo, e),
+    };
+    let state = match read_state(&store) {
+        Ok(state) => state,
+        Err(e) => return judge_open_error(case, lo, e),
+    };
+    drop(store);
+    let recovery_points = fs.take_crash_points();
+    fs.set_capture(Capture::Off);
+    let k = case
+        .expectation
+        .judge(&state, lo)
+        .map_err(|v| name_state_violation(case, v))?;
+    if case.damage.is_none() {
+        after_recovery(
+            engine,
+            &fs,
+            &state,
+            &probe_value(case.expectation, k, case.aligned_probe),
+        )?;
+    }
+    Ok(Recovered {
+        k,
+        state: Some(state),
+        recovery_points,
+    })
+}
+
+/// Checks that a crash inside recovery, then a reopen, gives the same state (invariant 6).
+pub fn check_recovery_crash(
+    image: &Image,
+    expected: &State,
+    engine: &EngineConfig,
+) -> Result<(), Violation> {
+    let fs = image.to_simfs();
+    let store = open(engine, &fs, "reopen after a crash during recovery")?.map_err(|e| {
+        Violation::new(
+            Invariant::StableIndeterminate,
+            "a crash during recovery left a store that no longer opens",
+            describe(expected),
+            e.to_string(),
+        )
+    })?;
+    let state = read_state(&store).map_err(|e| {
+        Violation::new(
+            Invariant::StableIndeterminate,
+            "a crash during recovery left a store that no longer reads",
+            describe(expected),
+            e.to_string(),
+        )
+    })?;
+    if &state != expected {
+        return Err(Violation::new(
+            Invariant::StableIndeterminate,
+            "a crash during recovery changed what the store recovers to",
+            describe(expected),
+            describe(&state),
+        ));
+    }
+    Ok(())
+}
+
+fn open(
+    engine: &EngineConfig,
+    fs: &SimFs,
+    what: &str,
+) -> Result<walstore::Result<Store>, Violation> {
+    engine.open(fs).map_err(|panic| {
+        Violation::new(
+            Invariant::NoPanic,
+            format!("the engine panicked in {what}"),
+            "Ok or a typed error",
+            panic,
+        )
+    })
+}
+
+/// Files under their final names are complete: the manifest and every `snap-*.dat` check out.
+/// The engine renames files into place only after syncing them, so no crash can leave a
+/// final name on incomplete bytes.
+fn check_final_names(image: &Image) -> Result<(), Violation> {
+    for (path, bytes) in &image.files {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let verdict = if name == MANIFEST {
+            manifest_snapshot_ids(bytes).map(|_| ())
+        } else if is_snapshot_name(&name) {
+            check_snapshot(bytes)
+        } else {
+            Ok(())
+        };
+        if let Err(why) = verdict {
+            return Err(Violation::new(
+                Invariant::StructuralIntegrity,
+                format!(
+                    "after the crash {} exists under its final name but is incomplete: {why}",
+                    path.display()
+                ),
+                "files are renamed into place only once durable",
+                format!("{} bytes that do not check out", bytes.len()),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn judge_open_error(case: ImageCase<'_>, lo: usize, e: Error) -> Result<Recovered, Violation> {
+    let actual = e.to_string();
+    match (&e, case.damage) {
+        // Reporting damage to synced bytes is always right. A damaged version field reads as
+        // another format version, which the engine checks before checksums by design
+        // (FORMAT.md §1): that names the file too, so it counts as a report.
+        (Error::Corruption { .. }, Some(_)) => Ok(Recovered {
+            k: lo,
+            state: None,
+            recovery_points: Vec::new(),
+        }),
+        (Error::UnsupportedFormat { file, .. }, Some(d))
+            if Path::new(&d.path) == file.as_path() =>
+        {
+            Ok(Recovered {
+                k: lo,
+                state: None,
+                recovery_points: Vec::new(),
+            })
+        }
+        (Error::Corruption { file, offset, .. }, None) => {
+            let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+            // The manifest, the snapshot files and the WAL header (reset by checkpoints) are
+            // what a checkpoint changes.
+            let checkpoint_file = name.as_deref() == Some(MANIFEST)
+                || name.as_deref().is_some_and(is_snapshot_name)
+                || (*offset < 4096 && !case.expectation.checkpoints_done.is_empty());
+            let invariant = if checkpoint_file || case.expectation.phase == "checkpoint" {
+                Invariant::CheckpointAtomicity
+            } else {
+                Invariant::TornTailVersusCorruption
+            };
+            Err(Violation::new(
+                invariant,
+                "recovery reported corruption though no synced byte was damaged",
+                "a silent recovery (torn or missing unsynced bytes are not corruption)",
+                actual,
+            ))
+        }
+        _ => Err(Violation::new(
+            if lo > 0 {
+                Invariant::Durability
+            } else {
+                Invariant::WritableAfterRecovery
+            },
+            "recovery failed, so acknowledged commits cannot be read",
+            "the store opens",
+            actual,
+        )),
+    }
+}
+
+/// A wrong state after a damaged image is a missed corruption report; after a crash inside a
+/// checkpoint it is a checkpoint that was not atomic.
+fn name_state_violation(case: ImageCase<'_>, v: Violation) -> Violation {
+    if case.damage.is_some() {
+        return v.renamed(
+            Invariant::TornTailVersusCorruption,
+            "synced bytes were damaged and recovery neither reported it nor recovered correctly",
+        );
+    }
+    if case.expectation.phase == "checkpoint" {
+        return v.renamed(
+            Invariant::CheckpointAtomicity,
+            "the crash happened inside a checkpoint",
+        );
+    }
+    v
+}
+
+/// Stability, writability and structural integrity after a recovery that found `state`.
+fn after_recovery(
+    engine: &EngineConfig,
+    fs: &SimFs,
+    state: &State,
+    probe: &str,
+) -> Result<(), Violation> {
+    // A power cut right after recovery must not change what recovery showed (S1).
+    let fs = Image::durable_of(&fs.state()).to_simfs();
+    let store = open(engine, &fs, "second reopen")?.map_err(|e| {
+        Violation::new(
+            Invariant::StableIndeterminate,
+            "the store recovered once, then failed to open after a crash right after recovery",
+            describe(state),
+            e.to_string(),
+        )
+    })?;
+    let again = read_state(&store).map_err(|e| writable("reading after a second reopen", e))?;
+    if &again != state {
+        return Err(Violation::new(
+            Invariant::StableIndeterminate,
+            "a crash right after recovery changed the recovered state",
+            describe(state),
+            describe(&again),
+        ));
+    }
+    store
+        .update(|tx| tx.put(PROBE_KEY.as_bytes(), probe.as_bytes()))
+        .map_err(|e| writable("a commit after recovery failed", e))?;
+    store
+        .checkpoint()
+        .map_err(|e| writable("a checkpoint after recovery failed", e))?;
+    check_directory(&fs)?;
+    drop(store);
+    let fs = Image::durable_of(&fs.state()).to_simfs();
+    let store = open(engine, &fs, "reopen after the post-recovery checkpoint")?.map_err(|e| {
+        if e.is_corruption() {
+            Violation::new(
+                Invariant::CheckpointAtomicity,
+                "a power cut after a completed checkpoint left a store that reports corruption",
+                "the new generation, complete",
+                e.to_string(),
+            )
+        } else {
+            writable("reopening after the post-recovery checkpoint failed", e)
+        }
+    })?;
+    let last =
+        read_state(&store).map_err(|e| writable("reading after the post-recovery commit", e))?;
+    let mut expected = state.clone();
+    expected.insert(PROBE_KEY.into(), probe.into());
+    if last != expected {
+        // The new commit is there but other keys changed (values or deletions of commits
+        // recovery had left out): a discarded transaction came back.
+        let resurrected = last.get(PROBE_KEY) == expected.get(PROBE_KEY);
+        let (invariant, detail) = if resurrected {
+            (
+                Invariant::StableIndeterminate,
+                "a transaction that recovery had discarded came back after a later commit, checkpoint and crash",
+            )
+        } else {
+            (
+                Invariant::WritableAfterRecovery,
+                "a commit acknowledged after recovery did not survive the next crash",
+            )
+        };
+        return Err(Violation::new(
+            invariant,
+            detail,
+            describe(&expected),
+            describe(&last),
+        ));
+    }
+    Ok(())
+}
+
+fn writable(what: &str, e: Error) -> Violation {
+    Violation::new(
+        Invariant::WritableAfterRecovery,
+        what,
+        "success",
+        e.to_string(),
+    )
+}
+
+/// After a checkpoint: no temporary file left, every snapshot file named by the manifest
+/// exists and checks out, and no other snapshot file is left behind.
+fn check_directory(fs: &SimFs) -> Result<(), Violation> {
+    let dir = Path::new(STORE_DIR);
+    let names = walstore::storage::Storage::list_dir(fs, dir).unwrap_or_default();
+    let bad = |detail: String| {
+        Violation::new(
+            Invariant::StructuralIntegrity,
+            detail,
+            "after a checkpoint: LOCK, MANIFEST, wal and the snapshot files the manifest names",
+            names.join(" "),
+        )
+    };
+    let manifest = fs
+        .read_live(&dir.join(MANIFEST))
+        .ok_or_else(|| bad("no MANIFEST after a checkpoint".into()))?;
+    let ids = manifest_snapshot_ids(&manifest).map_err(|e| bad(format!("MANIFEST: {e}")))?;
+    let referenced: Vec<String> = ids
+        .iter()
+        .map(|id| crate::layout::snapshot_name(*id))
+        .collect();
+    for name in &referenced {
+        let bytes = fs
+            .read_live(&dir.join(name))
+            .ok_or_else(|| bad(format!("{name} is named by the manifest but missing")))?;
+        check_snapshot(&bytes).map_err(|e| bad(format!("{name}: {e}")))?;
+    }
+    for name in &names {
+        let stray =
+            name.ends_with(".tmp") || (is_snapshot_name(name) && !referenced.contains(name));
+        if stray {
+            return Err(bad(format!("{name} is left behind after a checkpoint")));
+        }
+    }
+    Ok(())
+}

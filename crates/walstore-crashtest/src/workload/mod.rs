@@ -1,0 +1,157 @@
+//! Workloads: what the driver does to the store, as data (so a failure can be saved,
+//! replayed and shrunk).
+//!
+//! Every value written carries the serial number of the transaction that wrote it
+//! (`s<serial>:...`), so the oracle can tell, for any value it finds after a crash, which
+//! transaction it came from (an aborted one is a phantom, half of a committed one is an
+//! atomicity violation).
+
+mod random;
+mod scripted;
+
+pub use random::random_mix;
+pub use scripted::{scripted, SCRIPTED};
+
+use serde::{Deserialize, Serialize};
+
+/// Durability of one commit, as the workload asks for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Dur {
+    /// `Durability::Immediate`: survives power loss once acknowledged.
+    Immediate,
+    /// `Durability::Buffered`: survives a process kill once acknowledged.
+    Buffered,
+}
+
+/// One change inside a transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxOp {
+    /// Put a value.
+    Put {
+        /// Key.
+        key: String,
+        /// Value (starts with `s<serial>:`).
+        value: String,
+    },
+    /// Delete a key.
+    Delete {
+        /// Key.
+        key: String,
+    },
+}
+
+/// One step of a workload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Step {
+    /// A write transaction, committed or aborted.
+    Txn {
+        /// Unique serial number.
+        serial: u64,
+        /// Its changes, in order.
+        ops: Vec<TxOp>,
+        /// Commit durability.
+        durability: Dur,
+        /// Roll back instead of committing.
+        abort: bool,
+    },
+    /// Read-modify-write of a counter inside one transaction.
+    Increment {
+        /// Unique serial number.
+        serial: u64,
+        /// The counter's key.
+        key: String,
+        /// Commit durability.
+        durability: Dur,
+    },
+    /// `Store::checkpoint`.
+    Checkpoint,
+    /// `Store::sync` (makes Buffered commits durable).
+    Sync,
+    /// Close the store and open it again (no crash).
+    Reopen,
+}
+
+/// Engine settings a workload runs with (small, so that files and checkpoints are small).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineSettings {
+    /// `Options::wal_preallocate_bytes`.
+    pub wal_preallocate_bytes: u64,
+    /// `Options::segment_size_bytes_target`.
+    pub segment_size_bytes_target: u64,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            wal_preallocate_bytes: 8192,
+            segment_size_bytes_target: 4096,
+        }
+    }
+}
+
+/// A named list of steps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Workload {
+    /// Name (a scripted scenario, or `random-<seed>`).
+    pub name: String,
+    /// The steps.
+    pub steps: Vec<Step>,
+    /// Engine settings.
+    pub settings: EngineSettings,
+}
+
+impl Workload {
+    /// Number of commit attempts (transactions not meant to abort, and increments).
+    pub fn commit_count(&self) -> usize {
+        self.steps
+            .iter()
+            .filter(|s| matches!(s, Step::Txn { abort: false, .. } | Step::Increment { .. }))
+            .count()
+    }
+
+    /// Looks a workload up by name: a scripted scenario or `random-<seed>`.
+    pub fn by_name(name: &str) -> Option<Workload> {
+        if let Some(seed) = name.strip_prefix("random-") {
+            return seed.parse().ok().map(|s| random_mix(s, 24));
+        }
+        scripted(name)
+    }
+}
+
+/// Builds values that carry their transaction's serial number.
+pub fn value(serial: u64, body: &str) -> String {
+    format!("s{serial}:{body}")
+}
+
+/// The transaction serial number a value carries, if it has one.
+pub fn serial_of(value: &str) -> Option<u64> {
+    let rest = value.strip_prefix('s')?;
+    let (digits, _) = rest.split_once(':')?;
+    digits.parse().ok()
+}
+
+/// The counter a value holds (the part after the serial).
+pub fn counter_of(value: &str) -> Option<u64> {
+    value.split_once(':')?.1.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_carry_their_serial() {
+        let v = value(42, "7");
+        assert_eq!(serial_of(&v), Some(42));
+        assert_eq!(counter_of(&v), Some(7));
+        assert_eq!(serial_of("plain"), None);
+    }
+
+    #[test]
+    fn every_named_workload_resolves() {
+        for name in SCRIPTED {
+            assert!(Workload::by_name(name).is_some(), "{name}");
+        }
+        assert_eq!(Workload::by_name("random-3"), Workload::by_name("random-3"));
+    }
+}

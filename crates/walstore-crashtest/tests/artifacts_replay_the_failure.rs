@@ -1,0 +1,78 @@
+//! A failure saved as an artifact replays to the same violation with the engine that had it,
+//! and to none with the real engine; the saved image round-trips.
+
+use std::sync::Arc;
+use walstore::{EngineFaults, Options};
+use walstore_crashtest::artifact;
+use walstore_crashtest::engine::EngineConfig;
+use walstore_crashtest::explore::{explore, ExploreConfig, Strategy};
+use walstore_crashtest::workload::Workload;
+
+fn without_wal_fsync() -> EngineConfig {
+    EngineConfig {
+        hook: Some(Arc::new(|options: Options| {
+            let mut faults = EngineFaults::default();
+            faults.skip_wal_fsync = true;
+            options.inject_engine_faults(faults)
+        })),
+        ..EngineConfig::default()
+    }
+}
+
+#[test]
+fn a_saved_failure_replays_to_the_same_invariant() {
+    let broken = without_wal_fsync();
+    let workload = Workload::by_name("context-save").expect("scripted workload");
+    let outcome = explore(
+        &workload,
+        Strategy::EveryOp,
+        &broken,
+        &ExploreConfig::default(),
+    );
+    let failure = outcome.failure.expect("the broken engine is caught");
+    let root = tempfile::tempdir().expect("temporary directory");
+    let dir = artifact::save(&failure, root.path()).expect("save");
+    for file in [
+        "case.json",
+        "verdict.json",
+        "violation.txt",
+        "trace.txt",
+        "faults.txt",
+    ] {
+        assert!(dir.join(file).exists(), "{file} missing");
+    }
+    assert!(artifact::reproduce_command(&dir).starts_with("walstore-crashtest replay "));
+    let loaded = artifact::load(&dir).expect("load");
+    assert_eq!(loaded.case, failure.case);
+    let again = artifact::replay(&loaded, &broken).expect("still fails with the broken engine");
+    assert_eq!(again.invariant, failure.violation.invariant);
+}
+
+#[test]
+fn a_violation_found_while_running_replays_by_running_again() {
+    let retrying = EngineConfig {
+        hook: Some(Arc::new(|options: Options| {
+            let mut faults = EngineFaults::default();
+            faults.retry_failed_fsync = true;
+            options.inject_engine_faults(faults)
+        })),
+        ..EngineConfig::default()
+    };
+    let workload = Workload::by_name("counter").expect("scripted workload");
+    let outcome = explore(
+        &workload,
+        Strategy::Countdown,
+        &retrying,
+        &ExploreConfig::default(),
+    );
+    let failure = outcome.failure.expect("caught");
+    let root = tempfile::tempdir().expect("temporary directory");
+    let dir = artifact::save(&failure, root.path()).expect("save");
+    let loaded = artifact::load(&dir).expect("load");
+    let again = artifact::replay(&loaded, &retrying).expect("still fails");
+    assert_eq!(again.invariant, failure.violation.invariant);
+    assert!(
+        artifact::replay(&loaded, &EngineConfig::default()).is_none(),
+        "the real engine poisons after a failed fsync"
+    );
+}

@@ -1,0 +1,112 @@
+//! Each deliberately broken engine variant is caught, and the violation names the invariant
+//! that the missing safety step protects. (The variants exist only with the engine's
+//! `fault-injection` feature, which only this crate's dev-dependency enables.)
+
+use std::sync::Arc;
+use walstore::{EngineFaults, Options};
+use walstore_crashtest::crashgen::Variant;
+use walstore_crashtest::engine::EngineConfig;
+use walstore_crashtest::explore::{explore, ExploreConfig, Strategy};
+use walstore_crashtest::minimize::minimize;
+use walstore_crashtest::oracle::Invariant;
+use walstore_crashtest::workload::Workload;
+
+fn broken(set: impl Fn(&mut EngineFaults) + Send + Sync + 'static) -> EngineConfig {
+    EngineConfig {
+        hook: Some(Arc::new(move |options: Options| {
+            let mut faults = EngineFaults::default();
+            set(&mut faults);
+            options.inject_engine_faults(faults)
+        })),
+        ..EngineConfig::default()
+    }
+}
+
+fn caught(engine: &EngineConfig, workload: &str, strategy: Strategy) -> Invariant {
+    caught_with(engine, workload, strategy, &ExploreConfig::default())
+}
+
+fn caught_with(
+    engine: &EngineConfig,
+    workload: &str,
+    strategy: Strategy,
+    config: &ExploreConfig,
+) -> Invariant {
+    let workload = Workload::by_name(workload).expect("scripted workload");
+    let outcome = explore(&workload, strategy, engine, config);
+    let failure = outcome
+        .failure
+        .unwrap_or_else(|| panic!("the broken engine passed {strategy}: {:?}", outcome.stats));
+    eprintln!("{}", failure.violation);
+    failure.violation.invariant
+}
+
+#[test]
+fn skipping_the_wal_fsync_loses_acknowledged_commits() {
+    let engine = broken(|f| f.skip_wal_fsync = true);
+    // Losing the unsynced bytes (F1) is enough to show it.
+    let config = ExploreConfig {
+        variants: vec![Variant::DropUnsynced],
+        ..ExploreConfig::default()
+    };
+    assert_eq!(
+        caught_with(&engine, "counter", Strategy::SyncPoints, &config),
+        Invariant::Durability
+    );
+}
+
+#[test]
+fn renaming_a_snapshot_before_its_fsync_exposes_an_incomplete_file() {
+    let engine = broken(|f| f.rename_snapshot_before_fsync = true);
+    assert_eq!(
+        caught(&engine, "checkpoints", Strategy::EveryOp),
+        Invariant::StructuralIntegrity
+    );
+}
+
+#[test]
+fn skipping_the_directory_fsync_breaks_checkpoint_atomicity() {
+    let engine = broken(|f| f.skip_dir_fsync = true);
+    assert_eq!(
+        caught(&engine, "checkpoints", Strategy::SyncPoints),
+        Invariant::CheckpointAtomicity
+    );
+}
+
+#[test]
+fn treating_mid_log_damage_as_a_torn_tail_is_a_missed_corruption_report() {
+    let engine = broken(|f| f.mid_log_damage_is_torn_tail = true);
+    assert_eq!(
+        caught(&engine, "context-save", Strategy::SyncPoints),
+        Invariant::TornTailVersusCorruption
+    );
+}
+
+#[test]
+fn trusting_a_retried_fsync_acknowledges_a_commit_after_a_failed_fsync() {
+    let engine = broken(|f| f.retry_failed_fsync = true);
+    assert_eq!(
+        caught(&engine, "counter", Strategy::Countdown),
+        Invariant::PoisonAfterFailure
+    );
+}
+
+#[test]
+fn a_failure_shrinks_to_fewer_steps_and_still_fails_the_same_way() {
+    let engine = broken(|f| f.skip_wal_fsync = true);
+    let workload = Workload::by_name("config").expect("scripted workload");
+    let outcome = explore(
+        &workload,
+        Strategy::SyncPoints,
+        &engine,
+        &ExploreConfig::default(),
+    );
+    let failure = outcome.failure.expect("caught");
+    let small = minimize(&failure, &engine);
+    assert_eq!(small.violation.invariant, failure.violation.invariant);
+    assert!(
+        small.case.workload.steps.len() < failure.case.workload.steps.len(),
+        "{} steps did not shrink",
+        failure.case.workload.steps.len()
+    );
+}
