@@ -86,9 +86,20 @@ pub struct WalDump {
 /// Reads and explains the WAL of the store in `dir`.
 pub fn dump_wal(storage: &dyn Storage, dir: &Path) -> Result<WalDump> {
     let path = dir.join(WAL_NAME);
-    let file = storage
-        .open(&path, OpenMode::ReadOnly)
-        .map_err(|e| Error::io("open", &path, e))?;
+    let file = storage.open(&path, OpenMode::ReadOnly).map_err(|e| {
+        match (e.kind(), storage.exists(&dir.join(MANIFEST_NAME))) {
+            (std::io::ErrorKind::NotFound, Ok(true)) => {
+                Error::corruption(&path, 0, "the WAL of this store is missing")
+            }
+            (std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory, _) => {
+                Error::NotAStore {
+                    path: dir.to_path_buf(),
+                    detail: "no WAL and no MANIFEST".into(),
+                }
+            }
+            _ => Error::io("open", &path, e),
+        }
+    })?;
     let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
     let header = WalHeader::read(file.as_ref())
         .map_err(|e| Error::io("read", &path, e))?

@@ -51,7 +51,13 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Store> {
     }
     let manifest_exists = storage
         .exists(&dir.join(MANIFEST_NAME))
-        .map_err(|e| Error::io("stat", dir, e))?;
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::NotADirectory => Error::NotAStore {
+                path: dir.to_path_buf(),
+                detail: "it is a file, not a directory".into(),
+            },
+            _ => Error::io("stat", dir, e),
+        })?;
     if !manifest_exists {
         check_not_foreign(storage.as_ref(), dir)?;
     }

@@ -170,3 +170,20 @@ fn a_missing_wal_is_corruption_not_a_fresh_start() {
         assert_eq!(dump(&p.open()), kv(&[("a", "1")]), "[{}]", p.name);
     }
 }
+
+#[test]
+fn a_regular_file_or_an_empty_directory_is_not_a_store() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("plain-file");
+    std::fs::write(&file, b"data").expect("write");
+    let err = Options::new()
+        .open(&file)
+        .expect_err("a file is not a store");
+    assert!(matches!(err, Error::NotAStore { .. }), "{err}");
+    assert_eq!(std::fs::read(&file).expect("read"), b"data");
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    let err =
+        walstore::inspect::dump_wal(&walstore::storage::FsStorage, &empty).expect_err("empty");
+    assert!(matches!(err, Error::NotAStore { .. }), "{err}");
+}
