@@ -41,6 +41,21 @@ fn load(store: &Store, space: u8, n: u64, batch: u64) {
     store.sync().expect("sync");
 }
 
+/// Commits one transaction of `keys` fresh keys of workload space `space`, numbering them on
+/// from `*next` (100-byte values; `value` is the scratch buffer).
+fn commit_fresh(store: &Store, space: u8, keys: u64, next: &mut u64, value: &mut [u8; VALUE_LEN]) {
+    store
+        .update(|tx| {
+            for _ in 0..keys {
+                *next += 1;
+                fill_value(*next, value);
+                tx.put(&key(space, *next), value)?;
+            }
+            Ok::<_, walstore::Error>(())
+        })
+        .expect("commit")
+}
+
 fn commit_latency(c: &mut Criterion) {
     let mut group = c.benchmark_group("commit_3_keys");
     group
@@ -58,20 +73,7 @@ fn commit_latency(c: &mut Criterion) {
         let mut i = 0u64;
         group.bench_function(
             BenchmarkId::from_parameter(format!("{durability:?}")),
-            |b| {
-                b.iter(|| {
-                    store
-                        .update(|tx| {
-                            for _ in 0..3 {
-                                i += 1;
-                                fill_value(i, &mut v);
-                                tx.put(&key(1, i), &v)?;
-                            }
-                            Ok::<_, walstore::Error>(())
-                        })
-                        .expect("commit")
-                })
-            },
+            |b| b.iter(|| commit_fresh(&store, 1, 3, &mut i, &mut v)),
         );
     }
     group.finish();
@@ -90,18 +92,7 @@ fn txn_size(c: &mut Criterion) {
     for keys in [1u64, 10, 100, 1_000, 10_000] {
         group.throughput(Throughput::Elements(keys));
         group.bench_with_input(BenchmarkId::new("keys", keys), &keys, |b, &keys| {
-            b.iter(|| {
-                store
-                    .update(|tx| {
-                        for _ in 0..keys {
-                            i += 1;
-                            fill_value(i, &mut v);
-                            tx.put(&key(2, i), &v)?;
-                        }
-                        Ok::<_, walstore::Error>(())
-                    })
-                    .expect("commit")
-            })
+            b.iter(|| commit_fresh(&store, 2, keys, &mut i, &mut v))
         });
     }
     group.finish();
@@ -228,16 +219,7 @@ fn open_replay(c: &mut Criterion) {
             let mut i = 0u64;
             while store.info().expect("info").wal_bytes < mib << 20 {
                 for _ in 0..100 {
-                    store
-                        .update(|tx| {
-                            for _ in 0..3 {
-                                i += 1;
-                                fill_value(i, &mut v);
-                                tx.put(&key(5, i), &v)?;
-                            }
-                            Ok::<_, walstore::Error>(())
-                        })
-                        .expect("commit");
+                    commit_fresh(&store, 5, 3, &mut i, &mut v);
                 }
             }
             store.sync().expect("sync");
