@@ -168,8 +168,13 @@ fn check_record(bytes: &[u8], info: &inspect::RecordInfo) {
                 "an accepted record is not the canonical encoding of what it says"
             );
         }
-        "commit" => {
+        "commit" | "clean" => {
             assert_eq!(len, 48, "commit record length");
+            assert_eq!(
+                info.kind == "clean",
+                le_u32(bytes, 32) == Some(0),
+                "a commit record is a clean marker exactly when its record count is 0"
+            );
             assert_eq!(info.key, None);
             assert_eq!(info.value_len, None);
             assert_eq!(info.synced_through, le_u64(bytes, 40), "watermark field");

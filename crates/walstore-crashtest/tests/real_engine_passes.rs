@@ -2,14 +2,9 @@
 //!
 //! One round of seeded images per recipe and crash point keeps each test to about a second.
 //!
-//! Two checks are off here until the engine fixes the findings they catch (docs/CRASHTEST.md,
-//! "Findings"); `explore --tier ci` keeps them on:
-//! - the post-recovery commit sized to take the place of a discarded commit (stale records of
-//!   the generation after a clean end of the log come back once a commit lines up with them);
-//! - deeper rounds of `TornGarbage` images (the in-place rewrite of the WAL header and last
-//!   commit group at every read-write open, torn into garbage by a power cut).
+//! Every recipe runs, `TornGarbage` (power cut during a write leaving garbage sectors)
+//! included, with the aligned probe on (the harness's defaults).
 
-use walstore_crashtest::crashgen::Variant;
 use walstore_crashtest::engine::EngineConfig;
 use walstore_crashtest::explore::{explore, ExploreConfig, Strategy};
 use walstore_crashtest::workload::{random_mix, Workload, SCRIPTED};
@@ -64,22 +59,17 @@ fn scripted_workloads_survive_countdown_io_errors() {
     }
 }
 
-/// Every recipe except `TornGarbage`, which finds the open make_durable finding at these
-/// depths (remove this filter once the engine no longer rewrites durable bytes in place).
-fn without_torn_garbage(rounds: u64) -> ExploreConfig {
+/// Every recipe, `rounds` seeded images each per crash point.
+fn every_recipe(rounds: u64) -> ExploreConfig {
     ExploreConfig {
         rounds,
-        variants: Variant::ALL
-            .into_iter()
-            .filter(|v| *v != Variant::TornGarbage)
-            .collect(),
         ..ExploreConfig::default()
     }
 }
 
 #[test]
-fn deeper_exploration_passes_every_other_recipe() {
-    let config = without_torn_garbage(3);
+fn deeper_exploration_passes_every_recipe() {
+    let config = every_recipe(3);
     for name in SCRIPTED {
         let workload = Workload::by_name(name).expect("scripted");
         assert_passes(&workload, Strategy::EveryOp, &config);
@@ -95,7 +85,7 @@ fn crashes_during_recovery_converge() {
 
 #[test]
 fn seeded_random_runs_pass() {
-    let config = without_torn_garbage(1);
+    let config = every_recipe(1);
     for seed in 1..=12 {
         let workload = random_mix(seed, 20);
         let config = ExploreConfig {

@@ -70,7 +70,9 @@ pub(crate) fn run(store: &Store, wait: LockWait) -> Result<CheckpointStats> {
     Ok(stats)
 }
 
-fn fold(store: &Store, base: &Arc<Version>) -> Result<CheckpointStats> {
+/// Folds `base` (the newest version, caught up under the writer lock, which the caller
+/// holds) into snapshot files and resets the WAL.
+pub(crate) fn fold(store: &Store, base: &Arc<Version>) -> Result<CheckpointStats> {
     let mut folded = Version::clone(base);
     folded.fold_layers();
     let base = &folded;
@@ -150,6 +152,7 @@ fn fold(store: &Store, base: &Arc<Version>) -> Result<CheckpointStats> {
         last_txn: base.last_txn,
         wal_end: WAL_HEADER_BYTES,
         synced_through: WAL_HEADER_BYTES,
+        data_end: WAL_HEADER_BYTES,
         segments,
         mem: Default::default(),
         layers: Vec::new(),

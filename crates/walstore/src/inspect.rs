@@ -21,7 +21,8 @@ use std::sync::Arc;
 pub struct RecordInfo {
     /// Byte offset of the record in the WAL.
     pub offset: u64,
-    /// `"put"`, `"delete"` or `"commit"`.
+    /// `"put"`, `"delete"`, `"commit"`, or `"clean"` (the marker a clean close appends:
+    /// FORMAT.md §4.3).
     pub kind: &'static str,
     /// Transaction id.
     pub txn_id: u64,
@@ -188,6 +189,9 @@ fn record_info(offset: u64, rec: &record::Record<'_>, committed: bool) -> Record
             ("put", Some(key.to_vec()), Some(value.len() as u64), None)
         }
         RecordBody::Delete { key } => ("delete", Some(key.to_vec()), None, None),
+        RecordBody::Commit(m) if m.record_count == 0 => {
+            ("clean", None, None, Some(m.synced_through))
+        }
         RecordBody::Commit(m) => ("commit", None, None, Some(m.synced_through)),
     };
     RecordInfo {

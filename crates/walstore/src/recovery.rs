@@ -147,7 +147,7 @@ fn settle_after_open(store: &Store, loaded: &Version) -> Result<()> {
         Ok(guard) => {
             let result = refresh(store, true).and_then(|version| {
                 clear_stale_tail(store, &version)?;
-                make_durable(store, &version)?;
+                let version = make_durable(store, &version)?;
                 if let Ok(Some(manifest)) =
                     Manifest::read(store.inner.opts.storage.as_ref(), &store.inner.dir)
                 {
@@ -203,25 +203,38 @@ fn clear_stale_tail(store: &Store, version: &Version) -> Result<()> {
     Ok(())
 }
 
-/// Writes the part of the log that no commit record proves durable back over itself, then
-/// syncs. A plain `fdatasync` is not enough: after an earlier `fdatasync` failed, the kernel
-/// may hold those bytes in pages it marked clean without writing them, so a sync would
-/// succeed while they stay lost at the next power cut, taking every later commit with them
-/// (found by the `ops` fuzz target). Rewriting dirties them again. Called only under the
-/// writer lock: nobody else may write the WAL meanwhile. Only the header block and
-/// the bytes after the last durable watermark are rewritten: normally one block and the last
-/// commit group, at most the log.
-fn make_durable(store: &Store, version: &Version) -> Result<()> {
+/// Makes durable what this open found, without writing over a byte that may already be
+/// durable and may hold data. Called under the writer lock; returns the version to go on
+/// from.
+///
+/// A plain `fdatasync` is not enough: after an earlier `fdatasync` failed, the kernel may hold
+/// log bytes in pages it marked clean without writing them, so a sync would succeed while
+/// they stay lost at the next power cut, taking every later commit with them (found by the
+/// `ops` fuzz target). Writing those bytes back over themselves dirties them again, but a
+/// power cut during that rewrite can tear sectors that were durable into garbage and lose an
+/// acknowledged commit (found by the crash harness, finding A). So:
+/// - log bytes that no commit record's watermark proves durable and that hold data (the
+///   *unproven tail*: normally the last commit group of a writer that did not close
+///   cleanly) are copied into new snapshot files by a checkpoint, which writes only new files
+///   and resets the WAL (PostgreSQL's end-of-recovery checkpoint does the same). If the
+///   checkpoint fails short of switching the manifest (a full disk), the bytes are rewritten
+///   in place instead: the one remaining window is a power cut during that rewrite;
+/// - an unproven tail of empty transactions (the marker a clean close leaves) carries no data:
+///   it is rewritten in place, torn it is a torn tail;
+/// - everything else (zeros cleared past the end of the log) needs only the sync.
+fn make_durable(store: &Store, version: &Arc<Version>) -> Result<Arc<Version>> {
+    let proven = version.synced_through.max(WAL_HEADER_BYTES);
+    if version.data_end > proven {
+        match crate::checkpoint::fold(store, version) {
+            Ok(_) => return Ok(store.current()),
+            Err(e) if store.is_poisoned() => return Err(e),
+            // Nothing changed on disk but temporary files: fall back to the rewrite.
+            Err(_) => {}
+        }
+    }
     let wal = store.inner.wal.as_ref();
     let path = &store.inner.wal_path;
-    // The header too: a checkpoint's WAL reset whose sync failed left it in the same state.
-    let mut header = vec![0u8; WAL_HEADER_BYTES as usize];
-    let n = wal
-        .read_full_at(&mut header, 0)
-        .map_err(|e| Error::io("read", path, e))?;
-    wal.write_all_at(&header[..n], 0)
-        .map_err(|e| Error::io("write", path, e))?;
-    let mut at = version.synced_through.max(WAL_HEADER_BYTES);
+    let mut at = proven;
     let mut buf = vec![0u8; (version.wal_end.saturating_sub(at)).min(1 << 20) as usize];
     while at < version.wal_end {
         let n = ((version.wal_end - at) as usize).min(buf.len());
@@ -235,7 +248,9 @@ fn make_durable(store: &Store, version: &Version) -> Result<()> {
         }
         at += n as u64;
     }
-    wal.sync_data().map_err(|e| Error::io("fdatasync", path, e))
+    wal.sync_data()
+        .map_err(|e| Error::io("fdatasync", path, e))?;
+    Ok(Arc::clone(version))
 }
 
 fn empty_version() -> Version {
@@ -247,6 +262,7 @@ fn empty_version() -> Version {
         last_txn: 0,
         wal_end: WAL_HEADER_BYTES,
         synced_through: 0,
+        data_end: WAL_HEADER_BYTES,
         segments: Arc::new(SegmentSet::default()),
         mem: Default::default(),
         layers: Vec::new(),
@@ -362,6 +378,9 @@ pub(crate) fn refresh(store: &Store, locked: bool) -> Result<Arc<Version>> {
     let mut next = Version::clone(&cur);
     let mut news = false;
     let end = scan(wal, limit, cur.wal_end, cur.salt, cur.last_txn + 1, |t| {
+        if !t.writes.is_empty() {
+            next.data_end = t.end;
+        }
         next.apply(t.writes);
         next.last_txn = t.txn_id;
         next.wal_end = t.end;
@@ -469,10 +488,12 @@ fn try_reload(store: &Store, mode: Mode) -> Result<Option<Version>> {
         last_txn: manifest.base_txn,
         wal_end: WAL_HEADER_BYTES,
         synced_through: 0,
+        data_end: WAL_HEADER_BYTES,
         segments,
         mem: Default::default(),
         layers: Vec::new(),
     };
+    let mut stale_header = false;
     match header {
         Ok(h) if h.generation == manifest.generation => {
             if h.salt != manifest.salt || h.base_txn != manifest.base_txn {
@@ -499,23 +520,20 @@ fn try_reload(store: &Store, mode: Mode) -> Result<Option<Version>> {
             ))
         }
         _ => {
-            // The checkpoint that wrote this manifest did not reset the WAL (crash between the
-            // two steps), or the header is damaged. Its records, if any, are all in the
-            // snapshot; but records with the manifest's salt mean the header was durable and
-            // has been damaged since.
-            if has_record_of(wal, path, manifest.salt)? {
-                return Err(Error::corruption(path, 0, "WAL header damaged"));
+            // The header does not name the manifest's generation: it is older (the checkpoint
+            // that wrote this manifest crashed before resetting the WAL, H2) or it does not
+            // decode (damaged, or torn into garbage by a power cut during a reset, H3). The
+            // manifest holds all the header says. Records with the manifest's salt were
+            // written after this generation's reset: read them under the manifest's
+            // generation, salt and base. Without any, the log of this generation is empty.
+            let has_records = has_record_of(wal, path, manifest.salt)?;
+            if !has_records {
+                if mode == Mode::Locked && !inner.read_only {
+                    repair_header(store, &manifest)?;
+                }
+                return Ok(Some(version));
             }
-            if mode == Mode::Locked && !inner.read_only {
-                // The checkpoint that renamed this manifest into place may have failed before
-                // its directory fsync: make the rename durable before the WAL header depends
-                // on it, or a crash could bring back the old manifest under a newer WAL.
-                storage
-                    .sync_dir(&inner.dir)
-                    .map_err(|e| Error::io("fsync directory", &inner.dir, e))?;
-                reset_wal(store, &manifest)?;
-            }
-            return Ok(Some(version));
+            stale_header = true;
         }
     }
     // The whole log of the generation: gather every write, then build the memtable from them
@@ -529,6 +547,9 @@ fn try_reload(store: &Store, mode: Mode) -> Result<Option<Version>> {
         manifest.salt,
         manifest.base_txn + 1,
         |t| {
+            if !t.writes.is_empty() {
+                version.data_end = t.end;
+            }
             writes.extend(t.writes);
             version.last_txn = t.txn_id;
             version.wal_end = t.end;
@@ -544,7 +565,27 @@ fn try_reload(store: &Store, mode: Mode) -> Result<Option<Version>> {
         }
     }
     settle_tail(store, &version, &end, mode, true)?;
+    if stale_header && mode == Mode::Locked && !inner.read_only {
+        // Only now that the log checked out: a damaged store is never modified.
+        repair_header(store, &manifest)?;
+    }
     Ok(Some(version))
+}
+
+/// Writes the WAL header of `manifest`'s generation over one that names another generation
+/// or does not decode (RECOVERY.md H2, H3). Rewriting a header that is already wrong cannot
+/// lose anything: torn again, it is again a header that recovery rebuilds from the manifest.
+fn repair_header(store: &Store, manifest: &Manifest) -> Result<()> {
+    let inner = &store.inner;
+    // The checkpoint that renamed this manifest into place may have failed before its
+    // directory fsync: make the rename durable before the WAL header depends on it, or a
+    // crash could bring back the old manifest under a newer WAL.
+    inner
+        .opts
+        .storage
+        .sync_dir(&inner.dir)
+        .map_err(|e| Error::io("fsync directory", &inner.dir, e))?;
+    reset_wal(store, manifest)
 }
 
 /// Builds a memtable from writes in log order: the last write of each key wins.

@@ -191,7 +191,9 @@ impl Store {
     /// Publishes `version` unless a newer one is already there.
     pub(crate) fn publish(&self, version: Arc<Version>) {
         let mut cur = self.inner.current.write();
-        let newer = (version.generation, version.last_txn) > (cur.generation, cur.last_txn);
+        // A clean marker moves the end of the log without a new transaction id.
+        let newer = (version.generation, version.last_txn, version.wal_end)
+            > (cur.generation, cur.last_txn, cur.wal_end);
         if newer {
             *cur = version;
         }
@@ -372,6 +374,7 @@ impl Store {
         next.push_layer(writes);
         next.last_txn = txn_id;
         next.wal_end = end;
+        next.data_end = end;
         let seq = {
             let mut s = self.inner.sync.lock();
             s.written_seq += 1;
@@ -471,6 +474,81 @@ impl Store {
         self.wait_durable(seq)
     }
 
+    /// Closes this handle. When it is the last clone, and transactions were committed through
+    /// it, the log is first made durable and marked clean, so the next read-write open has
+    /// nothing to prove and does no recovery checkpoint (RECOVERY.md S1). Dropping the last
+    /// clone does the same and ignores errors; `close` reports them. If another writer holds
+    /// the lock at that moment, the marker is left to it.
+    pub fn close(self) -> Result<()> {
+        self.close_last()
+    }
+
+    /// The work of [`Store::close`], done only by the last clone.
+    fn close_last(&self) -> Result<()> {
+        let unused = self.inner.read_only
+            || self.inner.counters.commits.load(Ordering::Relaxed) == 0
+            || Arc::strong_count(&self.inner) > 1
+            || self.check_usable(true).is_err();
+        if unused {
+            return Ok(());
+        }
+        let mut guard = match self.acquire_writer(LockWait::NoWait) {
+            Ok(guard) => guard,
+            Err(Error::Busy { .. }) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let result = crate::recovery::refresh(self, true)
+            .and_then(|version| self.write_clean_marker(&mut guard, &version));
+        self.release_writer(guard);
+        result
+    }
+
+    /// Appends the *clean marker* (FORMAT.md §4.3): an empty commit record with the id of the
+    /// last transaction and the end of the log as its watermark, written only after a sync of
+    /// the whole log succeeded. It carries no data, so the next open may rewrite it in place
+    /// (RECOVERY.md S1).
+    fn write_clean_marker(&self, guard: &mut WriterGuard, version: &Version) -> Result<()> {
+        if version.data_end <= version.synced_through.max(WAL_HEADER_BYTES) {
+            return Ok(());
+        }
+        let path = &self.inner.wal_path;
+        let durable = self.inner.sync.lock().durable_end;
+        if durable != (version.generation, version.wal_end) {
+            if let Err(e) = self.inner.wal.sync_data() {
+                self.poison("WAL fdatasync at close");
+                return Err(Error::io("fdatasync", path, e));
+            }
+        }
+        let state = &mut *guard.state;
+        state.scratch.clear();
+        let len = record::encode_txn(
+            &mut state.scratch,
+            version.salt,
+            version.last_txn,
+            std::iter::empty(),
+            version.wal_end,
+        ) as u64;
+        let end = version.wal_end + len;
+        if end > state.wal_len {
+            self.grow_wal(state, end)?;
+        }
+        let written = self
+            .inner
+            .wal
+            .write_all_at(&state.scratch, version.wal_end)
+            .and_then(|()| self.inner.wal.sync_data());
+        if let Err(e) = written {
+            self.poison("WAL write at close");
+            return Err(Error::io("write clean marker", path, e));
+        }
+        let mut next = version.clone();
+        next.wal_end = end;
+        next.synced_through = version.wal_end;
+        self.publish(Arc::new(next));
+        self.inner.sync.lock().durable_end = (version.generation, end);
+        Ok(())
+    }
+
     /// Folds every committed transaction into snapshot files and resets the WAL. Waits for
     /// the writer lock like `begin_write`. Cost scales with the key ranges that changed.
     pub fn checkpoint(&self) -> Result<crate::checkpoint::CheckpointStats> {
@@ -522,6 +600,14 @@ impl Store {
     /// Whether an earlier failed write or sync poisoned this handle.
     pub fn is_poisoned(&self) -> bool {
         self.inner.is_poisoned.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // Errors are for `close`; a failure here poisoned nothing anyone can still use, and the
+        // next open recovers (with a checkpoint) what the marker would have proven.
+        let _ = self.close_last();
     }
 }
 

@@ -142,6 +142,10 @@ pub struct Version {
     pub wal_end: u64,
     /// Largest durable watermark known for this generation.
     pub synced_through: u64,
+    /// WAL offset just past the last transaction that wrote something (empty transactions,
+    /// the close markers, do not move it). Log bytes up to `data_end` that no watermark
+    /// covers are the *unproven tail* a read-write open must make durable (RECOVERY.md S1).
+    pub data_end: u64,
     /// The snapshot files.
     pub segments: Arc<SegmentSet>,
     /// Writes since the snapshot, folded into one persistent map.

@@ -82,6 +82,9 @@ fn dump_text(d: &WalDump) -> String {
         let what = match (&r.key, r.value_len, r.synced_through) {
             (Some(k), Some(n), _) => format!("{} ({n} value bytes)", display(k)),
             (Some(k), None, _) => display(k),
+            (None, _, Some(w)) if r.kind == "clean" => {
+                format!("clean close, durable through {w}")
+            }
             (None, _, Some(w)) => format!("commit, durable through {w}"),
             _ => String::new(),
         };

@@ -178,7 +178,12 @@ pub fn scan(
             Err(DecodeError::Zero) => break clean_or_unterminated(pos, &pending),
             Err(e) => break damaged(pos, &e.to_string()),
         };
-        if rec.txn_id != expected {
+        // A clean marker (FORMAT.md §4.3): an empty commit record carrying the id of the
+        // transaction it follows. It proves the log durable up to its own start.
+        let clean_marker = rec.txn_id.checked_add(1) == Some(expected)
+            && pending.is_empty()
+            && matches!(&rec.body, RecordBody::Commit(m) if m.record_count == 0);
+        if rec.txn_id != expected && !clean_marker {
             break damaged(
                 pos,
                 &format!(
@@ -206,12 +211,14 @@ pub fn scan(
                 }
                 synced_through = synced_through.max(marker.synced_through);
                 on_txn(ScannedTxn {
-                    txn_id: expected,
+                    txn_id: rec.txn_id,
                     writes: std::mem::take(&mut pending),
                     end: next,
                 });
                 checksum = TxnChecksum::default();
-                expected += 1;
+                if !clean_marker {
+                    expected += 1;
+                }
                 end = next;
             }
         }

@@ -1,0 +1,256 @@
+//! A read-write open makes what it found durable without writing over log bytes that may be
+//! durable and hold data (crash harness finding A): a power cut during such a rewrite could
+//! tear them into garbage. RECOVERY.md H2/H3 (the WAL header rebuilt from the manifest) and
+//! S1 (the unproven tail folded by a checkpoint; the clean marker of a clean close).
+
+mod common;
+
+use common::places;
+use std::path::Path;
+use std::sync::Arc;
+use walstore::storage::{MemoryStorage, StorageOp};
+use walstore::{Options, Store};
+
+const DIR: &str = "/db";
+
+fn mem_options(mem: &MemoryStorage) -> Options {
+    Options::new()
+        .storage(Arc::new(mem.clone()))
+        .auto_checkpoint(false)
+}
+
+fn mem_open(mem: &MemoryStorage) -> Store {
+    mem_options(mem).open(DIR).expect("open")
+}
+
+fn put(store: &Store, key: &str, value: &str) {
+    store
+        .update(|tx| tx.put(key.as_bytes(), value.as_bytes()))
+        .expect("commit");
+}
+
+fn state(store: &Store) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let read = store.begin_read().expect("begin_read");
+    read.range::<&[u8], _>(..)
+        .expect("range")
+        .map(|item| {
+            let (k, v) = item.expect("item");
+            (k.to_vec(), v.to_vec())
+        })
+        .collect()
+}
+
+fn pairs(items: &[(&str, &str)]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    items
+        .iter()
+        .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+        .collect()
+}
+
+fn wal(mem: &MemoryStorage) -> Vec<u8> {
+    mem.read_file(&Path::new(DIR).join("wal")).expect("wal")
+}
+
+#[test]
+fn a_clean_close_marks_the_log_and_the_next_open_folds_nothing() {
+    for p in places() {
+        let store = p.open();
+        put(&store, "a", "1");
+        put(&store, "b", "2");
+        store.close().expect("close");
+
+        let dump = walstore::inspect::dump_wal(p.storage.as_ref(), &p.dir).expect("dump");
+        let last = dump.records.last().expect("records");
+        assert_eq!(
+            last.kind, "clean",
+            "[{}] the log ends with the marker",
+            p.name
+        );
+        assert_eq!(
+            last.txn_id, 2,
+            "[{}] the marker takes no transaction id",
+            p.name
+        );
+        assert_eq!(
+            last.synced_through,
+            Some(last.offset),
+            "[{}] the marker proves the log durable up to itself",
+            p.name
+        );
+        assert_eq!(dump.end, last.offset + last.len, "[{}]", p.name);
+
+        let store = p.open();
+        let info = store.info().expect("info");
+        assert_eq!(
+            info.generation, 0,
+            "[{}] a clean log needs no checkpoint",
+            p.name
+        );
+        assert_eq!(info.last_txn, 2, "[{}]", p.name);
+        assert_eq!(
+            state(&store),
+            pairs(&[("a", "1"), ("b", "2")]),
+            "[{}]",
+            p.name
+        );
+        put(&store, "c", "3");
+        assert_eq!(store.info().expect("info").last_txn, 3, "[{}]", p.name);
+        drop(store);
+
+        let store = p.open();
+        assert_eq!(store.info().expect("info").generation, 0, "[{}]", p.name);
+        assert_eq!(
+            state(&store),
+            pairs(&[("a", "1"), ("b", "2"), ("c", "3")]),
+            "[{}]",
+            p.name
+        );
+    }
+}
+
+#[test]
+fn a_handle_that_committed_nothing_leaves_no_marker() {
+    for p in places() {
+        let store = p.open();
+        put(&store, "a", "1");
+        drop(store);
+        let records = || {
+            walstore::inspect::dump_wal(p.storage.as_ref(), &p.dir)
+                .expect("dump")
+                .records
+                .len()
+        };
+        let before = records();
+        let store = p.open();
+        assert_eq!(state(&store), pairs(&[("a", "1")]), "[{}]", p.name);
+        drop(store);
+        assert_eq!(records(), before, "[{}] a reader-only handle wrote", p.name);
+    }
+}
+
+#[test]
+fn an_unclean_end_is_folded_by_a_checkpoint_and_the_log_is_not_rewritten() {
+    let mem = MemoryStorage::new();
+    let store = mem_open(&mem);
+    put(&store, "a", "1");
+    put(&store, "b", "2");
+    // A power cut with the handle still open: no clean marker.
+    mem.crash();
+    drop(store);
+    let before = wal(&mem);
+
+    let store = mem_open(&mem);
+    assert_eq!(state(&store), pairs(&[("a", "1"), ("b", "2")]));
+    let info = store.info().expect("info");
+    assert_eq!(
+        info.generation, 1,
+        "the unproven last commits were folded into a snapshot file"
+    );
+    let after = wal(&mem);
+    assert_eq!(
+        after[4096..],
+        before[4096..],
+        "the open wrote over log records (only the header may change)"
+    );
+    drop(store);
+    mem.crash();
+    assert_eq!(
+        state(&mem_open(&mem)),
+        pairs(&[("a", "1"), ("b", "2")]),
+        "after a further power cut"
+    );
+}
+
+#[test]
+fn a_wal_header_torn_into_garbage_is_rebuilt_from_the_manifest() {
+    for p in places() {
+        let store = p.open();
+        put(&store, "a", "1");
+        put(&store, "b", "2");
+        drop(store);
+        let mut wal = p.read("wal");
+        for (i, b) in wal[..512].iter_mut().enumerate() {
+            *b = (i * 131 % 251) as u8 ^ 0x5a;
+        }
+        p.write("wal", &wal);
+        assert!(walstore::inspect::decode_wal_header(&p.read("wal")[..4096]).is_err());
+
+        // Read-only: nothing may be written, everything is read.
+        let ro = p
+            .options()
+            .read_only(true)
+            .open(&p.dir)
+            .expect("read-only open");
+        assert_eq!(state(&ro), pairs(&[("a", "1"), ("b", "2")]), "[{}]", p.name);
+        drop(ro);
+        assert_eq!(p.read("wal"), wal, "[{}] a read-only open wrote", p.name);
+
+        let store = p.open();
+        assert_eq!(
+            state(&store),
+            pairs(&[("a", "1"), ("b", "2")]),
+            "[{}]",
+            p.name
+        );
+        assert_eq!(
+            walstore::inspect::decode_wal_header(&p.read("wal")[..4096]).map(|h| h.0),
+            Ok(0),
+            "[{}] the header was rewritten for the manifest's generation",
+            p.name
+        );
+        put(&store, "c", "3");
+        drop(store);
+        let report =
+            walstore::inspect::verify(p.storage.as_ref(), &p.dir, |_, _| {}).expect("verify");
+        assert!(report.first_damage().is_none(), "[{}] {report:?}", p.name);
+        assert_eq!(
+            state(&p.open()),
+            pairs(&[("a", "1"), ("b", "2"), ("c", "3")]),
+            "[{}]",
+            p.name
+        );
+    }
+}
+
+#[test]
+fn a_full_disk_at_open_falls_back_to_rewriting_the_unproven_tail() {
+    let mem = MemoryStorage::new();
+    let store = mem_open(&mem);
+    put(&store, "a", "1");
+    mem.crash();
+    drop(store);
+
+    // No file can be created: the checkpoint that would copy the tail cannot start.
+    mem.fail_after(0, Some(StorageOp::Create), 28, true);
+    let store = mem_open(&mem);
+    assert!(
+        mem.clear_fault(),
+        "the checkpoint at open did not try to create a file"
+    );
+    assert_eq!(store.info().expect("info").generation, 0);
+    assert_eq!(state(&store), pairs(&[("a", "1")]));
+    put(&store, "b", "2");
+    drop(store);
+    mem.crash();
+    assert_eq!(state(&mem_open(&mem)), pairs(&[("a", "1"), ("b", "2")]));
+}
+
+#[test]
+fn a_failed_sync_of_the_clean_marker_is_reported_and_loses_nothing() {
+    let mem = MemoryStorage::new();
+    let store = mem_open(&mem);
+    put(&store, "a", "1");
+    mem.fail_after(0, Some(StorageOp::Sync), 5, false);
+    let closed = store.close();
+    assert!(mem.clear_fault(), "close made no sync");
+    assert!(closed.is_err(), "close hid a failed fdatasync: {closed:?}");
+
+    // The marker may sit in pages the kernel marked clean: the open rewrites it (it holds no
+    // data) before anything is appended after it.
+    let store = mem_open(&mem);
+    assert_eq!(state(&store), pairs(&[("a", "1")]));
+    put(&store, "b", "2");
+    drop(store);
+    mem.crash();
+    assert_eq!(state(&mem_open(&mem)), pairs(&[("a", "1"), ("b", "2")]));
+}
