@@ -213,21 +213,34 @@ fn a_wal_header_torn_into_garbage_is_rebuilt_from_the_manifest() {
 }
 
 #[test]
-fn a_full_disk_at_open_falls_back_to_rewriting_the_unproven_tail() {
+fn a_full_disk_at_open_after_a_crash_fails_the_open_typed_and_loses_nothing() {
     let mem = MemoryStorage::new();
     let store = mem_open(&mem);
     put(&store, "a", "1");
     mem.crash();
     drop(store);
+    let before = wal(&mem);
 
-    // No file can be created: the checkpoint that would copy the tail cannot start.
+    // No file can be created: the checkpoint that would copy the unproven tail cannot run.
     mem.fail_after(0, Some(StorageOp::Create), 28, true);
+    let opened = mem_options(&mem).open(DIR);
+    match &opened {
+        Err(e) => assert!(e.is_out_of_space(), "not a full-disk error: {e}"),
+        Ok(_) => panic!("a read-write open succeeded without making the unproven tail durable"),
+    }
+    drop(opened);
+    assert_eq!(wal(&mem), before, "the failed open wrote to the log");
+    // Reading needs no space.
+    let ro = mem_options(&mem)
+        .read_only(true)
+        .open(DIR)
+        .expect("read-only open on a full disk");
+    assert_eq!(state(&ro), pairs(&[("a", "1")]));
+    drop(ro);
+
+    assert!(mem.clear_fault());
     let store = mem_open(&mem);
-    assert!(
-        mem.clear_fault(),
-        "the checkpoint at open did not try to create a file"
-    );
-    assert_eq!(store.info().expect("info").generation, 0);
+    assert_eq!(store.info().expect("info").generation, 1);
     assert_eq!(state(&store), pairs(&[("a", "1")]));
     put(&store, "b", "2");
     drop(store);
