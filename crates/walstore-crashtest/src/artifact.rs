@@ -113,11 +113,15 @@ pub fn load(dir: &Path) -> io::Result<Artifact> {
     })
 }
 
-/// Checks the saved image again (or runs the case again if there is none); returns the
+/// Checks the saved image again (or runs the case again if there is none, or if the failure
+/// followed a crash inside recovery, whose images the engine's recovery makes); returns the
 /// violation found now, if any.
 pub fn replay(artifact: &Artifact, engine: &EngineConfig) -> Option<Violation> {
     let engine = engine.with_settings(artifact.case.workload.settings);
     match (&artifact.image, &artifact.expectation) {
+        _ if artifact.case.in_recovery => {
+            rerun(&artifact.case, &engine).failure.map(|f| f.violation)
+        }
         (Some(image), _) if artifact.stable_state.is_some() => {
             let state = artifact.stable_state.as_ref()?;
             check_recovery_crash(image, state, &engine).err()

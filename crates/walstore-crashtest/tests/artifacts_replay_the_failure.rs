@@ -76,3 +76,35 @@ fn a_violation_found_while_running_replays_by_running_again() {
         "the real engine poisons after a failed fsync"
     );
 }
+
+#[test]
+fn a_failure_inside_recovery_replays_by_crashing_that_recovery_again() {
+    let rewriting = EngineConfig {
+        hook: Some(Arc::new(|options: Options| {
+            let mut faults = EngineFaults::default();
+            faults.rewrite_unproven_tail_in_place = true;
+            options.inject_engine_faults(faults)
+        })),
+        ..EngineConfig::default()
+    };
+    let workload = Workload::by_name("counter").expect("scripted workload");
+    let outcome = explore(
+        &workload,
+        Strategy::RecoveryCrash,
+        &rewriting,
+        &ExploreConfig::default(),
+    );
+    let failure = outcome.failure.expect("caught");
+    assert!(failure.case.in_recovery, "{:?}", failure.case);
+    let root = tempfile::tempdir().expect("temporary directory");
+    let dir = artifact::save(&failure, root.path()).expect("save");
+    let loaded = artifact::load(&dir).expect("load");
+    let again = artifact::replay(&loaded, &rewriting).expect("still fails");
+    assert_eq!(again.invariant, failure.violation.invariant);
+    // The image saved was made by the broken engine's recovery; the real engine's recovery
+    // makes other images, and a replay runs that recovery.
+    assert!(
+        artifact::replay(&loaded, &EngineConfig::default()).is_none(),
+        "the real engine never rewrites the unproven tail in place"
+    );
+}

@@ -92,6 +92,27 @@ fn trusting_a_retried_fsync_acknowledges_a_commit_after_a_failed_fsync() {
 }
 
 #[test]
+fn rewriting_the_unproven_tail_in_place_at_open_loses_a_commit_to_garbage_sectors() {
+    let engine = broken(|f| f.rewrite_unproven_tail_in_place = true);
+    // A power cut inside the recovery that rewrites the last commits, leaving garbage sectors.
+    assert_eq!(
+        caught(&engine, "counter", Strategy::RecoveryCrash),
+        Invariant::StableIndeterminate
+    );
+}
+
+#[test]
+fn trusting_the_page_cache_at_open_after_a_failed_fsync_turns_later_commits_into_corruption() {
+    let engine = broken(|f| f.trust_page_cache_at_open = true);
+    // The failed commit's pages are clean but never written; later commits' watermarks claim
+    // them durable, so a power cut leaves a hole that recovery must report.
+    assert_eq!(
+        caught(&engine, "counter", Strategy::Countdown),
+        Invariant::TornTailVersusCorruption
+    );
+}
+
+#[test]
 fn a_failure_shrinks_to_fewer_steps_and_still_fails_the_same_way() {
     let engine = broken(|f| f.skip_wal_fsync = true);
     let workload = Workload::by_name("config").expect("scripted workload");

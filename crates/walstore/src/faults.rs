@@ -19,6 +19,12 @@ pub struct EngineFaults {
     pub mid_log_damage_is_torn_tail: bool,
     /// Retry a failed WAL fsync and trust the retry instead of poisoning the store.
     pub retry_failed_fsync: bool,
+    /// At open, make the unproven tail durable by writing it back over itself instead of
+    /// folding it with a checkpoint (the engine before finding A was fixed).
+    pub rewrite_unproven_tail_in_place: bool,
+    /// At open, trust the page cache: leave the unproven tail to a plain `fdatasync` (the
+    /// engine before the `ops` fuzz target found the fsyncgate case).
+    pub trust_page_cache_at_open: bool,
 }
 
 impl EngineFaults {
@@ -41,5 +47,13 @@ impl EngineFaults {
     #[inline]
     pub(crate) fn retry_failed_fsync(&self) -> bool {
         cfg!(feature = "fault-injection") && self.retry_failed_fsync
+    }
+    #[inline]
+    pub(crate) fn rewrite_unproven_tail_in_place(&self) -> bool {
+        cfg!(feature = "fault-injection") && self.rewrite_unproven_tail_in_place
+    }
+    #[inline]
+    pub(crate) fn trust_page_cache_at_open(&self) -> bool {
+        cfg!(feature = "fault-injection") && self.trust_page_cache_at_open
     }
 }

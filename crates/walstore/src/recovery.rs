@@ -209,8 +209,13 @@ fn clear_stale_tail(store: &Store, version: &Version) -> Result<()> {
         }
     }
     if class.dirty_end > version.wal_end {
+        // Synced before anything else is written: a stale commit left past the end carries a
+        // watermark that would otherwise vouch for bytes recovery rewrites next (the clean
+        // markers of S1), and a torn rewrite of those would read as corruption.
         let to = class.dirty_end.next_multiple_of(4096).min(limit);
-        write_zeros(wal, version.wal_end, to).map_err(|e| Error::io("zero stale tail", path, e))?;
+        write_zeros(wal, version.wal_end, to)
+            .and_then(|()| wal.sync_data())
+            .map_err(|e| Error::io("zero stale tail", path, e))?;
     }
     Ok(())
 }
@@ -235,11 +240,19 @@ fn clear_stale_tail(store: &Store, version: &Version) -> Result<()> {
 ///   it is a torn tail);
 /// - everything else (zeros cleared past the end of the log) needs only the sync.
 fn make_durable(store: &Store, version: &Arc<Version>) -> Result<Arc<Version>> {
-    let proven = version.synced_through.max(WAL_HEADER_BYTES);
-    if version.data_end > proven {
-        crate::checkpoint::fold(store, version)?;
-        return Ok(store.current());
-    }
+    let faults = store.inner.opts.faults;
+    let proven = if faults.rewrite_unproven_tail_in_place() {
+        version.synced_through.max(WAL_HEADER_BYTES)
+    } else if faults.trust_page_cache_at_open() {
+        version.wal_end
+    } else {
+        let proven = version.synced_through.max(WAL_HEADER_BYTES);
+        if version.data_end > proven {
+            crate::checkpoint::fold(store, version)?;
+            return Ok(store.current());
+        }
+        proven
+    };
     let wal = store.inner.wal.as_ref();
     let path = &store.inner.wal_path;
     // Clean markers are 48 bytes each, written one per close: a small range.
@@ -786,8 +799,18 @@ fn settle_tail(
     Ok(())
 }
 
+/// Zeroes a torn tail that starts at `from` (the end of the log). The first record header
+/// goes first, synced on its own: a torn tail is often a transaction whose only damage is a
+/// garbage sector where the record bytes are zeros (a watermark's high bytes, say), and
+/// zeroing that sector before the rest would make the transaction whole again if a crash
+/// stopped the zeroing half-way: a discarded transaction would come back (found by the crash
+/// harness with garbage sectors inside recovery). With its first header zero, the
+/// transaction can never count again.
 fn zero_range(wal: &dyn StorageFile, path: &Path, from: u64, to: u64) -> Result<()> {
-    write_zeros(wal, from, to)
+    let head_end = (from + crate::wal::record::RECORD_HEADER_BYTES as u64).min(to);
+    write_zeros(wal, from, head_end)
+        .and_then(|()| wal.sync_data())
+        .and_then(|()| write_zeros(wal, head_end, to))
         .and_then(|()| wal.sync_data())
         .map_err(|e| Error::io("zero torn tail", path, e))
 }

@@ -62,6 +62,7 @@ pub fn explore_countdown(
                 crash_op: None,
                 variant: None,
                 image_seed: None,
+                in_recovery: false,
             };
             let mut checker = Checker::new(engine, config, base, only);
             checker.outcome.stats.runs = 1;

@@ -125,6 +125,11 @@ pub struct Case {
     pub variant: Option<Variant>,
     /// The image recipe's seed.
     pub image_seed: Option<u64>,
+    /// The failure happened after a crash inside the recovery of that image: a re-run
+    /// explores the crash points of that recovery (they depend on the engine's recovery, so
+    /// the saved image alone does not show whether a changed engine still fails).
+    #[serde(default)]
+    pub in_recovery: bool,
 }
 
 /// A violation with everything needed to save, replay and minimize it.

@@ -48,6 +48,7 @@ pub fn explore_points(
             crash_op: None,
             variant: None,
             image_seed: None,
+            in_recovery: false,
         },
         only,
     );
@@ -189,7 +190,7 @@ impl<'a> Checker<'a> {
         let recovery = generated.damage.is_none()
             && (self
                 .only
-                .is_some_and(|c| c.strategy == Strategy::RecoveryCrash)
+                .is_some_and(|c| c.strategy == Strategy::RecoveryCrash || c.in_recovery)
                 || (self.config.recovery_every > 0
                     && stats
                         .images_checked
@@ -201,12 +202,13 @@ impl<'a> Checker<'a> {
             damage: generated.damage.as_ref(),
             aligned_probe: self.config.aligned_probe,
         };
-        let failure = |violation, image, stable_state| Failure {
+        let failure = |violation, image, stable_state: Option<crate::oracle::State>| Failure {
             violation,
             case: Case {
                 crash_op: Some(ctx.point.op_index),
                 variant: Some(variant),
                 image_seed: Some(seed),
+                in_recovery: stable_state.is_some(),
                 ..self.base.clone()
             },
             image: Some(image),
@@ -237,7 +239,14 @@ impl<'a> Checker<'a> {
         };
         for point in &recovered.recovery_points {
             self.outcome.stats.recovery_crash_points += 1;
-            for v in [Variant::DropUnsynced, Variant::Subset] {
+            // A power cut inside recovery's own writes: lost, reordered, torn and garbage
+            // sectors (recovery must never write over data it cannot afford to lose).
+            for v in [
+                Variant::DropUnsynced,
+                Variant::Subset,
+                Variant::Torn,
+                Variant::TornGarbage,
+            ] {
                 let Some(g) = generate(&point.state, v, seed ^ point.op_index, &self.config.media)
                 else {
                     continue;

@@ -44,6 +44,7 @@ pub fn explore_swarm(
         crash_op: None,
         variant: None,
         image_seed: None,
+        in_recovery: false,
     };
     let mut checker = Checker::new(engine, config, base, only);
     checker.outcome.stats.runs = 1;
