@@ -61,6 +61,9 @@ impl Media {
             .into_iter()
             .map(|mut t| {
                 t.config.variants.retain(|v| !self.without.contains(v));
+                t.config
+                    .recovery_variants
+                    .retain(|v| !self.without.contains(v));
                 t.config.aligned_probe &= !self.plain_probe;
                 t
             })

@@ -76,6 +76,10 @@ pub struct ExploreConfig {
     pub rounds: u64,
     /// Recipes to use.
     pub variants: Vec<Variant>,
+    /// Recipes for the images of a crash inside recovery (recovery's own writes lost,
+    /// reordered, torn, or torn into garbage).
+    #[serde(default = "recovery_recipes")]
+    pub recovery_variants: Vec<Variant>,
     /// Seed of the image recipes (and of swarm probabilities).
     pub seed: u64,
     /// Explore crash points inside recovery for every this-many-th image (0 = never).
@@ -92,12 +96,22 @@ fn yes() -> bool {
     true
 }
 
+fn recovery_recipes() -> Vec<Variant> {
+    vec![
+        Variant::DropUnsynced,
+        Variant::Subset,
+        Variant::Torn,
+        Variant::TornGarbage,
+    ]
+}
+
 impl Default for ExploreConfig {
     fn default() -> Self {
         ExploreConfig {
             media: crate::crashgen::MediaModel::default(),
             rounds: 2,
             variants: Variant::ALL.to_vec(),
+            recovery_variants: recovery_recipes(),
             seed: 1,
             recovery_every: 7,
             countdown_max: 10_000,

@@ -241,17 +241,7 @@ impl<'a> Checker<'a> {
             self.outcome.stats.recovery_crash_points += 1;
             // A power cut inside recovery's own writes: lost, reordered, torn and garbage
             // sectors (recovery must never write over data it cannot afford to lose).
-            // `--without` leaves a recipe out here too.
-            let recipes = [
-                Variant::DropUnsynced,
-                Variant::Subset,
-                Variant::Torn,
-                Variant::TornGarbage,
-            ];
-            for v in recipes
-                .into_iter()
-                .filter(|v| self.config.variants.contains(v))
-            {
+            for &v in &self.config.recovery_variants {
                 let Some(g) = generate(&point.state, v, seed ^ point.op_index, &self.config.media)
                 else {
                     continue;
