@@ -32,6 +32,11 @@
 //!     let (key, value) = item?;
 //!     println!("{} = {}", String::from_utf8_lossy(&key), String::from_utf8_lossy(&value));
 //! }
+//! drop(read);
+//!
+//! // Closing (or dropping the last clone) marks the log clean: the next open has nothing to
+//! // recover. After a kill, the next open folds the last commits into snapshot files instead.
+//! store.close()?;
 //! # Ok(()) }
 //! ```
 //!
