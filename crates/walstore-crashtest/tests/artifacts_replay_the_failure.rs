@@ -8,15 +8,20 @@ use walstore_crashtest::engine::EngineConfig;
 use walstore_crashtest::explore::{explore, ExploreConfig, Strategy};
 use walstore_crashtest::workload::Workload;
 
-fn without_wal_fsync() -> EngineConfig {
+/// The engine with the safety steps `set` turns off.
+fn broken(set: impl Fn(&mut EngineFaults) + Send + Sync + 'static) -> EngineConfig {
     EngineConfig {
-        hook: Some(Arc::new(|options: Options| {
+        hook: Some(Arc::new(move |options: Options| {
             let mut faults = EngineFaults::default();
-            faults.skip_wal_fsync = true;
+            set(&mut faults);
             options.inject_engine_faults(faults)
         })),
         ..EngineConfig::default()
     }
+}
+
+fn without_wal_fsync() -> EngineConfig {
+    broken(|f| f.skip_wal_fsync = true)
 }
 
 #[test]
@@ -50,14 +55,7 @@ fn a_saved_failure_replays_to_the_same_invariant() {
 
 #[test]
 fn a_violation_found_while_running_replays_by_running_again() {
-    let retrying = EngineConfig {
-        hook: Some(Arc::new(|options: Options| {
-            let mut faults = EngineFaults::default();
-            faults.retry_failed_fsync = true;
-            options.inject_engine_faults(faults)
-        })),
-        ..EngineConfig::default()
-    };
+    let retrying = broken(|f| f.retry_failed_fsync = true);
     let workload = Workload::by_name("counter").expect("scripted workload");
     let outcome = explore(
         &workload,
@@ -79,14 +77,7 @@ fn a_violation_found_while_running_replays_by_running_again() {
 
 #[test]
 fn a_failure_inside_recovery_replays_by_crashing_that_recovery_again() {
-    let rewriting = EngineConfig {
-        hook: Some(Arc::new(|options: Options| {
-            let mut faults = EngineFaults::default();
-            faults.rewrite_unproven_tail_in_place = true;
-            options.inject_engine_faults(faults)
-        })),
-        ..EngineConfig::default()
-    };
+    let rewriting = broken(|f| f.rewrite_unproven_tail_in_place = true);
     let workload = Workload::by_name("counter").expect("scripted workload");
     let outcome = explore(
         &workload,
