@@ -475,10 +475,11 @@ impl Store {
     }
 
     /// Closes this handle. When it is the last clone, and transactions were committed through
-    /// it, the log is first made durable and marked clean, so the next read-write open has
-    /// nothing to prove and does no recovery checkpoint (RECOVERY.md S1). Dropping the last
-    /// clone does the same and ignores errors; `close` reports them. If another writer holds
-    /// the lock at that moment, the marker is left to it.
+    /// it, every one of them is made durable (`Buffered` ones included), and the log is marked
+    /// clean, so the next read-write open has nothing to prove and does no recovery
+    /// checkpoint (RECOVERY.md S1a). Dropping the last clone does the same and ignores
+    /// errors; `close` reports them. If another writer holds the lock at that moment, the
+    /// marker is left out (the commits are still made durable).
     pub fn close(self) -> Result<()> {
         self.close_last()
     }
@@ -492,6 +493,7 @@ impl Store {
         if unused {
             return Ok(());
         }
+        self.sync()?;
         let mut guard = match self.acquire_writer(LockWait::NoWait) {
             Ok(guard) => guard,
             Err(Error::Busy { .. }) => return Ok(()),

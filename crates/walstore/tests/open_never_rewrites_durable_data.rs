@@ -267,3 +267,21 @@ fn a_failed_sync_of_the_clean_marker_is_reported_and_loses_nothing() {
     mem.crash();
     assert_eq!(state(&mem_open(&mem)), pairs(&[("a", "1"), ("b", "2")]));
 }
+
+#[test]
+fn closing_makes_buffered_commits_durable() {
+    let mem = MemoryStorage::new();
+    let store = mem_open(&mem);
+    let other = mem_open(&mem);
+    let mut tx = store.begin_write().expect("begin_write");
+    tx.set_durability(walstore::Durability::Buffered);
+    tx.put(b"a", b"1").expect("put");
+    tx.commit().expect("commit");
+    // Another handle keeps the writer lock: no marker, but the commit is still made durable.
+    let busy = other.begin_write().expect("begin_write");
+    store.close().expect("close");
+    drop(busy);
+    drop(other);
+    mem.crash();
+    assert_eq!(state(&mem_open(&mem)), pairs(&[("a", "1")]));
+}
