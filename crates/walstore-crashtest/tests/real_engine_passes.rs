@@ -106,15 +106,7 @@ fn seeded_random_runs_pass() {
 /// zeroing could make the torn transaction whole again (the full tier's random-29).
 #[test]
 fn torn_tail_repair_interrupted_by_a_crash_never_completes_the_torn_transaction() {
-    let config = ExploreConfig {
-        seed: 29,
-        rounds: 6,
-        variants: vec![Variant::TornGarbage],
-        // Crash inside the recovery of every image, not of every seventh.
-        recovery_every: 1,
-        ..ExploreConfig::default()
-    };
-    assert_passes(&random_mix(29, 32), Strategy::EveryOp, &config);
+    garbage_inside_every_recovery(29, 512);
 }
 
 /// A crash at every step of a recovery that zeroes stale records past the end of the log and
@@ -123,16 +115,23 @@ fn torn_tail_repair_interrupted_by_a_crash_never_completes_the_torn_transaction(
 /// longer opened (the full tier's random-3 at 4 KiB sectors).
 #[test]
 fn stale_records_are_gone_before_recovery_rewrites_a_clean_marker() {
+    garbage_inside_every_recovery(3, 4096);
+}
+
+/// A 32-step random workload `seed`: a crash after every operation into garbage-sector images
+/// at `sector` bytes, and a crash at every step of the recovery of every image.
+fn garbage_inside_every_recovery(seed: u64, sector: usize) {
     let config = ExploreConfig {
-        seed: 3,
+        seed,
         rounds: 6,
         variants: vec![Variant::TornGarbage],
+        // Not of every seventh image only, as the tiers do.
         recovery_every: 1,
         media: MediaModel {
-            sector: 4096,
+            sector,
             ..MediaModel::default()
         },
         ..ExploreConfig::default()
     };
-    assert_passes(&random_mix(3, 32), Strategy::EveryOp, &config);
+    assert_passes(&random_mix(seed, 32), Strategy::EveryOp, &config);
 }

@@ -26,7 +26,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::HashMap;
 use std::io;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 
 /// How many times an unlocked reader retries when a concurrent checkpoint changes the files
@@ -119,6 +119,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Store> {
             pid: std::process::id(),
             checkpointer: crate::checkpoint::Trigger::default(),
             counters: Default::default(),
+            closed_at_commits: AtomicU64::new(0),
             opts,
         }),
     };
@@ -149,13 +150,7 @@ fn settle_after_open(store: &Store, loaded: &Version) -> Result<()> {
             // checkpoint) whose directory fsync failed, retried by this open (crash harness,
             // strict finding B). One directory fsync makes them durable before anything is
             // appended that depends on them.
-            let inner = &store.inner;
-            let synced = inner
-                .opts
-                .storage
-                .sync_dir(&inner.dir)
-                .map_err(|e| Error::io("fsync directory", &inner.dir, e));
-            let result = synced
+            let result = sync_store_dir(store)
                 .and_then(|()| refresh(store, true))
                 .and_then(|version| {
                     clear_stale_tail(store, &version)?;
@@ -242,16 +237,14 @@ fn clear_stale_tail(store: &Store, version: &Version) -> Result<()> {
 fn make_durable(store: &Store, version: &Arc<Version>) -> Result<Arc<Version>> {
     let faults = store.inner.opts.faults;
     let proven = if faults.rewrite_unproven_tail_in_place() {
-        version.synced_through.max(WAL_HEADER_BYTES)
+        version.proven_end()
     } else if faults.trust_page_cache_at_open() {
         version.wal_end
+    } else if version.has_unproven_data() {
+        crate::checkpoint::fold(store, version)?;
+        return Ok(store.current());
     } else {
-        let proven = version.synced_through.max(WAL_HEADER_BYTES);
-        if version.data_end > proven {
-            crate::checkpoint::fold(store, version)?;
-            return Ok(store.current());
-        }
-        proven
+        version.proven_end()
     };
     let wal = store.inner.wal.as_ref();
     let path = &store.inner.wal_path;
@@ -604,16 +597,21 @@ fn try_reload(store: &Store, mode: Mode) -> Result<Option<Version>> {
 /// or does not decode (RECOVERY.md H2, H3). Rewriting a header that is already wrong cannot
 /// lose anything: torn again, it is again a header that recovery rebuilds from the manifest.
 fn repair_header(store: &Store, manifest: &Manifest) -> Result<()> {
-    let inner = &store.inner;
     // The checkpoint that renamed this manifest into place may have failed before its
     // directory fsync: make the rename durable before the WAL header depends on it, or a
     // crash could bring back the old manifest under a newer WAL.
+    sync_store_dir(store)?;
+    reset_wal(store, manifest)
+}
+
+/// fsyncs the store directory (its names: creations, renames, removals).
+fn sync_store_dir(store: &Store) -> Result<()> {
+    let inner = &store.inner;
     inner
         .opts
         .storage
         .sync_dir(&inner.dir)
-        .map_err(|e| Error::io("fsync directory", &inner.dir, e))?;
-    reset_wal(store, manifest)
+        .map_err(|e| Error::io("fsync directory", &inner.dir, e))
 }
 
 /// Builds a memtable from writes in log order: the last write of each key wins.

@@ -56,6 +56,8 @@ pub(crate) struct Inner {
     pub(crate) pid: u32,
     pub(crate) checkpointer: crate::checkpoint::Trigger,
     pub(crate) counters: Counters,
+    /// The commit count when the last close made everything durable and marked the log.
+    pub(crate) closed_at_commits: AtomicU64,
 }
 
 /// State owned by whoever holds the in-process writer lock.
@@ -361,15 +363,8 @@ impl Store {
             writes.iter().map(|(k, v)| (&k[..], v.as_deref())),
             watermark,
         ) as u64;
-        let start = base.wal_end;
-        let end = start + len;
-        if end > state.wal_len {
-            self.grow_wal(state, end)?;
-        }
-        if let Err(e) = self.inner.wal.write_all_at(&state.scratch, start) {
-            self.poison("WAL write");
-            return Err(Error::io("write", &self.inner.wal_path, e));
-        }
+        let end = self.write_scratch(state, base.wal_end, "WAL write")?;
+        debug_assert_eq!(end, base.wal_end + len);
         let mut next = Version::clone(base);
         next.push_layer(writes);
         next.last_txn = txn_id;
@@ -383,6 +378,20 @@ impl Store {
         };
         self.publish(Arc::new(next));
         Ok((seq, end))
+    }
+
+    /// Writes the encoded records in `state.scratch` to the WAL at `start`, growing the file
+    /// first if needed; returns the end offset. A failed write poisons the handle (`cause`).
+    fn write_scratch(&self, state: &mut WriterState, start: u64, cause: &str) -> Result<u64> {
+        let end = start + state.scratch.len() as u64;
+        if end > state.wal_len {
+            self.grow_wal(state, end)?;
+        }
+        if let Err(e) = self.inner.wal.write_all_at(&state.scratch, start) {
+            self.poison(cause);
+            return Err(Error::io("write", &self.inner.wal_path, e));
+        }
+        Ok(end)
     }
 
     /// Makes room in the WAL for a transaction ending at `needed_end`: zero-fills up to
@@ -486,8 +495,10 @@ impl Store {
 
     /// The work of [`Store::close`], done only by the last clone.
     fn close_last(&self) -> Result<()> {
+        let commits = self.inner.counters.commits.load(Ordering::Relaxed);
         let unused = self.inner.read_only
-            || self.inner.counters.commits.load(Ordering::Relaxed) == 0
+            || commits == 0
+            || commits == self.inner.closed_at_commits.load(Ordering::Relaxed)
             || Arc::strong_count(&self.inner) > 1
             || self.check_usable(true).is_err();
         if unused {
@@ -502,6 +513,12 @@ impl Store {
         let result = crate::recovery::refresh(self, true)
             .and_then(|version| self.write_clean_marker(&mut guard, &version));
         self.release_writer(guard);
+        if result.is_ok() {
+            // `close` then drops the handle: its `Drop` has nothing left to do.
+            self.inner
+                .closed_at_commits
+                .store(commits, Ordering::Relaxed);
+        }
         result
     }
 
@@ -510,7 +527,7 @@ impl Store {
     /// the whole log succeeded. It carries no data, so the next open may rewrite it in place
     /// (RECOVERY.md S1).
     fn write_clean_marker(&self, guard: &mut WriterGuard, version: &Version) -> Result<()> {
-        if version.data_end <= version.synced_through.max(WAL_HEADER_BYTES) {
+        if !version.has_unproven_data() {
             return Ok(());
         }
         let path = &self.inner.wal_path;
@@ -523,25 +540,17 @@ impl Store {
         }
         let state = &mut *guard.state;
         state.scratch.clear();
-        let len = record::encode_txn(
+        record::encode_txn(
             &mut state.scratch,
             version.salt,
             version.last_txn,
             std::iter::empty(),
             version.wal_end,
-        ) as u64;
-        let end = version.wal_end + len;
-        if end > state.wal_len {
-            self.grow_wal(state, end)?;
-        }
-        let written = self
-            .inner
-            .wal
-            .write_all_at(&state.scratch, version.wal_end)
-            .and_then(|()| self.inner.wal.sync_data());
-        if let Err(e) = written {
-            self.poison("WAL write at close");
-            return Err(Error::io("write clean marker", path, e));
+        );
+        let end = self.write_scratch(state, version.wal_end, "WAL write at close")?;
+        if let Err(e) = self.inner.wal.sync_data() {
+            self.poison("WAL fdatasync at close");
+            return Err(Error::io("fdatasync", path, e));
         }
         let mut next = version.clone();
         next.wal_end = end;

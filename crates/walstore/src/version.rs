@@ -164,6 +164,17 @@ pub type Layer = BTreeMap<Bytes, Option<Bytes>>;
 pub const MAX_LAYERS: usize = 8;
 
 impl Version {
+    /// The WAL offset up to which commit records' watermarks prove the log durable.
+    pub fn proven_end(&self) -> u64 {
+        self.synced_through.max(crate::wal::WAL_HEADER_BYTES)
+    }
+
+    /// Whether log bytes that hold data lie past [`Version::proven_end`] (the *unproven tail*
+    /// of RECOVERY.md S1).
+    pub fn has_unproven_data(&self) -> bool {
+        self.data_end > self.proven_end()
+    }
+
     /// Reads `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Value>> {
         let hit = self
