@@ -11,7 +11,8 @@ use crate::format::{random_u64, WAL_NAME};
 use crate::manifest::Manifest;
 use crate::storage::OpenMode;
 use crate::store::Store;
-use crate::wal::{preallocate, WalHeader, WAL_HEADER_BYTES};
+use crate::wal::writer::Wal;
+use crate::wal::WAL_HEADER_BYTES;
 use std::path::Path;
 
 /// What a backup copied.
@@ -32,7 +33,7 @@ impl Store {
     /// Writes a consistent copy of the store to `dest`, which must not exist or be an empty
     /// directory; `dest` then opens as a store. `progress` is called with keys copied so far.
     pub fn backup(&self, dest: &Path, mut progress: impl FnMut(u64)) -> Result<BackupStats> {
-        let storage = self.inner.opts.storage.as_ref();
+        let storage = self.core().storage();
         if storage
             .exists(dest)
             .map_err(|e| Error::io("stat", dest, e))?
@@ -56,7 +57,7 @@ impl Store {
             txn_id: read.txn_id(),
             ..Default::default()
         };
-        let mut out = Output::in_dir(storage, dest, &self.inner.opts, 1);
+        let mut out = Output::in_dir(storage, dest, self.core().opts(), 1);
         for item in read.range::<&[u8], _>(..)? {
             let (key, value) = item?;
             out.add(&key, &value)?;
@@ -79,20 +80,12 @@ impl Store {
         let wal = storage
             .open(&wal_path, OpenMode::CreateTruncate)
             .map_err(|e| Error::io("create", &wal_path, e))?;
-        let header = WalHeader {
-            generation: manifest.generation,
-            salt: manifest.salt,
-            base_txn: manifest.base_txn,
-        };
-        wal.write_all_at(&header.encode(), 0)
-            .and_then(|_| {
-                preallocate(
-                    wal.as_ref(),
-                    WAL_HEADER_BYTES,
-                    WAL_HEADER_BYTES + self.inner.opts.wal_preallocate_bytes,
-                )
-            })
-            .map_err(|e| Error::io("write", &wal_path, e))?;
+        Wal::initialize(
+            wal.as_ref(),
+            &wal_path,
+            Some(&manifest.wal_header()),
+            WAL_HEADER_BYTES + self.core().opts().wal_preallocate_bytes,
+        )?;
         manifest.write(storage, dest, true)?;
         progress(stats.keys);
         Ok(stats)

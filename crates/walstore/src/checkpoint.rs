@@ -14,20 +14,22 @@
 //! Invariant: the WAL is reset only after the manifest naming every file that covers its
 //! records, and those files' directory entries, are durable.
 
+use crate::core::SignalShared;
+use crate::core::{Core, Wake};
 use crate::error::{Error, Result};
-use crate::format::{random_u64, snapshot_name, snapshot_tmp_name};
+use crate::format::{
+    parse_snapshot_name, random_u64, snapshot_name, snapshot_tmp_name, MANIFEST_TMP_NAME,
+};
 use crate::manifest::Manifest;
 use crate::options::LockWait;
 use crate::snapshot::{Segment, SegmentMeta, SegmentWriter};
 use crate::storage::{OpenMode, Storage};
-use crate::store::Store;
 use crate::version::{Bytes, SegmentSet, Version};
 use crate::wal::WAL_HEADER_BYTES;
-use parking_lot::{Condvar, Mutex};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// What a checkpoint did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -54,25 +56,20 @@ pub struct CheckpointStats {
 }
 
 /// Runs a checkpoint, waiting for the writer lock as `wait` says.
-pub(crate) fn run(store: &Store, wait: LockWait) -> Result<CheckpointStats> {
-    store.check_usable(true)?;
+pub(crate) fn run(core: &Core, wait: LockWait) -> Result<CheckpointStats> {
+    core.check_usable(true)?;
     let started = Instant::now();
-    let guard = store.acquire_writer(wait)?;
-    let result = crate::recovery::refresh(store, true).and_then(|base| fold(store, &base));
-    store.release_writer(guard);
-    let mut stats = result?;
+    let mut stats = core.with_writer(wait, |_guard| {
+        crate::catchup::refresh(core, true).and_then(|base| fold(core, &base))
+    })?;
     stats.micros = started.elapsed().as_micros() as u64;
-    store
-        .inner
-        .counters
-        .checkpoints
-        .fetch_add(1, Ordering::Relaxed);
+    core.counters().checkpoints.fetch_add(1, Ordering::Relaxed);
     Ok(stats)
 }
 
 /// Folds `base` (the newest version, caught up under the writer lock, which the caller
 /// holds) into snapshot files and resets the WAL.
-pub(crate) fn fold(store: &Store, base: &Arc<Version>) -> Result<CheckpointStats> {
+pub(crate) fn fold(core: &Core, base: &Arc<Version>) -> Result<CheckpointStats> {
     let mut folded = Version::clone(base);
     folded.fold_layers();
     let base = &folded;
@@ -86,14 +83,13 @@ pub(crate) fn fold(store: &Store, base: &Arc<Version>) -> Result<CheckpointStats
     if base.mem.is_empty() && base.wal_end == WAL_HEADER_BYTES {
         return Ok(stats);
     }
-    let inner = &store.inner;
-    let storage = inner.opts.storage.as_ref();
-    let dir = &inner.dir;
-    let faults = inner.opts.faults;
-    let written_seq = inner.sync.lock().written_seq;
+    let storage = core.storage();
+    let dir = core.dir();
+    let faults = core.opts().faults;
+    let written_seq = core.wal().written_seq();
 
     // Steps 2-3: new snapshot files for the touched ranges.
-    let mut out = Output::new(store, base.next_file_id);
+    let mut out = Output::new(core, base.next_file_id);
     let plan = plan(&base.segments, base);
     let mut metas: Vec<SegmentMeta> = Vec::new();
     let mut removed: Vec<u64> = Vec::new();
@@ -137,13 +133,13 @@ pub(crate) fn fold(store: &Store, base: &Arc<Version>) -> Result<CheckpointStats
         segments: metas,
     };
     if let Err(e) = manifest.write(storage, dir, !faults.skip_dir_fsync()) {
-        store.poison("checkpoint manifest switch");
+        core.wal().poison("checkpoint manifest switch");
         return Err(e);
     }
     // Step 5: reset the WAL.
-    crate::recovery::reset_wal(store, &manifest)?;
+    core.wal().reset_header(&manifest.wal_header())?;
 
-    let segments = reopen_set(store, &manifest, base)?;
+    let segments = reopen_set(core, &manifest, base)?;
     let next = Version {
         generation: manifest.generation,
         salt: manifest.salt,
@@ -157,22 +153,18 @@ pub(crate) fn fold(store: &Store, base: &Arc<Version>) -> Result<CheckpointStats
         mem: Default::default(),
         layers: Vec::new(),
     };
-    {
-        // Every WAL write made so far is covered by the durable snapshot files now.
-        let mut s = inner.sync.lock();
-        s.durable_seq = s.durable_seq.max(written_seq);
-        s.durable_end = (manifest.generation, WAL_HEADER_BYTES);
-        inner.sync_done.notify_all();
-    }
-    store.publish(Arc::new(next));
+    // Every WAL write made so far is covered by the durable snapshot files now.
+    core.wal()
+        .covered_by_checkpoint(written_seq, (manifest.generation, WAL_HEADER_BYTES));
+    core.publish(Arc::new(next));
     // Step 6.
-    crate::recovery::remove_orphans(store, &manifest);
+    remove_orphans(core, &manifest);
     stats.generation = manifest.generation;
     Ok(stats)
 }
 
 /// The segment set of the new generation: kept files reused, new files mapped.
-fn reopen_set(store: &Store, manifest: &Manifest, base: &Version) -> Result<Arc<SegmentSet>> {
+fn reopen_set(core: &Core, manifest: &Manifest, base: &Version) -> Result<Arc<SegmentSet>> {
     let mut set = SegmentSet::default();
     for meta in &manifest.segments {
         let seg = match base
@@ -182,11 +174,7 @@ fn reopen_set(store: &Store, manifest: &Manifest, base: &Version) -> Result<Arc<
             .find(|s| s.id() == meta.file_id)
         {
             Some(seg) => Arc::clone(seg),
-            None => Arc::new(Segment::open(
-                store.inner.opts.storage.as_ref(),
-                &store.inner.dir,
-                meta,
-            )?),
+            None => Arc::new(Segment::open(core.storage(), core.dir(), meta)?),
         };
         set.segments.push(seg);
         set.metas.push(meta.clone());
@@ -252,9 +240,8 @@ pub(crate) struct Output<'s> {
 }
 
 impl<'s> Output<'s> {
-    pub(crate) fn new(store: &'s Store, next_id: u64) -> Self {
-        let opts = &store.inner.opts;
-        Output::in_dir(opts.storage.as_ref(), &store.inner.dir, opts, next_id)
+    pub(crate) fn new(core: &'s Core, next_id: u64) -> Self {
+        Output::in_dir(core.storage(), core.dir(), core.opts(), next_id)
     }
 
     pub(crate) fn in_dir(
@@ -368,67 +355,61 @@ impl<'s> Output<'s> {
     }
 }
 
-/// Wakes the background checkpointer.
-#[derive(Debug, Default)]
-pub(crate) struct Trigger {
-    state: Arc<(Mutex<TriggerState>, Condvar)>,
-}
-
-#[derive(Debug, Default)]
-struct TriggerState {
-    requested: bool,
-    shutdown: bool,
-    running: bool,
-}
-
-impl Trigger {
-    pub(crate) fn request(&self) {
-        let (m, cv) = &*self.state;
-        let mut s = m.lock();
-        if s.running {
-            s.requested = true;
-            cv.notify_one();
-        }
-    }
-
-    pub(crate) fn shutdown(&self) {
-        let (m, cv) = &*self.state;
-        m.lock().shutdown = true;
-        cv.notify_all();
-    }
-}
-
-/// Starts the background checkpoint thread of `store`. It holds only a weak reference, and
-/// exits when the store is dropped.
-pub(crate) fn start_background(store: &Store) {
-    let shared = Arc::clone(&store.inner.checkpointer.state);
-    shared.0.lock().running = true;
-    let state = Arc::clone(&shared);
-    let weak: Weak<crate::store::Inner> = Arc::downgrade(&store.inner);
+/// Starts the background checkpoint thread. It holds only a weak reference to the core and
+/// never a `Store`: closing the last handle stops it and waits for a checkpoint it is
+/// running (so `close` does its work itself, whatever the thread was doing).
+pub(crate) fn start_background(core: &Arc<Core>) {
+    let signal = core.checkpointer().shared();
+    let weak: Weak<Core> = Arc::downgrade(core);
     let spawned = std::thread::Builder::new()
         .name("walstore-checkpoint".into())
-        .spawn(move || loop {
-            {
-                let (m, cv) = &*state;
-                let mut s = m.lock();
-                while !s.requested && !s.shutdown {
-                    cv.wait(&mut s);
-                }
-                if s.shutdown {
+        .spawn(move || {
+            while signal.wait() == Wake::Checkpoint {
+                let Some(core) = weak.upgrade() else {
                     return;
-                }
-                s.requested = false;
+                };
+                // A failed background checkpoint is retried at the next request; its error (a
+                // full disk, say) reaches callers of `checkpoint` or, if it poisoned the
+                // store, of every later write.
+                let _ = run_in_background(&core, &signal);
             }
-            let Some(inner) = weak.upgrade() else {
-                return;
-            };
-            let store = Store { inner };
-            // A failed background checkpoint is retried at the next request; its error (a
-            // full disk, say) reaches callers of `checkpoint` or, if it poisoned the store,
-            // of every later write.
-            let _ = run(&store, LockWait::Forever);
         });
-    if spawned.is_err() {
-        shared.0.lock().running = false;
+    if let Ok(thread) = spawned {
+        core.checkpointer().started(thread);
+    }
+}
+
+/// A checkpoint run by the background thread: it waits for the writer lock in short steps
+/// and gives up when the store is being closed (a closing thread may hold the lock in an
+/// open transaction while it waits for this thread).
+fn run_in_background(core: &Core, signal: &SignalShared) -> Result<CheckpointStats> {
+    loop {
+        match run(core, LockWait::Timeout(Duration::from_millis(20))) {
+            Err(Error::Busy { .. }) if !signal.is_stopped() => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Removes snapshot files the manifest does not name, and a stale `MANIFEST.tmp`. Only
+/// called while holding the writer lock with `manifest` being the current one. Failures are
+/// harmless (the files are removed next time) and ignored.
+pub(crate) fn remove_orphans(core: &Core, manifest: &Manifest) {
+    let storage = core.storage();
+    let dir = core.dir();
+    let Ok(names) = storage.list_dir(dir) else {
+        return;
+    };
+    let live: std::collections::HashSet<String> = manifest
+        .segments
+        .iter()
+        .map(|m| snapshot_name(m.file_id))
+        .collect();
+    for name in names {
+        let orphan = name == MANIFEST_TMP_NAME
+            || (parse_snapshot_name(&name).is_some() && !live.contains(&name));
+        if orphan {
+            let _ = storage.remove_file(&dir.join(&name));
+        }
     }
 }

@@ -44,14 +44,16 @@
 //! the bytes on disk and `docs/RECOVERY.md` for what happens after a crash.
 
 mod backup;
+mod catchup;
 mod checkpoint;
+mod core;
 mod error;
 mod faults;
 mod format;
 pub mod inspect;
 mod manifest;
+mod open;
 mod options;
-mod recovery;
 mod snapshot;
 pub mod storage;
 mod store;

@@ -39,6 +39,16 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// The WAL header of this manifest's generation (FORMAT.md §3): the manifest holds
+    /// everything the header says.
+    pub(crate) fn wal_header(&self) -> crate::wal::WalHeader {
+        crate::wal::WalHeader {
+            generation: self.generation,
+            salt: self.salt,
+            base_txn: self.base_txn,
+        }
+    }
+
     /// Serializes the manifest.
     pub fn encode(&self) -> Vec<u8> {
         let mut body = Vec::new();

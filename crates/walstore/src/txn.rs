@@ -1,10 +1,10 @@
 //! Transactions: [`ReadTxn`] (a consistent snapshot) and [`WriteTxn`] (serialized writer that
 //! sees its own writes, commits atomically or rolls back).
 
+use crate::core::{Core, WriterGuard};
 use crate::error::{Error, Result};
 use crate::format::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
 use crate::options::Durability;
-use crate::store::{Store, WriterGuard};
 use crate::version::{prefix_range, Bytes, Iter, KeyRange, Value, Version};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -78,7 +78,7 @@ impl ReadTxn {
 /// Reads see the newest committed state plus this transaction's own writes. `commit` makes
 /// all writes visible and durable at once; dropping it or calling `abort` discards them.
 pub struct WriteTxn {
-    pub(crate) store: Store,
+    pub(crate) core: Arc<Core>,
     pub(crate) guard: Option<WriterGuard>,
     pub(crate) base: Arc<Version>,
     pub(crate) writes: BTreeMap<Bytes, Option<Bytes>>,
@@ -198,10 +198,13 @@ impl WriteTxn {
     /// not acknowledged: after an I/O error it may or may not survive a crash (the store is
     /// then poisoned and must be reopened).
     pub fn commit(mut self) -> Result<()> {
-        let guard = self.guard.take();
+        // Invariant: a write transaction holds the writer lock from `begin_write` to here.
+        let guard = self
+            .guard
+            .take()
+            .expect("a WriteTxn holds the writer guard until it ends");
         let writes = std::mem::take(&mut self.writes);
-        self.store
-            .commit_txn(guard, &self.base, writes, self.durability)
+        self.core.commit(guard, &self.base, writes, self.durability)
     }
 
     /// Discards every write (the same as dropping the transaction).
@@ -211,7 +214,7 @@ impl WriteTxn {
 
     fn release(&mut self) {
         if let Some(guard) = self.guard.take() {
-            self.store.release_writer(guard);
+            self.core.release_writer(guard);
         }
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod record;
 pub mod scan;
+pub(crate) mod writer;
 
 use crate::format::{crc32, read_u32, read_u64, CHECKSUM_CRC32_IEEE, FORMAT_VERSION};
 use crate::storage::StorageFile;

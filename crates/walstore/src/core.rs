@@ -1,0 +1,397 @@
+//! [`Core`]: the state one open store shares between its handles, its transactions, the
+//! catch-up, the open path and the background checkpointer. Fields are private; everything
+//! goes through methods that keep the invariants below.
+//!
+//! Commit path (Immediate): under the writer lock, the [`Wal`] encodes the transaction and
+//! writes it in one `pwrite`; the new version is published; the lock is released; then the
+//! commit waits until an `fdatasync` that started after its write has completed (group
+//! commit, in [`Wal::wait_durable`]).
+//!
+//! Invariant: only a holder of the writer lock ([`WriterGuard`]) appends to the log, changes
+//! its generation or removes files.
+//! Invariant: a published version is never older than the one it replaces (generation, last
+//! transaction, end of the log).
+//! Invariant: `Core` knows nothing of `Store`: background threads hold a `Weak<Core>`.
+
+use crate::error::{Error, Result};
+use crate::format::LOCK_NAME;
+use crate::options::{Durability, LockWait, Options};
+use crate::storage::{Storage, StorageLock};
+use crate::version::{Bytes, Version};
+use crate::wal::writer::{TxnToAppend, Wal};
+use crate::wal::WAL_HEADER_BYTES;
+use parking_lot::{ArcMutexGuard, Condvar, Mutex, MutexGuard, RawMutex, RwLock};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Shared state of one open store.
+pub(crate) struct Core {
+    dir: PathBuf,
+    opts: Options,
+    read_only: bool,
+    wal: Wal,
+    lock: Option<Box<dyn StorageLock>>,
+    /// The in-process half of the writer lock (the file lock is the other half).
+    writer: Arc<Mutex<()>>,
+    current: RwLock<Arc<Version>>,
+    /// Serializes catch-ups, so two threads never scan the same tail at once.
+    refresh_lock: Mutex<()>,
+    pid: u32,
+    checkpointer: CheckpointSignal,
+    counters: Counters,
+}
+
+impl fmt::Debug for Core {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Core").field("dir", &self.dir).finish()
+    }
+}
+
+/// Operation counters, for `StoreInfo` and the benchmarks.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) commits: AtomicU64,
+    pub(crate) checkpoints: AtomicU64,
+    /// The commit count when the last close made everything durable and marked the log.
+    pub(crate) closed_at_commits: AtomicU64,
+}
+
+/// Holding this means holding both the in-process writer mutex and the file lock.
+pub(crate) struct WriterGuard {
+    _mutex: ArcMutexGuard<RawMutex, ()>,
+}
+
+impl fmt::Debug for WriterGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WriterGuard")
+    }
+}
+
+/// Everything [`Core::new`] needs.
+pub(crate) struct CoreParts {
+    pub(crate) dir: PathBuf,
+    pub(crate) opts: Options,
+    pub(crate) read_only: bool,
+    pub(crate) wal: Wal,
+    pub(crate) lock: Option<Box<dyn StorageLock>>,
+    pub(crate) version: Version,
+}
+
+impl Core {
+    pub(crate) fn new(parts: CoreParts) -> Core {
+        Core {
+            dir: parts.dir,
+            opts: parts.opts,
+            read_only: parts.read_only,
+            wal: parts.wal,
+            lock: parts.lock,
+            writer: Arc::new(Mutex::new(())),
+            current: RwLock::new(Arc::new(parts.version)),
+            refresh_lock: Mutex::new(()),
+            pid: std::process::id(),
+            checkpointer: CheckpointSignal::default(),
+            counters: Counters::default(),
+        }
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(crate) fn opts(&self) -> &Options {
+        &self.opts
+    }
+
+    pub(crate) fn storage(&self) -> &dyn Storage {
+        self.opts.storage.as_ref()
+    }
+
+    pub(crate) fn wal(&self) -> &Wal {
+        &self.wal
+    }
+
+    pub(crate) fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Whether this process may take the writer lock (a read-write handle).
+    pub(crate) fn has_writer_lock(&self) -> bool {
+        self.lock.is_some()
+    }
+
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    pub(crate) fn checkpointer(&self) -> &CheckpointSignal {
+        &self.checkpointer
+    }
+
+    /// Refuses a handle used in a forked child, and writes through a read-only or poisoned
+    /// handle.
+    pub(crate) fn check_usable(&self, write: bool) -> Result<()> {
+        let current = std::process::id();
+        if current != self.pid {
+            return Err(Error::Forked {
+                opened_by: self.pid,
+                current,
+            });
+        }
+        if write {
+            if self.read_only {
+                return Err(Error::ReadOnly);
+            }
+            self.wal.check_not_poisoned()?;
+        }
+        Ok(())
+    }
+
+    /// The newest version this handle has published.
+    pub(crate) fn current(&self) -> Arc<Version> {
+        Arc::clone(&self.current.read())
+    }
+
+    /// Publishes `version` unless a newer one is already there.
+    pub(crate) fn publish(&self, version: Arc<Version>) {
+        let mut cur = self.current.write();
+        // A clean marker moves the end of the log without a new transaction id.
+        let newer = (version.generation, version.last_txn, version.wal_end)
+            > (cur.generation, cur.last_txn, cur.wal_end);
+        if newer {
+            *cur = version;
+        }
+    }
+
+    /// Installs the version the open loaded, replacing the empty one the core started with
+    /// (whose generation and log position it may equal).
+    pub(crate) fn install_loaded(&self, version: Arc<Version>) {
+        *self.current.write() = version;
+    }
+
+    /// Held while catching up with the files.
+    pub(crate) fn refresh_lock(&self) -> MutexGuard<'_, ()> {
+        self.refresh_lock.lock()
+    }
+
+    /// fsyncs the store directory (its names: creations, renames, removals).
+    pub(crate) fn sync_store_dir(&self) -> Result<()> {
+        self.storage()
+            .sync_dir(&self.dir)
+            .map_err(|e| Error::io("fsync directory", &self.dir, e))
+    }
+
+    /// Takes the in-process writer mutex, then the cross-process file lock.
+    pub(crate) fn acquire_writer(&self, wait: LockWait) -> Result<WriterGuard> {
+        let started = Instant::now();
+        let busy = |waited| Error::Busy { waited };
+        let mutex = match wait {
+            LockWait::Forever => self.writer.lock_arc(),
+            LockWait::NoWait => self.writer.try_lock_arc().ok_or(busy(Duration::ZERO))?,
+            LockWait::Timeout(limit) => self
+                .writer
+                .try_lock_arc_for(limit)
+                .ok_or(busy(started.elapsed()))?,
+        };
+        let lock = self.lock.as_ref().ok_or(Error::ReadOnly)?;
+        let lock_path = self.dir.join(LOCK_NAME);
+        let flock_err = |e| Error::io("flock", &lock_path, e);
+        match wait {
+            LockWait::Forever => lock.lock().map_err(flock_err)?,
+            LockWait::NoWait => {
+                if !lock.try_lock().map_err(flock_err)? {
+                    return Err(busy(started.elapsed()));
+                }
+            }
+            LockWait::Timeout(limit) => {
+                let mut pause = Duration::from_micros(50);
+                while !lock.try_lock().map_err(flock_err)? {
+                    let waited = started.elapsed();
+                    if waited >= limit {
+                        return Err(busy(waited));
+                    }
+                    std::thread::sleep(pause.min(limit - waited));
+                    pause = (pause * 2).min(Duration::from_millis(5));
+                }
+            }
+        }
+        Ok(WriterGuard { _mutex: mutex })
+    }
+
+    /// Releases the file lock, then the in-process mutex (in that order: the file lock is
+    /// shared by every thread of this process).
+    pub(crate) fn release_writer(&self, guard: WriterGuard) {
+        if let Some(lock) = self.lock.as_ref() {
+            // An unlock failure cannot leave the lock held past the process: the OS drops it
+            // with the descriptor. Nothing the caller could do differently.
+            let _ = lock.unlock();
+        }
+        drop(guard);
+    }
+
+    /// Runs `f` holding the writer lock, releasing it afterwards whatever `f` returns.
+    pub(crate) fn with_writer<T>(
+        &self,
+        wait: LockWait,
+        f: impl FnOnce(&WriterGuard) -> Result<T>,
+    ) -> Result<T> {
+        let guard = self.acquire_writer(wait)?;
+        let result = f(&guard);
+        self.release_writer(guard);
+        result
+    }
+
+    /// The commit path (see the module documentation). Consumes the writer guard.
+    pub(crate) fn commit(
+        &self,
+        guard: WriterGuard,
+        base: &Arc<Version>,
+        writes: BTreeMap<Bytes, Option<Bytes>>,
+        durability: Durability,
+    ) -> Result<()> {
+        if writes.is_empty() {
+            self.release_writer(guard);
+            return Ok(());
+        }
+        let written = self
+            .check_usable(true)
+            .and_then(|()| self.append(&guard, base, writes));
+        self.release_writer(guard);
+        let appended = written?;
+        self.counters.commits.fetch_add(1, Ordering::Relaxed);
+        if durability == Durability::Immediate {
+            self.wal.wait_durable(appended.seq)?;
+        }
+        if appended.end - WAL_HEADER_BYTES >= self.opts.wal_size_bytes_checkpoint {
+            self.checkpointer.request();
+        }
+        Ok(())
+    }
+
+    /// Writes the transaction to the WAL and publishes the new version.
+    fn append(
+        &self,
+        _guard: &WriterGuard,
+        base: &Arc<Version>,
+        writes: BTreeMap<Bytes, Option<Bytes>>,
+    ) -> Result<crate::wal::writer::Appended> {
+        let txn_id = base.last_txn + 1;
+        let appended = self.wal.append_txn(TxnToAppend {
+            generation: base.generation,
+            salt: base.salt,
+            txn_id,
+            at: base.wal_end,
+            watermark: self.wal.watermark(base.generation, base.synced_through),
+            writes: &writes,
+        })?;
+        let mut next = Version::clone(base);
+        next.push_layer(writes);
+        // Invariant: transaction ids are dense, and the log only grows within a generation.
+        debug_assert_eq!(next.last_txn + 1, txn_id);
+        debug_assert!(appended.end > base.wal_end);
+        next.last_txn = txn_id;
+        next.wal_end = appended.end;
+        next.data_end = appended.end;
+        self.publish(Arc::new(next));
+        Ok(appended)
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        // Transactions that outlived the last handle may have committed Buffered writes after
+        // its close: make them durable (the log stays unproven: the next open folds it).
+        let commits = self.counters.commits.load(Ordering::Relaxed);
+        if commits != self.counters.closed_at_commits.load(Ordering::Relaxed) && !self.read_only {
+            let _ = self.wal.sync_written();
+        }
+        self.checkpointer.stop();
+    }
+}
+
+/// Wakes the background checkpointer and stops it.
+#[derive(Debug, Default)]
+pub(crate) struct CheckpointSignal {
+    shared: Arc<SignalShared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// The part of [`CheckpointSignal`] the background thread holds (it holds no `Core`
+/// while it waits).
+#[derive(Debug, Default)]
+pub(crate) struct SignalShared {
+    state: Mutex<SignalState>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct SignalState {
+    requested: bool,
+    stopped: bool,
+    running: bool,
+}
+
+/// What the background thread is told when it waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wake {
+    Checkpoint,
+    Stop,
+}
+
+impl CheckpointSignal {
+    /// Asks the background thread, if there is one, for a checkpoint.
+    pub(crate) fn request(&self) {
+        let mut s = self.shared.state.lock();
+        if s.running {
+            s.requested = true;
+            self.shared.changed.notify_one();
+        }
+    }
+
+    /// What the background thread waits on.
+    pub(crate) fn shared(&self) -> Arc<SignalShared> {
+        Arc::clone(&self.shared)
+    }
+
+    /// Registers the background thread.
+    pub(crate) fn started(&self, thread: JoinHandle<()>) {
+        self.shared.state.lock().running = true;
+        *self.thread.lock() = Some(thread);
+    }
+
+    /// Stops the background thread and waits until it has finished a checkpoint it is running.
+    pub(crate) fn stop(&self) {
+        self.shared.state.lock().stopped = true;
+        self.shared.changed.notify_all();
+        let thread = self.thread.lock().take();
+        if let Some(thread) = thread {
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+impl SignalShared {
+    /// Blocks the background thread until a request or a stop.
+    pub(crate) fn wait(&self) -> Wake {
+        let mut s = self.state.lock();
+        while !s.requested && !s.stopped {
+            self.changed.wait(&mut s);
+        }
+        if s.stopped {
+            return Wake::Stop;
+        }
+        s.requested = false;
+        Wake::Checkpoint
+    }
+
+    /// Whether a stop was asked for (the background thread gives up waiting for the lock).
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.state.lock().stopped
+    }
+}

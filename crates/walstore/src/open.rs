@@ -1,0 +1,335 @@
+//! Opening a store: classify the directory (empty, a store, half-created, foreign), create a
+//! store under the writer lock if needed, load the newest state, then finish recovery under
+//! the writer lock (RECOVERY.md O1-O7, L6, S1), ending with the end-of-recovery checkpoint
+//! when the log holds an unproven tail.
+//!
+//! Invariant: recovery never writes over log bytes that may be durable and hold data.
+
+use crate::catchup::{refresh, reload, Mode};
+use crate::checkpoint::remove_orphans;
+use crate::core::{Core, CoreParts};
+use crate::error::{Error, Result};
+use crate::format::{
+    is_store_file, parse_snapshot_name, random_u64, LOCK_NAME, MANIFEST_NAME, WAL_NAME,
+};
+use crate::manifest::Manifest;
+use crate::options::{Options, RecoveryMode};
+use crate::storage::{OpenMode, Storage, StorageLock};
+use crate::version::{SegmentSet, Version};
+use crate::wal::scan::classify_tail;
+use crate::wal::writer::{LogPosition, Wal};
+use crate::wal::{WalHeader, WAL_HEADER_BYTES};
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Opens or creates the store in `dir`.
+pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<Core>> {
+    let read_only = opts.read_only || opts.recovery == RecoveryMode::Salvage;
+    let storage = Arc::clone(&opts.storage);
+    let manifest_exists = prepare_dir(storage.as_ref(), dir, read_only)?;
+    let lock = if read_only {
+        None
+    } else {
+        let path = dir.join(LOCK_NAME);
+        Some(
+            storage
+                .open_lock(&path)
+                .map_err(|e| Error::io("open", &path, e))?,
+        )
+    };
+    if !manifest_exists {
+        create_locked(storage.as_ref(), dir, &opts, lock.as_deref())?;
+    }
+    let wal = open_wal(storage.as_ref(), dir, &opts, read_only)?;
+    let core = Arc::new(Core::new(CoreParts {
+        dir: dir.to_path_buf(),
+        opts,
+        read_only,
+        wal,
+        lock,
+        version: empty_version(),
+    }));
+    let version = {
+        let _g = core.refresh_lock();
+        reload(&core, Mode::Open)?
+    };
+    core.install_loaded(Arc::clone(&version));
+    if !read_only {
+        settle_after_open(&core, &version)?;
+        if core.opts().auto_checkpoint {
+            crate::checkpoint::start_background(&core);
+        }
+    }
+    Ok(core)
+}
+
+/// Creates the directory if needed (not for a read-only open) and refuses a foreign one.
+/// Returns whether a `MANIFEST` exists.
+fn prepare_dir(storage: &dyn Storage, dir: &Path, read_only: bool) -> Result<bool> {
+    let exists = storage.exists(dir).map_err(|e| Error::io("stat", dir, e))?;
+    if !exists {
+        if read_only {
+            return Err(Error::NotAStore {
+                path: dir.to_path_buf(),
+                detail: "the directory does not exist".into(),
+            });
+        }
+        storage
+            .create_dir_all(dir)
+            .map_err(|e| Error::io("create directory", dir, e))?;
+    }
+    let manifest_exists = storage
+        .exists(&dir.join(MANIFEST_NAME))
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::NotADirectory => Error::NotAStore {
+                path: dir.to_path_buf(),
+                detail: "it is a file, not a directory".into(),
+            },
+            _ => Error::io("stat", dir, e),
+        })?;
+    if !manifest_exists {
+        check_not_foreign(storage, dir)?;
+    }
+    Ok(manifest_exists)
+}
+
+/// Creates the store under the writer's file lock (RECOVERY.md O1, O3).
+fn create_locked(
+    storage: &dyn Storage,
+    dir: &Path,
+    opts: &Options,
+    lock: Option<&dyn StorageLock>,
+) -> Result<()> {
+    let Some(lock) = lock else {
+        return Err(Error::NotAStore {
+            path: dir.to_path_buf(),
+            detail: "no MANIFEST (and the store is opened read-only, so it is not created)".into(),
+        });
+    };
+    lock.lock()
+        .map_err(|e| Error::io("flock", dir.join(LOCK_NAME), e))?;
+    let created = create(storage, dir, opts);
+    let _ = lock.unlock();
+    created
+}
+
+/// Opens the store's log file.
+fn open_wal(storage: &dyn Storage, dir: &Path, opts: &Options, read_only: bool) -> Result<Wal> {
+    let path = dir.join(WAL_NAME);
+    let mode = if read_only {
+        OpenMode::ReadOnly
+    } else {
+        OpenMode::ReadWrite
+    };
+    let file = storage.open(&path, mode).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => {
+            Error::corruption(&path, 0, "the WAL named by the MANIFEST's store is missing")
+        }
+        _ => Error::io("open", &path, e),
+    })?;
+    let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+    Ok(Wal::new(
+        file,
+        path,
+        opts.faults,
+        opts.wal_preallocate_bytes,
+        len,
+    ))
+}
+
+/// Finishes recovery under the writer lock, where it is authoritative: catch up with anything
+/// written since the unlocked load, zero a torn tail, make what readers will see durable
+/// (so a crash now cannot make a transaction that readers may already see disappear), and
+/// remove files an interrupted checkpoint left. If another writer holds the lock past the
+/// configured wait, it is a live writer doing the same for its own writes: a plain sync is
+/// then enough for what this handle read.
+fn settle_after_open(core: &Core, loaded: &Version) -> Result<()> {
+    let durable = match core.with_writer(core.opts().lock_wait, |_guard| settle_locked(core)) {
+        Ok(durable) => durable,
+        Err(Error::Busy { .. }) => {
+            core.wal().sync_now("fdatasync at open")?;
+            (loaded.generation, loaded.wal_end)
+        }
+        Err(e) => return Err(e),
+    };
+    core.wal().set_durable_end(durable);
+    Ok(())
+}
+
+/// [`settle_after_open`] under the writer lock; returns where the log is now durable.
+fn settle_locked(core: &Core) -> Result<LogPosition> {
+    // The names this open found may be in the page cache only: creation (or a checkpoint)
+    // whose directory fsync failed, retried by this open (crash harness, strict finding B).
+    // One directory fsync makes them durable before anything is appended that depends on them.
+    core.sync_store_dir()?;
+    let version = refresh(core, true)?;
+    clear_stale_tail(core, &version)?;
+    let version = make_durable(core, &version)?;
+    if let Ok(Some(manifest)) = Manifest::read(core.storage(), core.dir()) {
+        if manifest.generation == version.generation {
+            remove_orphans(core, &manifest);
+        }
+    }
+    Ok((version.generation, version.wal_end))
+}
+
+/// Zeroes every record of this generation that lies past the end of the log. A crash can keep a
+/// later write while losing an earlier one (the log then ends at zeros or at an older
+/// generation's bytes, with intact records of this generation further on); a later commit of
+/// the same length would line them up as the next transaction and bring a discarded
+/// transaction back (found by the crash harness). Called under the writer lock.
+fn clear_stale_tail(core: &Core, version: &Version) -> Result<()> {
+    let wal = core.wal().file();
+    let path = core.wal().path();
+    let limit = wal.len().map_err(|e| Error::io("stat", path, e))?;
+    let class = classify_tail(
+        wal,
+        limit,
+        version.salt,
+        version.last_txn + 1,
+        version.wal_end,
+    )
+    .map_err(|e| Error::io("read", path, e))?;
+    if let Some((offset, detail)) = class.corruption {
+        if core.opts().recovery != RecoveryMode::Salvage {
+            return Err(Error::corruption(path, offset, detail));
+        }
+    }
+    if class.dirty_end > version.wal_end {
+        // Synced before anything else is written: a stale commit left past the end carries a
+        // watermark that would otherwise vouch for bytes recovery rewrites next (the clean
+        // markers of S1), and a torn rewrite of those would read as corruption.
+        let to = class.dirty_end.next_multiple_of(4096).min(limit);
+        core.wal().zero_stale_tail(version.wal_end, to)?;
+    }
+    Ok(())
+}
+
+/// Makes durable what this open found, without writing over a byte that may already be
+/// durable and hold data. Called under the writer lock; returns the version to go on from.
+///
+/// A plain `fdatasync` is not enough: after an earlier `fdatasync` failed, the kernel may hold
+/// log bytes in pages it marked clean without writing them, so a sync would succeed while
+/// they stay lost at the next power cut, taking every later commit with them (found by the
+/// `ops` fuzz target). Writing those bytes back over themselves dirties them again, but a
+/// power cut during that rewrite can tear sectors that were durable into garbage and lose an
+/// acknowledged commit (found by the crash harness, finding A). So:
+/// - log bytes that hold data and that no commit record's watermark proves durable (the
+///   *unproven tail*: normally the last commit group of a writer that did not close cleanly)
+///   are copied into new snapshot files by a checkpoint, which writes only new files and
+///   resets the WAL (PostgreSQL's end-of-recovery checkpoint, for the same reason). If it
+///   fails (a full disk), so does the open: a read-only open still reads everything, and a
+///   read-write open succeeds once there is room. Falling back to the rewrite would bring
+///   the window back (the full tier of the crash harness found it: swarm seed 455);
+/// - an unproven tail of clean markers only carries no data: it is rewritten in place (torn,
+///   it is a torn tail);
+/// - everything else (zeros cleared past the end of the log) needs only the sync.
+fn make_durable(core: &Core, version: &Arc<Version>) -> Result<Arc<Version>> {
+    let faults = core.opts().faults;
+    let proven = if faults.rewrite_unproven_tail_in_place() {
+        version.proven_end()
+    } else if faults.trust_page_cache_at_open() {
+        version.wal_end
+    } else if version.has_unproven_data() {
+        crate::checkpoint::fold(core, version)?;
+        return Ok(core.current());
+    } else {
+        version.proven_end()
+    };
+    core.wal().rewrite_in_place(proven, version.wal_end)?;
+    Ok(Arc::clone(version))
+}
+
+fn empty_version() -> Version {
+    Version {
+        generation: 0,
+        salt: 0,
+        base_txn: 0,
+        next_file_id: 1,
+        last_txn: 0,
+        wal_end: WAL_HEADER_BYTES,
+        synced_through: 0,
+        data_end: WAL_HEADER_BYTES,
+        segments: Arc::new(SegmentSet::default()),
+        mem: Default::default(),
+        layers: Vec::new(),
+    }
+}
+
+/// Refuses a directory that holds files a store never creates.
+fn check_not_foreign(storage: &dyn Storage, dir: &Path) -> Result<()> {
+    let names = storage
+        .list_dir(dir)
+        .map_err(|e| Error::io("list directory", dir, e))?;
+    if let Some(foreign) = names.iter().find(|n| !is_store_file(n)) {
+        return Err(Error::NotAStore {
+            path: dir.to_path_buf(),
+            detail: format!("it holds {foreign:?} and no MANIFEST; refusing to touch it"),
+        });
+    }
+    Ok(())
+}
+
+/// Creates the store files (under the writer lock). A crash at any point leaves either no
+/// MANIFEST (creation is redone) or a complete store.
+fn create(storage: &dyn Storage, dir: &Path, opts: &Options) -> Result<()> {
+    let manifest_path = dir.join(MANIFEST_NAME);
+    if storage
+        .exists(&manifest_path)
+        .map_err(|e| Error::io("stat", dir, e))?
+    {
+        return Ok(()); // another process created it while we waited for the lock
+    }
+    let names = storage
+        .list_dir(dir)
+        .map_err(|e| Error::io("list directory", dir, e))?;
+    if let Some(snap) = names
+        .iter()
+        .find(|n| parse_snapshot_name(n).is_some_and(|(_, tmp)| !tmp))
+    {
+        return Err(Error::corruption(
+            &manifest_path,
+            0,
+            format!("MANIFEST is missing but snapshot file {snap} exists"),
+        ));
+    }
+    let wal_path = dir.join(WAL_NAME);
+    let wal = storage
+        .open(&wal_path, OpenMode::Create)
+        .map_err(|e| Error::io("create", &wal_path, e))?;
+    // A WAL whose generation-0 header survived while the MANIFEST did not (lost directory
+    // entry) may hold acknowledged commits: keep its salt so they are found.
+    let found = WalHeader::read(wal.as_ref()).map_err(|e| Error::io("read", &wal_path, e))?;
+    let (header, rewrite) = match found {
+        Ok(h) if h.generation == 0 && h.base_txn == 0 => (h, false),
+        _ => {
+            let h = WalHeader {
+                generation: 0,
+                salt: random_u64(),
+                base_txn: 0,
+            };
+            (h, true)
+        }
+    };
+    Wal::initialize(
+        wal.as_ref(),
+        &wal_path,
+        rewrite.then_some(&header),
+        WAL_HEADER_BYTES + opts.wal_preallocate_bytes,
+    )?;
+    // The `wal` entry must be durable before the MANIFEST that names the store is: with
+    // unordered directory operations a crash could keep the rename and lose the WAL
+    // (crash harness, strict finding C).
+    storage
+        .sync_dir(dir)
+        .map_err(|e| Error::io("fsync directory", dir, e))?;
+    let manifest = Manifest {
+        generation: 0,
+        salt: header.salt,
+        base_txn: 0,
+        next_file_id: 1,
+        segments: Vec::new(),
+    };
+    manifest.write(storage, dir, true)
+}

@@ -1,0 +1,475 @@
+//! [`Wal`]: the one owner of the log file's writer path (FORMAT.md §3-§4, RECOVERY.md).
+//!
+//! Everything that writes or syncs WAL bytes is a method here: appending a transaction (with
+//! growth of the preallocated space), group commit and waiting for durability, the clean
+//! marker, zeroing torn and stale tails, rewriting the clean-marker tail in place, and the
+//! header reset of a checkpoint. Readers (`scan`, the header) read through [`Wal::file`].
+//!
+//! Invariant: any failed write or sync latches the poison flag, and from then on every write
+//! and sync of this handle returns [`Error::Poisoned`] without touching the file (the
+//! fsyncgate lesson: after a failed `fdatasync` the kernel may have dropped the dirty pages,
+//! and a retried sync would report success over lost data).
+//!
+//! Invariant: an append acknowledged by [`Wal::wait_durable`] was covered by an
+//! `fdatasync` that began after the append's `pwrite` returned.
+
+use crate::error::{Error, Result};
+use crate::faults::EngineFaults;
+use crate::storage::StorageFile;
+use crate::version::Bytes;
+use crate::wal::{record, write_zeros, WalHeader};
+use parking_lot::{Condvar, Mutex};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// A position in the log of one generation: `(generation, offset)`. Tuples order by
+/// generation first, so a newer generation's position is always later.
+pub(crate) type LogPosition = (u64, u64);
+
+/// The log file of an open store and everything that writes it.
+pub(crate) struct Wal {
+    file: Box<dyn StorageFile>,
+    path: PathBuf,
+    faults: EngineFaults,
+    preallocate_bytes: u64,
+    /// Used only by the holder of the writer lock (never contended).
+    appender: Mutex<Appender>,
+    sync: Mutex<SyncState>,
+    sync_done: Condvar,
+    poison: Poison,
+    syncs: AtomicU64,
+}
+
+impl fmt::Debug for Wal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Wal").field("path", &self.path).finish()
+    }
+}
+
+/// The append buffer and the file length as last seen.
+#[derive(Debug, Default)]
+struct Appender {
+    scratch: Vec<u8>,
+    /// Length of the WAL file as last seen (its preallocated size).
+    file_len: u64,
+}
+
+/// Group-commit bookkeeping.
+#[derive(Debug, Default)]
+struct SyncState {
+    /// Sequence number of the last WAL write.
+    written_seq: u64,
+    /// Where the last WAL write ended.
+    written_end: LogPosition,
+    /// Every write with a sequence number up to this is durable.
+    durable_seq: u64,
+    /// Where the log is known durable.
+    durable_end: LogPosition,
+    /// A leader's `fdatasync` is in flight.
+    syncing: bool,
+}
+
+/// The poison latch: set once, by the first failed write or sync, never cleared.
+#[derive(Debug, Default)]
+struct Poison {
+    set: AtomicBool,
+    cause: Mutex<Option<String>>,
+}
+
+/// What an append returns: its sequence number (for [`Wal::wait_durable`]) and where it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Appended {
+    pub(crate) seq: u64,
+    pub(crate) end: u64,
+}
+
+/// One transaction to append.
+#[derive(Debug)]
+pub(crate) struct TxnToAppend<'a> {
+    pub(crate) generation: u64,
+    pub(crate) salt: u64,
+    pub(crate) txn_id: u64,
+    /// Where the log ends now (where the transaction starts).
+    pub(crate) at: u64,
+    /// The durable offset the commit record vouches for.
+    pub(crate) watermark: u64,
+    pub(crate) writes: &'a BTreeMap<Bytes, Option<Bytes>>,
+}
+
+impl Wal {
+    /// Takes ownership of an open log file whose length is `file_len`.
+    pub(crate) fn new(
+        file: Box<dyn StorageFile>,
+        path: PathBuf,
+        faults: EngineFaults,
+        preallocate_bytes: u64,
+        file_len: u64,
+    ) -> Wal {
+        Wal {
+            file,
+            path,
+            faults,
+            preallocate_bytes,
+            appender: Mutex::new(Appender {
+                scratch: Vec::new(),
+                file_len,
+            }),
+            sync: Mutex::new(SyncState::default()),
+            sync_done: Condvar::new(),
+            poison: Poison::default(),
+            syncs: AtomicU64::new(0),
+        }
+    }
+
+    /// Writes the header of a new log into `file` (replacing whatever it held when `header` is
+    /// given) and zero-fills and syncs it up to `preallocate_to`. For a file no [`Wal`] owns
+    /// yet: store creation and backups.
+    pub(crate) fn initialize(
+        file: &dyn StorageFile,
+        path: &Path,
+        header: Option<&WalHeader>,
+        preallocate_to: u64,
+    ) -> Result<()> {
+        if let Some(header) = header {
+            file.set_len(0)
+                .map_err(|e| Error::io("truncate", path, e))?;
+            file.write_all_at(&header.encode(), 0)
+                .map_err(|e| Error::io("write", path, e))?;
+        }
+        let len = file.len().map_err(|e| Error::io("stat", path, e))?;
+        super::preallocate(file, len, preallocate_to).map_err(|e| Error::io("preallocate", path, e))
+    }
+
+    /// The log file, for reading.
+    pub(crate) fn file(&self) -> &dyn StorageFile {
+        self.file.as_ref()
+    }
+
+    /// The log file's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file's current length.
+    pub(crate) fn len(&self) -> Result<u64> {
+        self.file
+            .len()
+            .map_err(|e| Error::io("stat", &self.path, e))
+    }
+
+    /// `fdatasync`s made by group commit so far.
+    pub(crate) fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
+    }
+
+    // ---- The poison latch ----
+
+    /// Whether a failed write or sync latched the poison flag.
+    pub(crate) fn is_poisoned(&self) -> bool {
+        self.poison.set.load(Ordering::Acquire)
+    }
+
+    /// The error every write returns once poisoned.
+    pub(crate) fn poisoned_error(&self) -> Error {
+        Error::Poisoned {
+            cause: self
+                .poison
+                .cause
+                .lock()
+                .clone()
+                .unwrap_or_else(|| "I/O error".into()),
+        }
+    }
+
+    /// `Err(Poisoned)` once the latch is set.
+    pub(crate) fn check_not_poisoned(&self) -> Result<()> {
+        if self.is_poisoned() {
+            return Err(self.poisoned_error());
+        }
+        Ok(())
+    }
+
+    /// Latches the poison flag (the first cause is kept) and wakes group-commit waiters.
+    pub(crate) fn poison(&self, cause: &str) {
+        let mut kept = self.poison.cause.lock();
+        if kept.is_none() {
+            *kept = Some(format!("{cause} of {} failed", self.path.display()));
+        }
+        self.poison.set.store(true, Ordering::Release);
+        drop(kept);
+        let _s = self.sync.lock();
+        self.sync_done.notify_all();
+    }
+
+    /// Runs one write or sync (`op`, as the error names it): refused once poisoned; a failure
+    /// latches the poison flag with `cause` and is returned tagged with the path.
+    fn io<T>(
+        &self,
+        cause: &'static str,
+        op: &'static str,
+        f: impl FnOnce() -> std::io::Result<T>,
+    ) -> Result<T> {
+        self.check_not_poisoned()?;
+        f().map_err(|e| {
+            self.poison(cause);
+            Error::io(op, &self.path, e)
+        })
+    }
+
+    fn fdatasync(&self, cause: &'static str) -> Result<()> {
+        self.io(cause, "fdatasync", || self.file.sync_data())
+    }
+
+    // ---- Appending ----
+
+    /// The watermark a commit written now may carry: the durable end of `generation`, or what
+    /// the log itself already proved (`synced_through`), whichever is later.
+    pub(crate) fn watermark(&self, generation: u64, synced_through: u64) -> u64 {
+        let s = self.sync.lock();
+        if s.durable_end.0 == generation {
+            s.durable_end.1.max(synced_through)
+        } else {
+            synced_through
+        }
+    }
+
+    /// Encodes a transaction (its records and commit record) and writes it at `txn.at`,
+    /// growing the preallocated space first if needed. Caller holds the writer lock.
+    pub(crate) fn append_txn(&self, txn: TxnToAppend<'_>) -> Result<Appended> {
+        let mut appender = self.appender.lock();
+        appender.scratch.clear();
+        let len = record::encode_txn(
+            &mut appender.scratch,
+            txn.salt,
+            txn.txn_id,
+            txn.writes.iter().map(|(k, v)| (&k[..], v.as_deref())),
+            txn.watermark,
+        ) as u64;
+        let end = self.write_scratch(&mut appender, txn.at, "WAL write")?;
+        // Invariant: the bytes written are exactly the encoded transaction.
+        debug_assert_eq!(end, txn.at + len);
+        let mut s = self.sync.lock();
+        s.written_seq += 1;
+        s.written_end = (txn.generation, end);
+        Ok(Appended {
+            seq: s.written_seq,
+            end,
+        })
+    }
+
+    /// Writes `appender.scratch` at `start`, growing the file first if needed.
+    fn write_scratch(
+        &self,
+        appender: &mut Appender,
+        start: u64,
+        cause: &'static str,
+    ) -> Result<u64> {
+        let end = start + appender.scratch.len() as u64;
+        if end > appender.file_len {
+            self.grow(appender, end)?;
+        }
+        self.io(cause, "write", || {
+            self.file.write_all_at(&appender.scratch, start)
+        })?;
+        Ok(end)
+    }
+
+    /// Makes room for a write ending at `needed_end`: zero-fills up to `preallocate_bytes`
+    /// past it, so the commits that follow overwrite allocated, initialized blocks and their
+    /// `fdatasync` has no size change to journal. The zeros are not synced here: the commit's
+    /// own `fdatasync` (or a later one) covers them with the records. Nothing relies on the
+    /// zeros being durable; recovery treats whatever follows the log as a torn tail.
+    fn grow(&self, appender: &mut Appender, needed_end: u64) -> Result<()> {
+        // The real length, under the writer lock: another process may have grown the file.
+        let len = self.len()?;
+        appender.file_len = len;
+        if len >= needed_end {
+            return Ok(());
+        }
+        let target = (needed_end + self.preallocate_bytes).next_multiple_of(4096);
+        // Part of the zero fill may reach the file on failure: the next writer treats it as a
+        // torn tail; this handle cannot tell what reached the disk, so it poisons.
+        self.io("WAL preallocation", "preallocate", || {
+            write_zeros(self.file.as_ref(), len, target)
+        })?;
+        appender.file_len = target;
+        Ok(())
+    }
+
+    // ---- Durability ----
+
+    /// The last write's sequence number (0 before any).
+    pub(crate) fn written_seq(&self) -> u64 {
+        self.sync.lock().written_seq
+    }
+
+    /// Where the log is known durable.
+    pub(crate) fn durable_end(&self) -> LogPosition {
+        self.sync.lock().durable_end
+    }
+
+    /// Records that the log is durable through `end` (after a sync made outside group
+    /// commit, at open).
+    pub(crate) fn set_durable_end(&self, end: LogPosition) {
+        self.sync.lock().durable_end = end;
+    }
+
+    /// Records that every write up to `seq` is durable by other means (a checkpoint folded
+    /// them into durable snapshot files) and that the new generation's log is durable
+    /// through `end`.
+    pub(crate) fn covered_by_checkpoint(&self, seq: u64, end: LogPosition) {
+        let mut s = self.sync.lock();
+        s.durable_seq = s.durable_seq.max(seq);
+        s.durable_end = end;
+        self.sync_done.notify_all();
+    }
+
+    /// Waits until write `seq` is durable, syncing as the group's leader if no sync is in
+    /// flight: the leader's `fdatasync` begins after every write numbered up to the
+    /// `written_seq` it read, so it covers them all.
+    pub(crate) fn wait_durable(&self, seq: u64) -> Result<()> {
+        if self.faults.skip_wal_fsync() {
+            return Ok(());
+        }
+        let mut s = self.sync.lock();
+        loop {
+            if s.durable_seq >= seq {
+                return Ok(());
+            }
+            self.check_not_poisoned()?;
+            if s.syncing {
+                self.sync_done.wait(&mut s);
+                continue;
+            }
+            s.syncing = true;
+            let (target, end) = (s.written_seq, s.written_end);
+            drop(s);
+            let result = self.leader_sync();
+            s = self.sync.lock();
+            s.syncing = false;
+            result?;
+            s.durable_seq = s.durable_seq.max(target);
+            if end >= s.durable_end {
+                s.durable_end = end;
+            }
+            self.sync_done.notify_all();
+        }
+    }
+
+    /// The group leader's `fdatasync`.
+    fn leader_sync(&self) -> Result<()> {
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        if self.faults.retry_failed_fsync() && self.file.sync_data().is_err() {
+            // The broken variant: trust a retry after a failed sync.
+            return self.fdatasync("WAL fdatasync");
+        }
+        self.fdatasync("WAL fdatasync")
+    }
+
+    /// Makes every write made so far durable.
+    pub(crate) fn sync_written(&self) -> Result<()> {
+        match self.written_seq() {
+            0 => Ok(()),
+            seq => self.wait_durable(seq),
+        }
+    }
+
+    /// A plain `fdatasync` of the whole file, outside group commit (at open).
+    pub(crate) fn sync_now(&self, op: &'static str) -> Result<()> {
+        self.fdatasync(op)
+    }
+
+    // ---- Markers, repairs and resets (all under the writer lock) ----
+
+    /// Appends the *clean marker* (FORMAT.md §4.3) at `end`, the end of the log of
+    /// `generation`: an empty commit record with the id of the last transaction and `end` as
+    /// its watermark, written only after a sync of the whole log succeeded, then synced.
+    /// Returns the new end of the log.
+    pub(crate) fn append_clean_marker(
+        &self,
+        generation: u64,
+        salt: u64,
+        last_txn: u64,
+        end: u64,
+    ) -> Result<u64> {
+        if self.durable_end() != (generation, end) {
+            self.fdatasync("WAL fdatasync at close")?;
+        }
+        let mut appender = self.appender.lock();
+        appender.scratch.clear();
+        record::encode_txn(
+            &mut appender.scratch,
+            salt,
+            last_txn,
+            std::iter::empty(),
+            end,
+        );
+        let new_end = self.write_scratch(&mut appender, end, "WAL write at close")?;
+        drop(appender);
+        self.fdatasync("WAL fdatasync at close")?;
+        self.set_durable_end((generation, new_end));
+        Ok(new_end)
+    }
+
+    /// Zeroes records of this generation past the end of the log (`[from, to)`), synced
+    /// before anything else is written (RECOVERY.md L6).
+    pub(crate) fn zero_stale_tail(&self, from: u64, to: u64) -> Result<()> {
+        self.io("zero stale tail", "zero stale tail", || {
+            write_zeros(self.file.as_ref(), from, to)
+        })?;
+        self.fdatasync("zero stale tail")
+    }
+
+    /// Zeroes a torn tail `[from, to)` that starts at the end of the log. The first record
+    /// header goes first, synced on its own: a torn tail is often a transaction whose only
+    /// damage is a garbage sector where the record bytes are zeros (a watermark's high bytes,
+    /// say), and zeroing that sector before the rest would make the transaction whole again
+    /// if a crash stopped the zeroing half-way: a discarded transaction would come back
+    /// (crash harness, finding F). With its first header zero, it can never count again.
+    pub(crate) fn zero_torn_tail(&self, from: u64, to: u64) -> Result<()> {
+        let head_end = (from + record::RECORD_HEADER_BYTES as u64).min(to);
+        let zero = |from, to| {
+            self.io("torn tail repair", "zero torn tail", || {
+                write_zeros(self.file.as_ref(), from, to)?;
+                self.file.sync_data()
+            })
+        };
+        zero(from, head_end)?;
+        zero(head_end, to)
+    }
+
+    /// Rewrites `[from, to)` with the bytes it holds and syncs: makes bytes the page cache may
+    /// hold in pages marked clean dirty again. Used only for a tail of clean markers, which
+    /// carries no data (torn, it is a torn tail; RECOVERY.md S1).
+    pub(crate) fn rewrite_in_place(&self, from: u64, to: u64) -> Result<()> {
+        // Clean markers are 48 bytes each, written one per close: a small range.
+        let mut buf = vec![0u8; to.saturating_sub(from).min(1 << 20) as usize];
+        let mut at = from;
+        while at < to {
+            let n = ((to - at) as usize).min(buf.len());
+            let read = self
+                .file
+                .read_full_at(&mut buf[..n], at)
+                .map_err(|e| Error::io("read", &self.path, e))?;
+            self.io("rewrite at open", "write", || {
+                self.file.write_all_at(&buf[..read], at)
+            })?;
+            if read < n {
+                break;
+            }
+            at += n as u64;
+        }
+        self.fdatasync("fdatasync at open")
+    }
+
+    /// Writes the header of a new generation and syncs it: the last step of a checkpoint, or
+    /// the repair of a header that names another generation (RECOVERY.md H2, H3).
+    pub(crate) fn reset_header(&self, header: &WalHeader) -> Result<()> {
+        self.io("WAL reset", "write", || {
+            self.file.write_all_at(&header.encode(), 0)
+        })?;
+        self.fdatasync("WAL reset")
+    }
+}
