@@ -177,9 +177,21 @@ impl NativeStore {
     }
 
     /// Closes the store: makes its commits durable and marks the log clean. Later calls raise
-    /// `ClosedError`; closing twice is allowed.
+    /// `ClosedError`; closing twice is allowed. In a forked child: `ForkedError`.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let store = self.store.lock().value.take();
+        let store = {
+            let mut slot = self.store.lock();
+            let current = std::process::id();
+            if slot.pid != current {
+                // Closing here would release the parent's lock: the copy is left to `ForkSafe`.
+                let error = walstore::Error::Forked {
+                    opened_by: slot.pid,
+                    current,
+                };
+                return Err(errors::to_py(py, error));
+            }
+            slot.value.take()
+        };
         match store {
             Some(store) => py.detach(|| store.close()).into_py_result(py),
             None => Ok(()),

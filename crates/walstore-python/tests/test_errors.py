@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import struct
 import subprocess
@@ -111,6 +112,35 @@ def test_a_store_used_in_a_forked_child_raises_forked(store_path):
     assert os.WEXITSTATUS(status) == 0, "the child did not see ForkedError, then a working reopen"
     assert store["k"] == 2
     store["k"] = 3  # the parent's handle is unaffected
+    store.close()
+
+
+def test_a_forked_child_dropping_its_copies_keeps_the_parents_writer_lock(store_path):
+    store = walstore.open(store_path)
+    tx = store.transaction()  # the parent holds the writer lock across the fork
+    tx["k"] = "parent"
+    pid = os.fork()
+    if pid == 0:  # the child drops every inherited object, then exits normally
+        code = 0
+        try:
+            del tx
+            try:
+                store.close()
+                code = 2  # closing the parent's store in the child must be refused
+            except walstore.ForkedError:
+                pass
+            del store
+            gc.collect()
+        except BaseException:
+            code = 1
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    with walstore.open(store_path, wait=0) as other:
+        with pytest.raises(walstore.BusyError):  # the child did not release the lock
+            other["k"] = "other"
+    tx.commit()
+    assert store["k"] == "parent"
     store.close()
 
 
