@@ -108,7 +108,9 @@ def _out_key(raw: bytes) -> Key:
         return raw
 
 
-def _pairs(mapping: Union[Mapping[Key, Any], Iterable[Tuple[Key, Any]]], kwargs: Dict[str, Any]):
+def _pairs(
+    mapping: Union[Mapping[Key, Any], Iterable[Tuple[Key, Any]]], kwargs: Dict[str, Any]
+) -> List[Tuple[bytes, bytes]]:
     items = mapping.items() if isinstance(mapping, Mapping) else mapping
     encoded = [(_key(k), encode(v)) for k, v in items]
     encoded.extend((_key(k), encode(v)) for k, v in kwargs.items())
