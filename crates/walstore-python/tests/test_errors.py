@@ -7,6 +7,8 @@ import gc
 import os
 import struct
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -49,6 +51,40 @@ def test_busy_when_another_process_holds_the_lock_and_wait_is_zero(store_path):
     with walstore.open(store_path, wait=0) as store:
         store["k"] = 1
         assert store["held"] is True
+
+
+HOLD_LOCK_UNTIL_TOLD = """
+    import select, sys, walstore
+    store = walstore.open(sys.argv[1])
+    with store.transaction() as tx:
+        tx["held"] = True
+        print("locked", flush=True)
+        told, _, _ = select.select([sys.stdin], [], [], 20)
+        print("released when told" if told else "released after 20 s", flush=True)
+"""
+
+
+def test_a_thread_waiting_for_the_lock_does_not_hold_the_gil(store_path):
+    store = walstore.open(store_path)  # wait=None: waits as long as it takes
+    holder = subprocess.Popen(
+        child_script(HOLD_LOCK_UNTIL_TOLD) + [store_path],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdin is not None and holder.stdout is not None
+    assert holder.stdout.readline() == "locked\n"
+    writer = threading.Thread(target=store.__setitem__, args=("k", 1))
+    writer.start()
+    time.sleep(0.3)  # the writer is now waiting for the lock
+    # This thread needs the GIL to tell the holder to let go: held by the waiting writer, it
+    # would only come back when the holder gives up after 20 s.
+    holder.stdin.write("go\n")
+    holder.stdin.flush()
+    writer.join(timeout=60)
+    assert holder.communicate(timeout=60)[0] == "released when told\n"
+    assert store["k"] == 1
+    store.close()
 
 
 def test_a_flipped_byte_is_corruption_naming_file_and_offset(store_path):
