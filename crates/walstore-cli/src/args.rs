@@ -46,7 +46,8 @@ pub enum DurabilityArg {
 /// The commands. Every one takes the store directory first.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Set every KEY=VALUE in one transaction (KEY=@PATH takes the value from a file).
+    /// Set every KEY=VALUE in one transaction (KEY=@PATH takes the value from a file, KEY=@-
+    /// from stdin). With --json, each value is JSON, stored as a typed value.
     Set {
         /// The store directory (created if missing).
         store: PathBuf,
@@ -54,12 +55,14 @@ pub enum Command {
         #[arg(required = true, value_name = "KEY=VALUE")]
         pairs: Vec<OsString>,
     },
-    /// Write the value's bytes to stdout exactly (exit 1 if missing).
+    /// Write the value's bytes to stdout exactly; several keys are read from one snapshot
+    /// (exit 1 if any is missing, or if no store exists at STORE yet).
     Get {
         /// The store directory.
         store: PathBuf,
-        /// The key.
-        key: OsString,
+        /// The keys.
+        #[arg(required = true)]
+        keys: Vec<OsString>,
     },
     /// Delete every KEY in one transaction.
     Del {
@@ -69,7 +72,8 @@ pub enum Command {
         #[arg(required = true)]
         keys: Vec<OsString>,
     },
-    /// Add BY (default 1) to a decimal integer (missing counts as 0); print the new value.
+    /// Add BY (default 1) to a counter (missing counts as 0); print the new value. A counter
+    /// in decimal text stays text, a typed integer stays typed.
     Incr {
         /// The store directory (created if missing).
         store: PathBuf,
@@ -90,7 +94,8 @@ pub enum Command {
         /// The value to set.
         new: OsString,
     },
-    /// List keys and values in key order, optionally those starting with PREFIX.
+    /// List keys and values in key order, optionally those starting with PREFIX (exit 1 if
+    /// no store exists at STORE yet).
     Scan {
         /// The store directory.
         store: PathBuf,

@@ -31,6 +31,7 @@ mod progress;
 pub use args::{arg_bytes, Cli, Command, DurabilityArg, WAIT_DEFAULT_SECONDS};
 pub use exit::{Exit, Failure};
 
+use serde_json::Value as Json;
 use std::fmt;
 use std::sync::Arc;
 use walstore::storage::{FsStorage, Storage};
@@ -80,11 +81,7 @@ pub fn run(cli: &Cli, backend: &Backend) -> Exit {
         Ok(exit) => exit,
         Err(failure) => {
             if cli.json {
-                let line = serde_json::json!({
-                    "ok": false,
-                    "exit": failure.exit.code(),
-                    "error": failure.message,
-                });
+                let line = output::answer(failure.exit, Some(&failure.message), Json::Null);
                 // Best effort: the message also goes to stderr and the exit code tells.
                 let _ = output::print_json(&line);
             }

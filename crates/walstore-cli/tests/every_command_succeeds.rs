@@ -36,7 +36,9 @@ fn set_get_del_and_scan() {
     let got = json(&ok(&["--json", "get", &s, "server.namespace"]));
     assert_eq!(
         got,
-        serde_json::json!({"ok": true, "key": "server.namespace", "found": true, "value": "prod"})
+        serde_json::json!({"ok": true, "exit": 0, "entries": [
+            {"key": "server.namespace", "found": true, "value": "prod"}
+        ]})
     );
     let deleted = json(&ok(&["--json", "del", &s, "server.namespace", "x"]));
     assert_eq!(deleted["deleted"], 1);
@@ -109,7 +111,7 @@ fn txn_applies_puts_deletes_and_guards_together() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(
         json(&stdout(&out)),
-        serde_json::json!({"ok": true, "operations": 7, "keys": 4})
+        serde_json::json!({"ok": true, "exit": 0, "operations": 7, "keys": 4})
     );
     assert_eq!(
         (get(&s, "balance.a"), get(&s, "balance.b")),

@@ -113,9 +113,17 @@ pub enum Error {
         current: u32,
     },
 
-    /// A typed value could not be encoded or decoded with MessagePack.
+    /// A typed value could not be encoded with MessagePack.
     #[error("value (de)serialization failed: {0}")]
     Serialization(String),
+
+    /// A stored value is not a typed value of the requested type: not MessagePack (text such as
+    /// `"200"`), MessagePack with bytes after it, or a value of another type (docs/VALUES.md).
+    #[error("the stored value is not a typed value of the requested type: {detail} (read it as bytes with get)")]
+    TypeMismatch {
+        /// What did not match.
+        detail: String,
+    },
 }
 
 fn io_hint(err: &io::Error) -> &'static str {

@@ -58,6 +58,7 @@ mod snapshot;
 pub mod storage;
 mod store;
 mod txn;
+pub mod typed;
 mod version;
 mod wal;
 

@@ -23,9 +23,7 @@ fn owned_range<K: AsRef<[u8]>, R: RangeBounds<K>>(range: &R) -> KeyRange {
 }
 
 fn decode_as<T: DeserializeOwned>(value: Option<Value>) -> Result<Option<T>> {
-    value
-        .map(|v| rmp_serde::from_slice(&v).map_err(|e| Error::Serialization(e.to_string())))
-        .transpose()
+    value.map(|v| crate::typed::decode(&v)).transpose()
 }
 
 /// A read-only view of the store as of the moment it began: every transaction committed
@@ -52,7 +50,8 @@ impl ReadTxn {
         self.version.get(key)
     }
 
-    /// Decodes the MessagePack value of `key` into a `T`.
+    /// Decodes the typed value of `key` into a `T`, strictly: [`Error::TypeMismatch`] if it is
+    /// not one (see [`crate::typed`]).
     pub fn get_as<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
         decode_as(self.get(key)?)
     }
@@ -132,7 +131,8 @@ impl WriteTxn {
         }
     }
 
-    /// Decodes the MessagePack value of `key` into a `T`.
+    /// Decodes the typed value of `key` into a `T`, strictly: [`Error::TypeMismatch`] if it is
+    /// not one (see [`crate::typed`]).
     pub fn get_as<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
         decode_as(self.get(key)?)
     }
@@ -145,12 +145,10 @@ impl WriteTxn {
         Ok(())
     }
 
-    /// Sets `key` to `value` encoded with MessagePack (field names kept, so the encoding
-    /// survives adding fields).
+    /// Sets `key` to `value` as a typed value: MessagePack, structs as maps with field names
+    /// (see [`crate::typed`]).
     pub fn put_as<T: Serialize + ?Sized>(&mut self, key: &[u8], value: &T) -> Result<()> {
-        let bytes =
-            rmp_serde::to_vec_named(value).map_err(|e| Error::Serialization(e.to_string()))?;
-        self.put(key, &bytes)
+        self.put(key, &crate::typed::encode(value)?)
     }
 
     /// Removes `key` (no error if absent).

@@ -1,4 +1,6 @@
-//! `set`, `del`, `incr`, `cas`: edits given on the command line, each one write transaction.
+//! `set`, `del`, `incr`, `cas`: edits given on the command line, each one write transaction,
+//! and each closes its store before it reports success (a failed close is the command's
+//! failure).
 //! `incr` and `cas` read and write under the writer lock, so no other process's update can
 //! fall between their read and their write.
 
@@ -6,13 +8,59 @@ use super::Context;
 use crate::args::{arg_bytes, path_from_bytes};
 use crate::encoding::{display, to_json};
 use crate::exit::{Exit, Failure};
-use crate::output::{print_json, report, say, Outcome};
+use crate::output::{refuse, report, Outcome};
 use serde_json::{json, Value as Json};
 use std::ffi::OsString;
+use std::io::Read;
 use std::path::Path;
 
-/// `KEY=VALUE` or `KEY=@PATH` (the value is the file's bytes). The first `=` separates.
-fn parse_pair(pair: &OsString) -> Result<(Vec<u8>, Vec<u8>), Failure> {
+/// Where a value comes from: the argument itself, a file (`@PATH`) or stdin (`@-`, once).
+#[derive(Debug, Default)]
+struct ValueSources {
+    stdin_used: bool,
+}
+
+impl ValueSources {
+    fn read(&mut self, key: &[u8], value: &[u8]) -> Result<Vec<u8>, Failure> {
+        let Some(source) = value.strip_prefix(b"@") else {
+            return Ok(value.to_vec());
+        };
+        if source == b"-" {
+            return self.read_stdin(key);
+        }
+        let path = path_from_bytes(source);
+        std::fs::read(&path).map_err(|e| {
+            Failure::usage(format!(
+                "cannot read the value of {} from {}: {e}",
+                display(key),
+                path.display()
+            ))
+        })
+    }
+
+    fn read_stdin(&mut self, key: &[u8]) -> Result<Vec<u8>, Failure> {
+        if std::mem::replace(&mut self.stdin_used, true) {
+            return Err(Failure::usage(format!(
+                "{}=@-: stdin was already read for another value (one KEY=@- per command)",
+                display(key)
+            )));
+        }
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut bytes)
+            .map_err(|e| Failure::usage(format!("cannot read stdin: {e}")))?;
+        Ok(bytes)
+    }
+}
+
+/// `KEY=VALUE`, `KEY=@PATH` (the value is the file's bytes) or `KEY=@-` (stdin). The first
+/// `=` separates. With `typed`, the value is JSON and is stored as a typed value.
+fn parse_pair(
+    pair: &OsString,
+    sources: &mut ValueSources,
+    typed: bool,
+) -> Result<(Vec<u8>, Vec<u8>), Failure> {
     let bytes = arg_bytes(pair);
     let Some(eq) = bytes.iter().position(|&b| b == b'=') else {
         return Err(Failure::usage(format!(
@@ -27,26 +75,24 @@ fn parse_pair(pair: &OsString) -> Result<(Vec<u8>, Vec<u8>), Failure> {
             display(&bytes)
         )));
     }
-    let value = match value.strip_prefix(b"@") {
-        Some(path) => {
-            let path = path_from_bytes(path);
-            std::fs::read(&path).map_err(|e| {
-                Failure::usage(format!(
-                    "cannot read the value of {} from {}: {e}",
-                    display(key),
-                    path.display()
-                ))
-            })?
-        }
-        None => value.to_vec(),
-    };
-    Ok((key.to_vec(), value))
+    let value = sources.read(key, value)?;
+    if !typed {
+        return Ok((key.to_vec(), value));
+    }
+    let json: Json = serde_json::from_slice(&value).map_err(|e| {
+        Failure::usage(format!(
+            "the value of {} is not JSON ({e}); with --json, values are JSON: write k='\"text\"' for a string",
+            display(key)
+        ))
+    })?;
+    Ok((key.to_vec(), walstore::typed::encode(&json)?))
 }
 
 pub(crate) fn set(cx: &Context<'_>, store: &Path, pairs: &[OsString]) -> Outcome {
+    let mut sources = ValueSources::default();
     let pairs = pairs
         .iter()
-        .map(parse_pair)
+        .map(|pair| parse_pair(pair, &mut sources, cx.json))
         .collect::<Result<Vec<_>, _>>()?;
     let store = cx.open_writable(store)?;
     store.update(|tx| {
@@ -55,11 +101,8 @@ pub(crate) fn set(cx: &Context<'_>, store: &Path, pairs: &[OsString]) -> Outcome
         }
         Ok::<_, walstore::Error>(())
     })?;
-    report(
-        cx.json,
-        String::new,
-        &json!({"ok": true, "keys": pairs.len()}),
-    )
+    cx.close(store)?;
+    report(cx.json, String::new, &json!({"keys": pairs.len()}))
 }
 
 pub(crate) fn del(cx: &Context<'_>, store: &Path, keys: &[OsString]) -> Outcome {
@@ -75,22 +118,52 @@ pub(crate) fn del(cx: &Context<'_>, store: &Path, keys: &[OsString]) -> Outcome 
         }
         Ok::<_, walstore::Error>(existed)
     })?;
-    report(
-        cx.json,
-        String::new,
-        &json!({"ok": true, "deleted": existed}),
-    )
+    cx.close(store)?;
+    report(cx.json, String::new, &json!({"deleted": existed}))
 }
 
-/// The counter's current value: missing counts as 0; surrounding whitespace is allowed.
-fn parse_counter(key: &[u8], value: Option<&[u8]>) -> Result<i64, Failure> {
-    let Some(value) = value else { return Ok(0) };
-    std::str::from_utf8(value)
+/// How a counter is stored: decimal text (what `incr` writes to a missing key) or a typed
+/// integer (what Rust's `put_as` and Python write). `incr` keeps the form it found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Counter {
+    Text(i64),
+    Typed(i64),
+}
+
+impl Counter {
+    fn value(self) -> i64 {
+        match self {
+            Counter::Text(n) | Counter::Typed(n) => n,
+        }
+    }
+
+    /// The bytes of `next` in this counter's form.
+    fn encode(self, next: i64) -> Result<Vec<u8>, Failure> {
+        match self {
+            Counter::Text(_) => Ok(next.to_string().into_bytes()),
+            Counter::Typed(_) => Ok(walstore::typed::encode(&next)?),
+        }
+    }
+}
+
+/// The counter's current value: missing counts as 0 (text); decimal text may have
+/// surrounding whitespace. Decimal text is never a typed value (docs/VALUES.md), so the two
+/// forms cannot be confused.
+fn parse_counter(key: &[u8], value: Option<&[u8]>) -> Result<Counter, Failure> {
+    let Some(value) = value else {
+        return Ok(Counter::Text(0));
+    };
+    let text = std::str::from_utf8(value)
         .ok()
-        .and_then(|s| s.trim().parse::<i64>().ok())
-        .ok_or_else(|| {
+        .and_then(|s| s.trim().parse::<i64>().ok());
+    if let Some(n) = text {
+        return Ok(Counter::Text(n));
+    }
+    walstore::typed::decode::<i64>(value)
+        .map(Counter::Typed)
+        .map_err(|_| {
             Failure::usage(format!(
-                "the value of {} is not a decimal integer: {:?}; nothing changed",
+                "the value of {} is neither a decimal integer nor a typed integer: {:?}; nothing changed",
                 display(key),
                 display(value)
             ))
@@ -103,22 +176,28 @@ pub(crate) fn incr(cx: &Context<'_>, store: &Path, key: &OsString, by: i64) -> O
     // The closure's error type is the engine's; a bad counter comes out through the inner
     // `Result` with nothing written, so the (empty) commit changes nothing.
     let next = store.update(|tx| {
-        let current = match parse_counter(&key, tx.get(&key)?.as_deref()) {
-            Ok(n) => n,
+        let counter = match parse_counter(&key, tx.get(&key)?.as_deref()) {
+            Ok(counter) => counter,
             Err(failure) => return Ok(Err(failure)),
         };
+        let current = counter.value();
         let Some(next) = current.checked_add(by) else {
             return Ok(Err(Failure::usage(format!(
                 "{current} + {by} overflows a 64-bit integer; nothing changed"
             ))));
         };
-        tx.put(&key, next.to_string().as_bytes())?;
+        match counter.encode(next) {
+            Ok(bytes) => tx.put(&key, &bytes)?,
+            Err(failure) => return Ok(Err(failure)),
+        }
         Ok::<_, walstore::Error>(Ok(next))
     })??;
+    // Printed only once the close (the last sync of a buffered write) succeeded.
+    cx.close(store)?;
     report(
         cx.json,
         || next.to_string(),
-        &json!({"ok": true, "key": to_json(&key), "value": next}),
+        &json!({"key": to_json(&key), "value": next}),
     )
 }
 
@@ -135,24 +214,22 @@ pub(crate) fn cas(
     let current = tx.get(&key)?;
     if current.as_deref() != Some(&expected[..]) {
         tx.abort();
-        if cx.json {
-            let found = current.as_deref().map_or(Json::Null, to_json);
-            print_json(&json!({
-                "ok": false, "key": to_json(&key), "swapped": false, "current": found,
-            }))?;
-        }
-        say(&format!(
+        cx.close(store)?;
+        let found = current.as_deref().map_or(Json::Null, to_json);
+        let message = format!(
             "{} does not hold the expected value; nothing changed (read it again, then retry)",
             display(&key)
-        ));
-        return Ok(Exit::NotFound);
+        );
+        let fields = json!({"key": to_json(&key), "swapped": false, "current": found});
+        return refuse(cx.json, Exit::NotFound, &message, fields);
     }
     tx.put(&key, &new)?;
     tx.commit()?;
+    cx.close(store)?;
     report(
         cx.json,
         String::new,
-        &json!({"ok": true, "key": to_json(&key), "swapped": true}),
+        &json!({"key": to_json(&key), "swapped": true}),
     )
 }
 
@@ -162,7 +239,7 @@ mod tests {
 
     #[test]
     fn pairs_split_at_the_first_equals_sign_and_keep_any_bytes() {
-        let pair = |s: &str| parse_pair(&OsString::from(s));
+        let pair = |s: &str| parse_pair(&OsString::from(s), &mut ValueSources::default(), false);
         let (k, v) = pair("url=https://x/?a=b").expect("valid");
         assert_eq!((&k[..], &v[..]), (&b"url"[..], &b"https://x/?a=b"[..]));
         let (k, v) = pair("empty=").expect("an empty value is a value");
@@ -185,11 +262,44 @@ mod tests {
     }
 
     #[test]
-    fn counters_accept_decimal_integers_only() {
-        assert_eq!(parse_counter(b"n", None).ok(), Some(0));
-        assert_eq!(parse_counter(b"n", Some(b" -42\n")).ok(), Some(-42));
-        for bad in [&b"4.2"[..], b"", b"x", &[0xff], b"99999999999999999999"] {
+    fn counters_are_decimal_text_or_typed_integers_and_keep_their_form() {
+        assert_eq!(parse_counter(b"n", None).ok(), Some(Counter::Text(0)));
+        assert_eq!(
+            parse_counter(b"n", Some(b" -42\n")).ok(),
+            Some(Counter::Text(-42))
+        );
+        assert_eq!(parse_counter(b"n", Some(b"5")).ok(), Some(Counter::Text(5)));
+        for n in [0i64, 5, 53, 200, -7, i64::MAX] {
+            let typed = walstore::typed::encode(&n).expect("encode");
+            assert_eq!(
+                parse_counter(b"n", Some(&typed)).ok(),
+                Some(Counter::Typed(n))
+            );
+            let next = Counter::Typed(n).encode(n ^ 1).expect("encode");
+            assert_eq!(walstore::typed::decode::<i64>(&next).ok(), Some(n ^ 1));
+        }
+        let text = walstore::typed::encode("12").expect("encode");
+        for bad in [
+            &b"4.2"[..],
+            b"",
+            b"x",
+            &[0xc1],
+            b"99999999999999999999",
+            &text,
+        ] {
             assert!(parse_counter(b"n", Some(bad)).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn with_json_values_are_json_stored_typed() {
+        let pair = |s: &str| parse_pair(&OsString::from(s), &mut ValueSources::default(), true);
+        let (_, v) = pair(r#"doc={"a":1,"b":[true,null]}"#).expect("valid JSON");
+        let back: Json = walstore::typed::decode(&v).expect("typed");
+        assert_eq!(back, json!({"a": 1, "b": [true, null]}));
+        assert_eq!(
+            pair("k=not json").map(|_| ()).expect_err("refused").exit,
+            Exit::Usage
+        );
     }
 }

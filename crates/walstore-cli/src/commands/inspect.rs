@@ -4,7 +4,7 @@
 use super::Context;
 use crate::encoding::{display, path_to_json, to_json};
 use crate::exit::{Exit, Failure};
-use crate::output::{print_json, say, write_out, Outcome};
+use crate::output::{answer, print_json, say, write_out, Outcome};
 use crate::progress::Progress;
 use serde_json::{json, Value as Json};
 use std::path::Path;
@@ -63,7 +63,7 @@ fn dump_json(d: &WalDump) -> Json {
         })
         .collect();
     json!({
-        "ok": true, "file": path_to_json(&d.path), "file_bytes": d.file_bytes,
+        "file": path_to_json(&d.path), "file_bytes": d.file_bytes,
         "generation": d.generation, "salt": d.salt, "base_txn": d.base_txn, "records": records,
         "committed_txns": d.committed_txns, "end": d.end, "stop": d.stop_reason,
         "verdict": verdict_json(&d.verdict),
@@ -115,7 +115,7 @@ pub(crate) fn dump(cx: &Context<'_>, store: &Path) -> Outcome {
     check_is_store(cx.storage, store)?;
     let d = inspect::dump_wal(cx.storage, store)?;
     if cx.json {
-        print_json(&dump_json(&d))?;
+        print_json(&answer(Exit::Ok, None, dump_json(&d)))?;
     } else {
         write_out(dump_text(&d).as_bytes())?;
     }
@@ -130,7 +130,19 @@ pub(crate) fn verify(cx: &Context<'_>, store: &Path) -> Outcome {
             .set(done);
     })?;
     drop(progress);
-    let damage = report.first_damage();
+    let damage = report.first_damage().map(|(file, problem)| {
+        format!(
+            "corruption in {} at offset {}: {} (open with --salvage to read what is intact)",
+            store.join(&file.name).display(),
+            problem.offset,
+            problem.detail
+        )
+    });
+    let exit = if damage.is_some() {
+        Exit::Corruption
+    } else {
+        Exit::Ok
+    };
     if cx.json {
         let files: Vec<Json> = report
             .files
@@ -144,9 +156,8 @@ pub(crate) fn verify(cx: &Context<'_>, store: &Path) -> Outcome {
                 })
             })
             .collect();
-        print_json(&json!({
-            "ok": damage.is_none(), "files": files, "bytes_checked": report.bytes_checked,
-        }))?;
+        let fields = json!({"files": files, "bytes_checked": report.bytes_checked});
+        print_json(&answer(exit, damage.as_deref(), fields))?;
     } else {
         let mut text = String::new();
         for f in &report.files {
@@ -160,16 +171,8 @@ pub(crate) fn verify(cx: &Context<'_>, store: &Path) -> Outcome {
         }
         write_out(text.as_bytes())?;
     }
-    match damage {
-        None => Ok(Exit::Ok),
-        Some((file, problem)) => {
-            say(&format!(
-                "corruption in {} at offset {}: {} (open with --salvage to read what is intact)",
-                store.join(&file.name).display(),
-                problem.offset,
-                problem.detail
-            ));
-            Ok(Exit::Corruption)
-        }
+    if let Some(message) = &damage {
+        say(message);
     }
+    Ok(exit)
 }

@@ -28,6 +28,7 @@ pub(crate) fn checkpoint(cx: &Context<'_>, store: &Path) -> Outcome {
             "the checkpoint failed unexpectedly; run `walstore verify`, then retry",
         )
     })??;
+    cx.close(store)?;
     report(
         cx.json,
         || {
@@ -43,7 +44,6 @@ pub(crate) fn checkpoint(cx: &Context<'_>, store: &Path) -> Outcome {
             )
         },
         &json!({
-            "ok": true,
             "generation": stats.generation,
             "txn_id": stats.txn_id,
             "keys_changed": stats.keys_changed,
@@ -66,6 +66,7 @@ pub(crate) fn info(cx: &Context<'_>, store: &Path) -> Outcome {
         .map(|(name, bytes, entries)| json!({"name": name, "bytes": bytes, "entries": entries}))
         .collect();
     let snapshot_bytes: u64 = i.snapshot_files.iter().map(|f| f.1).sum();
+    cx.close(store)?;
     report(
         cx.json,
         || {
@@ -87,7 +88,6 @@ pub(crate) fn info(cx: &Context<'_>, store: &Path) -> Outcome {
             text
         },
         &json!({
-            "ok": true,
             "path": path_to_json(&i.path),
             "generation": i.generation,
             "last_txn": i.last_txn,
@@ -107,6 +107,7 @@ pub(crate) fn backup(cx: &Context<'_>, store: &Path, dest: &Path) -> Outcome {
     let mut progress = Progress::new(Some(approximate_keys(&store)?), "backing up");
     let stats = store.backup(dest, |done| progress.set(done))?;
     drop(progress);
+    cx.close(store)?;
     report(
         cx.json,
         || {
@@ -119,7 +120,7 @@ pub(crate) fn backup(cx: &Context<'_>, store: &Path, dest: &Path) -> Outcome {
             )
         },
         &json!({
-            "ok": true, "dest": path_to_json(dest), "keys": stats.keys, "bytes": stats.bytes,
+            "dest": path_to_json(dest), "keys": stats.keys, "bytes": stats.bytes,
             "txn_id": stats.txn_id,
         }),
     )

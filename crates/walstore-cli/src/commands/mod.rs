@@ -45,6 +45,34 @@ impl Context<'_> {
     pub(crate) fn open_readable(&self, store: &Path) -> Result<Store, Failure> {
         Ok(self.options.clone().read_only(true).open(store)?)
     }
+
+    /// Opens read-only, or `None` where no store exists yet: a path that does not exist or an
+    /// empty directory (a store before its first write). Anything else that is not a store
+    /// is still an error.
+    pub(crate) fn open_if_exists(&self, store: &Path) -> Result<Option<Store>, Failure> {
+        match self.options.clone().read_only(true).open(store) {
+            Ok(opened) => Ok(Some(opened)),
+            Err(walstore::Error::NotAStore { .. }) if self.no_store_yet(store) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn no_store_yet(&self, store: &Path) -> bool {
+        match self.storage.exists(store) {
+            Ok(false) => true,
+            Ok(true) => self
+                .storage
+                .list_dir(store)
+                .is_ok_and(|names| names.is_empty()),
+            Err(_) => false,
+        }
+    }
+
+    /// Closes `store` and reports a failed close: the last sync of a `--durability buffered`
+    /// write happens here, so a command prints its result only after this succeeded.
+    pub(crate) fn close(&self, store: Store) -> Result<(), Failure> {
+        Ok(store.close()?)
+    }
 }
 
 pub(crate) fn execute(cli: &Cli, backend: &Backend) -> Outcome {
@@ -56,7 +84,7 @@ pub(crate) fn execute(cli: &Cli, backend: &Backend) -> Outcome {
     };
     match &cli.command {
         Command::Set { store, pairs } => edit::set(&cx, store, pairs),
-        Command::Get { store, key } => read::get(&cx, store, key),
+        Command::Get { store, keys } => read::get(&cx, store, keys),
         Command::Del { store, keys } => edit::del(&cx, store, keys),
         Command::Incr { store, key, by } => edit::incr(&cx, store, key, by.unwrap_or(1)),
         Command::Cas {

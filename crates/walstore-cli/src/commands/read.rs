@@ -1,57 +1,135 @@
 //! `get` and `scan`: read-only, from one consistent snapshot, without the writer lock.
+//! A path where no store exists yet reads as an empty store whose keys are all missing
+//! (exit 1), not as an error: a program may read before its first write.
 
 use super::Context;
 use crate::args::arg_bytes;
 use crate::encoding::{display, to_json};
 use crate::exit::{Exit, Failure};
-use crate::output::{print_json, say, write_out, Outcome};
-use serde_json::json;
+use crate::output::{print_json, refuse, write_out, Outcome};
+use serde_json::{json, Value as Json};
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::path::Path;
+use walstore::Value;
 
-pub(crate) fn get(cx: &Context<'_>, store: &Path, key: &OsString) -> Outcome {
-    let key = arg_bytes(key);
-    let store = cx.open_readable(store)?;
-    let value = store.begin_read()?.get(&key)?;
-    match value {
-        None => {
-            if cx.json {
-                print_json(&json!({"ok": false, "key": to_json(&key), "found": false}))?;
-            }
-            say(&format!(
-                "key {:?} not found (`walstore scan STORE` lists the keys)",
-                display(&key)
-            ));
-            Ok(Exit::NotFound)
-        }
-        Some(v) if cx.json => {
-            print_json(&json!({
-                "ok": true, "key": to_json(&key), "found": true, "value": to_json(&v),
-            }))?;
-            Ok(Exit::Ok)
-        }
-        Some(v) => {
-            write_out(&v)?;
-            Ok(Exit::Ok)
+/// A key and its value as JSON: `value` is the bytes (see [`crate::encoding`]); `json` is
+/// also there when the bytes are a typed value (docs/VALUES.md).
+pub(crate) fn pair_json(key: &[u8], value: &[u8]) -> Json {
+    let mut pair = json!({"key": to_json(key), "value": to_json(value)});
+    if let Ok(typed) = walstore::typed::decode::<Json>(value) {
+        pair["json"] = typed;
+    }
+    pair
+}
+
+/// One key and what `get` found: [`pair_json`] and `found`.
+fn entry_json(key: &[u8], value: Option<&[u8]>) -> Json {
+    let mut entry = match value {
+        Some(bytes) => pair_json(key, bytes),
+        None => json!({"key": to_json(key)}),
+    };
+    entry["found"] = Json::Bool(value.is_some());
+    entry
+}
+
+/// The values of `keys` from one snapshot (all missing where no store exists yet).
+fn read_values(
+    cx: &Context<'_>,
+    store: &Path,
+    keys: &[Vec<u8>],
+) -> Result<Vec<Option<Value>>, Failure> {
+    let Some(store) = cx.open_if_exists(store)? else {
+        return Ok(keys.iter().map(|_| None).collect());
+    };
+    let read = store.begin_read()?;
+    let values = keys
+        .iter()
+        .map(|k| read.get(k))
+        .collect::<walstore::Result<Vec<_>>>()?;
+    drop(read);
+    cx.close(store)?;
+    Ok(values)
+}
+
+/// One key: its bytes exactly. Several: one `KEY<TAB>VALUE` line each, as `scan` prints.
+fn print_text(keys: &[Vec<u8>], values: &[Option<Value>]) -> Result<(), Failure> {
+    if let [Some(value)] = values {
+        return write_out(value);
+    }
+    let mut text = String::new();
+    for (key, value) in keys.iter().zip(values) {
+        if let Some(value) = value {
+            text.push_str(&format!("{}\t{}\n", display(key), display(value)));
         }
     }
+    write_out(text.as_bytes())
+}
+
+pub(crate) fn get(cx: &Context<'_>, store: &Path, keys: &[OsString]) -> Outcome {
+    let keys: Vec<Vec<u8>> = keys.iter().map(|k| arg_bytes(k)).collect();
+    let values = read_values(cx, store, &keys)?;
+    let missing: Vec<&[u8]> = keys
+        .iter()
+        .zip(&values)
+        .filter(|(_, v)| v.is_none())
+        .map(|(k, _)| &k[..])
+        .collect();
+    let entries: Vec<Json> = keys
+        .iter()
+        .zip(&values)
+        .map(|(k, v)| entry_json(k, v.as_deref()))
+        .collect();
+    if !missing.is_empty() {
+        let names: Vec<String> = missing
+            .iter()
+            .map(|k| format!("{:?}", display(k)))
+            .collect();
+        let message = format!(
+            "key {} not found (`walstore scan STORE` lists the keys)",
+            names.join(", ")
+        );
+        return refuse(
+            cx.json,
+            Exit::NotFound,
+            &message,
+            json!({"entries": entries}),
+        );
+    }
+    if cx.json {
+        print_json(&crate::output::answer(
+            Exit::Ok,
+            None,
+            json!({"entries": entries}),
+        ))?;
+    } else {
+        print_text(&keys, &values)?;
+    }
+    Ok(Exit::Ok)
 }
 
 pub(crate) fn scan(cx: &Context<'_>, store: &Path, prefix: Option<&OsStr>) -> Outcome {
     let prefix = prefix.map(arg_bytes).unwrap_or_default();
-    let store = cx.open_readable(store)?;
+    let Some(store) = cx.open_if_exists(store)? else {
+        let message = format!(
+            "no store at {} yet: nothing to list (writing commands create it)",
+            store.display()
+        );
+        return refuse(cx.json, Exit::NotFound, &message, json!({}));
+    };
     let read = store.begin_read()?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for item in read.scan_prefix(&prefix)? {
         let (k, v) = item?;
         let written = if cx.json {
-            writeln!(out, "{}", json!({"key": to_json(&k), "value": to_json(&v)}))
+            writeln!(out, "{}", pair_json(&k, &v))
         } else {
             writeln!(out, "{}\t{}", display(&k), display(&v))
         };
         written.map_err(|e| Failure::stdout(&e))?;
     }
     out.flush().map_err(|e| Failure::stdout(&e))?;
+    drop(read);
+    cx.close(store)?;
     Ok(Exit::Ok)
 }

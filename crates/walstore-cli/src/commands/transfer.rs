@@ -41,6 +41,8 @@ pub(crate) fn export(cx: &Context<'_>, store: &Path) -> Outcome {
         progress.inc(1);
     }
     out.flush().map_err(failed)?;
+    drop(read);
+    cx.close(store)?;
     Ok(Exit::Ok)
 }
 
@@ -92,11 +94,8 @@ pub(crate) fn import(cx: &Context<'_>, store: &Path) -> Outcome {
         Ok::<_, walstore::Error>(())
     })?;
     drop(progress);
-    report(
-        cx.json,
-        String::new,
-        &json!({"ok": true, "keys": pairs.len()}),
-    )
+    cx.close(store)?;
+    report(cx.json, String::new, &json!({"keys": pairs.len()}))
 }
 
 #[cfg(test)]

@@ -1,0 +1,34 @@
+//! `walstore._native`: the Rust half of the Python package `walstore`.
+//!
+//! The Python half (`python/walstore/__init__.py`) owns the public API (mapping methods,
+//! context managers, key conversion, docstrings); this module owns everything that touches the
+//! engine: opening, transactions and snapshots ([`store`]), typed values ([`value`]) and the
+//! translation of engine errors into Python exceptions ([`errors`]).
+//!
+//! Invariant: the GIL is released around every engine call that may do I/O, sync or wait for
+//! the writer lock, and no Rust lock is ever waited for while the GIL is held.
+
+// PyO3's `#[pyclass]`, `#[pymethods]` and `#[pymodule]` expand to `unsafe` FFI glue; the
+// workspace denies `unsafe_code`, and this crate allows it for that generated code only: no
+// `unsafe` block is written by hand here.
+#![allow(unsafe_code)]
+
+mod errors;
+mod store;
+mod value;
+
+use pyo3::prelude::*;
+
+/// The native module. `walstore/__init__.py` wraps it; nothing else should import it.
+#[pymodule]
+fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_class::<store::NativeStore>()?;
+    module.add_class::<store::NativeWrite>()?;
+    module.add_class::<store::NativeRead>()?;
+    module.add_function(wrap_pyfunction!(store::open_store, module)?)?;
+    module.add_function(wrap_pyfunction!(value::encode, module)?)?;
+    module.add_function(wrap_pyfunction!(value::decode, module)?)?;
+    module.add("MAX_KEY_BYTES", walstore::MAX_KEY_BYTES)?;
+    module.add("MAX_VALUE_BYTES", walstore::MAX_VALUE_BYTES)?;
+    Ok(())
+}

@@ -1,0 +1,311 @@
+//! The native store, write transaction and read snapshot that `walstore/__init__.py` wraps.
+//! Keys and values cross this boundary as bytes; typed values are converted in `value`.
+//!
+//! Invariant: every engine call runs inside `Python::detach` (the GIL released), and the
+//! mutexes here are only locked inside it, so a thread waiting for one never holds the GIL
+//! that the holder needs to return.
+//!
+//! Invariant: an object inherited across `fork()` is never dropped in the child (see
+//! [`ForkSafe`]): its writer lock and file handles belong to the parent.
+
+use crate::errors::{self, IntoPyResult};
+use parking_lot::Mutex;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use std::time::Duration;
+use walstore::{Durability, LockWait, Options, ReadTxn, Store, WriteTxn};
+
+/// A key and its value, as bytes.
+type Entry = (Vec<u8>, Vec<u8>);
+
+/// Holds an engine object and the process that made it. Dropped in another process (a forked
+/// child), the object is leaked instead: dropping it there would release the parent's
+/// writer lock (a `flock` is shared across `fork`) or join a thread that does not exist.
+struct ForkSafe<T> {
+    value: Option<T>,
+    pid: u32,
+}
+
+impl<T> ForkSafe<T> {
+    fn new(value: T) -> Self {
+        ForkSafe {
+            value: Some(value),
+            pid: std::process::id(),
+        }
+    }
+}
+
+impl<T> Drop for ForkSafe<T> {
+    fn drop(&mut self) {
+        if std::process::id() != self.pid {
+            std::mem::forget(self.value.take());
+        }
+    }
+}
+
+/// Opens (creating if needed, unless read-only) the store in `path`.
+#[pyfunction]
+#[pyo3(signature = (path, durability, wait, read_only))]
+pub(crate) fn open_store(
+    py: Python<'_>,
+    path: std::path::PathBuf,
+    durability: &str,
+    wait: Option<f64>,
+    read_only: bool,
+) -> PyResult<NativeStore> {
+    let options = Options::new()
+        .durability(parse_durability(durability)?)
+        .lock_wait(parse_wait(wait)?)
+        .read_only(read_only);
+    let store = py.detach(|| options.open(&path)).into_py_result(py)?;
+    Ok(NativeStore {
+        store: Mutex::new(ForkSafe::new(store)),
+    })
+}
+
+fn parse_durability(durability: &str) -> PyResult<Durability> {
+    match durability {
+        "immediate" => Ok(Durability::Immediate),
+        "buffered" => Ok(Durability::Buffered),
+        other => Err(PyValueError::new_err(format!(
+            "durability must be \"immediate\" or \"buffered\", not {other:?}"
+        ))),
+    }
+}
+
+/// `wait` in seconds: None waits forever, 0 not at all.
+fn parse_wait(wait: Option<f64>) -> PyResult<LockWait> {
+    match wait {
+        None => Ok(LockWait::Forever),
+        Some(s) if s.is_nan() || s < 0.0 => Err(PyValueError::new_err(format!(
+            "wait must be None or a number of seconds >= 0, not {s}"
+        ))),
+        Some(0.0) => Ok(LockWait::NoWait),
+        Some(s) if s.is_infinite() => Ok(LockWait::Forever),
+        Some(s) => Ok(LockWait::Timeout(Duration::from_secs_f64(s.min(1e9)))),
+    }
+}
+
+/// Every key/value pair of `iter`, collected (a Python list is built after the GIL is back).
+fn collect(iter: walstore::Result<walstore::Iter<'_>>) -> walstore::Result<Vec<Entry>> {
+    iter?
+        .map(|item| item.map(|(k, v)| (k.to_vec(), v.to_vec())))
+        .collect()
+}
+
+fn to_bytes<'py>(py: Python<'py>, value: Option<walstore::Value>) -> Option<Bound<'py, PyBytes>> {
+    value.map(|v| PyBytes::new(py, &v))
+}
+
+/// An open store (`walstore.Store` wraps it).
+#[pyclass(frozen, module = "walstore._native")]
+pub(crate) struct NativeStore {
+    store: Mutex<ForkSafe<Store>>,
+}
+
+impl NativeStore {
+    /// A handle to the engine store (clones share it), or `ClosedError`.
+    fn handle(&self, py: Python<'_>) -> PyResult<Store> {
+        self.store
+            .lock()
+            .value
+            .clone()
+            .ok_or_else(|| errors::closed(py, "the store is closed"))
+    }
+}
+
+#[pymethods]
+impl NativeStore {
+    /// Starts the write transaction (waits for the writer lock as `wait` said).
+    fn begin_write(&self, py: Python<'_>) -> PyResult<NativeWrite> {
+        let store = self.handle(py)?;
+        let tx = py.detach(|| store.begin_write()).into_py_result(py)?;
+        Ok(NativeWrite {
+            tx: Mutex::new(ForkSafe::new(tx)),
+        })
+    }
+
+    /// A consistent read snapshot.
+    fn begin_read(&self, py: Python<'_>) -> PyResult<NativeRead> {
+        let store = self.handle(py)?;
+        let read = py.detach(|| store.begin_read()).into_py_result(py)?;
+        Ok(NativeRead { read })
+    }
+
+    /// The value of `key` in a snapshot of its own.
+    fn get<'py>(&self, py: Python<'py>, key: &[u8]) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let store = self.handle(py)?;
+        let value = py
+            .detach(|| store.begin_read().and_then(|r| r.get(key)))
+            .into_py_result(py)?;
+        Ok(to_bytes(py, value))
+    }
+
+    /// Key/value pairs whose key starts with `prefix`, from one snapshot, in key order.
+    fn scan(&self, py: Python<'_>, prefix: &[u8]) -> PyResult<Vec<Entry>> {
+        let store = self.handle(py)?;
+        py.detach(|| {
+            store
+                .begin_read()
+                .and_then(|r| collect(r.scan_prefix(prefix)))
+        })
+        .into_py_result(py)
+    }
+
+    /// Puts (`Some`) or deletes (`None`) every entry in one write transaction.
+    fn apply(&self, py: Python<'_>, writes: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> PyResult<()> {
+        let store = self.handle(py)?;
+        py.detach(|| {
+            store.update(|tx| {
+                for (key, value) in &writes {
+                    match value {
+                        Some(value) => tx.put(key, value)?,
+                        None => tx.delete(key)?,
+                    }
+                }
+                Ok::<_, walstore::Error>(())
+            })
+        })
+        .into_py_result(py)
+    }
+
+    /// Makes every commit made through this handle durable (after `buffered` ones).
+    fn sync(&self, py: Python<'_>) -> PyResult<()> {
+        let store = self.handle(py)?;
+        py.detach(|| store.sync()).into_py_result(py)
+    }
+
+    /// Closes the store: makes its commits durable and marks the log clean. Later calls raise
+    /// `ClosedError`; closing twice is allowed. In a forked child: `ForkedError`.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let store = {
+            let mut slot = self.store.lock();
+            let current = std::process::id();
+            if slot.pid != current {
+                // Closing here would release the parent's lock: the copy is left to `ForkSafe`.
+                let error = walstore::Error::Forked {
+                    opened_by: slot.pid,
+                    current,
+                };
+                return Err(errors::to_py(py, error));
+            }
+            slot.value.take()
+        };
+        match store {
+            Some(store) => py.detach(|| store.close()).into_py_result(py),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether `close` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.store.lock().value.is_none()
+    }
+
+    /// Whether the store was opened read-only.
+    #[getter]
+    fn read_only(&self, py: Python<'_>) -> PyResult<bool> {
+        Ok(self.handle(py)?.is_read_only())
+    }
+}
+
+/// The write transaction (`walstore.Transaction` wraps it).
+#[pyclass(frozen, module = "walstore._native")]
+pub(crate) struct NativeWrite {
+    tx: Mutex<ForkSafe<WriteTxn>>,
+}
+
+impl NativeWrite {
+    /// Runs `f` on the open transaction with the GIL released.
+    fn with_tx<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut WriteTxn) -> walstore::Result<T> + Send,
+    ) -> PyResult<T> {
+        let result = py.detach(|| self.tx.lock().value.as_mut().map(f));
+        match result {
+            Some(result) => result.into_py_result(py),
+            None => Err(errors::closed(py, "the transaction has ended")),
+        }
+    }
+}
+
+#[pymethods]
+impl NativeWrite {
+    fn get<'py>(&self, py: Python<'py>, key: &[u8]) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let value = self.with_tx(py, |tx| tx.get(key))?;
+        Ok(to_bytes(py, value))
+    }
+
+    fn put(&self, py: Python<'_>, key: &[u8], value: &[u8]) -> PyResult<()> {
+        self.with_tx(py, |tx| tx.put(key, value))
+    }
+
+    fn delete(&self, py: Python<'_>, key: &[u8]) -> PyResult<()> {
+        self.with_tx(py, |tx| tx.delete(key))
+    }
+
+    fn scan(&self, py: Python<'_>, prefix: &[u8]) -> PyResult<Vec<Entry>> {
+        self.with_tx(py, |tx| collect(tx.scan_prefix(prefix)))
+    }
+
+    /// Sets this transaction's durability ("immediate" or "buffered").
+    fn set_durability(&self, py: Python<'_>, durability: &str) -> PyResult<()> {
+        let durability = parse_durability(durability)?;
+        self.with_tx(py, |tx| {
+            tx.set_durability(durability);
+            Ok(())
+        })
+    }
+
+    /// Commits every write at once. Ends the transaction, also when it fails.
+    fn commit(&self, py: Python<'_>) -> PyResult<()> {
+        let result = py.detach(|| self.tx.lock().value.take().map(WriteTxn::commit));
+        match result {
+            Some(result) => result.into_py_result(py),
+            None => Err(errors::closed(py, "the transaction has ended")),
+        }
+    }
+
+    /// Discards every write and releases the writer lock. Allowed after the end.
+    fn rollback(&self, py: Python<'_>) {
+        py.detach(|| {
+            if let Some(tx) = self.tx.lock().value.take() {
+                tx.abort();
+            }
+        });
+    }
+
+    /// Whether the transaction was committed or rolled back.
+    #[getter]
+    fn ended(&self, py: Python<'_>) -> bool {
+        py.detach(|| self.tx.lock().value.is_none())
+    }
+}
+
+/// A read snapshot (`walstore.Snapshot` wraps it). Immutable, so no lock.
+#[pyclass(frozen, module = "walstore._native")]
+pub(crate) struct NativeRead {
+    read: ReadTxn,
+}
+
+#[pymethods]
+impl NativeRead {
+    fn get<'py>(&self, py: Python<'py>, key: &[u8]) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let value = py.detach(|| self.read.get(key)).into_py_result(py)?;
+        Ok(to_bytes(py, value))
+    }
+
+    fn scan(&self, py: Python<'_>, prefix: &[u8]) -> PyResult<Vec<Entry>> {
+        py.detach(|| collect(self.read.scan_prefix(prefix)))
+            .into_py_result(py)
+    }
+
+    /// Id of the last transaction this snapshot includes.
+    #[getter]
+    fn txn_id(&self) -> u64 {
+        self.read.txn_id()
+    }
+}

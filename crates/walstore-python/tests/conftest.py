@@ -1,0 +1,57 @@
+"""Shared fixtures: a fresh store path, the `walstore` command and the Rust interop example,
+and a helper that runs a Python snippet in a child process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _binary(env_name: str, relative: str) -> str:
+    path = Path(os.environ.get(env_name) or REPO / relative)
+    if not path.is_file():
+        pytest.fail(
+            f"{path} is missing: build it with "
+            "`cargo build -p walstore-cli --bin walstore --example typed_interop` "
+            f"(or set {env_name})"
+        )
+    return str(path)
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> str:
+    """The path of a store that does not exist yet."""
+    return str(tmp_path / "store")
+
+
+@pytest.fixture(scope="session")
+def cli() -> str:
+    """The `walstore` command."""
+    return _binary("WALSTORE_BIN", "target/debug/walstore")
+
+
+@pytest.fixture(scope="session")
+def rust_interop() -> str:
+    """The Rust program that writes and reads a typed value with put_as/get_as."""
+    return _binary("WALSTORE_TYPED_EXAMPLE", "target/debug/examples/typed_interop")
+
+
+def child_script(body: str) -> list[str]:
+    """The command line that runs `body` (dedented) in a fresh Python interpreter."""
+    return [sys.executable, "-c", textwrap.dedent(body)]
+
+
+def run_child(body: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Runs `body` with `args` as sys.argv[1:]; fails the test if it fails."""
+    done = subprocess.run(
+        child_script(body) + list(args), capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, f"child failed ({done.returncode}): {done.stderr}"
+    return done
