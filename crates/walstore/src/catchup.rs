@@ -11,6 +11,9 @@
 //! Invariant: without the writer lock nothing here writes; a verdict of corruption reached
 //! without the lock is confirmed under it before it is reported.
 
+use crate::cases::{
+    classify_header, classify_tail_case, HeaderCase, Looker, PastEnd, TailCase, TailLook,
+};
 use crate::core::Core;
 use crate::error::{Error, Result};
 use crate::format::MANIFEST_NAME;
@@ -19,8 +22,8 @@ use crate::options::RecoveryMode;
 use crate::snapshot::Segment;
 use crate::storage::StorageFile;
 use crate::version::{Bytes, Memtable, SegmentSet, Version};
-use crate::wal::scan::{classify_tail, scan, ScanEnd, Stop};
-use crate::wal::{HeaderError, WalHeader, WAL_HEADER_BYTES};
+use crate::wal::scan::{classify_tail, scan, search_records_of, Probe, ScanEnd};
+use crate::wal::{WalHeader, WAL_HEADER_BYTES};
 use std::collections::HashMap;
 use std::io;
 use std::path::Path;
@@ -29,17 +32,8 @@ use std::sync::Arc;
 /// How many times an unlocked reader retries when a concurrent checkpoint changes the files
 /// under it before it waits for the writer lock instead.
 const UNLOCKED_ATTEMPTS: usize = 64;
-
-/// Why a version is being loaded; decides what is authoritative and what may be repaired.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
-    /// At open, without the writer lock: classify the whole tail, repair nothing.
-    Open,
-    /// A reader catching up, without the lock: files may change underneath; retry.
-    Unlocked,
-    /// A writer (or checkpoint) holding the lock: authoritative; repair the tail.
-    Locked,
-}
+/// How many 10 ms waits a read-only handle (which cannot take the lock) then makes.
+const READ_ONLY_WAITS: usize = 100;
 
 /// Catches up with commits and checkpoints made since this handle last looked (by any
 /// process). Returns the newest version.
@@ -48,7 +42,11 @@ pub(crate) fn refresh(core: &Core, locked: bool) -> Result<Arc<Version>> {
     let cur = core.current();
     let wal = core.wal().file();
     let path = core.wal().path();
-    let mode = if locked { Mode::Locked } else { Mode::Unlocked };
+    let mode = if locked {
+        Looker::Locked
+    } else {
+        Looker::Unlocked
+    };
     let h1 = WalHeader::read(wal).map_err(|e| Error::io("read", path, e))?;
     let same_generation =
         matches!(h1, Ok(h) if h.generation == cur.generation && h.salt == cur.salt);
@@ -75,7 +73,7 @@ pub(crate) fn refresh(core: &Core, locked: bool) -> Result<Arc<Version>> {
     .map_err(|e| Error::io("read", path, e))?;
     next.synced_through = next.synced_through.max(end.synced_through);
     if locked {
-        settle_tail(core, &next, &end, Mode::Locked, false)?;
+        settle_tail(core, &next, &end, Looker::Locked, false)?;
     } else {
         let h2 = WalHeader::read(wal).map_err(|e| Error::io("read", path, e))?;
         if h2 != h1 {
@@ -92,14 +90,15 @@ pub(crate) fn refresh(core: &Core, locked: bool) -> Result<Arc<Version>> {
 }
 
 /// Loads the newest state from the manifest, the snapshot files and the WAL.
-pub(crate) fn reload(core: &Core, mode: Mode) -> Result<Arc<Version>> {
+pub(crate) fn reload(core: &Core, mode: Looker) -> Result<Arc<Version>> {
     let mut attempt = 0;
     loop {
         attempt += 1;
         let loaded = match try_reload(core, mode) {
             // Without the lock, a writer in another process may have appended between the
-            // scan and the look past its end: only a verdict under the lock is final.
-            Err(e) if e.is_corruption() && mode != Mode::Locked => {
+            // scan and the look past its end: only a verdict under the lock is final
+            // (RECOVERY.md L5).
+            Err(e) if e.is_corruption() && mode != Looker::Locked => {
                 if core.has_writer_lock() {
                     return reload_locked(core);
                 }
@@ -114,49 +113,132 @@ pub(crate) fn reload(core: &Core, mode: Mode) -> Result<Arc<Version>> {
         match loaded {
             Some(v) => return Ok(Arc::new(v)),
             None if attempt < UNLOCKED_ATTEMPTS => std::thread::yield_now(),
-            None => {
-                // Files kept changing under us: load under the writer lock instead.
-                return reload_locked(core);
-            }
+            // Files kept changing under us: load under the writer lock instead.
+            None if core.has_writer_lock() => return reload_locked(core),
+            None => return reload_read_only(core),
         }
     }
 }
 
 /// Loads under the writer lock, where the files cannot change and every verdict is final.
 fn reload_locked(core: &Core) -> Result<Arc<Version>> {
-    let guard = core.acquire_writer(core.opts().lock_wait)?;
-    let result = try_reload(core, Mode::Locked);
-    core.release_writer(guard);
-    result?.map(Arc::new).ok_or_else(|| {
-        Error::corruption(core.dir(), 0, "store files changed under the writer lock")
+    core.with_writer(core.opts().lock_wait, |_guard| {
+        try_reload(core, Looker::Locked)?
+            .map(Arc::new)
+            .ok_or_else(|| {
+                Error::corruption(core.dir(), 0, "store files changed under the writer lock")
+            })
     })
 }
 
+/// A read-only handle whose files kept changing: it cannot take the writer lock, so it waits
+/// for a checkpoint in another process to finish (up to about a second), then takes what it
+/// finds as final, as a holder of the lock would (a WAL header still newer than the manifest
+/// is corruption, RECOVERY.md H4).
+fn reload_read_only(core: &Core) -> Result<Arc<Version>> {
+    for _ in 0..READ_ONLY_WAITS {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        if let Some(v) = try_reload(core, Looker::Unlocked)? {
+            return Ok(Arc::new(v));
+        }
+    }
+    try_reload(core, Looker::Locked)?
+        .map(Arc::new)
+        .ok_or_else(|| {
+            Error::corruption(
+                core.dir(),
+                0,
+                "store files kept changing under a read-only open",
+            )
+        })
+}
+
 /// One attempt; `Ok(None)` means a concurrent checkpoint changed the files: retry.
-fn try_reload(core: &Core, mode: Mode) -> Result<Option<Version>> {
-    let storage = core.storage();
-    let salvage = core.opts().recovery == RecoveryMode::Salvage;
+fn try_reload(core: &Core, mode: Looker) -> Result<Option<Version>> {
     let wal = core.wal().file();
     let path = core.wal().path();
-    let manifest = match Manifest::read(storage, core.dir()) {
-        Ok(Some(m)) => m,
-        Ok(None) if mode == Mode::Unlocked => return Ok(None),
-        Ok(None) => {
-            return Err(Error::corruption(
-                core.dir().join(MANIFEST_NAME),
-                0,
-                "MANIFEST is missing",
-            ))
-        }
-        Err(e) if salvage && e.is_corruption() => manifest_from_wal_header(wal, path)?,
-        Err(e) => return Err(e),
+    let Some(manifest) = read_manifest(core, mode)? else {
+        return Ok(None);
     };
-    let segments = match load_segments(core, &manifest, mode, salvage)? {
-        Some(s) => s,
-        None => return Ok(None),
+    let salvage = core.opts().recovery == RecoveryMode::Salvage;
+    let Some(segments) = load_segments(core, &manifest, mode, salvage)? else {
+        return Ok(None);
     };
     let header = WalHeader::read(wal).map_err(|e| Error::io("read", path, e))?;
-    let mut version = Version {
+    let locked = mode == Looker::Locked;
+    let case = classify_header(header, manifest.expected(), locked, || {
+        has_record_of(wal, path, manifest.salt)
+    })?;
+    let repair_allowed = locked && !core.is_read_only();
+    match case {
+        HeaderCase::Current | HeaderCase::LaggingWithRecords => {}
+        HeaderCase::LaggingEmpty => {
+            if repair_allowed {
+                repair_header(core, &manifest)?;
+            }
+            return Ok(Some(empty_log_version(&manifest, segments)));
+        }
+        HeaderCase::NewerInFlight => return Ok(None),
+        HeaderCase::NewerThanManifest => {
+            return Err(Error::corruption(
+                path,
+                0,
+                "WAL generation is newer than the MANIFEST",
+            ))
+        }
+        HeaderCase::Disagrees => {
+            return Err(Error::corruption(
+                path,
+                0,
+                "WAL header disagrees with the MANIFEST",
+            ))
+        }
+        HeaderCase::Unsupported(found) => {
+            return Err(Error::UnsupportedFormat {
+                file: path.to_path_buf(),
+                found,
+                supported: crate::format::FORMAT_VERSION,
+            })
+        }
+    }
+    let (version, end) = load_log(core, empty_log_version(&manifest, segments))?;
+    if mode == Looker::Unlocked {
+        let again = WalHeader::read(wal).map_err(|e| Error::io("read", path, e))?;
+        if again != header {
+            return Ok(None);
+        }
+    }
+    settle_tail(core, &version, &end, mode, true)?;
+    if case == HeaderCase::LaggingWithRecords && repair_allowed {
+        // Only now that the log checked out: a damaged store is never modified (H3).
+        repair_header(core, &manifest)?;
+    }
+    Ok(Some(version))
+}
+
+/// The manifest, or `None` when it is missing to a reader without the lock (a checkpoint in
+/// another process is between its unlink and rename). In salvage mode a damaged manifest is
+/// replaced by what the WAL header says (RECOVERY.md O5).
+fn read_manifest(core: &Core, mode: Looker) -> Result<Option<Manifest>> {
+    let salvage = core.opts().recovery == RecoveryMode::Salvage;
+    match Manifest::read(core.storage(), core.dir()) {
+        Ok(Some(m)) => Ok(Some(m)),
+        Ok(None) if mode == Looker::Unlocked => Ok(None),
+        Ok(None) => Err(Error::corruption(
+            core.dir().join(MANIFEST_NAME),
+            0,
+            "MANIFEST is missing",
+        )),
+        Err(e) if salvage && e.is_corruption() => {
+            manifest_from_wal_header(core.wal().file(), core.wal().path()).map(Some)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The version of `manifest`'s generation before any of its log is read.
+fn empty_log_version(manifest: &Manifest, segments: Arc<SegmentSet>) -> Version {
+    Version {
         generation: manifest.generation,
         salt: manifest.salt,
         base_txn: manifest.base_txn,
@@ -168,60 +250,22 @@ fn try_reload(core: &Core, mode: Mode) -> Result<Option<Version>> {
         segments,
         mem: Default::default(),
         layers: Vec::new(),
-    };
-    let mut stale_header = false;
-    match header {
-        Ok(h) if h.generation == manifest.generation => {
-            if h.salt != manifest.salt || h.base_txn != manifest.base_txn {
-                return Err(Error::corruption(
-                    path,
-                    0,
-                    "WAL header disagrees with the MANIFEST",
-                ));
-            }
-        }
-        Ok(h) if h.generation > manifest.generation && mode != Mode::Locked => return Ok(None),
-        Err(HeaderError::Version(found)) => {
-            return Err(Error::UnsupportedFormat {
-                file: path.to_path_buf(),
-                found,
-                supported: crate::format::FORMAT_VERSION,
-            })
-        }
-        Ok(h) if h.generation > manifest.generation => {
-            return Err(Error::corruption(
-                path,
-                0,
-                "WAL generation is newer than the MANIFEST",
-            ))
-        }
-        _ => {
-            // The header does not name the manifest's generation: it is older (the checkpoint
-            // that wrote this manifest crashed before resetting the WAL, H2) or it does not
-            // decode (damaged, or torn into garbage by a power cut during a reset, H3). The
-            // manifest holds all the header says. Records with the manifest's salt were
-            // written after this generation's reset: read them under the manifest's
-            // generation, salt and base. Without any, the log of this generation is empty.
-            let has_records = has_record_of(wal, path, manifest.salt)?;
-            if !has_records {
-                if mode == Mode::Locked && !core.is_read_only() {
-                    repair_header(core, &manifest)?;
-                }
-                return Ok(Some(version));
-            }
-            stale_header = true;
-        }
     }
-    // The whole log of the generation: gather every write, then build the memtable from them
-    // in key order (inserting a sorted run into the persistent map is several times faster
-    // than inserting in log order, which for random keys misses the cache at every level).
+}
+
+/// Reads the whole log of `version`'s generation into it: gather every write, then build the
+/// memtable from them in key order (inserting a sorted run into the persistent map is several
+/// times faster than inserting in log order, which for random keys misses the cache at every
+/// level).
+fn load_log(core: &Core, mut version: Version) -> Result<(Version, ScanEnd)> {
+    let path = core.wal().path();
     let mut writes: Vec<(Bytes, Option<Bytes>)> = Vec::new();
     let end = scan(
-        wal,
+        core.wal().file(),
         u64::MAX,
         WAL_HEADER_BYTES,
-        manifest.salt,
-        manifest.base_txn + 1,
+        version.salt,
+        version.base_txn + 1,
         |t| {
             if !t.writes.is_empty() {
                 version.data_end = t.end;
@@ -234,18 +278,7 @@ fn try_reload(core: &Core, mode: Mode) -> Result<Option<Version>> {
     .map_err(|e| Error::io("read", path, e))?;
     version.mem = memtable_from_log_order(writes);
     version.synced_through = end.synced_through;
-    if mode == Mode::Unlocked {
-        let again = WalHeader::read(wal).map_err(|e| Error::io("read", path, e))?;
-        if again != header {
-            return Ok(None);
-        }
-    }
-    settle_tail(core, &version, &end, mode, true)?;
-    if stale_header && mode == Mode::Locked && !core.is_read_only() {
-        // Only now that the log checked out: a damaged store is never modified.
-        repair_header(core, &manifest)?;
-    }
-    Ok(Some(version))
+    Ok((version, end))
 }
 
 /// Writes the WAL header of `manifest`'s generation over one that names another generation
@@ -310,7 +343,7 @@ fn manifest_from_wal_header(wal: &dyn StorageFile, path: &Path) -> Result<Manife
 fn load_segments(
     core: &Core,
     manifest: &Manifest,
-    mode: Mode,
+    mode: Looker,
     salvage: bool,
 ) -> Result<Option<Arc<SegmentSet>>> {
     let cur = core.current();
@@ -329,7 +362,7 @@ fn load_segments(
                 set.metas.push(meta.clone());
             }
             Err(Error::Io { source, .. })
-                if source.kind() == io::ErrorKind::NotFound && mode == Mode::Unlocked =>
+                if source.kind() == io::ErrorKind::NotFound && mode == Looker::Unlocked =>
             {
                 return Ok(None)
             }
@@ -352,90 +385,69 @@ fn load_segments(
 /// been; the whole log is searched because the first record may be damaged as well (found
 /// by the recovery fuzz target).
 fn has_record_of(wal: &dyn StorageFile, path: &Path, salt: u64) -> Result<bool> {
-    use crate::wal::record::{self, RECORD_HEADER_BYTES, RECORD_PAYLOAD_MAX, SALT_FIELD_OFFSET};
-    let read_err = |e| Error::io("read", path, e);
     let len = wal.len().map_err(|e| Error::io("stat", path, e))?;
-    let salt_bytes = salt.to_le_bytes();
-    let finder = memchr::memmem::Finder::new(&salt_bytes);
-    let mut reader = crate::wal::scan::ChunkReader::new(wal, len);
-    let mut at = WAL_HEADER_BYTES;
-    while at < len {
-        let chunk = reader.get(at, 1 << 20).map_err(read_err)?.to_vec();
-        for hit in finder.find_iter(&chunk) {
-            let Some(start) = (at + hit as u64).checked_sub(SALT_FIELD_OFFSET as u64) else {
-                continue;
-            };
-            if start < WAL_HEADER_BYTES {
-                continue;
-            }
-            let head = reader.get(start, RECORD_HEADER_BYTES).map_err(read_err)?;
-            let Some(declared) = record::declared_len(head) else {
-                continue;
-            };
-            let total = RECORD_HEADER_BYTES + (declared as usize).min(RECORD_PAYLOAD_MAX + 1);
-            let bytes = reader.get(start, total).map_err(read_err)?;
-            if record::decode(bytes).is_ok_and(|r| r.salt == salt) {
-                return Ok(true);
-            }
-        }
-        if chunk.len() <= RECORD_HEADER_BYTES {
-            break;
-        }
-        at += (chunk.len() - RECORD_HEADER_BYTES) as u64;
-    }
-    Ok(false)
+    let mut found = false;
+    search_records_of(wal, len, salt, WAL_HEADER_BYTES, |_, probe| {
+        found = matches!(probe, Probe::Record(rec) if rec.salt == salt);
+        !found
+    })
+    .map_err(|e| Error::io("read", path, e))?;
+    Ok(found)
 }
 
-/// Decides what the end of the log means and acts on it: report corruption, or (holding
-/// the lock) zero and sync a torn tail so nothing appended later can join it.
-///
-/// A full load (`whole_log`: open, or a reload under the lock) looks past every kind of stop,
-/// because a zeroed stretch of synced records looks like a clean end until the commits after
-/// it are seen. A catch-up under the lock only looks past bytes of this generation that do not
-/// continue the log; a catch-up without the lock decides nothing.
+/// Decides what the end of the log means (RECOVERY.md L1-L5, [`classify_tail_case`]) and
+/// acts on it: report corruption, or (holding the lock) zero and sync a torn tail so nothing
+/// appended later can join it.
 fn settle_tail(
     core: &Core,
     version: &Version,
     end: &ScanEnd,
-    mode: Mode,
+    mode: Looker,
     whole_log: bool,
 ) -> Result<()> {
-    let needs_classification = match mode {
-        Mode::Unlocked => false,
-        Mode::Open => true,
-        Mode::Locked => whole_log || matches!(end.stop, Stop::Damaged { .. }),
-    };
-    if !needs_classification {
-        return Ok(());
-    }
     let wal = core.wal().file();
     let path = core.wal().path();
-    let limit = wal.len().map_err(|e| Error::io("stat", path, e))?;
-    let class = classify_tail(
-        wal,
-        limit,
-        version.salt,
-        version.last_txn + 1,
-        end.stop.offset(),
-    )
-    .map_err(|e| Error::io("read", path, e))?;
-    if let Some((offset, detail)) = class.corruption {
-        let salvage = core.opts().recovery == RecoveryMode::Salvage;
-        if !salvage && !core.opts().faults.mid_log_damage_is_torn_tail() {
-            let reason = match &end.stop {
-                Stop::Damaged { detail: why, .. } => format!("{why}; {detail}"),
-                _ => detail,
+    let salvage = core.opts().recovery == RecoveryMode::Salvage;
+    let look = TailLook {
+        looker: mode,
+        whole_log,
+        writable: !core.is_read_only(),
+        salvage,
+    };
+    let mut seen = None;
+    let case = classify_tail_case(&end.stop, look, || {
+        let limit = wal.len().map_err(|e| Error::io("stat", path, e))?;
+        let class = classify_tail(
+            wal,
+            limit,
+            version.salt,
+            version.last_txn + 1,
+            end.stop.offset(),
+        )
+        .map_err(|e| Error::io("read", path, e))?;
+        seen = Some((limit, class.dirty_end));
+        Ok::<_, Error>(match class.corruption {
+            Some(_) if core.opts().faults.mid_log_damage_is_torn_tail() => PastEnd::Unproven,
+            Some((offset, detail)) => PastEnd::Proven { offset, detail },
+            None => PastEnd::Unproven,
+        })
+    })?;
+    match case {
+        TailCase::DurableDamage { offset, detail } => Err(Error::corruption(path, offset, detail)),
+        TailCase::TornTail { repair: true } => {
+            let Some((limit, dirty_end)) = seen else {
+                unreachable!("a torn tail is classified only after the look past the end")
             };
-            return Err(Error::corruption(path, offset, reason));
+            let zero_to = dirty_end
+                .max(end.stop.offset() + 1)
+                .next_multiple_of(4096)
+                .min(limit);
+            core.wal().zero_torn_tail(version.wal_end, zero_to)
         }
+        TailCase::NotExamined
+        | TailCase::CleanEnd
+        | TailCase::OlderGeneration
+        | TailCase::TornTail { repair: false }
+        | TailCase::SalvagedDamage => Ok(()),
     }
-    if mode == Mode::Locked && !core.is_read_only() && matches!(end.stop, Stop::Damaged { .. }) {
-        let zero_to = class
-            .dirty_end
-            .max(end.stop.offset() + 1)
-            .next_multiple_of(4096)
-            .min(limit);
-        core.wal().zero_torn_tail(version.wal_end, zero_to)?;
-    }
-    Ok(())
 }

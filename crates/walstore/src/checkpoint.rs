@@ -83,17 +83,36 @@ pub(crate) fn fold(core: &Core, base: &Arc<Version>) -> Result<CheckpointStats> 
     if base.mem.is_empty() && base.wal_end == WAL_HEADER_BYTES {
         return Ok(stats);
     }
-    let storage = core.storage();
-    let dir = core.dir();
-    let faults = core.opts().faults;
     let written_seq = core.wal().written_seq();
+    let (metas, next_file_id) = write_files(core, base, &mut stats)?;
+    let manifest = Manifest {
+        generation: base.generation + 1,
+        salt: random_u64(),
+        base_txn: base.last_txn,
+        next_file_id,
+        segments: metas,
+    };
+    switch_generation(core, &manifest, base)?;
+    // Every WAL write made so far is covered by the durable snapshot files now.
+    core.wal()
+        .covered_by_checkpoint(written_seq, (manifest.generation, WAL_HEADER_BYTES));
+    // Step 6.
+    remove_orphans(core, &manifest);
+    stats.generation = manifest.generation;
+    Ok(stats)
+}
 
-    // Steps 2-3: new snapshot files for the touched ranges.
+/// Steps 2-3: new snapshot files for the key ranges that changed, synced and renamed into
+/// place, then the directory synced. Returns the new generation's file list and next file id.
+/// On failure the files written are removed (best effort).
+fn write_files(
+    core: &Core,
+    base: &Version,
+    stats: &mut CheckpointStats,
+) -> Result<(Vec<SegmentMeta>, u64)> {
     let mut out = Output::new(core, base.next_file_id);
-    let plan = plan(&base.segments, base);
     let mut metas: Vec<SegmentMeta> = Vec::new();
-    let mut removed: Vec<u64> = Vec::new();
-    for part in plan {
+    for part in plan(&base.segments, base) {
         match part {
             Part::Keep(i) => {
                 metas.push(base.segments.metas[i].clone());
@@ -101,11 +120,8 @@ pub(crate) fn fold(core: &Core, base: &Arc<Version>) -> Result<CheckpointStats> 
             }
             Part::Rewrite { segment, changes } => {
                 let old = segment.map(|i| Arc::clone(&base.segments.segments[i]));
-                if let Some(seg) = &old {
-                    removed.push(seg.id());
-                }
-                let written = out.merge(old.as_deref(), &changes);
-                match written {
+                stats.files_removed += usize::from(old.is_some());
+                match out.merge(old.as_deref(), &changes) {
                     Ok(new) => metas.extend(new),
                     Err(e) => {
                         out.discard();
@@ -121,26 +137,23 @@ pub(crate) fn fold(core: &Core, base: &Arc<Version>) -> Result<CheckpointStats> 
     }
     stats.files_written = out.written.len();
     stats.bytes_written = out.written.iter().map(|m| m.file_len).sum();
-    stats.files_removed = removed.len();
+    Ok((metas, out.next_id))
+}
 
-    // Step 4: the manifest. From the rename on, the new generation may be the durable one;
-    // any failure from here leaves the handle unsure of the disk state, so it poisons.
-    let manifest = Manifest {
-        generation: base.generation + 1,
-        salt: random_u64(),
-        base_txn: base.last_txn,
-        next_file_id: out.next_id,
-        segments: metas,
-    };
-    if let Err(e) = manifest.write(storage, dir, !faults.skip_dir_fsync()) {
+/// Steps 4-5: the manifest switch, then the WAL reset, then the new version published. From
+/// the manifest's rename on, the new generation may be the durable one: a failed manifest
+/// write poisons the handle (it cannot tell which generation is durable), and so does a
+/// failed reset (the `Wal`'s latch). A failure to map the new files poisons nothing: the next
+/// catch-up sees the new header and reloads.
+fn switch_generation(core: &Core, manifest: &Manifest, base: &Version) -> Result<()> {
+    let sync_dir = !core.opts().faults.skip_dir_fsync();
+    if let Err(e) = manifest.write(core.storage(), core.dir(), sync_dir) {
         core.wal().poison("checkpoint manifest switch");
         return Err(e);
     }
-    // Step 5: reset the WAL.
     core.wal().reset_header(&manifest.wal_header())?;
-
-    let segments = reopen_set(core, &manifest, base)?;
-    let next = Version {
+    let segments = reopen_set(core, manifest, base)?;
+    core.publish(Arc::new(Version {
         generation: manifest.generation,
         salt: manifest.salt,
         base_txn: manifest.base_txn,
@@ -152,15 +165,8 @@ pub(crate) fn fold(core: &Core, base: &Arc<Version>) -> Result<CheckpointStats> 
         segments,
         mem: Default::default(),
         layers: Vec::new(),
-    };
-    // Every WAL write made so far is covered by the durable snapshot files now.
-    core.wal()
-        .covered_by_checkpoint(written_seq, (manifest.generation, WAL_HEADER_BYTES));
-    core.publish(Arc::new(next));
-    // Step 6.
-    remove_orphans(core, &manifest);
-    stats.generation = manifest.generation;
-    Ok(stats)
+    }));
+    Ok(())
 }
 
 /// The segment set of the new generation: kept files reused, new files mapped.

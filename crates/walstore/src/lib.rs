@@ -44,6 +44,7 @@
 //! the bytes on disk and `docs/RECOVERY.md` for what happens after a crash.
 
 mod backup;
+mod cases;
 mod catchup;
 mod checkpoint;
 mod core;

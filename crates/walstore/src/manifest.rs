@@ -39,6 +39,15 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// What the WAL header of this manifest's generation must say (RECOVERY.md H1).
+    pub(crate) fn expected(&self) -> crate::cases::Expected {
+        crate::cases::Expected {
+            generation: self.generation,
+            salt: self.salt,
+            base_txn: self.base_txn,
+        }
+    }
+
     /// The WAL header of this manifest's generation (FORMAT.md §3): the manifest holds
     /// everything the header says.
     pub(crate) fn wal_header(&self) -> crate::wal::WalHeader {

@@ -5,7 +5,8 @@
 //!
 //! Invariant: recovery never writes over log bytes that may be durable and hold data.
 
-use crate::catchup::{refresh, reload, Mode};
+use crate::cases::{classify_stale, Looker, PastEnd, StaleCase};
+use crate::catchup::{refresh, reload};
 use crate::checkpoint::remove_orphans;
 use crate::core::{Core, CoreParts};
 use crate::error::{Error, Result};
@@ -52,7 +53,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<Core>> {
     }));
     let version = {
         let _g = core.refresh_lock();
-        reload(&core, Mode::Open)?
+        reload(&core, Looker::Open)?
     };
     core.install_loaded(Arc::clone(&version));
     if !read_only {
@@ -182,7 +183,7 @@ fn settle_locked(core: &Core) -> Result<LogPosition> {
 fn clear_stale_tail(core: &Core, version: &Version) -> Result<()> {
     let wal = core.wal().file();
     let path = core.wal().path();
-    let limit = wal.len().map_err(|e| Error::io("stat", path, e))?;
+    let limit = core.wal().len()?;
     let class = classify_tail(
         wal,
         limit,
@@ -191,19 +192,22 @@ fn clear_stale_tail(core: &Core, version: &Version) -> Result<()> {
         version.wal_end,
     )
     .map_err(|e| Error::io("read", path, e))?;
-    if let Some((offset, detail)) = class.corruption {
-        if core.opts().recovery != RecoveryMode::Salvage {
-            return Err(Error::corruption(path, offset, detail));
-        }
-    }
-    if class.dirty_end > version.wal_end {
+    let past_end = match class.corruption {
+        Some((offset, detail)) => PastEnd::Proven { offset, detail },
+        None => PastEnd::Unproven,
+    };
+    let salvage = core.opts().recovery == RecoveryMode::Salvage;
+    match classify_stale(past_end, class.dirty_end, version.wal_end, salvage) {
+        StaleCase::DurableDamage { offset, detail } => Err(Error::corruption(path, offset, detail)),
         // Synced before anything else is written: a stale commit left past the end carries a
         // watermark that would otherwise vouch for bytes recovery rewrites next (the clean
         // markers of S1), and a torn rewrite of those would read as corruption.
-        let to = class.dirty_end.next_multiple_of(4096).min(limit);
-        core.wal().zero_stale_tail(version.wal_end, to)?;
+        StaleCase::ZeroThrough { dirty_end } => {
+            let to = dirty_end.next_multiple_of(4096).min(limit);
+            core.wal().zero_stale_tail(version.wal_end, to)
+        }
+        StaleCase::Nothing => Ok(()),
     }
-    Ok(())
 }
 
 /// Makes durable what this open found, without writing over a byte that may already be

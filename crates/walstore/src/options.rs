@@ -132,8 +132,9 @@ impl Options {
         self
     }
 
-    /// How far ahead of use the WAL is zero-filled and synced, in bytes (rounded up to 4 KiB).
-    /// Commits then overwrite allocated blocks, which makes `fdatasync` cheaper.
+    /// How far ahead of use the WAL is zero-filled, in bytes (rounded up to 4 KiB). Commits
+    /// then overwrite allocated, initialized blocks, which makes `fdatasync` cheaper. The zeros
+    /// are not synced ahead of use: the commit that first writes into them syncs them.
     pub fn wal_preallocate_bytes(mut self, bytes: u64) -> Self {
         self.wal_preallocate_bytes = bytes.max(4096).next_multiple_of(4096);
         self

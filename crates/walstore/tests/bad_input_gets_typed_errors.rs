@@ -187,3 +187,32 @@ fn a_regular_file_or_an_empty_directory_is_not_a_store() {
         walstore::inspect::dump_wal(&walstore::storage::FsStorage, &empty).expect_err("empty");
     assert!(matches!(err, Error::NotAStore { .. }), "{err}");
 }
+
+/// RECOVERY.md H4: a WAL header newer than the manifest is corruption, for a read-only open
+/// too (it used to give up with `ReadOnly`: it retried by taking the writer lock it cannot
+/// have).
+#[test]
+fn a_wal_header_newer_than_the_manifest_is_corruption_read_only_too() {
+    for p in places() {
+        let store = p.open();
+        store.update(|tx| tx.put(b"a", b"1")).expect("update");
+        store.close().expect("close");
+        let generation_0 = p.read("MANIFEST");
+        let store = p.open();
+        store.checkpoint().expect("checkpoint");
+        store.close().expect("close");
+        p.write("MANIFEST", &generation_0);
+        for read_only in [false, true] {
+            match p.options().read_only(read_only).open(&p.dir) {
+                Err(Error::Corruption { file, detail, .. }) => {
+                    assert!(file.ends_with("wal"), "[{}] {file:?}", p.name);
+                    assert!(detail.contains("newer"), "[{}] {detail}", p.name);
+                }
+                other => panic!(
+                    "[{}] read_only={read_only}: expected Corruption, got {other:?}",
+                    p.name
+                ),
+            }
+        }
+    }
+}

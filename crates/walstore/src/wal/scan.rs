@@ -11,10 +11,15 @@
 //! every commit marker records the offset through which the log was durable when it was
 //! written; a later intact marker of this generation whose watermark lies beyond the stop
 //! offset proves the bytes at the stop had been synced, so their damage is corruption.
+//!
+//! Every read of a record goes through one probe ([`probe`]: declared length -> bounded read
+//! -> validating decode), and every search for a generation's records through
+//! [`search_records_of`]: the scan, the look past the end, and the catch-up's search for a
+//! lagging header's records share them.
 
 use super::record::{
-    self, CommitMarker, DecodeError, RecordBody, TxnChecksum, COMMIT_PAYLOAD_BYTES,
-    RECORD_HEADER_BYTES, RECORD_PAYLOAD_MAX, SALT_FIELD_OFFSET,
+    self, CommitMarker, DecodeError, Record, RecordBody, TxnChecksum, RECORD_HEADER_BYTES,
+    RECORD_PAYLOAD_MAX, SALT_FIELD_OFFSET,
 };
 use crate::format::{read_u32, read_u64};
 use crate::storage::StorageFile;
@@ -131,6 +136,55 @@ impl<'f> ChunkReader<'f> {
     }
 }
 
+/// What lies at one offset of the log: the one record probe that the scan, the look past the
+/// end, the catch-up and the search for a generation's records share (declared length ->
+/// bounded read -> validating decode).
+#[derive(Debug)]
+pub(crate) enum Probe<'a> {
+    /// Fewer bytes than a record header before the end of the file (`zero`: all of them zero).
+    Short { zero: bool },
+    /// A zero record header: preallocated space.
+    Zero,
+    /// A valid record (of any generation: the caller checks its salt).
+    Record(Record<'a>),
+    /// Bytes that do not decode as a record. `salt` is the header's salt field;
+    /// `declared_end` where the record would end if its declared length were right.
+    Invalid {
+        salt: u64,
+        declared_end: Option<u64>,
+        error: DecodeError,
+    },
+}
+
+/// Reads and decodes the record at `at`. Reads at most the declared length (bounded by the
+/// largest valid record), never more than the file holds.
+pub(crate) fn probe<'r>(reader: &'r mut ChunkReader<'_>, at: u64) -> io::Result<Probe<'r>> {
+    let header = reader.get(at, RECORD_HEADER_BYTES)?;
+    if header.len() < RECORD_HEADER_BYTES {
+        return Ok(Probe::Short {
+            zero: header.iter().all(|b| *b == 0),
+        });
+    }
+    if header.iter().all(|b| *b == 0) {
+        return Ok(Probe::Zero);
+    }
+    let salt = read_u64(header, SALT_FIELD_OFFSET).unwrap_or(0);
+    let declared = read_u32(header, 4).unwrap_or(0) as usize;
+    let declared_end =
+        (declared <= RECORD_PAYLOAD_MAX).then(|| at + (RECORD_HEADER_BYTES + declared) as u64);
+    let total = RECORD_HEADER_BYTES + declared.min(RECORD_PAYLOAD_MAX + 1);
+    let bytes = reader.get(at, total)?;
+    Ok(match record::decode(bytes) {
+        Ok(rec) => Probe::Record(rec),
+        Err(DecodeError::Zero) => Probe::Zero,
+        Err(error) => Probe::Invalid {
+            salt,
+            declared_end,
+            error,
+        },
+    })
+}
+
 /// Scans committed transactions from `from` (a transaction boundary), calling `on_txn` for
 /// each. `limit` bounds the scan (exclusive end offset), normally the file length.
 pub fn scan(
@@ -142,110 +196,140 @@ pub fn scan(
     mut on_txn: impl FnMut(ScannedTxn),
 ) -> io::Result<ScanEnd> {
     let mut reader = ChunkReader::new(file, limit);
+    let mut txn = TxnInProgress::new(expected_txn);
     let mut pos = from;
     let mut end = from;
-    let mut expected = expected_txn;
     let mut synced_through = 0;
-    let mut pending: Vec<Write> = Vec::new();
-    let mut checksum = TxnChecksum::default();
     let stop = loop {
-        let header = reader.get(pos, RECORD_HEADER_BYTES)?;
-        if header.len() < RECORD_HEADER_BYTES {
-            break if header.iter().all(|b| *b == 0) && pending.is_empty() {
-                Stop::Clean { offset: pos }
-            } else {
-                Stop::Damaged {
-                    offset: pos,
-                    detail: "record header cut short at end of file".into(),
-                }
-            };
-        }
-        if header.iter().all(|b| *b == 0) {
-            break clean_or_unterminated(pos, &pending);
-        }
-        if read_u64(header, SALT_FIELD_OFFSET) != Some(salt) {
-            break if pending.is_empty() {
-                Stop::Foreign { offset: pos }
-            } else {
-                damaged(pos, "transaction ends without its commit record")
-            };
-        }
-        let declared = read_u32(header, 4).unwrap_or(0) as usize;
-        let total = RECORD_HEADER_BYTES + declared.min(RECORD_PAYLOAD_MAX + 1);
-        let bytes = reader.get(pos, total)?;
-        let rec = match record::decode(bytes) {
+        let rec = match next_record(&mut reader, pos, salt, &txn)? {
             Ok(rec) => rec,
-            Err(DecodeError::Zero) => break clean_or_unterminated(pos, &pending),
-            Err(e) => break damaged(pos, &e.to_string()),
+            Err(stop) => break stop,
         };
-        // A clean marker (FORMAT.md §4.3): an empty commit record carrying the id of the
-        // transaction it follows. It proves the log durable up to its own start.
-        let clean_marker = rec.txn_id.checked_add(1) == Some(expected)
-            && pending.is_empty()
-            && matches!(&rec.body, RecordBody::Commit(m) if m.record_count == 0);
-        if rec.txn_id != expected && !clean_marker {
-            break damaged(
-                pos,
-                &format!(
-                    "transaction id {} where {expected} was expected",
-                    rec.txn_id
-                ),
-            );
-        }
         let next = pos + rec.len_total as u64;
-        match rec.body {
-            RecordBody::Put { key, value } => {
-                checksum.add(rec.crc);
-                pending.push((Arc::from(key), Some(Arc::from(value))));
-            }
-            RecordBody::Delete { key } => {
-                checksum.add(rec.crc);
-                pending.push((Arc::from(key), None));
-            }
-            RecordBody::Commit(marker) => {
-                if !checksum.matches(&marker) {
-                    break damaged(
-                        pos,
-                        "commit record does not match the transaction's records",
-                    );
-                }
+        match txn.add(rec, pos) {
+            Err(stop) => break stop,
+            Ok(None) => {}
+            Ok(Some((txn_id, writes, marker))) => {
                 synced_through = synced_through.max(marker.synced_through);
                 on_txn(ScannedTxn {
-                    txn_id: rec.txn_id,
-                    writes: std::mem::take(&mut pending),
+                    txn_id,
+                    writes,
                     end: next,
                 });
-                checksum = TxnChecksum::default();
-                if !clean_marker {
-                    expected += 1;
-                }
                 end = next;
             }
         }
         pos = next;
     };
-    // A stop inside a transaction is reported at the transaction's first byte when nothing
-    // of it could be read as damaged; otherwise at the record that broke it.
     Ok(ScanEnd {
         end,
-        last_txn: expected - 1,
+        last_txn: txn.expected - 1,
         synced_through,
         stop,
     })
+}
+
+/// The record at `pos` if it continues the log of `salt`, or why the log stops there.
+fn next_record<'r>(
+    reader: &'r mut ChunkReader<'_>,
+    pos: u64,
+    salt: u64,
+    txn: &TxnInProgress,
+) -> io::Result<Result<Record<'r>, Stop>> {
+    let unterminated = !txn.pending.is_empty();
+    let clean_or_unterminated = || {
+        if unterminated {
+            damaged(pos, "transaction ends without its commit record")
+        } else {
+            Stop::Clean { offset: pos }
+        }
+    };
+    Ok(Err(match probe(reader, pos)? {
+        Probe::Record(rec) if rec.salt == salt => return Ok(Ok(rec)),
+        Probe::Short { zero: true } if !unterminated => Stop::Clean { offset: pos },
+        Probe::Short { .. } => damaged(pos, "record header cut short at end of file"),
+        Probe::Zero => clean_or_unterminated(),
+        Probe::Invalid { salt: s, error, .. } if s == salt => damaged(pos, &error.to_string()),
+        // Another generation's bytes (a reused file): the end, unless a transaction is open.
+        Probe::Record(_) | Probe::Invalid { .. } => {
+            if unterminated {
+                damaged(pos, "transaction ends without its commit record")
+            } else {
+                Stop::Foreign { offset: pos }
+            }
+        }
+    }))
+}
+
+/// The records of the transaction being read, checked against its commit record.
+struct TxnInProgress {
+    expected: u64,
+    pending: Vec<Write>,
+    checksum: TxnChecksum,
+}
+
+impl TxnInProgress {
+    fn new(expected: u64) -> Self {
+        TxnInProgress {
+            expected,
+            pending: Vec::new(),
+            checksum: TxnChecksum::default(),
+        }
+    }
+
+    /// Adds a record of this generation; on a commit record returns the whole transaction.
+    #[allow(clippy::type_complexity)]
+    fn add(
+        &mut self,
+        rec: Record<'_>,
+        pos: u64,
+    ) -> Result<Option<(u64, Vec<Write>, CommitMarker)>, Stop> {
+        // A clean marker (FORMAT.md §4.3): an empty commit record carrying the id of the
+        // transaction it follows. It proves the log durable up to its own start.
+        let clean_marker = rec.txn_id.checked_add(1) == Some(self.expected)
+            && self.pending.is_empty()
+            && matches!(&rec.body, RecordBody::Commit(m) if m.record_count == 0);
+        if rec.txn_id != self.expected && !clean_marker {
+            let detail = format!(
+                "transaction id {} where {} was expected",
+                rec.txn_id, self.expected
+            );
+            return Err(damaged(pos, &detail));
+        }
+        match rec.body {
+            RecordBody::Put { key, value } => {
+                self.checksum.add(rec.crc);
+                self.pending.push((Arc::from(key), Some(Arc::from(value))));
+                Ok(None)
+            }
+            RecordBody::Delete { key } => {
+                self.checksum.add(rec.crc);
+                self.pending.push((Arc::from(key), None));
+                Ok(None)
+            }
+            RecordBody::Commit(marker) => {
+                if !self.checksum.matches(&marker) {
+                    let detail = "commit record does not match the transaction's records";
+                    return Err(damaged(pos, detail));
+                }
+                self.checksum = TxnChecksum::default();
+                if !clean_marker {
+                    self.expected += 1;
+                }
+                Ok(Some((
+                    rec.txn_id,
+                    std::mem::take(&mut self.pending),
+                    marker,
+                )))
+            }
+        }
+    }
 }
 
 fn damaged(offset: u64, detail: &str) -> Stop {
     Stop::Damaged {
         offset,
         detail: detail.to_string(),
-    }
-}
-
-fn clean_or_unterminated(pos: u64, pending: &[Write]) -> Stop {
-    if pending.is_empty() {
-        Stop::Clean { offset: pos }
-    } else {
-        damaged(pos, "transaction ends without its commit record")
     }
 }
 
@@ -268,15 +352,57 @@ pub fn classify_tail(
     expected_txn: u64,
     stop_offset: u64,
 ) -> io::Result<TailClass> {
-    let salt_bytes = salt.to_le_bytes();
-    let finder = memchr::memmem::Finder::new(&salt_bytes);
     let mut dirty_end = stop_offset;
     let mut corruption = None;
+    search_records_of(file, limit, salt, stop_offset + 1, |rec_start, found| {
+        let (rec_end, marker) = match found {
+            Probe::Record(rec) => {
+                let marker = match rec.body {
+                    RecordBody::Commit(m) if rec.txn_id >= expected_txn => Some(m),
+                    _ => None,
+                };
+                (Some(rec_start + rec.len_total as u64), marker)
+            }
+            Probe::Invalid { declared_end, .. } => (declared_end.filter(|e| *e <= limit), None),
+            Probe::Short { .. } | Probe::Zero => (None, None),
+        };
+        dirty_end = dirty_end.max(rec_end.unwrap_or(0));
+        if let Some(marker) = marker.filter(|m| m.synced_through > stop_offset) {
+            corruption.get_or_insert_with(|| {
+                (
+                    stop_offset,
+                    format!(
+                        "damaged log record followed by an intact commit at offset \
+                         {rec_start} that proves offsets up to {} were durable",
+                        marker.synced_through
+                    ),
+                )
+            });
+        }
+        true
+    })?;
+    Ok(TailClass {
+        corruption,
+        dirty_end,
+    })
+}
+
+/// Probes every offset at or after `first` whose salt field holds `salt` (a record of that
+/// generation, intact or not, or bytes that happen to look like one), in file order, until
+/// `visit` returns `false`. The file is searched chunk by chunk; consecutive chunks overlap
+/// by a record header, so no salt field is split unseen.
+pub(crate) fn search_records_of(
+    file: &dyn StorageFile,
+    limit: u64,
+    salt: u64,
+    first: u64,
+    mut visit: impl FnMut(u64, Probe<'_>) -> bool,
+) -> io::Result<()> {
+    let salt_bytes = salt.to_le_bytes();
+    let finder = memchr::memmem::Finder::new(&salt_bytes);
     let mut reader = ChunkReader::new(file, limit);
-    // Candidate record starts are searched chunk by chunk; a chunk overlaps the next by a
-    // record header plus a commit payload so no header is split unseen.
-    let overlap = (RECORD_HEADER_BYTES + COMMIT_PAYLOAD_BYTES) as u64;
-    let mut chunk_start = stop_offset + 1;
+    let overlap = RECORD_HEADER_BYTES as u64;
+    let mut chunk_start = first;
     while chunk_start < limit {
         let chunk = reader.get(chunk_start, CHUNK_BYTES)?.to_vec();
         for at in finder.find_iter(&chunk) {
@@ -284,32 +410,11 @@ pub fn classify_tail(
             let Some(rec_start) = salt_pos.checked_sub(SALT_FIELD_OFFSET as u64) else {
                 continue;
             };
-            if rec_start <= stop_offset {
+            if rec_start < first {
                 continue;
             }
-            let header = reader.get(rec_start, RECORD_HEADER_BYTES + COMMIT_PAYLOAD_BYTES)?;
-            let Some(declared) = read_u32(header, 4) else {
-                continue;
-            };
-            if declared as usize <= RECORD_PAYLOAD_MAX {
-                let rec_end = rec_start + (RECORD_HEADER_BYTES as u64) + u64::from(declared);
-                if rec_end <= limit {
-                    dirty_end = dirty_end.max(rec_end);
-                }
-            }
-            if corruption.is_none() {
-                if let Some(marker) = commit_marker(header, salt, expected_txn) {
-                    if marker.synced_through > stop_offset {
-                        corruption = Some((
-                            stop_offset,
-                            format!(
-                                "damaged log record followed by an intact commit at offset \
-                                 {rec_start} that proves offsets up to {} were durable",
-                                marker.synced_through
-                            ),
-                        ));
-                    }
-                }
+            if !visit(rec_start, probe(&mut reader, rec_start)?) {
+                return Ok(());
             }
         }
         if chunk.len() as u64 <= overlap {
@@ -317,20 +422,7 @@ pub fn classify_tail(
         }
         chunk_start += chunk.len() as u64 - overlap;
     }
-    Ok(TailClass {
-        corruption,
-        dirty_end,
-    })
-}
-
-fn commit_marker(bytes: &[u8], salt: u64, expected_txn: u64) -> Option<CommitMarker> {
-    let rec = record::decode(bytes).ok()?;
-    match rec.body {
-        RecordBody::Commit(marker) if rec.salt == salt && rec.txn_id >= expected_txn => {
-            Some(marker)
-        }
-        _ => None,
-    }
+    Ok(())
 }
 
 #[cfg(test)]
