@@ -127,6 +127,16 @@ pub trait Handle: Send {
     ) -> Result<ReadTally>;
 }
 
+/// Environment variable naming walstore's `Options::sector_size` for a run (unset: 0, off).
+pub const SECTOR_SIZE_ENV: &str = "WALSTORE_PEERS_SECTOR_SIZE";
+
+fn walstore_sector_size() -> u32 {
+    std::env::var(SECTOR_SIZE_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Opens (creating) the store of `kind` in directory `dir`.
 pub fn open(kind: Kind, dir: &Path) -> Result<Box<dyn Engine>> {
     if kind == Kind::BareLog {
@@ -137,6 +147,7 @@ pub fn open(kind: Kind, dir: &Path) -> Result<Box<dyn Engine>> {
         Kind::Walstore => Box::new(Walstore {
             store: walstore::Options::new()
                 .durability(walstore::Durability::Immediate)
+                .sector_size(walstore_sector_size())
                 .open(dir)?,
         }),
         Kind::SqliteFull | Kind::SqliteNormal => {

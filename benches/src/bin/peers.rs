@@ -56,6 +56,10 @@ struct Cli {
     /// so taking turns keeps the ratios of one run comparable.
     #[arg(long)]
     rounds: Option<u32>,
+    /// Open walstore with `Options::sector_size` (sector padding) set to this many bytes;
+    /// passed to the phases through `WALSTORE_PEERS_SECTOR_SIZE`.
+    #[arg(long)]
+    walstore_sector_size: Option<u32>,
     /// Measure nothing: render the markdown, JSON and SVG of a report saved with --json-out.
     #[arg(long)]
     from_json: Option<PathBuf>,
@@ -100,6 +104,13 @@ fn main() {
 // The parent: runs every phase in a child and reports.
 
 fn run_all(cli: &Cli) -> Result<()> {
+    if let Some(bytes) = cli.walstore_sector_size {
+        // Read by `engines::open` in every phase (each runs in a child process).
+        std::env::set_var(
+            walstore_benches::engines::SECTOR_SIZE_ENV,
+            bytes.to_string(),
+        );
+    }
     if let Some(path) = &cli.from_json {
         let saved: serde_json::Value = serde_json::from_slice(&std::fs::read(path)?)?;
         let report: Report = serde_json::from_value(saved["report"].clone())?;

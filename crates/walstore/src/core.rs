@@ -163,6 +163,12 @@ impl Core {
         let newer = (version.generation, version.last_txn, version.wal_end)
             > (cur.generation, cur.last_txn, cur.wal_end);
         if newer {
+            // Invariant: within a generation the log only grows.
+            debug_assert!(
+                version.generation != cur.generation || version.wal_end >= cur.wal_end,
+                "the end of the log went back within generation {}",
+                cur.generation
+            );
             *cur = version;
         }
     }

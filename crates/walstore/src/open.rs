@@ -130,13 +130,7 @@ fn open_wal(storage: &dyn Storage, dir: &Path, opts: &Options, read_only: bool) 
         _ => Error::io("open", &path, e),
     })?;
     let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
-    Ok(Wal::new(
-        file,
-        path,
-        opts.faults,
-        opts.wal_preallocate_bytes,
-        len,
-    ))
+    Ok(Wal::new(file, path, opts, len))
 }
 
 /// Finishes recovery under the writer lock, where it is authoritative: catch up with anything

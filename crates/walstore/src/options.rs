@@ -67,6 +67,7 @@ pub struct Options {
     pub(crate) auto_checkpoint: bool,
     pub(crate) wal_preallocate_bytes: u64,
     pub(crate) segment_size_bytes_target: u64,
+    pub(crate) sector_size: u64,
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) faults: crate::faults::EngineFaults,
 }
@@ -82,6 +83,7 @@ impl Default for Options {
             auto_checkpoint: true,
             wal_preallocate_bytes: 4 << 20,
             segment_size_bytes_target: 2 << 20,
+            sector_size: 0,
             storage: Arc::new(FsStorage),
             faults: crate::faults::EngineFaults::default(),
         }
@@ -137,6 +139,21 @@ impl Options {
     /// are not synced ahead of use: the commit that first writes into them syncs them.
     pub fn wal_preallocate_bytes(mut self, bytes: u64) -> Self {
         self.wal_preallocate_bytes = bytes.max(4096).next_multiple_of(4096);
+        self
+    }
+
+    /// Pads every append to the log (each transaction and clean marker) to a multiple of
+    /// `bytes`, the device's sector size, so that no write ever shares a sector with bytes an
+    /// earlier sync made durable: a torn append can then never garble an acknowledged commit
+    /// in the same sector, even on a device without powersafe overwrite (SQLite's behaviour
+    /// without `SQLITE_IOCAP_POWERSAFE_OVERWRITE`; GUARANTEES.md). Costs up to `bytes` of log
+    /// per commit. `0` (the default) turns it off; other values are rounded up to a power of
+    /// two from 512 to 4096. FORMAT.md §4.2: a padded commit record.
+    pub fn sector_size(mut self, bytes: u32) -> Self {
+        self.sector_size = match bytes {
+            0 => 0,
+            n => u64::from(n).next_power_of_two().clamp(512, 4096),
+        };
         self
     }
 

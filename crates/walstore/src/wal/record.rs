@@ -9,8 +9,11 @@ use crate::format::{crc32, read_u32, read_u64, MAX_KEY_BYTES, MAX_VALUE_BYTES};
 
 /// Size of a record header in bytes.
 pub const RECORD_HEADER_BYTES: usize = 32;
-/// Size of a commit record's payload.
+/// Size of a commit record's payload without padding.
 pub const COMMIT_PAYLOAD_BYTES: usize = 16;
+/// Most zero bytes a commit record's payload may carry after its 16 bytes (FORMAT.md §4.2):
+/// sector padding pads to at most 4096-byte sectors.
+pub const COMMIT_PADDING_MAX: usize = 4095;
 /// Largest payload any valid record can have: a put of the longest key and value.
 pub const RECORD_PAYLOAD_MAX: usize = 4 + MAX_KEY_BYTES + MAX_VALUE_BYTES;
 
@@ -187,8 +190,12 @@ fn decode_body(kind: RecordKind, payload: &[u8]) -> Result<RecordBody<'_>, Decod
             Ok(RecordBody::Delete { key: payload })
         }
         RecordKind::Commit => {
-            if payload.len() != COMMIT_PAYLOAD_BYTES {
+            let padding = payload.get(COMMIT_PAYLOAD_BYTES..).unwrap_or_default();
+            if payload.len() < COMMIT_PAYLOAD_BYTES || padding.len() > COMMIT_PADDING_MAX {
                 return Err(DecodeError::MalformedPayload("commit payload size"));
+            }
+            if padding.iter().any(|b| *b != 0) {
+                return Err(DecodeError::MalformedPayload("non-zero commit padding"));
             }
             Ok(RecordBody::Commit(CommitMarker {
                 record_count: read_u32(payload, 0).unwrap_or(0),
@@ -246,6 +253,20 @@ pub fn encode_txn<'a>(
     out.len() - start
 }
 
+/// Pads the commit record that ends `out` with `padding` zero bytes (FORMAT.md §4.2), so
+/// that the transaction ends where the caller wants it to (a sector boundary). The
+/// transaction checksum does not cover the commit record, so only its length and CRC change.
+pub fn pad_commit(out: &mut Vec<u8>, padding: usize) {
+    debug_assert!(padding <= COMMIT_PADDING_MAX);
+    let start = out.len() - (RECORD_HEADER_BYTES + COMMIT_PAYLOAD_BYTES);
+    debug_assert_eq!(out[start + 8], RecordKind::Commit as u8);
+    let len = (COMMIT_PAYLOAD_BYTES + padding) as u32;
+    out[start + 4..start + 8].copy_from_slice(&len.to_le_bytes());
+    out.resize(out.len() + padding, 0);
+    let crc = crc32(&out[start + 4..]);
+    out[start..start + 4].copy_from_slice(&crc.to_le_bytes());
+}
+
 /// Writes one record (header, then the payload produced by `payload`); returns its CRC.
 fn encode_record(
     out: &mut Vec<u8>,
@@ -290,6 +311,38 @@ impl TxnChecksum {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_padded_commit_decodes_and_non_zero_padding_does_not() {
+        let mut out = Vec::new();
+        encode_txn(&mut out, 7, 3, std::iter::empty(), 4096);
+        pad_commit(&mut out, 100);
+        assert_eq!(out.len(), RECORD_HEADER_BYTES + COMMIT_PAYLOAD_BYTES + 100);
+        let rec = decode(&out).expect("padded commit");
+        assert_eq!(rec.len_total, out.len());
+        assert!(matches!(rec.body, RecordBody::Commit(m) if m.synced_through == 4096));
+        let mut bad = out.clone();
+        *bad.last_mut().expect("byte") = 1;
+        let crc = crc32(&bad[4..]);
+        bad[..4].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            decode(&bad),
+            Err(DecodeError::MalformedPayload("non-zero commit padding"))
+        );
+        let mut long = Vec::new();
+        encode_txn(&mut long, 7, 3, std::iter::empty(), 4096);
+        pad_commit(&mut long, COMMIT_PADDING_MAX);
+        assert!(decode(&long).is_ok());
+        long.push(0);
+        let len = (COMMIT_PAYLOAD_BYTES + COMMIT_PADDING_MAX + 1) as u32;
+        long[4..8].copy_from_slice(&len.to_le_bytes());
+        let crc = crc32(&long[4..]);
+        long[..4].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            decode(&long),
+            Err(DecodeError::MalformedPayload("commit payload size"))
+        );
+    }
 
     #[test]
     fn round_trip_of_a_transaction() {

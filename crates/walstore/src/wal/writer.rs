@@ -34,6 +34,8 @@ pub(crate) struct Wal {
     path: PathBuf,
     faults: EngineFaults,
     preallocate_bytes: u64,
+    /// Every append ends on a multiple of this (0: no padding; `Options::sector_size`).
+    sector_size: u64,
     /// Used only by the holder of the writer lock (never contended).
     appender: Mutex<Appender>,
     sync: Mutex<SyncState>,
@@ -103,15 +105,15 @@ impl Wal {
     pub(crate) fn new(
         file: Box<dyn StorageFile>,
         path: PathBuf,
-        faults: EngineFaults,
-        preallocate_bytes: u64,
+        opts: &crate::options::Options,
         file_len: u64,
     ) -> Wal {
         Wal {
             file,
             path,
-            faults,
-            preallocate_bytes,
+            faults: opts.faults,
+            preallocate_bytes: opts.wal_preallocate_bytes,
+            sector_size: opts.sector_size,
             appender: Mutex::new(Appender {
                 scratch: Vec::new(),
                 file_len,
@@ -240,16 +242,19 @@ impl Wal {
     pub(crate) fn append_txn(&self, txn: TxnToAppend<'_>) -> Result<Appended> {
         let mut appender = self.appender.lock();
         appender.scratch.clear();
-        let len = record::encode_txn(
+        record::encode_txn(
             &mut appender.scratch,
             txn.salt,
             txn.txn_id,
             txn.writes.iter().map(|(k, v)| (&k[..], v.as_deref())),
             txn.watermark,
-        ) as u64;
+        );
+        self.pad_to_sector(&mut appender.scratch, txn.at);
+        #[cfg(debug_assertions)]
+        check_encoded(&appender.scratch, txn.salt, txn.txn_id, txn.writes.len());
         let end = self.write_scratch(&mut appender, txn.at, "WAL write")?;
         // Invariant: the bytes written are exactly the encoded transaction.
-        debug_assert_eq!(end, txn.at + len);
+        debug_assert_eq!(end, txn.at + appender.scratch.len() as u64);
         let mut s = self.sync.lock();
         s.written_seq += 1;
         s.written_end = (txn.generation, end);
@@ -257,6 +262,20 @@ impl Wal {
             seq: s.written_seq,
             end,
         })
+    }
+
+    /// With sector padding on, pads the commit record that ends `encoded` so that the append
+    /// starting at `at` ends on a sector boundary: the next append then starts a fresh sector
+    /// and never rewrites one that holds synced bytes.
+    fn pad_to_sector(&self, encoded: &mut Vec<u8>, at: u64) {
+        if self.sector_size == 0 {
+            return;
+        }
+        let end = at + encoded.len() as u64;
+        let padding = end.next_multiple_of(self.sector_size) - end;
+        record::pad_commit(encoded, padding as usize);
+        // Invariant: every padded append ends on a sector boundary.
+        debug_assert_eq!((at + encoded.len() as u64) % self.sector_size, 0);
     }
 
     /// Writes `appender.scratch` at `start`, growing the file first if needed.
@@ -406,6 +425,7 @@ impl Wal {
             std::iter::empty(),
             end,
         );
+        self.pad_to_sector(&mut appender.scratch, end);
         let new_end = self.write_scratch(&mut appender, end, "WAL write at close")?;
         drop(appender);
         self.fdatasync("WAL fdatasync at close")?;
@@ -444,7 +464,8 @@ impl Wal {
     /// hold in pages marked clean dirty again. Used only for a tail of clean markers, which
     /// carries no data (torn, it is a torn tail; RECOVERY.md S1).
     pub(crate) fn rewrite_in_place(&self, from: u64, to: u64) -> Result<()> {
-        // Clean markers are 48 bytes each, written one per close: a small range.
+        // Clean markers are 48 bytes each (a sector with sector padding), written one per
+        // close: a small range.
         let mut buf = vec![0u8; to.saturating_sub(from).min(1 << 20) as usize];
         let mut at = from;
         while at < to {
@@ -471,5 +492,30 @@ impl Wal {
             self.file.write_all_at(&header.encode(), 0)
         })?;
         self.fdatasync("WAL reset")
+    }
+}
+
+/// Debug builds decode what the encoder just produced: a drifted layout fails at the first
+/// commit instead of at the next recovery.
+#[cfg(debug_assertions)]
+fn check_encoded(bytes: &[u8], salt: u64, txn_id: u64, writes: usize) {
+    let mut at = 0;
+    let mut records = 0;
+    loop {
+        let rec = match record::decode(&bytes[at..]) {
+            Ok(rec) => rec,
+            Err(e) => panic!("an encoded record does not decode at {at}: {e}"),
+        };
+        assert_eq!((rec.salt, rec.txn_id), (salt, txn_id), "record at {at}");
+        at += rec.len_total;
+        match rec.body {
+            record::RecordBody::Commit(marker) => {
+                assert_eq!(marker.record_count as usize, writes, "commit record count");
+                assert_eq!(records, writes, "records before the commit record");
+                assert_eq!(at, bytes.len(), "bytes after the commit record");
+                return;
+            }
+            _ => records += 1,
+        }
     }
 }
