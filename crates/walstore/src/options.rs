@@ -1,9 +1,6 @@
 //! [`Options`]: how a store is opened and how it behaves.
 
-use crate::error::Result;
 use crate::storage::{FsStorage, Storage};
-use crate::store::Store;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +13,7 @@ pub enum Durability {
     Immediate,
     /// The commit has been written to the operating system, not synced: it survives a crash of
     /// the process, not a power cut or kernel crash. A later `Immediate` commit, a checkpoint or
-    /// [`Store::sync`] makes it durable.
+    /// [`Store::sync`](crate::Store::sync) makes it durable.
     Buffered,
 }
 
@@ -128,7 +125,7 @@ impl Options {
     }
 
     /// Whether a background thread checkpoints when the WAL passes the threshold
-    /// (default true). With `false`, only [`Store::checkpoint`] checkpoints.
+    /// (default true). With `false`, only [`Store::checkpoint`](crate::Store::checkpoint) checkpoints.
     pub fn auto_checkpoint(mut self, enabled: bool) -> Self {
         self.auto_checkpoint = enabled;
         self
@@ -169,11 +166,6 @@ impl Options {
     pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
         self.storage = storage;
         self
-    }
-
-    /// Opens (creating if needed, unless read-only) the store in directory `path`.
-    pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
-        Store::open_with(path.as_ref(), self)
     }
 
     /// Enables deliberately broken engine behaviour. Exists only with the `fault-injection`

@@ -68,6 +68,13 @@ pub struct StoreInfo {
     pub read_only: bool,
 }
 
+impl Options {
+    /// Opens (creating if needed, unless read-only) the store in directory `path`.
+    pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
+        Store::open_with(path.as_ref(), self)
+    }
+}
+
 impl Store {
     /// Opens (or creates) the store in directory `path` with default [`Options`].
     pub fn open(path: impl AsRef<Path>) -> Result<Store> {

@@ -16,13 +16,13 @@
 use crate::error::{Error, Result};
 use crate::faults::EngineFaults;
 use crate::storage::StorageFile;
-use crate::version::Bytes;
 use crate::wal::{record, write_zeros, WalHeader};
 use parking_lot::{Condvar, Mutex};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// A position in the log of one generation: `(generation, offset)`. Tuples order by
 /// generation first, so a newer generation's position is always later.
@@ -97,7 +97,8 @@ pub(crate) struct TxnToAppend<'a> {
     pub(crate) at: u64,
     /// The durable offset the commit record vouches for.
     pub(crate) watermark: u64,
-    pub(crate) writes: &'a BTreeMap<Bytes, Option<Bytes>>,
+    /// The transaction's writes (a key and its new value, or `None` for a delete).
+    pub(crate) writes: &'a BTreeMap<Arc<[u8]>, Option<Arc<[u8]>>>,
 }
 
 impl Wal {
