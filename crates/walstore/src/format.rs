@@ -9,6 +9,76 @@ pub const FORMAT_VERSION: u32 = 1;
 /// `crc32fast` (polynomial 0x04C11DB7, reflected, init and xorout 0xFFFFFFFF). FORMAT.md §1.
 pub const CHECKSUM_CRC32_IEEE: u32 = 1;
 
+/// Every file starts with this preamble (FORMAT.md §1, §3, §5, §6): an 8-byte magic, the
+/// format version, the checksum algorithm. The header's own CRC follows its other fields; where
+/// it sits is each file's business, so [`check_preamble`] takes its offset.
+pub const PREAMBLE_MAGIC_AT: usize = 0;
+/// Offset of the format version.
+pub const PREAMBLE_VERSION_AT: usize = 8;
+/// Offset of the checksum algorithm id.
+pub const PREAMBLE_ALGORITHM_AT: usize = 12;
+/// Bytes of the preamble; each file's own header fields start here.
+pub const PREAMBLE_BYTES: usize = 16;
+const _: () = assert!(PREAMBLE_VERSION_AT == PREAMBLE_MAGIC_AT + 8);
+const _: () = assert!(PREAMBLE_ALGORITHM_AT == PREAMBLE_VERSION_AT + 4);
+const _: () = assert!(PREAMBLE_BYTES == PREAMBLE_ALGORITHM_AT + 4);
+
+/// Why a file's preamble (or the header CRC that covers it) did not check out, in the order
+/// [`check_preamble`] tests: a wrong version is named before any checksum (FORMAT.md §1), so a
+/// newer layout is reported as unsupported, never as corruption.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreambleError {
+    /// The header is shorter than its checksum field's end.
+    Short,
+    /// The magic is not the one of this kind of file.
+    BadMagic,
+    /// Written by another format version (the version found).
+    Version(u32),
+    /// The header's CRC does not match the bytes before it.
+    Checksum,
+    /// Unknown checksum algorithm (the id found).
+    Algorithm(u32),
+}
+
+/// Checks the preamble of a file header: `magic`, [`FORMAT_VERSION`], the header CRC stored at
+/// `checksum_at` over `header[..checksum_at]`, and [`CHECKSUM_CRC32_IEEE`], in that order.
+pub fn check_preamble(
+    header: &[u8],
+    magic: &[u8; 8],
+    checksum_at: usize,
+) -> Result<(), PreambleError> {
+    let stored = read_u32(header, checksum_at).ok_or(PreambleError::Short)?;
+    if header.get(PREAMBLE_MAGIC_AT..PREAMBLE_MAGIC_AT + 8) != Some(&magic[..]) {
+        return Err(PreambleError::BadMagic);
+    }
+    let version = read_u32(header, PREAMBLE_VERSION_AT).ok_or(PreambleError::Short)?;
+    if version != FORMAT_VERSION {
+        return Err(PreambleError::Version(version));
+    }
+    if crc32(&header[..checksum_at]) != stored {
+        return Err(PreambleError::Checksum);
+    }
+    match read_u32(header, PREAMBLE_ALGORITHM_AT) {
+        Some(CHECKSUM_CRC32_IEEE) => Ok(()),
+        found => Err(PreambleError::Algorithm(found.unwrap_or(0))),
+    }
+}
+
+/// The preamble of a file with `magic`: magic, [`FORMAT_VERSION`], [`CHECKSUM_CRC32_IEEE`].
+pub fn preamble(magic: &[u8; 8]) -> [u8; PREAMBLE_BYTES] {
+    let mut out = [0u8; PREAMBLE_BYTES];
+    out[PREAMBLE_MAGIC_AT..PREAMBLE_VERSION_AT].copy_from_slice(magic);
+    out[PREAMBLE_VERSION_AT..PREAMBLE_ALGORITHM_AT].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out[PREAMBLE_ALGORITHM_AT..PREAMBLE_BYTES].copy_from_slice(&CHECKSUM_CRC32_IEEE.to_le_bytes());
+    out
+}
+
+/// Stores the CRC of `header[..checksum_at]` at `checksum_at` (the header's own checksum).
+pub fn seal_header(header: &mut [u8], checksum_at: usize) {
+    let crc = crc32(&header[..checksum_at]);
+    header[checksum_at..checksum_at + 4].copy_from_slice(&crc.to_le_bytes());
+}
+
 /// Longest key accepted, in bytes.
 pub const MAX_KEY_BYTES: usize = 4096;
 /// Longest value accepted, in bytes.

@@ -6,8 +6,8 @@
 
 use crate::error::{Error, Result};
 use crate::format::{
-    crc32, read_u32, Cursor, CHECKSUM_CRC32_IEEE, FORMAT_VERSION, MANIFEST_NAME, MANIFEST_TMP_NAME,
-    MAX_KEY_BYTES,
+    check_preamble, crc32, preamble, read_u32, seal_header, Cursor, PreambleError, FORMAT_VERSION,
+    MANIFEST_NAME, MANIFEST_TMP_NAME, MAX_KEY_BYTES, PREAMBLE_ALGORITHM_AT, PREAMBLE_BYTES,
 };
 use crate::snapshot::SegmentMeta;
 use crate::storage::{OpenMode, Storage};
@@ -19,6 +19,21 @@ use std::sync::Arc;
 pub const MANIFEST_MAGIC: [u8; 8] = *b"WSTORMAN";
 /// Size of the manifest header.
 pub const MANIFEST_HEADER_BYTES: usize = 32;
+/// Header fields after the preamble (FORMAT.md §6).
+const BODY_LEN_AT: usize = PREAMBLE_BYTES;
+/// CRC-32 of the body.
+const BODY_CRC_AT: usize = 20;
+/// The header's CRC, over the bytes before it.
+const HEADER_CRC_AT: usize = 24;
+/// Four zero bytes.
+const RESERVED_AT: usize = 28;
+const _: () = assert!(BODY_CRC_AT == BODY_LEN_AT + 4 && HEADER_CRC_AT == BODY_CRC_AT + 4);
+const _: () = assert!(RESERVED_AT == HEADER_CRC_AT + 4);
+const _: () = assert!(MANIFEST_HEADER_BYTES == RESERVED_AT + 4);
+/// Offset in the body of the reserved word after the snapshot file count.
+const BODY_RESERVED_AT: usize = 36;
+/// Fewest bytes one snapshot file entry of the body takes (an empty first key is refused).
+const SEGMENT_ENTRY_MIN_BYTES: usize = 8 + 8 + 8 + 4 + 1;
 /// Largest manifest body accepted (a million snapshot files with long first keys fit).
 pub const MANIFEST_BODY_MAX: usize = 256 << 20;
 
@@ -74,15 +89,13 @@ impl Manifest {
             body.extend_from_slice(&(seg.first_key.len() as u32).to_le_bytes());
             body.extend_from_slice(&seg.first_key);
         }
+        let mut header = [0u8; MANIFEST_HEADER_BYTES];
+        header[..PREAMBLE_BYTES].copy_from_slice(&preamble(&MANIFEST_MAGIC));
+        header[BODY_LEN_AT..BODY_CRC_AT].copy_from_slice(&(body.len() as u32).to_le_bytes());
+        header[BODY_CRC_AT..HEADER_CRC_AT].copy_from_slice(&crc32(&body).to_le_bytes());
+        seal_header(&mut header, HEADER_CRC_AT);
         let mut out = Vec::with_capacity(MANIFEST_HEADER_BYTES + body.len());
-        out.extend_from_slice(&MANIFEST_MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&CHECKSUM_CRC32_IEEE.to_le_bytes());
-        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        out.extend_from_slice(&crc32(&body).to_le_bytes());
-        let header_crc = crc32(&out[..24]);
-        out.extend_from_slice(&header_crc.to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&header);
         out.extend_from_slice(&body);
         out
     }
@@ -90,106 +103,18 @@ impl Manifest {
     /// Decodes and validates a manifest; `path` names it in errors.
     pub fn decode(bytes: &[u8], path: &Path) -> Result<Manifest> {
         let corrupt = |offset: usize, detail: &str| Error::corruption(path, offset as u64, detail);
-        let header = bytes
-            .get(..MANIFEST_HEADER_BYTES)
-            .ok_or_else(|| corrupt(bytes.len(), "manifest shorter than its header"))?;
-        if header[0..8] != MANIFEST_MAGIC {
-            return Err(corrupt(0, "bad manifest magic"));
-        }
-        let version = read_u32(header, 8).unwrap_or(0);
-        if version != FORMAT_VERSION {
-            return Err(Error::UnsupportedFormat {
-                file: path.to_path_buf(),
-                found: version,
-                supported: FORMAT_VERSION,
-            });
-        }
-        if crc32(&header[..24]) != read_u32(header, 24).unwrap_or(0) {
-            return Err(corrupt(24, "manifest header checksum mismatch"));
-        }
-        if header[28..32].iter().any(|b| *b != 0) {
-            return Err(corrupt(28, "non-zero reserved bytes in manifest header"));
-        }
-        if read_u32(header, 12) != Some(CHECKSUM_CRC32_IEEE) {
-            return Err(corrupt(12, "unknown checksum algorithm"));
-        }
-        let body_len = read_u32(header, 16).unwrap_or(0) as usize;
-        if body_len > MANIFEST_BODY_MAX || bytes.len() != MANIFEST_HEADER_BYTES + body_len {
-            return Err(corrupt(16, "manifest length differs from its header"));
-        }
-        let body = &bytes[MANIFEST_HEADER_BYTES..];
-        if crc32(body) != read_u32(header, 20).unwrap_or(0) {
-            return Err(corrupt(
-                MANIFEST_HEADER_BYTES,
-                "manifest body checksum mismatch",
-            ));
-        }
-        let mut c = Cursor::new(body);
-        let truncated = |c: &Cursor<'_>| {
-            corrupt(
-                MANIFEST_HEADER_BYTES + c.position(),
-                "manifest body cut short",
-            )
+        let body = match check_header(bytes) {
+            Ok(body) => body,
+            Err(HeaderProblem::Unsupported(found)) => {
+                return Err(Error::UnsupportedFormat {
+                    file: path.to_path_buf(),
+                    found,
+                    supported: FORMAT_VERSION,
+                })
+            }
+            Err(HeaderProblem::Corrupt(offset, detail)) => return Err(corrupt(offset, detail)),
         };
-        let next_u64 = |c: &mut Cursor<'_>| c.u64().ok_or_else(|| truncated(c));
-        let generation = next_u64(&mut c)?;
-        let salt = next_u64(&mut c)?;
-        let base_txn = next_u64(&mut c)?;
-        let next_file_id = next_u64(&mut c)?;
-        let count = c.u32().ok_or_else(|| truncated(&c))? as usize;
-        if c.u32().ok_or_else(|| truncated(&c))? != 0 {
-            return Err(corrupt(
-                MANIFEST_HEADER_BYTES + 36,
-                "non-zero reserved bytes in manifest body",
-            ));
-        }
-        // Each segment entry takes at least 29 bytes: bound the count by the body before
-        // allocating anything for it.
-        if count > c.remaining() / 29 {
-            return Err(corrupt(
-                MANIFEST_HEADER_BYTES + 32,
-                "segment count exceeds the manifest",
-            ));
-        }
-        let mut segments: Vec<SegmentMeta> = Vec::with_capacity(count);
-        for _ in 0..count {
-            let at = MANIFEST_HEADER_BYTES + c.position();
-            let file_id = next_u64(&mut c)?;
-            let file_len = next_u64(&mut c)?;
-            let entry_count = next_u64(&mut c)?;
-            let key_len = c.u32().ok_or_else(|| truncated(&c))? as usize;
-            if key_len == 0 || key_len > MAX_KEY_BYTES {
-                return Err(corrupt(at, "segment first key length out of range"));
-            }
-            let key = c.take(key_len).ok_or_else(|| truncated(&c))?;
-            if file_id >= next_file_id || entry_count == 0 {
-                return Err(corrupt(at, "segment file id or entry count out of range"));
-            }
-            if let Some(prev) = segments.last() {
-                if &prev.first_key[..] >= key {
-                    return Err(corrupt(at, "segments are not in key order"));
-                }
-            }
-            segments.push(SegmentMeta {
-                file_id,
-                file_len,
-                entry_count,
-                first_key: Arc::from(key),
-            });
-        }
-        if c.remaining() != 0 {
-            return Err(corrupt(
-                MANIFEST_HEADER_BYTES + c.position(),
-                "trailing bytes in manifest",
-            ));
-        }
-        Ok(Manifest {
-            generation,
-            salt,
-            base_txn,
-            next_file_id,
-            segments,
-        })
+        decode_body(body).map_err(|(at, detail)| corrupt(MANIFEST_HEADER_BYTES + at, detail))
     }
 
     /// Reads the manifest of the store in `dir`; `Ok(None)` if there is none.
@@ -237,6 +162,132 @@ impl Manifest {
         }
         Ok(())
     }
+}
+
+/// Why a manifest header was refused: another format version, or damage at an offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HeaderProblem {
+    Unsupported(u32),
+    Corrupt(usize, &'static str),
+}
+
+/// Checks the manifest header and the body's length and CRC; returns the body.
+fn check_header(bytes: &[u8]) -> std::result::Result<&[u8], HeaderProblem> {
+    use HeaderProblem::Corrupt;
+    let header = bytes
+        .get(..MANIFEST_HEADER_BYTES)
+        .ok_or(Corrupt(bytes.len(), "manifest shorter than its header"))?;
+    check_preamble(header, &MANIFEST_MAGIC, HEADER_CRC_AT).map_err(|e| match e {
+        PreambleError::Short => Corrupt(bytes.len(), "manifest shorter than its header"),
+        PreambleError::BadMagic => Corrupt(0, "bad manifest magic"),
+        PreambleError::Version(found) => HeaderProblem::Unsupported(found),
+        PreambleError::Checksum => Corrupt(HEADER_CRC_AT, "manifest header checksum mismatch"),
+        PreambleError::Algorithm(_) => Corrupt(PREAMBLE_ALGORITHM_AT, "unknown checksum algorithm"),
+    })?;
+    // Not covered by the header CRC: checked on its own.
+    if header[RESERVED_AT..MANIFEST_HEADER_BYTES]
+        .iter()
+        .any(|b| *b != 0)
+    {
+        return Err(Corrupt(
+            RESERVED_AT,
+            "non-zero reserved bytes in manifest header",
+        ));
+    }
+    let body_len = read_u32(header, BODY_LEN_AT).unwrap_or(0) as usize;
+    if body_len > MANIFEST_BODY_MAX || bytes.len() != MANIFEST_HEADER_BYTES + body_len {
+        return Err(Corrupt(
+            BODY_LEN_AT,
+            "manifest length differs from its header",
+        ));
+    }
+    let body = &bytes[MANIFEST_HEADER_BYTES..];
+    if crc32(body) != read_u32(header, BODY_CRC_AT).unwrap_or(0) {
+        return Err(Corrupt(
+            MANIFEST_HEADER_BYTES,
+            "manifest body checksum mismatch",
+        ));
+    }
+    Ok(body)
+}
+
+/// Damage in the manifest body: offset within the body, and what failed.
+type BodyError = (usize, &'static str);
+
+/// Decodes a manifest body whose CRC matched (FORMAT.md §6).
+fn decode_body(body: &[u8]) -> std::result::Result<Manifest, BodyError> {
+    let mut c = Cursor::new(body);
+    let generation = body_u64(&mut c)?;
+    let salt = body_u64(&mut c)?;
+    let base_txn = body_u64(&mut c)?;
+    let next_file_id = body_u64(&mut c)?;
+    let count = body_u32(&mut c)? as usize;
+    if body_u32(&mut c)? != 0 {
+        return Err((BODY_RESERVED_AT, "non-zero reserved bytes in manifest body"));
+    }
+    // Bound the count by the body before allocating anything for it.
+    if count > c.remaining() / SEGMENT_ENTRY_MIN_BYTES {
+        return Err((BODY_RESERVED_AT - 4, "segment count exceeds the manifest"));
+    }
+    let mut segments: Vec<SegmentMeta> = Vec::with_capacity(count);
+    for _ in 0..count {
+        let at = c.position();
+        let seg = decode_segment(&mut c, next_file_id)?;
+        if segments
+            .last()
+            .is_some_and(|prev| prev.first_key >= seg.first_key)
+        {
+            return Err((at, "segments are not in key order"));
+        }
+        segments.push(seg);
+    }
+    if c.remaining() != 0 {
+        return Err((c.position(), "trailing bytes in manifest"));
+    }
+    Ok(Manifest {
+        generation,
+        salt,
+        base_txn,
+        next_file_id,
+        segments,
+    })
+}
+
+/// Decodes one snapshot file entry of the body.
+fn decode_segment(
+    c: &mut Cursor<'_>,
+    next_file_id: u64,
+) -> std::result::Result<SegmentMeta, BodyError> {
+    let at = c.position();
+    let file_id = body_u64(c)?;
+    let file_len = body_u64(c)?;
+    let entry_count = body_u64(c)?;
+    let key_len = body_u32(c)? as usize;
+    if key_len == 0 || key_len > MAX_KEY_BYTES {
+        return Err((at, "segment first key length out of range"));
+    }
+    let key = c.take(key_len).ok_or((c.position(), CUT_SHORT))?;
+    if file_id >= next_file_id || entry_count == 0 {
+        return Err((at, "segment file id or entry count out of range"));
+    }
+    Ok(SegmentMeta {
+        file_id,
+        file_len,
+        entry_count,
+        first_key: Arc::from(key),
+    })
+}
+
+const CUT_SHORT: &str = "manifest body cut short";
+
+fn body_u64(c: &mut Cursor<'_>) -> std::result::Result<u64, BodyError> {
+    let at = c.position();
+    c.u64().ok_or((at, CUT_SHORT))
+}
+
+fn body_u32(c: &mut Cursor<'_>) -> std::result::Result<u32, BodyError> {
+    let at = c.position();
+    c.u32().ok_or((at, CUT_SHORT))
 }
 
 #[cfg(test)]

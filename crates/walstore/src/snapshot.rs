@@ -11,7 +11,8 @@
 
 use crate::error::{Error, Result};
 use crate::format::{
-    crc32, read_u32, read_u64, CHECKSUM_CRC32_IEEE, FORMAT_VERSION, MAX_KEY_BYTES, MAX_VALUE_BYTES,
+    check_preamble, crc32, preamble, read_u32, read_u64, seal_header, PreambleError,
+    FORMAT_VERSION, MAX_KEY_BYTES, MAX_VALUE_BYTES, PREAMBLE_ALGORITHM_AT, PREAMBLE_BYTES,
 };
 use crate::storage::{Mapping, OpenMode, Storage, StorageFile};
 use std::cmp::Ordering;
@@ -23,6 +24,23 @@ use std::sync::Arc;
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"WSTORSNP";
 /// Size of the snapshot header.
 pub const SNAPSHOT_HEADER_BYTES: usize = 64;
+/// Header fields after the preamble (FORMAT.md §5).
+const ID_AT: usize = PREAMBLE_BYTES;
+const ENTRY_COUNT_AT: usize = 24;
+const INDEX_OFFSET_AT: usize = 32;
+const FILE_LEN_AT: usize = 40;
+/// CRC-32 of the body (entries and index).
+const BODY_CRC_AT: usize = 48;
+const SHARED_PREFIX_AT: usize = 52;
+/// Four zero bytes.
+const RESERVED_AT: usize = 56;
+/// The header's CRC, over the bytes before it.
+const HEADER_CRC_AT: usize = 60;
+const _: () = assert!(ENTRY_COUNT_AT == ID_AT + 8 && INDEX_OFFSET_AT == ENTRY_COUNT_AT + 8);
+const _: () = assert!(FILE_LEN_AT == INDEX_OFFSET_AT + 8 && BODY_CRC_AT == FILE_LEN_AT + 8);
+const _: () = assert!(SHARED_PREFIX_AT == BODY_CRC_AT + 4 && RESERVED_AT == SHARED_PREFIX_AT + 4);
+const _: () = assert!(HEADER_CRC_AT == RESERVED_AT + 4);
+const _: () = assert!(SNAPSHOT_HEADER_BYTES == HEADER_CRC_AT + 4);
 /// Size of an entry's length prefix.
 const ENTRY_PREFIX_BYTES: usize = 8;
 /// Size of an index entry: the key's first 8 bytes (zero-padded), then the entry offset.
@@ -70,6 +88,84 @@ pub struct SegmentMeta {
     pub first_key: Arc<[u8]>,
 }
 
+/// What a snapshot header says, checked against the file's bytes (FORMAT.md §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SnapshotHeader {
+    entry_count: usize,
+    index_offset: usize,
+    shared_prefix_len: usize,
+}
+
+/// Why a snapshot header was refused: another format version, or damage at an offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HeaderProblem {
+    Unsupported(u32),
+    Corrupt(usize, &'static str),
+}
+
+/// Checks the header of the snapshot file `bytes` (named for file `expected_id`) and the
+/// body's CRC; the entries are checked by [`Segment::validate_entries`].
+fn read_header(bytes: &[u8], expected_id: u64) -> Result<SnapshotHeader, HeaderProblem> {
+    use HeaderProblem::Corrupt;
+    let header = bytes
+        .get(..SNAPSHOT_HEADER_BYTES)
+        .ok_or(Corrupt(0, "snapshot shorter than its header"))?;
+    check_preamble(header, &SNAPSHOT_MAGIC, HEADER_CRC_AT).map_err(|e| match e {
+        PreambleError::Short => Corrupt(0, "snapshot shorter than its header"),
+        PreambleError::BadMagic => Corrupt(0, "bad snapshot magic"),
+        PreambleError::Version(found) => HeaderProblem::Unsupported(found),
+        PreambleError::Checksum => Corrupt(0, "snapshot header checksum mismatch"),
+        PreambleError::Algorithm(_) => Corrupt(PREAMBLE_ALGORITHM_AT, "unknown checksum algorithm"),
+    })?;
+    let field = |at| read_u64(header, at).unwrap_or(0);
+    let shared_prefix_len = read_u32(header, SHARED_PREFIX_AT).unwrap_or(0) as usize;
+    if shared_prefix_len > MAX_KEY_BYTES {
+        return Err(Corrupt(
+            SHARED_PREFIX_AT,
+            "shared key prefix length out of range",
+        ));
+    }
+    if header[RESERVED_AT..HEADER_CRC_AT].iter().any(|b| *b != 0) {
+        return Err(Corrupt(
+            RESERVED_AT,
+            "non-zero reserved bytes in snapshot header",
+        ));
+    }
+    if field(ID_AT) != expected_id {
+        return Err(Corrupt(ID_AT, "snapshot file id differs from its name"));
+    }
+    let (entry_count, index_offset) = (field(ENTRY_COUNT_AT), field(INDEX_OFFSET_AT));
+    let file_len = field(FILE_LEN_AT);
+    if file_len != bytes.len() as u64 {
+        return Err(Corrupt(
+            FILE_LEN_AT,
+            "snapshot length differs from its header",
+        ));
+    }
+    if crc32(&bytes[SNAPSHOT_HEADER_BYTES..]) != read_u32(header, BODY_CRC_AT).unwrap_or(0) {
+        return Err(Corrupt(
+            SNAPSHOT_HEADER_BYTES,
+            "snapshot body checksum mismatch",
+        ));
+    }
+    let index_len = entry_count.checked_mul(INDEX_ENTRY_BYTES as u64);
+    if entry_count == 0
+        || index_offset < SNAPSHOT_HEADER_BYTES as u64
+        || index_len.and_then(|l| l.checked_add(index_offset)) != Some(file_len)
+    {
+        return Err(Corrupt(
+            ENTRY_COUNT_AT,
+            "snapshot entry count or index offset out of range",
+        ));
+    }
+    // Both fit in usize: the file length bounds them, and the file is mapped.
+    Ok(SnapshotHeader {
+        entry_count: entry_count as usize,
+        index_offset: index_offset as usize,
+        shared_prefix_len,
+    })
+}
+
 impl Segment {
     /// Maps and validates the snapshot file `meta` describes.
     pub fn open(storage: &dyn Storage, dir: &Path, meta: &SegmentMeta) -> Result<Segment> {
@@ -99,68 +195,26 @@ impl Segment {
     /// Validates a mapped snapshot file completely.
     pub fn from_mapping(expected_id: u64, path: PathBuf, map: Arc<dyn Mapping>) -> Result<Segment> {
         let bytes = map.bytes();
-        let corrupt = |offset: usize, detail: &str| Error::corruption(&path, offset as u64, detail);
-        let header = bytes
-            .get(..SNAPSHOT_HEADER_BYTES)
-            .ok_or_else(|| corrupt(0, "snapshot shorter than its header"))?;
-        if header[0..8] != SNAPSHOT_MAGIC {
-            return Err(corrupt(0, "bad snapshot magic"));
-        }
-        let version = read_u32(header, 8).unwrap_or(0);
-        if version != FORMAT_VERSION {
-            return Err(Error::UnsupportedFormat {
-                file: path,
-                found: version,
-                supported: FORMAT_VERSION,
-            });
-        }
-        if crc32(&header[..60]) != read_u32(header, 60).unwrap_or(0) {
-            return Err(corrupt(0, "snapshot header checksum mismatch"));
-        }
-        let shared_prefix_len = read_u32(header, 52).unwrap_or(0) as usize;
-        if shared_prefix_len > MAX_KEY_BYTES {
-            return Err(corrupt(52, "shared key prefix length out of range"));
-        }
-        if header[56..60].iter().any(|b| *b != 0) {
-            return Err(corrupt(52, "non-zero reserved bytes in snapshot header"));
-        }
-        if read_u32(header, 12) != Some(CHECKSUM_CRC32_IEEE) {
-            return Err(corrupt(12, "unknown checksum algorithm"));
-        }
-        let id = read_u64(header, 16).unwrap_or(0);
-        if id != expected_id {
-            return Err(corrupt(16, "snapshot file id differs from its name"));
-        }
-        let entry_count = read_u64(header, 24).unwrap_or(0);
-        let index_offset = read_u64(header, 32).unwrap_or(0);
-        let file_len = read_u64(header, 40).unwrap_or(0);
-        if file_len != bytes.len() as u64 {
-            return Err(corrupt(40, "snapshot length differs from its header"));
-        }
-        let body = &bytes[SNAPSHOT_HEADER_BYTES..];
-        if crc32(body) != read_u32(header, 48).unwrap_or(0) {
-            return Err(corrupt(
-                SNAPSHOT_HEADER_BYTES,
-                "snapshot body checksum mismatch",
-            ));
-        }
-        let index_len = entry_count.checked_mul(INDEX_ENTRY_BYTES as u64);
-        if entry_count == 0
-            || index_offset < SNAPSHOT_HEADER_BYTES as u64
-            || index_len.and_then(|l| l.checked_add(index_offset)) != Some(file_len)
-        {
-            return Err(corrupt(
-                24,
-                "snapshot entry count or index offset out of range",
-            ));
-        }
+        let header = match read_header(bytes, expected_id) {
+            Ok(header) => header,
+            Err(HeaderProblem::Unsupported(found)) => {
+                return Err(Error::UnsupportedFormat {
+                    file: path,
+                    found,
+                    supported: FORMAT_VERSION,
+                })
+            }
+            Err(HeaderProblem::Corrupt(offset, detail)) => {
+                return Err(Error::corruption(&path, offset as u64, detail))
+            }
+        };
         let segment = Segment {
-            id,
-            path: path.clone(),
+            id: expected_id,
+            path,
             map: Arc::clone(&map),
-            entry_count: entry_count as usize,
-            index_offset: index_offset as usize,
-            shared_prefix_len,
+            entry_count: header.entry_count,
+            index_offset: header.index_offset,
+            shared_prefix_len: header.shared_prefix_len,
         };
         segment.validate_entries()?;
         Ok(segment)
@@ -441,17 +495,15 @@ impl SegmentWriter {
         self.flush()?;
         let file_len = self.written;
         let mut header = [0u8; SNAPSHOT_HEADER_BYTES];
-        header[0..8].copy_from_slice(&SNAPSHOT_MAGIC);
-        header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-        header[12..16].copy_from_slice(&CHECKSUM_CRC32_IEEE.to_le_bytes());
-        header[16..24].copy_from_slice(&self.id.to_le_bytes());
-        header[24..32].copy_from_slice(&(count as u64).to_le_bytes());
-        header[32..40].copy_from_slice(&index_offset.to_le_bytes());
-        header[40..48].copy_from_slice(&file_len.to_le_bytes());
-        header[48..52].copy_from_slice(&self.body_crc.clone().finalize().to_le_bytes());
-        header[52..56].copy_from_slice(&(shared as u32).to_le_bytes());
-        let header_crc = crc32(&header[..60]);
-        header[60..64].copy_from_slice(&header_crc.to_le_bytes());
+        header[..PREAMBLE_BYTES].copy_from_slice(&preamble(&SNAPSHOT_MAGIC));
+        header[ID_AT..ENTRY_COUNT_AT].copy_from_slice(&self.id.to_le_bytes());
+        header[ENTRY_COUNT_AT..INDEX_OFFSET_AT].copy_from_slice(&(count as u64).to_le_bytes());
+        header[INDEX_OFFSET_AT..FILE_LEN_AT].copy_from_slice(&index_offset.to_le_bytes());
+        header[FILE_LEN_AT..BODY_CRC_AT].copy_from_slice(&file_len.to_le_bytes());
+        let body_crc = self.body_crc.clone().finalize();
+        header[BODY_CRC_AT..SHARED_PREFIX_AT].copy_from_slice(&body_crc.to_le_bytes());
+        header[SHARED_PREFIX_AT..RESERVED_AT].copy_from_slice(&(shared as u32).to_le_bytes());
+        seal_header(&mut header, HEADER_CRC_AT);
         self.file
             .write_all_at(&header, 0)
             .map_err(|e| Error::io("write snapshot", &self.path, e))?;
@@ -498,6 +550,35 @@ mod tests {
         assert_eq!(seg.lower_bound(b"b", false).expect("lb"), 1);
         assert_eq!(seg.lower_bound(b"c", true).expect("lb"), 2);
         assert_eq!(seg.entry(2).expect("entry"), (&b"e"[..], &b""[..]));
+    }
+
+    /// Each damaged header field is reported at its own offset (FORMAT.md §5), also when the
+    /// header CRC was recomputed over the damage: non-zero reserved bytes 56..60 were
+    /// reported at 52, the shared prefix length's offset.
+    #[test]
+    fn damaged_header_fields_are_reported_at_their_offsets() {
+        let fs = MemoryStorage::new();
+        let meta = write_segment(&fs, &[(b"k1", b"v1"), (b"k2", b"v2")]);
+        let path = Path::new("/s").join(crate::format::snapshot_name(1));
+        let good = fs.read_file(&path).expect("file");
+        let cases: [(usize, u8, u64); 4] = [
+            (RESERVED_AT + 3, 1, 56),
+            (SHARED_PREFIX_AT + 2, 1, 52),
+            (PREAMBLE_ALGORITHM_AT, 2, 12),
+            (ID_AT, 7, 16),
+        ];
+        for (at, value, reported) in cases {
+            let mut bad = good.clone();
+            bad[at] = value;
+            seal_header(&mut bad, HEADER_CRC_AT);
+            fs.write_file_durable(&path, &bad);
+            match Segment::open(&fs, Path::new("/s"), &meta) {
+                Err(Error::Corruption { offset, detail, .. }) => {
+                    assert_eq!(offset, reported, "byte {at} = {value}: {detail}")
+                }
+                other => panic!("byte {at} = {value}: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The write-ahead log: one file, `wal`, reused across generations (FORMAT.md §3-§4).
 //!
 //! Layers, one file each: [`record`] (bytes <-> records), [`scan`] (records -> committed
-//! transactions, and the torn-tail versus corruption decision), and this module (the header
-//! block, preallocation and the append path).
+//! transactions, and the torn-tail versus corruption decision), `writer` (`Wal`, the one owner
+//! of the append path, syncing and the poison latch), and this module (the header block and
+//! preallocation).
 //!
 //! Invariant: the header's generation changes only under the writer lock and only after the
 //! manifest naming that generation is durable; records of a generation are written only after
@@ -13,7 +14,9 @@ pub mod record;
 pub mod scan;
 pub(crate) mod writer;
 
-use crate::format::{crc32, read_u32, read_u64, CHECKSUM_CRC32_IEEE, FORMAT_VERSION};
+use crate::format::{
+    check_preamble, preamble, read_u64, seal_header, PreambleError, PREAMBLE_BYTES,
+};
 use crate::storage::StorageFile;
 use std::io;
 
@@ -21,8 +24,17 @@ use std::io;
 pub const WAL_HEADER_BYTES: u64 = 4096;
 /// Magic bytes at offset 0 of the WAL.
 pub const WAL_MAGIC: [u8; 8] = *b"WSTORWAL";
+/// Header fields after the preamble (FORMAT.md §3).
+const GENERATION_AT: usize = PREAMBLE_BYTES;
+const SALT_AT: usize = 24;
+const BASE_TXN_AT: usize = 32;
+/// The header's CRC, over the bytes before it.
+const HEADER_CRC_AT: usize = 40;
 /// Bytes of the header that carry meaning (the rest of the block is zero).
 const HEADER_USED_BYTES: usize = 44;
+const _: () = assert!(SALT_AT == GENERATION_AT + 8 && BASE_TXN_AT == SALT_AT + 8);
+const _: () = assert!(HEADER_CRC_AT == BASE_TXN_AT + 8 && HEADER_USED_BYTES == HEADER_CRC_AT + 4);
+const _: () = assert!(HEADER_USED_BYTES as u64 <= WAL_HEADER_BYTES);
 
 /// What the WAL header says (FORMAT.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,14 +81,11 @@ impl WalHeader {
     /// The full header block.
     pub fn encode(&self) -> Vec<u8> {
         let mut block = vec![0u8; WAL_HEADER_BYTES as usize];
-        block[0..8].copy_from_slice(&WAL_MAGIC);
-        block[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-        block[12..16].copy_from_slice(&CHECKSUM_CRC32_IEEE.to_le_bytes());
-        block[16..24].copy_from_slice(&self.generation.to_le_bytes());
-        block[24..32].copy_from_slice(&self.salt.to_le_bytes());
-        block[32..40].copy_from_slice(&self.base_txn.to_le_bytes());
-        let crc = crc32(&block[..40]);
-        block[40..44].copy_from_slice(&crc.to_le_bytes());
+        block[..PREAMBLE_BYTES].copy_from_slice(&preamble(&WAL_MAGIC));
+        block[GENERATION_AT..SALT_AT].copy_from_slice(&self.generation.to_le_bytes());
+        block[SALT_AT..BASE_TXN_AT].copy_from_slice(&self.salt.to_le_bytes());
+        block[BASE_TXN_AT..HEADER_CRC_AT].copy_from_slice(&self.base_txn.to_le_bytes());
+        seal_header(&mut block, HEADER_CRC_AT);
         block
     }
 
@@ -86,25 +95,17 @@ impl WalHeader {
         if head.iter().all(|b| *b == 0) {
             return Err(HeaderError::Zero);
         }
-        if head[0..8] != WAL_MAGIC {
-            return Err(HeaderError::BadMagic);
-        }
-        let version = read_u32(head, 8).unwrap_or(0);
-        if version != FORMAT_VERSION {
-            return Err(HeaderError::Version(version));
-        }
-        let stored = read_u32(head, 40).unwrap_or(0);
-        if crc32(&head[..40]) != stored {
-            return Err(HeaderError::Checksum);
-        }
-        let algorithm = read_u32(head, 12).unwrap_or(0);
-        if algorithm != CHECKSUM_CRC32_IEEE {
-            return Err(HeaderError::Algorithm(algorithm));
-        }
+        check_preamble(head, &WAL_MAGIC, HEADER_CRC_AT).map_err(|e| match e {
+            PreambleError::Short => HeaderError::Short,
+            PreambleError::BadMagic => HeaderError::BadMagic,
+            PreambleError::Version(v) => HeaderError::Version(v),
+            PreambleError::Checksum => HeaderError::Checksum,
+            PreambleError::Algorithm(a) => HeaderError::Algorithm(a),
+        })?;
         Ok(WalHeader {
-            generation: read_u64(head, 16).unwrap_or(0),
-            salt: read_u64(head, 24).unwrap_or(0),
-            base_txn: read_u64(head, 32).unwrap_or(0),
+            generation: read_u64(head, GENERATION_AT).unwrap_or(0),
+            salt: read_u64(head, SALT_AT).unwrap_or(0),
+            base_txn: read_u64(head, BASE_TXN_AT).unwrap_or(0),
         })
     }
 
