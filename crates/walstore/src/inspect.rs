@@ -10,9 +10,11 @@ use crate::format::{parse_snapshot_name, snapshot_name, MANIFEST_NAME, WAL_NAME}
 use crate::manifest::Manifest;
 use crate::snapshot::{Segment, SegmentMeta};
 use crate::storage::{Mapping, OpenMode, Storage, StorageFile};
-use crate::wal::record::{self, RecordBody, RECORD_HEADER_BYTES, RECORD_PAYLOAD_MAX};
+use crate::wal::record::{
+    self, RecordBody, RECORD_HEADER_BYTES, RECORD_PAYLOAD_MAX, SALT_FIELD_OFFSET,
+};
 use crate::wal::scan::{classify_tail, scan, ChunkReader, Stop};
-use crate::wal::{WalHeader, WAL_HEADER_BYTES};
+use crate::wal::{HeaderError, WalHeader, WAL_HEADER_BYTES};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -84,8 +86,17 @@ pub struct WalDump {
     pub verdict: TailVerdict,
 }
 
-/// Reads and explains the WAL of the store in `dir`.
+/// Reads and explains the WAL of the store in `dir`, by what its header says.
 pub fn dump_wal(storage: &dyn Storage, dir: &Path) -> Result<WalDump> {
+    let (file, path) = open_wal(storage, dir)?;
+    let header = WalHeader::read(file.as_ref())
+        .map_err(|e| Error::io("read", &path, e))?
+        .map_err(|e| Error::corruption(&path, 0, e.to_string()))?;
+    read_log(file.as_ref(), path, &header)
+}
+
+/// Opens the WAL of the store in `dir` for reading.
+fn open_wal(storage: &dyn Storage, dir: &Path) -> Result<(Box<dyn StorageFile>, PathBuf)> {
     let path = dir.join(WAL_NAME);
     let file = storage.open(&path, OpenMode::ReadOnly).map_err(|e| {
         match (e.kind(), storage.exists(&dir.join(MANIFEST_NAME))) {
@@ -101,27 +112,18 @@ pub fn dump_wal(storage: &dyn Storage, dir: &Path) -> Result<WalDump> {
             _ => Error::io("open", &path, e),
         }
     })?;
+    Ok((file, path))
+}
+
+/// Reads the log of the generation `header` names (its salt and base) and decides where it
+/// ends and what that means, as recovery does (RECOVERY.md L1-L6).
+fn read_log(file: &dyn StorageFile, path: PathBuf, header: &WalHeader) -> Result<WalDump> {
+    let read_err = |e| Error::io("read", &path, e);
     let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
-    let header = WalHeader::read(file.as_ref())
-        .map_err(|e| Error::io("read", &path, e))?
-        .map_err(|e| Error::corruption(&path, 0, e.to_string()))?;
-    let end = scan(
-        file.as_ref(),
-        len,
-        WAL_HEADER_BYTES,
-        header.salt,
-        header.base_txn + 1,
-        |_| {},
-    )
-    .map_err(|e| Error::io("read", &path, e))?;
-    let class = classify_tail(
-        file.as_ref(),
-        len,
-        header.salt,
-        end.last_txn + 1,
-        end.stop.offset(),
-    )
-    .map_err(|e| Error::io("read", &path, e))?;
+    let first = header.base_txn + 1;
+    let end = scan(file, len, WAL_HEADER_BYTES, header.salt, first, |_| {}).map_err(read_err)?;
+    let class = classify_tail(file, len, header.salt, end.last_txn + 1, end.stop.offset())
+        .map_err(read_err)?;
     let (stop_reason, stop_detail) = match &end.stop {
         Stop::Clean { offset } => (
             format!("zero-filled space or end of file at {offset}"),
@@ -138,8 +140,7 @@ pub fn dump_wal(storage: &dyn Storage, dir: &Path) -> Result<WalDump> {
         },
         (None, None) => TailVerdict::Clean,
     };
-    let records = walk_records(file.as_ref(), len, header.salt, end.end)
-        .map_err(|e| Error::io("read", &path, e))?;
+    let records = walk_records(file, len, header.salt, end.end).map_err(read_err)?;
     Ok(WalDump {
         path,
         file_bytes: len,
@@ -346,43 +347,202 @@ pub fn verify(
     })
 }
 
+/// Checks the WAL and reaches the verdict open would (RECOVERY.md H1-H5 against the
+/// manifest, then L1-L6 for the end of the log). Without a readable manifest, the WAL is
+/// checked by what its own header says.
 fn check_wal(storage: &dyn Storage, dir: &Path, manifest: Option<&Manifest>) -> FileCheck {
-    let bytes = file_len(storage, &dir.join(WAL_NAME));
-    let problem = match dump_wal(storage, dir) {
-        Err(Error::Corruption { offset, detail, .. }) => {
-            // A header that lags the manifest is an interrupted checkpoint, not damage.
-            let lagging = manifest.is_some_and(|m| m.generation > 0);
-            Some(Problem {
-                offset,
-                detail,
-                is_damage: !lagging,
-            })
-        }
-        Err(e) => Some(Problem {
-            offset: 0,
-            detail: e.to_string(),
-            is_damage: true,
-        }),
-        Ok(dump) => match (manifest, dump.verdict) {
-            (Some(m), _) if m.generation != dump.generation => None,
-            (_, TailVerdict::Clean) => None,
-            (_, TailVerdict::TornTail { offset, detail }) => Some(Problem {
-                offset,
-                detail: format!("torn tail (discarded on the next write): {detail}"),
-                is_damage: false,
-            }),
-            (_, TailVerdict::Corruption { offset, detail }) => Some(Problem {
-                offset,
-                detail,
-                is_damage: true,
-            }),
-        },
+    let checked = match manifest {
+        Some(m) => wal_against_manifest(storage, dir, m),
+        None => dump_wal(storage, dir).map(|dump| tail_problem(dump.verdict)),
     };
+    let problem = checked.unwrap_or_else(|e| match e {
+        Error::Corruption { offset, detail, .. } => Some(damage(offset, detail)),
+        e => Some(damage(0, e.to_string())),
+    });
     FileCheck {
         name: WAL_NAME.into(),
-        bytes,
+        bytes: file_len(storage, &dir.join(WAL_NAME)),
         problem,
     }
+}
+
+fn damage(offset: u64, detail: impl Into<String>) -> Problem {
+    Problem {
+        offset,
+        detail: detail.into(),
+        is_damage: true,
+    }
+}
+
+/// What the end of the log means, as a problem of the WAL file.
+fn tail_problem(verdict: TailVerdict) -> Option<Problem> {
+    match verdict {
+        TailVerdict::Clean => None,
+        TailVerdict::TornTail { offset, detail } => Some(Problem {
+            offset,
+            detail: format!("torn tail (discarded on the next write): {detail}"),
+            is_damage: false,
+        }),
+        TailVerdict::Corruption { offset, detail } => Some(damage(offset, detail)),
+    }
+}
+
+/// How the WAL header relates to the manifest (RECOVERY.md, "The WAL header against the
+/// manifest"); the same cases `catchup.rs` acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HeaderCase {
+    /// H1: the manifest's generation, salt and base.
+    Current,
+    /// H5: the manifest's generation with another salt or base.
+    Disagrees,
+    /// H4: a newer generation than the manifest's.
+    Newer(u64),
+    /// Another format version (O6).
+    Unsupported(u32),
+    /// H2 or H3: an older generation, or a header that does not decode; which of the two
+    /// depends on the log.
+    Stale(String),
+}
+
+fn header_case(header: std::result::Result<WalHeader, HeaderError>, m: &Manifest) -> HeaderCase {
+    match header {
+        Ok(h) if h == m.wal_header() => HeaderCase::Current,
+        Ok(h) if h.generation == m.generation => HeaderCase::Disagrees,
+        Ok(h) if h.generation > m.generation => HeaderCase::Newer(h.generation),
+        Ok(h) => HeaderCase::Stale(format!(
+            "WAL header names generation {}, older than the MANIFEST's {}",
+            h.generation, m.generation
+        )),
+        Err(HeaderError::Version(found)) => HeaderCase::Unsupported(found),
+        Err(e) => HeaderCase::Stale(format!("WAL header does not decode ({e})")),
+    }
+}
+
+/// The WAL's problem, judged against the manifest `m` as open judges it.
+fn wal_against_manifest(
+    storage: &dyn Storage,
+    dir: &Path,
+    m: &Manifest,
+) -> Result<Option<Problem>> {
+    let (file, path) = open_wal(storage, dir)?;
+    let header = WalHeader::read(file.as_ref()).map_err(|e| Error::io("read", &path, e))?;
+    let why =
+        match header_case(header, m) {
+            HeaderCase::Current => {
+                return Ok(tail_problem(
+                    read_log(file.as_ref(), path, &m.wal_header())?.verdict,
+                ))
+            }
+            HeaderCase::Disagrees => return Ok(Some(damage(
+                0,
+                "WAL header disagrees with the MANIFEST: same generation, another salt or base \
+                 (RECOVERY.md H5)",
+            ))),
+            HeaderCase::Newer(generation) => return newer_header(storage, dir, m, generation),
+            HeaderCase::Unsupported(found) => {
+                let e = Error::UnsupportedFormat {
+                    file: path,
+                    found,
+                    supported: crate::format::FORMAT_VERSION,
+                };
+                return Ok(Some(damage(
+                    crate::format::PREAMBLE_VERSION_AT as u64,
+                    e.to_string(),
+                )));
+            }
+            HeaderCase::Stale(why) => why,
+        };
+    if !has_record_of(file.as_ref(), m.salt).map_err(|e| Error::io("read", &path, e))? {
+        return Ok(Some(Problem {
+            offset: 0,
+            detail: format!(
+                "{why}, and no record of the MANIFEST's generation follows: an interrupted \
+                 checkpoint; the log is empty and the next writer rewrites the header \
+                 (RECOVERY.md H2)"
+            ),
+            is_damage: false,
+        }));
+    }
+    // H3: open reads the log with the manifest's generation; verify names the header, and
+    // what that reading of the log finds.
+    let log = match tail_problem(read_log(file.as_ref(), path, &m.wal_header())?.verdict) {
+        Some(p) if p.is_damage => {
+            format!("; the log is damaged at offset {}: {}", p.offset, p.detail)
+        }
+        _ => "; the log read with the MANIFEST's generation checks out".into(),
+    };
+    Ok(Some(damage(
+        0,
+        format!("{why}, but records of the MANIFEST's generation follow it (RECOVERY.md H3){log}"),
+    )))
+}
+
+/// A WAL header newer than the manifest is damage (RECOVERY.md H4: the header is reset only
+/// after the manifest is durable), unless a checkpoint of another process moved both while
+/// verify read them: the manifest is read again to tell.
+fn newer_header(
+    storage: &dyn Storage,
+    dir: &Path,
+    m: &Manifest,
+    generation: u64,
+) -> Result<Option<Problem>> {
+    let moved = Manifest::read(storage, dir)
+        .ok()
+        .flatten()
+        .is_some_and(|again| again.generation >= generation);
+    if moved {
+        return Ok(Some(Problem {
+            offset: 0,
+            detail: "a checkpoint ran while verify read the files: run verify again".into(),
+            is_damage: false,
+        }));
+    }
+    Ok(Some(damage(
+        0,
+        format!(
+            "WAL generation {generation} is newer than the MANIFEST's {} (RECOVERY.md H4)",
+            m.generation
+        ),
+    )))
+}
+
+/// Whether an intact record of generation `salt` lies anywhere after the header: what tells
+/// H3 from H2. The same search as recovery's (`catchup.rs`): records of a generation are
+/// written only after its header, and the whole log is searched because the first record
+/// may be damaged as well.
+fn has_record_of(file: &dyn StorageFile, salt: u64) -> std::io::Result<bool> {
+    let len = file.len()?;
+    let salt_bytes = salt.to_le_bytes();
+    let finder = memchr::memmem::Finder::new(&salt_bytes);
+    let mut reader = ChunkReader::new(file, len);
+    let mut at = WAL_HEADER_BYTES;
+    while at < len {
+        let chunk = reader.get(at, 1 << 20)?.to_vec();
+        for hit in finder.find_iter(&chunk) {
+            let Some(start) = (at + hit as u64).checked_sub(SALT_FIELD_OFFSET as u64) else {
+                continue;
+            };
+            if start >= WAL_HEADER_BYTES && record_of_salt_at(&mut reader, start, salt)? {
+                return Ok(true);
+            }
+        }
+        if chunk.len() <= RECORD_HEADER_BYTES {
+            break;
+        }
+        at += (chunk.len() - RECORD_HEADER_BYTES) as u64;
+    }
+    Ok(false)
+}
+
+/// Whether a valid record of generation `salt` starts at `start`.
+fn record_of_salt_at(reader: &mut ChunkReader<'_>, start: u64, salt: u64) -> std::io::Result<bool> {
+    let head = reader.get(start, RECORD_HEADER_BYTES)?;
+    let Some(declared) = record::declared_len(head) else {
+        return Ok(false);
+    };
+    let total = RECORD_HEADER_BYTES + (declared as usize).min(RECORD_PAYLOAD_MAX + 1);
+    let bytes = reader.get(start, total)?;
+    Ok(record::decode(bytes).is_ok_and(|r| r.salt == salt))
 }
 
 fn file_len(storage: &dyn Storage, path: &Path) -> u64 {
@@ -471,4 +631,152 @@ pub fn encode_wal_header(generation: u64, salt: u64, base_txn: u64) -> Vec<u8> {
         base_txn,
     }
     .encode()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemoryStorage;
+
+    const DIR: &str = "/db";
+
+    fn open(mem: &MemoryStorage) -> Result<crate::Store> {
+        crate::Options::new()
+            .storage(Arc::new(mem.clone()))
+            .auto_checkpoint(false)
+            .open(DIR)
+    }
+
+    /// A store of generation 1 (one checkpoint) with two transactions in its WAL, closed.
+    fn store_after_a_checkpoint() -> MemoryStorage {
+        let mem = MemoryStorage::new();
+        let store = open(&mem).expect("create");
+        store.update(|tx| tx.put(b"a", b"1")).expect("commit");
+        store.checkpoint().expect("checkpoint");
+        store.update(|tx| tx.put(b"b", b"2")).expect("commit");
+        store.update(|tx| tx.put(b"c", b"3")).expect("commit");
+        drop(store);
+        mem
+    }
+
+    fn manifest(mem: &MemoryStorage) -> Manifest {
+        Manifest::read(mem, Path::new(DIR))
+            .expect("read")
+            .expect("manifest")
+    }
+
+    fn write_wal_header(mem: &MemoryStorage, header: &[u8]) {
+        let path = Path::new(DIR).join(WAL_NAME);
+        let mut wal = mem.read_file(&path).expect("wal");
+        wal[..header.len()].copy_from_slice(header);
+        mem.write_file_durable(&path, &wal);
+    }
+
+    fn wal_problem(mem: &MemoryStorage) -> Option<Problem> {
+        let report = verify(mem, Path::new(DIR), |_, _| {}).expect("verify");
+        let wal = report.files.iter().find(|f| f.name == WAL_NAME);
+        wal.expect("the WAL is checked").problem.clone()
+    }
+
+    #[test]
+    fn intact_store_has_no_wal_problem() {
+        let mem = store_after_a_checkpoint();
+        assert_eq!(wal_problem(&mem), None);
+    }
+
+    /// RECOVERY.md H4: open refuses a WAL header newer than the manifest; verify called it fine.
+    #[test]
+    fn wal_header_newer_than_the_manifest_is_damage() {
+        let mem = store_after_a_checkpoint();
+        let m = manifest(&mem);
+        write_wal_header(&mem, &encode_wal_header(m.generation + 1, 7, m.base_txn));
+        let problem = wal_problem(&mem);
+        assert!(
+            problem
+                .as_ref()
+                .is_some_and(|p| p.is_damage && p.offset == 0),
+            "verify: {problem:?}"
+        );
+        let opened = open(&mem).map(|_| ());
+        assert!(
+            matches!(opened, Err(Error::Corruption { .. })),
+            "open: {opened:?}"
+        );
+    }
+
+    /// RECOVERY.md H3 after the first checkpoint: a header that does not decode, followed by
+    /// records of the manifest's generation. Open reads them with the manifest's generation;
+    /// verify names the damaged header (it called any unreadable header harmless once the
+    /// generation was above 0).
+    #[test]
+    fn damaged_wal_header_with_records_of_the_generation_is_damage() {
+        let mem = store_after_a_checkpoint();
+        let m = manifest(&mem);
+        let mut header = m.wal_header().encode();
+        header[20] ^= 1;
+        write_wal_header(&mem, &header[..64]);
+        let problem = wal_problem(&mem);
+        assert!(
+            problem
+                .as_ref()
+                .is_some_and(|p| p.is_damage && p.offset == 0),
+            "verify: {problem:?}"
+        );
+        let store = open(&mem).expect("open reads the log with the manifest's generation");
+        let read = store.begin_read().expect("read");
+        assert!(read.get(b"c").expect("get").is_some(), "open lost a commit");
+    }
+
+    /// RECOVERY.md H3 with a header that decodes but names an older generation: verify called
+    /// every header of another generation fine.
+    #[test]
+    fn older_wal_header_with_records_of_the_generation_is_damage() {
+        let mem = store_after_a_checkpoint();
+        let m = manifest(&mem);
+        write_wal_header(&mem, &encode_wal_header(m.generation - 1, 5, 0));
+        let problem = wal_problem(&mem);
+        assert!(
+            problem
+                .as_ref()
+                .is_some_and(|p| p.is_damage && p.offset == 0),
+            "verify: {problem:?}"
+        );
+    }
+
+    /// RECOVERY.md H2 in generation 0: a header torn into garbage with no record of the
+    /// generation after it is harmless (open rewrites it); verify called it damage because
+    /// no checkpoint had run yet.
+    #[test]
+    fn damaged_wal_header_without_records_of_the_generation_is_harmless() {
+        let mem = MemoryStorage::new();
+        drop(open(&mem).expect("create"));
+        assert_eq!(manifest(&mem).generation, 0);
+        write_wal_header(&mem, &[0x5a; 44]);
+        let problem = wal_problem(&mem);
+        assert!(
+            problem.as_ref().is_some_and(|p| !p.is_damage),
+            "verify: {problem:?}"
+        );
+        drop(open(&mem).expect("open rewrites the header"));
+        assert_eq!(wal_problem(&mem), None);
+    }
+
+    /// RECOVERY.md H5: the manifest's generation with another salt is damage.
+    #[test]
+    fn wal_header_with_another_salt_at_the_same_generation_is_damage() {
+        let mem = store_after_a_checkpoint();
+        let m = manifest(&mem);
+        write_wal_header(
+            &mem,
+            &encode_wal_header(m.generation, m.salt ^ 2, m.base_txn),
+        );
+        let problem = wal_problem(&mem);
+        assert!(
+            problem
+                .as_ref()
+                .is_some_and(|p| p.is_damage && p.offset == 0),
+            "verify: {problem:?}"
+        );
+        assert!(open(&mem).is_err_and(|e| e.is_corruption()));
+    }
 }
