@@ -53,8 +53,11 @@ pub enum Error {
         cause: String,
     },
 
-    /// The writer lock was not obtained within the configured wait.
-    #[error("the store is busy: another writer held the lock for {waited:?}; retry later or wait longer")]
+    /// The writer lock was not obtained within the configured wait: another writer holds it.
+    #[error(
+        "the store is busy: another writer holds the lock; {}",
+        busy_wait(waited)
+    )]
     Busy {
         /// How long this call waited before giving up.
         waited: Duration,
@@ -126,6 +129,16 @@ pub enum Error {
     },
 }
 
+/// What a `Busy` caller waited: the time is this call's wait, not how long the other writer
+/// has held the lock (which nobody here knows).
+fn busy_wait(waited: &Duration) -> String {
+    if waited.is_zero() {
+        "this call was not to wait for it (retry later, or let it wait)".into()
+    } else {
+        format!("gave up after waiting {waited:.1?} (retry later, or wait longer)")
+    }
+}
+
 fn io_hint(err: &io::Error) -> &'static str {
     match err.raw_os_error() {
         Some(28) => " (the disk is full: free space, then reopen the store)",
@@ -167,5 +180,32 @@ impl Error {
             Error::Io { source, .. } => matches!(source.raw_os_error(), Some(28 | 122)),
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The message said another writer "held the lock for" the time this call waited (0 ns
+    /// when it was not to wait at all).
+    #[test]
+    fn busy_says_what_this_call_waited() {
+        let at_once = Error::Busy {
+            waited: Duration::ZERO,
+        }
+        .to_string();
+        assert!(
+            at_once.contains("another writer holds the lock"),
+            "{at_once}"
+        );
+        assert!(at_once.contains("not to wait"), "{at_once}");
+        let waited = Error::Busy {
+            waited: Duration::from_secs(2),
+        }
+        .to_string();
+        assert!(waited.contains("another writer holds the lock"), "{waited}");
+        assert!(waited.contains("gave up after waiting 2.0s"), "{waited}");
+        assert!(!waited.contains("held the lock for"), "{waited}");
     }
 }
