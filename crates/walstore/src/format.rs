@@ -187,8 +187,21 @@ pub fn read_u64(bytes: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(a))
 }
 
-/// A fresh random 64-bit value for generation salts (never zero).
+/// A fresh random 64-bit value for generation salts (never zero), from the operating
+/// system's random source.
 pub fn random_u64() -> u64 {
+    match getrandom::u64() {
+        Ok(value) => value | 1,
+        // The OS source fails only where it does not exist or is not yet seeded (early boot
+        // of some systems): fall back to a hash of the time and the process id, which is
+        // still distinct per generation in practice. A salt needs to differ from the
+        // previous generation's, not to be secret.
+        Err(_) => time_and_pid_mix(),
+    }
+}
+
+/// The fallback of [`random_u64`]: a hash (seeded per process) of the time and the pid.
+fn time_and_pid_mix() -> u64 {
     use std::collections::hash_map::RandomState;
     use std::hash::{BuildHasher, Hasher};
     use std::time::{SystemTime, UNIX_EPOCH};
@@ -200,4 +213,57 @@ pub fn random_u64() -> u64 {
     hasher.write_u128(nanos);
     hasher.write_u32(std::process::id());
     hasher.finish() | 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn salts_are_non_zero_and_differ() {
+        let salts: Vec<u64> = (0..64).map(|_| random_u64()).collect();
+        assert!(salts.iter().all(|s| *s != 0));
+        let mut unique = salts.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), salts.len());
+        assert_ne!(time_and_pid_mix(), 0);
+    }
+
+    #[test]
+    fn preamble_errors_come_in_order() {
+        const MAGIC: [u8; 8] = *b"WSTORTST";
+        let mut header = [0u8; 24];
+        header[..PREAMBLE_BYTES].copy_from_slice(&preamble(&MAGIC));
+        seal_header(&mut header, 20);
+        assert_eq!(check_preamble(&header, &MAGIC, 20), Ok(()));
+        assert_eq!(
+            check_preamble(&header[..23], &MAGIC, 20),
+            Err(PreambleError::Short)
+        );
+        assert_eq!(
+            check_preamble(&header, b"WSTOROTH", 20),
+            Err(PreambleError::BadMagic)
+        );
+        // A newer version is named before the checksum it also breaks.
+        let mut newer = header;
+        newer[PREAMBLE_VERSION_AT] = 2;
+        assert_eq!(
+            check_preamble(&newer, &MAGIC, 20),
+            Err(PreambleError::Version(2))
+        );
+        let mut flipped = header;
+        flipped[17] ^= 1;
+        assert_eq!(
+            check_preamble(&flipped, &MAGIC, 20),
+            Err(PreambleError::Checksum)
+        );
+        let mut algorithm = header;
+        algorithm[PREAMBLE_ALGORITHM_AT] = 9;
+        seal_header(&mut algorithm, 20);
+        assert_eq!(
+            check_preamble(&algorithm, &MAGIC, 20),
+            Err(PreambleError::Algorithm(9))
+        );
+    }
 }
