@@ -255,96 +255,90 @@ pub fn verify(
     dir: &Path,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<VerifyReport> {
-    let manifest_path = dir.join(MANIFEST_NAME);
-    let mut files = Vec::new();
-    let manifest = match Manifest::read(storage, dir) {
-        Ok(Some(m)) => Some(m),
-        Ok(None) => {
-            return Err(Error::NotAStore {
-                path: dir.to_path_buf(),
-                detail: "no MANIFEST".into(),
-            })
-        }
-        Err(Error::Corruption { offset, detail, .. }) => {
-            files.push(FileCheck {
-                name: MANIFEST_NAME.into(),
-                bytes: file_len(storage, &manifest_path),
-                problem: Some(Problem {
-                    offset,
-                    detail,
-                    is_damage: true,
-                }),
-            });
-            None
-        }
-        Err(e) => return Err(e),
-    };
+    let (manifest, manifest_check) = check_manifest(storage, dir)?;
     let metas: Vec<SegmentMeta> = manifest
         .as_ref()
         .map(|m| m.segments.clone())
         .unwrap_or_default();
     let total: u64 =
         metas.iter().map(|m| m.file_len).sum::<u64>() + file_len(storage, &dir.join(WAL_NAME));
+    let mut files = vec![manifest_check];
     let mut done = 0u64;
-    if manifest.is_some() {
-        files.push(FileCheck {
-            name: MANIFEST_NAME.into(),
-            bytes: file_len(storage, &manifest_path),
-            problem: None,
-        });
-    }
     for meta in &metas {
-        let name = snapshot_name(meta.file_id);
-        let problem = match Segment::open(storage, dir, meta) {
-            Ok(_) => None,
-            Err(Error::Corruption { offset, detail, .. }) => Some(Problem {
-                offset,
-                detail,
-                is_damage: true,
-            }),
-            Err(Error::Io { source, .. }) => Some(Problem {
-                offset: 0,
-                detail: format!("cannot read: {source}"),
-                is_damage: true,
-            }),
-            Err(e) => Some(Problem {
-                offset: 0,
-                detail: e.to_string(),
-                is_damage: true,
-            }),
-        };
+        files.push(check_snapshot(storage, dir, meta));
         done += meta.file_len;
         progress(done, total);
-        files.push(FileCheck {
-            name,
-            bytes: meta.file_len,
-            problem,
-        });
     }
     files.push(check_wal(storage, dir, manifest.as_ref()));
     progress(total, total);
-    let live: Vec<String> = metas.iter().map(|m| snapshot_name(m.file_id)).collect();
-    if let Ok(names) = storage.list_dir(dir) {
-        for name in names {
-            if parse_snapshot_name(&name).is_some() && !live.contains(&name) {
-                files.push(FileCheck {
-                    bytes: file_len(storage, &dir.join(&name)),
-                    name,
-                    problem: Some(Problem {
-                        offset: 0,
-                        detail: "not referenced by the MANIFEST (left by an interrupted \
-                                 checkpoint; removed by the next one)"
-                            .into(),
-                        is_damage: false,
-                    }),
-                });
-            }
-        }
-    }
+    files.extend(unreferenced_snapshots(storage, dir, &metas));
     Ok(VerifyReport {
         files,
         bytes_checked: total,
     })
+}
+
+/// Reads the manifest: the manifest (if it checks out) and its line of the report. A store
+/// without one is not a store; an I/O error or another format version ends the verify.
+fn check_manifest(storage: &dyn Storage, dir: &Path) -> Result<(Option<Manifest>, FileCheck)> {
+    let (manifest, problem) = match Manifest::read(storage, dir) {
+        Ok(Some(m)) => (Some(m), None),
+        Ok(None) => {
+            return Err(Error::NotAStore {
+                path: dir.to_path_buf(),
+                detail: "no MANIFEST".into(),
+            })
+        }
+        Err(Error::Corruption { offset, detail, .. }) => (None, Some(damage(offset, detail))),
+        Err(e) => return Err(e),
+    };
+    let check = FileCheck {
+        name: MANIFEST_NAME.into(),
+        bytes: file_len(storage, &dir.join(MANIFEST_NAME)),
+        problem,
+    };
+    Ok((manifest, check))
+}
+
+/// Maps and validates the snapshot file `meta` names; any failure is damage (the manifest
+/// names only files that were synced before it).
+fn check_snapshot(storage: &dyn Storage, dir: &Path, meta: &SegmentMeta) -> FileCheck {
+    let problem = match Segment::open(storage, dir, meta) {
+        Ok(_) => None,
+        Err(Error::Corruption { offset, detail, .. }) => Some(damage(offset, detail)),
+        Err(Error::Io { source, .. }) => Some(damage(0, format!("cannot read: {source}"))),
+        Err(e) => Some(damage(0, e.to_string())),
+    };
+    FileCheck {
+        name: snapshot_name(meta.file_id),
+        bytes: meta.file_len,
+        problem,
+    }
+}
+
+/// Snapshot files the manifest does not name: harmless leftovers of an interrupted checkpoint.
+fn unreferenced_snapshots(
+    storage: &dyn Storage,
+    dir: &Path,
+    metas: &[SegmentMeta],
+) -> Vec<FileCheck> {
+    let live: Vec<String> = metas.iter().map(|m| snapshot_name(m.file_id)).collect();
+    let names = storage.list_dir(dir).unwrap_or_default();
+    names
+        .into_iter()
+        .filter(|name| parse_snapshot_name(name).is_some() && !live.contains(name))
+        .map(|name| FileCheck {
+            bytes: file_len(storage, &dir.join(&name)),
+            name,
+            problem: Some(Problem {
+                offset: 0,
+                detail: "not referenced by the MANIFEST (left by an interrupted checkpoint; \
+                         removed by the next one)"
+                    .into(),
+                is_damage: false,
+            }),
+        })
+        .collect()
 }
 
 /// Checks the WAL and reaches the verdict open would (RECOVERY.md H1-H5 against the
