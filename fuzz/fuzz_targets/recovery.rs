@@ -1,4 +1,4 @@
 #![no_main]
-//! See `walstore_fuzz::checks::check_recovery` for what this target asserts.
+//! See `walstore_fuzz::checks::recovery` for what this target asserts.
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| walstore_fuzz::checks::check_recovery(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| walstore_fuzz::checks::recovery::check(data));

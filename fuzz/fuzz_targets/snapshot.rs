@@ -1,4 +1,4 @@
 #![no_main]
-//! See `walstore_fuzz::checks::check_snapshot` for what this target asserts.
+//! See `walstore_fuzz::checks::snapshot` for what this target asserts.
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| walstore_fuzz::checks::check_snapshot(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| walstore_fuzz::checks::snapshot::check(data));

@@ -1,4 +1,4 @@
 #![no_main]
-//! See `walstore_fuzz::checks::check_wal_bytes` for what this target asserts.
+//! See `walstore_fuzz::checks::wal_record` for what this target asserts.
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| walstore_fuzz::checks::check_wal_bytes(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| walstore_fuzz::checks::wal_record::check(data));

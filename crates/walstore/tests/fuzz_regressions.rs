@@ -1,5 +1,5 @@
 //! The fuzz corpora and every input the fuzzers ever failed on, replayed under plain
-//! `cargo test` through exactly the checks the fuzz targets apply (`fuzz/src/checks.rs` is
+//! `cargo test` through exactly the checks the fuzz targets apply (`fuzz/src/checks/` is
 //! compiled into this test), plus the generator of the seed corpora.
 //!
 //! - `fuzz/corpus/<target>/`: seeds made from real store files written by the engine (valid,
@@ -12,7 +12,7 @@
 //! global allocator); here every other check applies.
 
 #[allow(dead_code)]
-#[path = "../../../fuzz/src/checks.rs"]
+#[path = "../../../fuzz/src/checks/mod.rs"]
 mod checks;
 
 /// No allocation counting in this build (see the module documentation).
@@ -22,7 +22,9 @@ mod alloc_probe {
     }
 }
 
-use checks::{options, StoreImage, DIR};
+use checks::common::{options, DIR};
+use checks::ops::Op;
+use checks::recovery::StoreImage;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use walstore::storage::{MemoryStorage, Storage, StorageOp};
@@ -36,11 +38,11 @@ fn fuzz_dir() -> PathBuf {
 
 fn check_for(target: &str) -> fn(&[u8]) {
     match target {
-        "wal_record" => checks::check_wal_bytes,
-        "snapshot" => checks::check_snapshot,
-        "manifest" => checks::check_manifest,
-        "recovery" => checks::check_recovery,
-        "ops" => checks::check_ops,
+        "wal_record" => checks::wal_record::check,
+        "snapshot" => checks::snapshot::check,
+        "manifest" => checks::manifest::check,
+        "recovery" => checks::recovery::check,
+        "ops" => checks::ops::check,
         other => panic!("no target {other}"),
     }
 }
@@ -147,8 +149,8 @@ fn trimmed(wal: &[u8]) -> Vec<u8> {
     wal[..end.max(64)].to_vec()
 }
 
-fn image_of(mem: &MemoryStorage, flags: u8) -> StoreImage {
-    let mut image = StoreImage::capture(mem, flags);
+fn image_of(mem: &MemoryStorage, salvage: bool) -> StoreImage {
+    let mut image = StoreImage::capture(mem, salvage);
     for (name, bytes) in &mut image.files {
         if name == "wal" {
             *bytes = trimmed(bytes);
@@ -180,14 +182,43 @@ fn flipped(bytes: &[u8], at: usize) -> Vec<u8> {
     out
 }
 
-/// Named seed files for every target, from real stores written by the engine.
-fn seed_corpus() -> Vec<(&'static str, String, Vec<u8>)> {
-    let mut images: Vec<(String, StoreImage)> = Vec::new();
+/// A named store directory image.
+type Images = Vec<(String, StoreImage)>;
+/// A named seed file of a target.
+type Seeds = Vec<(&'static str, String, Vec<u8>)>;
 
+/// The stores the damaged seeds are made from.
+struct Bases {
+    wal_only: StoreImage,
+    checkpointed: StoreImage,
+    twice: StoreImage,
+}
+
+/// Named seed files for every target, from real stores written by the engine.
+fn seed_corpus() -> Seeds {
+    let mut images = Images::new();
+    let bases = base_images(&mut images);
+    crash_images(&mut images);
+    torn_images(&bases, &mut images);
+    damaged_images(&bases, &mut images);
+    let mut out: Seeds = images
+        .iter()
+        .map(|(name, image)| ("recovery", name.clone(), image.encode()))
+        .collect();
+    decoder_seeds(&bases, &mut out);
+    // Operation sequences: transactions, checkpoints, reopens, crashes and faults.
+    for (name, ops) in ops_seeds() {
+        out.push(("ops", name.into(), Op::encode_all(&ops)));
+    }
+    out
+}
+
+/// A new store, a store with its WAL only, and stores after one and two checkpoints.
+fn base_images(images: &mut Images) -> Bases {
     // A new store.
     let mem = MemoryStorage::new();
     drop(open(&mem));
-    images.push(("new-store".into(), image_of(&mem, 0)));
+    images.push(("new-store".into(), image_of(&mem, false)));
 
     // Transactions in the WAL only: puts, a delete, a multi-key transaction.
     let mem = MemoryStorage::new();
@@ -196,7 +227,7 @@ fn seed_corpus() -> Vec<(&'static str, String, Vec<u8>)> {
     commit(&store, &[("b", Some(b"2")), ("c", Some(b"3")), ("a", None)]);
     commit(&store, &[("user/0001", Some(&value(1, 40)))]);
     drop(store);
-    let wal_only = image_of(&mem, 0);
+    let wal_only = image_of(&mem, false);
     images.push(("wal-only".into(), wal_only.clone()));
 
     // A checkpoint into several snapshot files, then more transactions.
@@ -214,12 +245,12 @@ fn seed_corpus() -> Vec<(&'static str, String, Vec<u8>)> {
     );
     commit(&store, &[("user/0006", None)]);
     drop(store);
-    let checkpointed = image_of(&mem, 0);
+    let checkpointed = image_of(&mem, false);
     images.push(("checkpointed".into(), checkpointed.clone()));
     images.push((
         "checkpointed-salvage".into(),
         StoreImage {
-            flags: 1,
+            salvage: true,
             ..checkpointed.clone()
         },
     ));
@@ -234,9 +265,18 @@ fn seed_corpus() -> Vec<(&'static str, String, Vec<u8>)> {
     commit(&store, &[("user/0020", Some(b"changed"))]);
     store.checkpoint().expect("checkpoint");
     drop(store);
-    let twice = image_of(&mem2, 0);
+    let twice = image_of(&mem2, false);
     images.push(("checkpointed-twice".into(), twice.clone()));
 
+    Bases {
+        wal_only,
+        checkpointed,
+        twice,
+    }
+}
+
+/// Stores after crashes: Buffered commits lost, checkpoints interrupted at every step.
+fn crash_images(images: &mut Images) {
     // Buffered commits lost at a crash.
     let mem = MemoryStorage::new();
     let store = open(&mem);
@@ -247,7 +287,7 @@ fn seed_corpus() -> Vec<(&'static str, String, Vec<u8>)> {
     tx.commit().expect("commit");
     drop(store);
     mem.crash();
-    images.push(("buffered-then-crash".into(), image_of(&mem, 0)));
+    images.push(("buffered-then-crash".into(), image_of(&mem, false)));
 
     // Checkpoints interrupted by a failed sync or rename, then a crash: the durable files of
     // every step of a checkpoint.
@@ -263,7 +303,10 @@ fn seed_corpus() -> Vec<(&'static str, String, Vec<u8>)> {
         drop(store);
         mem.crash();
         let label = if result.is_ok() { "done" } else { "failed" };
-        images.push((format!("checkpoint-sync-{n}-{label}"), image_of(&mem, 0)));
+        images.push((
+            format!("checkpoint-sync-{n}-{label}"),
+            image_of(&mem, false),
+        ));
     }
     let mem = MemoryStorage::new();
     let store = open(&mem);
@@ -272,15 +315,23 @@ fn seed_corpus() -> Vec<(&'static str, String, Vec<u8>)> {
     let _ = store.checkpoint();
     drop(store);
     mem.crash();
-    images.push(("checkpoint-rename-failed".into(), image_of(&mem, 0)));
+    images.push(("checkpoint-rename-failed".into(), image_of(&mem, false)));
+}
 
-    // Torn tails: the WAL cut inside the last transaction, in a header and in a payload.
-    let wal = file(&checkpointed, "wal").to_vec();
+/// Torn tails: the WAL cut inside the last transaction, garbage or zeros after it.
+fn torn_images(bases: &Bases, images: &mut Images) {
+    let Bases {
+        wal_only,
+        checkpointed,
+        ..
+    } = bases;
+    // Cut in a header and in a payload.
+    let wal = file(checkpointed, "wal").to_vec();
     for cut in [1usize, 17, 40, 60] {
         let torn = wal[..wal.len() - cut].to_vec();
         images.push((
             format!("torn-tail-{cut}"),
-            with_file(&checkpointed, "wal", torn),
+            with_file(checkpointed, "wal", torn),
         ));
     }
     // A torn tail with garbage after it, and a zero-filled tail.
@@ -288,50 +339,63 @@ fn seed_corpus() -> Vec<(&'static str, String, Vec<u8>)> {
     garbage.extend((0..200u32).map(|i| (i * 37 % 251) as u8));
     images.push((
         "garbage-tail".into(),
-        with_file(&checkpointed, "wal", garbage),
+        with_file(checkpointed, "wal", garbage),
     ));
-    let mut zeros = file(&wal_only, "wal").to_vec();
+    let mut zeros = file(wal_only, "wal").to_vec();
     zeros.extend([0u8; 512]);
-    images.push(("zero-tail".into(), with_file(&wal_only, "wal", zeros)));
+    images.push(("zero-tail".into(), with_file(wal_only, "wal", zeros)));
+}
 
-    // Corruption: damage in the middle of the log, in the header, in a snapshot file, in the
-    // manifest; a missing snapshot file; a missing WAL; a missing manifest.
-    let only_wal = file(&wal_only, "wal").to_vec();
-    images.push((
-        "wal-mid-record-flip".into(),
-        with_file(&wal_only, "wal", flipped(&only_wal, 4096 + 40)),
-    ));
-    images.push((
-        "wal-header-flip".into(),
-        with_file(&checkpointed, "wal", flipped(&wal, 20)),
-    ));
-    let snap_name = checkpointed
+fn snapshot_name_of(image: &StoreImage) -> String {
+    image
         .files
         .iter()
         .map(|(n, _)| n.clone())
         .find(|n| n.ends_with(".dat"))
-        .expect("a snapshot file");
-    let snap = file(&checkpointed, &snap_name).to_vec();
+        .expect("a snapshot file")
+}
+
+/// Damaged stores.
+fn damaged_images(bases: &Bases, images: &mut Images) {
+    let Bases {
+        wal_only,
+        checkpointed,
+        ..
+    } = bases;
+    let wal = file(checkpointed, "wal").to_vec();
+    // Corruption: damage in the middle of the log, in the header, in a snapshot file, in the
+    // manifest; a missing snapshot file; a missing WAL; a missing manifest.
+    let only_wal = file(wal_only, "wal").to_vec();
+    images.push((
+        "wal-mid-record-flip".into(),
+        with_file(wal_only, "wal", flipped(&only_wal, 4096 + 40)),
+    ));
+    images.push((
+        "wal-header-flip".into(),
+        with_file(checkpointed, "wal", flipped(&wal, 20)),
+    ));
+    let snap_name = snapshot_name_of(checkpointed);
+    let snap = file(checkpointed, &snap_name).to_vec();
     images.push((
         "snapshot-flip".into(),
-        with_file(&checkpointed, &snap_name, flipped(&snap, snap.len() / 2)),
+        with_file(checkpointed, &snap_name, flipped(&snap, snap.len() / 2)),
     ));
     images.push((
         "snapshot-flip-salvage".into(),
         StoreImage {
-            flags: 1,
-            ..with_file(&checkpointed, &snap_name, flipped(&snap, snap.len() / 2))
+            salvage: true,
+            ..with_file(checkpointed, &snap_name, flipped(&snap, snap.len() / 2))
         },
     ));
-    let manifest = file(&checkpointed, "MANIFEST").to_vec();
+    let manifest = file(checkpointed, "MANIFEST").to_vec();
     images.push((
         "manifest-flip".into(),
-        with_file(&checkpointed, "MANIFEST", flipped(&manifest, 50)),
+        with_file(checkpointed, "MANIFEST", flipped(&manifest, 50)),
     ));
     images.push((
         "manifest-truncated".into(),
         with_file(
-            &checkpointed,
+            checkpointed,
             "MANIFEST",
             manifest[..manifest.len() - 3].to_vec(),
         ),
@@ -345,16 +409,24 @@ fn seed_corpus() -> Vec<(&'static str, String, Vec<u8>)> {
     let mut no_manifest = wal_only.clone();
     no_manifest.files.retain(|(n, _)| n != "MANIFEST");
     images.push(("manifest-missing".into(), no_manifest));
+}
 
-    let mut out: Vec<(&'static str, String, Vec<u8>)> = Vec::new();
-    for (name, image) in &images {
-        out.push(("recovery", name.clone(), image.encode()));
-    }
+/// The files of the valid and damaged stores, for the decoders' targets.
+fn decoder_seeds(bases: &Bases, out: &mut Seeds) {
+    let Bases {
+        wal_only,
+        checkpointed,
+        twice,
+    } = bases;
+    let wal = file(checkpointed, "wal").to_vec();
+    let only_wal = file(wal_only, "wal").to_vec();
+    let snap = file(checkpointed, &snapshot_name_of(checkpointed)).to_vec();
+    let manifest = file(checkpointed, "MANIFEST").to_vec();
     // The decoders get the files of the valid and damaged stores.
     for (name, image) in [
-        ("wal-only", &wal_only),
-        ("checkpointed", &checkpointed),
-        ("checkpointed-twice", &twice),
+        ("wal-only", wal_only),
+        ("checkpointed", checkpointed),
+        ("checkpointed-twice", twice),
     ] {
         for (file_name, bytes) in &image.files {
             let target = match file_name.as_str() {
@@ -384,37 +456,110 @@ fn seed_corpus() -> Vec<(&'static str, String, Vec<u8>)> {
         "truncated".into(),
         manifest[..manifest.len() - 3].to_vec(),
     ));
-    // Operation sequences: transactions, checkpoints, reopens, crashes and faults.
-    let ops_seeds: [(&str, Vec<u8>); 6] = [
+}
+
+fn txn(writes: &[(u8, Option<u16>)], commit: bool, durability: Durability) -> Op {
+    Op::Txn {
+        writes: writes.to_vec(),
+        commit,
+        durability,
+    }
+}
+
+fn fault(after: u8, only: Option<StorageOp>, errno: i32, persistent: bool) -> Op {
+    Op::Fault {
+        after,
+        only,
+        errno,
+        persistent,
+    }
+}
+
+/// Writes of the first transaction of several seeds.
+const SEED_WRITES: &[(u8, Option<u16>)] = &[(1, Some(9)), (2, Some(17)), (5, Some(168)), (3, None)];
+
+/// Operation sequences for the `ops` target, each doing what its name says.
+fn ops_seeds() -> Vec<(&'static str, Vec<Op>)> {
+    use Durability::{Buffered, Immediate};
+    let writes = SEED_WRITES;
+    let mut seeds = fault_seeds();
+    seeds.extend([
         (
             "txns-checkpoint-crash",
-            vec![0, 3, 1, 9, 2, 17, 3, 33, 4, 1, 0, 2, 5, 7, 6, 9, 6, 9],
-        ),
-        (
-            "fsync-failure",
-            vec![0, 1, 1, 9, 7, 0, 1, 0, 0, 4, 2, 9, 5, 9, 0, 0, 3, 4, 6, 9],
-        ),
-        (
-            "write-failure-persistent",
-            vec![0, 2, 1, 1, 2, 2, 7, 2, 0x23, 1, 0, 3, 4, 5, 9, 6],
+            vec![
+                txn(writes, true, Immediate),
+                txn(&[(4, Some(1)), (6, Some(240))], true, Immediate),
+                Op::Checkpoint,
+                txn(&[(1, None), (7, Some(33))], true, Immediate),
+                Op::Crash,
+                Op::Check,
+            ],
         ),
         (
             "buffered-then-crash",
-            vec![0, 0x41, 5, 9, 1, 0x40, 6, 6, 9, 6, 9],
+            vec![
+                txn(&[(5, Some(9)), (1, None)], true, Immediate),
+                txn(&[(6, Some(9))], true, Buffered),
+                Op::Crash,
+                Op::Check,
+            ],
         ),
         (
             "abort-and-reopen",
-            vec![1, 0x33, 1, 1, 2, 2, 3, 3, 9, 5, 9, 4, 6],
+            vec![
+                txn(&[(1, Some(1)), (2, Some(2))], false, Immediate),
+                txn(&[(3, Some(3))], true, Immediate),
+                Op::Reopen,
+                Op::Check,
+            ],
+        ),
+    ]);
+    seeds
+}
+
+/// Operation sequences with injected I/O faults.
+fn fault_seeds() -> Vec<(&'static str, Vec<Op>)> {
+    use Durability::Immediate;
+    let writes = SEED_WRITES;
+    vec![
+        (
+            "fsync-failure",
+            vec![
+                txn(writes, true, Immediate),
+                fault(0, Some(StorageOp::Sync), 5, false),
+                txn(&[(2, Some(4))], true, Immediate),
+                Op::Reopen,
+                txn(&[(8, Some(3))], true, Immediate),
+                Op::Crash,
+                Op::Check,
+            ],
+        ),
+        (
+            "write-failure-persistent",
+            vec![
+                txn(writes, true, Immediate),
+                fault(0, Some(StorageOp::Write), 28, true),
+                txn(&[(2, Some(60))], true, Immediate),
+                Op::Check,
+                Op::Crash,
+                Op::Check,
+            ],
         ),
         (
             "checkpoint-faults",
-            vec![2, 7, 5, 7, 3, 7, 15, 4, 4, 9, 6, 4, 7, 2, 1, 4, 5, 9],
+            vec![
+                txn(writes, true, Immediate),
+                txn(&[(10, Some(168)), (11, Some(168))], true, Immediate),
+                fault(2, Some(StorageOp::SyncDir), 5, false),
+                Op::Checkpoint,
+                Op::Reopen,
+                fault(1, Some(StorageOp::Rename), 28, false),
+                Op::Checkpoint,
+                Op::Crash,
+                Op::Check,
+            ],
         ),
-    ];
-    for (name, bytes) in ops_seeds {
-        out.push(("ops", name.into(), bytes));
-    }
-    out
+    ]
 }
 
 /// Builds the seed corpus from real stores and checks every file with its target's checks;
@@ -434,14 +579,23 @@ fn seed_corpus_is_built_from_engine_files_and_passes_the_checks() {
             panic!("seed {target}/{name} fails its target's checks");
         }
     }
-    // The images parse back to what was captured.
-    for (target, name, bytes) in seeds.iter().filter(|(t, _, _)| *t == "recovery") {
+    // The inputs decode (with `arbitrary`, as the targets do) to what was encoded: a check of
+    // the encoder against the pinned `arbitrary`, so the committed files keep their meaning.
+    for (_, name, bytes) in seeds.iter().filter(|(t, _, _)| *t == "recovery") {
         let image = StoreImage::parse(bytes);
+        assert!(
+            !image.files.is_empty() || name == "empty",
+            "recovery/{name} decodes empty"
+        );
         assert_eq!(
             image.encode(),
             *bytes,
-            "{target}/{name} does not round-trip"
+            "recovery/{name} does not round-trip"
         );
+    }
+    for (name, ops) in ops_seeds() {
+        let decoded = Op::parse_all(&Op::encode_all(&ops));
+        assert_eq!(decoded, ops, "ops/{name} does not round-trip");
     }
     if std::env::var_os("WALSTORE_WRITE_CORPUS").is_some() {
         for (target, name, bytes) in &seeds {
@@ -535,7 +689,7 @@ fn zeroed_synced_records_followed_by_durable_commits_are_reported_not_truncated(
     match options(&mem).open(DIR) {
         Err(e) => assert!(e.is_corruption(), "open failed with {e:?}"),
         Ok(store) => {
-            let keys = checks::read_state(&store).expect("read").1.len();
+            let keys = checks::common::read_state(&store).expect("read").1.len();
             panic!("open succeeded with {keys} keys: two durable commits were dropped silently");
         }
     }
@@ -614,7 +768,7 @@ fn a_checkpoint_failing_at_any_sync_then_reopen_commit_crash_keeps_every_commit(
             let store = options(&mem).open(DIR).unwrap_or_else(|e| {
                 panic!("{kind:?} #{n}: the store does not open after the crash: {e}")
             });
-            let (_, state) = checks::read_state(&store).expect("read");
+            let (_, state) = checks::common::read_state(&store).expect("read");
             let keys: Vec<&[u8]> = state.keys().map(|k| &k[..]).collect();
             assert_eq!(keys, [&b"a"[..], b"b", b"c"], "{kind:?} #{n}");
         }
@@ -649,9 +803,9 @@ fn manifest_with_nonzero_reserved_bytes_is_refused() {
     // The reserved word of the body, with both checksums made to match.
     let mut body = manifest.clone();
     body[32 + 36] = 1;
-    let body_crc = checks::crc32(&body[32..]);
+    let body_crc = checks::common::crc32(&body[32..]);
     body[20..24].copy_from_slice(&body_crc.to_le_bytes());
-    let header_crc = checks::crc32(&body[..24]);
+    let header_crc = checks::common::crc32(&body[..24]);
     body[24..28].copy_from_slice(&header_crc.to_le_bytes());
     let decoded = walstore::inspect::decode_manifest(&body);
     assert!(
@@ -687,7 +841,7 @@ fn damaged_wal_header_with_later_records_of_its_generation_is_corruption() {
 
     let first = options(&mem)
         .open(DIR)
-        .map(|s| checks::read_state(&s).map(|x| x.1.len()));
+        .map(|s| checks::common::read_state(&s).map(|x| x.1.len()));
     assert_eq!(
         mem.read_file(&wal_path).expect("wal"),
         wal,

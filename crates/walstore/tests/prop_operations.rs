@@ -3,7 +3,7 @@
 //! `BTreeMap` model. proptest shrinks a failure to a short sequence and prints it.
 
 #[allow(dead_code)]
-#[path = "../../../fuzz/src/checks.rs"]
+#[path = "../../../fuzz/src/checks/mod.rs"]
 mod checks;
 
 /// No allocation counting here (the fuzz build has it).
@@ -13,7 +13,8 @@ mod alloc_probe {
     }
 }
 
-use checks::{options, read_state, Op, State, DIR};
+use checks::common::{options, read_state, State, DIR};
+use checks::ops::{run_ops, Op};
 use proptest::prelude::*;
 use walstore::storage::{MemoryStorage, StorageOp};
 use walstore::{Durability, Store};
@@ -165,11 +166,11 @@ proptest! {
     /// ENOSPC; transient and persistent): recovered states are states of the
     /// model's history at or after the last durable commit, a failed commit is all or nothing
     /// and poisons the handle, and the store opens once the faults stop (the checks of the
-    /// `ops` fuzz target, `fuzz/src/checks.rs`).
+    /// `ops` fuzz target, `fuzz/src/checks/ops.rs`).
     #[test]
     fn failed_writes_are_atomic_and_poison_the_handle(
         ops in prop::collection::vec(model_op(), 1..40)
     ) {
-        checks::run_ops(&ops);
+        run_ops(&ops);
     }
 }
