@@ -45,8 +45,11 @@ pub struct OpsInput {
 /// One step as the input says it; [`Op::from_step`] bounds its numbers.
 #[derive(Arbitrary, Debug, Clone, PartialEq, Eq)]
 pub enum Step {
+    /// A transaction writes at least once: an empty commit writes and syncs nothing, so it
+    /// is not a commit the model can count as making earlier ones durable.
     Txn {
-        writes: Vec<WriteStep>,
+        first: WriteStep,
+        more: Vec<WriteStep>,
         commit: bool,
         buffered: bool,
     },
@@ -148,12 +151,13 @@ impl Op {
     pub fn from_step(step: &Step) -> Op {
         match step {
             Step::Txn {
-                writes,
+                first,
+                more,
                 commit,
                 buffered,
             } => Op::Txn {
-                writes: writes
-                    .iter()
+                writes: std::iter::once(first)
+                    .chain(more)
                     .take(WRITES_MAX)
                     .map(|w| (w.key % KEYS, w.value.len()))
                     .collect(),
@@ -199,17 +203,14 @@ impl Op {
                 commit,
                 durability,
             } => {
-                assert!(writes.len() <= WRITES_MAX, "{} writes", writes.len());
-                e.variant(0, STEP_VARIANTS).list(writes, |e, (key, len)| {
-                    assert!(*key < KEYS, "key number {key}");
-                    let value = ValueStep::of(*len).expect("a value length a step can say");
-                    e.u8(*key);
-                    match value {
-                        ValueStep::Delete => e.variant(0, 3),
-                        ValueStep::Short(n) => e.variant(1, 3).u8(n),
-                        ValueStep::Long(n) => e.variant(2, 3).u8(n),
-                    };
-                });
+                assert!(
+                    (1..=WRITES_MAX).contains(&writes.len()),
+                    "{} writes",
+                    writes.len()
+                );
+                e.variant(0, STEP_VARIANTS);
+                encode_write(e, &writes[0]);
+                e.list(&writes[1..], encode_write);
                 e.bool(*commit).bool(*durability == Durability::Buffered);
             }
             Op::Checkpoint => {
@@ -246,6 +247,17 @@ impl Op {
             }
         }
     }
+}
+
+fn encode_write(e: &mut Encoder, (key, len): &(u8, Option<u16>)) {
+    assert!(*key < KEYS, "key number {key}");
+    let value = ValueStep::of(*len).expect("a value length a step can say");
+    e.u8(*key);
+    match value {
+        ValueStep::Delete => e.variant(0, 3),
+        ValueStep::Short(n) => e.variant(1, 3).u8(n),
+        ValueStep::Long(n) => e.variant(2, 3).u8(n),
+    };
 }
 
 fn key_of(n: u8) -> Vec<u8> {
