@@ -5,16 +5,17 @@
 //! the simulated file systems too. The `decode_*` functions check raw bytes of one file, for
 //! tools and fuzzers.
 
+use crate::cases::{classify_header, HeaderCase};
 use crate::error::{Error, Result};
-use crate::format::{parse_snapshot_name, snapshot_name, MANIFEST_NAME, WAL_NAME};
+use crate::format::{
+    parse_snapshot_name, snapshot_name, MANIFEST_NAME, PREAMBLE_VERSION_AT, WAL_NAME,
+};
 use crate::manifest::Manifest;
 use crate::snapshot::{Segment, SegmentMeta};
 use crate::storage::{Mapping, OpenMode, Storage, StorageFile};
-use crate::wal::record::{
-    self, RecordBody, RECORD_HEADER_BYTES, RECORD_PAYLOAD_MAX, SALT_FIELD_OFFSET,
-};
-use crate::wal::scan::{classify_tail, scan, ChunkReader, Stop};
-use crate::wal::{HeaderError, WalHeader, WAL_HEADER_BYTES};
+use crate::wal::record::{self, RecordBody, RECORD_HEADER_BYTES, RECORD_PAYLOAD_MAX};
+use crate::wal::scan::{classify_tail, scan, search_records_of, ChunkReader, Probe, Stop};
+use crate::wal::{WalHeader, WAL_HEADER_BYTES};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -381,73 +382,49 @@ fn tail_problem(verdict: TailVerdict) -> Option<Problem> {
     }
 }
 
-/// How the WAL header relates to the manifest (RECOVERY.md, "The WAL header against the
-/// manifest"); the same cases `catchup.rs` acts on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum HeaderCase {
-    /// H1: the manifest's generation, salt and base.
-    Current,
-    /// H5: the manifest's generation with another salt or base.
-    Disagrees,
-    /// H4: a newer generation than the manifest's.
-    Newer(u64),
-    /// Another format version (O6).
-    Unsupported(u32),
-    /// H2 or H3: an older generation, or a header that does not decode; which of the two
-    /// depends on the log.
-    Stale(String),
-}
-
-fn header_case(header: std::result::Result<WalHeader, HeaderError>, m: &Manifest) -> HeaderCase {
-    match header {
-        Ok(h) if h == m.wal_header() => HeaderCase::Current,
-        Ok(h) if h.generation == m.generation => HeaderCase::Disagrees,
-        Ok(h) if h.generation > m.generation => HeaderCase::Newer(h.generation),
-        Ok(h) => HeaderCase::Stale(format!(
-            "WAL header names generation {}, older than the MANIFEST's {}",
-            h.generation, m.generation
-        )),
-        Err(HeaderError::Version(found)) => HeaderCase::Unsupported(found),
-        Err(e) => HeaderCase::Stale(format!("WAL header does not decode ({e})")),
-    }
-}
-
-/// The WAL's problem, judged against the manifest `m` as open judges it.
+/// The WAL's problem, judged against the manifest `m` with the classifier open uses
+/// ([`classify_header`], RECOVERY.md H1-H5, O6), as a reader without the writer lock.
 fn wal_against_manifest(
     storage: &dyn Storage,
     dir: &Path,
     m: &Manifest,
 ) -> Result<Option<Problem>> {
     let (file, path) = open_wal(storage, dir)?;
-    let header = WalHeader::read(file.as_ref()).map_err(|e| Error::io("read", &path, e))?;
-    let why =
-        match header_case(header, m) {
-            HeaderCase::Current => {
-                return Ok(tail_problem(
-                    read_log(file.as_ref(), path, &m.wal_header())?.verdict,
-                ))
-            }
-            HeaderCase::Disagrees => return Ok(Some(damage(
-                0,
-                "WAL header disagrees with the MANIFEST: same generation, another salt or base \
-                 (RECOVERY.md H5)",
-            ))),
-            HeaderCase::Newer(generation) => return newer_header(storage, dir, m, generation),
-            HeaderCase::Unsupported(found) => {
-                let e = Error::UnsupportedFormat {
-                    file: path,
-                    found,
-                    supported: crate::format::FORMAT_VERSION,
-                };
-                return Ok(Some(damage(
-                    crate::format::PREAMBLE_VERSION_AT as u64,
-                    e.to_string(),
-                )));
-            }
-            HeaderCase::Stale(why) => why,
-        };
-    if !has_record_of(file.as_ref(), m.salt).map_err(|e| Error::io("read", &path, e))? {
-        return Ok(Some(Problem {
+    let read_err = |e| Error::io("read", &path, e);
+    let header = WalHeader::read(file.as_ref()).map_err(read_err)?;
+    let case = classify_header(header, m.expected(), false, || {
+        has_record_of(file.as_ref(), m.salt)
+    })
+    .map_err(read_err)?;
+    let why = match header {
+        Ok(h) => format!(
+            "WAL header names generation {}, older than the MANIFEST's {}",
+            h.generation, m.generation
+        ),
+        Err(e) => format!("WAL header does not decode ({e})"),
+    };
+    match case {
+        HeaderCase::Current => Ok(tail_problem(
+            read_log(file.as_ref(), path, &m.wal_header())?.verdict,
+        )),
+        HeaderCase::Disagrees => Ok(Some(damage(
+            0,
+            "WAL header disagrees with the MANIFEST: same generation, another salt or base \
+             (RECOVERY.md H5)",
+        ))),
+        HeaderCase::NewerInFlight | HeaderCase::NewerThanManifest => {
+            let generation = header.map(|h| h.generation).unwrap_or(0);
+            newer_header(storage, dir, m, generation)
+        }
+        HeaderCase::Unsupported(found) => {
+            let e = Error::UnsupportedFormat {
+                file: path,
+                found,
+                supported: crate::format::FORMAT_VERSION,
+            };
+            Ok(Some(damage(PREAMBLE_VERSION_AT as u64, e.to_string())))
+        }
+        HeaderCase::LaggingEmpty => Ok(Some(Problem {
             offset: 0,
             detail: format!(
                 "{why}, and no record of the MANIFEST's generation follows: an interrupted \
@@ -455,20 +432,26 @@ fn wal_against_manifest(
                  (RECOVERY.md H2)"
             ),
             is_damage: false,
-        }));
-    }
-    // H3: open reads the log with the manifest's generation; verify names the header, and
-    // what that reading of the log finds.
-    let log = match tail_problem(read_log(file.as_ref(), path, &m.wal_header())?.verdict) {
-        Some(p) if p.is_damage => {
-            format!("; the log is damaged at offset {}: {}", p.offset, p.detail)
+        })),
+        // H3: open reads the log with the manifest's generation; verify names the header,
+        // and what that reading of the log finds.
+        HeaderCase::LaggingWithRecords => {
+            let log = read_log(file.as_ref(), path, &m.wal_header())?;
+            let found = match tail_problem(log.verdict) {
+                Some(p) if p.is_damage => {
+                    format!("; the log is damaged at offset {}: {}", p.offset, p.detail)
+                }
+                _ => "; the log read with the MANIFEST's generation checks out".into(),
+            };
+            Ok(Some(damage(
+                0,
+                format!(
+                    "{why}, but records of the MANIFEST's generation follow it \
+                     (RECOVERY.md H3){found}"
+                ),
+            )))
         }
-        _ => "; the log read with the MANIFEST's generation checks out".into(),
-    };
-    Ok(Some(damage(
-        0,
-        format!("{why}, but records of the MANIFEST's generation follow it (RECOVERY.md H3){log}"),
-    )))
+    }
 }
 
 /// A WAL header newer than the manifest is damage (RECOVERY.md H4: the header is reset only
@@ -501,42 +484,15 @@ fn newer_header(
 }
 
 /// Whether an intact record of generation `salt` lies anywhere after the header: what tells
-/// H3 from H2. The same search as recovery's (`catchup.rs`): records of a generation are
-/// written only after its header, and the whole log is searched because the first record
-/// may be damaged as well.
+/// H3 from H2, found with the same search recovery uses.
 fn has_record_of(file: &dyn StorageFile, salt: u64) -> std::io::Result<bool> {
     let len = file.len()?;
-    let salt_bytes = salt.to_le_bytes();
-    let finder = memchr::memmem::Finder::new(&salt_bytes);
-    let mut reader = ChunkReader::new(file, len);
-    let mut at = WAL_HEADER_BYTES;
-    while at < len {
-        let chunk = reader.get(at, 1 << 20)?.to_vec();
-        for hit in finder.find_iter(&chunk) {
-            let Some(start) = (at + hit as u64).checked_sub(SALT_FIELD_OFFSET as u64) else {
-                continue;
-            };
-            if start >= WAL_HEADER_BYTES && record_of_salt_at(&mut reader, start, salt)? {
-                return Ok(true);
-            }
-        }
-        if chunk.len() <= RECORD_HEADER_BYTES {
-            break;
-        }
-        at += (chunk.len() - RECORD_HEADER_BYTES) as u64;
-    }
-    Ok(false)
-}
-
-/// Whether a valid record of generation `salt` starts at `start`.
-fn record_of_salt_at(reader: &mut ChunkReader<'_>, start: u64, salt: u64) -> std::io::Result<bool> {
-    let head = reader.get(start, RECORD_HEADER_BYTES)?;
-    let Some(declared) = record::declared_len(head) else {
-        return Ok(false);
-    };
-    let total = RECORD_HEADER_BYTES + (declared as usize).min(RECORD_PAYLOAD_MAX + 1);
-    let bytes = reader.get(start, total)?;
-    Ok(record::decode(bytes).is_ok_and(|r| r.salt == salt))
+    let mut found = false;
+    search_records_of(file, len, salt, WAL_HEADER_BYTES, |_, probe| {
+        found = matches!(probe, Probe::Record(rec) if rec.salt == salt);
+        !found
+    })?;
+    Ok(found)
 }
 
 fn file_len(storage: &dyn Storage, path: &Path) -> u64 {
