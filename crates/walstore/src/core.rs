@@ -261,6 +261,12 @@ impl Core {
     ) -> Result<()> {
         if writes.is_empty() {
             self.release_writer(guard);
+            // Nothing to append, but an Immediate commit still promises that every earlier
+            // commit of this handle is durable when it returns (GUARANTEES.md; found by the
+            // `ops` fuzz target once its input allowed empty transactions).
+            if durability == Durability::Immediate {
+                self.wal.sync_written()?;
+            }
             return Ok(());
         }
         let written = self

@@ -214,3 +214,35 @@ fn buffered_commits_survive_reopen_and_sync_makes_them_durable() {
         );
     }
 }
+
+/// GUARANTEES.md: a later Immediate commit makes every earlier Buffered commit durable, also
+/// when it writes nothing (an empty Immediate commit used to return without a sync; found by
+/// the `ops` fuzz target).
+#[test]
+fn an_empty_immediate_commit_makes_earlier_buffered_commits_durable() {
+    let mem = walstore::storage::MemoryStorage::new();
+    let open = || {
+        walstore::Options::new()
+            .storage(std::sync::Arc::new(mem.clone()))
+            .auto_checkpoint(false)
+            .open("/db")
+            .expect("open")
+    };
+    let store = open();
+    let mut tx = store.begin_write().expect("begin_write");
+    tx.set_durability(walstore::Durability::Buffered);
+    tx.put(b"a", b"1").expect("put");
+    tx.commit().expect("buffered commit");
+    store
+        .begin_write()
+        .expect("begin_write")
+        .commit()
+        .expect("empty immediate commit");
+    mem.crash();
+    drop(store); // its files died with the power: nothing it does at drop reaches the disk
+    let read = open().begin_read().expect("begin_read");
+    assert_eq!(
+        read.get(b"a").expect("get").map(|v| v.to_vec()),
+        Some(b"1".to_vec())
+    );
+}
