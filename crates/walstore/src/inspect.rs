@@ -11,7 +11,7 @@ use crate::manifest::Manifest;
 use crate::snapshot::{Segment, SegmentMeta};
 use crate::storage::{Mapping, OpenMode, Storage, StorageFile};
 use crate::wal::record::{self, RecordBody, RECORD_HEADER_BYTES, RECORD_PAYLOAD_MAX};
-use crate::wal::scan::{classify_tail, scan, ChunkReader, Stop};
+use crate::wal::scan::{classify_tail, scan, ChunkReader, ReadConfig, Stop};
 use crate::wal::{WalHeader, WAL_HEADER_BYTES};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -111,6 +111,7 @@ pub fn dump_wal(storage: &dyn Storage, dir: &Path) -> Result<WalDump> {
         WAL_HEADER_BYTES,
         header.salt,
         header.base_txn + 1,
+        ReadConfig::default(),
         |_| {},
     )
     .map_err(|e| Error::io("read", &path, e))?;
@@ -120,6 +121,7 @@ pub fn dump_wal(storage: &dyn Storage, dir: &Path) -> Result<WalDump> {
         header.salt,
         end.last_txn + 1,
         end.stop.offset(),
+        ReadConfig::default(),
     )
     .map_err(|e| Error::io("read", &path, e))?;
     let (stop_reason, stop_detail) = match &end.stop {
@@ -161,7 +163,7 @@ fn walk_records(
     salt: u64,
     committed_end: u64,
 ) -> std::io::Result<Vec<RecordInfo>> {
-    let mut reader = ChunkReader::new(file, len);
+    let mut reader = ChunkReader::new(file, len, ReadConfig::default());
     let mut out = Vec::new();
     let mut pos = WAL_HEADER_BYTES;
     loop {

@@ -450,7 +450,11 @@ impl Wal {
     /// if a crash stopped the zeroing half-way: a discarded transaction would come back
     /// (crash harness, finding F). With its first header zero, it can never count again.
     pub(crate) fn zero_torn_tail(&self, from: u64, to: u64) -> Result<()> {
-        let head_end = (from + record::RECORD_HEADER_BYTES as u64).min(to);
+        let head_end = if self.faults.unordered_torn_tail_repair() {
+            from
+        } else {
+            (from + record::RECORD_HEADER_BYTES as u64).min(to)
+        };
         let zero = |from, to| {
             self.io("torn tail repair", "zero torn tail", || {
                 write_zeros(self.file.as_ref(), from, to)?;
