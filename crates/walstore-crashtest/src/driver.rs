@@ -213,7 +213,13 @@ impl Driver<'_> {
                 key,
                 durability,
             } => self.increment(*serial, key, *durability),
-            Step::Checkpoint => self.simple("checkpoint", |s| s.checkpoint().map(|_| ())),
+            Step::Checkpoint => {
+                let result = self.simple("checkpoint", |s| s.checkpoint().map(|_| ()))?;
+                if result.is_ok() {
+                    self.check_reads_now()?;
+                }
+                Ok(result)
+            }
             Step::Sync => self.simple("sync", Store::sync),
             Step::Reopen => {
                 self.reopen_in = Some(0);
@@ -444,7 +450,20 @@ impl Driver<'_> {
             )
         })?;
         let exp = self.history.expectation(self.fs.op_count(), "end");
-        exp.judge(&state, exp.hi()).map(|_| ())
+        exp.judge(&state, exp.hi())?;
+        crate::reads::check_reads(store, &state, self.fs.op_count())
+    }
+
+    /// After a checkpoint on a healthy handle, bounded reads over the new snapshot files
+    /// agree with the model.
+    fn check_reads_now(&self) -> Result<(), Violation> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        if self.handle_faulted || !self.history.is_certain() {
+            return Ok(());
+        }
+        crate::reads::check_reads(store, &self.history.current(), self.fs.op_count())
     }
 }
 

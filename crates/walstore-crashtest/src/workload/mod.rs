@@ -8,6 +8,7 @@
 
 mod random;
 mod scripted;
+mod shaped;
 
 pub use random::random_mix;
 pub use scripted::{scripted, SCRIPTED};
@@ -78,6 +79,10 @@ pub struct EngineSettings {
     pub wal_preallocate_bytes: u64,
     /// `Options::segment_size_bytes_target`.
     pub segment_size_bytes_target: u64,
+    /// The engine's WAL read chunk (hidden `Options::read_chunk_bytes`); `None` keeps the
+    /// engine's 1 MiB. Small chunks make logs of a few KiB cross chunk boundaries.
+    #[serde(default)]
+    pub read_chunk_bytes: Option<usize>,
 }
 
 impl Default for EngineSettings {
@@ -85,6 +90,7 @@ impl Default for EngineSettings {
         EngineSettings {
             wal_preallocate_bytes: 8192,
             segment_size_bytes_target: 4096,
+            read_chunk_bytes: None,
         }
     }
 }
