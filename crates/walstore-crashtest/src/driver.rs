@@ -1,7 +1,10 @@
 //! Runs a workload against the engine on a simulated file system, keeps the reference model
 //! up to date, checks what can be checked while running (invariant 11: poison after a failed
 //! fsync or WAL write; reads inside transactions), and pairs every captured crash point with
-//! the model as it stood when the crash happened.
+//! the model as it stood when the crash happened. Steps can run on a second handle
+//! ([`handles`]).
+
+mod handles;
 
 use crate::engine::{durability, guarded, read_state, EngineConfig};
 use crate::oracle::{History, Invariant, Status, Violation};
@@ -77,6 +80,8 @@ struct Driver<'a> {
     /// Reopen after this many more steps (after an error: one step exercises the poisoned
     /// handle first).
     reopen_in: Option<u32>,
+    /// The second handle's fields while the first one runs, and the other way round.
+    other: handles::Parked,
 }
 
 /// Runs `workload` with `config`; the engine is created fresh on an empty file system.
@@ -99,10 +104,12 @@ pub fn run_workload(workload: &Workload, engine: &EngineConfig, config: &RunConf
         handle_faulted: false,
         must_be_poisoned: None,
         reopen_in: None,
+        other: handles::Parked::default(),
     };
     let violation = d.run(&workload.steps).err();
     let final_state = fs.state();
     d.store = None;
+    d.other.close();
     fs.set_capture(Capture::Off);
     RunOutcome {
         fs,
@@ -225,6 +232,7 @@ impl Driver<'_> {
                 self.reopen_in = Some(0);
                 return Ok(());
             }
+            Step::Other(inner) => return self.on_other(inner),
         }?;
         let fired_now = self.fs.fired_count() > fired_before;
         self.handle_faulted |= fired_now;

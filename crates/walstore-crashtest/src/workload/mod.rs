@@ -70,6 +70,9 @@ pub enum Step {
     Sync,
     /// Close the store and open it again (no crash).
     Reopen,
+    /// The step on a second handle of the same store, opened at its first step (a second
+    /// process); `Other(Reopen)` closes that handle.
+    Other(Box<Step>),
 }
 
 /// Engine settings a workload runs with (small, so that files and checkpoints are small).
@@ -111,6 +114,10 @@ impl Workload {
     pub fn commit_count(&self) -> usize {
         self.steps
             .iter()
+            .map(|s| match s {
+                Step::Other(inner) => inner.as_ref(),
+                s => s,
+            })
             .filter(|s| matches!(s, Step::Txn { abort: false, .. } | Step::Increment { .. }))
             .count()
     }

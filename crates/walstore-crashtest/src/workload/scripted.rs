@@ -21,6 +21,7 @@ pub fn scripted(name: &str) -> Option<Workload> {
         "checkpoints" => checkpoints(),
         "torn-tails" => return Some(super::shaped::torn_tails()),
         "large" => return Some(super::shaped::large()),
+        "two-handles" => return Some(super::shaped::two_handles()),
         _ => return None,
     };
     Some(Workload {

@@ -1,7 +1,8 @@
 //! Scripted scenarios built for a shape rather than a use: `torn-tails` lays transactions out
 //! at chosen log offsets so that the torn-tail shapes of `crashgen` fall on the bytes that
 //! matter, and `large` goes past the engine's internal sizes (records and transactions over
-//! the 1 MiB read chunk, hundreds of keys over many snapshot files).
+//! the 1 MiB read chunk, hundreds of keys over many snapshot files), `two-handles` runs a
+//! second handle (a second process) next to the first.
 
 use super::scripted::{put, txn};
 use super::{value, Dur, EngineSettings, Step, TxOp, Workload};
@@ -102,6 +103,42 @@ pub fn large() -> Workload {
     ];
     Workload {
         name: "large".into(),
+        steps,
+        settings: EngineSettings::default(),
+    }
+}
+
+/// Two handles on one store: each commits (Buffered and Immediate) and increments a shared
+/// counter (each must catch up on the other's commits first), one closes while the other's
+/// Buffered commits are unsynced (its clean marker vouches for them), one checkpoints and
+/// the other catches up on the new generation, both sync and close.
+pub fn two_handles() -> Workload {
+    let other = |step: Step| Step::Other(Box::new(step));
+    let inc = |serial: u64, durability| Step::Increment {
+        serial,
+        key: "counter".into(),
+        durability,
+    };
+    let steps = vec![
+        txn(1, vec![put(1, "a/1", "first")], Dur::Immediate),
+        other(txn(2, vec![put(2, "b/1", "second")], Dur::Buffered)),
+        other(inc(3, Dur::Buffered)),
+        Step::Reopen,
+        inc(4, Dur::Immediate),
+        other(inc(5, Dur::Immediate)),
+        other(Step::Checkpoint),
+        txn(
+            6,
+            vec![put(6, "a/2", "after"), put(6, "b/1", "moved")],
+            Dur::Buffered,
+        ),
+        other(inc(7, Dur::Buffered)),
+        Step::Sync,
+        other(Step::Reopen),
+        inc(8, Dur::Buffered),
+    ];
+    Workload {
+        name: "two-handles".into(),
         steps,
         settings: EngineSettings::default(),
     }
