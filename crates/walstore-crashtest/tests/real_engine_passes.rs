@@ -135,3 +135,24 @@ fn garbage_inside_every_recovery(seed: u64, sector: usize) {
     };
     assert_passes(&random_mix(seed, 32), Strategy::EveryOp, &config);
 }
+
+#[test]
+fn a_bit_flip_in_a_commit_another_handle_caught_up_on_is_reported_not_truncated() {
+    // Two handles: one commits Immediate, the other catches up and commits Immediate. A bit
+    // flip anywhere in the first commit's synced bytes must be reported: the second commit's
+    // watermark has to vouch for them (before the fix, both commits vanished silently).
+    let workload = Workload::by_name("two-handles").expect("scripted");
+    let config = ExploreConfig {
+        rounds: 1,
+        ..ExploreConfig::default()
+    };
+    assert_passes(&workload, Strategy::Aimed, &config);
+}
+
+#[test]
+fn two_handles_survive_a_crash_after_every_operation_and_inside_recovery() {
+    let workload = Workload::by_name("two-handles").expect("scripted");
+    for strategy in [Strategy::EveryOp, Strategy::RecoveryCrash] {
+        assert_passes(&workload, strategy, &every_recipe(1));
+    }
+}

@@ -83,6 +83,13 @@ pub(crate) fn refresh(core: &Core, locked: bool) -> Result<Arc<Version>> {
     next.synced_through = next.synced_through.max(end.synced_through);
     if locked {
         settle_tail(core, &next, &end, Looker::Locked, false)?;
+        // Another handle's transactions, perhaps acknowledged Immediate commits: durable
+        // before anything is appended after them, so this handle's next watermark vouches
+        // for them (RECOVERY.md S1b; found by the crash harness with two handles: a bit
+        // flip in one handle's synced commit silently lost it and the other's next one).
+        if news {
+            core.wal().sync_caught_up((next.generation, next.wal_end))?;
+        }
     } else {
         let h2 = WalHeader::read(wal).map_err(|e| Error::io("read", path, e))?;
         if h2 != h1 {

@@ -330,6 +330,21 @@ impl Wal {
         self.sync.lock().durable_end
     }
 
+    /// Makes the log durable through `end` unless this handle already knows it is: called
+    /// after a catch-up under the writer lock found another handle's transactions, so that
+    /// the next commit record's watermark vouches for them (RECOVERY.md S1b).
+    pub(crate) fn sync_caught_up(&self, end: LogPosition) -> Result<()> {
+        if self.durable_end() >= end {
+            return Ok(());
+        }
+        self.fdatasync("WAL fdatasync at catch-up")?;
+        let mut s = self.sync.lock();
+        if s.durable_end < end {
+            s.durable_end = end;
+        }
+        Ok(())
+    }
+
     /// Records that the log is durable through `end` (after a sync made outside group
     /// commit, at open).
     pub(crate) fn set_durable_end(&self, end: LogPosition) {
