@@ -184,6 +184,23 @@ fn a_tail_search_of_one_read_chunk_is_caught_only_with_the_read_chunk_shrunk() {
 }
 
 #[test]
+fn a_clean_marker_before_the_caught_up_log_is_synced_is_caught_only_with_two_handles() {
+    let engine = broken(|f| f.clean_marker_without_sync = true);
+    // One handle alone has synced everything it wrote before its marker: nothing to see.
+    assert!(passes(
+        &engine,
+        &Workload::by_name("counter").expect("scripted workload"),
+        Strategy::EveryOp
+    ));
+    // The first handle closes while the second one's Buffered commits are unsynced: the
+    // marker's watermark vouches for bytes a power cut may lose.
+    assert_eq!(
+        caught_by_ci_task(&engine, "two-handles", Strategy::EveryOp),
+        Invariant::TornTailVersusCorruption
+    );
+}
+
+#[test]
 fn a_failure_shrinks_to_fewer_steps_and_still_fails_the_same_way() {
     let engine = broken(|f| f.skip_wal_fsync = true);
     let workload = Workload::by_name("config").expect("scripted workload");

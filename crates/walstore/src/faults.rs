@@ -39,6 +39,10 @@ pub struct EngineFaults {
     /// Look for commit records past the end of the log only one read chunk far (code that
     /// assumes the log ends within a chunk). Caught with the engine's read chunk shrunk.
     pub tail_search_one_chunk: bool,
+    /// At close, append the clean marker without first syncing log bytes this handle caught
+    /// up on (another handle's Buffered commits): the marker vouches for bytes that may not
+    /// be durable. Caught only with a second handle.
+    pub clean_marker_without_sync: bool,
 }
 
 impl EngineFaults {
@@ -85,5 +89,9 @@ impl EngineFaults {
     #[inline]
     pub(crate) fn tail_search_one_chunk(&self) -> bool {
         cfg!(feature = "fault-injection") && self.tail_search_one_chunk
+    }
+    #[inline]
+    pub(crate) fn clean_marker_without_sync(&self) -> bool {
+        cfg!(feature = "fault-injection") && self.clean_marker_without_sync
     }
 }

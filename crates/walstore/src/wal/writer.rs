@@ -429,7 +429,8 @@ impl Wal {
         last_txn: u64,
         end: u64,
     ) -> Result<u64> {
-        if self.durable_end() != (generation, end) {
+        let skip = self.faults.clean_marker_without_sync();
+        if self.durable_end() != (generation, end) && !skip {
             self.fdatasync("WAL fdatasync at close")?;
         }
         let mut appender = self.appender.lock();
