@@ -2,9 +2,10 @@
 //! up to date, checks what can be checked while running (invariant 11: poison after a failed
 //! fsync or WAL write; reads inside transactions), and pairs every captured crash point with
 //! the model as it stood when the crash happened. Steps can run on a second handle
-//! ([`handles`]).
+//! ([`handles`]), and two commits on two threads of one handle ([`threads`]).
 
 mod handles;
+mod threads;
 
 use crate::engine::{durability, guarded, read_state, EngineConfig};
 use crate::oracle::{History, Invariant, Status, Violation};
@@ -233,6 +234,7 @@ impl Driver<'_> {
                 return Ok(());
             }
             Step::Other(inner) => return self.on_other(inner),
+            Step::Concurrent(first, second) => return self.concurrent(first, second),
         }?;
         let fired_now = self.fs.fired_count() > fired_before;
         self.handle_faulted |= fired_now;
@@ -410,18 +412,24 @@ impl Driver<'_> {
         self.collect(&snapshot, &phase);
         let result = outcome.map_err(|p| panic_violation(&phase, p))?;
         let end = self.fs.op_count();
-        let wal_ranges = self
+        let wal_writes: Vec<(u64, (u64, u64))> = self
             .fs
             .trace()
             .iter()
             .filter(|t| t.index > ops_before_commit && t.path.ends_with("/wal"))
-            .filter_map(|t| t.range)
+            .filter_map(|t| t.range.map(|r| (t.index, r)))
             .collect();
+        let wal_ranges_ops: Vec<u64> = wal_writes.iter().map(|(op, _)| *op).collect();
+        let wal_ranges = wal_writes.into_iter().map(|(_, r)| r).collect();
         if let Some(c) = self.history.commits.get_mut(index) {
             c.first_op = ops_before_commit;
             c.wal_ranges = wal_ranges;
         }
         let during = self.note_wal_faults(fired_before, true);
+        let fired_here = self.fs.fired().len() > fired_before;
+        if result.is_ok() && dur == Dur::Immediate && !fired_here {
+            self.check_covered(serial, &wal_ranges_ops)?;
+        }
         let status = match &result {
             Ok(()) => Status::Acknowledged,
             Err(_) if end == ops_before_commit => Status::Failed,

@@ -65,9 +65,11 @@ pub fn tier(name: &str, media: MediaModel) -> Option<Vec<Task>> {
 /// every constructed torn tail of `torn-tails` with every crash point of its repair, and
 /// `large` (records and a transaction over the engine's 1 MiB read chunk, hundreds of keys
 /// over many snapshot files) at its sync points with the cheaper recipes (its images are
-/// megabytes each), and `two-handles` (a second handle next to the first) with the crash-point
-/// strategies and aimed corruption (not with injected I/O errors: the driver tracks poisoning
-/// per handle, not what one handle's failed sync does to the other's pages).
+/// megabytes each), and `two-handles` (a second handle next to the first) and `threads` (two
+/// committer threads, one writing while the other's sync is in progress) with the
+/// crash-point strategies and aimed corruption (not with injected I/O errors: the driver
+/// tracks poisoning per handle and step, not what one failed sync does to the other's
+/// pages).
 pub fn shaped_tasks(config: &ExploreConfig, aimed_bits: Option<u64>) -> Vec<Task> {
     let task = |name: &str, strategy, config: ExploreConfig| {
         Workload::by_name(name).map(|workload| Task {
@@ -102,19 +104,21 @@ pub fn shaped_tasks(config: &ExploreConfig, aimed_bits: Option<u64>) -> Vec<Task
         ..config.clone()
     };
     tasks.extend(task("large", Strategy::SyncPoints, large));
-    for strategy in [
-        Strategy::SyncPoints,
-        Strategy::EveryOp,
-        Strategy::RecoveryCrash,
-    ] {
-        tasks.extend(task("two-handles", strategy, config.clone()));
-    }
-    if let Some(bits) = aimed_bits {
-        let aimed = ExploreConfig {
-            rounds: bits,
-            ..config.clone()
-        };
-        tasks.extend(task("two-handles", Strategy::Aimed, aimed));
+    for name in ["two-handles", "threads"] {
+        for strategy in [
+            Strategy::SyncPoints,
+            Strategy::EveryOp,
+            Strategy::RecoveryCrash,
+        ] {
+            tasks.extend(task(name, strategy, config.clone()));
+        }
+        if let Some(bits) = aimed_bits {
+            let aimed = ExploreConfig {
+                rounds: bits,
+                ..config.clone()
+            };
+            tasks.extend(task(name, Strategy::Aimed, aimed));
+        }
     }
     tasks
 }

@@ -150,9 +150,11 @@ fn a_bit_flip_in_a_commit_another_handle_caught_up_on_is_reported_not_truncated(
 }
 
 #[test]
-fn two_handles_survive_a_crash_after_every_operation_and_inside_recovery() {
-    let workload = Workload::by_name("two-handles").expect("scripted");
-    for strategy in [Strategy::EveryOp, Strategy::RecoveryCrash] {
-        assert_passes(&workload, strategy, &every_recipe(1));
+fn two_handles_and_two_threads_survive_a_crash_after_every_operation_and_inside_recovery() {
+    for name in ["two-handles", "threads"] {
+        let workload = Workload::by_name(name).expect("scripted");
+        for strategy in [Strategy::EveryOp, Strategy::RecoveryCrash] {
+            assert_passes(&workload, strategy, &every_recipe(1));
+        }
     }
 }

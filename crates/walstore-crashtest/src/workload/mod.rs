@@ -73,6 +73,9 @@ pub enum Step {
     /// The step on a second handle of the same store, opened at its first step (a second
     /// process); `Other(Reopen)` closes that handle.
     Other(Box<Step>),
+    /// Two transactions committed on two threads of the current handle: the second runs
+    /// while the first one's WAL sync is in progress (other steps run one after the other).
+    Concurrent(Box<Step>, Box<Step>),
 }
 
 /// Engine settings a workload runs with (small, so that files and checkpoints are small).
@@ -114,9 +117,10 @@ impl Workload {
     pub fn commit_count(&self) -> usize {
         self.steps
             .iter()
-            .map(|s| match s {
-                Step::Other(inner) => inner.as_ref(),
-                s => s,
+            .flat_map(|s| match s {
+                Step::Other(inner) => vec![inner.as_ref()],
+                Step::Concurrent(a, b) => vec![a.as_ref(), b.as_ref()],
+                s => vec![s],
             })
             .filter(|s| matches!(s, Step::Txn { abort: false, .. } | Step::Increment { .. }))
             .count()

@@ -22,6 +22,7 @@ pub fn scripted(name: &str) -> Option<Workload> {
         "torn-tails" => return Some(super::shaped::torn_tails()),
         "large" => return Some(super::shaped::large()),
         "two-handles" => return Some(super::shaped::two_handles()),
+        "threads" => return Some(super::shaped::threads()),
         _ => return None,
     };
     Some(Workload {

@@ -2,7 +2,8 @@
 //! at chosen log offsets so that the torn-tail shapes of `crashgen` fall on the bytes that
 //! matter, and `large` goes past the engine's internal sizes (records and transactions over
 //! the 1 MiB read chunk, hundreds of keys over many snapshot files), `two-handles` runs a
-//! second handle (a second process) next to the first.
+//! second handle (a second process) next to the first, `threads` two committer threads on
+//! one handle.
 
 use super::scripted::{put, txn};
 use super::{value, Dur, EngineSettings, Step, TxOp, Workload};
@@ -139,6 +140,37 @@ pub fn two_handles() -> Workload {
     ];
     Workload {
         name: "two-handles".into(),
+        steps,
+        settings: EngineSettings::default(),
+    }
+}
+
+/// Pairs of commits on two threads of one handle, the second written while the first one's
+/// WAL sync is in progress (Immediate with Immediate, Buffered first, Buffered second,
+/// several keys), with a checkpoint between.
+pub fn threads() -> Workload {
+    let pair = |a: Step, b: Step| Step::Concurrent(Box::new(a), Box::new(b));
+    let one = |s: u64, key: &str, dur| txn(s, vec![put(s, key, &format!("v{s}"))], dur);
+    let steps = vec![
+        pair(one(1, "x/1", Dur::Immediate), one(2, "x/2", Dur::Immediate)),
+        pair(one(3, "x/1", Dur::Buffered), one(4, "x/3", Dur::Immediate)),
+        pair(one(5, "x/2", Dur::Immediate), one(6, "x/4", Dur::Buffered)),
+        Step::Checkpoint,
+        pair(
+            txn(
+                7,
+                vec![put(7, "x/1", "seven"), put(7, "x/5", "seven")],
+                Dur::Immediate,
+            ),
+            txn(
+                8,
+                vec![put(8, "x/2", "eight"), TxOp::Delete { key: "x/3".into() }],
+                Dur::Immediate,
+            ),
+        ),
+    ];
+    Workload {
+        name: "threads".into(),
         steps,
         settings: EngineSettings::default(),
     }
