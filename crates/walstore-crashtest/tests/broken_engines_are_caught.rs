@@ -201,6 +201,23 @@ fn a_clean_marker_before_the_caught_up_log_is_synced_is_caught_only_with_two_han
 }
 
 #[test]
+fn a_group_commit_acknowledging_writes_issued_during_its_sync_is_caught_only_with_two_threads() {
+    let engine = broken(|f| f.ack_writes_issued_during_sync = true);
+    // One thread never writes while its own sync is in progress: nothing to see.
+    assert!(passes(
+        &engine,
+        &Workload::by_name("config").expect("scripted workload"),
+        Strategy::SyncPoints
+    ));
+    // The second thread's commit lands while the first one's fdatasync is held in progress;
+    // that sync's completion acknowledges it though it never covered its write.
+    assert_eq!(
+        caught_by_ci_task(&engine, "threads", Strategy::SyncPoints),
+        Invariant::Durability
+    );
+}
+
+#[test]
 fn a_failure_shrinks_to_fewer_steps_and_still_fails_the_same_way() {
     let engine = broken(|f| f.skip_wal_fsync = true);
     let workload = Workload::by_name("config").expect("scripted workload");

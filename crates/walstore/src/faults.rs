@@ -43,6 +43,10 @@ pub struct EngineFaults {
     /// up on (another handle's Buffered commits): the marker vouches for bytes that may not
     /// be durable. Caught only with a second handle.
     pub clean_marker_without_sync: bool,
+    /// Group commit: a finished `fdatasync` acknowledges every commit written by then,
+    /// including those written while it was in progress (which it may not cover). Caught
+    /// only with two committer threads and a sync held in progress.
+    pub ack_writes_issued_during_sync: bool,
 }
 
 impl EngineFaults {
@@ -93,5 +97,9 @@ impl EngineFaults {
     #[inline]
     pub(crate) fn clean_marker_without_sync(&self) -> bool {
         cfg!(feature = "fault-injection") && self.clean_marker_without_sync
+    }
+    #[inline]
+    pub(crate) fn ack_writes_issued_during_sync(&self) -> bool {
+        cfg!(feature = "fault-injection") && self.ack_writes_issued_during_sync
     }
 }

@@ -385,6 +385,8 @@ impl Wal {
             s = self.sync.lock();
             s.syncing = false;
             result?;
+            let faulty = self.faults.ack_writes_issued_during_sync();
+            let target = if faulty { s.written_seq } else { target };
             s.durable_seq = s.durable_seq.max(target);
             if end >= s.durable_end {
                 s.durable_end = end;
