@@ -282,7 +282,7 @@ impl Driver<'_> {
             if phase == "checkpoint" {
                 self.history.checkpoint_done(self.fs.op_count());
             } else {
-                self.history.mark_all_durable();
+                self.history.mark_own_durable();
             }
         }
         Ok(result)

@@ -104,7 +104,7 @@ pub fn shaped_tasks(config: &ExploreConfig, aimed_bits: Option<u64>) -> Vec<Task
         ..config.clone()
     };
     tasks.extend(task("large", Strategy::SyncPoints, large));
-    for name in ["two-handles", "threads"] {
+    for name in ["two-handles", "handoff", "threads"] {
         for strategy in [
             Strategy::SyncPoints,
             Strategy::EveryOp,

@@ -158,3 +158,12 @@ fn two_handles_and_two_threads_survive_a_crash_after_every_operation_and_inside_
         }
     }
 }
+
+#[test]
+fn writers_taking_turns_across_a_generation_survive_aimed_corruption() {
+    // handoff: the second handle's open folds the first one's log into a new generation and
+    // commits; the first handle reloads that generation and commits after it: a bit flip in
+    // any field of either handle's synced commits is reported or harmless.
+    let workload = Workload::by_name("handoff").expect("scripted");
+    assert_passes(&workload, Strategy::Aimed, &every_recipe(1));
+}

@@ -9,6 +9,7 @@
 
 use super::Driver;
 use crate::oracle::Violation;
+use crate::trace::OpClass;
 use crate::workload::Step;
 use std::sync::Arc;
 use walstore::Store;
@@ -35,14 +36,24 @@ impl Driver<'_> {
         std::mem::swap(&mut self.handle_faulted, &mut self.other.faulted);
         std::mem::swap(&mut self.must_be_poisoned, &mut self.other.poisoned);
         std::mem::swap(&mut self.reopen_in, &mut self.other.reopen_in);
+        self.history.current_handle ^= 1;
     }
 
     /// Runs `inner` on the second handle, opening it first if needed; `Step::Reopen` closes
     /// it (it opens again at its next step).
     pub(super) fn on_other(&mut self, inner: &Step) -> Result<(), Violation> {
+        let before = self.fs.op_count();
         self.swap_handles();
         let result = self.other_step(inner);
         self.swap_handles();
+        let syncs: Vec<u64> = self
+            .fs
+            .trace()
+            .iter()
+            .filter(|t| t.index > before && t.class == OpClass::Sync && t.path.ends_with("/wal"))
+            .map(|t| t.index)
+            .collect();
+        self.history.second_handle_syncs.extend(syncs);
         result
     }
 

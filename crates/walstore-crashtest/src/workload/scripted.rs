@@ -23,6 +23,7 @@ pub fn scripted(name: &str) -> Option<Workload> {
         "large" => return Some(super::shaped::large()),
         "two-handles" => return Some(super::shaped::two_handles()),
         "threads" => return Some(super::shaped::threads()),
+        "handoff" => return Some(super::shaped::handoff()),
         _ => return None,
     };
     Some(Workload {

@@ -145,6 +145,25 @@ pub fn two_handles() -> Workload {
     }
 }
 
+/// Writers taking turns across a generation: the first handle commits and stays open; the
+/// second handle's open folds that commit into a new generation (its recovery checkpoint)
+/// and commits; the first handle reloads the new generation and commits after it.
+pub fn handoff() -> Workload {
+    let other = |step: Step| Step::Other(Box::new(step));
+    let steps = vec![
+        txn(1, vec![put(1, "h/1", "one")], Dur::Immediate),
+        other(txn(2, vec![put(2, "h/2", "two")], Dur::Immediate)),
+        txn(3, vec![put(3, "h/3", "three")], Dur::Immediate),
+        other(txn(4, vec![put(4, "h/1", "four")], Dur::Immediate)),
+        txn(5, vec![put(5, "h/2", "five")], Dur::Immediate),
+    ];
+    Workload {
+        name: "handoff".into(),
+        steps,
+        settings: EngineSettings::default(),
+    }
+}
+
 /// Pairs of commits on two threads of one handle, the second written while the first one's
 /// WAL sync is in progress (Immediate with Immediate, Buffered first, Buffered second,
 /// several keys), with a checkpoint between.
