@@ -1,7 +1,11 @@
 //! Runs a workload against the engine on a simulated file system, keeps the reference model
 //! up to date, checks what can be checked while running (invariant 11: poison after a failed
 //! fsync or WAL write; reads inside transactions), and pairs every captured crash point with
-//! the model as it stood when the crash happened.
+//! the model as it stood when the crash happened. Steps can run on a second handle
+//! ([`handles`]), and two commits on two threads of one handle ([`threads`]).
+
+mod handles;
+mod threads;
 
 use crate::engine::{durability, guarded, read_state, EngineConfig};
 use crate::oracle::{History, Invariant, Status, Violation};
@@ -77,6 +81,8 @@ struct Driver<'a> {
     /// Reopen after this many more steps (after an error: one step exercises the poisoned
     /// handle first).
     reopen_in: Option<u32>,
+    /// The second handle's fields while the first one runs, and the other way round.
+    other: handles::Parked,
 }
 
 /// Runs `workload` with `config`; the engine is created fresh on an empty file system.
@@ -99,10 +105,12 @@ pub fn run_workload(workload: &Workload, engine: &EngineConfig, config: &RunConf
         handle_faulted: false,
         must_be_poisoned: None,
         reopen_in: None,
+        other: handles::Parked::default(),
     };
     let violation = d.run(&workload.steps).err();
     let final_state = fs.state();
     d.store = None;
+    d.other.close();
     fs.set_capture(Capture::Off);
     RunOutcome {
         fs,
@@ -213,12 +221,20 @@ impl Driver<'_> {
                 key,
                 durability,
             } => self.increment(*serial, key, *durability),
-            Step::Checkpoint => self.simple("checkpoint", |s| s.checkpoint().map(|_| ())),
+            Step::Checkpoint => {
+                let result = self.simple("checkpoint", |s| s.checkpoint().map(|_| ()))?;
+                if result.is_ok() {
+                    self.check_reads_now()?;
+                }
+                Ok(result)
+            }
             Step::Sync => self.simple("sync", Store::sync),
             Step::Reopen => {
                 self.reopen_in = Some(0);
                 return Ok(());
             }
+            Step::Other(inner) => return self.on_other(inner),
+            Step::Concurrent(first, second) => return self.concurrent(first, second),
         }?;
         let fired_now = self.fs.fired_count() > fired_before;
         self.handle_faulted |= fired_now;
@@ -266,7 +282,7 @@ impl Driver<'_> {
             if phase == "checkpoint" {
                 self.history.checkpoint_done(self.fs.op_count());
             } else {
-                self.history.mark_all_durable();
+                self.history.mark_own_durable();
             }
         }
         Ok(result)
@@ -396,18 +412,24 @@ impl Driver<'_> {
         self.collect(&snapshot, &phase);
         let result = outcome.map_err(|p| panic_violation(&phase, p))?;
         let end = self.fs.op_count();
-        let wal_ranges = self
+        let wal_writes: Vec<(u64, (u64, u64))> = self
             .fs
             .trace()
             .iter()
             .filter(|t| t.index > ops_before_commit && t.path.ends_with("/wal"))
-            .filter_map(|t| t.range)
+            .filter_map(|t| t.range.map(|r| (t.index, r)))
             .collect();
+        let wal_ranges_ops: Vec<u64> = wal_writes.iter().map(|(op, _)| *op).collect();
+        let wal_ranges = wal_writes.into_iter().map(|(_, r)| r).collect();
         if let Some(c) = self.history.commits.get_mut(index) {
             c.first_op = ops_before_commit;
             c.wal_ranges = wal_ranges;
         }
         let during = self.note_wal_faults(fired_before, true);
+        let fired_here = self.fs.fired().len() > fired_before;
+        if result.is_ok() && dur == Dur::Immediate && !fired_here {
+            self.check_covered(serial, &wal_ranges_ops)?;
+        }
         let status = match &result {
             Ok(()) => Status::Acknowledged,
             Err(_) if end == ops_before_commit => Status::Failed,
@@ -444,7 +466,20 @@ impl Driver<'_> {
             )
         })?;
         let exp = self.history.expectation(self.fs.op_count(), "end");
-        exp.judge(&state, exp.hi()).map(|_| ())
+        exp.judge(&state, exp.hi())?;
+        crate::reads::check_reads(store, &state, self.fs.op_count())
+    }
+
+    /// After a checkpoint on a healthy handle, bounded reads over the new snapshot files
+    /// agree with the model.
+    fn check_reads_now(&self) -> Result<(), Violation> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        if self.handle_faulted || !self.history.is_certain() {
+            return Ok(());
+        }
+        crate::reads::check_reads(store, &self.history.current(), self.fs.op_count())
     }
 }
 

@@ -60,6 +60,10 @@ impl EngineConfig {
             .auto_checkpoint(false)
             .wal_preallocate_bytes(self.settings.wal_preallocate_bytes)
             .segment_size_bytes_target(self.settings.segment_size_bytes_target);
+        let options = match self.settings.read_chunk_bytes {
+            Some(bytes) => options.read_chunk_bytes(bytes),
+            None => options,
+        };
         match &self.hook {
             Some(hook) => hook(options),
             None => options,

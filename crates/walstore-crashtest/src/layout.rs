@@ -1,7 +1,9 @@
 //! The little the harness knows about the engine's files: for invariant 9 (structural
 //! integrity), which snapshot files the manifest names (FORMAT.md §6) and whether a snapshot
 //! file's checksums hold (FORMAT.md §5); for the post-recovery probe, how many log bytes a
-//! one-put transaction takes (FORMAT.md §4). Everything else is judged by behaviour.
+//! one-put transaction takes (FORMAT.md §4); for aimed corruption (F13), where the fields of
+//! each file's headers and records lie ([`fields_of`]). Everything else is judged by
+//! behaviour.
 
 use crc32fast::hash as crc32;
 
@@ -102,6 +104,130 @@ pub fn check_snapshot(bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// One field of a file's format: bytes `start..start + len`, named for reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Field {
+    /// First byte.
+    pub start: u64,
+    /// Bytes.
+    pub len: u64,
+    /// Which field (`record kind`, `WAL header salt`, ...).
+    pub name: &'static str,
+}
+
+const WAL_HEADER_FIELDS: [(u64, u64, &str); 7] = [
+    (0, 8, "WAL header magic"),
+    (8, 4, "WAL header version"),
+    (12, 4, "WAL header checksum algorithm"),
+    (16, 8, "WAL header generation"),
+    (24, 8, "WAL header salt"),
+    (32, 8, "WAL header base id"),
+    (40, 4, "WAL header checksum"),
+];
+const RECORD_FIELDS: [(u64, u64, &str); 6] = [
+    (0, 4, "record checksum"),
+    (4, 4, "record length"),
+    (8, 1, "record kind"),
+    (9, 7, "record padding"),
+    (16, 8, "record salt"),
+    (24, 8, "record transaction id"),
+];
+const COMMIT_FIELDS: [(u64, u64, &str); 3] = [
+    (32, 4, "commit record count"),
+    (36, 4, "commit transaction checksum"),
+    (40, 8, "commit watermark"),
+];
+const MANIFEST_FIELDS: [(u64, u64, &str); 11] = [
+    (0, 8, "manifest magic"),
+    (8, 4, "manifest version"),
+    (12, 4, "manifest checksum algorithm"),
+    (16, 4, "manifest body length"),
+    (20, 4, "manifest body checksum"),
+    (24, 4, "manifest header checksum"),
+    (32, 8, "manifest generation"),
+    (40, 8, "manifest salt"),
+    (48, 8, "manifest base id"),
+    (56, 8, "manifest next file id"),
+    (64, 4, "manifest file count"),
+];
+const SNAPSHOT_FIELDS: [(u64, u64, &str); 11] = [
+    (0, 8, "snapshot magic"),
+    (8, 4, "snapshot version"),
+    (12, 4, "snapshot checksum algorithm"),
+    (16, 8, "snapshot file id"),
+    (24, 8, "snapshot entry count"),
+    (32, 8, "snapshot index offset"),
+    (40, 8, "snapshot file length"),
+    (48, 4, "snapshot body checksum"),
+    (52, 4, "snapshot shared prefix"),
+    (60, 4, "snapshot header checksum"),
+    (64, 8, "snapshot first entry lengths"),
+];
+
+/// The header and record fields of a store file named `name` (FORMAT.md §3-§6): the WAL
+/// header and every record header and commit payload reachable from offset 4096, the
+/// manifest's header and body fields, a snapshot file's header. Fields past the end of
+/// `bytes` are left out.
+pub fn fields_of(name: &str, bytes: &[u8]) -> Vec<Field> {
+    let table = |fields: &[(u64, u64, &'static str)], base: u64| -> Vec<Field> {
+        fields
+            .iter()
+            .map(|&(start, len, name)| Field {
+                start: base + start,
+                len,
+                name,
+            })
+            .collect()
+    };
+    let mut out = if name == "wal" {
+        let mut out = table(&WAL_HEADER_FIELDS, 0);
+        out.extend(wal_record_fields(bytes));
+        out
+    } else if name == MANIFEST {
+        table(&MANIFEST_FIELDS, 0)
+    } else if is_snapshot_name(name) {
+        table(&SNAPSHOT_FIELDS, 0)
+    } else {
+        Vec::new()
+    };
+    out.retain(|f| f.start + f.len <= bytes.len() as u64);
+    out
+}
+
+/// Fields of the records laid end to end from offset 4096, up to zeros or a length that
+/// does not fit (stale records of earlier generations included).
+fn wal_record_fields(bytes: &[u8]) -> Vec<Field> {
+    let mut out = Vec::new();
+    let mut pos = 4096usize;
+    while let Some(header) = bytes.get(pos..pos + RECORD_HEADER_BYTES as usize) {
+        if header.iter().all(|b| *b == 0) {
+            break;
+        }
+        let Ok(declared) = u32_at(header, 4) else {
+            break;
+        };
+        let end = pos + RECORD_HEADER_BYTES as usize + declared as usize;
+        if end > bytes.len() {
+            break;
+        }
+        let base = pos as u64;
+        out.extend(RECORD_FIELDS.iter().map(|&(start, len, name)| Field {
+            start: base + start,
+            len,
+            name,
+        }));
+        if header[8] == 3 && declared == 16 {
+            out.extend(COMMIT_FIELDS.iter().map(|&(start, len, name)| Field {
+                start: base + start,
+                len,
+                name,
+            }));
+        }
+        pos = end;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +244,23 @@ mod tests {
         // FORMAT.md §7: a put of k1=v1 is 40 bytes, a commit record 48.
         assert_eq!(put_value_len_for("k1", 40 + 48), Some(2));
         assert_eq!(put_value_len_for("k1", 50), None);
+    }
+
+    #[test]
+    fn fields_of_a_log_follow_its_records() {
+        // A put record of 8 payload bytes, then a commit record (FORMAT.md §7 sizes).
+        let mut wal = vec![0u8; 4096 + 40 + 48 + 100];
+        wal[4096 + 4] = 8;
+        wal[4096 + 8] = 1;
+        wal[4136 + 4] = 16;
+        wal[4136 + 8] = 3;
+        let fields = fields_of("wal", &wal);
+        let named = |n: &str| fields.iter().filter(|f| f.name == n).count();
+        assert_eq!(named("record kind"), 2);
+        assert_eq!(named("commit watermark"), 1);
+        assert_eq!(named("WAL header salt"), 1);
+        let watermark = fields.iter().find(|f| f.name == "commit watermark");
+        assert_eq!(watermark.map(|f| f.start), Some(4136 + 40));
     }
 
     #[test]

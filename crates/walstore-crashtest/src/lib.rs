@@ -9,7 +9,8 @@
 //!   faults (lost, cut, torn, garbage, reordered writes; lost names; silent corruption).
 //! - [`workload`]: scripted scenarios and seeded random transaction mixes, as data.
 //! - [`oracle`]: the reference model and the invariants; [`driver`] runs a workload and keeps
-//!   the model; [`verify`] reopens the engine on an image and checks it.
+//!   the model; [`verify`] reopens the engine on an image and checks it; [`reads`] checks
+//!   bounded ranges, prefix scans and point gets against a state.
 //! - [`explore`]: the strategies (crash points, countdown errors, crashes inside recovery,
 //!   swarm); [`artifact`] saves and replays failures, [`minimize`] shrinks them;
 //!   [`killtest`] kills real processes on the real file system.
@@ -43,6 +44,7 @@ pub mod layout;
 pub mod minimize;
 pub mod oracle;
 pub mod plan;
+pub mod reads;
 pub mod simfs;
 pub mod stats;
 pub mod trace;

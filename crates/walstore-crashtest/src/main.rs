@@ -86,7 +86,8 @@ impl Media {
 enum Command {
     /// Seeded runs of a workload under a fault profile, within a time budget.
     Run {
-        /// `random`, or a scripted workload (context-save, config, counter, checkpoints).
+        /// `random`, or a scripted workload (context-save, config, counter, checkpoints,
+        /// torn-tails, large).
         #[arg(long, default_value = "random")]
         workload: String,
         /// power (crash after every op), sync (crash after every fsync), io (countdown
@@ -116,7 +117,8 @@ enum Command {
         /// A scripted workload, `random-<seed>`, or `all`.
         #[arg(long, default_value = "all")]
         workload: String,
-        /// sync-points, every-op, countdown, recovery-crash, swarm, or `all`.
+        /// sync-points, every-op, countdown, recovery-crash, swarm, aimed, torn-tails, or
+        /// `all`.
         #[arg(long, default_value = "all")]
         strategy: String,
         /// Seeded images per recipe and crash point.

@@ -1,7 +1,7 @@
 //! Named batches of exploration tasks (the CI tier and the full run), and running a batch with
 //! figures, a time budget and a progress callback.
 
-use crate::crashgen::MediaModel;
+use crate::crashgen::{MediaModel, Variant};
 use crate::engine::EngineConfig;
 use crate::explore::{explore, ExploreConfig, Failure, Strategy};
 use crate::stats::Stats;
@@ -26,6 +26,9 @@ pub fn tier(name: &str, media: MediaModel) -> Option<Vec<Task>> {
         "full" => (6, 1000, 32, 100),
         _ => return None,
     };
+    // Bits flipped per aimed byte; a bit flip does not depend on the sector size, so the CI
+    // tier aims at 512-byte sectors only.
+    let aimed_bits = if name == "ci" { 1 } else { 2 };
     let sectors = [512, 4096];
     let mut tasks = Vec::new();
     for sector in sectors {
@@ -51,9 +54,73 @@ pub fn tier(name: &str, media: MediaModel) -> Option<Vec<Task>> {
                 });
             }
         }
+        let aimed = (name != "ci" || sector == 512).then_some(aimed_bits);
+        tasks.extend(shaped_tasks(&config, aimed));
         tasks.extend(random_tasks(1..=seeds, steps, &config, deep_seeds));
     }
     Some(tasks)
+}
+
+/// Aimed corruption of every scripted workload (`aimed_bits` bits per byte; none if `None`),
+/// every constructed torn tail of `torn-tails` with every crash point of its repair, and
+/// `large` (records and a transaction over the engine's 1 MiB read chunk, hundreds of keys
+/// over many snapshot files) at its sync points with the cheaper recipes (its images are
+/// megabytes each), and `two-handles` (a second handle next to the first) and `threads` (two
+/// committer threads, one writing while the other's sync is in progress) with the
+/// crash-point strategies and aimed corruption (not with injected I/O errors: the driver
+/// tracks poisoning per handle and step, not what one failed sync does to the other's
+/// pages).
+pub fn shaped_tasks(config: &ExploreConfig, aimed_bits: Option<u64>) -> Vec<Task> {
+    let task = |name: &str, strategy, config: ExploreConfig| {
+        Workload::by_name(name).map(|workload| Task {
+            workload,
+            strategy,
+            config,
+        })
+    };
+    let mut tasks: Vec<Task> = Vec::new();
+    if let Some(bits) = aimed_bits {
+        let aimed = ExploreConfig {
+            rounds: bits,
+            ..config.clone()
+        };
+        tasks.extend(
+            SCRIPTED
+                .iter()
+                .filter_map(|name| task(name, Strategy::Aimed, aimed.clone())),
+        );
+    }
+    tasks.extend(task("torn-tails", Strategy::TornTails, config.clone()));
+    let large = ExploreConfig {
+        rounds: 1,
+        recovery_every: 0,
+        variants: vec![
+            Variant::DropUnsynced,
+            Variant::ProcessKill,
+            Variant::Subset,
+            Variant::CorruptWal,
+            Variant::CorruptField,
+        ],
+        ..config.clone()
+    };
+    tasks.extend(task("large", Strategy::SyncPoints, large));
+    for name in ["two-handles", "handoff", "threads"] {
+        for strategy in [
+            Strategy::SyncPoints,
+            Strategy::EveryOp,
+            Strategy::RecoveryCrash,
+        ] {
+            tasks.extend(task(name, strategy, config.clone()));
+        }
+        if let Some(bits) = aimed_bits {
+            let aimed = ExploreConfig {
+                rounds: bits,
+                ..config.clone()
+            };
+            tasks.extend(task(name, Strategy::Aimed, aimed));
+        }
+    }
+    tasks
 }
 
 /// Seeded random workloads: swarm and sync points for each seed, and every operation and

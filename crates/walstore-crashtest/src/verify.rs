@@ -7,6 +7,7 @@ use crate::engine::{read_state, EngineConfig, STORE_DIR};
 use crate::image::Image;
 use crate::layout::{check_snapshot, is_snapshot_name, manifest_snapshot_ids, MANIFEST};
 use crate::oracle::{describe, Expectation, Invariant, State, Violation};
+use crate::reads::check_reads;
 use crate::simfs::{Capture, CrashPoint, SimFs};
 use std::path::Path;
 use walstore::{Error, Store};
@@ -83,6 +84,7 @@ pub fn check_image(
         Ok(state) => state,
         Err(e) => return judge_open_error(case, lo, e),
     };
+    let reads = check_reads(&store, &state, case.image.digest());
     drop(store);
     let recovery_points = fs.take_crash_points();
     fs.set_capture(Capture::Off);
@@ -91,6 +93,7 @@ pub fn check_image(
         .judge(&state, lo)
         .map_err(|v| name_state_violation(case, v))?;
     if case.damage.is_none() {
+        reads?;
         after_recovery(
             engine,
             &fs,
@@ -304,6 +307,7 @@ fn after_recovery(
     })?;
     let last =
         read_state(&store).map_err(|e| writable("reading after the post-recovery commit", e))?;
+    check_reads(&store, &last, last.len() as u64)?;
     let mut expected = state.clone();
     expected.insert(PROBE_KEY.into(), probe.into());
     if last != expected {

@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 use walstore::{EngineFaults, Options};
-use walstore_crashtest::crashgen::Variant;
+use walstore_crashtest::crashgen::{MediaModel, Variant};
 use walstore_crashtest::engine::EngineConfig;
 use walstore_crashtest::explore::{explore, ExploreConfig, Strategy};
 use walstore_crashtest::minimize::minimize;
 use walstore_crashtest::oracle::Invariant;
+use walstore_crashtest::plan::tier;
 use walstore_crashtest::workload::Workload;
 
 fn broken(set: impl Fn(&mut EngineFaults) + Send + Sync + 'static) -> EngineConfig {
@@ -109,6 +110,110 @@ fn trusting_the_page_cache_at_open_after_a_failed_fsync_turns_later_commits_into
     assert_eq!(
         caught(&engine, "counter", Strategy::Countdown),
         Invariant::TornTailVersusCorruption
+    );
+}
+
+/// Runs the CI tier's own task for `workload` and `strategy` (512-byte sectors) on `engine`;
+/// returns the invariant it reports.
+fn caught_by_ci_task(engine: &EngineConfig, workload: &str, strategy: Strategy) -> Invariant {
+    let tasks = tier("ci", MediaModel::default()).expect("the ci tier");
+    let task = tasks
+        .iter()
+        .find(|t| t.workload.name == workload && t.strategy == strategy)
+        .unwrap_or_else(|| panic!("the ci tier has no {workload} / {strategy} task"));
+    let outcome = explore(&task.workload, strategy, engine, &task.config);
+    let failure = outcome
+        .failure
+        .unwrap_or_else(|| panic!("the broken engine passed {strategy}: {:?}", outcome.stats));
+    eprintln!("{}", failure.violation);
+    failure.violation.invariant
+}
+
+fn passes(engine: &EngineConfig, workload: &Workload, strategy: Strategy) -> bool {
+    let outcome = explore(workload, strategy, engine, &ExploreConfig::default());
+    outcome.failure.is_none() && outcome.stats.images_checked > 0
+}
+
+#[test]
+fn a_record_crc_without_the_kind_byte_is_caught_by_aimed_corruption() {
+    let engine = broken(|f| f.record_crc_skips_kind = true);
+    // Bit 0 of a commit record's kind turns it into a valid delete: the transaction runs into
+    // the next one, recovery stops there silently although a later watermark proves the
+    // bytes had been synced.
+    assert_eq!(
+        caught_by_ci_task(&engine, "config", Strategy::Aimed),
+        Invariant::TornTailVersusCorruption
+    );
+}
+
+#[test]
+fn an_unordered_torn_tail_repair_is_caught_by_constructed_torn_tails() {
+    let engine = broken(|f| f.unordered_torn_tail_repair = true);
+    // Finding F: the torn transaction's only damage is a garbage sector over the zero high
+    // bytes of its watermark; a crash that keeps the zeroing of that sector alone makes it
+    // whole again, and the next open brings back what the first one discarded.
+    assert_eq!(
+        caught_by_ci_task(&engine, "torn-tails", Strategy::TornTails),
+        Invariant::StableIndeterminate
+    );
+}
+
+#[test]
+fn a_range_read_that_starts_one_entry_early_is_caught_by_bounded_reads() {
+    let engine = broken(|f| f.range_seek_one_entry_early = true);
+    // Whole-store scans never seek; a bounded range inside a snapshot file does.
+    assert_eq!(
+        caught_by_ci_task(&engine, "checkpoints", Strategy::SyncPoints),
+        Invariant::ReadsAgree
+    );
+}
+
+#[test]
+fn a_tail_search_of_one_read_chunk_is_caught_only_with_the_read_chunk_shrunk() {
+    let engine = broken(|f| f.tail_search_one_chunk = true);
+    // With the engine's 1 MiB chunk the whole small log fits in one chunk: nothing to see.
+    let mut whole = Workload::by_name("torn-tails").expect("scripted workload");
+    whole.settings.read_chunk_bytes = None;
+    assert!(passes(&engine, &whole, Strategy::Aimed));
+    // With 256-byte chunks, the commit whose watermark proves damaged bytes durable lies past
+    // the first chunk: the damage is truncated away silently.
+    assert_eq!(
+        caught_by_ci_task(&engine, "torn-tails", Strategy::Aimed),
+        Invariant::TornTailVersusCorruption
+    );
+}
+
+#[test]
+fn a_clean_marker_before_the_caught_up_log_is_synced_is_caught_only_with_two_handles() {
+    let engine = broken(|f| f.clean_marker_without_sync = true);
+    // One handle alone has synced everything it wrote before its marker: nothing to see.
+    assert!(passes(
+        &engine,
+        &Workload::by_name("counter").expect("scripted workload"),
+        Strategy::EveryOp
+    ));
+    // The first handle closes while the second one's Buffered commits are unsynced: the
+    // marker's watermark vouches for bytes a power cut may lose.
+    assert_eq!(
+        caught_by_ci_task(&engine, "two-handles", Strategy::EveryOp),
+        Invariant::TornTailVersusCorruption
+    );
+}
+
+#[test]
+fn a_group_commit_acknowledging_writes_issued_during_its_sync_is_caught_only_with_two_threads() {
+    let engine = broken(|f| f.ack_writes_issued_during_sync = true);
+    // One thread never writes while its own sync is in progress: nothing to see.
+    assert!(passes(
+        &engine,
+        &Workload::by_name("config").expect("scripted workload"),
+        Strategy::SyncPoints
+    ));
+    // The second thread's commit lands while the first one's fdatasync is held in progress;
+    // that sync's completion acknowledges it though it never covered its write.
+    assert_eq!(
+        caught_by_ci_task(&engine, "threads", Strategy::SyncPoints),
+        Invariant::Durability
     );
 }
 

@@ -22,7 +22,7 @@ use crate::options::RecoveryMode;
 use crate::snapshot::Segment;
 use crate::storage::StorageFile;
 use crate::version::{Bytes, Memtable, SegmentSet, Version};
-use crate::wal::scan::{classify_tail, scan, search_records_of, Probe, ScanEnd};
+use crate::wal::scan::{classify_tail, scan, search_records_of, Probe, ReadConfig, ScanEnd};
 use crate::wal::{WalHeader, WAL_HEADER_BYTES};
 use std::collections::HashMap;
 use std::io;
@@ -61,19 +61,35 @@ pub(crate) fn refresh(core: &Core, locked: bool) -> Result<Arc<Version>> {
     let limit = u64::MAX;
     let mut next = Version::clone(&cur);
     let mut news = false;
-    let end = scan(wal, limit, cur.wal_end, cur.salt, cur.last_txn + 1, |t| {
-        if !t.writes.is_empty() {
-            next.data_end = t.end;
-        }
-        next.apply(t.writes);
-        next.last_txn = t.txn_id;
-        next.wal_end = t.end;
-        news = true;
-    })
+    let cfg = ReadConfig::of(core.opts());
+    let end = scan(
+        wal,
+        limit,
+        cur.wal_end,
+        cur.salt,
+        cur.last_txn + 1,
+        cfg,
+        |t| {
+            if !t.writes.is_empty() {
+                next.data_end = t.end;
+            }
+            next.apply(t.writes);
+            next.last_txn = t.txn_id;
+            next.wal_end = t.end;
+            news = true;
+        },
+    )
     .map_err(|e| Error::io("read", path, e))?;
     next.synced_through = next.synced_through.max(end.synced_through);
     if locked {
         settle_tail(core, &next, &end, Looker::Locked, false)?;
+        // Another handle's transactions, perhaps acknowledged Immediate commits: durable
+        // before anything is appended after them, so this handle's next watermark vouches
+        // for them (RECOVERY.md S1b; found by the crash harness with two handles: a bit
+        // flip in one handle's synced commit silently lost it and the other's next one).
+        if news {
+            core.wal().sync_caught_up((next.generation, next.wal_end))?;
+        }
     } else {
         let h2 = WalHeader::read(wal).map_err(|e| Error::io("read", path, e))?;
         if h2 != h1 {
@@ -167,7 +183,7 @@ fn try_reload(core: &Core, mode: Looker) -> Result<Option<Version>> {
     let header = WalHeader::read(wal).map_err(|e| Error::io("read", path, e))?;
     let locked = mode == Looker::Locked;
     let case = classify_header(header, manifest.expected(), locked, || {
-        has_record_of(wal, path, manifest.salt)
+        has_record_of(wal, path, manifest.salt, ReadConfig::of(core.opts()))
     })?;
     let repair_allowed = locked && !core.is_read_only();
     match case {
@@ -266,6 +282,7 @@ fn load_log(core: &Core, mut version: Version) -> Result<(Version, ScanEnd)> {
         WAL_HEADER_BYTES,
         version.salt,
         version.base_txn + 1,
+        ReadConfig::of(core.opts()),
         |t| {
             if !t.writes.is_empty() {
                 version.data_end = t.end;
@@ -349,7 +366,10 @@ fn load_segments(
     let cur = core.current();
     let known: HashMap<u64, &Arc<Segment>> =
         cur.segments.segments.iter().map(|s| (s.id(), s)).collect();
-    let mut set = SegmentSet::default();
+    let mut set = SegmentSet {
+        seek_one_entry_early: core.opts().faults.range_seek_one_entry_early(),
+        ..SegmentSet::default()
+    };
     for meta in &manifest.segments {
         if let Some(seg) = known.get(&meta.file_id) {
             set.segments.push(Arc::clone(seg));
@@ -384,10 +404,10 @@ fn load_segments(
 /// a generation are written only after its header is durable, so one proves the header had
 /// been; the whole log is searched because the first record may be damaged as well (found
 /// by the recovery fuzz target).
-fn has_record_of(wal: &dyn StorageFile, path: &Path, salt: u64) -> Result<bool> {
+fn has_record_of(wal: &dyn StorageFile, path: &Path, salt: u64, cfg: ReadConfig) -> Result<bool> {
     let len = wal.len().map_err(|e| Error::io("stat", path, e))?;
     let mut found = false;
-    search_records_of(wal, len, salt, WAL_HEADER_BYTES, |_, probe| {
+    search_records_of(wal, len, salt, WAL_HEADER_BYTES, cfg, |_, probe| {
         found = matches!(probe, Probe::Record(rec) if rec.salt == salt);
         !found
     })
@@ -423,6 +443,7 @@ fn settle_tail(
             version.salt,
             version.last_txn + 1,
             end.stop.offset(),
+            ReadConfig::of(core.opts()),
         )
         .map_err(|e| Error::io("read", path, e))?;
         seen = Some((limit, class.dirty_end));

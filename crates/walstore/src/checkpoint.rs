@@ -171,7 +171,10 @@ fn switch_generation(core: &Core, manifest: &Manifest, base: &Version) -> Result
 
 /// The segment set of the new generation: kept files reused, new files mapped.
 fn reopen_set(core: &Core, manifest: &Manifest, base: &Version) -> Result<Arc<SegmentSet>> {
-    let mut set = SegmentSet::default();
+    let mut set = SegmentSet {
+        seek_one_entry_early: core.opts().faults.range_seek_one_entry_early(),
+        ..SegmentSet::default()
+    };
     for meta in &manifest.segments {
         let seg = match base
             .segments

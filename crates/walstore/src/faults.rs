@@ -25,6 +25,28 @@ pub struct EngineFaults {
     /// At open, trust the page cache: leave the unproven tail to a plain `fdatasync` (the
     /// engine before the `ops` fuzz target found the fsyncgate case).
     pub trust_page_cache_at_open: bool,
+    /// Accept a WAL record whose checksum matches with any valid kind byte in place of the
+    /// stored one: a record CRC that leaves the kind unprotected (a flipped kind turns a
+    /// commit record into a valid delete). Caught by aimed corruption of record headers.
+    pub record_crc_skips_kind: bool,
+    /// Zero a torn tail with one write and one sync, without zeroing and syncing its first
+    /// record header on its own first (the engine before finding F was fixed). Caught by the
+    /// constructed torn tails and the crash points of their repair.
+    pub unordered_torn_tail_repair: bool,
+    /// A range read that starts inside a snapshot file starts one entry before its lower
+    /// bound. Caught by the oracle's bounded reads.
+    pub range_seek_one_entry_early: bool,
+    /// Look for commit records past the end of the log only one read chunk far (code that
+    /// assumes the log ends within a chunk). Caught with the engine's read chunk shrunk.
+    pub tail_search_one_chunk: bool,
+    /// At close, append the clean marker without first syncing log bytes this handle caught
+    /// up on (another handle's Buffered commits): the marker vouches for bytes that may not
+    /// be durable. Caught only with a second handle.
+    pub clean_marker_without_sync: bool,
+    /// Group commit: a finished `fdatasync` acknowledges every commit written by then,
+    /// including those written while it was in progress (which it may not cover). Caught
+    /// only with two committer threads and a sync held in progress.
+    pub ack_writes_issued_during_sync: bool,
 }
 
 impl EngineFaults {
@@ -55,5 +77,29 @@ impl EngineFaults {
     #[inline]
     pub(crate) fn trust_page_cache_at_open(&self) -> bool {
         cfg!(feature = "fault-injection") && self.trust_page_cache_at_open
+    }
+    #[inline]
+    pub(crate) fn record_crc_skips_kind(&self) -> bool {
+        cfg!(feature = "fault-injection") && self.record_crc_skips_kind
+    }
+    #[inline]
+    pub(crate) fn unordered_torn_tail_repair(&self) -> bool {
+        cfg!(feature = "fault-injection") && self.unordered_torn_tail_repair
+    }
+    #[inline]
+    pub(crate) fn range_seek_one_entry_early(&self) -> bool {
+        cfg!(feature = "fault-injection") && self.range_seek_one_entry_early
+    }
+    #[inline]
+    pub(crate) fn tail_search_one_chunk(&self) -> bool {
+        cfg!(feature = "fault-injection") && self.tail_search_one_chunk
+    }
+    #[inline]
+    pub(crate) fn clean_marker_without_sync(&self) -> bool {
+        cfg!(feature = "fault-injection") && self.clean_marker_without_sync
+    }
+    #[inline]
+    pub(crate) fn ack_writes_issued_during_sync(&self) -> bool {
+        cfg!(feature = "fault-injection") && self.ack_writes_issued_during_sync
     }
 }

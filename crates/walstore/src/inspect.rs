@@ -14,7 +14,9 @@ use crate::manifest::Manifest;
 use crate::snapshot::{Segment, SegmentMeta};
 use crate::storage::{Mapping, OpenMode, Storage, StorageFile};
 use crate::wal::record::{self, RecordBody, RECORD_HEADER_BYTES, RECORD_PAYLOAD_MAX};
-use crate::wal::scan::{classify_tail, scan, search_records_of, ChunkReader, Probe, Stop};
+use crate::wal::scan::{
+    classify_tail, scan, search_records_of, ChunkReader, Probe, ReadConfig, Stop,
+};
 use crate::wal::{WalHeader, WAL_HEADER_BYTES};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -122,9 +124,18 @@ fn read_log(file: &dyn StorageFile, path: PathBuf, header: &WalHeader) -> Result
     let read_err = |e| Error::io("read", &path, e);
     let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
     let first = header.base_txn + 1;
-    let end = scan(file, len, WAL_HEADER_BYTES, header.salt, first, |_| {}).map_err(read_err)?;
-    let class = classify_tail(file, len, header.salt, end.last_txn + 1, end.stop.offset())
-        .map_err(read_err)?;
+    let cfg = ReadConfig::default();
+    let end =
+        scan(file, len, WAL_HEADER_BYTES, header.salt, first, cfg, |_| {}).map_err(read_err)?;
+    let class = classify_tail(
+        file,
+        len,
+        header.salt,
+        end.last_txn + 1,
+        end.stop.offset(),
+        cfg,
+    )
+    .map_err(read_err)?;
     let (stop_reason, stop_detail) = match &end.stop {
         Stop::Clean { offset } => (
             format!("zero-filled space or end of file at {offset}"),
@@ -163,7 +174,7 @@ fn walk_records(
     salt: u64,
     committed_end: u64,
 ) -> std::io::Result<Vec<RecordInfo>> {
-    let mut reader = ChunkReader::new(file, len);
+    let mut reader = ChunkReader::new(file, len, ReadConfig::default());
     let mut out = Vec::new();
     let mut pos = WAL_HEADER_BYTES;
     loop {
@@ -488,10 +499,17 @@ fn newer_header(
 fn has_record_of(file: &dyn StorageFile, salt: u64) -> std::io::Result<bool> {
     let len = file.len()?;
     let mut found = false;
-    search_records_of(file, len, salt, WAL_HEADER_BYTES, |_, probe| {
-        found = matches!(probe, Probe::Record(rec) if rec.salt == salt);
-        !found
-    })?;
+    search_records_of(
+        file,
+        len,
+        salt,
+        WAL_HEADER_BYTES,
+        ReadConfig::default(),
+        |_, probe| {
+            found = matches!(probe, Probe::Record(rec) if rec.salt == salt);
+            !found
+        },
+    )?;
     Ok(found)
 }
 

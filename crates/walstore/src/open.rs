@@ -184,6 +184,7 @@ fn clear_stale_tail(core: &Core, version: &Version) -> Result<()> {
         version.salt,
         version.last_txn + 1,
         version.wal_end,
+        crate::wal::scan::ReadConfig::of(core.opts()),
     )
     .map_err(|e| Error::io("read", path, e))?;
     let past_end = match class.corruption {

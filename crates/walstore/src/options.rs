@@ -67,6 +67,7 @@ pub struct Options {
     pub(crate) sector_size: u64,
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) faults: crate::faults::EngineFaults,
+    pub(crate) read_chunk_bytes: usize,
 }
 
 impl Default for Options {
@@ -83,6 +84,7 @@ impl Default for Options {
             sector_size: 0,
             storage: Arc::new(FsStorage),
             faults: crate::faults::EngineFaults::default(),
+            read_chunk_bytes: crate::wal::scan::CHUNK_BYTES,
         }
     }
 }
@@ -165,6 +167,15 @@ impl Options {
     /// simulated one.
     pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
         self.storage = storage;
+        self
+    }
+
+    /// Largest read of the WAL at a time (default 1 MiB, at least 64 bytes). Hidden: only the
+    /// crash harness shrinks it, so that logs of a few KiB cross read-chunk boundaries the way
+    /// large logs do. Results never depend on it.
+    #[doc(hidden)]
+    pub fn read_chunk_bytes(mut self, bytes: usize) -> Self {
+        self.read_chunk_bytes = bytes.clamp(64, crate::wal::scan::CHUNK_BYTES);
         self
     }
 

@@ -100,6 +100,9 @@ impl fmt::Debug for Value {
 pub struct SegmentSet {
     pub segments: Vec<Arc<Segment>>,
     pub metas: Vec<SegmentMeta>,
+    /// The broken variant `EngineFaults::range_seek_one_entry_early` (always false outside
+    /// the crash harness's tests).
+    pub seek_one_entry_early: bool,
 }
 
 impl SegmentSet {
@@ -405,6 +408,9 @@ impl<'a> SegmentIter<'a> {
         };
         self.segment = self.set.locate(key).unwrap_or(0);
         self.index = self.set.segments[self.segment].lower_bound(key, after)?;
+        if self.set.seek_one_entry_early {
+            self.index = self.index.saturating_sub(1);
+        }
         Ok(())
     }
 }

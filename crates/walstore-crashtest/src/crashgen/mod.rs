@@ -5,10 +5,13 @@
 //! with garbage), then optionally damages synced bytes. Every recipe is driven by a seed, so
 //! `(crash point, variant, seed)` names one image exactly.
 
+mod aimed;
 mod bytes;
 mod recipes;
 #[cfg(test)]
 mod tests;
+
+pub use aimed::image_count;
 
 use crate::image::Image;
 use crate::simfs::state::FsState;
@@ -124,11 +127,17 @@ pub enum Variant {
     CorruptWal,
     /// F13 on the manifest or a snapshot file.
     CorruptMeta,
+    /// F13 aimed: one bit of one byte of a named header or record field of synced data (WAL
+    /// header, record headers, commit records, manifest, snapshot headers).
+    CorruptField,
+    /// F3, F4, F5 constructed: the WAL's unsynced writes with a hole, or the last one torn
+    /// sector by sector (prefix, one garbage sector, one new sector, all but one garbage).
+    TornTail,
 }
 
 impl Variant {
     /// Every recipe, cheapest first.
-    pub const ALL: [Variant; 10] = [
+    pub const ALL: [Variant; 12] = [
         Variant::DropUnsynced,
         Variant::ProcessKill,
         Variant::Prefix,
@@ -139,6 +148,8 @@ impl Variant {
         Variant::DirEntries,
         Variant::CorruptWal,
         Variant::CorruptMeta,
+        Variant::CorruptField,
+        Variant::TornTail,
     ];
 
     /// Whether the recipe is a power loss (the process-kill recipe is not).
@@ -271,6 +282,11 @@ pub fn generate(
             })?;
             (image, Some(damage))
         }
+        Variant::CorruptField => {
+            let (image, damage) = b.corrupt_field(seed)?;
+            (image, Some(damage))
+        }
+        Variant::TornTail => (b.torn_tail(seed)?, None),
     };
     if state.has_unsynced() && !b.classes.contains(&FaultClass::F15) {
         b.classes.push(FaultClass::F1);

@@ -3,7 +3,7 @@
 
 use super::{bytes, Builder, Damage, DamagedOrigin, FaultClass, Keep, NameKeep};
 use crate::image::Image;
-use crate::simfs::state::{to_usize, DirOp, InodeId, Pending};
+use crate::simfs::state::{to_usize, DirOp, FsState, InodeId, Pending};
 use rand::Rng;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -176,7 +176,7 @@ impl Builder<'_> {
 
     /// Damages one synced byte range of a file whose name matches, in the durable image.
     pub(super) fn corrupt(&mut self, eligible: impl Fn(&str) -> bool) -> Option<(Image, Damage)> {
-        let mut image = Image::durable_of(self.state);
+        let image = Image::durable_of(self.state);
         let targets: Vec<(PathBuf, InodeId)> = self
             .state
             .durable_names
@@ -202,40 +202,12 @@ impl Builder<'_> {
         }
         let (path, id, start, end) = candidates[self.rng.gen_range(0..candidates.len())].clone();
         let offset = self.rng.gen_range(start..end);
-        let inode = self.state.inodes.get(&id)?;
-        let bytes = image.files.get_mut(&path)?;
-        let before = bytes.clone();
-        let how = bytes::damage_bytes(bytes, to_usize(offset), self.sector, &mut self.rng);
-        let changed: Vec<usize> = (0..bytes.len())
-            .filter(|&i| bytes[i] != before[i])
-            .collect();
-        let (first, last) = (*changed.first()?, *changed.last()?);
-        let mut origins: Vec<DamagedOrigin> = Vec::new();
-        for &i in &changed {
-            let Some(o) = inode.origin_of(i as u64) else {
-                continue;
-            };
-            match origins.last_mut() {
-                Some(last) if last.write_op == o.write_op && last.end == i as u64 => {
-                    last.end += 1;
-                }
-                _ => origins.push(DamagedOrigin {
-                    start: i as u64,
-                    end: i as u64 + 1,
-                    write_op: o.write_op,
-                    sync_op: o.sync_op,
-                }),
-            }
-        }
+        let sector = self.sector;
+        let rng = &mut self.rng;
+        let hit = |bytes: &mut Vec<u8>| bytes::damage_bytes(bytes, to_usize(offset), sector, rng);
+        let damaged = damage(self.state, image, &path, id, hit)?;
         self.classes.push(FaultClass::F13);
-        let damage = Damage {
-            path: path.display().to_string(),
-            offset: first as u64,
-            len: (last - first + 1) as u64,
-            origins,
-            how,
-        };
-        Some((image, damage))
+        Some(damaged)
     }
 
     pub(super) fn coin<T>(&mut self, heads: T, tails: T) -> T {
@@ -311,4 +283,48 @@ impl Builder<'_> {
             files,
         }
     }
+}
+
+/// Applies `hit` to the durable bytes of file `path` (inode `id`) in `image` and maps the
+/// changed bytes back to the writes that had put them there (F13). `None` if nothing changed.
+pub(super) fn damage(
+    state: &FsState,
+    mut image: Image,
+    path: &PathBuf,
+    id: InodeId,
+    hit: impl FnOnce(&mut Vec<u8>) -> String,
+) -> Option<(Image, Damage)> {
+    let inode = state.inodes.get(&id)?;
+    let bytes = image.files.get_mut(path)?;
+    let before = bytes.clone();
+    let how = hit(bytes);
+    let changed: Vec<usize> = (0..bytes.len())
+        .filter(|&i| bytes[i] != before[i])
+        .collect();
+    let (first, last) = (*changed.first()?, *changed.last()?);
+    let mut origins: Vec<DamagedOrigin> = Vec::new();
+    for &i in &changed {
+        let Some(o) = inode.origin_of(i as u64) else {
+            continue;
+        };
+        match origins.last_mut() {
+            Some(last) if last.write_op == o.write_op && last.end == i as u64 => {
+                last.end += 1;
+            }
+            _ => origins.push(DamagedOrigin {
+                start: i as u64,
+                end: i as u64 + 1,
+                write_op: o.write_op,
+                sync_op: o.sync_op,
+            }),
+        }
+    }
+    let damage = Damage {
+        path: path.display().to_string(),
+        offset: first as u64,
+        len: (last - first + 1) as u64,
+        origins,
+        how,
+    };
+    Some((image, damage))
 }

@@ -32,16 +32,24 @@ pub enum Strategy {
     RecoveryCrash,
     /// Random faults with per-seed probabilities, random crash points.
     Swarm,
+    /// Aimed corruption: at every sync point, a bit flip at every byte of every header and
+    /// record field of synced data (`rounds` bits per byte, at most 8).
+    Aimed,
+    /// Constructed torn tails: after every operation, every torn-tail shape of the WAL's
+    /// unsynced writes, each recovered with a crash at every point of its repair.
+    TornTails,
 }
 
 impl Strategy {
     /// Every strategy.
-    pub const ALL: [Strategy; 5] = [
+    pub const ALL: [Strategy; 7] = [
         Strategy::SyncPoints,
         Strategy::EveryOp,
         Strategy::Countdown,
         Strategy::RecoveryCrash,
         Strategy::Swarm,
+        Strategy::Aimed,
+        Strategy::TornTails,
     ];
 
     /// The command-line name.
@@ -52,6 +60,8 @@ impl Strategy {
             Strategy::Countdown => "countdown",
             Strategy::RecoveryCrash => "recovery-crash",
             Strategy::Swarm => "swarm",
+            Strategy::Aimed => "aimed",
+            Strategy::TornTails => "torn-tails",
         }
     }
 
@@ -90,6 +100,10 @@ pub struct ExploreConfig {
     /// recovery left out, so stale records after it would line up (on by default).
     #[serde(default = "yes")]
     pub aligned_probe: bool,
+    /// Walk every image of the enumerable recipes (aimed corruption, constructed torn tails)
+    /// at each crash point, and inside recovery, instead of `rounds` seeded samples.
+    #[serde(default)]
+    pub enumerate: bool,
 }
 
 fn yes() -> bool {
@@ -116,6 +130,7 @@ impl Default for ExploreConfig {
             recovery_every: 7,
             countdown_max: 10_000,
             aligned_probe: true,
+            enumerate: false,
         }
     }
 }
@@ -213,6 +228,31 @@ pub fn explore(
         }
         Strategy::Countdown => countdown::explore_countdown(workload, &engine, config, None),
         Strategy::Swarm => swarm::explore_swarm(workload, &engine, config, None),
+        Strategy::Aimed => points::explore_points(workload, &engine, &aimed(config), false, None),
+        Strategy::TornTails => {
+            points::explore_points(workload, &engine, &torn_tails(config), true, None)
+        }
+    }
+}
+
+/// The knobs of the aimed-corruption strategy.
+fn aimed(config: &ExploreConfig) -> ExploreConfig {
+    ExploreConfig {
+        variants: vec![Variant::CorruptField],
+        recovery_every: 0,
+        enumerate: true,
+        ..config.clone()
+    }
+}
+
+/// The knobs of the constructed-torn-tail strategy.
+fn torn_tails(config: &ExploreConfig) -> ExploreConfig {
+    ExploreConfig {
+        variants: vec![Variant::TornTail],
+        recovery_variants: vec![Variant::DropUnsynced, Variant::TornTail],
+        recovery_every: 1,
+        enumerate: true,
+        ..config.clone()
     }
 }
 
@@ -233,5 +273,9 @@ pub fn rerun(case: &Case, engine: &EngineConfig) -> Outcome {
             countdown::explore_countdown(&case.workload, &engine, &case.config, Some(case))
         }
         Strategy::Swarm => swarm::explore_swarm(&case.workload, &engine, &case.config, Some(case)),
+        Strategy::Aimed | Strategy::TornTails => {
+            let every = case.strategy == Strategy::TornTails || case.crash_op.is_some();
+            points::explore_points(&case.workload, &engine, &case.config, every, Some(case))
+        }
     }
 }

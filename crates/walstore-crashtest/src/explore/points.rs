@@ -3,7 +3,7 @@
 //! distinct image, and for some of them crash again inside recovery.
 
 use super::{Case, ExploreConfig, Failure, Outcome, Seen, Strategy};
-use crate::crashgen::{generate, FaultClass, Variant};
+use crate::crashgen::{generate, image_count, FaultClass, Variant};
 use crate::driver::{run_workload, PointContext, RunConfig, RunOutcome};
 use crate::engine::EngineConfig;
 use crate::simfs::{Capture, CrashPoint};
@@ -27,6 +27,8 @@ pub fn explore_points(
     };
     let strategy = match (only.map(|c| c.strategy), config.recovery_every, every_op) {
         (Some(s), _, _) => s,
+        (None, _, _) if config.variants == [Variant::CorruptField] => Strategy::Aimed,
+        (None, _, _) if config.variants == [Variant::TornTail] => Strategy::TornTails,
         (None, 1, _) => Strategy::RecoveryCrash,
         (None, _, true) => Strategy::EveryOp,
         (None, _, false) => Strategy::SyncPoints,
@@ -147,9 +149,13 @@ impl<'a> Checker<'a> {
         self.outcome.stats.crash_points += 1;
         let exp = ctx.history.expectation(op, &ctx.phase);
         for &variant in variants {
-            let n = if variant.is_random() { rounds } else { 1 };
+            let listed = self.listed(&ctx.point.state, variant);
+            let n = listed.unwrap_or(if variant.is_random() { rounds } else { 1 });
             for round in 0..n {
-                let seed = image_seed(self.config.seed, op, round);
+                let seed = match listed {
+                    Some(_) => round,
+                    None => image_seed(self.config.seed, op, round),
+                };
                 if let Some(c) = self.only {
                     if c.variant.is_some_and(|v| v != variant)
                         || c.image_seed.is_some_and(|s| s != seed)
@@ -163,6 +169,47 @@ impl<'a> Checker<'a> {
             }
         }
         false
+    }
+
+    /// The number of images of `variant` to walk at a crash point, when the exploration
+    /// enumerates and the recipe has a finite list (the seed is then the list index).
+    fn listed(&self, state: &crate::simfs::state::FsState, variant: Variant) -> Option<u64> {
+        if !self.config.enumerate {
+            return None;
+        }
+        image_count(state, variant, &self.config.media, self.config.rounds)
+    }
+
+    /// Crashes inside a recovery that found `state`: a power cut inside recovery's own
+    /// writes (lost, reordered, torn and garbage sectors; recovery must never write over data
+    /// it cannot afford to lose), then a reopen. Returns the first violation and its image.
+    fn recovery_images(
+        &mut self,
+        points: &[CrashPoint],
+        state: &crate::oracle::State,
+        seed: u64,
+    ) -> Option<(crate::oracle::Violation, crate::image::Image)> {
+        for point in points {
+            self.outcome.stats.recovery_crash_points += 1;
+            for &v in &self.config.recovery_variants {
+                let seeds: Vec<u64> = match self.listed(&point.state, v) {
+                    Some(n) => (0..n).collect(),
+                    None => vec![seed ^ point.op_index],
+                };
+                for s in seeds {
+                    let Some(g) = generate(&point.state, v, s, &self.config.media) else {
+                        continue;
+                    };
+                    self.outcome.stats.images_generated += 1;
+                    self.outcome.stats.images_checked += 1;
+                    self.outcome.stats.fault(FaultClass::F16);
+                    if let Err(v) = check_recovery_crash(&g.image, state, self.engine) {
+                        return Some((v, g.image));
+                    }
+                }
+            }
+        }
+        None
     }
 
     fn image(
@@ -202,18 +249,50 @@ impl<'a> Checker<'a> {
             damage: generated.damage.as_ref(),
             aligned_probe: self.config.aligned_probe,
         };
-        let failure = |violation, image, stable_state: Option<crate::oracle::State>| Failure {
+        let found = match check_image(case, self.engine, recovery) {
+            Err(v) => Some((v, generated.image.clone(), None)),
+            Ok(recovered) => {
+                let Some(state) = recovered.state else {
+                    self.outcome.stats.corruption_reported += 1;
+                    return false;
+                };
+                self.recovery_images(&recovered.recovery_points, &state, seed)
+                    .map(|(v, image)| (v, image, Some(state)))
+            }
+        };
+        let Some((violation, image, stable_state)) = found else {
+            return false;
+        };
+        self.fail(ctx, run, exp, &generated, violation, image, stable_state);
+        true
+    }
+
+    /// Records the failure found on an image of `generated`'s recipe (or inside its recovery,
+    /// with the state the uninterrupted recovery found).
+    #[allow(clippy::too_many_arguments)] // reason: the parts of one failure, used once
+    fn fail(
+        &mut self,
+        ctx: &PointContext,
+        run: &RunOutcome,
+        exp: &crate::oracle::Expectation,
+        generated: &crate::crashgen::Generated,
+        violation: crate::oracle::Violation,
+        image: crate::image::Image,
+        stable_state: Option<crate::oracle::State>,
+    ) {
+        self.outcome.stats.violations += 1;
+        self.outcome.failure = Some(Failure {
             violation,
             case: Case {
                 crash_op: Some(ctx.point.op_index),
-                variant: Some(variant),
-                image_seed: Some(seed),
+                variant: Some(generated.variant),
+                image_seed: Some(generated.seed),
                 in_recovery: stable_state.is_some(),
                 ..self.base.clone()
             },
             image: Some(image),
             expectation: Some(exp.clone()),
-            power_loss: power,
+            power_loss: generated.variant.is_power_loss(),
             damage: generated.damage.clone(),
             trace: run
                 .fs
@@ -223,41 +302,7 @@ impl<'a> Checker<'a> {
                 .collect(),
             fired: run.fs.fired(),
             stable_state,
-        };
-        let recovered = match check_image(case, self.engine, recovery) {
-            Ok(r) => r,
-            Err(v) => {
-                let f = failure(v, generated.image.clone(), None);
-                self.outcome.stats.violations += 1;
-                self.outcome.failure = Some(f);
-                return true;
-            }
-        };
-        let Some(state) = recovered.state else {
-            self.outcome.stats.corruption_reported += 1;
-            return false;
-        };
-        for point in &recovered.recovery_points {
-            self.outcome.stats.recovery_crash_points += 1;
-            // A power cut inside recovery's own writes: lost, reordered, torn and garbage
-            // sectors (recovery must never write over data it cannot afford to lose).
-            for &v in &self.config.recovery_variants {
-                let Some(g) = generate(&point.state, v, seed ^ point.op_index, &self.config.media)
-                else {
-                    continue;
-                };
-                self.outcome.stats.images_generated += 1;
-                self.outcome.stats.images_checked += 1;
-                self.outcome.stats.fault(FaultClass::F16);
-                if let Err(v) = check_recovery_crash(&g.image, &state, self.engine) {
-                    let f = failure(v, g.image, Some(state.clone()));
-                    self.outcome.stats.violations += 1;
-                    self.outcome.failure = Some(f);
-                    return true;
-                }
-            }
-        }
-        false
+        });
     }
 }
 

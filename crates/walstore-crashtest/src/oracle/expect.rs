@@ -5,7 +5,9 @@
 //! were damaged onwards, and only if no durable commit was started after the sync that had
 //! made those bytes durable: such a later commit's watermark would prove the bytes had been
 //! synced, so recovery must report the damage instead of truncating (RECOVERY.md L3/L4).
-//! A later commit whose own bytes were damaged too proves nothing. Damage to bytes of a commit folded into a completed checkpoint is harmless and relaxes
+//! A later commit whose own bytes were damaged too proves nothing, and neither does a later
+//! commit of the damaged commit's own handle when another handle's sync made the bytes
+//! durable (its watermark cannot know of that sync). Damage to bytes of a commit folded into a completed checkpoint is harmless and relaxes
 //! nothing. Damage to the manifest or a snapshot file relaxes nothing either: it must be
 //! reported or be harmless.
 
@@ -47,6 +49,9 @@ pub struct CommitInfo {
     /// WAL byte ranges its commit call wrote (its commit record is in the last one).
     #[serde(default)]
     pub wal_ranges: Vec<(u64, u64)>,
+    /// The handle that made it (0, or 1 for the second handle).
+    #[serde(default)]
+    pub handle: u8,
 }
 
 /// The states a recovery may produce at one crash point.
@@ -68,6 +73,10 @@ pub struct Expectation {
     pub crash_op: u64,
     /// What the workload was doing at the crash.
     pub phase: String,
+    /// Trace indexes of the WAL syncs the second handle made (a handle's watermarks know
+    /// only its own syncs and those of the transactions it caught up on).
+    #[serde(default)]
+    pub second_handle_syncs: std::collections::BTreeSet<u64>,
 }
 
 impl Expectation {
@@ -118,10 +127,16 @@ impl Expectation {
             .iter()
             .any(|&op| op > commit.end_op && op <= self.crash_op);
         // A witness: a durable commit started after the damaged bytes were synced, whose own
-        // commit record lies outside the damage.
+        // commit record lies outside the damage, made by the handle that synced them or by
+        // another handle than the damaged commit's (which caught up on it, and must sync
+        // what it caught up on before appending: RECOVERY.md S1b). A handle's own commit
+        // synced by another handle's catch-up is unknown to it: its next commit proves
+        // nothing.
+        let synced_by = u8::from(self.second_handle_syncs.contains(&sync_op));
         let covered = self.commits[index + 1..].iter().any(|later| {
             later.durable
                 && later.first_op >= sync_op
+                && (later.handle == synced_by || later.handle != commit.handle)
                 && later
                     .wal_ranges
                     .last()

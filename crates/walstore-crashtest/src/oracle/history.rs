@@ -42,6 +42,9 @@ pub struct CommitRecord {
     /// WAL byte ranges the commit call wrote.
     #[serde(default)]
     pub wal_ranges: Vec<(u64, u64)>,
+    /// The handle that made it (0 = the first; 1 = the second handle of `Step::Other`).
+    #[serde(default)]
+    pub handle: u8,
 }
 
 /// Every commit attempt of a run, in order.
@@ -53,6 +56,12 @@ pub struct History {
     pub aborted: BTreeSet<u64>,
     /// Trace indexes at which checkpoints completed successfully.
     pub checkpoints_done: Vec<u64>,
+    /// The handle whose steps run now (commits record it).
+    #[serde(default)]
+    pub current_handle: u8,
+    /// Trace indexes of the WAL syncs the second handle made.
+    #[serde(default)]
+    pub second_handle_syncs: BTreeSet<u64>,
 }
 
 impl History {
@@ -73,6 +82,7 @@ impl History {
             first_op,
             end_op: first_op,
             wal_ranges: Vec::new(),
+            handle: self.current_handle,
         });
         self.commits.len() - 1
     }
@@ -104,6 +114,17 @@ impl History {
     /// Marks every acknowledged commit durable.
     pub fn mark_all_durable(&mut self) {
         self.mark_durable(self.commits.len());
+    }
+
+    /// After `Store::sync` on the current handle: its own acknowledged commits are durable
+    /// (it syncs only what it wrote; another handle's commits may stay unsynced).
+    pub fn mark_own_durable(&mut self) {
+        let handle = self.current_handle;
+        for c in &mut self.commits {
+            if c.status == Status::Acknowledged && c.handle == handle {
+                c.durable = true;
+            }
+        }
     }
 
     /// Records a completed checkpoint.
@@ -161,6 +182,7 @@ impl History {
                 durable: acked && c.durable,
                 writes: c.writes.clone(),
                 wal_ranges: c.wal_ranges.clone(),
+                handle: c.handle,
             });
         }
         for c in &self.commits {
@@ -182,6 +204,11 @@ impl History {
             checkpoints_done: self.checkpoints_done.clone(),
             crash_op,
             phase: phase.to_string(),
+            second_handle_syncs: self
+                .second_handle_syncs
+                .range(..=crash_op)
+                .copied()
+                .collect(),
         }
     }
 

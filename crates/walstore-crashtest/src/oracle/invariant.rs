@@ -29,11 +29,14 @@ pub enum Invariant {
     CheckpointAtomicity,
     /// 11. After a failed fsync or write the handle is poisoned until reopen.
     PoisonAfterFailure,
+    /// 12. Readers observe committed prefixes: bounded ranges, prefix scans and point
+    ///     gets agree with the state.
+    ReadsAgree,
 }
 
 impl Invariant {
     /// Every invariant, in order.
-    pub const ALL: [Invariant; 11] = [
+    pub const ALL: [Invariant; 12] = [
         Invariant::NoPanic,
         Invariant::PrefixConsistency,
         Invariant::Durability,
@@ -45,6 +48,7 @@ impl Invariant {
         Invariant::StructuralIntegrity,
         Invariant::CheckpointAtomicity,
         Invariant::PoisonAfterFailure,
+        Invariant::ReadsAgree,
     ];
 
     /// The number in the fault model.
@@ -61,6 +65,7 @@ impl Invariant {
             Invariant::StructuralIntegrity => 9,
             Invariant::CheckpointAtomicity => 10,
             Invariant::PoisonAfterFailure => 11,
+            Invariant::ReadsAgree => 12,
         }
     }
 
@@ -78,6 +83,7 @@ impl Invariant {
             Invariant::StructuralIntegrity => "structural integrity",
             Invariant::CheckpointAtomicity => "checkpoint atomicity",
             Invariant::PoisonAfterFailure => "poison after a failed fsync or write",
+            Invariant::ReadsAgree => "bounded reads agree with the state",
         }
     }
 }

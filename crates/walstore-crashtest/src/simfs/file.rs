@@ -36,6 +36,32 @@ impl SimFile {
     }
 }
 
+impl SimFile {
+    fn is_wal(&self) -> bool {
+        self.path.file_name().is_some_and(|n| n == "wal")
+    }
+
+    /// For the WAL's held sync: the number of pending changes it covers, after waiting for
+    /// the other thread's write. `None` for every other sync.
+    fn held_sync_covers(&self) -> Option<usize> {
+        if !self.is_wal() || !self.fs.shared.sync_gate.take_hold() {
+            return None;
+        }
+        let covered = {
+            let rt = self.fs.runtime();
+            rt.state.inodes.get(&self.inode).map(|i| i.pending.len())
+        };
+        self.fs.shared.sync_gate.wait_release();
+        covered
+    }
+
+    fn note_wal_write(&self) {
+        if self.is_wal() {
+            self.fs.shared.sync_gate.note_write();
+        }
+    }
+}
+
 fn gone() -> io::Error {
     io::Error::new(io::ErrorKind::NotFound, "simulated inode is gone")
 }
@@ -81,6 +107,7 @@ impl StorageFile for SimFile {
             }
             fail(inj)
         })
+        .inspect(|()| self.note_wal_write())
     }
 
     fn len(&self) -> io::Result<u64> {
@@ -108,8 +135,11 @@ impl StorageFile for SimFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        let mut rt = self.fs.runtime();
         let id = self.inode;
+        // A held sync (gate.rs) covers the writes issued before it began, not those issued
+        // by another thread while it is in progress.
+        let covered = self.held_sync_covers();
+        let mut rt = self.fs.runtime();
         rt.mutate(OpClass::Sync, &self.path, String::new(), |st, op, inj| {
             let inode = st.inodes.get_mut(&id).ok_or_else(gone)?;
             if inj.is_some() {
@@ -118,7 +148,7 @@ impl StorageFile for SimFile {
                 inode.drop_dirty();
                 return fail(inj);
             }
-            inode.make_durable(op);
+            inode.make_durable_first(covered.unwrap_or(usize::MAX), op);
             Ok(())
         })
     }

@@ -15,6 +15,7 @@
 //! sync; every other call changes live state only.
 
 mod file;
+mod gate;
 pub mod inject;
 pub mod state;
 
@@ -73,6 +74,7 @@ struct Runtime {
 struct Shared {
     runtime: Mutex<Runtime>,
     lock_released: Condvar,
+    sync_gate: gate::SyncGate,
 }
 
 /// A simulated file system. Clones share it.
@@ -118,8 +120,47 @@ impl SimFs {
                     dir_sync_failure_is_fatal: true,
                 }),
                 lock_released: Condvar::new(),
+                sync_gate: gate::SyncGate::default(),
             }),
         }
+    }
+
+    /// Holds the next `sync_data` of the WAL open until another thread issues a WAL write
+    /// (see `gate.rs`); [`SimFs::wait_for_held_sync`] lets that thread start at the right
+    /// moment, [`SimFs::disarm_sync_gate`] ends the schedule.
+    pub fn arm_sync_gate(&self) {
+        self.shared.sync_gate.arm();
+    }
+
+    /// Ends a schedule started by [`SimFs::arm_sync_gate`] (releases a waiting thread).
+    pub fn disarm_sync_gate(&self) {
+        self.shared.sync_gate.disarm();
+    }
+
+    /// Blocks until the armed WAL sync has begun, or the gate was disarmed.
+    pub fn wait_for_held_sync(&self) {
+        self.shared.sync_gate.wait_held();
+    }
+
+    /// Trace indexes of the writes to `path` that are not durable yet.
+    pub fn unsynced_write_ops(&self, path: &Path) -> Vec<u64> {
+        let rt = self.runtime();
+        let Some(inode) = rt
+            .state
+            .names
+            .get(path)
+            .and_then(|id| rt.state.inodes.get(id))
+        else {
+            return Vec::new();
+        };
+        inode
+            .pending
+            .iter()
+            .filter_map(|p| match p {
+                state::Pending::Write { op, .. } => Some(*op),
+                state::Pending::SetLen { .. } => None,
+            })
+            .collect()
     }
 
     /// Chooses which operations are captured as crash points.

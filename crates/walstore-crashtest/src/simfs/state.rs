@@ -75,7 +75,14 @@ impl Inode {
 
     /// Applies every pending change to the durable bytes (a successful sync at `sync_op`).
     pub fn make_durable(&mut self, sync_op: u64) {
-        let pending = std::mem::take(&mut self.pending);
+        self.make_durable_first(usize::MAX, sync_op);
+    }
+
+    /// Applies the first `n` pending changes to the durable bytes (a sync that began before
+    /// the later ones were issued); the rest stay pending.
+    pub fn make_durable_first(&mut self, n: usize, sync_op: u64) {
+        let later = self.pending.split_off(n.min(self.pending.len()));
+        let pending = std::mem::replace(&mut self.pending, later);
         if pending.is_empty() {
             return;
         }

@@ -8,6 +8,7 @@
 
 mod random;
 mod scripted;
+mod shaped;
 
 pub use random::random_mix;
 pub use scripted::{scripted, SCRIPTED};
@@ -69,6 +70,12 @@ pub enum Step {
     Sync,
     /// Close the store and open it again (no crash).
     Reopen,
+    /// The step on a second handle of the same store, opened at its first step (a second
+    /// process); `Other(Reopen)` closes that handle.
+    Other(Box<Step>),
+    /// Two transactions committed on two threads of the current handle: the second runs
+    /// while the first one's WAL sync is in progress (other steps run one after the other).
+    Concurrent(Box<Step>, Box<Step>),
 }
 
 /// Engine settings a workload runs with (small, so that files and checkpoints are small).
@@ -78,6 +85,10 @@ pub struct EngineSettings {
     pub wal_preallocate_bytes: u64,
     /// `Options::segment_size_bytes_target`.
     pub segment_size_bytes_target: u64,
+    /// The engine's WAL read chunk (hidden `Options::read_chunk_bytes`); `None` keeps the
+    /// engine's 1 MiB. Small chunks make logs of a few KiB cross chunk boundaries.
+    #[serde(default)]
+    pub read_chunk_bytes: Option<usize>,
 }
 
 impl Default for EngineSettings {
@@ -85,6 +96,7 @@ impl Default for EngineSettings {
         EngineSettings {
             wal_preallocate_bytes: 8192,
             segment_size_bytes_target: 4096,
+            read_chunk_bytes: None,
         }
     }
 }
@@ -105,6 +117,11 @@ impl Workload {
     pub fn commit_count(&self) -> usize {
         self.steps
             .iter()
+            .flat_map(|s| match s {
+                Step::Other(inner) => vec![inner.as_ref()],
+                Step::Concurrent(a, b) => vec![a.as_ref(), b.as_ref()],
+                s => vec![s],
+            })
             .filter(|s| matches!(s, Step::Txn { abort: false, .. } | Step::Increment { .. }))
             .count()
     }

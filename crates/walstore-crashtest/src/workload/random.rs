@@ -1,5 +1,6 @@
 //! Seeded random transaction mixes: puts, deletes, multi-key transactions, aborts, both
-//! durability levels, checkpoints, syncs and reopens.
+//! durability levels, checkpoints, syncs and reopens; half of them with the engine's read
+//! chunk shrunk.
 
 use super::{value, Dur, EngineSettings, Step, TxOp, Workload};
 use rand::rngs::StdRng;
@@ -58,6 +59,9 @@ pub fn random_mix(seed: u64, steps: usize) -> Workload {
         settings: EngineSettings {
             wal_preallocate_bytes: 4096 * rng.gen_range(1..4u64),
             segment_size_bytes_target: 4096,
+            // Half the seeds read the log in chunks of 64 to 1024 bytes, so that their logs
+            // of a few KiB cross the read-chunk boundaries that large logs cross.
+            read_chunk_bytes: rng.gen_bool(0.5).then(|| 64 << rng.gen_range(0..5u32)),
         },
     }
 }

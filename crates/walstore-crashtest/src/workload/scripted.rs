@@ -4,7 +4,13 @@
 use super::{value, Dur, EngineSettings, Step, TxOp, Workload};
 
 /// Names of the scripted scenarios.
-pub const SCRIPTED: [&str; 4] = ["context-save", "config", "counter", "checkpoints"];
+pub const SCRIPTED: [&str; 5] = [
+    "context-save",
+    "config",
+    "counter",
+    "checkpoints",
+    "torn-tails",
+];
 
 /// A scripted scenario by name.
 pub fn scripted(name: &str) -> Option<Workload> {
@@ -13,6 +19,11 @@ pub fn scripted(name: &str) -> Option<Workload> {
         "config" => config(),
         "counter" => counter(),
         "checkpoints" => checkpoints(),
+        "torn-tails" => return Some(super::shaped::torn_tails()),
+        "large" => return Some(super::shaped::large()),
+        "two-handles" => return Some(super::shaped::two_handles()),
+        "threads" => return Some(super::shaped::threads()),
+        "handoff" => return Some(super::shaped::handoff()),
         _ => return None,
     };
     Some(Workload {
@@ -22,14 +33,14 @@ pub fn scripted(name: &str) -> Option<Workload> {
     })
 }
 
-fn put(serial: u64, key: &str, body: &str) -> TxOp {
+pub(super) fn put(serial: u64, key: &str, body: &str) -> TxOp {
     TxOp::Put {
         key: key.to_string(),
         value: value(serial, body),
     }
 }
 
-fn txn(serial: u64, ops: Vec<TxOp>, durability: Dur) -> Step {
+pub(super) fn txn(serial: u64, ops: Vec<TxOp>, durability: Dur) -> Step {
     Step::Txn {
         serial,
         ops,

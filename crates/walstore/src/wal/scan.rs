@@ -27,7 +27,7 @@ use std::io;
 use std::sync::Arc;
 
 /// Bytes read from the file at a time, at most.
-const CHUNK_BYTES: usize = 1 << 20;
+pub(crate) const CHUNK_BYTES: usize = 1 << 20;
 /// Bytes of the first read of a scan.
 const FIRST_CHUNK_BYTES: usize = 4096;
 
@@ -89,16 +89,47 @@ pub(crate) struct ChunkReader<'f> {
     buf: Vec<u8>,
     buf_start: u64,
     chunk: usize,
+    cfg: ReadConfig,
+}
+
+/// How the WAL is read: the read chunk (`Options::read_chunk_bytes`) and the broken-engine
+/// flags that change reading (`faults.rs`).
+#[derive(Debug, Clone, Copy)]
+pub struct ReadConfig {
+    /// Largest read at a time.
+    pub chunk_bytes: usize,
+    /// Deliberately broken variants (all off outside the harness's tests).
+    pub faults: crate::faults::EngineFaults,
+}
+
+impl Default for ReadConfig {
+    fn default() -> Self {
+        ReadConfig {
+            chunk_bytes: CHUNK_BYTES,
+            faults: crate::faults::EngineFaults::default(),
+        }
+    }
+}
+
+impl ReadConfig {
+    /// The read configuration of a store's options.
+    pub(crate) fn of(opts: &crate::options::Options) -> Self {
+        ReadConfig {
+            chunk_bytes: opts.read_chunk_bytes,
+            faults: opts.faults,
+        }
+    }
 }
 
 impl<'f> ChunkReader<'f> {
-    pub(crate) fn new(file: &'f dyn StorageFile, file_len: u64) -> Self {
+    pub(crate) fn new(file: &'f dyn StorageFile, file_len: u64, cfg: ReadConfig) -> Self {
         ChunkReader {
             file,
             file_len,
             buf: Vec::new(),
             buf_start: 0,
-            chunk: FIRST_CHUNK_BYTES,
+            chunk: FIRST_CHUNK_BYTES.min(cfg.chunk_bytes),
+            cfg,
         }
     }
 
@@ -108,12 +139,12 @@ impl<'f> ChunkReader<'f> {
         let buf_end = self.buf_start + self.buf.len() as u64;
         if offset < self.buf_start || want_end > buf_end {
             let read_len = (self.file_len.saturating_sub(offset)).min(len.max(self.chunk) as u64);
-            self.chunk = (self.chunk * 2).min(CHUNK_BYTES);
+            self.chunk = (self.chunk * 2).min(self.cfg.chunk_bytes);
             // Grow the buffer only as the file proves it has the bytes: a catch-up scan does
             // not know the file's length (it passes u64::MAX), and a length declared by
             // damaged bytes must not size an allocation (found by the recovery fuzz target).
             let read_len = read_len as usize;
-            let mut step = read_len.min(CHUNK_BYTES);
+            let mut step = read_len.min(self.cfg.chunk_bytes);
             self.buf.clear();
             loop {
                 let filled = self.buf.len();
@@ -173,8 +204,9 @@ pub(crate) fn probe<'r>(reader: &'r mut ChunkReader<'_>, at: u64) -> io::Result<
     let declared_end =
         (declared <= RECORD_PAYLOAD_MAX).then(|| at + (RECORD_HEADER_BYTES + declared) as u64);
     let total = RECORD_HEADER_BYTES + declared.min(RECORD_PAYLOAD_MAX + 1);
+    let skips_kind = reader.cfg.faults.record_crc_skips_kind();
     let bytes = reader.get(at, total)?;
-    Ok(match record::decode(bytes) {
+    Ok(match record::decode_with(bytes, skips_kind) {
         Ok(rec) => Probe::Record(rec),
         Err(DecodeError::Zero) => Probe::Zero,
         Err(error) => Probe::Invalid {
@@ -193,9 +225,10 @@ pub fn scan(
     from: u64,
     salt: u64,
     expected_txn: u64,
+    cfg: ReadConfig,
     mut on_txn: impl FnMut(ScannedTxn),
 ) -> io::Result<ScanEnd> {
-    let mut reader = ChunkReader::new(file, limit);
+    let mut reader = ChunkReader::new(file, limit, cfg);
     let mut txn = TxnInProgress::new(expected_txn);
     let mut pos = from;
     let mut end = from;
@@ -351,36 +384,49 @@ pub fn classify_tail(
     salt: u64,
     expected_txn: u64,
     stop_offset: u64,
+    cfg: ReadConfig,
 ) -> io::Result<TailClass> {
     let mut dirty_end = stop_offset;
     let mut corruption = None;
-    search_records_of(file, limit, salt, stop_offset + 1, |rec_start, found| {
-        let (rec_end, marker) = match found {
-            Probe::Record(rec) => {
-                let marker = match rec.body {
-                    RecordBody::Commit(m) if rec.txn_id >= expected_txn => Some(m),
-                    _ => None,
-                };
-                (Some(rec_start + rec.len_total as u64), marker)
-            }
-            Probe::Invalid { declared_end, .. } => (declared_end.filter(|e| *e <= limit), None),
-            Probe::Short { .. } | Probe::Zero => (None, None),
-        };
-        dirty_end = dirty_end.max(rec_end.unwrap_or(0));
-        if let Some(marker) = marker.filter(|m| m.synced_through > stop_offset) {
-            corruption.get_or_insert_with(|| {
-                (
-                    stop_offset,
-                    format!(
-                        "damaged log record followed by an intact commit at offset \
+    let limit = if cfg.faults.tail_search_one_chunk() {
+        limit.min(stop_offset.saturating_add(cfg.chunk_bytes as u64))
+    } else {
+        limit
+    };
+    search_records_of(
+        file,
+        limit,
+        salt,
+        stop_offset + 1,
+        cfg,
+        |rec_start, found| {
+            let (rec_end, marker) = match found {
+                Probe::Record(rec) => {
+                    let marker = match rec.body {
+                        RecordBody::Commit(m) if rec.txn_id >= expected_txn => Some(m),
+                        _ => None,
+                    };
+                    (Some(rec_start + rec.len_total as u64), marker)
+                }
+                Probe::Invalid { declared_end, .. } => (declared_end.filter(|e| *e <= limit), None),
+                Probe::Short { .. } | Probe::Zero => (None, None),
+            };
+            dirty_end = dirty_end.max(rec_end.unwrap_or(0));
+            if let Some(marker) = marker.filter(|m| m.synced_through > stop_offset) {
+                corruption.get_or_insert_with(|| {
+                    (
+                        stop_offset,
+                        format!(
+                            "damaged log record followed by an intact commit at offset \
                          {rec_start} that proves offsets up to {} were durable",
-                        marker.synced_through
-                    ),
-                )
-            });
-        }
-        true
-    })?;
+                            marker.synced_through
+                        ),
+                    )
+                });
+            }
+            true
+        },
+    )?;
     Ok(TailClass {
         corruption,
         dirty_end,
@@ -396,15 +442,16 @@ pub(crate) fn search_records_of(
     limit: u64,
     salt: u64,
     first: u64,
+    cfg: ReadConfig,
     mut visit: impl FnMut(u64, Probe<'_>) -> bool,
 ) -> io::Result<()> {
     let salt_bytes = salt.to_le_bytes();
     let finder = memchr::memmem::Finder::new(&salt_bytes);
-    let mut reader = ChunkReader::new(file, limit);
+    let mut reader = ChunkReader::new(file, limit, cfg);
     let overlap = RECORD_HEADER_BYTES as u64;
     let mut chunk_start = first;
     while chunk_start < limit {
-        let chunk = reader.get(chunk_start, CHUNK_BYTES)?.to_vec();
+        let chunk = reader.get(chunk_start, cfg.chunk_bytes)?.to_vec();
         for at in finder.find_iter(&chunk) {
             let salt_pos = chunk_start + at as u64;
             let Some(rec_start) = salt_pos.checked_sub(SALT_FIELD_OFFSET as u64) else {
@@ -455,7 +502,8 @@ mod tests {
     fn scan_all(bytes: &[u8], salt: u64) -> (Vec<u64>, ScanEnd) {
         let f = file_with(bytes);
         let mut ids = Vec::new();
-        let end = scan(f.as_ref(), bytes.len() as u64, 0, salt, 1, |t| {
+        let cfg = ReadConfig::default();
+        let end = scan(f.as_ref(), bytes.len() as u64, 0, salt, 1, cfg, |t| {
             ids.push(t.txn_id)
         })
         .expect("scan");
@@ -530,6 +578,7 @@ mod tests {
             5,
             end.last_txn + 1,
             end.stop.offset(),
+            ReadConfig::default(),
         )
         .expect("classify");
         assert!(class.corruption.is_some(), "{class:?}");
@@ -544,8 +593,15 @@ mod tests {
         let f = file_with(&log[..cut]);
         let (ids, end) = scan_all(&log[..cut], 5);
         assert_eq!(ids, vec![1]);
-        let class =
-            classify_tail(f.as_ref(), cut as u64, 5, 2, end.stop.offset()).expect("classify");
+        let class = classify_tail(
+            f.as_ref(),
+            cut as u64,
+            5,
+            2,
+            end.stop.offset(),
+            ReadConfig::default(),
+        )
+        .expect("classify");
         assert_eq!(class.corruption, None);
     }
 }

@@ -330,6 +330,21 @@ impl Wal {
         self.sync.lock().durable_end
     }
 
+    /// Makes the log durable through `end` unless this handle already knows it is: called
+    /// after a catch-up under the writer lock found another handle's transactions, so that
+    /// the next commit record's watermark vouches for them (RECOVERY.md S1b).
+    pub(crate) fn sync_caught_up(&self, end: LogPosition) -> Result<()> {
+        if self.durable_end() >= end {
+            return Ok(());
+        }
+        self.fdatasync("WAL fdatasync at catch-up")?;
+        let mut s = self.sync.lock();
+        if s.durable_end < end {
+            s.durable_end = end;
+        }
+        Ok(())
+    }
+
     /// Records that the log is durable through `end` (after a sync made outside group
     /// commit, at open).
     pub(crate) fn set_durable_end(&self, end: LogPosition) {
@@ -370,6 +385,8 @@ impl Wal {
             s = self.sync.lock();
             s.syncing = false;
             result?;
+            let faulty = self.faults.ack_writes_issued_during_sync();
+            let target = if faulty { s.written_seq } else { target };
             s.durable_seq = s.durable_seq.max(target);
             if end >= s.durable_end {
                 s.durable_end = end;
@@ -414,7 +431,8 @@ impl Wal {
         last_txn: u64,
         end: u64,
     ) -> Result<u64> {
-        if self.durable_end() != (generation, end) {
+        let skip = self.faults.clean_marker_without_sync();
+        if self.durable_end() != (generation, end) && !skip {
             self.fdatasync("WAL fdatasync at close")?;
         }
         let mut appender = self.appender.lock();
@@ -450,7 +468,11 @@ impl Wal {
     /// if a crash stopped the zeroing half-way: a discarded transaction would come back
     /// (crash harness, finding F). With its first header zero, it can never count again.
     pub(crate) fn zero_torn_tail(&self, from: u64, to: u64) -> Result<()> {
-        let head_end = (from + record::RECORD_HEADER_BYTES as u64).min(to);
+        let head_end = if self.faults.unordered_torn_tail_repair() {
+            from
+        } else {
+            (from + record::RECORD_HEADER_BYTES as u64).min(to)
+        };
         let zero = |from, to| {
             self.io("torn tail repair", "zero torn tail", || {
                 write_zeros(self.file.as_ref(), from, to)?;

@@ -1,0 +1,189 @@
+//! Two committer threads on one handle, scheduled through the simulated file system's sync
+//! gate: the first thread commits; while its WAL `fdatasync` is in progress the second
+//! thread commits (its write lands after the sync began, so that sync does not cover it);
+//! then the first sync completes. A group commit must acknowledge the second commit only
+//! after a sync that began after its write. The schedule is decided by the gate, not by
+//! timing, so a run replays exactly.
+//!
+//! For every acknowledged Immediate commit (here and in the ordinary commit path), the driver
+//! asks the file system which WAL writes are still unsynced: a commit acknowledged while its
+//! own write is among them was acknowledged on a sync that had not seen it (invariant 3).
+
+use super::{panic_violation, Driver};
+use crate::engine::{durability, guarded};
+use crate::oracle::{Invariant, Status, Violation};
+use crate::workload::{Dur, Step, TxOp};
+use std::path::Path;
+use std::sync::Arc;
+use walstore::Store;
+
+/// One commit of a concurrent pair.
+struct Half<'a> {
+    serial: u64,
+    ops: &'a [TxOp],
+    dur: Dur,
+    index: usize,
+}
+
+fn as_half(step: &Step) -> Option<(u64, &[TxOp], Dur)> {
+    match step {
+        Step::Txn {
+            serial,
+            ops,
+            durability,
+            abort: false,
+        } => Some((*serial, ops, *durability)),
+        _ => None,
+    }
+}
+
+fn commit_on(store: &Store, ops: &[TxOp], dur: Dur) -> walstore::Result<()> {
+    let mut tx = store.begin_write()?;
+    tx.set_durability(durability(dur));
+    for op in ops {
+        match op {
+            TxOp::Put { key, value } => tx.put(key.as_bytes(), value.as_bytes())?,
+            TxOp::Delete { key } => tx.delete(key.as_bytes())?,
+        }
+    }
+    tx.commit()
+}
+
+fn writes_of(ops: &[TxOp]) -> Vec<(String, Option<String>)> {
+    ops.iter()
+        .map(|op| match op {
+            TxOp::Put { key, value } => (key.clone(), Some(value.clone())),
+            TxOp::Delete { key } => (key.clone(), None),
+        })
+        .collect()
+}
+
+impl Driver<'_> {
+    /// Runs two commits on two threads of the current handle (see the module doc). Steps
+    /// other than committed transactions run one after the other.
+    pub(super) fn concurrent(&mut self, first: &Step, second: &Step) -> Result<(), Violation> {
+        let (Some(a), Some(b)) = (as_half(first), as_half(second)) else {
+            self.step(first)?;
+            return self.step(second);
+        };
+        let phase = format!("commits {} and {} on two threads", a.0, b.0);
+        self.fs.set_phase(&phase);
+        let start = self.fs.op_count();
+        let fired_before = self.fs.fired().len();
+        let ia = self.history.begin_commit(a.0, writes_of(a.1), a.2, start);
+        let ib = self.history.begin_commit(b.0, writes_of(b.1), b.2, start);
+        let snapshot = Arc::new(self.history.clone());
+        let store = self
+            .store
+            .clone()
+            .expect("a step runs only with an open store");
+        let fs = self.fs.clone();
+        fs.arm_sync_gate();
+        let (ra, rb) = std::thread::scope(|scope| {
+            let other = scope.spawn(|| {
+                fs.wait_for_held_sync();
+                guarded(|| commit_on(&store, b.1, b.2))
+            });
+            let ra = guarded(|| commit_on(&store, a.1, a.2));
+            fs.disarm_sync_gate();
+            let rb = other
+                .join()
+                .unwrap_or_else(|_| Err("the second committer thread died".to_string()));
+            (ra, rb)
+        });
+        self.collect(&snapshot, &phase);
+        let ra = ra.map_err(|p| panic_violation(&phase, p))?;
+        let rb = rb.map_err(|p| panic_violation(&phase, p))?;
+        let halves = [
+            (
+                Half {
+                    serial: a.0,
+                    ops: a.1,
+                    dur: a.2,
+                    index: ia,
+                },
+                ra,
+            ),
+            (
+                Half {
+                    serial: b.0,
+                    ops: b.1,
+                    dur: b.2,
+                    index: ib,
+                },
+                rb,
+            ),
+        ];
+        self.finish_pair(start, fired_before, halves)
+    }
+
+    /// The model learns the outcome of both commits: the pair's WAL writes in trace order
+    /// belong to the first commit, then the second.
+    fn finish_pair(
+        &mut self,
+        start: u64,
+        fired_before: usize,
+        halves: [(Half<'_>, walstore::Result<()>); 2],
+    ) -> Result<(), Violation> {
+        let end = self.fs.op_count();
+        let writes: Vec<(u64, (u64, u64))> = self
+            .fs
+            .trace()
+            .iter()
+            .filter(|t| t.index > start && t.path.ends_with("/wal"))
+            .filter_map(|t| t.range.map(|r| (t.index, r)))
+            .collect();
+        let faulted = self.fs.fired().len() > fired_before;
+        self.handle_faulted |= faulted;
+        self.note_wal_faults(fired_before, true);
+        for (i, (half, result)) in halves.iter().enumerate() {
+            let own = writes.get(i).copied();
+            if let Some(c) = self.history.commits.get_mut(half.index) {
+                c.first_op = own.map_or(start, |(op, _)| op - 1);
+                c.wal_ranges = own.map(|(_, r)| r).into_iter().collect();
+            }
+            let status = match result {
+                Ok(()) => Status::Acknowledged,
+                Err(_) if own.is_none() => Status::Failed,
+                Err(_) => Status::Indeterminate,
+            };
+            self.history.finish_commit(half.index, status, end);
+            if result.is_err() && !self.handle_faulted {
+                return Err(Violation::new(
+                    Invariant::WritableAfterRecovery,
+                    format!(
+                        "commit {} ({} ops) failed with no fault injected",
+                        half.serial,
+                        half.ops.len()
+                    ),
+                    "success",
+                    format!("{result:?}"),
+                ));
+            }
+            if result.is_ok() && half.dur == Dur::Immediate && !faulted {
+                let ops: Vec<u64> = own.map(|(op, _)| op).into_iter().collect();
+                self.check_covered(half.serial, &ops)?;
+            }
+        }
+        if self.handle_faulted && self.reopen_in.is_none() {
+            self.reopen_in = Some(1);
+        }
+        Ok(())
+    }
+
+    /// An acknowledged Immediate commit one of whose WAL writes (trace indexes `write_ops`)
+    /// is still unsynced was acknowledged on a sync that had not seen it.
+    pub(super) fn check_covered(&self, serial: u64, write_ops: &[u64]) -> Result<(), Violation> {
+        let wal = Path::new(crate::engine::STORE_DIR).join("wal");
+        let unsynced = self.fs.unsynced_write_ops(&wal);
+        let Some(op) = write_ops.iter().find(|op| unsynced.contains(op)) else {
+            return Ok(());
+        };
+        Err(Violation::new(
+            Invariant::Durability,
+            format!("commit {serial} was acknowledged Immediate, but its WAL write (op #{op}) was not covered by any completed sync"),
+            "an acknowledgement only after a sync that began after the commit's write",
+            "acknowledged with the write still unsynced",
+        ))
+    }
+}

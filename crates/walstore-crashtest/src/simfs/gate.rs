@@ -1,0 +1,84 @@
+//! A sync in progress, held open for another thread: when armed, the next `sync_data` of the
+//! WAL takes note of the writes it covers (those issued before it began), lets a waiting
+//! thread run until that thread issues a write to the WAL, and only then completes, making
+//! durable only what it covered. The write issued meanwhile stays unsynced, as on a real
+//! disk where `fdatasync` covers the pages dirty when it started. The schedule is decided by
+//! the harness, not by timing: the waiting thread starts only once the sync has begun, and
+//! the sync ends only once the thread has written (or after [`WAIT`], if it never does).
+
+use parking_lot::{Condvar, Mutex};
+use std::time::Duration;
+
+/// Longest a held sync waits for the other thread's write (a thread that never writes, for
+/// example because its commit failed, must not hang the run).
+const WAIT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Phase {
+    #[default]
+    Off,
+    /// The next WAL sync will be held.
+    Armed,
+    /// A WAL sync began and waits for the other thread's write.
+    Held,
+    /// The other thread wrote (or the sync gave up waiting): the sync completes.
+    Released,
+}
+
+/// The gate (one per simulated file system).
+#[derive(Debug, Default)]
+pub(super) struct SyncGate {
+    phase: Mutex<Phase>,
+    changed: Condvar,
+}
+
+impl SyncGate {
+    pub(super) fn arm(&self) {
+        *self.phase.lock() = Phase::Armed;
+        self.changed.notify_all();
+    }
+
+    pub(super) fn disarm(&self) {
+        *self.phase.lock() = Phase::Off;
+        self.changed.notify_all();
+    }
+
+    /// Called by a WAL sync as it begins: whether it is the held one.
+    pub(super) fn take_hold(&self) -> bool {
+        let mut phase = self.phase.lock();
+        if *phase != Phase::Armed {
+            return false;
+        }
+        *phase = Phase::Held;
+        self.changed.notify_all();
+        true
+    }
+
+    /// The held sync waits here for the other thread's write.
+    pub(super) fn wait_release(&self) {
+        let mut phase = self.phase.lock();
+        if *phase == Phase::Held {
+            let _ = self
+                .changed
+                .wait_while_for(&mut phase, |p| *p == Phase::Held, WAIT);
+        }
+        *phase = Phase::Off;
+        self.changed.notify_all();
+    }
+
+    /// Called by every WAL write: releases a held sync.
+    pub(super) fn note_write(&self) {
+        let mut phase = self.phase.lock();
+        if *phase == Phase::Held {
+            *phase = Phase::Released;
+            self.changed.notify_all();
+        }
+    }
+
+    /// The other thread waits here until the held sync began (or the gate was disarmed: the
+    /// first thread finished without a WAL sync).
+    pub(super) fn wait_held(&self) {
+        let mut phase = self.phase.lock();
+        self.changed.wait_while(&mut phase, |p| *p == Phase::Armed);
+    }
+}

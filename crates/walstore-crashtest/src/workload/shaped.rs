@@ -1,0 +1,222 @@
+//! Scripted scenarios built for a shape rather than a use: `torn-tails` lays transactions out
+//! at chosen log offsets so that the torn-tail shapes of `crashgen` fall on the bytes that
+//! matter, and `large` goes past the engine's internal sizes (records and transactions over
+//! the 1 MiB read chunk, hundreds of keys over many snapshot files), `two-handles` runs a
+//! second handle (a second process) next to the first, `threads` two committer threads on
+//! one handle.
+
+use super::scripted::{put, txn};
+use super::{value, Dur, EngineSettings, Step, TxOp, Workload};
+use crate::layout::put_value_len_for;
+
+/// Offset of the first record of a new store's log (FORMAT.md §3).
+const LOG_START: u64 = 4096;
+
+/// A put of `key` whose transaction (put and commit record) takes exactly `bytes` bytes of
+/// the log.
+fn sized_put(serial: u64, key: &str, bytes: u64) -> TxOp {
+    let prefix = value(serial, "").len();
+    let len = put_value_len_for(key, bytes).unwrap_or(prefix);
+    put(serial, key, &"t".repeat(len.saturating_sub(prefix)))
+}
+
+/// Transactions that end 3 bytes past a 512-byte and then a 4096-byte sector boundary (the
+/// last sector of each holds only the zero high bytes of its commit record's watermark, the
+/// shape of finding F), two Buffered transactions of the same length (dropping the first
+/// leaves a stale one past the end, the shape of finding E), a multi-sector transaction of
+/// several records, and a Buffered transaction made durable by an Immediate one.
+pub fn torn_tails() -> Workload {
+    let first_end = LOG_START + 2 * 512 + 3;
+    let second_end = 3 * 4096 + 3;
+    let steps = vec![
+        txn(
+            1,
+            vec![sized_put(1, "t/a", first_end - LOG_START)],
+            Dur::Immediate,
+        ),
+        txn(
+            2,
+            vec![sized_put(2, "t/b", second_end - first_end)],
+            Dur::Immediate,
+        ),
+        txn(3, vec![sized_put(3, "t/c", 300)], Dur::Buffered),
+        txn(4, vec![sized_put(4, "t/d", 300)], Dur::Buffered),
+        Step::Sync,
+        txn(
+            5,
+            (0..3)
+                .map(|i| put(5, &format!("t/m{i}"), &"m".repeat(1500)))
+                .collect(),
+            Dur::Immediate,
+        ),
+        txn(6, vec![put(6, "t/e", "buffered")], Dur::Buffered),
+        txn(7, vec![TxOp::Delete { key: "t/a".into() }], Dur::Immediate),
+    ];
+    Workload {
+        name: "torn-tails".into(),
+        steps,
+        settings: EngineSettings {
+            wal_preallocate_bytes: 16384,
+            segment_size_bytes_target: 4096,
+            read_chunk_bytes: Some(256),
+        },
+    }
+}
+
+/// Hundreds of keys over many snapshot files, a value larger than the engine's 1 MiB read
+/// chunk, and a transaction larger than it made of two values.
+pub fn large() -> Workload {
+    let keys: Vec<TxOp> = (0..300)
+        .map(|i| put(1, &format!("k/{i:04}"), &format!("{i}{}", "k".repeat(60))))
+        .collect();
+    let updates: Vec<TxOp> = (0..300)
+        .step_by(15)
+        .map(|i| put(3, &format!("k/{i:04}"), "updated"))
+        .chain((0..300).step_by(40).map(|i| TxOp::Delete {
+            key: format!("k/{i:04}"),
+        }))
+        .collect();
+    let steps = vec![
+        txn(1, keys, Dur::Immediate),
+        Step::Checkpoint,
+        txn(
+            2,
+            vec![put(2, "big/1", &"b".repeat(1_100_000))],
+            Dur::Immediate,
+        ),
+        txn(3, updates, Dur::Buffered),
+        txn(
+            4,
+            vec![
+                put(4, "big/2", &"c".repeat(600_000)),
+                put(4, "big/3", &"d".repeat(600_000)),
+            ],
+            Dur::Immediate,
+        ),
+        Step::Checkpoint,
+        txn(
+            5,
+            vec![TxOp::Delete {
+                key: "big/1".into(),
+            }],
+            Dur::Immediate,
+        ),
+    ];
+    Workload {
+        name: "large".into(),
+        steps,
+        settings: EngineSettings::default(),
+    }
+}
+
+/// Two handles on one store: each commits (Buffered and Immediate) and increments a shared
+/// counter (each must catch up on the other's commits first), one closes while the other's
+/// Buffered commits are unsynced (its clean marker vouches for them), one checkpoints and
+/// the other catches up on the new generation, both sync and close.
+pub fn two_handles() -> Workload {
+    let other = |step: Step| Step::Other(Box::new(step));
+    let inc = |serial: u64, durability| Step::Increment {
+        serial,
+        key: "counter".into(),
+        durability,
+    };
+    let steps = vec![
+        txn(1, vec![put(1, "a/1", "first")], Dur::Immediate),
+        other(txn(2, vec![put(2, "b/1", "second")], Dur::Buffered)),
+        other(inc(3, Dur::Buffered)),
+        Step::Reopen,
+        inc(4, Dur::Immediate),
+        other(inc(5, Dur::Immediate)),
+        other(Step::Checkpoint),
+        txn(
+            6,
+            vec![put(6, "a/2", "after"), put(6, "b/1", "moved")],
+            Dur::Buffered,
+        ),
+        other(inc(7, Dur::Buffered)),
+        Step::Sync,
+        other(Step::Reopen),
+        inc(8, Dur::Buffered),
+    ];
+    Workload {
+        name: "two-handles".into(),
+        steps,
+        settings: EngineSettings::default(),
+    }
+}
+
+/// Writers taking turns across a generation: the first handle commits and stays open; the
+/// second handle's open folds that commit into a new generation (its recovery checkpoint)
+/// and commits; the first handle reloads the new generation and commits after it.
+pub fn handoff() -> Workload {
+    let other = |step: Step| Step::Other(Box::new(step));
+    let steps = vec![
+        txn(1, vec![put(1, "h/1", "one")], Dur::Immediate),
+        other(txn(2, vec![put(2, "h/2", "two")], Dur::Immediate)),
+        txn(3, vec![put(3, "h/3", "three")], Dur::Immediate),
+        other(txn(4, vec![put(4, "h/1", "four")], Dur::Immediate)),
+        txn(5, vec![put(5, "h/2", "five")], Dur::Immediate),
+    ];
+    Workload {
+        name: "handoff".into(),
+        steps,
+        settings: EngineSettings::default(),
+    }
+}
+
+/// Pairs of commits on two threads of one handle, the second written while the first one's
+/// WAL sync is in progress (Immediate with Immediate, Buffered first, Buffered second,
+/// several keys), with a checkpoint between.
+pub fn threads() -> Workload {
+    let pair = |a: Step, b: Step| Step::Concurrent(Box::new(a), Box::new(b));
+    let one = |s: u64, key: &str, dur| txn(s, vec![put(s, key, &format!("v{s}"))], dur);
+    let steps = vec![
+        pair(one(1, "x/1", Dur::Immediate), one(2, "x/2", Dur::Immediate)),
+        pair(one(3, "x/1", Dur::Buffered), one(4, "x/3", Dur::Immediate)),
+        pair(one(5, "x/2", Dur::Immediate), one(6, "x/4", Dur::Buffered)),
+        Step::Checkpoint,
+        pair(
+            txn(
+                7,
+                vec![put(7, "x/1", "seven"), put(7, "x/5", "seven")],
+                Dur::Immediate,
+            ),
+            txn(
+                8,
+                vec![put(8, "x/2", "eight"), TxOp::Delete { key: "x/3".into() }],
+                Dur::Immediate,
+            ),
+        ),
+    ];
+    Workload {
+        name: "threads".into(),
+        steps,
+        settings: EngineSettings::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn torn_tail_transactions_end_where_planned() {
+        let w = torn_tails();
+        let size = |step: &Step| match step {
+            Step::Txn { ops, .. } => {
+                ops.iter()
+                    .map(|op| match op {
+                        TxOp::Put { key, value } => 36 + key.len() + value.len(),
+                        TxOp::Delete { key } => 32 + key.len(),
+                    })
+                    .sum::<usize>() as u64
+                    + 48
+            }
+            _ => 0,
+        };
+        let first = LOG_START + size(&w.steps[0]);
+        assert_eq!(first, 4096 + 1024 + 3);
+        assert_eq!(first + size(&w.steps[1]), 3 * 4096 + 3);
+        assert_eq!(size(&w.steps[2]), size(&w.steps[3]));
+    }
+}
