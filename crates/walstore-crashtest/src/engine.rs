@@ -59,7 +59,8 @@ impl EngineConfig {
             .recovery(RecoveryMode::Strict)
             .auto_checkpoint(false)
             .wal_preallocate_bytes(self.settings.wal_preallocate_bytes)
-            .segment_size_bytes_target(self.settings.segment_size_bytes_target);
+            .segment_size_bytes_target(self.settings.segment_size_bytes_target)
+            .sector_size(self.settings.sector_size);
         let options = match self.settings.read_chunk_bytes {
             Some(bytes) => options.read_chunk_bytes(bytes),
             None => options,

@@ -45,6 +45,10 @@ struct Media {
     /// first commit recovery left out.
     #[arg(long)]
     plain_probe: bool,
+    /// Open the engine with sector padding (`Options::sector_size(4096)`): every append ends
+    /// on a 4 KiB boundary, which closes finding D under `--strict`.
+    #[arg(long)]
+    sector_padding: bool,
 }
 
 fn parse_variant(name: &str) -> Result<Variant, String> {
@@ -65,6 +69,9 @@ impl Media {
                     .recovery_variants
                     .retain(|v| !self.without.contains(v));
                 t.config.aligned_probe &= !self.plain_probe;
+                if self.sector_padding {
+                    t.workload.settings.sector_size = 4096;
+                }
                 t
             })
             .collect()

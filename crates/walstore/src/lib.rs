@@ -66,6 +66,7 @@ mod wal;
 pub use backup::BackupStats;
 pub use checkpoint::CheckpointStats;
 pub use error::{Error, Result};
+#[cfg(feature = "fault-injection")]
 pub use faults::EngineFaults;
 pub use format::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
 pub use options::{Durability, LockWait, Options, RecoveryMode};

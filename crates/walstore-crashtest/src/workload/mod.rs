@@ -89,6 +89,10 @@ pub struct EngineSettings {
     /// engine's 1 MiB. Small chunks make logs of a few KiB cross chunk boundaries.
     #[serde(default)]
     pub read_chunk_bytes: Option<usize>,
+    /// `Options::sector_size` (sector padding; 0: off). `--sector-padding` sets 4096, which
+    /// keeps appends apart for 512-byte sectors too.
+    #[serde(default)]
+    pub sector_size: u32,
 }
 
 impl Default for EngineSettings {
@@ -97,6 +101,7 @@ impl Default for EngineSettings {
             wal_preallocate_bytes: 8192,
             segment_size_bytes_target: 4096,
             read_chunk_bytes: None,
+            sector_size: 0,
         }
     }
 }

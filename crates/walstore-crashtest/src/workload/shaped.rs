@@ -59,6 +59,7 @@ pub fn torn_tails() -> Workload {
             wal_preallocate_bytes: 16384,
             segment_size_bytes_target: 4096,
             read_chunk_bytes: Some(256),
+            sector_size: 0,
         },
     }
 }
