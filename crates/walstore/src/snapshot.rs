@@ -469,6 +469,12 @@ impl SegmentWriter {
     /// Writes the index and header, and syncs unless `sync` is false. Returns what the
     /// manifest must record about the file.
     pub fn finish(mut self, sync: bool) -> Result<SegmentMeta> {
+        // Invariant: a writer is created for its first entry (`checkpoint::Output::add`), so
+        // it is never finished empty.
+        let first_key = self
+            .first_key
+            .take()
+            .expect("a snapshot file is finished only after its first entry");
         let index_offset = self.body_bytes();
         let key = |i: usize| {
             let start = if i == 0 {
@@ -512,9 +518,6 @@ impl SegmentWriter {
                 .sync_all()
                 .map_err(|e| Error::io("fsync", &self.path, e))?;
         }
-        let first_key = self
-            .first_key
-            .ok_or_else(|| Error::corruption(&self.path, 0, "snapshot file without entries"))?;
         Ok(SegmentMeta {
             file_id: self.id,
             file_len,
