@@ -3,6 +3,9 @@
 //! (FORMAT.md §4.2). A padded log reads back with or without the option. What a torn append
 //! then does to the sectors around it is checked by the crash harness's strict model.
 
+mod common;
+
+use common::dump as state;
 use std::path::Path;
 use std::sync::Arc;
 use walstore::inspect::dump_wal;
@@ -18,17 +21,6 @@ fn open(mem: &MemoryStorage, sector_size: u32) -> Store {
         .sector_size(sector_size)
         .open(DIR)
         .expect("open")
-}
-
-fn state(store: &Store) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let read = store.begin_read().expect("begin_read");
-    read.range::<&[u8], _>(..)
-        .expect("range")
-        .map(|item| {
-            let (k, v) = item.expect("item");
-            (k.to_vec(), v.to_vec())
-        })
-        .collect()
 }
 
 /// End offsets of every commit record and clean marker in the log.
