@@ -13,7 +13,7 @@ use crate::format::{
 use crate::manifest::Manifest;
 use crate::snapshot::{Segment, SegmentMeta};
 use crate::storage::{Mapping, OpenMode, Storage, StorageFile};
-use crate::wal::record::{self, RecordBody, RECORD_HEADER_BYTES, RECORD_PAYLOAD_MAX};
+use crate::wal::record::{self, RecordBody, MAX_RECORD_PAYLOAD_BYTES, RECORD_HEADER_BYTES};
 use crate::wal::scan::{
     classify_tail, scan, search_records_of, ChunkReader, Probe, ReadConfig, Stop,
 };
@@ -182,7 +182,7 @@ fn walk_records(
         let Some(declared) = record::declared_len(head) else {
             break;
         };
-        let total = RECORD_HEADER_BYTES + (declared as usize).min(RECORD_PAYLOAD_MAX + 1);
+        let total = RECORD_HEADER_BYTES + (declared as usize).min(MAX_RECORD_PAYLOAD_BYTES + 1);
         let bytes = reader.get(pos, total)?;
         let Ok(rec) = record::decode(bytes) else {
             break;

@@ -35,7 +35,7 @@ const BODY_RESERVED_AT: usize = 36;
 /// Fewest bytes one snapshot file entry of the body takes (an empty first key is refused).
 const SEGMENT_ENTRY_MIN_BYTES: usize = 8 + 8 + 8 + 4 + 1;
 /// Largest manifest body accepted (a million snapshot files with long first keys fit).
-pub const MANIFEST_BODY_MAX: usize = 256 << 20;
+pub const MAX_MANIFEST_BODY_BYTES: usize = 256 << 20;
 
 /// The decoded manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,7 +126,7 @@ impl Manifest {
             Err(e) => return Err(Error::io("open", &path, e)),
         };
         let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
-        if len > (MANIFEST_HEADER_BYTES + MANIFEST_BODY_MAX) as u64 {
+        if len > (MANIFEST_HEADER_BYTES + MAX_MANIFEST_BODY_BYTES) as u64 {
             return Err(Error::corruption(
                 &path,
                 0,
@@ -195,7 +195,7 @@ fn check_header(bytes: &[u8]) -> std::result::Result<&[u8], HeaderProblem> {
         ));
     }
     let body_len = read_u32(header, BODY_LEN_AT).unwrap_or(0) as usize;
-    if body_len > MANIFEST_BODY_MAX || bytes.len() != MANIFEST_HEADER_BYTES + body_len {
+    if body_len > MAX_MANIFEST_BODY_BYTES || bytes.len() != MANIFEST_HEADER_BYTES + body_len {
         return Err(Corrupt(
             BODY_LEN_AT,
             "manifest length differs from its header",

@@ -1,7 +1,7 @@
 //! WAL records: encoding and validating decoding (FORMAT.md §4).
 //!
 //! A record is valid if and only if: its 32-byte header lies within the bytes given, its
-//! payload length is at most [`RECORD_PAYLOAD_MAX`] and lies within the bytes given, its kind
+//! payload length is at most [`MAX_RECORD_PAYLOAD_BYTES`] and lies within the bytes given, its kind
 //! is known, its padding bytes are zero, its payload is well formed for its kind, and the
 //! CRC-32 of bytes 4 to the end of the payload equals the stored CRC.
 
@@ -13,11 +13,11 @@ pub const RECORD_HEADER_BYTES: usize = 32;
 pub const COMMIT_PAYLOAD_BYTES: usize = 16;
 /// Most zero bytes a commit record's payload may carry after its 16 bytes (FORMAT.md §4.2):
 /// sector padding pads to at most 4096-byte sectors.
-pub const COMMIT_PADDING_MAX: usize = 4095;
+pub const MAX_COMMIT_PADDING_BYTES: usize = 4095;
 /// Largest payload any valid record can have: a put of the longest key and value.
-pub const RECORD_PAYLOAD_MAX: usize = 4 + MAX_KEY_BYTES + MAX_VALUE_BYTES;
+pub const MAX_RECORD_PAYLOAD_BYTES: usize = 4 + MAX_KEY_BYTES + MAX_VALUE_BYTES;
 
-const _: () = assert!(RECORD_PAYLOAD_MAX < u32::MAX as usize);
+const _: () = assert!(MAX_RECORD_PAYLOAD_BYTES < u32::MAX as usize);
 const _: () = assert!(RECORD_HEADER_BYTES == 4 + 4 + 1 + 7 + 8 + 8);
 
 /// Offset of the salt field inside a record header.
@@ -140,7 +140,7 @@ pub(crate) fn decode_with(bytes: &[u8], crc_skips_kind: bool) -> Result<Record<'
     }
     let stored = read_u32(header, 0).unwrap_or(0);
     let len = read_u32(header, 4).unwrap_or(0);
-    if len as usize > RECORD_PAYLOAD_MAX {
+    if len as usize > MAX_RECORD_PAYLOAD_BYTES {
         return Err(DecodeError::LengthTooLarge(len));
     }
     let len_total = RECORD_HEADER_BYTES + len as usize;
@@ -205,7 +205,7 @@ fn decode_body(kind: RecordKind, payload: &[u8]) -> Result<RecordBody<'_>, Decod
         }
         RecordKind::Commit => {
             let padding = payload.get(COMMIT_PAYLOAD_BYTES..).unwrap_or_default();
-            if payload.len() < COMMIT_PAYLOAD_BYTES || padding.len() > COMMIT_PADDING_MAX {
+            if payload.len() < COMMIT_PAYLOAD_BYTES || padding.len() > MAX_COMMIT_PADDING_BYTES {
                 return Err(DecodeError::MalformedPayload("commit payload size"));
             }
             if padding.iter().any(|b| *b != 0) {
@@ -271,7 +271,7 @@ pub fn encode_txn<'a>(
 /// that the transaction ends where the caller wants it to (a sector boundary). The
 /// transaction checksum does not cover the commit record, so only its length and CRC change.
 pub fn pad_commit(out: &mut Vec<u8>, padding: usize) {
-    debug_assert!(padding <= COMMIT_PADDING_MAX);
+    debug_assert!(padding <= MAX_COMMIT_PADDING_BYTES);
     let start = out.len() - (RECORD_HEADER_BYTES + COMMIT_PAYLOAD_BYTES);
     debug_assert_eq!(out[start + 8], RecordKind::Commit as u8);
     let len = (COMMIT_PAYLOAD_BYTES + padding) as u32;
@@ -345,10 +345,10 @@ mod tests {
         );
         let mut long = Vec::new();
         encode_txn(&mut long, 7, 3, std::iter::empty(), 4096);
-        pad_commit(&mut long, COMMIT_PADDING_MAX);
+        pad_commit(&mut long, MAX_COMMIT_PADDING_BYTES);
         assert!(decode(&long).is_ok());
         long.push(0);
-        let len = (COMMIT_PAYLOAD_BYTES + COMMIT_PADDING_MAX + 1) as u32;
+        let len = (COMMIT_PAYLOAD_BYTES + MAX_COMMIT_PADDING_BYTES + 1) as u32;
         long[4..8].copy_from_slice(&len.to_le_bytes());
         let crc = crc32(&long[4..]);
         long[..4].copy_from_slice(&crc.to_le_bytes());

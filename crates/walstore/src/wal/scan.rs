@@ -18,8 +18,8 @@
 //! lagging header's records share them.
 
 use super::record::{
-    self, CommitMarker, DecodeError, Record, RecordBody, TxnChecksum, RECORD_HEADER_BYTES,
-    RECORD_PAYLOAD_MAX, SALT_FIELD_OFFSET,
+    self, CommitMarker, DecodeError, Record, RecordBody, TxnChecksum, MAX_RECORD_PAYLOAD_BYTES,
+    RECORD_HEADER_BYTES, SALT_FIELD_OFFSET,
 };
 use crate::format::{read_u32, read_u64};
 use crate::storage::StorageFile;
@@ -201,9 +201,9 @@ pub(crate) fn probe<'r>(reader: &'r mut ChunkReader<'_>, at: u64) -> io::Result<
     }
     let salt = read_u64(header, SALT_FIELD_OFFSET).unwrap_or(0);
     let declared = read_u32(header, 4).unwrap_or(0) as usize;
-    let declared_end =
-        (declared <= RECORD_PAYLOAD_MAX).then(|| at + (RECORD_HEADER_BYTES + declared) as u64);
-    let total = RECORD_HEADER_BYTES + declared.min(RECORD_PAYLOAD_MAX + 1);
+    let declared_end = (declared <= MAX_RECORD_PAYLOAD_BYTES)
+        .then(|| at + (RECORD_HEADER_BYTES + declared) as u64);
+    let total = RECORD_HEADER_BYTES + declared.min(MAX_RECORD_PAYLOAD_BYTES + 1);
     let skips_kind = reader.cfg.faults.record_crc_skips_kind();
     let bytes = reader.get(at, total)?;
     Ok(match record::decode_with(bytes, skips_kind) {
