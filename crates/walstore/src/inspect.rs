@@ -652,19 +652,24 @@ mod tests {
         assert_eq!(wal_problem(&mem), None);
     }
 
-    /// RECOVERY.md H4: open refuses a WAL header newer than the manifest; verify called it fine.
-    #[test]
-    fn wal_header_newer_than_the_manifest_is_damage() {
-        let mem = store_after_a_checkpoint();
-        let m = manifest(&mem);
-        write_wal_header(&mem, &encode_wal_header(m.generation + 1, 7, m.base_txn));
-        let problem = wal_problem(&mem);
+    /// Verify reports damage at the WAL header (offset 0).
+    fn assert_header_damage(mem: &MemoryStorage) {
+        let problem = wal_problem(mem);
         assert!(
             problem
                 .as_ref()
                 .is_some_and(|p| p.is_damage && p.offset == 0),
             "verify: {problem:?}"
         );
+    }
+
+    /// RECOVERY.md H4: open refuses a WAL header newer than the manifest; verify called it fine.
+    #[test]
+    fn wal_header_newer_than_the_manifest_is_damage() {
+        let mem = store_after_a_checkpoint();
+        let m = manifest(&mem);
+        write_wal_header(&mem, &encode_wal_header(m.generation + 1, 7, m.base_txn));
+        assert_header_damage(&mem);
         let opened = open(&mem).map(|_| ());
         assert!(
             matches!(opened, Err(Error::Corruption { .. })),
@@ -683,13 +688,7 @@ mod tests {
         let mut header = m.wal_header().encode();
         header[20] ^= 1;
         write_wal_header(&mem, &header[..64]);
-        let problem = wal_problem(&mem);
-        assert!(
-            problem
-                .as_ref()
-                .is_some_and(|p| p.is_damage && p.offset == 0),
-            "verify: {problem:?}"
-        );
+        assert_header_damage(&mem);
         let store = open(&mem).expect("open reads the log with the manifest's generation");
         let read = store.begin_read().expect("read");
         assert!(read.get(b"c").expect("get").is_some(), "open lost a commit");
@@ -702,13 +701,7 @@ mod tests {
         let mem = store_after_a_checkpoint();
         let m = manifest(&mem);
         write_wal_header(&mem, &encode_wal_header(m.generation - 1, 5, 0));
-        let problem = wal_problem(&mem);
-        assert!(
-            problem
-                .as_ref()
-                .is_some_and(|p| p.is_damage && p.offset == 0),
-            "verify: {problem:?}"
-        );
+        assert_header_damage(&mem);
     }
 
     /// RECOVERY.md H2 in generation 0: a header torn into garbage with no record of the
@@ -738,13 +731,7 @@ mod tests {
             &mem,
             &encode_wal_header(m.generation, m.salt ^ 2, m.base_txn),
         );
-        let problem = wal_problem(&mem);
-        assert!(
-            problem
-                .as_ref()
-                .is_some_and(|p| p.is_damage && p.offset == 0),
-            "verify: {problem:?}"
-        );
+        assert_header_damage(&mem);
         assert!(open(&mem).is_err_and(|e| e.is_corruption()));
     }
 }
