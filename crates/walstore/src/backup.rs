@@ -5,10 +5,10 @@
 //! MANIFEST is renamed into place (after every file and the directory are synced): a crash
 //! during a backup leaves a directory without a MANIFEST, never a partial store.
 
-use crate::checkpoint::Output;
 use crate::error::{Error, Result};
 use crate::format::{random_u64, WAL_NAME};
 use crate::manifest::Manifest;
+use crate::output::Output;
 use crate::storage::OpenMode;
 use crate::store::Store;
 use crate::wal::writer::Wal;
@@ -60,21 +60,21 @@ impl Store {
         let mut out = Output::in_dir(storage, dest, self.core().opts(), 1);
         for item in read.range::<&[u8], _>(..)? {
             let (key, value) = item?;
-            out.add(&key, &value)?;
+            out.add(&key, Some(&value))?;
             stats.keys += 1;
             stats.bytes += (key.len() + value.len()) as u64;
             if stats.keys.is_multiple_of(4096) {
                 progress(stats.keys);
             }
         }
-        out.publish_files()?;
-        stats.files = out.written.len();
+        let run = out.publish_files()?;
+        stats.files = run.len();
         let manifest = Manifest {
             generation: 1,
             salt: random_u64(),
             base_txn: read.txn_id(),
             next_file_id: out.next_id,
-            segments: out.written.clone(),
+            runs: if run.is_empty() { vec![] } else { vec![run] },
         };
         let wal_path = dest.join(WAL_NAME);
         let wal = storage

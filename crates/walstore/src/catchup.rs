@@ -177,7 +177,7 @@ fn try_reload(core: &Core, mode: Looker) -> Result<Option<Version>> {
         return Ok(None);
     };
     let salvage = core.opts().recovery == RecoveryMode::Salvage;
-    let Some(segments) = load_segments(core, &manifest, mode, salvage)? else {
+    let Some(runs) = load_runs(core, &manifest, mode, salvage)? else {
         return Ok(None);
     };
     let header = WalHeader::read(wal).map_err(|e| Error::io("read", path, e))?;
@@ -192,7 +192,7 @@ fn try_reload(core: &Core, mode: Looker) -> Result<Option<Version>> {
             if repair_allowed {
                 repair_header(core, &manifest)?;
             }
-            return Ok(Some(empty_log_version(&manifest, segments)));
+            return Ok(Some(empty_log_version(&manifest, runs)));
         }
         HeaderCase::NewerInFlight => return Ok(None),
         HeaderCase::NewerThanManifest => {
@@ -217,7 +217,7 @@ fn try_reload(core: &Core, mode: Looker) -> Result<Option<Version>> {
             })
         }
     }
-    let (version, end) = load_log(core, empty_log_version(&manifest, segments))?;
+    let (version, end) = load_log(core, empty_log_version(&manifest, runs))?;
     if mode == Looker::Unlocked {
         let again = WalHeader::read(wal).map_err(|e| Error::io("read", path, e))?;
         if again != header {
@@ -253,17 +253,16 @@ fn read_manifest(core: &Core, mode: Looker) -> Result<Option<Manifest>> {
 }
 
 /// The version of `manifest`'s generation before any of its log is read.
-fn empty_log_version(manifest: &Manifest, segments: Arc<SegmentSet>) -> Version {
+fn empty_log_version(manifest: &Manifest, runs: Vec<Arc<SegmentSet>>) -> Version {
     Version {
         generation: manifest.generation,
         salt: manifest.salt,
         base_txn: manifest.base_txn,
-        next_file_id: manifest.next_file_id,
         last_txn: manifest.base_txn,
         wal_end: WAL_HEADER_BYTES,
         synced_through: 0,
         data_end: WAL_HEADER_BYTES,
-        segments,
+        runs,
         mem: Default::default(),
         layers: Vec::new(),
     }
@@ -346,7 +345,7 @@ fn manifest_from_wal_header(wal: &dyn StorageFile, path: &Path) -> Result<Manife
             salt: h.salt,
             base_txn: h.base_txn,
             next_file_id: u64::MAX,
-            segments: Vec::new(),
+            runs: Vec::new(),
         }),
         Err(e) => Err(Error::corruption(
             path,
@@ -356,48 +355,55 @@ fn manifest_from_wal_header(wal: &dyn StorageFile, path: &Path) -> Result<Manife
     }
 }
 
-/// Maps the manifest's snapshot files, reusing those this handle already has mapped.
-fn load_segments(
+/// Maps the manifest's runs, reusing the files this handle already has mapped.
+fn load_runs(
     core: &Core,
     manifest: &Manifest,
     mode: Looker,
     salvage: bool,
-) -> Result<Option<Arc<SegmentSet>>> {
+) -> Result<Option<Vec<Arc<SegmentSet>>>> {
     let cur = core.current();
-    let known: HashMap<u64, &Arc<Segment>> =
-        cur.segments.segments.iter().map(|s| (s.id(), s)).collect();
-    let mut set = SegmentSet {
-        seek_one_entry_early: core.opts().faults.range_seek_one_entry_early(),
-        ..SegmentSet::default()
-    };
-    for meta in &manifest.segments {
-        if let Some(seg) = known.get(&meta.file_id) {
-            set.segments.push(Arc::clone(seg));
-            set.metas.push(meta.clone());
-            continue;
+    let known: HashMap<u64, &Arc<Segment>> = cur
+        .runs
+        .iter()
+        .flat_map(|run| run.segments.iter().map(|s| (s.id(), s)))
+        .collect();
+    let faults = core.opts().faults.range_seek_one_entry_early();
+    let mut runs = Vec::with_capacity(manifest.runs.len());
+    for metas in &manifest.runs {
+        let (mut segments, mut kept) = (Vec::new(), Vec::new());
+        for meta in metas {
+            if let Some(seg) = known.get(&meta.file_id) {
+                segments.push(Arc::clone(seg));
+                kept.push(meta.clone());
+                continue;
+            }
+            match Segment::open(core.storage(), core.dir(), meta) {
+                Ok(seg) => {
+                    segments.push(Arc::new(seg));
+                    kept.push(meta.clone());
+                }
+                Err(Error::Io { source, .. })
+                    if source.kind() == io::ErrorKind::NotFound && mode == Looker::Unlocked =>
+                {
+                    return Ok(None)
+                }
+                Err(e) if salvage && e.is_corruption() => continue,
+                Err(Error::Io { source, path, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                    return Err(Error::corruption(
+                        path,
+                        0,
+                        "snapshot file named by the MANIFEST is missing",
+                    ))
+                }
+                Err(e) => return Err(e),
+            }
         }
-        match Segment::open(core.storage(), core.dir(), meta) {
-            Ok(seg) => {
-                set.segments.push(Arc::new(seg));
-                set.metas.push(meta.clone());
-            }
-            Err(Error::Io { source, .. })
-                if source.kind() == io::ErrorKind::NotFound && mode == Looker::Unlocked =>
-            {
-                return Ok(None)
-            }
-            Err(e) if salvage && e.is_corruption() => continue,
-            Err(Error::Io { source, path, .. }) if source.kind() == io::ErrorKind::NotFound => {
-                return Err(Error::corruption(
-                    path,
-                    0,
-                    "snapshot file named by the MANIFEST is missing",
-                ))
-            }
-            Err(e) => return Err(e),
+        if !segments.is_empty() {
+            runs.push(Arc::new(SegmentSet::new(segments, kept, faults)));
         }
     }
-    Ok(Some(Arc::new(set)))
+    Ok(Some(runs))
 }
 
 /// Whether an intact record of generation `salt` lies anywhere after the header. Records of

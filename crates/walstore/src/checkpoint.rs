@@ -1,15 +1,16 @@
-//! The checkpointer: folds the WAL into snapshot files, then resets the WAL.
+//! The checkpointer: writes the memtable as a new sorted run, then resets the WAL.
 //!
 //! Protocol (each step completes before the next starts; RECOVERY.md lists a crash at each):
 //! 1. Take the writer lock and catch up: the version to fold is the newest committed state.
-//! 2. For each snapshot file whose key range holds a change, merge its entries with the
-//!    changes into new files of about the target size: write `snap-<id>.tmp`, fsync, rename
-//!    to `snap-<id>.dat`. Untouched files are kept as they are.
-//! 3. fsync the directory (the new names are durable).
-//! 4. Write the new manifest (new generation, new WAL salt): temp, fsync, rename, fsync dir.
+//! 2. Read the manifest (the current list of runs: a merge in another process may have
+//!    replaced some since this process loaded them).
+//! 3. Write the memtable, tombstones included, as one new run of snapshot files of about the
+//!    target size: `snap-<id>.tmp`, fsync, rename to `snap-<id>.dat`; then fsync the
+//!    directory. No existing file is read or rewritten: the cost follows the change.
+//! 4. Write the new manifest (the new run first, then the others; new generation, new WAL
+//!    salt): temp, fsync, rename, fsync dir.
 //! 5. Reset the WAL: write the new header (the old records now fail the salt check), sync.
-//! 6. Unlink the replaced snapshot files. Readers in any process that still map them keep
-//!    reading them; the file system frees them when the last mapping goes.
+//! 6. Wake the merger (`merge.rs`), which keeps the number of runs bounded.
 //!
 //! Invariant: the WAL is reset only after the manifest naming every file that covers its
 //! records, and those files' directory entries, are durable.
@@ -17,16 +18,14 @@
 use crate::core::SignalShared;
 use crate::core::{Core, Wake};
 use crate::error::{Error, Result};
-use crate::format::{
-    parse_snapshot_name, random_u64, snapshot_name, snapshot_tmp_name, MANIFEST_TMP_NAME,
-};
+use crate::format::random_u64;
 use crate::manifest::Manifest;
 use crate::options::LockWait;
-use crate::snapshot::{Segment, SegmentMeta, SegmentWriter};
-use crate::storage::{OpenMode, Storage};
-use crate::version::{Bytes, SegmentSet, Version};
+use crate::output::Output;
+use crate::snapshot::{Segment, SegmentMeta};
+use crate::version::{SegmentSet, Version};
 use crate::wal::WAL_HEADER_BYTES;
-use std::path::Path;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -68,7 +67,7 @@ pub(crate) fn run(core: &Core, wait: LockWait) -> Result<CheckpointStats> {
 }
 
 /// Folds `base` (the newest version, caught up under the writer lock, which the caller
-/// holds) into snapshot files and resets the WAL.
+/// holds) into a new run and resets the WAL.
 pub(crate) fn fold(core: &Core, base: &Arc<Version>) -> Result<CheckpointStats> {
     let mut folded = Version::clone(base);
     folded.fold_layers();
@@ -83,61 +82,83 @@ pub(crate) fn fold(core: &Core, base: &Arc<Version>) -> Result<CheckpointStats> 
     if base.mem.is_empty() && base.wal_end == WAL_HEADER_BYTES {
         return Ok(stats);
     }
+    let current = read_manifest(core)?;
+    if current.generation != base.generation {
+        // Only a holder of the writer lock changes the generation, and the caller caught up
+        // under it: another generation here means the manifest changed under the lock.
+        return Err(Error::corruption(
+            core.dir().join(crate::format::MANIFEST_NAME),
+            0,
+            "manifest generation differs from the WAL's under the writer lock",
+        ));
+    }
     let written_seq = core.wal().written_seq();
-    let (metas, next_file_id) = write_files(core, base, &mut stats)?;
+    let run = write_run(core, base, &current, &mut stats)?;
+    let mut runs = current.runs.clone();
+    stats.files_kept = runs.iter().map(Vec::len).sum();
+    if !run.is_empty() {
+        runs.insert(0, run);
+    }
     let manifest = Manifest {
         generation: base.generation + 1,
         salt: random_u64(),
         base_txn: base.last_txn,
-        next_file_id,
-        segments: metas,
+        next_file_id: current.next_file_id + stats.files_written as u64,
+        runs,
     };
     switch_generation(core, &manifest, base)?;
     // Every WAL write made so far is covered by the durable snapshot files now.
     core.wal()
         .covered_by_checkpoint(written_seq, (manifest.generation, WAL_HEADER_BYTES));
-    // Step 6.
-    remove_orphans(core, &manifest);
+    core.merger().request();
     stats.generation = manifest.generation;
     Ok(stats)
 }
 
-/// Steps 2-3: new snapshot files for the key ranges that changed, synced and renamed into
-/// place, then the directory synced. Returns the new generation's file list and next file id.
-/// On failure the files written are removed (best effort).
-fn write_files(
+/// The manifest on disk; a store without one is damaged (it had one when it was opened).
+pub(crate) fn read_manifest(core: &Core) -> Result<Manifest> {
+    Manifest::read(core.storage(), core.dir())?.ok_or_else(|| {
+        Error::corruption(
+            core.dir().join(crate::format::MANIFEST_NAME),
+            0,
+            "the manifest is missing",
+        )
+    })
+}
+
+/// Step 3: the memtable as a new run, synced and renamed into place, the directory synced.
+/// Tombstones are kept unless no older run exists. On failure the files written are removed
+/// (best effort).
+fn write_run(
     core: &Core,
     base: &Version,
+    current: &Manifest,
     stats: &mut CheckpointStats,
-) -> Result<(Vec<SegmentMeta>, u64)> {
-    let mut out = Output::new(core, base.next_file_id);
-    let mut metas: Vec<SegmentMeta> = Vec::new();
-    for part in plan(&base.segments, base) {
-        match part {
-            Part::Keep(i) => {
-                metas.push(base.segments.metas[i].clone());
-                stats.files_kept += 1;
-            }
-            Part::Rewrite { segment, changes } => {
-                let old = segment.map(|i| Arc::clone(&base.segments.segments[i]));
-                stats.files_removed += usize::from(old.is_some());
-                match out.merge(old.as_deref(), &changes) {
-                    Ok(new) => metas.extend(new),
-                    Err(e) => {
-                        out.discard();
-                        return Err(e);
-                    }
-                }
-            }
+) -> Result<Vec<SegmentMeta>> {
+    let bottom = current.runs.is_empty();
+    let mut out = Output::in_dir(
+        core.storage(),
+        core.dir(),
+        core.opts(),
+        current.next_file_id,
+    );
+    let written = base
+        .mem
+        .iter()
+        .filter(|(_, v)| v.is_some() || !bottom)
+        .try_for_each(|(k, v)| out.add(k, v.as_deref()))
+        .and_then(|()| out.publish_files());
+    match written {
+        Ok(run) => {
+            stats.files_written = run.len();
+            stats.bytes_written = run.iter().map(|m| m.file_len).sum();
+            Ok(run)
+        }
+        Err(e) => {
+            out.discard();
+            Err(e)
         }
     }
-    if let Err(e) = out.publish_files() {
-        out.discard();
-        return Err(e);
-    }
-    stats.files_written = out.written.len();
-    stats.bytes_written = out.written.iter().map(|m| m.file_len).sum();
-    Ok((metas, out.next_id))
 }
 
 /// Steps 4-5: the manifest switch, then the WAL reset, then the new version published. From
@@ -152,216 +173,45 @@ fn switch_generation(core: &Core, manifest: &Manifest, base: &Version) -> Result
         return Err(e);
     }
     core.wal().reset_header(&manifest.wal_header())?;
-    let segments = reopen_set(core, manifest, base)?;
+    let runs = map_runs(core, manifest, &base.runs)?;
     core.publish(Arc::new(Version {
         generation: manifest.generation,
         salt: manifest.salt,
         base_txn: manifest.base_txn,
-        next_file_id: manifest.next_file_id,
         last_txn: base.last_txn,
         wal_end: WAL_HEADER_BYTES,
         synced_through: WAL_HEADER_BYTES,
         data_end: WAL_HEADER_BYTES,
-        segments,
+        runs,
         mem: Default::default(),
         layers: Vec::new(),
     }));
     Ok(())
 }
 
-/// The segment set of the new generation: kept files reused, new files mapped.
-fn reopen_set(core: &Core, manifest: &Manifest, base: &Version) -> Result<Arc<SegmentSet>> {
-    let mut set = SegmentSet {
-        seek_one_entry_early: core.opts().faults.range_seek_one_entry_early(),
-        ..SegmentSet::default()
-    };
-    for meta in &manifest.segments {
-        let seg = match base
-            .segments
-            .segments
-            .iter()
-            .find(|s| s.id() == meta.file_id)
-        {
-            Some(seg) => Arc::clone(seg),
-            None => Arc::new(Segment::open(core.storage(), core.dir(), meta)?),
-        };
-        set.segments.push(seg);
-        set.metas.push(meta.clone());
-    }
-    Ok(Arc::new(set))
-}
-
-/// One step of the plan, in key order.
-enum Part {
-    /// Keep snapshot file `i` as it is.
-    Keep(usize),
-    /// Merge snapshot file `segment` (or nothing) with `changes` into new files.
-    Rewrite {
-        segment: Option<usize>,
-        changes: Vec<(Bytes, Option<Bytes>)>,
-    },
-}
-
-/// Routes every change to the snapshot file whose key range holds it.
-fn plan(set: &SegmentSet, base: &Version) -> Vec<Part> {
-    if set.metas.is_empty() {
-        let changes: Vec<_> = base
-            .mem
-            .iter()
-            .map(|(k, v)| (Arc::clone(k), v.clone()))
-            .collect();
-        return vec![Part::Rewrite {
-            segment: None,
-            changes,
-        }];
-    }
-    let mut per_segment: Vec<Vec<(Bytes, Option<Bytes>)>> = vec![Vec::new(); set.metas.len()];
-    for (k, v) in base.mem.iter() {
-        let i = set.locate(k).unwrap_or(0);
-        per_segment[i].push((Arc::clone(k), v.clone()));
-    }
-    per_segment
-        .into_iter()
-        .enumerate()
-        .map(|(i, changes)| {
-            if changes.is_empty() {
-                Part::Keep(i)
-            } else {
-                Part::Rewrite {
-                    segment: Some(i),
-                    changes,
-                }
-            }
-        })
-        .collect()
-}
-
-/// New snapshot files being written, rolled over at the target size.
-pub(crate) struct Output<'s> {
-    storage: &'s dyn Storage,
-    dir: &'s Path,
-    faults: crate::faults::EngineFaults,
-    pub(crate) next_id: u64,
-    target: u64,
-    current: Option<SegmentWriter>,
-    /// Files finished, under their temporary names.
-    pub(crate) written: Vec<SegmentMeta>,
-}
-
-impl<'s> Output<'s> {
-    pub(crate) fn new(core: &'s Core, next_id: u64) -> Self {
-        Output::in_dir(core.storage(), core.dir(), core.opts(), next_id)
-    }
-
-    pub(crate) fn in_dir(
-        storage: &'s dyn Storage,
-        dir: &'s Path,
-        opts: &crate::options::Options,
-        next_id: u64,
-    ) -> Self {
-        Output {
-            storage,
-            dir,
-            faults: opts.faults,
-            next_id,
-            target: opts.segment_size_bytes_target,
-            current: None,
-            written: Vec::new(),
+/// The runs `manifest` names, reusing the files `mapped` already maps and mapping the others.
+pub(crate) fn map_runs(
+    core: &Core,
+    manifest: &Manifest,
+    mapped: &[Arc<SegmentSet>],
+) -> Result<Vec<Arc<SegmentSet>>> {
+    let known: HashMap<u64, &Arc<Segment>> = mapped
+        .iter()
+        .flat_map(|run| run.segments.iter().map(|s| (s.id(), s)))
+        .collect();
+    let faults = core.opts().faults.range_seek_one_entry_early();
+    let mut runs = Vec::with_capacity(manifest.runs.len());
+    for metas in &manifest.runs {
+        let mut segments = Vec::with_capacity(metas.len());
+        for meta in metas {
+            segments.push(match known.get(&meta.file_id) {
+                Some(seg) => Arc::clone(seg),
+                None => Arc::new(Segment::open(core.storage(), core.dir(), meta)?),
+            });
         }
+        runs.push(Arc::new(SegmentSet::new(segments, metas.clone(), faults)));
     }
-
-    pub(crate) fn add(&mut self, key: &[u8], value: &[u8]) -> Result<()> {
-        let writer = match self.current.as_mut() {
-            Some(w) => w,
-            None => {
-                let id = self.next_id;
-                self.next_id += 1;
-                let path = self.dir.join(snapshot_tmp_name(id));
-                self.current
-                    .insert(SegmentWriter::create(self.storage, path, id)?)
-            }
-        };
-        writer.add(key, value)?;
-        if writer.body_bytes() >= self.target {
-            self.finish_current()?;
-        }
-        Ok(())
-    }
-
-    fn finish_current(&mut self) -> Result<()> {
-        if let Some(writer) = self.current.take() {
-            let sync = !self.faults.rename_snapshot_before_fsync();
-            self.written.push(writer.finish(sync)?);
-        }
-        Ok(())
-    }
-
-    /// Merges an old file's entries with sorted changes; returns the new files' metadata.
-    fn merge(
-        &mut self,
-        old: Option<&Segment>,
-        changes: &[(Bytes, Option<Bytes>)],
-    ) -> Result<Vec<SegmentMeta>> {
-        let first_new = self.written.len();
-        let mut changes = changes.iter().peekable();
-        if let Some(seg) = old {
-            for i in 0..seg.len() {
-                let (key, value) = seg.entry(i)?;
-                while let Some((ck, cv)) = changes.next_if(|(ck, _)| &ck[..] < key) {
-                    if let Some(cv) = cv {
-                        self.add(ck, cv)?;
-                    }
-                }
-                match changes.next_if(|(ck, _)| &ck[..] == key) {
-                    Some((_, Some(cv))) => self.add(key, cv)?,
-                    Some((_, None)) => {}
-                    None => self.add(key, value)?,
-                }
-            }
-        }
-        for (ck, cv) in changes {
-            if let Some(cv) = cv {
-                self.add(ck, cv)?;
-            }
-        }
-        self.finish_current()?;
-        Ok(self.written[first_new..].to_vec())
-    }
-
-    /// Renames every finished file into place, then syncs the directory.
-    pub(crate) fn publish_files(&mut self) -> Result<()> {
-        self.finish_current()?;
-        for meta in &self.written {
-            let tmp = self.dir.join(snapshot_tmp_name(meta.file_id));
-            let path = self.dir.join(snapshot_name(meta.file_id));
-            self.storage
-                .rename(&tmp, &path)
-                .map_err(|e| Error::io("rename", &tmp, e))?;
-            if self.faults.rename_snapshot_before_fsync() {
-                let file = self
-                    .storage
-                    .open(&path, OpenMode::ReadWrite)
-                    .map_err(|e| Error::io("open", &path, e))?;
-                file.sync_all().map_err(|e| Error::io("fsync", &path, e))?;
-            }
-        }
-        if !self.written.is_empty() && !self.faults.skip_dir_fsync() {
-            self.storage
-                .sync_dir(self.dir)
-                .map_err(|e| Error::io("fsync directory", self.dir, e))?;
-        }
-        Ok(())
-    }
-
-    /// Best-effort removal of files written by a checkpoint that failed before its manifest.
-    pub(crate) fn discard(&mut self) {
-        self.current = None;
-        for meta in &self.written {
-            for name in [snapshot_tmp_name(meta.file_id), snapshot_name(meta.file_id)] {
-                let _ = self.storage.remove_file(&self.dir.join(name));
-            }
-        }
-    }
+    Ok(runs)
 }
 
 /// Starts the background checkpoint thread. It holds only a weak reference to the core and
@@ -400,25 +250,14 @@ fn run_in_background(core: &Core, signal: &SignalShared) -> Result<CheckpointSta
     }
 }
 
-/// Removes snapshot files the manifest does not name, and a stale `MANIFEST.tmp`. Only
-/// called while holding the writer lock with `manifest` being the current one. Failures are
-/// harmless (the files are removed next time) and ignored.
-pub(crate) fn remove_orphans(core: &Core, manifest: &Manifest) {
-    let storage = core.storage();
-    let dir = core.dir();
-    let Ok(names) = storage.list_dir(dir) else {
-        return;
-    };
-    let live: std::collections::HashSet<String> = manifest
-        .segments
-        .iter()
-        .map(|m| snapshot_name(m.file_id))
-        .collect();
-    for name in names {
-        let orphan = name == MANIFEST_TMP_NAME
-            || (parse_snapshot_name(&name).is_some() && !live.contains(&name));
-        if orphan {
-            let _ = storage.remove_file(&dir.join(&name));
+/// Removes snapshot files the manifest does not name, and a stale `MANIFEST.tmp`. Only the
+/// holder of the merge lock removes anything (a merge in progress writes files the manifest
+/// does not name yet); without it this does nothing. Failures are harmless (the files are
+/// removed next time) and ignored.
+pub(crate) fn remove_orphans(core: &Core) {
+    if let Some(_merging) = core.try_merge_lock() {
+        if let Ok(manifest) = read_manifest(core) {
+            crate::merge::remove_unnamed(core, &manifest);
         }
     }
 }

@@ -43,6 +43,10 @@ pub(crate) struct Core {
     refresh_lock: Mutex<()>,
     pid: u32,
     checkpointer: CheckpointSignal,
+    /// Wakes the background merger (`merge.rs`).
+    merger: CheckpointSignal,
+    /// The merge lock file, opened at the first merge (`MERGE`, FORMAT.md §2).
+    merge_lock: Mutex<Option<Box<dyn StorageLock>>>,
     counters: Counters,
 }
 
@@ -72,6 +76,19 @@ impl fmt::Debug for WriterGuard {
     }
 }
 
+/// Holding this means holding the merge lock (released on drop).
+pub(crate) struct MergeGuard<'c> {
+    slot: parking_lot::MutexGuard<'c, Option<Box<dyn StorageLock>>>,
+}
+
+impl Drop for MergeGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(lock) = self.slot.as_ref() {
+            let _ = lock.unlock();
+        }
+    }
+}
+
 /// Everything [`Core::new`] needs.
 pub(crate) struct CoreParts {
     pub(crate) dir: PathBuf,
@@ -95,8 +112,31 @@ impl Core {
             refresh_lock: Mutex::new(()),
             pid: std::process::id(),
             checkpointer: CheckpointSignal::default(),
+            merger: CheckpointSignal::default(),
+            merge_lock: Mutex::new(None),
             counters: Counters::default(),
         }
+    }
+
+    /// The background merger's signal.
+    pub(crate) fn merger(&self) -> &CheckpointSignal {
+        &self.merger
+    }
+
+    /// Takes the merge lock if no handle in any process holds it. At most one handle merges
+    /// runs or removes unnamed files at a time; `None` when another one does (or the lock
+    /// file cannot be opened: merging is then left to the next attempt).
+    pub(crate) fn try_merge_lock(&self) -> Option<MergeGuard<'_>> {
+        if self.read_only {
+            return None;
+        }
+        let mut slot = self.merge_lock.try_lock()?;
+        if slot.is_none() {
+            let path = self.dir.join(crate::format::MERGE_LOCK_NAME);
+            *slot = Some(self.opts.storage.open_lock(&path).ok()?);
+        }
+        let taken = slot.as_ref().is_some_and(|l| l.try_lock().unwrap_or(false));
+        taken.then_some(MergeGuard { slot })
     }
 
     pub(crate) fn dir(&self) -> &Path {
@@ -322,6 +362,7 @@ impl Drop for Core {
             let _ = self.wal.sync_written();
         }
         self.checkpointer.stop();
+        self.merger.stop();
     }
 }
 

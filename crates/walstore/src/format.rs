@@ -3,7 +3,7 @@
 
 /// Format version written into every file (FORMAT.md §1). A file with another version is
 /// refused with [`crate::Error::UnsupportedFormat`].
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Checksum algorithm id recorded in every file header: 1 = CRC-32/IEEE as computed by
 /// `crc32fast` (polynomial 0x04C11DB7, reflected, init and xorout 0xFFFFFFFF). FORMAT.md §1.
@@ -89,6 +89,8 @@ pub const MANIFEST_NAME: &str = "MANIFEST";
 pub const MANIFEST_TMP_NAME: &str = "MANIFEST.tmp";
 pub const WAL_NAME: &str = "wal";
 pub const LOCK_NAME: &str = "LOCK";
+/// Locked by the one handle that merges runs (FORMAT.md §2).
+pub const MERGE_LOCK_NAME: &str = "MERGE";
 pub const SNAPSHOT_PREFIX: &str = "snap-";
 pub const SNAPSHOT_SUFFIX: &str = ".dat";
 pub const SNAPSHOT_TMP_SUFFIX: &str = ".tmp";
@@ -247,10 +249,10 @@ mod tests {
         );
         // A newer version is named before the checksum it also breaks.
         let mut newer = header;
-        newer[PREAMBLE_VERSION_AT] = 2;
+        newer[PREAMBLE_VERSION_AT] = 3;
         assert_eq!(
             check_preamble(&newer, &MAGIC, 20),
-            Err(PreambleError::Version(2))
+            Err(PreambleError::Version(3))
         );
         let mut flipped = header;
         flipped[17] ^= 1;

@@ -270,7 +270,7 @@ pub fn verify(
     let (manifest, manifest_check) = check_manifest(storage, dir)?;
     let metas: Vec<SegmentMeta> = manifest
         .as_ref()
-        .map(|m| m.segments.clone())
+        .map(|m| m.files().cloned().collect())
         .unwrap_or_default();
     let total: u64 =
         metas.iter().map(|m| m.file_len).sum::<u64>() + file_len(storage, &dir.join(WAL_NAME));
@@ -534,13 +534,29 @@ pub fn decode_wal_header(bytes: &[u8]) -> std::result::Result<(u64, u64, u64), S
         .map_err(|e| e.to_string())
 }
 
-/// Fully validates the bytes of snapshot file `id`; returns its entries.
-pub fn decode_snapshot(id: u64, bytes: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+/// A snapshot file's entry: key, and value (`None`: a tombstone).
+pub type SnapshotEntry = (Vec<u8>, Option<Vec<u8>>);
+
+/// A range deletion: start, and end (`None`: no end).
+pub type RangeDeletion = (Vec<u8>, Option<Vec<u8>>);
+
+/// Fully validates the bytes of snapshot file `id`; returns its entries and its range
+/// deletions.
+pub fn decode_snapshot(id: u64, bytes: &[u8]) -> Result<(Vec<SnapshotEntry>, Vec<RangeDeletion>)> {
     let map: Arc<dyn Mapping> = Arc::new(bytes.to_vec());
     let seg = Segment::from_mapping(id, PathBuf::from(snapshot_name(id)), map)?;
-    (0..seg.len())
-        .map(|i| seg.entry(i).map(|(k, v)| (k.to_vec(), v.to_vec())))
-        .collect()
+    let entries = (0..seg.len())
+        .map(|i| {
+            seg.entry(i)
+                .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
+        })
+        .collect::<Result<_>>()?;
+    let deletes = seg
+        .range_deletes()
+        .iter()
+        .map(|d| (d.start.to_vec(), d.end.as_deref().map(<[u8]>::to_vec)))
+        .collect();
+    Ok((entries, deletes))
 }
 
 /// What a manifest says, decoded.
@@ -552,8 +568,11 @@ pub struct ManifestInfo {
     pub salt: u64,
     /// Last transaction in the snapshot files.
     pub base_txn: u64,
-    /// Snapshot files: (id, bytes, entries, first key).
-    pub segments: Vec<(u64, u64, u64, Vec<u8>)>,
+    /// Next snapshot file id.
+    pub next_file_id: u64,
+    /// The sorted runs, newest first; each a list of snapshot files (id, bytes, entries,
+    /// first key) in key order.
+    pub runs: Vec<Vec<(u64, u64, u64, Vec<u8>)>>,
 }
 
 /// Decodes and validates manifest bytes.
@@ -563,10 +582,15 @@ pub fn decode_manifest(bytes: &[u8]) -> Result<ManifestInfo> {
         generation: m.generation,
         salt: m.salt,
         base_txn: m.base_txn,
-        segments: m
-            .segments
+        next_file_id: m.next_file_id,
+        runs: m
+            .runs
             .iter()
-            .map(|s| (s.file_id, s.file_len, s.entry_count, s.first_key.to_vec()))
+            .map(|run| {
+                run.iter()
+                    .map(|s| (s.file_id, s.file_len, s.entry_count, s.first_key.to_vec()))
+                    .collect()
+            })
             .collect(),
     })
 }

@@ -53,8 +53,10 @@ mod faults;
 mod format;
 pub mod inspect;
 mod manifest;
+mod merge;
 mod open;
 mod options;
+mod output;
 mod snapshot;
 pub mod storage;
 mod store;
@@ -69,6 +71,7 @@ pub use error::{Error, Result};
 #[cfg(feature = "fault-injection")]
 pub use faults::EngineFaults;
 pub use format::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
+pub use merge::MergeStats;
 pub use options::{Durability, LockWait, Options, RecoveryMode};
 pub use store::{Store, StoreInfo};
 pub use txn::{ReadTxn, WriteTxn};

@@ -48,9 +48,9 @@ pub struct Manifest {
     pub base_txn: u64,
     /// Next snapshot file id to use (ids are never reused).
     pub next_file_id: u64,
-    /// Snapshot files in key order; file `i` holds keys from its first key up to the next
-    /// file's first key.
-    pub segments: Vec<SegmentMeta>,
+    /// The sorted runs, newest first. Each run is a list of snapshot files in key order; file
+    /// `i` of a run holds its keys from its first key up to the next file's first key.
+    pub runs: Vec<Vec<SegmentMeta>>,
 }
 
 impl Manifest {
@@ -73,6 +73,11 @@ impl Manifest {
         }
     }
 
+    /// Every snapshot file the manifest names, newest run first.
+    pub fn files(&self) -> impl Iterator<Item = &SegmentMeta> {
+        self.runs.iter().flatten()
+    }
+
     /// Serializes the manifest.
     pub fn encode(&self) -> Vec<u8> {
         let mut body = Vec::new();
@@ -80,14 +85,18 @@ impl Manifest {
         body.extend_from_slice(&self.salt.to_le_bytes());
         body.extend_from_slice(&self.base_txn.to_le_bytes());
         body.extend_from_slice(&self.next_file_id.to_le_bytes());
-        body.extend_from_slice(&(self.segments.len() as u32).to_le_bytes());
+        body.extend_from_slice(&(self.runs.len() as u32).to_le_bytes());
         body.extend_from_slice(&0u32.to_le_bytes());
-        for seg in &self.segments {
-            body.extend_from_slice(&seg.file_id.to_le_bytes());
-            body.extend_from_slice(&seg.file_len.to_le_bytes());
-            body.extend_from_slice(&seg.entry_count.to_le_bytes());
-            body.extend_from_slice(&(seg.first_key.len() as u32).to_le_bytes());
-            body.extend_from_slice(&seg.first_key);
+        for run in &self.runs {
+            body.extend_from_slice(&(run.len() as u32).to_le_bytes());
+            body.extend_from_slice(&0u32.to_le_bytes());
+            for seg in run {
+                body.extend_from_slice(&seg.file_id.to_le_bytes());
+                body.extend_from_slice(&seg.file_len.to_le_bytes());
+                body.extend_from_slice(&seg.entry_count.to_le_bytes());
+                body.extend_from_slice(&(seg.first_key.len() as u32).to_le_bytes());
+                body.extend_from_slice(&seg.first_key);
+            }
         }
         let mut header = [0u8; MANIFEST_HEADER_BYTES];
         header[..PREAMBLE_BYTES].copy_from_slice(&preamble(&MANIFEST_MAGIC));
@@ -221,25 +230,17 @@ fn decode_body(body: &[u8]) -> std::result::Result<Manifest, BodyError> {
     let salt = body_u64(&mut c)?;
     let base_txn = body_u64(&mut c)?;
     let next_file_id = body_u64(&mut c)?;
-    let count = body_u32(&mut c)? as usize;
+    let run_count = body_u32(&mut c)? as usize;
     if body_u32(&mut c)? != 0 {
         return Err((BODY_RESERVED_AT, "non-zero reserved bytes in manifest body"));
     }
     // Bound the count by the body before allocating anything for it.
-    if count > c.remaining() / SEGMENT_ENTRY_MIN_BYTES {
-        return Err((BODY_RESERVED_AT - 4, "segment count exceeds the manifest"));
+    if run_count > c.remaining() / (RUN_HEADER_BYTES + SEGMENT_ENTRY_MIN_BYTES) {
+        return Err((BODY_RESERVED_AT - 4, "run count exceeds the manifest"));
     }
-    let mut segments: Vec<SegmentMeta> = Vec::with_capacity(count);
-    for _ in 0..count {
-        let at = c.position();
-        let seg = decode_segment(&mut c, next_file_id)?;
-        if segments
-            .last()
-            .is_some_and(|prev| prev.first_key >= seg.first_key)
-        {
-            return Err((at, "segments are not in key order"));
-        }
-        segments.push(seg);
+    let mut runs: Vec<Vec<SegmentMeta>> = Vec::with_capacity(run_count);
+    for _ in 0..run_count {
+        runs.push(decode_run(&mut c, next_file_id)?);
     }
     if c.remaining() != 0 {
         return Err((c.position(), "trailing bytes in manifest"));
@@ -249,8 +250,39 @@ fn decode_body(body: &[u8]) -> std::result::Result<Manifest, BodyError> {
         salt,
         base_txn,
         next_file_id,
-        segments,
+        runs,
     })
+}
+
+/// Bytes before a run's file entries: the file count and four zero bytes.
+const RUN_HEADER_BYTES: usize = 8;
+
+/// Decodes one run: its file count, then its files in key order.
+fn decode_run(
+    c: &mut Cursor<'_>,
+    next_file_id: u64,
+) -> std::result::Result<Vec<SegmentMeta>, BodyError> {
+    let at = c.position();
+    let count = body_u32(c)? as usize;
+    if body_u32(c)? != 0 {
+        return Err((at + 4, "non-zero reserved bytes in manifest run"));
+    }
+    if count == 0 || count > c.remaining() / SEGMENT_ENTRY_MIN_BYTES {
+        return Err((at, "run file count out of range"));
+    }
+    let mut segments: Vec<SegmentMeta> = Vec::with_capacity(count);
+    for _ in 0..count {
+        let at = c.position();
+        let seg = decode_segment(c, next_file_id)?;
+        if segments
+            .last()
+            .is_some_and(|prev| prev.first_key >= seg.first_key)
+        {
+            return Err((at, "segments are not in key order"));
+        }
+        segments.push(seg);
+    }
+    Ok(segments)
 }
 
 /// Decodes one snapshot file entry of the body.
@@ -267,8 +299,8 @@ fn decode_segment(
         return Err((at, "segment first key length out of range"));
     }
     let key = c.take(key_len).ok_or((c.position(), CUT_SHORT))?;
-    if file_id >= next_file_id || entry_count == 0 {
-        return Err((at, "segment file id or entry count out of range"));
+    if file_id >= next_file_id {
+        return Err((at, "segment file id out of range"));
     }
     Ok(SegmentMeta {
         file_id,
@@ -300,19 +332,27 @@ mod tests {
             salt: 99,
             base_txn: 40,
             next_file_id: 5,
-            segments: vec![
-                SegmentMeta {
-                    file_id: 3,
-                    file_len: 100,
-                    entry_count: 2,
-                    first_key: Arc::from(&b"a"[..]),
-                },
-                SegmentMeta {
-                    file_id: 4,
-                    file_len: 90,
-                    entry_count: 1,
-                    first_key: Arc::from(&b"m"[..]),
-                },
+            runs: vec![
+                vec![SegmentMeta {
+                    file_id: 2,
+                    file_len: 120,
+                    entry_count: 0,
+                    first_key: Arc::from(&b"c"[..]),
+                }],
+                vec![
+                    SegmentMeta {
+                        file_id: 3,
+                        file_len: 100,
+                        entry_count: 2,
+                        first_key: Arc::from(&b"a"[..]),
+                    },
+                    SegmentMeta {
+                        file_id: 4,
+                        file_len: 90,
+                        entry_count: 1,
+                        first_key: Arc::from(&b"m"[..]),
+                    },
+                ],
             ],
         }
     }
@@ -340,14 +380,14 @@ mod tests {
     #[test]
     fn future_version_is_unsupported_format() {
         let mut bytes = sample().encode();
-        bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+        bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
         let err = Manifest::decode(&bytes, Path::new("M")).expect_err("must fail");
         assert!(
             matches!(
                 err,
                 Error::UnsupportedFormat {
-                    found: 2,
-                    supported: 1,
+                    found: 3,
+                    supported: 2,
                     ..
                 }
             ),

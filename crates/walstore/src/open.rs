@@ -16,7 +16,7 @@ use crate::format::{
 use crate::manifest::Manifest;
 use crate::options::{Options, RecoveryMode};
 use crate::storage::{OpenMode, Storage, StorageLock};
-use crate::version::{SegmentSet, Version};
+use crate::version::Version;
 use crate::wal::scan::classify_tail;
 use crate::wal::writer::{LogPosition, Wal};
 use crate::wal::{WalHeader, WAL_HEADER_BYTES};
@@ -60,6 +60,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<Core>> {
         settle_after_open(&core, &version)?;
         if core.opts().auto_checkpoint {
             crate::checkpoint::start_background(&core);
+            crate::merge::start_background(&core);
         }
     }
     Ok(core)
@@ -161,11 +162,7 @@ fn settle_locked(core: &Core) -> Result<LogPosition> {
     let version = refresh(core, true)?;
     clear_stale_tail(core, &version)?;
     let version = make_durable(core, &version)?;
-    if let Ok(Some(manifest)) = Manifest::read(core.storage(), core.dir()) {
-        if manifest.generation == version.generation {
-            remove_orphans(core, &manifest);
-        }
-    }
+    remove_orphans(core);
     Ok((version.generation, version.wal_end))
 }
 
@@ -245,12 +242,11 @@ fn empty_version() -> Version {
         generation: 0,
         salt: 0,
         base_txn: 0,
-        next_file_id: 1,
         last_txn: 0,
         wal_end: WAL_HEADER_BYTES,
         synced_through: 0,
         data_end: WAL_HEADER_BYTES,
-        segments: Arc::new(SegmentSet::default()),
+        runs: Vec::new(),
         mem: Default::default(),
         layers: Vec::new(),
     }
@@ -328,7 +324,7 @@ fn create(storage: &dyn Storage, dir: &Path, opts: &Options) -> Result<()> {
         salt: header.salt,
         base_txn: 0,
         next_file_id: 1,
-        segments: Vec::new(),
+        runs: Vec::new(),
     };
     manifest.write(storage, dir, true)
 }

@@ -80,7 +80,7 @@ impl Default for Options {
             wal_size_bytes_checkpoint: 64 << 20,
             auto_checkpoint: true,
             wal_preallocate_bytes: 4 << 20,
-            segment_size_bytes_target: 2 << 20,
+            segment_size_bytes_target: 32 << 20,
             sector_size: 0,
             storage: Arc::new(FsStorage),
             faults: crate::faults::EngineFaults::default(),
@@ -156,8 +156,9 @@ impl Options {
         self
     }
 
-    /// Target size of one snapshot file. A checkpoint rewrites only the snapshot files whose
-    /// key range holds a change, so smaller files make checkpoints of small changes cheaper.
+    /// Target size of one snapshot file (default 32 MiB). A run is split into files of about
+    /// this size; files are never rewritten, so the size only trades the number of files
+    /// against the memory a file's writer holds (every key of the file) while it is written.
     pub fn segment_size_bytes_target(mut self, bytes: u64) -> Self {
         self.segment_size_bytes_target = bytes.clamp(4096, 1 << 30);
         self

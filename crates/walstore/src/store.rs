@@ -54,7 +54,9 @@ pub struct StoreInfo {
     pub wal_bytes: u64,
     /// Size of the WAL file (including preallocated space).
     pub wal_file_bytes: u64,
-    /// Snapshot files: (file name, bytes, entries).
+    /// Sorted runs the snapshot files form.
+    pub runs: usize,
+    /// Snapshot files, newest run first: (file name, bytes, entries).
     pub snapshot_files: Vec<(String, u64, u64)>,
     /// Keys changed since the last checkpoint (held in memory).
     pub memtable_keys: usize,
@@ -173,6 +175,18 @@ impl Store {
         crate::checkpoint::run(core, core.opts().lock_wait)
     }
 
+    /// Checkpoints, then merges every sorted run into one, dropping tombstones, range
+    /// deletions and overwritten values: the store's files then hold only live data. Runs
+    /// in the calling thread; the writer lock is held only for two manifest switches, so
+    /// other writers and readers go on. Returns an empty list when another handle (in any
+    /// process) is merging at the moment.
+    pub fn compact(&self) -> Result<Vec<crate::merge::MergeStats>> {
+        let core = self.core();
+        core.check_usable(true)?;
+        crate::checkpoint::run(core, core.opts().lock_wait)?;
+        crate::merge::run(core, true, &|| false)
+    }
+
     /// Sizes, generation and counters.
     pub fn info(&self) -> Result<StoreInfo> {
         let core = self.core();
@@ -186,10 +200,11 @@ impl Store {
             txns_since_checkpoint: v.last_txn - v.base_txn,
             wal_bytes: v.wal_end - WAL_HEADER_BYTES,
             wal_file_bytes: core.wal().len()?,
+            runs: v.runs.len(),
             snapshot_files: v
-                .segments
-                .metas
+                .runs
                 .iter()
+                .flat_map(|run| run.metas.iter())
                 .map(|m| {
                     (
                         crate::format::snapshot_name(m.file_id),
@@ -222,6 +237,7 @@ impl Store {
 /// the clean marker if the writer lock is free.
 fn close_last(core: &Core) -> Result<()> {
     core.checkpointer().stop();
+    core.merger().stop();
     let counters = core.counters();
     let commits = counters.commits.load(Ordering::Relaxed);
     let unused = core.is_read_only()

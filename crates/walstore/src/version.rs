@@ -1,12 +1,14 @@
 //! A [`Version`]: one immutable, consistent state of the store, as readers see it.
 //!
-//! A version is the snapshot files of a generation (memory-mapped, shared between versions)
-//! plus a persistent ordered map of every write committed to the WAL since (the memtable,
-//! structurally shared between versions, so publishing a new version costs O(log n)).
+//! A version is the sorted runs of a generation (each a list of memory-mapped snapshot files,
+//! shared between versions, newest run first) plus a persistent ordered map of every write
+//! committed to the WAL since (the memtable, structurally shared between versions, so
+//! publishing a new version costs O(log n)). A key's value is the newest one found: the
+//! memtable, then each run in turn; a run's tombstone or range deletion ends the search.
 //! Readers hold an `Arc<Version>` and are never affected by later commits or checkpoints.
 
 use crate::error::Result;
-use crate::snapshot::{Segment, SegmentMeta};
+use crate::snapshot::{RangeDelete, Segment, SegmentMeta};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::{Bound, Deref};
@@ -37,12 +39,14 @@ impl Value {
         Value(ValueRepr::Heap(bytes))
     }
 
-    fn mapped(segment: &Arc<Segment>, index: usize) -> Result<Value> {
-        let (start, end) = segment.value_range(index)?;
-        Ok(Value(ValueRepr::Mapped {
-            segment: Arc::clone(segment),
-            start,
-            end,
+    /// Entry `index` of `segment`, served from the map; `None` for a tombstone.
+    fn mapped(segment: &Arc<Segment>, index: usize) -> Result<Option<Value>> {
+        Ok(segment.value_range(index)?.map(|(start, end)| {
+            Value(ValueRepr::Mapped {
+                segment: Arc::clone(segment),
+                start,
+                end,
+            })
         }))
     }
 
@@ -95,14 +99,28 @@ impl fmt::Debug for Value {
     }
 }
 
-/// The snapshot files of one generation, in key order.
+/// One sorted run: its snapshot files in key order, and the range deletions it carries
+/// (which delete keys of older runs only).
 #[derive(Debug, Default)]
 pub struct SegmentSet {
     pub segments: Vec<Arc<Segment>>,
     pub metas: Vec<SegmentMeta>,
+    /// Every file's range deletions, in key order.
+    pub range_deletes: Vec<RangeDelete>,
     /// The broken variant `EngineFaults::range_seek_one_entry_early` (always false outside
     /// the crash harness's tests).
     pub seek_one_entry_early: bool,
+}
+
+/// What one run says about a key.
+#[derive(Debug)]
+pub enum Lookup {
+    /// The run holds a value.
+    Found(Value),
+    /// The run deletes the key (a tombstone, or one of its range deletions covers it).
+    Deleted,
+    /// The run says nothing: older runs decide.
+    Missing,
 }
 
 impl SegmentSet {
@@ -116,16 +134,55 @@ impl SegmentSet {
         Some(after.saturating_sub(1))
     }
 
-    fn get(&self, key: &[u8]) -> Result<Option<Value>> {
-        let Some(i) = self.locate(key) else {
-            return Ok(None);
-        };
-        let segment = &self.segments[i];
-        match segment.find(key)? {
-            Some(index) => Value::mapped(segment, index).map(Some),
-            None => Ok(None),
+    /// Builds a run from its mapped files (in key order) and their metadata.
+    pub fn new(segments: Vec<Arc<Segment>>, metas: Vec<SegmentMeta>, faults: bool) -> Self {
+        let range_deletes = segments
+            .iter()
+            .flat_map(|s| s.range_deletes().iter().cloned())
+            .collect();
+        SegmentSet {
+            segments,
+            metas,
+            range_deletes,
+            seek_one_entry_early: faults,
         }
     }
+
+    /// Whether one of this run's range deletions covers `key`.
+    pub fn deletes(&self, key: &[u8]) -> bool {
+        covered(&self.range_deletes, key)
+    }
+
+    /// What this run says about `key`.
+    pub fn lookup(&self, key: &[u8]) -> Result<Lookup> {
+        if let Some(i) = self.locate(key) {
+            let segment = &self.segments[i];
+            if segment.may_contain(key) {
+                if let Some(index) = segment.find(key)? {
+                    return Ok(match Value::mapped(segment, index)? {
+                        Some(v) => Lookup::Found(v),
+                        None => Lookup::Deleted,
+                    });
+                }
+            }
+        }
+        Ok(if self.deletes(key) {
+            Lookup::Deleted
+        } else {
+            Lookup::Missing
+        })
+    }
+
+    /// Total bytes of the run's files.
+    pub fn bytes(&self) -> u64 {
+        self.metas.iter().map(|m| m.file_len).sum()
+    }
+}
+
+/// Whether one of `deletes` (sorted by start, non-overlapping) covers `key`.
+pub fn covered(deletes: &[RangeDelete], key: &[u8]) -> bool {
+    let after = deletes.partition_point(|d| &d.start[..] <= key);
+    after > 0 && deletes[after - 1].covers(key)
 }
 
 /// One consistent state of the store.
@@ -137,8 +194,6 @@ pub struct Version {
     pub salt: u64,
     /// Last transaction folded into the snapshot files.
     pub base_txn: u64,
-    /// Next snapshot file id.
-    pub next_file_id: u64,
     /// Last committed transaction this version includes.
     pub last_txn: u64,
     /// WAL offset just past `last_txn`'s commit record.
@@ -149,8 +204,8 @@ pub struct Version {
     /// the close markers, do not move it). Log bytes up to `data_end` that no watermark
     /// covers are the *unproven tail* a read-write open must make durable (RECOVERY.md S1).
     pub data_end: u64,
-    /// The snapshot files.
-    pub segments: Arc<SegmentSet>,
+    /// The sorted runs, newest first.
+    pub runs: Vec<Arc<SegmentSet>>,
     /// Writes since the snapshot, folded into one persistent map.
     pub mem: Memtable,
     /// Writes of the most recent transactions, newest last, not yet folded into `mem`. A
@@ -189,8 +244,20 @@ impl Version {
         match hit {
             Some(Some(v)) => Ok(Some(Value::heap(Arc::clone(v)))),
             Some(None) => Ok(None),
-            None => self.segments.get(key),
+            None => self.get_from_runs(key),
         }
+    }
+
+    /// Reads `key` from the runs only, newest first.
+    pub fn get_from_runs(&self, key: &[u8]) -> Result<Option<Value>> {
+        for run in &self.runs {
+            match run.lookup(key)? {
+                Lookup::Found(v) => return Ok(Some(v)),
+                Lookup::Deleted => return Ok(None),
+                Lookup::Missing => {}
+            }
+        }
+        Ok(None)
     }
 
     /// Applies one committed transaction's writes as a new layer.
@@ -283,16 +350,39 @@ pub fn prefix_range(prefix: &[u8]) -> KeyRange {
     (Bound::Included(prefix.to_vec()), Bound::Unbounded)
 }
 
-/// An iterator over key/value pairs in key order, merged from a transaction's own writes,
-/// the memtable and the snapshot files.
+fn above_start(key: &[u8], start: &Bound<Vec<u8>>) -> bool {
+    match start {
+        Bound::Included(s) => key >= s.as_slice(),
+        Bound::Excluded(s) => key > s.as_slice(),
+        Bound::Unbounded => true,
+    }
+}
+
+/// One input of the merge, in precedence order, with the range deletions that apply to every
+/// input after it.
+struct Input<'a> {
+    source: Source<'a>,
+    masks: &'a [RangeDelete],
+}
+
+/// An iterator over key/value pairs in key order (or in reverse order after
+/// [`Iter::rev`]), merged from a transaction's own writes, the memtable and the runs.
 pub struct Iter<'a> {
-    sources: Vec<Source<'a>>,
+    version: &'a Version,
+    overlay: Option<&'a Layer>,
+    range: KeyRange,
+    reverse: bool,
+    /// Built at the first `next`, so that `rev` costs nothing.
+    inputs: Option<Vec<Input<'a>>>,
+    /// The last key returned, so that `rev` can continue from where iteration stopped.
+    last: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for Iter<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Iter")
-            .field("sources", &self.sources.len())
+            .field("range", &self.range)
+            .field("reverse", &self.reverse)
             .finish()
     }
 }
@@ -305,37 +395,99 @@ impl<'a> Iter<'a> {
         overlay: Option<&'a Layer>,
         range: KeyRange,
     ) -> Iter<'a> {
-        let mut sources: Vec<Source<'a>> = Vec::with_capacity(3 + version.layers.len());
-        let layers = overlay
+        Iter {
+            version,
+            overlay,
+            range,
+            reverse: false,
+            inputs: None,
+            last: None,
+        }
+    }
+
+    /// Turns the iteration around: the keys not returned yet, in the other order. Called
+    /// before the first `next`, it iterates the whole range from its end (`range(..).rev()`).
+    #[must_use]
+    #[allow(clippy::should_implement_trait)]
+    pub fn rev(mut self) -> Iter<'a> {
+        if let Some(last) = self.last.take() {
+            if self.reverse {
+                self.range.1 = Bound::Excluded(last);
+            } else {
+                self.range.0 = Bound::Excluded(last);
+            }
+        }
+        self.reverse = !self.reverse;
+        self.inputs = None;
+        self
+    }
+
+    fn build(&self) -> Vec<Input<'a>> {
+        let version = self.version;
+        let range = &self.range;
+        let reverse = self.reverse;
+        let mut inputs: Vec<Input<'a>> = Vec::with_capacity(3 + version.layers.len());
+        let layers = self
+            .overlay
             .into_iter()
             .chain(version.layers.iter().rev().map(|l| &**l));
         for layer in layers {
             let it = layer
-                .range::<[u8], _>(bounds_ref(&range))
+                .range::<[u8], _>(bounds_ref(range))
                 .map(|(k, v)| Ok((KeyRef::Shared(Arc::clone(k)), v.clone().map(Value::heap))));
-            sources.push((Box::new(it) as Box<dyn Iterator<Item = SourceItem<'a>>>).peekable());
+            inputs.push(Input {
+                source: directed(it, reverse),
+                masks: &[],
+            });
         }
         let mem = version
             .mem
-            .range::<_, [u8]>(bounds_ref(&range))
+            .range::<_, [u8]>(bounds_ref(range))
             .map(|(k, v)| Ok((KeyRef::Shared(Arc::clone(k)), v.clone().map(Value::heap))));
-        sources.push((Box::new(mem) as Box<dyn Iterator<Item = SourceItem<'a>>>).peekable());
-        let segs = SegmentIter::new(&version.segments, range);
-        sources.push((Box::new(segs) as Box<dyn Iterator<Item = SourceItem<'a>>>).peekable());
-        Iter { sources }
+        inputs.push(Input {
+            source: directed(mem, reverse),
+            masks: &[],
+        });
+        for run in &version.runs {
+            let it = SegmentIter::new(run, range.clone(), reverse);
+            inputs.push(Input {
+                source: (Box::new(it) as Box<dyn Iterator<Item = SourceItem<'a>>>).peekable(),
+                masks: &run.range_deletes,
+            });
+        }
+        inputs
     }
+}
+
+/// A source iterated forwards, or backwards when `reverse`.
+fn directed<'a, I>(it: I, reverse: bool) -> Source<'a>
+where
+    I: DoubleEndedIterator<Item = SourceItem<'a>> + 'a,
+{
+    let boxed: Box<dyn Iterator<Item = SourceItem<'a>>> = if reverse {
+        Box::new(it.rev())
+    } else {
+        Box::new(it)
+    };
+    boxed.peekable()
 }
 
 impl Iterator for Iter<'_> {
     type Item = Result<(Vec<u8>, Value)>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if self.inputs.is_none() {
+            self.inputs = Some(self.build());
+        }
+        let reverse = self.reverse;
+        let inputs = self.inputs.as_mut()?;
         loop {
-            // Find the smallest key among the sources' heads; earlier sources win ties.
+            // Find the first key (last, in reverse) among the inputs' heads; earlier inputs
+            // win ties.
             let mut best: Option<usize> = None;
-            for i in 0..self.sources.len() {
-                let (left, right) = self.sources.split_at_mut(i);
-                let candidate = &mut right[0];
+            for i in 0..inputs.len() {
+                let (left, right) = inputs.split_at_mut(i);
+                let candidate = &mut right[0].source;
                 let better = match candidate.peek() {
                     None => false,
                     Some(Err(_)) => {
@@ -346,7 +498,8 @@ impl Iterator for Iter<'_> {
                     }
                     Some(Ok((key, _))) => match best {
                         None => true,
-                        Some(b) => match left[b].peek() {
+                        Some(b) => match left[b].source.peek() {
+                            Some(Ok((best_key, _))) if reverse => key[..] > best_key[..],
                             Some(Ok((best_key, _))) => key[..] < best_key[..],
                             _ => true,
                         },
@@ -357,51 +510,74 @@ impl Iterator for Iter<'_> {
                 }
             }
             let b = best?;
-            let (key, value) = match self.sources[b].next() {
+            let (key, value) = match inputs[b].source.next() {
                 Some(Ok(item)) => item,
                 Some(Err(e)) => return Some(Err(e)),
                 None => return None,
             };
-            // Drop the same key from lower-precedence sources.
-            for i in b + 1..self.sources.len() {
-                if matches!(self.sources[i].peek(), Some(Ok((k, _))) if k[..] == key[..]) {
-                    self.sources[i].next();
+            // Drop the same key from lower-precedence inputs.
+            for input in &mut inputs[b + 1..] {
+                if matches!(input.source.peek(), Some(Ok((k, _))) if k[..] == key[..]) {
+                    input.source.next();
                 }
             }
+            // A range deletion of a newer input hides the key.
+            if inputs[..b].iter().any(|i| covered(i.masks, &key)) {
+                continue;
+            }
             if let Some(value) = value {
+                let last = self.last.get_or_insert_with(Vec::new);
+                last.clear();
+                last.extend_from_slice(&key);
                 return Some(Ok((key.to_vec(), value)));
             }
         }
     }
 }
 
-/// Walks the snapshot files' entries within a range.
+/// Walks one run's entries within a range, forwards or backwards, tombstones included.
 struct SegmentIter<'a> {
     set: &'a SegmentSet,
     segment: usize,
+    /// Forwards: the next entry. Backwards: one past the next entry.
     index: usize,
-    end: Bound<Vec<u8>>,
+    range: KeyRange,
+    reverse: bool,
     started: bool,
-    start: Bound<Vec<u8>>,
     done: bool,
 }
 
 impl<'a> SegmentIter<'a> {
-    fn new(set: &'a SegmentSet, range: KeyRange) -> Self {
+    fn new(set: &'a SegmentSet, range: KeyRange, reverse: bool) -> Self {
         SegmentIter {
             set,
             segment: 0,
             index: 0,
-            end: range.1,
+            range,
+            reverse,
             started: false,
-            start: range.0,
             done: set.segments.is_empty(),
         }
     }
 
     fn seek(&mut self) -> Result<()> {
         self.started = true;
-        let (key, after) = match &self.start {
+        let last = self.set.segments.len() - 1;
+        if self.reverse {
+            let (key, after) = match &self.range.1 {
+                Bound::Unbounded => {
+                    self.segment = last;
+                    self.index = self.set.segments[last].len();
+                    return Ok(());
+                }
+                Bound::Included(k) => (k.as_slice(), true),
+                Bound::Excluded(k) => (k.as_slice(), false),
+            };
+            self.segment = self.set.locate(key).unwrap_or(0);
+            self.index = self.set.segments[self.segment].lower_bound(key, after)?;
+            return Ok(());
+        }
+        let (key, after) = match &self.range.0 {
             Bound::Unbounded => return Ok(()),
             Bound::Included(k) => (k.as_slice(), false),
             Bound::Excluded(k) => (k.as_slice(), true),
@@ -412,6 +588,29 @@ impl<'a> SegmentIter<'a> {
             self.index = self.index.saturating_sub(1);
         }
         Ok(())
+    }
+
+    /// The next entry's position, moving across files.
+    fn step(&mut self) -> Option<(&'a Arc<Segment>, usize)> {
+        loop {
+            let segment = self.set.segments.get(self.segment)?;
+            if self.reverse {
+                if self.index == 0 {
+                    self.segment = self.segment.checked_sub(1)?;
+                    self.index = self.set.segments[self.segment].len();
+                    continue;
+                }
+                self.index -= 1;
+                return Some((segment, self.index));
+            }
+            if self.index >= segment.len() {
+                self.segment += 1;
+                self.index = 0;
+                continue;
+            }
+            self.index += 1;
+            return Some((segment, self.index - 1));
+        }
     }
 }
 
@@ -428,30 +627,31 @@ impl<'a> Iterator for SegmentIter<'a> {
                 return Some(Err(e));
             }
         }
-        loop {
-            let segment = self.set.segments.get(self.segment)?;
-            if self.index >= segment.len() {
-                self.segment += 1;
-                self.index = 0;
-                continue;
-            }
-            let item = segment
-                .entry(self.index)
-                .and_then(|(key, _)| Ok((key, Value::mapped(segment, self.index)?)));
-            self.index += 1;
-            return match item {
-                Ok((key, value)) if below_end(key, &self.end) => {
-                    Some(Ok((KeyRef::Borrowed(key), Some(value))))
-                }
-                Ok(_) => {
+        let Some((segment, index)) = self.step() else {
+            self.done = true;
+            return None;
+        };
+        let item = segment
+            .entry(index)
+            .and_then(|(key, _)| Ok((key, Value::mapped(segment, index)?)));
+        match item {
+            Ok((key, value)) => {
+                let inside = if self.reverse {
+                    above_start(key, &self.range.0)
+                } else {
+                    below_end(key, &self.range.1)
+                };
+                if inside {
+                    Some(Ok((KeyRef::Borrowed(key), value)))
+                } else {
                     self.done = true;
                     None
                 }
-                Err(e) => {
-                    self.done = true;
-                    Some(Err(e))
-                }
-            };
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
         }
     }
 }

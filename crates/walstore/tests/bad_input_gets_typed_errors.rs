@@ -92,12 +92,12 @@ fn a_future_format_version_is_refused_by_name() {
         drop(store);
         let good = p.read("MANIFEST");
         let mut future = good.clone();
-        future[8..12].copy_from_slice(&2u32.to_le_bytes());
+        future[8..12].copy_from_slice(&3u32.to_le_bytes());
         p.write("MANIFEST", &future);
         match p.options().open(&p.dir) {
             Err(Error::UnsupportedFormat {
-                found: 2,
-                supported: 1,
+                found: 3,
+                supported: 2,
                 file,
             }) => {
                 assert!(file.ends_with("MANIFEST"), "{file:?}")

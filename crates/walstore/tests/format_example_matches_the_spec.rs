@@ -77,7 +77,7 @@ fn the_example_manifest_decodes_and_the_store_opens() {
             info.generation,
             info.salt,
             info.base_txn,
-            info.segments.len()
+            info.runs.len()
         ),
         (0, SALT, 0, 0)
     );

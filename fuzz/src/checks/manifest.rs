@@ -9,18 +9,22 @@ pub fn encode_manifest(info: &inspect::ManifestInfo, next_file_id: u64) -> Vec<u
     for v in [info.generation, info.salt, info.base_txn, next_file_id] {
         body.extend_from_slice(&v.to_le_bytes());
     }
-    body.extend_from_slice(&(info.segments.len() as u32).to_le_bytes());
+    body.extend_from_slice(&(info.runs.len() as u32).to_le_bytes());
     body.extend_from_slice(&0u32.to_le_bytes());
-    for (file_id, file_len, entry_count, first_key) in &info.segments {
-        body.extend_from_slice(&file_id.to_le_bytes());
-        body.extend_from_slice(&file_len.to_le_bytes());
-        body.extend_from_slice(&entry_count.to_le_bytes());
-        body.extend_from_slice(&(first_key.len() as u32).to_le_bytes());
-        body.extend_from_slice(first_key);
+    for run in &info.runs {
+        body.extend_from_slice(&(run.len() as u32).to_le_bytes());
+        body.extend_from_slice(&0u32.to_le_bytes());
+        for (file_id, file_len, entry_count, first_key) in run {
+            body.extend_from_slice(&file_id.to_le_bytes());
+            body.extend_from_slice(&file_len.to_le_bytes());
+            body.extend_from_slice(&entry_count.to_le_bytes());
+            body.extend_from_slice(&(first_key.len() as u32).to_le_bytes());
+            body.extend_from_slice(first_key);
+        }
     }
     let mut out = Vec::with_capacity(32 + body.len());
     out.extend_from_slice(b"WSTORMAN");
-    out.extend_from_slice(&1u32.to_le_bytes());
+    out.extend_from_slice(&2u32.to_le_bytes());
     out.extend_from_slice(&1u32.to_le_bytes());
     out.extend_from_slice(&(body.len() as u32).to_le_bytes());
     out.extend_from_slice(&crc32(&body).to_le_bytes());
@@ -34,9 +38,9 @@ pub fn encode_manifest(info: &inspect::ManifestInfo, next_file_id: u64) -> Vec<u
 /// `manifest` target: the input is a MANIFEST file.
 ///
 /// - Ok or `Corruption` (offset inside the file) or `UnsupportedFormat`, nothing else;
-/// - an accepted manifest names snapshot files with ids below its next id, at least one entry
-///   each, first keys in range and strictly increasing, and is exactly the canonical encoding
-///   of what it says;
+/// - an accepted manifest names runs of at least one snapshot file each, with ids below its
+///   next id, first keys in range and strictly increasing within a run, and is exactly the
+///   canonical encoding of what it says;
 /// - decoding allocates at most a small multiple of the input.
 pub fn check(data: &[u8]) {
     let decoded = bounded("decode_manifest", data.len(), 8, 1 << 16, || {
@@ -45,13 +49,16 @@ pub fn check(data: &[u8]) {
     match decoded {
         Ok(info) => {
             let next_file_id = le_u64(data, 32 + 24).expect("an accepted manifest has a body");
-            for (file_id, _, entry_count, first_key) in &info.segments {
-                assert!(*file_id < next_file_id, "file id {file_id} >= next id");
-                assert!(*entry_count > 0, "segment without entries");
-                assert!(!first_key.is_empty() && first_key.len() <= MAX_KEY_BYTES);
-            }
-            for pair in info.segments.windows(2) {
-                assert!(pair[0].3 < pair[1].3, "segments not in key order");
+            assert_eq!(info.next_file_id, next_file_id);
+            for run in &info.runs {
+                assert!(!run.is_empty(), "a run without files");
+                for (file_id, _, _, first_key) in run {
+                    assert!(*file_id < next_file_id, "file id {file_id} >= next id");
+                    assert!(!first_key.is_empty() && first_key.len() <= MAX_KEY_BYTES);
+                }
+                for pair in run.windows(2) {
+                    assert!(pair[0].3 < pair[1].3, "segments not in key order");
+                }
             }
             assert!(
                 encode_manifest(&info, next_file_id) == data,
@@ -63,7 +70,7 @@ pub fn check(data: &[u8]) {
             "corruption reported at offset {offset}, past the {} bytes of the file",
             data.len()
         ),
-        Err(Error::UnsupportedFormat { found, .. }) => assert_ne!(found, 1),
+        Err(Error::UnsupportedFormat { found, .. }) => assert_ne!(found, 2),
         Err(other) => panic!("manifest decoding failed with an unexpected error: {other:?}"),
     }
 }

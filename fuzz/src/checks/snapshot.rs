@@ -3,18 +3,23 @@
 use super::common::{bounded, crc32, le_u32, le_u64};
 use walstore::{inspect, Error, MAX_KEY_BYTES};
 
+/// A snapshot entry: key and value (`None`: a tombstone); a range deletion: start and end.
+type Entry = (Vec<u8>, Option<Vec<u8>>);
+
 /// Encodes a snapshot file as FORMAT.md §5 describes it (independently of the engine).
-pub fn encode_snapshot(id: u64, entries: &[(Vec<u8>, Vec<u8>)], shared: usize) -> Vec<u8> {
+pub fn encode_snapshot(id: u64, entries: &[Entry], deletes: &[Entry], shared: usize) -> Vec<u8> {
+    const HEADER: usize = 96;
     let mut body = Vec::new();
     let mut offsets = Vec::with_capacity(entries.len());
     for (key, value) in entries {
-        offsets.push(64 + body.len());
+        offsets.push(HEADER + body.len());
         body.extend_from_slice(&(key.len() as u32).to_le_bytes());
-        body.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        let len = value.as_ref().map_or(u32::MAX, |v| v.len() as u32);
+        body.extend_from_slice(&len.to_le_bytes());
         body.extend_from_slice(key);
-        body.extend_from_slice(value);
+        body.extend_from_slice(value.as_deref().unwrap_or(&[]));
     }
-    let index_offset = 64 + body.len();
+    let index_offset = HEADER + body.len();
     for ((key, _), offset) in entries.iter().zip(offsets) {
         let mut prefix = [0u8; 8];
         let rest = key.get(shared..).unwrap_or(&[]);
@@ -23,19 +28,45 @@ pub fn encode_snapshot(id: u64, entries: &[(Vec<u8>, Vec<u8>)], shared: usize) -
         body.extend_from_slice(&prefix);
         body.extend_from_slice(&(offset as u32).to_le_bytes());
     }
-    let file_len = 64 + body.len();
+    let filter_offset = HEADER + body.len();
+    let probes: u32 = if entries.is_empty() { 0 } else { 7 };
+    if !entries.is_empty() {
+        let bytes = (entries.len() * 10).div_ceil(8).max(8);
+        let bits = bytes as u64 * 8;
+        let mut filter = vec![0u8; bytes];
+        for (key, _) in entries {
+            let h = xxhash_rust::xxh3::xxh3_64(key);
+            let (a, b) = (h & 0xffff_ffff, (h >> 32) | 1);
+            for j in 0..u64::from(probes) {
+                let bit = a.wrapping_add(j.wrapping_mul(b)) % bits;
+                filter[(bit / 8) as usize] |= 1 << (bit % 8);
+            }
+        }
+        body.extend_from_slice(&filter);
+    }
+    let deletes_offset = HEADER + body.len();
+    for (start, end) in deletes {
+        let end = end.as_deref().unwrap_or(&[]);
+        body.extend_from_slice(&(start.len() as u32).to_le_bytes());
+        body.extend_from_slice(&(end.len() as u32).to_le_bytes());
+        body.extend_from_slice(start);
+        body.extend_from_slice(end);
+    }
+    let file_len = HEADER + body.len();
     let mut out = Vec::with_capacity(file_len);
     out.extend_from_slice(b"WSTORSNP");
-    out.extend_from_slice(&1u32.to_le_bytes());
+    out.extend_from_slice(&2u32.to_le_bytes());
     out.extend_from_slice(&1u32.to_le_bytes());
     out.extend_from_slice(&id.to_le_bytes());
-    out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
-    out.extend_from_slice(&(index_offset as u64).to_le_bytes());
-    out.extend_from_slice(&(file_len as u64).to_le_bytes());
+    for v in [entries.len(), index_offset, filter_offset, deletes_offset, file_len] {
+        out.extend_from_slice(&(v as u64).to_le_bytes());
+    }
     out.extend_from_slice(&crc32(&body).to_le_bytes());
     out.extend_from_slice(&(shared as u32).to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    let header_crc = crc32(&out[..60]);
+    out.extend_from_slice(&probes.to_le_bytes());
+    out.extend_from_slice(&(deletes.len() as u32).to_le_bytes());
+    out.extend_from_slice(&[0u8; 12]);
+    let header_crc = crc32(&out[..92]);
     out.extend_from_slice(&header_crc.to_le_bytes());
     out.extend_from_slice(&body);
     out
@@ -44,9 +75,10 @@ pub fn encode_snapshot(id: u64, entries: &[(Vec<u8>, Vec<u8>)], shared: usize) -
 /// `snapshot` target: the input is a snapshot file, decoded under the id its header names.
 ///
 /// - Ok or `Corruption` (with an offset inside the file) or `UnsupportedFormat`, nothing else;
-/// - an accepted file has at least one entry, keys in range and strictly increasing, every
-///   key starting with the shared prefix, and is exactly the canonical encoding of its entries
-///   (so no byte of it escapes validation); the same bytes under another id are refused;
+/// - an accepted file has at least one entry or range deletion, keys in range and strictly
+///   increasing, every key starting with the shared prefix, range deletions non-empty, sorted
+///   and disjoint, and is exactly the canonical encoding of what it holds (so no byte of it
+///   escapes validation); the same bytes under another id are refused;
 /// - decoding allocates at most a small multiple of the input.
 pub fn check(data: &[u8]) {
     let id = le_u64(data, 16).unwrap_or(0);
@@ -54,12 +86,23 @@ pub fn check(data: &[u8]) {
         inspect::decode_snapshot(id, data)
     });
     match decoded {
-        Ok(entries) => {
-            assert!(!entries.is_empty(), "a snapshot file without entries");
+        Ok((entries, deletes)) => {
+            assert!(
+                !entries.is_empty() || !deletes.is_empty(),
+                "a snapshot file holding nothing"
+            );
+            for (start, end) in &deletes {
+                assert!(!start.is_empty() && start.len() <= MAX_KEY_BYTES);
+                assert!(end.as_ref().is_none_or(|e| e > start), "an empty range deletion");
+            }
+            for pair in deletes.windows(2) {
+                let reach = pair[0].1.as_ref().expect("only the last deletion is unbounded");
+                assert!(reach <= &pair[1].0, "range deletions overlap");
+            }
             for pair in entries.windows(2) {
                 assert!(pair[0].0 < pair[1].0, "keys not strictly increasing");
             }
-            let shared = le_u32(data, 52).expect("an accepted file has a header") as usize;
+            let shared = le_u32(data, 68).expect("an accepted file has a header") as usize;
             for (key, _) in &entries {
                 assert!(
                     !key.is_empty() && key.len() <= MAX_KEY_BYTES,
@@ -72,8 +115,8 @@ pub fn check(data: &[u8]) {
                 );
             }
             assert!(
-                encode_snapshot(id, &entries, shared) == data,
-                "an accepted snapshot file is not the canonical encoding of its entries"
+                encode_snapshot(id, &entries, &deletes, shared) == data,
+                "an accepted snapshot file is not the canonical encoding of what it holds"
             );
             let other = inspect::decode_snapshot(id ^ 1, data);
             assert!(
@@ -86,7 +129,7 @@ pub fn check(data: &[u8]) {
             "corruption reported at offset {offset}, past the {} bytes of the file",
             data.len()
         ),
-        Err(Error::UnsupportedFormat { found, .. }) => assert_ne!(found, 1),
+        Err(Error::UnsupportedFormat { found, .. }) => assert_ne!(found, 2),
         Err(other) => panic!("snapshot decoding failed with an unexpected error: {other:?}"),
     }
 }
