@@ -72,13 +72,18 @@ pub fn manifest_snapshot_ids(bytes: &[u8]) -> Result<Vec<u64>, String> {
     if crc32(body) != u32_at(bytes, 20)? {
         return Err("manifest body checksum mismatch".into());
     }
-    let count = u32_at(body, 32)? as usize;
+    // Format version 2: runs, each a file count, four zero bytes, then its files.
+    let runs = u32_at(body, 32)? as usize;
     let mut at = 40;
-    let mut ids = Vec::with_capacity(count.min(body.len() / 28));
-    for _ in 0..count {
-        ids.push(u64_at(body, at)?);
-        let key_len = u32_at(body, at + 24)? as usize;
-        at += 28 + key_len;
+    let mut ids = Vec::with_capacity(body.len() / 28);
+    for _ in 0..runs.min(body.len() / 8) {
+        let count = u32_at(body, at)? as usize;
+        at += 8;
+        for _ in 0..count.min(body.len() / 28) {
+            ids.push(u64_at(body, at)?);
+            let key_len = u32_at(body, at + 24)? as usize;
+            at += 28 + key_len;
+        }
     }
     Ok(ids)
 }
@@ -88,17 +93,18 @@ pub fn check_snapshot(bytes: &[u8]) -> Result<(), String> {
     if bytes.get(..8) != Some(&b"WSTORSNP"[..]) {
         return Err("bad snapshot magic".into());
     }
-    if bytes.len() < 64 || crc32(&bytes[..60]) != u32_at(bytes, 60)? {
+    // Format version 2: a 96-byte header, its checksum at 92.
+    if bytes.len() < 96 || crc32(&bytes[..92]) != u32_at(bytes, 92)? {
         return Err("snapshot header checksum mismatch".into());
     }
-    let file_len = u64_at(bytes, 40)?;
+    let file_len = u64_at(bytes, 56)?;
     if file_len != bytes.len() as u64 {
         return Err(format!(
             "snapshot is {} bytes, header says {file_len}",
             bytes.len()
         ));
     }
-    if crc32(&bytes[64..]) != u32_at(bytes, 48)? {
+    if crc32(&bytes[96..]) != u32_at(bytes, 64)? {
         return Err("snapshot body checksum mismatch".into());
     }
     Ok(())
@@ -148,20 +154,24 @@ const MANIFEST_FIELDS: [(u64, u64, &str); 11] = [
     (40, 8, "manifest salt"),
     (48, 8, "manifest base id"),
     (56, 8, "manifest next file id"),
-    (64, 4, "manifest file count"),
+    (64, 4, "manifest run count"),
 ];
-const SNAPSHOT_FIELDS: [(u64, u64, &str); 11] = [
+const SNAPSHOT_FIELDS: [(u64, u64, &str); 16] = [
     (0, 8, "snapshot magic"),
     (8, 4, "snapshot version"),
     (12, 4, "snapshot checksum algorithm"),
     (16, 8, "snapshot file id"),
     (24, 8, "snapshot entry count"),
     (32, 8, "snapshot index offset"),
-    (40, 8, "snapshot file length"),
-    (48, 4, "snapshot body checksum"),
-    (52, 4, "snapshot shared prefix"),
-    (60, 4, "snapshot header checksum"),
-    (64, 8, "snapshot first entry lengths"),
+    (40, 8, "snapshot filter offset"),
+    (48, 8, "snapshot range deletions offset"),
+    (56, 8, "snapshot file length"),
+    (64, 4, "snapshot body checksum"),
+    (68, 4, "snapshot shared prefix"),
+    (72, 4, "snapshot filter probes"),
+    (76, 4, "snapshot range deletion count"),
+    (92, 4, "snapshot header checksum"),
+    (96, 8, "snapshot first entry lengths"),
 ];
 
 /// The header and record fields of a store file named `name` (FORMAT.md §3-§6): the WAL

@@ -215,6 +215,18 @@ impl Core {
 
     /// Installs the version the open loaded, replacing the empty one the core started with
     /// (whose generation and log position it may equal).
+    /// Replaces the runs of the current version with `runs` (a merge's result: the same data),
+    /// if it is still of `generation`.
+    pub(crate) fn replace_runs(&self, generation: u64, runs: Vec<Arc<crate::version::SegmentSet>>) {
+        let mut cur = self.current.write();
+        if cur.generation == generation {
+            *cur = Arc::new(Version {
+                runs,
+                ..Version::clone(&cur)
+            });
+        }
+    }
+
     pub(crate) fn install_loaded(&self, version: Arc<Version>) {
         *self.current.write() = version;
     }

@@ -35,7 +35,7 @@ use crate::manifest::Manifest;
 use crate::options::LockWait;
 use crate::output::Output;
 use crate::snapshot::{RangeDelete, SegmentMeta};
-use crate::version::{SegmentSet, Version};
+use crate::version::SegmentSet;
 use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::{Arc, Weak};
@@ -262,10 +262,7 @@ fn switch(core: &Core, input_ids: &[Vec<u64>], run: Vec<SegmentMeta>) -> Result<
         let base = core.current();
         if base.generation == manifest.generation {
             let runs = crate::checkpoint::map_runs(core, &manifest, &base.runs)?;
-            core.publish(Arc::new(Version {
-                runs,
-                ..Version::clone(&base)
-            }));
+            core.replace_runs(manifest.generation, runs);
         }
         Ok(())
     })

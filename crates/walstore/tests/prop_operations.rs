@@ -27,6 +27,13 @@ enum Step {
         abort: bool,
     },
     Checkpoint,
+    /// Merges every run into one.
+    Compact,
+    /// Scans `[lo, hi)` in both directions.
+    Scan {
+        lo: u8,
+        hi: u8,
+    },
     Reopen,
     Crash,
 }
@@ -43,7 +50,9 @@ fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         6 => (prop::collection::vec(write, 1..6), prop::bool::weighted(0.2))
             .prop_map(|(writes, abort)| Step::Txn { writes, abort }),
-        1 => Just(Step::Checkpoint),
+        2 => Just(Step::Checkpoint),
+        1 => Just(Step::Compact),
+        1 => (0u8..13, 0u8..13).prop_map(|(lo, hi)| Step::Scan { lo, hi }),
         1 => Just(Step::Reopen),
         1 => Just(Step::Crash),
     ]
@@ -100,6 +109,26 @@ proptest! {
                 }
                 Step::Checkpoint => {
                     store.checkpoint().expect("checkpoint");
+                }
+                Step::Compact => {
+                    store.compact().expect("compact");
+                    let runs = store.info().expect("info").runs;
+                    prop_assert!(runs <= 1, "{when}: {runs} runs after compact");
+                }
+                Step::Scan { lo, hi } => {
+                    let read = store.begin_read().expect("begin_read");
+                    let (lo, hi) = (key(*lo), key(*hi));
+                    let want: Vec<Vec<u8>> = model
+                        .range(lo.clone()..hi.clone().max(lo.clone()))
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    let keys = |it: walstore::Iter<'_>| -> Vec<Vec<u8>> {
+                        it.map(|r| r.expect("scan").0).collect()
+                    };
+                    let range = lo.clone()..hi.clone().max(lo.clone());
+                    prop_assert_eq!(&keys(read.range(range.clone()).expect("range")), &want);
+                    let back: Vec<Vec<u8>> = want.iter().rev().cloned().collect();
+                    prop_assert_eq!(&keys(read.range(range).expect("range").rev()), &back);
                 }
                 Step::Reopen => {
                     drop(store);

@@ -67,7 +67,9 @@ pub fn options(mem: &MemoryStorage) -> Options {
 }
 
 /// Everything a store shows, checked for internal consistency: the range scan is in strictly
-/// increasing key order and agrees with point lookups.
+/// increasing key order and agrees with point lookups, the reverse scan returns the same pairs
+/// backwards, and a scan turned around halfway returns the keys it had not returned yet, from
+/// the end.
 pub fn read_state(store: &Store) -> walstore::Result<(u64, State)> {
     let read = store.begin_read()?;
     let mut state = State::new();
@@ -81,6 +83,25 @@ pub fn read_state(store: &Store) -> walstore::Result<(u64, State)> {
         }
         state.insert(key, value.to_vec());
     }
+    let mut backwards = Vec::with_capacity(state.len());
+    for item in read.range::<&[u8], _>(..)?.rev() {
+        let (key, value) = item?;
+        backwards.push((key, value.to_vec()));
+    }
+    let forwards: Vec<(Vec<u8>, Vec<u8>)> = state.clone().into_iter().rev().collect();
+    assert!(backwards == forwards, "the reverse scan differs from the scan");
+    let half = state.len().div_ceil(2);
+    let mut scan = read.range::<&[u8], _>(..)?;
+    for _ in 0..half {
+        scan.next().transpose()?;
+    }
+    let turned: Vec<Vec<u8>> = scan.rev().map(|r| r.map(|(k, _)| k)).collect::<Result<_, _>>()?;
+    // Like `DoubleEndedIterator::rev`: the keys not returned yet, from the end.
+    let expected: Vec<Vec<u8>> = state.keys().skip(half).rev().cloned().collect();
+    assert!(
+        turned == expected,
+        "a scan turned around after {half} keys does not return the rest from the end"
+    );
     for (key, value) in &state {
         let got = read.get(key)?.map(|v| v.to_vec());
         assert_eq!(
