@@ -156,7 +156,7 @@ const MANIFEST_FIELDS: [(u64, u64, &str); 11] = [
     (56, 8, "manifest next file id"),
     (64, 4, "manifest run count"),
 ];
-const SNAPSHOT_FIELDS: [(u64, u64, &str); 16] = [
+const SNAPSHOT_FIELDS: [(u64, u64, &str); 15] = [
     (0, 8, "snapshot magic"),
     (8, 4, "snapshot version"),
     (12, 4, "snapshot checksum algorithm"),
