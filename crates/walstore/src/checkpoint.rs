@@ -54,16 +54,233 @@ pub struct CheckpointStats {
     pub micros: u64,
 }
 
-/// Runs a checkpoint, waiting for the writer lock as `wait` says.
+/// Runs a checkpoint, waiting for the writer lock as `wait` says: without holding the writer
+/// lock while the run is written when this handle can take the merge lock, holding it
+/// throughout otherwise (another handle is merging).
 pub(crate) fn run(core: &Core, wait: LockWait) -> Result<CheckpointStats> {
     core.check_usable(true)?;
+    match core.try_merge_lock() {
+        Some(_merging) => run_holding_merge_lock(core, wait),
+        None => timed(core, || {
+            core.with_writer(wait, |_guard| {
+                crate::catchup::refresh(core, true).and_then(|base| fold(core, &base))
+            })
+        }),
+    }
+}
+
+/// [`run`] by a caller that holds the merge lock: the two-phase checkpoint.
+pub(crate) fn run_holding_merge_lock(core: &Core, wait: LockWait) -> Result<CheckpointStats> {
+    timed(core, || fold_unlocked(core, wait, &|| false))
+}
+
+fn timed(core: &Core, f: impl FnOnce() -> Result<CheckpointStats>) -> Result<CheckpointStats> {
     let started = Instant::now();
-    let mut stats = core.with_writer(wait, |_guard| {
-        crate::catchup::refresh(core, true).and_then(|base| fold(core, &base))
-    })?;
+    let mut stats = f()?;
     stats.micros = started.elapsed().as_micros() as u64;
     core.counters().checkpoints.fetch_add(1, Ordering::Relaxed);
     Ok(stats)
+}
+
+/// The two-phase checkpoint, run by the holder of the merge lock (so no other handle writes
+/// or removes snapshot files meanwhile, RECOVERY.md "Checkpoint"):
+/// - phase 0, under the writer lock: freeze the newest version and reserve file ids for its
+///   run in the manifest (same generation);
+/// - phase 1, without the writer lock: write the frozen memtable as a run; commits go on;
+/// - phase 2, under the writer lock: write the commits made during phase 1 as a second, small
+///   run, then switch the manifest and reset the WAL as [`fold`] does.
+fn fold_unlocked(core: &Core, wait: LockWait, stop: &dyn Fn() -> bool) -> Result<CheckpointStats> {
+    let Some(frozen) = core.with_writer(wait, |_g| freeze(core))? else {
+        return Ok(CheckpointStats {
+            generation: core.current().generation,
+            txn_id: core.current().last_txn,
+            ..Default::default()
+        });
+    };
+    let mut stats = CheckpointStats {
+        keys_changed: frozen.version.mem.len(),
+        ..Default::default()
+    };
+    let bottom = frozen.manifest.runs.is_empty();
+    let first_id = frozen.manifest.next_file_id;
+    let mut out = Output::in_dir(core.storage(), core.dir(), core.opts(), first_id);
+    let written = frozen
+        .version
+        .mem
+        .iter()
+        .filter(|(_, v)| v.is_some() || !bottom)
+        .try_for_each(|(k, v)| out.add(k, v.as_deref()))
+        .and_then(|()| out.publish_files());
+    let run0 = match written {
+        Ok(run) if out.next_id - first_id <= frozen.reserved => run,
+        other => {
+            out.discard();
+            other?;
+            return Err(Error::corruption(
+                core.dir(),
+                0,
+                "a checkpoint wrote more files than it reserved ids for",
+            ));
+        }
+    };
+    // Phase 2 waits for the lock whatever `wait` says (phase 0 honoured it), unless stopped.
+    let mut switching = false;
+    let finished = patiently(stop, || {
+        core.with_writer(LockWait::Timeout(Duration::from_millis(20)), |_g| {
+            finish_unlocked(core, &frozen, run0.clone(), &mut stats, &mut switching)
+        })
+    });
+    // Once the manifest switch began, the new manifest naming these files may be durable.
+    if !switching && !matches!(finished, Ok(true)) {
+        out.discard();
+    }
+    finished.map(|_| stats)
+}
+
+/// Retries `f` while it finds the writer lock busy, unless `stop` says to give up.
+pub(crate) fn patiently<T>(stop: &dyn Fn() -> bool, mut f: impl FnMut() -> Result<T>) -> Result<T> {
+    loop {
+        match f() {
+            Err(Error::Busy { .. }) if !stop() => continue,
+            other => return other,
+        }
+    }
+}
+
+/// What phase 0 froze.
+struct Frozen {
+    version: Version,
+    manifest: Manifest,
+    reserved: u64,
+}
+
+/// Phase 0 (writer lock held): the newest version, folded, and ids reserved for its run.
+fn freeze(core: &Core) -> Result<Option<Frozen>> {
+    let base = crate::catchup::refresh(core, true)?;
+    let mut version = Version::clone(&base);
+    version.fold_layers();
+    if version.mem.is_empty() && version.wal_end == WAL_HEADER_BYTES {
+        return Ok(None);
+    }
+    let manifest = read_manifest(core)?;
+    check_generation(core, &manifest, &version)?;
+    // Files are at least the target size except the last; the run is smaller than the log.
+    let target = core.opts().segment_size_bytes_target.max(1);
+    let reserved = (version.wal_end - WAL_HEADER_BYTES) / target + 2;
+    let mut reserving = manifest.clone();
+    reserving.next_file_id += reserved;
+    crate::merge::write_manifest(core, &reserving)?;
+    Ok(Some(Frozen {
+        version,
+        manifest,
+        reserved,
+    }))
+}
+
+/// Phase 2 (writer lock held). Returns false when another handle checkpointed meanwhile
+/// (phase 1's run is then not needed: the caller removes it).
+fn finish_unlocked(
+    core: &Core,
+    frozen: &Frozen,
+    run0: Vec<SegmentMeta>,
+    stats: &mut CheckpointStats,
+    switching: &mut bool,
+) -> Result<bool> {
+    let base = crate::catchup::refresh(core, true)?;
+    if base.generation != frozen.version.generation {
+        return Ok(false);
+    }
+    let current = read_manifest(core)?;
+    check_generation(core, &current, &base)?;
+    let written_seq = core.wal().written_seq();
+    let tail = tail_writes(core, &frozen.version, &base)?;
+    stats.keys_changed += tail.len();
+    let mut out = Output::in_dir(
+        core.storage(),
+        core.dir(),
+        core.opts(),
+        current.next_file_id,
+    );
+    let bottom = current.runs.is_empty() && run0.is_empty();
+    let run1 = tail
+        .iter()
+        .filter(|(_, v)| v.is_some() || !bottom)
+        .try_for_each(|(k, v)| out.add(k, v.as_deref()))
+        .and_then(|()| out.publish_files());
+    let run1 = match run1 {
+        Ok(run) => run,
+        Err(e) => {
+            out.discard();
+            return Err(e);
+        }
+    };
+    let written: Vec<&SegmentMeta> = run1.iter().chain(&run0).collect();
+    stats.files_written = written.len();
+    stats.bytes_written = written.iter().map(|m| m.file_len).sum();
+    stats.files_kept = current.runs.iter().map(Vec::len).sum();
+    stats.wal_bytes = base.wal_end - WAL_HEADER_BYTES;
+    let mut runs: Vec<Vec<SegmentMeta>> =
+        [run1, run0].into_iter().filter(|r| !r.is_empty()).collect();
+    runs.extend(current.runs.iter().cloned());
+    let manifest = Manifest {
+        generation: base.generation + 1,
+        salt: random_u64(),
+        base_txn: base.last_txn,
+        next_file_id: out.next_id,
+        runs,
+    };
+    *switching = true;
+    switch_generation(core, &manifest, &base)?;
+    core.wal()
+        .covered_by_checkpoint(written_seq, (manifest.generation, WAL_HEADER_BYTES));
+    stats.generation = manifest.generation;
+    stats.txn_id = base.last_txn;
+    Ok(true)
+}
+
+/// The writes committed after `frozen` up to `base` (the same generation), last write of
+/// each key, read back from the log.
+fn tail_writes(
+    core: &Core,
+    frozen: &Version,
+    base: &Version,
+) -> Result<std::collections::BTreeMap<crate::version::Bytes, Option<crate::version::Bytes>>> {
+    let mut tail = std::collections::BTreeMap::new();
+    if base.wal_end == frozen.wal_end {
+        return Ok(tail);
+    }
+    let end = crate::wal::scan::scan(
+        core.wal().file(),
+        base.wal_end,
+        frozen.wal_end,
+        frozen.salt,
+        frozen.last_txn + 1,
+        crate::wal::scan::ReadConfig::of(core.opts()),
+        |t| tail.extend(t.writes),
+    )
+    .map_err(|e| Error::io("read", core.wal().path(), e))?;
+    if end.last_txn != base.last_txn {
+        // The log this handle appended and caught up on reads back differently.
+        return Err(Error::corruption(
+            core.wal().path(),
+            end.end,
+            "the log between two points of a checkpoint does not read back",
+        ));
+    }
+    Ok(tail)
+}
+
+fn check_generation(core: &Core, manifest: &Manifest, version: &Version) -> Result<()> {
+    if manifest.generation == version.generation {
+        return Ok(());
+    }
+    // Only a holder of the writer lock changes the generation, and the caller caught up
+    // under it: another generation here means the manifest changed under the lock.
+    Err(Error::corruption(
+        core.dir().join(crate::format::MANIFEST_NAME),
+        0,
+        "manifest generation differs from the WAL's under the writer lock",
+    ))
 }
 
 /// Folds `base` (the newest version, caught up under the writer lock, which the caller
@@ -83,15 +300,7 @@ pub(crate) fn fold(core: &Core, base: &Arc<Version>) -> Result<CheckpointStats> 
         return Ok(stats);
     }
     let current = read_manifest(core)?;
-    if current.generation != base.generation {
-        // Only a holder of the writer lock changes the generation, and the caller caught up
-        // under it: another generation here means the manifest changed under the lock.
-        return Err(Error::corruption(
-            core.dir().join(crate::format::MANIFEST_NAME),
-            0,
-            "manifest generation differs from the WAL's under the writer lock",
-        ));
-    }
+    check_generation(core, &current, base)?;
     let written_seq = core.wal().written_seq();
     let run = write_run(core, base, &current, &mut stats)?;
     let mut runs = current.runs.clone();
@@ -110,7 +319,6 @@ pub(crate) fn fold(core: &Core, base: &Arc<Version>) -> Result<CheckpointStats> 
     // Every WAL write made so far is covered by the durable snapshot files now.
     core.wal()
         .covered_by_checkpoint(written_seq, (manifest.generation, WAL_HEADER_BYTES));
-    core.merger().request();
     stats.generation = manifest.generation;
     Ok(stats)
 }
@@ -214,9 +422,10 @@ pub(crate) fn map_runs(
     Ok(runs)
 }
 
-/// Starts the background checkpoint thread. It holds only a weak reference to the core and
-/// never a `Store`: closing the last handle stops it and waits for a checkpoint it is
-/// running (so `close` does its work itself, whatever the thread was doing).
+/// Starts the background worker: it checkpoints when asked (the commit path asks when the
+/// log passes the threshold) and then merges runs. It holds only a weak reference to the
+/// core and never a `Store`: closing the last handle stops it and waits for the job it is
+/// running (a merge gives up early and removes its files), so `close` does its work itself.
 pub(crate) fn start_background(core: &Arc<Core>) {
     let signal = core.checkpointer().shared();
     let weak: Weak<Core> = Arc::downgrade(core);
@@ -227,10 +436,10 @@ pub(crate) fn start_background(core: &Arc<Core>) {
                 let Some(core) = weak.upgrade() else {
                     return;
                 };
-                // A failed background checkpoint is retried at the next request; its error (a
+                // A failed background job is retried at the next request; its error (a
                 // full disk, say) reaches callers of `checkpoint` or, if it poisoned the
                 // store, of every later write.
-                let _ = run_in_background(&core, &signal);
+                background_job(&core, &signal);
             }
         });
     if let Ok(thread) = spawned {
@@ -238,23 +447,42 @@ pub(crate) fn start_background(core: &Arc<Core>) {
     }
 }
 
-/// A checkpoint run by the background thread: it waits for the writer lock in short steps
-/// and gives up when the store is being closed (a closing thread may hold the lock in an
-/// open transaction while it waits for this thread).
-fn run_in_background(core: &Core, signal: &SignalShared) -> Result<CheckpointStats> {
-    loop {
-        match run(core, LockWait::Timeout(Duration::from_millis(20))) {
-            Err(Error::Busy { .. }) if !signal.is_stopped() => continue,
-            other => return other,
+/// One wake-up of the worker. Holding the merge lock, it checkpoints in two phases and then
+/// merges, checkpointing again between merge steps whenever the commit path asks (a long
+/// merge never holds checkpoints back). Without it (another handle merges), it checkpoints
+/// holding the writer lock. It waits for the writer lock in short steps and gives up when
+/// the store is being closed (a closing thread may hold the lock in an open transaction
+/// while it waits for this thread).
+fn background_job(core: &Core, signal: &SignalShared) {
+    let stop = || signal.is_stopped();
+    let short = LockWait::Timeout(Duration::from_millis(20));
+    let Some(merging) = core.try_merge_lock() else {
+        let _ = patiently(&stop, || {
+            timed(core, || {
+                core.with_writer(short, |_g| {
+                    crate::catchup::refresh(core, true).and_then(|base| fold(core, &base))
+                })
+            })
+        });
+        return;
+    };
+    let checkpoint = || patiently(&stop, || timed(core, || fold_unlocked(core, short, &stop)));
+    let _ = checkpoint();
+    let mut between = || {
+        if signal.take_request() {
+            let _ = checkpoint();
         }
-    }
+    };
+    let _ = crate::merge::run_holding(core, &merging, false, &stop, &mut between);
 }
 
 /// Removes snapshot files the manifest does not name, and a stale `MANIFEST.tmp`. Only the
-/// holder of the merge lock removes anything (a merge in progress writes files the manifest
-/// does not name yet); without it this does nothing. Failures are harmless (the files are
+/// holder of the merge lock, also holding the writer lock, removes anything (a merge or a
+/// checkpoint in progress writes files the manifest does not name yet); without it this does
+/// nothing. Failures are harmless (the files are
 /// removed next time) and ignored.
 pub(crate) fn remove_orphans(core: &Core) {
+    // Invariant: the caller holds the writer lock (no checkpoint is writing files).
     if let Some(_merging) = core.try_merge_lock() {
         if let Ok(manifest) = read_manifest(core) {
             crate::merge::remove_unnamed(core, &manifest);

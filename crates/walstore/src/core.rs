@@ -43,8 +43,6 @@ pub(crate) struct Core {
     refresh_lock: Mutex<()>,
     pid: u32,
     checkpointer: CheckpointSignal,
-    /// Wakes the background merger (`merge.rs`).
-    merger: CheckpointSignal,
     /// The merge lock file, opened at the first merge (`MERGE`, FORMAT.md §2).
     merge_lock: Mutex<Option<Box<dyn StorageLock>>>,
     counters: Counters,
@@ -112,15 +110,9 @@ impl Core {
             refresh_lock: Mutex::new(()),
             pid: std::process::id(),
             checkpointer: CheckpointSignal::default(),
-            merger: CheckpointSignal::default(),
             merge_lock: Mutex::new(None),
             counters: Counters::default(),
         }
-    }
-
-    /// The background merger's signal.
-    pub(crate) fn merger(&self) -> &CheckpointSignal {
-        &self.merger
     }
 
     /// Takes the merge lock if no handle in any process holds it. At most one handle merges
@@ -374,7 +366,6 @@ impl Drop for Core {
             let _ = self.wal.sync_written();
         }
         self.checkpointer.stop();
-        self.merger.stop();
     }
 }
 
@@ -453,6 +444,11 @@ impl SignalShared {
         }
         s.requested = false;
         Wake::Checkpoint
+    }
+
+    /// Takes a pending request without waiting (the worker checks between merge steps).
+    pub(crate) fn take_request(&self) -> bool {
+        std::mem::take(&mut self.state.lock().requested)
     }
 
     /// Whether a stop was asked for (the background thread gives up waiting for the lock).

@@ -28,7 +28,7 @@
 //! Invariant: merging never changes what any key reads as; it holds the writer lock only for
 //! the two manifest switches and never blocks readers.
 
-use crate::core::{Core, SignalShared, Wake};
+use crate::core::{Core, MergeGuard};
 use crate::error::{Error, Result};
 use crate::format::{parse_snapshot_name, snapshot_name, MANIFEST_TMP_NAME};
 use crate::manifest::Manifest;
@@ -38,7 +38,7 @@ use crate::snapshot::{RangeDelete, SegmentMeta};
 use crate::version::SegmentSet;
 use std::collections::HashSet;
 use std::ops::Range;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How many adjacent runs of one tier are merged at once.
@@ -98,9 +98,21 @@ pub(crate) fn pick(runs: &[u64], flush_bytes: u64) -> Option<Range<usize>> {
 /// Runs merges until the policy finds nothing to merge (or everything, with `all`), unless
 /// another handle holds the merge lock. `stopped` is polled to give up early.
 pub(crate) fn run(core: &Core, all: bool, stopped: &dyn Fn() -> bool) -> Result<Vec<MergeStats>> {
-    let Some(_merging) = core.try_merge_lock() else {
+    let Some(merging) = core.try_merge_lock() else {
         return Ok(Vec::new());
     };
+    run_holding(core, &merging, all, stopped, &mut || {})
+}
+
+/// [`run`] by the holder of the merge lock; `between` is called every few thousand entries
+/// (the worker checkpoints there when asked).
+pub(crate) fn run_holding(
+    core: &Core,
+    _merging: &MergeGuard<'_>,
+    all: bool,
+    stopped: &dyn Fn() -> bool,
+    between: &mut dyn FnMut(),
+) -> Result<Vec<MergeStats>> {
     let mut done = Vec::new();
     loop {
         let manifest = crate::checkpoint::read_manifest(core)?;
@@ -115,10 +127,10 @@ pub(crate) fn run(core: &Core, all: bool, stopped: &dyn Fn() -> bool) -> Result<
             pick(&sizes, core.opts().wal_size_bytes_checkpoint)
         };
         let Some(chosen) = chosen else {
-            remove_unnamed(core, &manifest);
+            remove_unnamed_locked(core, stopped)?;
             return Ok(done);
         };
-        match merge(core, &manifest, chosen, stopped)? {
+        match merge(core, &manifest, chosen, stopped, between)? {
             Some(stats) => done.push(stats),
             None => return Ok(done),
         }
@@ -131,6 +143,7 @@ fn merge(
     manifest: &Manifest,
     chosen: Range<usize>,
     stopped: &dyn Fn() -> bool,
+    between: &mut dyn FnMut(),
 ) -> Result<Option<MergeStats>> {
     let current = core.current();
     let inputs = crate::checkpoint::map_runs(
@@ -155,14 +168,16 @@ fn merge(
     // output is never larger than the input.
     let target = core.opts().segment_size_bytes_target.max(1);
     let reserve = bytes_read / target + 2;
-    let first_id = reserve_ids(core, reserve)?;
+    let first_id = reserve_ids(core, reserve, stopped)?;
     // Step 3.
     let mut out = Output::in_dir(core.storage(), core.dir(), core.opts(), first_id);
     let written =
-        write_merged(&mut out, &inputs, bottom, stopped).and_then(|finished| match finished {
-            true => out.publish_files().map(Some),
-            false => Ok(None),
-        });
+        write_merged(&mut out, &inputs, bottom, stopped, between).and_then(
+            |finished| match finished {
+                true => out.publish_files().map(Some),
+                false => Ok(None),
+            },
+        );
     let run = match written {
         Ok(Some(run)) if (out.next_id - first_id) <= reserve => run,
         Ok(Some(_)) => {
@@ -189,20 +204,23 @@ fn merge(
         .iter()
         .map(|r| r.iter().map(|m| m.file_id).collect())
         .collect();
-    if let Err(e) = switch(core, &input_ids, run) {
-        out.discard();
+    let mut switching = false;
+    if let Err(e) = switch(core, &input_ids, run, stopped, &mut switching) {
+        // Once the manifest switch began, the new manifest naming these files may be durable.
+        if !switching {
+            out.discard();
+        }
         return Err(e);
     }
     // Step 5.
-    let manifest = crate::checkpoint::read_manifest(core)?;
-    remove_unnamed(core, &manifest);
+    remove_unnamed_locked(core, stopped)?;
     Ok(Some(stats))
 }
 
 /// Step 2: moves the manifest's next file id past `count` ids, under the writer lock;
 /// returns the first reserved id.
-fn reserve_ids(core: &Core, count: u64) -> Result<u64> {
-    with_writer_patiently(core, |core| {
+fn reserve_ids(core: &Core, count: u64, stopped: &dyn Fn() -> bool) -> Result<u64> {
+    with_writer_patiently(core, stopped, |core| {
         let mut manifest = crate::checkpoint::read_manifest(core)?;
         let first = manifest.next_file_id;
         manifest.next_file_id += count;
@@ -214,30 +232,37 @@ fn reserve_ids(core: &Core, count: u64) -> Result<u64> {
 /// Writes a manifest of the current generation. A failure after the rename may have made it
 /// the durable one; it names the same generation and the same data either way, so nothing
 /// is poisoned.
-fn write_manifest(core: &Core, manifest: &Manifest) -> Result<()> {
+pub(crate) fn write_manifest(core: &Core, manifest: &Manifest) -> Result<()> {
     let sync_dir = !core.opts().faults.skip_dir_fsync();
     manifest.write(core.storage(), core.dir(), sync_dir)
 }
 
 /// Takes the writer lock in short waits (a closing handle may hold it while it waits for
-/// this thread), then runs `f` caught up.
-fn with_writer_patiently<T>(core: &Core, f: impl Fn(&Core) -> Result<T>) -> Result<T> {
-    loop {
-        let attempt = core.with_writer(LockWait::Timeout(Duration::from_millis(20)), |_g| {
+/// this thread: `stopped` gives up), then runs `f` caught up.
+fn with_writer_patiently<T>(
+    core: &Core,
+    stopped: &dyn Fn() -> bool,
+    f: impl Fn(&Core) -> Result<T>,
+) -> Result<T> {
+    crate::checkpoint::patiently(stopped, || {
+        core.with_writer(LockWait::Timeout(Duration::from_millis(20)), |_g| {
             crate::catchup::refresh(core, true)?;
             f(core)
-        });
-        match attempt {
-            Err(Error::Busy { .. }) => continue,
-            other => return other,
-        }
-    }
+        })
+    })
 }
 
 /// Step 4: the manifest with `run` in place of the runs `input_ids` names, then this
 /// handle's version with it.
-fn switch(core: &Core, input_ids: &[Vec<u64>], run: Vec<SegmentMeta>) -> Result<()> {
-    with_writer_patiently(core, |core| {
+fn switch(
+    core: &Core,
+    input_ids: &[Vec<u64>],
+    run: Vec<SegmentMeta>,
+    stopped: &dyn Fn() -> bool,
+    switching: &mut bool,
+) -> Result<()> {
+    let began = std::cell::Cell::new(false);
+    let result = with_writer_patiently(core, stopped, |core| {
         let mut manifest = crate::checkpoint::read_manifest(core)?;
         let ids: Vec<Vec<u64>> = manifest
             .runs
@@ -258,6 +283,7 @@ fn switch(core: &Core, input_ids: &[Vec<u64>], run: Vec<SegmentMeta>) -> Result<
             vec![run.clone()]
         };
         manifest.runs.splice(replaced, run_slot);
+        began.set(true);
         write_manifest(core, &manifest)?;
         let base = core.current();
         if base.generation == manifest.generation {
@@ -265,7 +291,9 @@ fn switch(core: &Core, input_ids: &[Vec<u64>], run: Vec<SegmentMeta>) -> Result<
             core.replace_runs(manifest.generation, runs);
         }
         Ok(())
-    })
+    });
+    *switching = began.get();
+    result
 }
 
 /// Step 3: the inputs' entries merged, newest run first. Returns false when stopped.
@@ -274,6 +302,7 @@ fn write_merged(
     inputs: &[Arc<SegmentSet>],
     bottom: bool,
     stopped: &dyn Fn() -> bool,
+    between: &mut dyn FnMut(),
 ) -> Result<bool> {
     if !bottom {
         out.set_range_deletes(union_of_deletes(inputs));
@@ -306,8 +335,11 @@ fn write_merged(
             }
         }
         emitted += 1;
-        if emitted.is_multiple_of(4096) && stopped() {
-            return Ok(false);
+        if emitted.is_multiple_of(4096) {
+            if stopped() {
+                return Ok(false);
+            }
+            between();
         }
     }
 }
@@ -356,9 +388,19 @@ pub(crate) fn join_deletes(sorted: Vec<RangeDelete>) -> Vec<RangeDelete> {
     out
 }
 
+/// [`remove_unnamed`] under the writer lock (the caller holds the merge lock).
+fn remove_unnamed_locked(core: &Core, stopped: &dyn Fn() -> bool) -> Result<()> {
+    with_writer_patiently(core, stopped, |core| {
+        let manifest = crate::checkpoint::read_manifest(core)?;
+        remove_unnamed(core, &manifest);
+        Ok(())
+    })
+}
+
 /// Removes snapshot files the manifest does not name, temporary files, and a stale
-/// `MANIFEST.tmp`. The caller holds the merge lock, so no merge is writing files the manifest
-/// does not name yet. Failures are harmless (the files are removed next time) and ignored.
+/// `MANIFEST.tmp`. The caller holds the merge lock and the writer lock, so no merge and no
+/// checkpoint is writing files the manifest does not name yet. Failures are harmless (the
+/// files are removed next time) and ignored.
 pub(crate) fn remove_unnamed(core: &Core, manifest: &Manifest) {
     let storage = core.storage();
     let dir = core.dir();
@@ -372,29 +414,5 @@ pub(crate) fn remove_unnamed(core: &Core, manifest: &Manifest) {
         if orphan {
             let _ = storage.remove_file(&dir.join(&name));
         }
-    }
-}
-
-/// Starts the background merger. Like the checkpointer, it holds only a weak reference to
-/// the core; closing the last handle stops it (a merge in progress gives up and removes its
-/// files).
-pub(crate) fn start_background(core: &Arc<Core>) {
-    let signal = core.merger().shared();
-    let weak: Weak<Core> = Arc::downgrade(core);
-    let spawned = std::thread::Builder::new()
-        .name("walstore-merge".into())
-        .spawn(move || {
-            while signal.wait() == Wake::Checkpoint {
-                let Some(core) = weak.upgrade() else {
-                    return;
-                };
-                let stop = |s: &SignalShared| s.is_stopped();
-                // A failed merge is retried after the next checkpoint; it changed nothing
-                // readers see.
-                let _ = run(&core, false, &|| stop(&signal));
-            }
-        });
-    if let Ok(thread) = spawned {
-        core.merger().started(thread);
     }
 }

@@ -60,7 +60,6 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<Core>> {
         settle_after_open(&core, &version)?;
         if core.opts().auto_checkpoint {
             crate::checkpoint::start_background(&core);
-            crate::merge::start_background(&core);
         }
     }
     Ok(core)

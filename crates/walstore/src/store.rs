@@ -237,7 +237,6 @@ impl Store {
 /// the clean marker if the writer lock is free.
 fn close_last(core: &Core) -> Result<()> {
     core.checkpointer().stop();
-    core.merger().stop();
     let counters = core.counters();
     let commits = counters.commits.load(Ordering::Relaxed);
     let unused = core.is_read_only()

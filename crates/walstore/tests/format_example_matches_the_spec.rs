@@ -73,12 +73,7 @@ fn the_example_manifest_decodes_and_the_store_opens() {
     let manifest = example("manifest-example");
     let info = inspect::decode_manifest(&manifest).expect("manifest");
     assert_eq!(
-        (
-            info.generation,
-            info.salt,
-            info.base_txn,
-            info.runs.len()
-        ),
+        (info.generation, info.salt, info.base_txn, info.runs.len()),
         (0, SALT, 0, 0)
     );
     let mem = MemoryStorage::new();

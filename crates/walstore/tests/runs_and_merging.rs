@@ -62,8 +62,14 @@ fn a_checkpoint_writes_only_the_change_and_keeps_every_older_file() {
     }
     assert_eq!(store.info().expect("info").runs, 2);
     let read = store.begin_read().expect("read");
-    assert_eq!(read.get(&key(100)).expect("get").as_deref(), Some(&[8u8; 100][..]));
-    assert_eq!(read.get(&key(101)).expect("get").as_deref(), Some(&[7u8; 100][..]));
+    assert_eq!(
+        read.get(&key(100)).expect("get").as_deref(),
+        Some(&[8u8; 100][..])
+    );
+    assert_eq!(
+        read.get(&key(101)).expect("get").as_deref(),
+        Some(&[7u8; 100][..])
+    );
 }
 
 #[test]
@@ -156,7 +162,10 @@ fn compacting_keeps_what_every_key_reads_and_leaves_one_run() {
             .expect("range")
             .map(|r| r.map(|(k, v)| (k, v.to_vec())).expect("item"))
             .collect();
-        assert!(got == model, "the store differs from the model after compacting");
+        assert!(
+            got == model,
+            "the store differs from the model after compacting"
+        );
     }
 }
 

@@ -89,13 +89,19 @@ pub fn read_state(store: &Store) -> walstore::Result<(u64, State)> {
         backwards.push((key, value.to_vec()));
     }
     let forwards: Vec<(Vec<u8>, Vec<u8>)> = state.clone().into_iter().rev().collect();
-    assert!(backwards == forwards, "the reverse scan differs from the scan");
+    assert!(
+        backwards == forwards,
+        "the reverse scan differs from the scan"
+    );
     let half = state.len().div_ceil(2);
     let mut scan = read.range::<&[u8], _>(..)?;
     for _ in 0..half {
         scan.next().transpose()?;
     }
-    let turned: Vec<Vec<u8>> = scan.rev().map(|r| r.map(|(k, _)| k)).collect::<Result<_, _>>()?;
+    let turned: Vec<Vec<u8>> = scan
+        .rev()
+        .map(|r| r.map(|(k, _)| k))
+        .collect::<Result<_, _>>()?;
     // Like `DoubleEndedIterator::rev`: the keys not returned yet, from the end.
     let expected: Vec<Vec<u8>> = state.keys().skip(half).rev().cloned().collect();
     assert!(

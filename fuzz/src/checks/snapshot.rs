@@ -58,7 +58,13 @@ pub fn encode_snapshot(id: u64, entries: &[Entry], deletes: &[Entry], shared: us
     out.extend_from_slice(&2u32.to_le_bytes());
     out.extend_from_slice(&1u32.to_le_bytes());
     out.extend_from_slice(&id.to_le_bytes());
-    for v in [entries.len(), index_offset, filter_offset, deletes_offset, file_len] {
+    for v in [
+        entries.len(),
+        index_offset,
+        filter_offset,
+        deletes_offset,
+        file_len,
+    ] {
         out.extend_from_slice(&(v as u64).to_le_bytes());
     }
     out.extend_from_slice(&crc32(&body).to_le_bytes());
@@ -93,10 +99,16 @@ pub fn check(data: &[u8]) {
             );
             for (start, end) in &deletes {
                 assert!(!start.is_empty() && start.len() <= MAX_KEY_BYTES);
-                assert!(end.as_ref().is_none_or(|e| e > start), "an empty range deletion");
+                assert!(
+                    end.as_ref().is_none_or(|e| e > start),
+                    "an empty range deletion"
+                );
             }
             for pair in deletes.windows(2) {
-                let reach = pair[0].1.as_ref().expect("only the last deletion is unbounded");
+                let reach = pair[0]
+                    .1
+                    .as_ref()
+                    .expect("only the last deletion is unbounded");
                 assert!(reach <= &pair[1].0, "range deletions overlap");
             }
             for pair in entries.windows(2) {
