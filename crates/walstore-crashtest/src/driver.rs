@@ -228,6 +228,13 @@ impl Driver<'_> {
                 }
                 Ok(result)
             }
+            Step::Compact => {
+                let result = self.simple("compact", |s| s.compact().map(|_| ()))?;
+                if result.is_ok() {
+                    self.check_reads_now()?;
+                }
+                Ok(result)
+            }
             Step::Sync => self.simple("sync", Store::sync),
             Step::Reopen => {
                 self.reopen_in = Some(0);

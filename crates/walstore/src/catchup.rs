@@ -70,9 +70,10 @@ pub(crate) fn refresh(core: &Core, locked: bool) -> Result<Arc<Version>> {
         cur.last_txn + 1,
         cfg,
         |t| {
-            if !t.writes.is_empty() {
+            if !t.writes.is_empty() || !t.deletes.is_empty() {
                 next.data_end = t.end;
             }
+            next.apply_range_deletes(&t.deletes);
             next.apply(t.writes);
             next.last_txn = t.txn_id;
             next.wal_end = t.end;
@@ -264,6 +265,7 @@ fn empty_log_version(manifest: &Manifest, runs: Vec<Arc<SegmentSet>>) -> Version
         data_end: WAL_HEADER_BYTES,
         runs,
         mem: Default::default(),
+        mem_deletes: Default::default(),
         layers: Vec::new(),
     }
 }
@@ -283,8 +285,13 @@ fn load_log(core: &Core, mut version: Version) -> Result<(Version, ScanEnd)> {
         version.base_txn + 1,
         ReadConfig::of(core.opts()),
         |t| {
-            if !t.writes.is_empty() {
+            if !t.writes.is_empty() || !t.deletes.is_empty() {
                 version.data_end = t.end;
+            }
+            if !t.deletes.is_empty() {
+                // Order matters across keys now: apply what came before, then the ranges.
+                add_in_log_order(&mut version, std::mem::take(&mut writes));
+                version.apply_range_deletes(&t.deletes);
             }
             writes.extend(t.writes);
             version.last_txn = t.txn_id;
@@ -292,7 +299,7 @@ fn load_log(core: &Core, mut version: Version) -> Result<(Version, ScanEnd)> {
         },
     )
     .map_err(|e| Error::io("read", path, e))?;
-    version.mem = memtable_from_log_order(writes);
+    add_in_log_order(&mut version, writes);
     version.synced_through = end.synced_through;
     Ok((version, end))
 }
@@ -306,6 +313,15 @@ fn repair_header(core: &Core, manifest: &Manifest) -> Result<()> {
     // crash could bring back the old manifest under a newer WAL.
     core.sync_store_dir()?;
     core.wal().reset_header(&manifest.wal_header())
+}
+
+/// Adds writes in log order to `version`'s memtable (built in key order when it is empty).
+fn add_in_log_order(version: &mut Version, writes: Vec<(Bytes, Option<Bytes>)>) {
+    if version.mem.is_empty() {
+        version.mem = memtable_from_log_order(writes);
+    } else {
+        version.apply(writes);
+    }
 }
 
 /// Builds a memtable from writes in log order: the last write of each key wins.

@@ -22,7 +22,7 @@ use crate::format::random_u64;
 use crate::manifest::Manifest;
 use crate::options::LockWait;
 use crate::output::Output;
-use crate::snapshot::{Segment, SegmentMeta};
+use crate::snapshot::{RangeDelete, Segment, SegmentMeta};
 use crate::version::{SegmentSet, Version};
 use crate::wal::WAL_HEADER_BYTES;
 use std::collections::HashMap;
@@ -104,6 +104,9 @@ fn fold_unlocked(core: &Core, wait: LockWait, stop: &dyn Fn() -> bool) -> Result
     let bottom = frozen.manifest.runs.is_empty();
     let first_id = frozen.manifest.next_file_id;
     let mut out = Output::in_dir(core.storage(), core.dir(), core.opts(), first_id);
+    if !bottom {
+        out.set_range_deletes(frozen.version.mem_deletes.to_vec());
+    }
     let written = frozen
         .version
         .mem
@@ -194,7 +197,7 @@ fn finish_unlocked(
     check_generation(core, &current, &base)?;
     let written_seq = core.wal().written_seq();
     let tail = tail_writes(core, &frozen.version, &base)?;
-    stats.keys_changed += tail.len();
+    stats.keys_changed += tail.writes.len();
     let mut out = Output::in_dir(
         core.storage(),
         core.dir(),
@@ -202,7 +205,11 @@ fn finish_unlocked(
         current.next_file_id,
     );
     let bottom = current.runs.is_empty() && run0.is_empty();
+    if !bottom {
+        out.set_range_deletes(tail.deletes);
+    }
     let run1 = tail
+        .writes
         .iter()
         .filter(|(_, v)| v.is_some() || !bottom)
         .try_for_each(|(k, v)| out.add(k, v.as_deref()))
@@ -238,14 +245,11 @@ fn finish_unlocked(
     Ok(true)
 }
 
-/// The writes committed after `frozen` up to `base` (the same generation), last write of
-/// each key, read back from the log.
-fn tail_writes(
-    core: &Core,
-    frozen: &Version,
-    base: &Version,
-) -> Result<std::collections::BTreeMap<crate::version::Bytes, Option<crate::version::Bytes>>> {
-    let mut tail = std::collections::BTreeMap::new();
+/// The writes committed after `frozen` up to `base` (the same generation), read back from
+/// the log: the last write of each key, and the range deletions (which drop the tail's
+/// earlier writes they cover).
+fn tail_writes(core: &Core, frozen: &Version, base: &Version) -> Result<Tail> {
+    let mut tail = Tail::default();
     if base.wal_end == frozen.wal_end {
         return Ok(tail);
     }
@@ -256,7 +260,7 @@ fn tail_writes(
         frozen.salt,
         frozen.last_txn + 1,
         crate::wal::scan::ReadConfig::of(core.opts()),
-        |t| tail.extend(t.writes),
+        |t| tail.apply(t.deletes, t.writes),
     )
     .map_err(|e| Error::io("read", core.wal().path(), e))?;
     if end.last_txn != base.last_txn {
@@ -268,6 +272,32 @@ fn tail_writes(
         ));
     }
     Ok(tail)
+}
+
+/// Writes read back from the log, in the order they apply.
+#[derive(Default)]
+struct Tail {
+    writes: std::collections::BTreeMap<crate::version::Bytes, Option<crate::version::Bytes>>,
+    deletes: Vec<RangeDelete>,
+}
+
+impl Tail {
+    fn apply(&mut self, deletes: Vec<RangeDelete>, writes: Vec<crate::wal::scan::Write>) {
+        for d in &deletes {
+            let doomed: Vec<_> = self
+                .writes
+                .range::<[u8], _>(crate::version::delete_bounds(d))
+                .map(|(k, _)| Arc::clone(k))
+                .collect();
+            for k in doomed {
+                self.writes.remove(&k[..]);
+            }
+        }
+        if !deletes.is_empty() {
+            self.deletes = crate::version::add_deletes(&self.deletes, &deletes);
+        }
+        self.writes.extend(writes);
+    }
 }
 
 fn check_generation(core: &Core, manifest: &Manifest, version: &Version) -> Result<()> {
@@ -350,6 +380,9 @@ fn write_run(
         core.opts(),
         current.next_file_id,
     );
+    if !bottom {
+        out.set_range_deletes(base.mem_deletes.to_vec());
+    }
     let written = base
         .mem
         .iter()
@@ -392,6 +425,7 @@ fn switch_generation(core: &Core, manifest: &Manifest, base: &Version) -> Result
         data_end: WAL_HEADER_BYTES,
         runs,
         mem: Default::default(),
+        mem_deletes: Default::default(),
         layers: Vec::new(),
     }));
     Ok(())

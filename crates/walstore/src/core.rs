@@ -16,6 +16,7 @@
 use crate::error::{Error, Result};
 use crate::format::LOCK_NAME;
 use crate::options::{Durability, LockWait, Options};
+use crate::snapshot::RangeDelete;
 use crate::storage::{Storage, StorageLock};
 use crate::version::{Bytes, Version};
 use crate::wal::writer::{TxnToAppend, Wal};
@@ -301,9 +302,10 @@ impl Core {
         guard: WriterGuard,
         base: &Arc<Version>,
         writes: BTreeMap<Bytes, Option<Bytes>>,
+        deletes: Vec<RangeDelete>,
         durability: Durability,
     ) -> Result<()> {
-        if writes.is_empty() {
+        if writes.is_empty() && deletes.is_empty() {
             self.release_writer(guard);
             // Nothing to append, but an Immediate commit still promises that every earlier
             // commit of this handle is durable when it returns (GUARANTEES.md; found by the
@@ -315,7 +317,7 @@ impl Core {
         }
         let written = self
             .check_usable(true)
-            .and_then(|()| self.append(&guard, base, writes));
+            .and_then(|()| self.append(&guard, base, writes, deletes));
         self.release_writer(guard);
         let appended = written?;
         self.counters.commits.fetch_add(1, Ordering::Relaxed);
@@ -334,6 +336,7 @@ impl Core {
         _guard: &WriterGuard,
         base: &Arc<Version>,
         writes: BTreeMap<Bytes, Option<Bytes>>,
+        deletes: Vec<RangeDelete>,
     ) -> Result<crate::wal::writer::Appended> {
         let txn_id = base.last_txn + 1;
         let appended = self.wal.append_txn(TxnToAppend {
@@ -342,9 +345,11 @@ impl Core {
             txn_id,
             at: base.wal_end,
             watermark: self.wal.watermark(base.generation, base.synced_through),
+            deletes: &deletes,
             writes: &writes,
         })?;
         let mut next = Version::clone(base);
+        next.apply_range_deletes(&deletes);
         next.push_layer(writes);
         // Invariant: transaction ids are dense, and the log only grows within a generation.
         debug_assert_eq!(next.last_txn + 1, txn_id);

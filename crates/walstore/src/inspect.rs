@@ -26,15 +26,17 @@ use std::sync::Arc;
 pub struct RecordInfo {
     /// Byte offset of the record in the WAL.
     pub offset: u64,
-    /// `"put"`, `"delete"`, `"commit"`, or `"clean"` (the marker a clean close appends:
-    /// FORMAT.md §4.3).
+    /// `"put"`, `"delete"`, `"delete-range"`, `"commit"`, or `"clean"` (the marker a clean
+    /// close appends: FORMAT.md §4.3).
     pub kind: &'static str,
     /// Transaction id.
     pub txn_id: u64,
     /// Header plus payload bytes.
     pub len: u64,
-    /// Key of a put or delete.
+    /// Key of a put or delete; start of a range deletion.
     pub key: Option<Vec<u8>>,
+    /// End of a range deletion (`None` also for a range deletion without an end).
+    pub end: Option<Vec<u8>>,
     /// Value length of a put.
     pub value_len: Option<u64>,
     /// Durable watermark of a commit record.
@@ -202,6 +204,7 @@ fn record_info(offset: u64, rec: &record::Record<'_>, committed: bool) -> Record
             ("put", Some(key.to_vec()), Some(value.len() as u64), None)
         }
         RecordBody::Delete { key } => ("delete", Some(key.to_vec()), None, None),
+        RecordBody::DeleteRange { start, .. } => ("delete-range", Some(start.to_vec()), None, None),
         RecordBody::Commit(m) if m.record_count == 0 => {
             ("clean", None, None, Some(m.synced_through))
         }
@@ -213,6 +216,10 @@ fn record_info(offset: u64, rec: &record::Record<'_>, committed: bool) -> Record
         txn_id: rec.txn_id,
         len: rec.len_total as u64,
         key,
+        end: match rec.body {
+            RecordBody::DeleteRange { end, .. } => end.map(<[u8]>::to_vec),
+            _ => None,
+        },
         value_len,
         synced_through,
         committed,
@@ -570,10 +577,12 @@ pub struct ManifestInfo {
     pub base_txn: u64,
     /// Next snapshot file id.
     pub next_file_id: u64,
-    /// The sorted runs, newest first; each a list of snapshot files (id, bytes, entries,
-    /// first key) in key order.
-    pub runs: Vec<Vec<(u64, u64, u64, Vec<u8>)>>,
+    /// The sorted runs, newest first; each a list of snapshot files in key order.
+    pub runs: Vec<Vec<FileInfo>>,
 }
+
+/// A snapshot file as the manifest names it: (id, bytes, entries, first key).
+pub type FileInfo = (u64, u64, u64, Vec<u8>);
 
 /// Decodes and validates manifest bytes.
 pub fn decode_manifest(bytes: &[u8]) -> Result<ManifestInfo> {
@@ -604,11 +613,23 @@ pub fn encode_transaction(
     writes: &[(&[u8], Option<&[u8]>)],
     synced_through: u64,
 ) -> Vec<u8> {
+    encode_transaction_with_deletes(salt, txn_id, &[], writes, synced_through)
+}
+
+/// [`encode_transaction`] with range deletions (start, end; `None`: no end) first.
+pub fn encode_transaction_with_deletes(
+    salt: u64,
+    txn_id: u64,
+    deletes: &[(&[u8], Option<&[u8]>)],
+    writes: &[(&[u8], Option<&[u8]>)],
+    synced_through: u64,
+) -> Vec<u8> {
     let mut out = Vec::new();
     record::encode_txn(
         &mut out,
         salt,
         txn_id,
+        deletes.iter().copied(),
         writes.iter().copied(),
         synced_through,
     );

@@ -366,26 +366,7 @@ fn union_of_deletes(inputs: &[Arc<SegmentSet>]) -> Vec<RangeDelete> {
         .flat_map(|r| r.range_deletes.iter().cloned())
         .collect();
     all.sort_by(|a, b| a.start.cmp(&b.start));
-    join_deletes(all)
-}
-
-/// Joins sorted range deletions that overlap or touch.
-pub(crate) fn join_deletes(sorted: Vec<RangeDelete>) -> Vec<RangeDelete> {
-    let mut out: Vec<RangeDelete> = Vec::with_capacity(sorted.len());
-    for d in sorted {
-        if let Some(last) = out.last_mut() {
-            let reaches = last.end.as_ref().is_none_or(|e| e[..] >= d.start[..]);
-            if reaches {
-                last.end = match (&last.end, &d.end) {
-                    (None, _) | (_, None) => None,
-                    (Some(a), Some(b)) => Some(if a >= b { Arc::clone(a) } else { Arc::clone(b) }),
-                };
-                continue;
-            }
-        }
-        out.push(d);
-    }
-    out
+    crate::version::join_deletes(all)
 }
 
 /// [`remove_unnamed`] under the writer lock (the caller holds the merge lock).

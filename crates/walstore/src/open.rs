@@ -247,6 +247,7 @@ fn empty_version() -> Version {
         data_end: WAL_HEADER_BYTES,
         runs: Vec::new(),
         mem: Default::default(),
+        mem_deletes: Default::default(),
         layers: Vec::new(),
     }
 }

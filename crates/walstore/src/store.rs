@@ -125,6 +125,7 @@ impl Store {
             guard: Some(guard),
             base,
             writes: BTreeMap::new(),
+            deletes: Vec::new(),
             durability: core.opts().durability,
         })
     }

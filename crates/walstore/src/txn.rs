@@ -5,6 +5,7 @@ use crate::core::{Core, WriterGuard};
 use crate::error::{Error, Result};
 use crate::format::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
 use crate::options::Durability;
+use crate::snapshot::RangeDelete;
 use crate::version::{prefix_range, Bytes, Iter, KeyRange, Value, Version};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -58,12 +59,12 @@ impl ReadTxn {
 
     /// Key/value pairs in `range`, in key order.
     pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<Iter<'_>> {
-        Ok(Iter::new(&self.version, None, owned_range(&range)))
+        Ok(Iter::new(&self.version, None, &[], owned_range(&range)))
     }
 
     /// Key/value pairs whose key starts with `prefix`, in key order.
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<Iter<'_>> {
-        Ok(Iter::new(&self.version, None, prefix_range(prefix)))
+        Ok(Iter::new(&self.version, None, &[], prefix_range(prefix)))
     }
 
     /// Id of the last transaction this snapshot includes (0 for an empty store).
@@ -81,6 +82,9 @@ pub struct WriteTxn {
     pub(crate) guard: Option<WriterGuard>,
     pub(crate) base: Arc<Version>,
     pub(crate) writes: BTreeMap<Bytes, Option<Bytes>>,
+    /// Range deletions (sorted, disjoint); they hide the base's keys, and `writes` holds no
+    /// key they cover unless it was written after them.
+    pub(crate) deletes: Vec<RangeDelete>,
     pub(crate) durability: Durability,
 }
 
@@ -121,12 +125,52 @@ pub(crate) fn check_value(value: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The range deletion of `range` as a start and an exclusive end (FORMAT.md §4.2): the
+/// smallest key is one zero byte, the key after `k` is `k` then a zero byte. `None` when the
+/// range is empty.
+fn range_delete(range: &crate::version::KeyRange) -> Result<Option<RangeDelete>> {
+    let after = |k: &[u8]| {
+        let mut next = k.to_vec();
+        next.push(0);
+        next
+    };
+    let start = match &range.0 {
+        Bound::Unbounded => vec![0u8],
+        Bound::Included(k) => k.clone(),
+        Bound::Excluded(k) => after(k),
+    };
+    let end = match &range.1 {
+        Bound::Unbounded => None,
+        Bound::Included(k) => Some(after(k)),
+        Bound::Excluded(k) => Some(k.clone()),
+    };
+    for bound in std::iter::once(&start).chain(end.as_ref()) {
+        if bound.len() > MAX_KEY_BYTES {
+            return Err(Error::InvalidKey {
+                reason: format!(
+                    "a range deletion bound of {} bytes is longer than the limit of \
+                     {MAX_KEY_BYTES} bytes",
+                    bound.len()
+                ),
+            });
+        }
+    }
+    if start.is_empty() || end.as_ref().is_some_and(|e| e <= &start) {
+        return Ok(None);
+    }
+    Ok(Some(RangeDelete {
+        start: Arc::from(start),
+        end: end.map(Arc::from),
+    }))
+}
+
 impl WriteTxn {
     /// The value of `key` as this transaction sees it.
     pub fn get(&self, key: &[u8]) -> Result<Option<Value>> {
         match self.writes.get(key) {
             Some(Some(v)) => Ok(Some(Value::heap(Arc::clone(v)))),
             Some(None) => Ok(None),
+            None if crate::version::covered(&self.deletes, key) => Ok(None),
             None => self.base.get(key),
         }
     }
@@ -158,11 +202,40 @@ impl WriteTxn {
         Ok(())
     }
 
-    /// Key/value pairs in `range` as this transaction sees them, in key order.
+    /// Removes every key in `range` (one record in the log, however many keys it covers;
+    /// FORMAT.md §4.2). Bounds longer than [`crate::MAX_KEY_BYTES`] after conversion to a
+    /// start and an exclusive end are refused with [`Error::InvalidKey`].
+    pub fn delete_range<K: AsRef<[u8]>, R: RangeBounds<K>>(&mut self, range: R) -> Result<()> {
+        let Some(d) = range_delete(&owned_range(&range))? else {
+            return Ok(());
+        };
+        let doomed: Vec<Bytes> = self
+            .writes
+            .range::<[u8], _>(crate::version::delete_bounds(&d))
+            .map(|(k, _)| Arc::clone(k))
+            .collect();
+        for k in doomed {
+            self.writes.remove(&k[..]);
+        }
+        self.deletes = crate::version::add_deletes(&self.deletes, &[d]);
+        Ok(())
+    }
+
+    /// Removes every key that starts with `prefix` (one record, like
+    /// [`WriteTxn::delete_range`]).
+    pub fn delete_prefix(&mut self, prefix: &[u8]) -> Result<()> {
+        check_key(prefix)?;
+        let (start, end) = prefix_range(prefix);
+        self.delete_range((start, end))
+    }
+
+    /// Key/value pairs in `range` as this transaction sees them, in key order
+    /// ([`Iter::rev`] for the other order).
     pub fn range<K: AsRef<[u8]>, R: RangeBounds<K>>(&self, range: R) -> Result<Iter<'_>> {
         Ok(Iter::new(
             &self.base,
             Some(&self.writes),
+            &self.deletes,
             owned_range(&range),
         ))
     }
@@ -172,6 +245,7 @@ impl WriteTxn {
         Ok(Iter::new(
             &self.base,
             Some(&self.writes),
+            &self.deletes,
             prefix_range(prefix),
         ))
     }
@@ -181,14 +255,14 @@ impl WriteTxn {
         self.durability = durability;
     }
 
-    /// Number of keys written (put or deleted) so far.
+    /// Number of keys written (put or deleted) so far, plus the range deletions.
     pub fn len(&self) -> usize {
-        self.writes.len()
+        self.writes.len() + self.deletes.len()
     }
 
     /// Whether nothing was written.
     pub fn is_empty(&self) -> bool {
-        self.writes.is_empty()
+        self.writes.is_empty() && self.deletes.is_empty()
     }
 
     /// Commits every write atomically. On `Ok`, the transaction is visible to every later
@@ -202,7 +276,9 @@ impl WriteTxn {
             .take()
             .expect("a WriteTxn holds the writer guard until it ends");
         let writes = std::mem::take(&mut self.writes);
-        self.core.commit(guard, &self.base, writes, self.durability)
+        let deletes = std::mem::take(&mut self.deletes);
+        self.core
+            .commit(guard, &self.base, writes, deletes, self.durability)
     }
 
     /// Discards every write (the same as dropping the transaction).

@@ -179,6 +179,40 @@ impl SegmentSet {
     }
 }
 
+/// Joins sorted range deletions that overlap or touch.
+pub fn join_deletes(sorted: Vec<RangeDelete>) -> Vec<RangeDelete> {
+    let mut out: Vec<RangeDelete> = Vec::with_capacity(sorted.len());
+    for d in sorted {
+        if let Some(last) = out.last_mut() {
+            let reaches = last.end.as_ref().is_none_or(|e| e[..] >= d.start[..]);
+            if reaches {
+                last.end = match (&last.end, &d.end) {
+                    (None, _) | (_, None) => None,
+                    (Some(a), Some(b)) => Some(if a >= b { Arc::clone(a) } else { Arc::clone(b) }),
+                };
+                continue;
+            }
+        }
+        out.push(d);
+    }
+    out
+}
+
+/// `deletes` (sorted, disjoint) with `more` added, joined.
+pub fn add_deletes(deletes: &[RangeDelete], more: &[RangeDelete]) -> Vec<RangeDelete> {
+    let mut all: Vec<RangeDelete> = deletes.iter().chain(more).cloned().collect();
+    all.sort_by(|a, b| a.start.cmp(&b.start));
+    join_deletes(all)
+}
+
+/// The key range a range deletion covers, as bounds.
+pub fn delete_bounds(d: &RangeDelete) -> (Bound<&[u8]>, Bound<&[u8]>) {
+    (
+        Bound::Included(&d.start[..]),
+        d.end.as_deref().map_or(Bound::Unbounded, Bound::Excluded),
+    )
+}
+
 /// Whether one of `deletes` (sorted by start, non-overlapping) covers `key`.
 pub fn covered(deletes: &[RangeDelete], key: &[u8]) -> bool {
     let after = deletes.partition_point(|d| &d.start[..] <= key);
@@ -208,6 +242,9 @@ pub struct Version {
     pub runs: Vec<Arc<SegmentSet>>,
     /// Writes since the snapshot, folded into one persistent map.
     pub mem: Memtable,
+    /// Range deletions committed since the snapshot (sorted, disjoint): they delete keys of
+    /// the runs; the memtable holds no key they cover unless it was written after them.
+    pub mem_deletes: Arc<Vec<RangeDelete>>,
     /// Writes of the most recent transactions, newest last, not yet folded into `mem`. A
     /// commit adds its write set as a layer without copying anything; every
     /// [`MAX_LAYERS`] commits the layers are folded into `mem` at once, so the persistent
@@ -244,6 +281,7 @@ impl Version {
         match hit {
             Some(Some(v)) => Ok(Some(Value::heap(Arc::clone(v)))),
             Some(None) => Ok(None),
+            None if covered(&self.mem_deletes, key) => Ok(None),
             None => self.get_from_runs(key),
         }
     }
@@ -266,6 +304,26 @@ impl Version {
         if self.layers.len() >= MAX_LAYERS {
             self.fold_layers();
         }
+    }
+
+    /// Applies a transaction's range deletions: keys of the memtable they cover are dropped
+    /// (they were written before), and the ranges hide the runs' keys.
+    pub fn apply_range_deletes(&mut self, deletes: &[RangeDelete]) {
+        if deletes.is_empty() {
+            return;
+        }
+        self.fold_layers();
+        for d in deletes {
+            let doomed: Vec<Bytes> = self
+                .mem
+                .range::<_, [u8]>(delete_bounds(d))
+                .map(|(k, _)| Arc::clone(k))
+                .collect();
+            for k in doomed {
+                self.mem.remove(&k[..]);
+            }
+        }
+        self.mem_deletes = Arc::new(add_deletes(&self.mem_deletes, deletes));
     }
 
     /// Applies writes (in order) straight to the folded map.
@@ -370,6 +428,7 @@ struct Input<'a> {
 pub struct Iter<'a> {
     version: &'a Version,
     overlay: Option<&'a Layer>,
+    overlay_deletes: &'a [RangeDelete],
     range: KeyRange,
     reverse: bool,
     /// Built at the first `next`, so that `rev` costs nothing.
@@ -393,11 +452,13 @@ impl<'a> Iter<'a> {
     pub(crate) fn new(
         version: &'a Version,
         overlay: Option<&'a Layer>,
+        overlay_deletes: &'a [RangeDelete],
         range: KeyRange,
     ) -> Iter<'a> {
         Iter {
             version,
             overlay,
+            overlay_deletes,
             range,
             reverse: false,
             inputs: None,
@@ -427,17 +488,17 @@ impl<'a> Iter<'a> {
         let range = &self.range;
         let reverse = self.reverse;
         let mut inputs: Vec<Input<'a>> = Vec::with_capacity(3 + version.layers.len());
-        let layers = self
-            .overlay
+        let overlay = self.overlay.map(|l| (l, self.overlay_deletes));
+        let layers = overlay
             .into_iter()
-            .chain(version.layers.iter().rev().map(|l| &**l));
-        for layer in layers {
+            .chain(version.layers.iter().rev().map(|l| (&**l, &[][..])));
+        for (layer, masks) in layers {
             let it = layer
                 .range::<[u8], _>(bounds_ref(range))
                 .map(|(k, v)| Ok((KeyRef::Shared(Arc::clone(k)), v.clone().map(Value::heap))));
             inputs.push(Input {
                 source: directed(it, reverse),
-                masks: &[],
+                masks,
             });
         }
         let mem = version
@@ -446,7 +507,7 @@ impl<'a> Iter<'a> {
             .map(|(k, v)| Ok((KeyRef::Shared(Arc::clone(k)), v.clone().map(Value::heap))));
         inputs.push(Input {
             source: directed(mem, reverse),
-            masks: &[],
+            masks: &version.mem_deletes,
         });
         for run in &version.runs {
             let it = SegmentIter::new(run, range.clone(), reverse);

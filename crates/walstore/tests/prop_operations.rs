@@ -27,6 +27,14 @@ enum Step {
         abort: bool,
     },
     Checkpoint,
+    /// One transaction: a write, then the range `[lo, hi)` deleted (`hi` past every key: no
+    /// end), then `put` written again when given (a write after a range deletion wins).
+    DeleteRange {
+        before: u8,
+        lo: u8,
+        hi: u8,
+        put: Option<u8>,
+    },
     /// Merges every run into one.
     Compact,
     /// Scans `[lo, hi)` in both directions.
@@ -52,6 +60,8 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(writes, abort)| Step::Txn { writes, abort }),
         2 => Just(Step::Checkpoint),
         1 => Just(Step::Compact),
+        1 => (0u8..12, 0u8..13, 0u8..14, prop::option::of(0u8..12))
+            .prop_map(|(before, lo, hi, put)| Step::DeleteRange { before, lo, hi, put }),
         1 => (0u8..13, 0u8..13).prop_map(|(lo, hi)| Step::Scan { lo, hi }),
         1 => Just(Step::Reopen),
         1 => Just(Step::Crash),
@@ -109,6 +119,33 @@ proptest! {
                 }
                 Step::Checkpoint => {
                     store.checkpoint().expect("checkpoint");
+                }
+                Step::DeleteRange { before, lo, hi, put } => {
+                    let mut tx = store.begin_write().expect("begin_write");
+                    tx.put(&key(*before), b"before").expect("put");
+                    model.insert(key(*before), b"before".to_vec());
+                    if *hi >= 13 {
+                        tx.delete_range(key(*lo)..).expect("delete_range");
+                        model.retain(|k, _| k < &key(*lo));
+                    } else {
+                        tx.delete_range(key(*lo)..key(*hi)).expect("delete_range");
+                        model.retain(|k, _| k < &key(*lo) || k >= &key(*hi));
+                    }
+                    if let Some(p) = put {
+                        tx.put(&key(*p), b"after").expect("put");
+                        model.insert(key(*p), b"after".to_vec());
+                    }
+                    let (_, seen) = {
+                        let mut seen = State::new();
+                        for item in tx.range::<&[u8], _>(..).expect("range") {
+                            let (k, v) = item.expect("item");
+                            seen.insert(k, v.to_vec());
+                        }
+                        ((), seen)
+                    };
+                    prop_assert_eq!(&seen, &model, "{}: the transaction's own view", when);
+                    tx.commit().expect("commit");
+                    last_txn += 1;
                 }
                 Step::Compact => {
                     store.compact().expect("compact");

@@ -66,6 +66,8 @@ pub enum Step {
     },
     /// `Store::checkpoint`.
     Checkpoint,
+    /// `Store::compact` (a checkpoint, then every run merged into one).
+    Compact,
     /// `Store::sync` (makes Buffered commits durable).
     Sync,
     /// Close the store and open it again (no crash).

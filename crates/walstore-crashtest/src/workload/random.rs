@@ -15,7 +15,8 @@ pub fn random_mix(seed: u64, steps: usize) -> Workload {
     for _ in 0..steps {
         let roll = rng.gen_range(0..100u32);
         let step = match roll {
-            0..=5 => Step::Checkpoint,
+            0..=4 => Step::Checkpoint,
+            5 => Step::Compact,
             6..=8 => Step::Sync,
             9..=10 => Step::Reopen,
             11..=20 => {

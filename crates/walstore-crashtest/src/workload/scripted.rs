@@ -155,7 +155,13 @@ fn checkpoints() -> Vec<Step> {
                 .collect();
             steps.push(txn(s, ops, Dur::Immediate));
         }
-        steps.push(Step::Checkpoint);
+        // Runs pile up one per checkpoint; every third round merges them (and drops the
+        // tombstones of the deletes).
+        steps.push(if round % 3 == 2 {
+            Step::Compact
+        } else {
+            Step::Checkpoint
+        });
     }
     s += 1;
     steps.push(txn(s, vec![put(s, "after", "last")], Dur::Immediate));

@@ -33,6 +33,8 @@ pub enum RecordKind {
     Delete = 2,
     /// Ends a transaction and makes it count.
     Commit = 3,
+    /// Removes every key of a range (FORMAT.md §4.2).
+    DeleteRange = 4,
 }
 
 impl RecordKind {
@@ -41,6 +43,7 @@ impl RecordKind {
             1 => Some(RecordKind::Put),
             2 => Some(RecordKind::Delete),
             3 => Some(RecordKind::Commit),
+            4 => Some(RecordKind::DeleteRange),
             _ => None,
         }
     }
@@ -61,8 +64,18 @@ pub struct Record<'a> {
 /// The payload of a record, by kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordBody<'a> {
-    Put { key: &'a [u8], value: &'a [u8] },
-    Delete { key: &'a [u8] },
+    Put {
+        key: &'a [u8],
+        value: &'a [u8],
+    },
+    Delete {
+        key: &'a [u8],
+    },
+    /// Keys `>= start` and `< end` (no end: every key `>= start`).
+    DeleteRange {
+        start: &'a [u8],
+        end: Option<&'a [u8]>,
+    },
     Commit(CommitMarker),
 }
 
@@ -171,7 +184,7 @@ pub(crate) fn decode_with(bytes: &[u8], crc_skips_kind: bool) -> Result<Record<'
 
 fn crc_matches_some_kind(whole: &[u8], stored: u32) -> bool {
     let mut copy = whole[4..].to_vec();
-    (1..=3u8).any(|kind| {
+    (1..=4u8).any(|kind| {
         copy[4] = kind;
         crc32(&copy) == stored
     })
@@ -203,6 +216,29 @@ fn decode_body(kind: RecordKind, payload: &[u8]) -> Result<RecordBody<'_>, Decod
             }
             Ok(RecordBody::Delete { key: payload })
         }
+        RecordKind::DeleteRange => {
+            let start_len = read_u32(payload, 0).ok_or(DecodeError::MalformedPayload(
+                "range deletion shorter than its start length",
+            ))? as usize;
+            if start_len == 0 || start_len > MAX_KEY_BYTES {
+                return Err(DecodeError::MalformedPayload(
+                    "range deletion start length out of range",
+                ));
+            }
+            let start = payload
+                .get(4..4 + start_len)
+                .ok_or(DecodeError::MalformedPayload(
+                    "range deletion start past payload",
+                ))?;
+            let end = &payload[4 + start_len..];
+            if end.len() > MAX_KEY_BYTES || (!end.is_empty() && end <= start) {
+                return Err(DecodeError::MalformedPayload(
+                    "range deletion end out of range",
+                ));
+            }
+            let end = (!end.is_empty()).then_some(end);
+            Ok(RecordBody::DeleteRange { start, end })
+        }
         RecordKind::Commit => {
             let padding = payload.get(COMMIT_PAYLOAD_BYTES..).unwrap_or_default();
             if payload.len() < COMMIT_PAYLOAD_BYTES || padding.len() > MAX_COMMIT_PADDING_BYTES {
@@ -220,18 +256,32 @@ fn decode_body(kind: RecordKind, payload: &[u8]) -> Result<RecordBody<'_>, Decod
     }
 }
 
-/// Appends one transaction's records to `out`: a record per write, then the commit record.
-/// Returns the number of bytes appended.
+/// Appends one transaction's records to `out`: a record per range deletion (first: a
+/// transaction's range deletions come before its other writes, FORMAT.md §4.3), a record per
+/// write, then the commit record. Returns the number of bytes appended.
 pub fn encode_txn<'a>(
     out: &mut Vec<u8>,
     salt: u64,
     txn_id: u64,
+    deletes: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
     writes: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
     synced_through: u64,
 ) -> usize {
     let start = out.len();
     let mut txn_crc = crc32fast::Hasher::new();
     let mut count = 0u32;
+    for (from, to) in deletes {
+        debug_assert!(!from.is_empty() && to.is_none_or(|t| t > from));
+        let to = to.unwrap_or_default();
+        let len = 4 + from.len() + to.len();
+        let crc = encode_record(out, RecordKind::DeleteRange, salt, txn_id, len, |out| {
+            out.extend_from_slice(&(from.len() as u32).to_le_bytes());
+            out.extend_from_slice(from);
+            out.extend_from_slice(to);
+        });
+        txn_crc.update(&crc.to_le_bytes());
+        count += 1;
+    }
     for (key, value) in writes {
         debug_assert!(!key.is_empty() && key.len() <= MAX_KEY_BYTES);
         let crc = match value {
@@ -329,7 +379,7 @@ mod tests {
     #[test]
     fn a_padded_commit_decodes_and_non_zero_padding_does_not() {
         let mut out = Vec::new();
-        encode_txn(&mut out, 7, 3, std::iter::empty(), 4096);
+        encode_txn(&mut out, 7, 3, std::iter::empty(), std::iter::empty(), 4096);
         pad_commit(&mut out, 100);
         assert_eq!(out.len(), RECORD_HEADER_BYTES + COMMIT_PAYLOAD_BYTES + 100);
         let rec = decode(&out).expect("padded commit");
@@ -344,7 +394,14 @@ mod tests {
             Err(DecodeError::MalformedPayload("non-zero commit padding"))
         );
         let mut long = Vec::new();
-        encode_txn(&mut long, 7, 3, std::iter::empty(), 4096);
+        encode_txn(
+            &mut long,
+            7,
+            3,
+            std::iter::empty(),
+            std::iter::empty(),
+            4096,
+        );
         pad_commit(&mut long, MAX_COMMIT_PADDING_BYTES);
         assert!(decode(&long).is_ok());
         long.push(0);
@@ -362,7 +419,7 @@ mod tests {
     fn round_trip_of_a_transaction() {
         let mut out = Vec::new();
         let writes: Vec<(&[u8], Option<&[u8]>)> = vec![(b"a", Some(b"1")), (b"b", None)];
-        let n = encode_txn(&mut out, 7, 3, writes.into_iter(), 4096);
+        let n = encode_txn(&mut out, 7, 3, std::iter::empty(), writes.into_iter(), 4096);
         assert_eq!(n, out.len());
         let r1 = decode(&out).expect("first record");
         assert_eq!(
@@ -387,12 +444,53 @@ mod tests {
     }
 
     #[test]
+    fn a_range_deletion_round_trips_and_refuses_an_empty_range() {
+        let mut out = Vec::new();
+        let deletes = [(&b"a/"[..], Some(&b"a0"[..])), (&b"z"[..], None)];
+        encode_txn(&mut out, 9, 1, deletes.into_iter(), std::iter::empty(), 0);
+        let first = decode(&out).expect("valid");
+        assert_eq!(
+            first.body,
+            RecordBody::DeleteRange {
+                start: b"a/",
+                end: Some(b"a0")
+            }
+        );
+        let second = decode(&out[first.len_total..]).expect("valid");
+        assert_eq!(
+            second.body,
+            RecordBody::DeleteRange {
+                start: b"z",
+                end: None
+            }
+        );
+        let mut empty = Vec::new();
+        encode_record(
+            &mut empty,
+            RecordKind::DeleteRange,
+            9,
+            1,
+            4 + 1 + 1,
+            |out| {
+                out.extend_from_slice(&1u32.to_le_bytes());
+                out.extend_from_slice(b"b");
+                out.extend_from_slice(b"a");
+            },
+        );
+        assert!(matches!(
+            decode(&empty),
+            Err(DecodeError::MalformedPayload(_))
+        ));
+    }
+
+    #[test]
     fn every_single_byte_flip_is_detected() {
         let mut out = Vec::new();
         encode_txn(
             &mut out,
             9,
             1,
+            std::iter::empty(),
             [(&b"key"[..], Some(&b"value"[..]))].into_iter(),
             0,
         );

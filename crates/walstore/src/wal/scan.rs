@@ -22,6 +22,7 @@ use super::record::{
     RECORD_HEADER_BYTES, SALT_FIELD_OFFSET,
 };
 use crate::format::{read_u32, read_u64};
+use crate::snapshot::RangeDelete;
 use crate::storage::StorageFile;
 use std::io;
 use std::sync::Arc;
@@ -73,6 +74,8 @@ pub struct ScanEnd {
 #[derive(Debug)]
 pub struct ScannedTxn {
     pub txn_id: u64,
+    /// Its range deletions, applied before its writes.
+    pub deletes: Vec<RangeDelete>,
     pub writes: Vec<Write>,
     /// Offset just past its commit record.
     pub end: u64,
@@ -242,11 +245,12 @@ pub fn scan(
         match txn.add(rec, pos) {
             Err(stop) => break stop,
             Ok(None) => {}
-            Ok(Some((txn_id, writes, marker))) => {
-                synced_through = synced_through.max(marker.synced_through);
+            Ok(Some(parts)) => {
+                synced_through = synced_through.max(parts.marker.synced_through);
                 on_txn(ScannedTxn {
-                    txn_id,
-                    writes,
+                    txn_id: parts.txn_id,
+                    deletes: parts.deletes,
+                    writes: parts.writes,
                     end: next,
                 });
                 end = next;
@@ -294,9 +298,18 @@ fn next_record<'r>(
     }))
 }
 
+/// A transaction read whole.
+struct ScannedParts {
+    txn_id: u64,
+    deletes: Vec<RangeDelete>,
+    writes: Vec<Write>,
+    marker: CommitMarker,
+}
+
 /// The records of the transaction being read, checked against its commit record.
 struct TxnInProgress {
     expected: u64,
+    deletes: Vec<RangeDelete>,
     pending: Vec<Write>,
     checksum: TxnChecksum,
 }
@@ -305,6 +318,7 @@ impl TxnInProgress {
     fn new(expected: u64) -> Self {
         TxnInProgress {
             expected,
+            deletes: Vec::new(),
             pending: Vec::new(),
             checksum: TxnChecksum::default(),
         }
@@ -312,15 +326,12 @@ impl TxnInProgress {
 
     /// Adds a record of this generation; on a commit record returns the whole transaction.
     #[allow(clippy::type_complexity)]
-    fn add(
-        &mut self,
-        rec: Record<'_>,
-        pos: u64,
-    ) -> Result<Option<(u64, Vec<Write>, CommitMarker)>, Stop> {
+    fn add(&mut self, rec: Record<'_>, pos: u64) -> Result<Option<ScannedParts>, Stop> {
         // A clean marker (FORMAT.md §4.3): an empty commit record carrying the id of the
         // transaction it follows. It proves the log durable up to its own start.
         let clean_marker = rec.txn_id.checked_add(1) == Some(self.expected)
             && self.pending.is_empty()
+            && self.deletes.is_empty()
             && matches!(&rec.body, RecordBody::Commit(m) if m.record_count == 0);
         if rec.txn_id != self.expected && !clean_marker {
             let detail = format!(
@@ -340,6 +351,18 @@ impl TxnInProgress {
                 self.pending.push((Arc::from(key), None));
                 Ok(None)
             }
+            RecordBody::DeleteRange { start, end } => {
+                if !self.pending.is_empty() {
+                    let detail = "range deletion after another write of its transaction";
+                    return Err(damaged(pos, detail));
+                }
+                self.checksum.add(rec.crc);
+                self.deletes.push(RangeDelete {
+                    start: Arc::from(start),
+                    end: end.map(Arc::from),
+                });
+                Ok(None)
+            }
             RecordBody::Commit(marker) => {
                 if !self.checksum.matches(&marker) {
                     let detail = "commit record does not match the transaction's records";
@@ -349,11 +372,12 @@ impl TxnInProgress {
                 if !clean_marker {
                     self.expected += 1;
                 }
-                Ok(Some((
-                    rec.txn_id,
-                    std::mem::take(&mut self.pending),
+                Ok(Some(ScannedParts {
+                    txn_id: rec.txn_id,
+                    deletes: std::mem::take(&mut self.deletes),
+                    writes: std::mem::take(&mut self.pending),
                     marker,
-                )))
+                }))
             }
         }
     }
@@ -484,7 +508,14 @@ mod tests {
     fn log_of(txns: &[TxnSpec<'_>], salt: u64) -> Vec<u8> {
         let mut out = Vec::new();
         for (id, writes, synced) in txns {
-            encode_txn(&mut out, salt, *id, writes.iter().copied(), *synced);
+            encode_txn(
+                &mut out,
+                salt,
+                *id,
+                std::iter::empty(),
+                writes.iter().copied(),
+                *synced,
+            );
         }
         out
     }

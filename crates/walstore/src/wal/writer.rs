@@ -97,6 +97,8 @@ pub(crate) struct TxnToAppend<'a> {
     pub(crate) at: u64,
     /// The durable offset the commit record vouches for.
     pub(crate) watermark: u64,
+    /// The transaction's range deletions, applied before its writes.
+    pub(crate) deletes: &'a [crate::snapshot::RangeDelete],
     /// The transaction's writes (a key and its new value, or `None` for a delete).
     pub(crate) writes: &'a BTreeMap<Arc<[u8]>, Option<Arc<[u8]>>>,
 }
@@ -247,12 +249,18 @@ impl Wal {
             &mut appender.scratch,
             txn.salt,
             txn.txn_id,
+            txn.deletes.iter().map(|d| (&d.start[..], d.end.as_deref())),
             txn.writes.iter().map(|(k, v)| (&k[..], v.as_deref())),
             txn.watermark,
         );
         self.pad_to_sector(&mut appender.scratch, txn.at);
         #[cfg(debug_assertions)]
-        check_encoded(&appender.scratch, txn.salt, txn.txn_id, txn.writes.len());
+        check_encoded(
+            &appender.scratch,
+            txn.salt,
+            txn.txn_id,
+            txn.writes.len() + txn.deletes.len(),
+        );
         let end = self.write_scratch(&mut appender, txn.at, "WAL write")?;
         // Invariant: the bytes written are exactly the encoded transaction.
         debug_assert_eq!(end, txn.at + appender.scratch.len() as u64);
@@ -441,6 +449,7 @@ impl Wal {
             &mut appender.scratch,
             salt,
             last_txn,
+            std::iter::empty(),
             std::iter::empty(),
             end,
         );
