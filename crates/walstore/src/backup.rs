@@ -84,7 +84,7 @@ impl Store {
             wal.as_ref(),
             &wal_path,
             Some(&manifest.wal_header()),
-            WAL_HEADER_BYTES + self.core().opts().wal_preallocate_bytes,
+            WAL_HEADER_BYTES + crate::wal::PREALLOCATE_MIN_BYTES,
         )?;
         manifest.write(storage, dest, true)?;
         progress(stats.keys);

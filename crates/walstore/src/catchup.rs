@@ -312,7 +312,7 @@ fn repair_header(core: &Core, manifest: &Manifest) -> Result<()> {
     // directory fsync: make the rename durable before the WAL header depends on it, or a
     // crash could bring back the old manifest under a newer WAL.
     core.sync_store_dir()?;
-    core.wal().reset_header(&manifest.wal_header())
+    core.wal().reset_header(&manifest.wal_header(), false)
 }
 
 /// Adds writes in log order to `version`'s memtable (built in key order when it is empty).

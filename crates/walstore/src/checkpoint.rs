@@ -413,7 +413,7 @@ fn switch_generation(core: &Core, manifest: &Manifest, base: &Version) -> Result
         core.wal().poison("checkpoint manifest switch");
         return Err(e);
     }
-    core.wal().reset_header(&manifest.wal_header())?;
+    core.wal().reset_header(&manifest.wal_header(), true)?;
     let runs = map_runs(core, manifest, &base.runs)?;
     core.publish(Arc::new(Version {
         generation: manifest.generation,

@@ -40,7 +40,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<Core>> {
         )
     };
     if !manifest_exists {
-        create_locked(storage.as_ref(), dir, &opts, lock.as_deref())?;
+        create_locked(storage.as_ref(), dir, lock.as_deref())?;
     }
     let wal = open_wal(storage.as_ref(), dir, &opts, read_only)?;
     let core = Arc::new(Core::new(CoreParts {
@@ -96,12 +96,7 @@ fn prepare_dir(storage: &dyn Storage, dir: &Path, read_only: bool) -> Result<boo
 }
 
 /// Creates the store under the writer's file lock (RECOVERY.md O1, O3).
-fn create_locked(
-    storage: &dyn Storage,
-    dir: &Path,
-    opts: &Options,
-    lock: Option<&dyn StorageLock>,
-) -> Result<()> {
+fn create_locked(storage: &dyn Storage, dir: &Path, lock: Option<&dyn StorageLock>) -> Result<()> {
     let Some(lock) = lock else {
         return Err(Error::NotAStore {
             path: dir.to_path_buf(),
@@ -110,7 +105,7 @@ fn create_locked(
     };
     lock.lock()
         .map_err(|e| Error::io("flock", dir.join(LOCK_NAME), e))?;
-    let created = create(storage, dir, opts);
+    let created = create(storage, dir);
     let _ = lock.unlock();
     created
 }
@@ -154,15 +149,21 @@ fn settle_after_open(core: &Core, loaded: &Version) -> Result<()> {
 
 /// [`settle_after_open`] under the writer lock; returns where the log is now durable.
 fn settle_locked(core: &Core) -> Result<LogPosition> {
+    let version = refresh(core, true)?;
     // The names this open found may be in the page cache only: creation (or a checkpoint)
     // whose directory fsync failed, retried by this open (crash harness, strict finding B).
     // One directory fsync makes them durable before anything is appended that depends on them.
-    core.sync_store_dir()?;
-    let version = refresh(core, true)?;
+    // A log that ends with a clean marker after all of its data was closed by a handle
+    // whose every directory fsync succeeded (a failed one poisons, and a poisoned handle
+    // writes no marker) after an open that synced the directory: nothing to do then, which
+    // keeps a one-shot process at one `fdatasync` per commit and one at close.
+    if !version.closed_cleanly() {
+        core.sync_store_dir()?;
+    }
     clear_stale_tail(core, &version)?;
-    let version = make_durable(core, &version)?;
+    let (version, durable_end) = make_durable(core, &version)?;
     remove_orphans(core);
-    Ok((version.generation, version.wal_end))
+    Ok((version.generation, durable_end))
 }
 
 /// Zeroes every record of this generation that lies past the end of the log. A crash can keep a
@@ -220,7 +221,7 @@ fn clear_stale_tail(core: &Core, version: &Version) -> Result<()> {
 /// - an unproven tail of clean markers only carries no data: it is rewritten in place (torn,
 ///   it is a torn tail);
 /// - everything else (zeros cleared past the end of the log) needs only the sync.
-fn make_durable(core: &Core, version: &Arc<Version>) -> Result<Arc<Version>> {
+fn make_durable(core: &Core, version: &Arc<Version>) -> Result<(Arc<Version>, u64)> {
     let faults = core.opts().faults;
     let proven = if faults.rewrite_unproven_tail_in_place() {
         version.proven_end()
@@ -228,12 +229,21 @@ fn make_durable(core: &Core, version: &Arc<Version>) -> Result<Arc<Version>> {
         version.wal_end
     } else if version.has_unproven_data() {
         crate::checkpoint::fold(core, version)?;
-        return Ok(core.current());
+        let folded = core.current();
+        let end = folded.wal_end;
+        return Ok((folded, end));
+    } else if version.proven_end() < version.wal_end {
+        // Clean markers only: rewritten, not synced. The next commit's `fdatasync` makes
+        // them durable with it, and its watermark vouches only for what was proven before
+        // them; torn meanwhile, they are a torn tail.
+        core.wal()
+            .rewrite_in_place(version.proven_end(), version.wal_end, false)?;
+        return Ok((Arc::clone(version), version.proven_end()));
     } else {
-        version.proven_end()
+        return Ok((Arc::clone(version), version.wal_end));
     };
-    core.wal().rewrite_in_place(proven, version.wal_end)?;
-    Ok(Arc::clone(version))
+    core.wal().rewrite_in_place(proven, version.wal_end, true)?;
+    Ok((Arc::clone(version), version.wal_end))
 }
 
 fn empty_version() -> Version {
@@ -268,7 +278,7 @@ fn check_not_foreign(storage: &dyn Storage, dir: &Path) -> Result<()> {
 
 /// Creates the store files (under the writer lock). A crash at any point leaves either no
 /// MANIFEST (creation is redone) or a complete store.
-fn create(storage: &dyn Storage, dir: &Path, opts: &Options) -> Result<()> {
+fn create(storage: &dyn Storage, dir: &Path) -> Result<()> {
     let manifest_path = dir.join(MANIFEST_NAME);
     if storage
         .exists(&manifest_path)
@@ -311,7 +321,7 @@ fn create(storage: &dyn Storage, dir: &Path, opts: &Options) -> Result<()> {
         wal.as_ref(),
         &wal_path,
         rewrite.then_some(&header),
-        WAL_HEADER_BYTES + opts.wal_preallocate_bytes,
+        WAL_HEADER_BYTES + crate::wal::PREALLOCATE_MIN_BYTES,
     )?;
     // The `wal` entry must be durable before the MANIFEST that names the store is: with
     // unordered directory operations a crash could keep the rename and lose the WAL

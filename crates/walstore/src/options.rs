@@ -133,9 +133,12 @@ impl Options {
         self
     }
 
-    /// How far ahead of use the WAL is zero-filled, in bytes (rounded up to 4 KiB). Commits
-    /// then overwrite allocated, initialized blocks, which makes `fdatasync` cheaper. The zeros
-    /// are not synced ahead of use: the commit that first writes into them syncs them.
+    /// How far ahead of use the WAL may be zero-filled at most, in bytes (rounded up to 4 KiB;
+    /// default 4 MiB). Commits then overwrite allocated, initialized blocks, which makes
+    /// `fdatasync` cheaper. The space grows with use: a new log has 64 KiB, and each growth
+    /// adds an eighth of the log, between 64 KiB and this bound; a checkpoint cuts the log back
+    /// to 64 KiB. The zeros are not synced ahead of use: the commit that first writes into
+    /// them syncs them.
     pub fn wal_preallocate_bytes(mut self, bytes: u64) -> Self {
         self.wal_preallocate_bytes = bytes.max(4096).next_multiple_of(4096);
         self

@@ -270,6 +270,12 @@ impl Version {
         self.data_end > self.proven_end()
     }
 
+    /// Whether the log ends with clean markers after all of its data, every byte of which a
+    /// watermark proves durable: the last handle closed cleanly (FORMAT.md §4.3).
+    pub fn closed_cleanly(&self) -> bool {
+        self.wal_end > self.data_end && !self.has_unproven_data()
+    }
+
     /// Reads `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Value>> {
         let hit = self

@@ -117,6 +117,9 @@ impl WalHeader {
     }
 }
 
+/// Zero-filled space a new log starts with, and the least the log grows by (FORMAT.md §3).
+pub const PREALLOCATE_MIN_BYTES: u64 = 64 << 10;
+
 /// Zero-fills a new WAL from `current_len` to `target` and syncs it, so the first commits
 /// overwrite allocated blocks.
 pub fn preallocate(file: &dyn StorageFile, current_len: u64, target: u64) -> io::Result<()> {

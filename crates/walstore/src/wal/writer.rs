@@ -296,7 +296,7 @@ impl Wal {
     ) -> Result<u64> {
         let end = start + appender.scratch.len() as u64;
         if end > appender.file_len {
-            self.grow(appender, end)?;
+            self.grow(appender, start, end)?;
         }
         self.io(cause, "write", || {
             self.file.write_all_at(&appender.scratch, start)
@@ -304,23 +304,35 @@ impl Wal {
         Ok(end)
     }
 
-    /// Makes room for a write ending at `needed_end`: zero-fills up to `preallocate_bytes`
-    /// past it, so the commits that follow overwrite allocated, initialized blocks and their
-    /// `fdatasync` has no size change to journal. The zeros are not synced here: the commit's
-    /// own `fdatasync` (or a later one) covers them with the records. Nothing relies on the
-    /// zeros being durable; recovery treats whatever follows the log as a torn tail.
-    fn grow(&self, appender: &mut Appender, needed_end: u64) -> Result<()> {
+    /// Makes room for a write of `start..needed_end`: zero-fills space past it, so the small
+    /// commits that follow overwrite allocated, initialized blocks and their `fdatasync` has
+    /// no size change to journal. The space grows with use (an eighth of the log, at least
+    /// [`super::PREALLOCATE_MIN_BYTES`], at most `preallocate_bytes`), so a small store
+    /// stays small. A large write (more than the minimum past the file's end) is not
+    /// zero-filled first: it extends the file itself, and only the minimum follows it, so the
+    /// log is not written twice. The zeros are not synced here: the commit's own `fdatasync`
+    /// (or a later one) covers them with the records. Nothing relies on the zeros being
+    /// durable; recovery treats whatever follows the log as a torn tail.
+    fn grow(&self, appender: &mut Appender, start: u64, needed_end: u64) -> Result<()> {
         // The real length, under the writer lock: another process may have grown the file.
         let len = self.len()?;
         appender.file_len = len;
         if len >= needed_end {
             return Ok(());
         }
-        let target = (needed_end + self.preallocate_bytes).next_multiple_of(4096);
+        let min = super::PREALLOCATE_MIN_BYTES;
+        let large = needed_end - len.max(start) > min;
+        let window = if large {
+            min
+        } else {
+            ((needed_end - super::WAL_HEADER_BYTES) / 8).clamp(min, self.preallocate_bytes.max(min))
+        };
+        let target = (needed_end + window).next_multiple_of(4096);
+        let from = if large { needed_end } else { len };
         // Part of the zero fill may reach the file on failure: the next writer treats it as a
         // torn tail; this handle cannot tell what reached the disk, so it poisons.
         self.io("WAL preallocation", "preallocate", || {
-            write_zeros(self.file.as_ref(), len, target)
+            write_zeros(self.file.as_ref(), from, target)
         })?;
         appender.file_len = target;
         Ok(())
@@ -492,10 +504,10 @@ impl Wal {
         zero(head_end, to)
     }
 
-    /// Rewrites `[from, to)` with the bytes it holds and syncs: makes bytes the page cache may
+    /// Rewrites `[from, to)` with the bytes it holds (and syncs, with `sync`): makes bytes the page cache may
     /// hold in pages marked clean dirty again. Used only for a tail of clean markers, which
     /// carries no data (torn, it is a torn tail; RECOVERY.md S1).
-    pub(crate) fn rewrite_in_place(&self, from: u64, to: u64) -> Result<()> {
+    pub(crate) fn rewrite_in_place(&self, from: u64, to: u64, sync: bool) -> Result<()> {
         // Clean markers are 48 bytes each (a sector with sector padding), written one per
         // close: a small range.
         let mut buf = vec![0u8; to.saturating_sub(from).min(1 << 20) as usize];
@@ -514,12 +526,24 @@ impl Wal {
             }
             at += n as u64;
         }
-        self.fdatasync("fdatasync at open")
+        if sync {
+            self.fdatasync("fdatasync at open")?;
+        }
+        Ok(())
     }
 
     /// Writes the header of a new generation and syncs it: the last step of a checkpoint, or
-    /// the repair of a header that names another generation (RECOVERY.md H2, H3).
-    pub(crate) fn reset_header(&self, header: &WalHeader) -> Result<()> {
+    /// the repair of a header that names another generation (RECOVERY.md H2, H3). With
+    /// `cut` (a checkpoint: every record is in the runs), a log that grew past the starting
+    /// size is cut back to it first, in the same `fdatasync`: after a checkpoint the log's
+    /// footprint is small again, and an open reads no dead log.
+    pub(crate) fn reset_header(&self, header: &WalHeader, cut: bool) -> Result<()> {
+        let small = super::WAL_HEADER_BYTES + super::PREALLOCATE_MIN_BYTES;
+        if cut && self.len()? > small {
+            let mut appender = self.appender.lock();
+            self.io("WAL reset", "truncate", || self.file.set_len(small))?;
+            appender.file_len = small;
+        }
         self.io("WAL reset", "write", || {
             self.file.write_all_at(&header.encode(), 0)
         })?;

@@ -1,0 +1,254 @@
+//! Opens read the manifest and the live log, never preallocated space or a dead log; the log
+//! shrinks back after a checkpoint; a new store is small; a one-shot process that commits once
+//! costs one `fdatasync` for its commit and one at close, and no directory fsync.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use walstore::storage::{Mapping, MemoryStorage, OpenMode, Storage, StorageFile, StorageLock};
+use walstore::{Durability, Options, Store};
+
+const DIR: &str = "/db";
+
+/// What went through the storage seam.
+#[derive(Debug, Default)]
+struct Counts {
+    bytes_read: AtomicU64,
+    data_syncs: AtomicU64,
+    full_syncs: AtomicU64,
+    dir_syncs: AtomicU64,
+}
+
+impl Counts {
+    fn take(&self) -> [u64; 4] {
+        [
+            self.bytes_read.swap(0, Ordering::SeqCst),
+            self.data_syncs.swap(0, Ordering::SeqCst),
+            self.full_syncs.swap(0, Ordering::SeqCst),
+            self.dir_syncs.swap(0, Ordering::SeqCst),
+        ]
+    }
+}
+
+/// The in-memory file system, counting reads (also through maps) and syncs.
+#[derive(Debug, Clone)]
+struct Counting {
+    inner: MemoryStorage,
+    counts: Arc<Counts>,
+}
+
+#[derive(Debug)]
+struct CountingFile {
+    inner: Box<dyn StorageFile>,
+    counts: Arc<Counts>,
+}
+
+impl Storage for Counting {
+    fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.create_dir_all(path)
+    }
+    fn open(&self, path: &Path, mode: OpenMode) -> std::io::Result<Box<dyn StorageFile>> {
+        Ok(Box::new(CountingFile {
+            inner: self.inner.open(path, mode)?,
+            counts: Arc::clone(&self.counts),
+        }))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.remove_file(path)
+    }
+    fn list_dir(&self, path: &Path) -> std::io::Result<Vec<String>> {
+        self.inner.list_dir(path)
+    }
+    fn sync_dir(&self, path: &Path) -> std::io::Result<()> {
+        self.counts.dir_syncs.fetch_add(1, Ordering::SeqCst);
+        self.inner.sync_dir(path)
+    }
+    fn exists(&self, path: &Path) -> std::io::Result<bool> {
+        self.inner.exists(path)
+    }
+    fn open_lock(&self, path: &Path) -> std::io::Result<Box<dyn StorageLock>> {
+        self.inner.open_lock(path)
+    }
+}
+
+impl StorageFile for CountingFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        let n = self.inner.read_at(buf, offset)?;
+        self.counts.bytes_read.fetch_add(n as u64, Ordering::SeqCst);
+        Ok(n)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.inner.write_all_at(buf, offset)
+    }
+    fn len(&self) -> std::io::Result<u64> {
+        self.inner.len()
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.counts.data_syncs.fetch_add(1, Ordering::SeqCst);
+        self.inner.sync_data()
+    }
+    fn sync_all(&self) -> std::io::Result<()> {
+        self.counts.full_syncs.fetch_add(1, Ordering::SeqCst);
+        self.inner.sync_all()
+    }
+    fn map(&self) -> std::io::Result<Arc<dyn Mapping>> {
+        let map = self.inner.map()?;
+        // A map is read whole when the file is validated.
+        self.counts
+            .bytes_read
+            .fetch_add(map.bytes().len() as u64, Ordering::SeqCst);
+        Ok(map)
+    }
+}
+
+fn counting() -> Counting {
+    Counting {
+        inner: MemoryStorage::new(),
+        counts: Arc::default(),
+    }
+}
+
+fn options(fs: &Counting) -> Options {
+    Options::new()
+        .storage(Arc::new(fs.clone()))
+        .durability(Durability::Immediate)
+}
+
+fn file_bytes(fs: &Counting) -> u64 {
+    fs.inner
+        .list_dir(Path::new(DIR))
+        .expect("list")
+        .iter()
+        .map(|n| {
+            fs.inner
+                .read_file(&Path::new(DIR).join(n))
+                .map_or(0, |b| b.len() as u64)
+        })
+        .sum()
+}
+
+fn commit_three(store: &Store, round: u32) {
+    store
+        .update(|tx| {
+            for k in ["server.url", "server.namespace", "server.tls-verify"] {
+                tx.put(k.as_bytes(), format!("{k}-{round}").as_bytes())?;
+            }
+            Ok::<(), walstore::Error>(())
+        })
+        .expect("commit");
+}
+
+#[test]
+fn a_store_holding_a_few_kilobytes_takes_under_256_kib() {
+    let fs = counting();
+    let store = options(&fs).open(DIR).expect("open");
+    store
+        .update(|tx| {
+            for i in 0..45 {
+                tx.put(format!("key/{i:03}").as_bytes(), &[b'v'; 100])?;
+            }
+            Ok::<(), walstore::Error>(())
+        })
+        .expect("commit");
+    store.close().expect("close");
+    let bytes = file_bytes(&fs);
+    assert!(bytes < 256 << 10, "4.5 KB of state take {bytes} bytes");
+}
+
+#[test]
+fn a_one_shot_commit_costs_two_fdatasyncs_and_no_directory_fsync() {
+    let fs = counting();
+    let store = options(&fs).open(DIR).expect("create");
+    commit_three(&store, 0);
+    store.close().expect("close");
+    for round in 1..4 {
+        fs.counts.take();
+        let store = options(&fs).auto_checkpoint(false).open(DIR).expect("open");
+        commit_three(&store, round);
+        store.close().expect("close");
+        let [_, data, full, dir] = fs.counts.take();
+        assert!(
+            data + full <= 2 && dir == 0,
+            "round {round}: {data} fdatasyncs, {full} fsyncs, {dir} directory fsyncs"
+        );
+    }
+    let store = options(&fs).open(DIR).expect("open");
+    let read = store.begin_read().expect("read");
+    assert_eq!(
+        read.get(b"server.url").expect("get").as_deref(),
+        Some(&b"server.url-3"[..])
+    );
+}
+
+#[test]
+fn an_open_reads_neither_preallocated_space_nor_a_dead_log() {
+    let fs = counting();
+    // Up to 64 MiB of zeros ahead of use, a log that grows past 64 MiB, then a checkpoint.
+    let opts = || {
+        options(&fs)
+            .wal_preallocate_bytes(64 << 20)
+            .wal_size_bytes_checkpoint(1 << 40)
+            .auto_checkpoint(false)
+    };
+    let store = opts().open(DIR).expect("open");
+    for round in 0..70u32 {
+        store
+            .update(|tx| tx.put(format!("big/{round}").as_bytes(), &vec![7u8; 1 << 20]))
+            .expect("commit");
+    }
+    let wal_before = store.info().expect("info").wal_file_bytes;
+    assert!(wal_before > 64 << 20, "the log is {wal_before} bytes");
+    store.checkpoint().expect("checkpoint");
+    let wal_after = store.info().expect("info").wal_file_bytes;
+    assert!(
+        wal_after <= 128 << 10,
+        "after a checkpoint the log still takes {wal_after} bytes"
+    );
+    commit_three(&store, 1);
+    drop(store); // no clean close: the open has a tail to check
+    fs.counts.take();
+    let store = opts().open(DIR).expect("reopen");
+    let [read, ..] = fs.counts.take();
+    // The runs (70 MiB) are mapped and validated: count only what is not a run.
+    let runs: u64 = store
+        .info()
+        .expect("info")
+        .snapshot_files
+        .iter()
+        .map(|f| f.1)
+        .sum();
+    assert!(
+        read - runs.min(read) < 1 << 20,
+        "the open read {read} bytes, {runs} of them snapshot files"
+    );
+    let r = store.begin_read().expect("read");
+    assert!(r.get(b"server.url").expect("get").is_some());
+    assert_eq!(
+        r.get(b"big/69").expect("get").map(|v| v.len()),
+        Some(1 << 20)
+    );
+}
+
+#[test]
+fn a_new_log_with_a_large_preallocation_setting_starts_small() {
+    let fs = counting();
+    let opts = || {
+        options(&fs)
+            .wal_preallocate_bytes(64 << 20)
+            .auto_checkpoint(false)
+    };
+    let store = opts().open(DIR).expect("open");
+    commit_three(&store, 0);
+    drop(store);
+    fs.counts.take();
+    let store = opts().open(DIR).expect("reopen");
+    let [read, ..] = fs.counts.take();
+    assert!(read < 1 << 20, "the open read {read} bytes");
+    assert!(store.info().expect("info").wal_file_bytes <= 128 << 10);
+}
