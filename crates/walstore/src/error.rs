@@ -79,10 +79,12 @@ pub enum Error {
         max: usize,
     },
 
-    /// A file was written by a format version this build does not read.
+    /// A file was written by a format version this build does not read. To migrate a store:
+    /// `walstore export` with a build that reads it, then `walstore import` with this one.
     #[error(
-        "{} has format version {found}; this build reads version {supported} (upgrade walstore, \
-         or export with the version that wrote it)",
+        "{} has format version {found}; this build reads version {supported}: migrate the \
+         store with `walstore export STORE > FILE` using a walstore build that reads version \
+         {found}, then `walstore import NEW_STORE < FILE` using this one (README, \"Upgrading\")",
         file.display()
     )]
     UnsupportedFormat {

@@ -389,11 +389,19 @@ pub(crate) fn remove_unnamed(core: &Core, manifest: &Manifest) {
         return;
     };
     let live: HashSet<String> = manifest.files().map(|m| snapshot_name(m.file_id)).collect();
-    for name in names {
-        let orphan = name == MANIFEST_TMP_NAME
-            || (parse_snapshot_name(&name).is_some() && !live.contains(&name));
-        if orphan {
-            let _ = storage.remove_file(&dir.join(&name));
-        }
+    let orphans: Vec<String> = names
+        .into_iter()
+        .filter(|name| {
+            name == MANIFEST_TMP_NAME
+                || (parse_snapshot_name(name).is_some() && !live.contains(name))
+        })
+        .collect();
+    // The manifest that stopped naming them must be durable before they go: its rename's
+    // directory fsync may have failed (a merge's switch does not poison).
+    if orphans.is_empty() || storage.sync_dir(dir).is_err() {
+        return;
+    }
+    for name in orphans {
+        let _ = storage.remove_file(&dir.join(&name));
     }
 }

@@ -94,6 +94,18 @@ fn a_future_format_version_is_refused_by_name() {
         let mut future = good.clone();
         future[8..12].copy_from_slice(&3u32.to_le_bytes());
         p.write("MANIFEST", &future);
+        // A store of the previous version is refused the same way, naming the migration.
+        let mut older = good.clone();
+        older[8..12].copy_from_slice(&1u32.to_le_bytes());
+        p.write("MANIFEST", &older);
+        let message = p.options().open(&p.dir).expect_err("version 1").to_string();
+        assert!(
+            message.contains("version 1")
+                && message.contains("walstore export")
+                && message.contains("walstore import"),
+            "{message}"
+        );
+        p.write("MANIFEST", &future);
         match p.options().open(&p.dir) {
             Err(Error::UnsupportedFormat {
                 found: 3,
