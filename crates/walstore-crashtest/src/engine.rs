@@ -318,6 +318,29 @@ impl EngineConfig {
         }
     }
 
+    /// `config` without the image recipes that aim at walstore's files by name (damage to
+    /// its log, manifest and snapshot files, constructed torn tails of its log) when the
+    /// engine has no structural check: judging them needs to know which commits the bytes
+    /// hit.
+    pub fn restrict(
+        &self,
+        config: &crate::explore::ExploreConfig,
+    ) -> crate::explore::ExploreConfig {
+        use crate::crashgen::Variant;
+        let mut config = config.clone();
+        if self.structure().is_none() {
+            let aimed = [
+                Variant::CorruptWal,
+                Variant::CorruptMeta,
+                Variant::CorruptField,
+                Variant::TornTail,
+            ];
+            config.variants.retain(|v| !aimed.contains(v));
+            config.recovery_variants.retain(|v| !aimed.contains(v));
+        }
+        config
+    }
+
     /// Whether the file at `path` is the engine's log (never, without a structural check).
     pub fn is_log(&self, path: &Path) -> bool {
         let name = path

@@ -2,6 +2,9 @@
 //! storage trait).
 //!
 //! Code map, bottom up:
+//! - [`engine`]: the engine under test as a trait ([`engine::Engine`]: open on a `Storage`,
+//!   transactions, sync, checkpoint, promises, an optional structural check); walstore is
+//!   [`engine::Walstore`], its structural check [`layout`].
 //! - [`simfs`]: a simulated file system implementing `walstore::storage::Storage` that keeps
 //!   live and durable state apart, records an operation [`trace`], injects I/O errors and
 //!   captures crash points.
@@ -15,9 +18,9 @@
 //!   swarm); [`artifact`] saves and replays failures, [`minimize`] shrinks them;
 //!   [`killtest`] kills real processes on the real file system.
 //!
-//! Invariant: the harness knows the engine only through its public API, except for the
-//! manifest's list of snapshot files and the snapshot checksums ([`layout`]), which
-//! invariant 9 needs.
+//! Invariant: the harness knows the engine only through the [`engine::Engine`] trait; walstore's
+//! specifics are [`engine::Walstore`] and [`layout`] (the manifest's list of snapshot files,
+//! the snapshot checksums, the fields of each file), behind the structural check hook.
 //!
 //! ```
 //! use walstore_crashtest::{engine::EngineConfig, explore, workload::Workload};
