@@ -1,10 +1,12 @@
 //! The engine under test, seen through a trait: the harness (the driver, the oracle,
 //! [`verify`](crate::verify), [`reads`](crate::reads) and [`killtest`](crate::killtest))
 //! knows an engine only as an [`Engine`] that opens a [`Handle`] on a
-//! [`Storage`](walstore::storage::Storage), plus what it [`Promises`] and, optionally, a
-//! [`StructuralCheck`] of its files. walstore is one implementation ([`walstore::Walstore`],
-//! whose structural check is [`crate::layout`]); `examples/four_files.rs` is another.
+//! [`Storage`](::walstore::storage::Storage), plus what it [`Promises`] and, optionally, a
+//! [`StructuralCheck`] of its files. walstore is one implementation (`Walstore`, in
+//! `engine/walstore.rs`, with the default `walstore-engine` feature), whose structural check
+//! is [`crate::layout`]; `examples/four_files.rs` is another.
 
+#[cfg(feature = "walstore-engine")]
 pub mod walstore;
 
 use crate::oracle::State;
@@ -18,6 +20,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+#[cfg(feature = "walstore-engine")]
 pub use self::walstore::{OptionsHook, Walstore};
 
 /// The store's directory inside every simulated file system.
@@ -258,6 +261,7 @@ pub struct EngineConfig {
     pub engine: Arc<dyn Engine>,
 }
 
+#[cfg(feature = "walstore-engine")]
 impl Default for EngineConfig {
     /// walstore with the default sizes.
     fn default() -> Self {
@@ -276,6 +280,7 @@ impl fmt::Debug for EngineConfig {
 
 impl EngineConfig {
     /// walstore with the given sizes.
+    #[cfg(feature = "walstore-engine")]
     pub fn new(settings: EngineSettings) -> Self {
         EngineConfig {
             settings,
