@@ -8,7 +8,8 @@
 //! checkpoints.
 //!
 //! Both sides know the engine only as an [`Engine`] opened on the real file system
-//! ([`FsStorage`]) with the engine's own defaults; the `child-writer` command runs walstore.
+//! ([`FsStorage`]) with the engine's own defaults ([`child_writer_on`], [`run_kill_test_on`]);
+//! the `child-writer` command runs walstore.
 
 use crate::engine::{Engine, EngineError, Handle};
 use crate::oracle::{Invariant, Violation};
@@ -54,8 +55,14 @@ pub fn open_real(engine: &dyn Engine, dir: &Path) -> Result<Box<dyn Handle>, Eng
     engine.open(Arc::new(FsStorage::new()), dir, None)
 }
 
-/// The child: commits forever, printing each acknowledged transaction number.
-pub fn child_writer(engine: &dyn Engine, dir: &Path, buffered: bool) -> Result<(), EngineError> {
+/// The child running walstore (the `child-writer` command).
+#[cfg(feature = "walstore-engine")]
+pub fn child_writer(dir: &Path, buffered: bool) -> Result<(), EngineError> {
+    child_writer_on(&crate::engine::Walstore::default(), dir, buffered)
+}
+
+/// The child: commits forever on `engine`, printing each acknowledged transaction number.
+pub fn child_writer_on(engine: &dyn Engine, dir: &Path, buffered: bool) -> Result<(), EngineError> {
     let durability = if buffered {
         Dur::Buffered
     } else {
@@ -91,9 +98,15 @@ fn read_counter(store: &dyn Handle, key: &str) -> Result<u64, EngineError> {
         .unwrap_or(0))
 }
 
+/// Runs the kill test on walstore, with `exe child-writer` as the child.
+#[cfg(feature = "walstore-engine")]
+pub fn run_kill_test(exe: &Path, config: &KillConfig) -> Result<KillReport, Violation> {
+    run_kill_test_on(&crate::engine::Walstore::default(), exe, config)
+}
+
 /// Runs the kill test, with `exe child-writer` as the child; `engine` (the one the child
 /// runs) reopens the store after each kill.
-pub fn run_kill_test(
+pub fn run_kill_test_on(
     engine: &dyn Engine,
     exe: &Path,
     config: &KillConfig,

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 use walstore_crashtest::artifact;
 use walstore_crashtest::crashgen::{MediaModel, Variant};
-use walstore_crashtest::engine::{EngineConfig, Walstore};
+use walstore_crashtest::engine::EngineConfig;
 use walstore_crashtest::explore::{ExploreConfig, Failure, Strategy};
 use walstore_crashtest::killtest::{child_writer, run_kill_test, KillConfig};
 use walstore_crashtest::minimize::minimize;
@@ -275,15 +275,13 @@ fn main() -> ExitCode {
             delay_ms_max,
             buffered,
         } => kill(dir, rounds, seed, delay_ms_max, buffered),
-        Command::ChildWriter { dir, buffered } => {
-            match child_writer(&Walstore::default(), &dir, buffered) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("child writer: {e}");
-                    ExitCode::FAILURE
-                }
+        Command::ChildWriter { dir, buffered } => match child_writer(&dir, buffered) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("child writer: {e}");
+                ExitCode::FAILURE
             }
-        }
+        },
     }
 }
 
@@ -451,7 +449,7 @@ fn kill(
         delay_ms_max,
         buffered,
     };
-    let result = run_kill_test(&Walstore::default(), &exe, &config);
+    let result = run_kill_test(&exe, &config);
     match result {
         Ok(report) => {
             if temporary {

@@ -2,7 +2,6 @@
 //! acknowledged, and never show half a transaction.
 
 use std::path::Path;
-use walstore_crashtest::engine::Walstore;
 use walstore_crashtest::killtest::{run_kill_test, KillConfig};
 
 #[test]
@@ -19,8 +18,7 @@ fn killed_writers_lose_no_acknowledged_commit() {
             delay_ms_max: 80,
             buffered,
         };
-        let report =
-            run_kill_test(&Walstore::default(), exe, &config).unwrap_or_else(|v| panic!("{v}"));
+        let report = run_kill_test(exe, &config).unwrap_or_else(|v| panic!("{v}"));
         assert_eq!(report.rounds, 4);
         assert!(report.last_recovered >= report.last_acknowledged);
     }
