@@ -7,14 +7,16 @@
 mod handles;
 mod threads;
 
-use crate::engine::{durability, guarded, read_state, EngineConfig};
+use crate::engine::{
+    guarded, read_state, AtomicityUnit, EngineConfig, EngineError, Handle, WriteTxn,
+};
 use crate::oracle::{History, Invariant, Status, Violation};
 use crate::simfs::inject::{CountdownFault, SwarmProbabilities};
 use crate::simfs::{Capture, CrashPoint, SimFs};
 use crate::trace::OpClass;
 use crate::workload::{counter_of, value, Dur, Step, TxOp, Workload};
+use std::path::Path;
 use std::sync::Arc;
-use walstore::Store;
 
 /// Faults and crash points of one run.
 #[derive(Debug, Clone)]
@@ -71,7 +73,7 @@ pub struct RunOutcome {
 struct Driver<'a> {
     fs: SimFs,
     engine: &'a EngineConfig,
-    store: Option<Store>,
+    store: Option<Arc<dyn Handle>>,
     history: History,
     points: Vec<PointContext>,
     /// A fault fired on this handle since it was opened.
@@ -107,7 +109,11 @@ pub fn run_workload(workload: &Workload, engine: &EngineConfig, config: &RunConf
         reopen_in: None,
         other: handles::Parked::default(),
     };
-    let violation = d.run(&workload.steps).err();
+    let steps = match engine.promises().atomicity {
+        AtomicityUnit::Transaction => workload.steps.clone(),
+        AtomicityUnit::Write => split_writes(&workload.steps),
+    };
+    let violation = d.run(&steps).err();
     let final_state = fs.state();
     d.store = None;
     d.other.close();
@@ -166,8 +172,8 @@ impl Driver<'_> {
             )
         })?;
         let faulted = self.fs.fired_count() > fired_before;
-        let store = match opened {
-            Ok(store) => store,
+        let store: Arc<dyn Handle> = match opened {
+            Ok(store) => Arc::from(store),
             Err(_) if faulted => return Ok(()),
             Err(e) => {
                 return Err(Violation::new(
@@ -181,14 +187,14 @@ impl Driver<'_> {
         self.handle_faulted = faulted;
         self.must_be_poisoned = None;
         if phase != "create" {
-            self.resolve(&store)?;
+            self.resolve(&*store)?;
         }
         self.store = Some(store);
         Ok(())
     }
 
     /// After a reopen without a crash, everything written to the OS is there (F15 rules).
-    fn resolve(&mut self, store: &Store) -> Result<(), Violation> {
+    fn resolve(&mut self, store: &dyn Handle) -> Result<(), Violation> {
         let state = match read_state(store) {
             Ok(state) => state,
             Err(_) if self.fs.fired_count() > 0 => return Ok(()),
@@ -222,20 +228,20 @@ impl Driver<'_> {
                 durability,
             } => self.increment(*serial, key, *durability),
             Step::Checkpoint => {
-                let result = self.simple("checkpoint", |s| s.checkpoint().map(|_| ()))?;
+                let result = self.simple("checkpoint", |s| s.checkpoint())?;
                 if result.is_ok() {
                     self.check_reads_now()?;
                 }
                 Ok(result)
             }
             Step::Compact => {
-                let result = self.simple("compact", |s| s.compact().map(|_| ()))?;
+                let result = self.simple("compact", |s| s.compact())?;
                 if result.is_ok() {
                     self.check_reads_now()?;
                 }
                 Ok(result)
             }
-            Step::Sync => self.simple("sync", Store::sync),
+            Step::Sync => self.simple("sync", |s| s.sync()),
             Step::Reopen => {
                 self.reopen_in = Some(0);
                 return Ok(());
@@ -265,8 +271,8 @@ impl Driver<'_> {
     fn simple(
         &mut self,
         phase: &str,
-        call: impl FnOnce(&Store) -> walstore::Result<()>,
-    ) -> Result<walstore::Result<()>, Violation> {
+        call: impl FnOnce(&dyn Handle) -> Result<(), EngineError>,
+    ) -> Result<Result<(), EngineError>, Violation> {
         let store = self
             .store
             .as_ref()
@@ -274,7 +280,7 @@ impl Driver<'_> {
         self.fs.set_phase(phase);
         let snapshot = Arc::new(self.history.clone());
         let fired_before = self.fs.fired().len();
-        let result = guarded(|| call(store));
+        let result = guarded(|| call(&**store));
         self.collect(&snapshot, phase);
         let result = result.map_err(|panic| {
             Violation::new(
@@ -300,7 +306,7 @@ impl Driver<'_> {
     fn note_wal_faults(&mut self, fired_before: usize, commit_path: bool) -> Option<String> {
         let fired = self.fs.fired();
         let hit = fired[fired_before..].iter().find(|f| {
-            f.path.ends_with("/wal")
+            self.engine.is_log(Path::new(&f.path))
                 && (f.class == OpClass::Sync
                     || (commit_path && matches!(f.class, OpClass::Write | OpClass::SetLen)))
         })?;
@@ -317,7 +323,7 @@ impl Driver<'_> {
         ops: &[TxOp],
         dur: Dur,
         abort: bool,
-    ) -> Result<walstore::Result<()>, Violation> {
+    ) -> Result<Result<(), EngineError>, Violation> {
         let writes = ops
             .iter()
             .map(|op| match op {
@@ -325,7 +331,7 @@ impl Driver<'_> {
                 TxOp::Delete { key } => (key.clone(), None),
             })
             .collect();
-        let apply = |tx: &mut walstore::WriteTxn| -> walstore::Result<()> {
+        let apply = |tx: &mut dyn WriteTxn| -> Result<(), EngineError> {
             for op in ops {
                 match op {
                     TxOp::Put { key, value } => tx.put(key.as_bytes(), value.as_bytes())?,
@@ -344,8 +350,8 @@ impl Driver<'_> {
                 .as_ref()
                 .expect("a step runs only with an open store");
             let result = guarded(|| {
-                let mut tx = store.begin_write()?;
-                apply(&mut tx)?;
+                let mut tx = store.begin_write(Dur::Immediate)?;
+                apply(&mut *tx)?;
                 tx.abort();
                 Ok(())
             });
@@ -360,7 +366,7 @@ impl Driver<'_> {
         serial: u64,
         key: &str,
         dur: Dur,
-    ) -> Result<walstore::Result<()>, Violation> {
+    ) -> Result<Result<(), EngineError>, Violation> {
         let model = self.history.current().get(key).cloned();
         let certain = self.history.is_certain();
         let next = model.as_deref().and_then(counter_of).unwrap_or(0) + 1;
@@ -393,8 +399,9 @@ impl Driver<'_> {
         serial: u64,
         writes: Vec<(String, Option<String>)>,
         dur: Dur,
-        apply: impl FnOnce(&mut walstore::WriteTxn) -> walstore::Result<()>,
-    ) -> Result<walstore::Result<()>, Violation> {
+        apply: impl FnOnce(&mut dyn WriteTxn) -> Result<(), EngineError>,
+    ) -> Result<Result<(), EngineError>, Violation> {
+        let dur = self.engine.promised(dur);
         let phase = format!("commit {serial}");
         self.fs.set_phase(&phase);
         let index = self
@@ -409,10 +416,9 @@ impl Driver<'_> {
             .expect("a step runs only with an open store");
         let fs = &self.fs;
         let mut ops_before_commit = fs.op_count();
-        let outcome = guarded(|| -> walstore::Result<()> {
-            let mut tx = store.begin_write()?;
-            tx.set_durability(durability(dur));
-            apply(&mut tx)?;
+        let outcome = guarded(|| -> Result<(), EngineError> {
+            let mut tx = store.begin_write(dur)?;
+            apply(&mut *tx)?;
             ops_before_commit = fs.op_count();
             tx.commit()
         });
@@ -423,7 +429,7 @@ impl Driver<'_> {
             .fs
             .trace()
             .iter()
-            .filter(|t| t.index > ops_before_commit && t.path.ends_with("/wal"))
+            .filter(|t| t.index > ops_before_commit && self.engine.is_log(Path::new(&t.path)))
             .filter_map(|t| t.range.map(|r| (t.index, r)))
             .collect();
         let wal_ranges_ops: Vec<u64> = wal_writes.iter().map(|(op, _)| *op).collect();
@@ -464,7 +470,7 @@ impl Driver<'_> {
         if self.handle_faulted || !self.history.is_certain() {
             return Ok(());
         }
-        let state = read_state(store).map_err(|e| {
+        let state = read_state(&**store).map_err(|e| {
             Violation::new(
                 Invariant::WritableAfterRecovery,
                 "reading the store at the end of the workload failed",
@@ -474,7 +480,7 @@ impl Driver<'_> {
         })?;
         let exp = self.history.expectation(self.fs.op_count(), "end");
         exp.judge(&state, exp.hi())?;
-        crate::reads::check_reads(store, &state, self.fs.op_count())
+        crate::reads::check_reads(&**store, &state, self.fs.op_count())
     }
 
     /// After a checkpoint on a healthy handle, bounded reads over the new snapshot files
@@ -486,7 +492,7 @@ impl Driver<'_> {
         if self.handle_faulted || !self.history.is_certain() {
             return Ok(());
         }
-        crate::reads::check_reads(store, &self.history.current(), self.fs.op_count())
+        crate::reads::check_reads(&**store, &self.history.current(), self.fs.op_count())
     }
 }
 
@@ -497,4 +503,34 @@ fn panic_violation(phase: &str, panic: String) -> Violation {
         "Ok or a typed error",
         panic,
     )
+}
+
+/// The steps with every committed transaction of several writes split into transactions of
+/// one write each (for engines whose atomicity unit is a single write). The parts keep the
+/// transaction's serial number, so the values they write are the same.
+fn split_writes(steps: &[Step]) -> Vec<Step> {
+    let split = |step: &Step| -> Vec<Step> {
+        match step {
+            Step::Txn {
+                serial,
+                ops,
+                durability,
+                abort: false,
+            } if ops.len() > 1 => ops
+                .iter()
+                .map(|op| Step::Txn {
+                    serial: *serial,
+                    ops: vec![op.clone()],
+                    durability: *durability,
+                    abort: false,
+                })
+                .collect(),
+            Step::Other(inner) => split_writes(std::slice::from_ref(inner.as_ref()))
+                .into_iter()
+                .map(|s| Step::Other(Box::new(s)))
+                .collect(),
+            step => vec![step.clone()],
+        }
+    };
+    steps.iter().flat_map(split).collect()
 }

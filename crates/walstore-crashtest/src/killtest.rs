@@ -6,8 +6,14 @@
 //! Every transaction `n` sets `a`, `b` and `c` to `n` (atomicity: they always agree) and
 //! `k<n % 16>` to `n`; every 40 transactions the child checkpoints, so kills also land inside
 //! checkpoints.
+//!
+//! Both sides know the engine only as an [`Engine`] opened on the real file system
+//! ([`FsStorage`]) with the engine's own defaults ([`child_writer_on`], [`run_kill_test_on`]);
+//! the `child-writer` command runs walstore.
 
+use crate::engine::{Engine, EngineError, Handle};
 use crate::oracle::{Invariant, Violation};
+use crate::workload::Dur;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::io::{BufRead, BufReader, Write};
@@ -16,7 +22,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use walstore::{Durability, Options, Store};
+use walstore::storage::FsStorage;
 
 /// Knobs of a kill test.
 #[derive(Debug, Clone)]
@@ -44,25 +50,36 @@ pub struct KillReport {
     pub last_recovered: u64,
 }
 
-/// The child: commits forever, printing each acknowledged transaction number.
-pub fn child_writer(dir: &Path, buffered: bool) -> walstore::Result<()> {
+/// Opens `engine`'s store in `dir` on the real file system, with the engine's defaults.
+pub fn open_real(engine: &dyn Engine, dir: &Path) -> Result<Box<dyn Handle>, EngineError> {
+    engine.open(Arc::new(FsStorage::new()), dir, None)
+}
+
+/// The child running walstore (the `child-writer` command).
+#[cfg(feature = "walstore-engine")]
+pub fn child_writer(dir: &Path, buffered: bool) -> Result<(), EngineError> {
+    child_writer_on(&crate::engine::Walstore::default(), dir, buffered)
+}
+
+/// The child: commits forever on `engine`, printing each acknowledged transaction number.
+pub fn child_writer_on(engine: &dyn Engine, dir: &Path, buffered: bool) -> Result<(), EngineError> {
     let durability = if buffered {
-        Durability::Buffered
+        Dur::Buffered
     } else {
-        Durability::Immediate
+        Dur::Immediate
     };
-    let store = Options::new().durability(durability).open(dir)?;
-    let mut n = read_counter(&store, "a")?;
+    let store = open_real(engine, dir)?;
+    let mut n = read_counter(&*store, "a")?;
     let stdout = std::io::stdout();
     loop {
         n += 1;
-        store.update(|tx| {
-            let v = n.to_string();
-            for key in ["a", "b", "c"] {
-                tx.put(key.as_bytes(), v.as_bytes())?;
-            }
-            tx.put(format!("k{}", n % 16).as_bytes(), v.as_bytes())
-        })?;
+        let mut tx = store.begin_write(durability)?;
+        let v = n.to_string();
+        for key in ["a", "b", "c"] {
+            tx.put(key.as_bytes(), v.as_bytes())?;
+        }
+        tx.put(format!("k{}", n % 16).as_bytes(), v.as_bytes())?;
+        tx.commit()?;
         let mut out = stdout.lock();
         if writeln!(out, "{n}").and_then(|()| out.flush()).is_err() {
             return Ok(());
@@ -73,7 +90,7 @@ pub fn child_writer(dir: &Path, buffered: bool) -> walstore::Result<()> {
     }
 }
 
-fn read_counter(store: &Store, key: &str) -> walstore::Result<u64> {
+fn read_counter(store: &dyn Handle, key: &str) -> Result<u64, EngineError> {
     let read = store.begin_read()?;
     Ok(read
         .get(key.as_bytes())?
@@ -81,8 +98,19 @@ fn read_counter(store: &Store, key: &str) -> walstore::Result<u64> {
         .unwrap_or(0))
 }
 
-/// Runs the kill test, with `exe child-writer` as the child.
+/// Runs the kill test on walstore, with `exe child-writer` as the child.
+#[cfg(feature = "walstore-engine")]
 pub fn run_kill_test(exe: &Path, config: &KillConfig) -> Result<KillReport, Violation> {
+    run_kill_test_on(&crate::engine::Walstore::default(), exe, config)
+}
+
+/// Runs the kill test, with `exe child-writer` as the child; `engine` (the one the child
+/// runs) reopens the store after each kill.
+pub fn run_kill_test_on(
+    engine: &dyn Engine,
+    exe: &Path,
+    config: &KillConfig,
+) -> Result<KillReport, Violation> {
     std::fs::create_dir_all(&config.dir).map_err(|e| setup(&e.to_string()))?;
     let mut rng = StdRng::seed_from_u64(config.seed);
     let mut report = KillReport::default();
@@ -128,7 +156,7 @@ pub fn run_kill_test(exe: &Path, config: &KillConfig) -> Result<KillReport, Viol
             .join()
             .map_err(|_| setup("the reader thread panicked"))?;
         report.last_acknowledged = acked.load(Ordering::SeqCst);
-        report.last_recovered = check_store(&config.dir, report.last_acknowledged)?;
+        report.last_recovered = check_store(engine, &config.dir, report.last_acknowledged)?;
         report.rounds += 1;
     }
     Ok(report)
@@ -144,8 +172,8 @@ fn setup(what: &str) -> Violation {
 }
 
 /// Reopens the store after a kill and checks it; returns the last transaction found.
-fn check_store(dir: &Path, acknowledged: u64) -> Result<u64, Violation> {
-    let store = Options::new().open(dir).map_err(|e| {
+fn check_store(engine: &dyn Engine, dir: &Path, acknowledged: u64) -> Result<u64, Violation> {
+    let store = open_real(engine, dir).map_err(|e| {
         Violation::new(
             Invariant::WritableAfterRecovery,
             "the store did not open after a kill",
@@ -154,7 +182,7 @@ fn check_store(dir: &Path, acknowledged: u64) -> Result<u64, Violation> {
         )
     })?;
     let get = |key: &str| {
-        read_counter(&store, key).map_err(|e| {
+        read_counter(&*store, key).map_err(|e| {
             Violation::new(
                 Invariant::StructuralIntegrity,
                 "reading after a kill failed",

@@ -2,6 +2,9 @@
 //! storage trait).
 //!
 //! Code map, bottom up:
+//! - [`engine`]: the engine under test as a trait ([`engine::Engine`]: open on a `Storage`,
+//!   transactions, sync, checkpoint, promises, an optional structural check); walstore is
+//!   `engine::Walstore`, its structural check [`layout`].
 //! - [`simfs`]: a simulated file system implementing `walstore::storage::Storage` that keeps
 //!   live and durable state apart, records an operation [`trace`], injects I/O errors and
 //!   captures crash points.
@@ -15,11 +18,12 @@
 //!   swarm); [`artifact`] saves and replays failures, [`minimize`] shrinks them;
 //!   [`killtest`] kills real processes on the real file system.
 //!
-//! Invariant: the harness knows the engine only through its public API, except for the
-//! manifest's list of snapshot files and the snapshot checksums ([`layout`]), which
-//! invariant 9 needs.
+//! Invariant: the harness knows the engine only through the [`engine::Engine`] trait; walstore's
+//! specifics are `engine::Walstore` and [`layout`] (the manifest's list of snapshot files,
+//! the snapshot checksums, the fields of each file), behind the structural check hook.
 //!
 //! ```
+//! # #[cfg(feature = "walstore-engine")] {
 //! use walstore_crashtest::{engine::EngineConfig, explore, workload::Workload};
 //! let workload = Workload::by_name("counter").expect("a scripted workload");
 //! let config = explore::ExploreConfig { rounds: 1, ..Default::default() };
@@ -31,6 +35,7 @@
 //! );
 //! assert!(outcome.failure.is_none());
 //! assert!(outcome.stats.images_checked > 0);
+//! # }
 //! ```
 
 pub mod artifact;

@@ -6,11 +6,11 @@
 //! The queries are drawn from the state's own keys and their neighbours (a key with a byte
 //! added or removed), seeded, so a failure names the query and replays.
 
+use crate::engine::{to_state, EngineError, Entries, Handle};
 use crate::oracle::{describe, Invariant, State, Violation};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::ops::Bound;
-use walstore::Store;
 
 /// Range reads per check.
 const RANGES: usize = 8;
@@ -21,7 +21,7 @@ const GETS: usize = 6;
 
 /// Checks bounded reads of one read transaction of `store` against `expected` (the state a
 /// whole-store scan found and the oracle accepted, or the model's state during a run).
-pub fn check_reads(store: &Store, expected: &State, seed: u64) -> Result<(), Violation> {
+pub fn check_reads(store: &dyn Handle, expected: &State, seed: u64) -> Result<(), Violation> {
     let read = store
         .begin_read()
         .map_err(|e| violation("begin_read failed", "a read transaction", e.to_string()))?;
@@ -34,7 +34,7 @@ pub fn check_reads(store: &Store, expected: &State, seed: u64) -> Result<(), Vio
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         let bytes = (as_bytes(&lo), as_bytes(&hi));
-        let got = collect(read.range::<&[u8], _>(bytes))
+        let got = collect(read.range(bytes.0, bytes.1))
             .map_err(|e| violation(&format!("range {lo:?}..{hi:?} failed"), &describe(&want), e))?;
         compare(&format!("range ({lo:?}, {hi:?})"), &want, &got)?;
     }
@@ -145,16 +145,8 @@ fn as_bytes(b: &Bound<String>) -> Bound<&[u8]> {
     }
 }
 
-fn collect(iter: walstore::Result<walstore::Iter<'_>>) -> Result<State, String> {
-    let mut out = State::new();
-    for item in iter.map_err(|e| e.to_string())? {
-        let (k, v) = item.map_err(|e| e.to_string())?;
-        out.insert(
-            String::from_utf8_lossy(&k).into_owned(),
-            String::from_utf8_lossy(&v).into_owned(),
-        );
-    }
-    Ok(out)
+fn collect(entries: Result<Entries, EngineError>) -> Result<State, String> {
+    entries.map(to_state).map_err(|e| e.to_string())
 }
 
 fn compare(query: &str, want: &State, got: &State) -> Result<(), Violation> {

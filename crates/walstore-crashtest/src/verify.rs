@@ -3,14 +3,13 @@
 //! reopen once more (the new commit survives).
 
 use crate::crashgen::Damage;
-use crate::engine::{read_state, EngineConfig, STORE_DIR};
+use crate::engine::{read_state, EngineConfig, EngineError, ErrorKind, Handle, STORE_DIR};
 use crate::image::Image;
-use crate::layout::{check_snapshot, is_snapshot_name, manifest_snapshot_ids, MANIFEST};
 use crate::oracle::{describe, Expectation, Invariant, State, Violation};
 use crate::reads::check_reads;
 use crate::simfs::{Capture, CrashPoint, SimFs};
+use crate::workload::Dur;
 use std::path::Path;
-use walstore::{Error, Store};
 
 /// Key of the commit made after recovery (no workload uses the `zz-probe` key).
 pub const PROBE_KEY: &str = "zz-probe";
@@ -20,7 +19,15 @@ const PROBE_VALUE: &str = "written after recovery";
 /// are known, the probe is sized to take exactly its place in the log, so that any stale
 /// record after it would line up as the next transaction: a later commit must never revive
 /// what recovery discarded.
-fn probe_value(expectation: &Expectation, k: usize, aligned: bool) -> String {
+fn probe_value(
+    engine: &EngineConfig,
+    expectation: &Expectation,
+    k: usize,
+    aligned: bool,
+) -> String {
+    let Some(structure) = engine.structure() else {
+        return PROBE_VALUE.to_string();
+    };
     if !aligned {
         return PROBE_VALUE.to_string();
     }
@@ -29,7 +36,7 @@ fn probe_value(expectation: &Expectation, k: usize, aligned: bool) -> String {
         .get(k)
         .and_then(|c| c.wal_ranges.last())
         .map(|&(start, end)| end - start);
-    match replaced.and_then(|bytes| crate::layout::put_value_len_for(PROBE_KEY, bytes)) {
+    match replaced.and_then(|bytes| structure.probe_value_len(PROBE_KEY, bytes)) {
         Some(len) if len >= 1 => format!("p{}", "r".repeat(len - 1)),
         _ => PROBE_VALUE.to_string(),
     }
@@ -68,8 +75,8 @@ pub fn check_image(
     engine: &EngineConfig,
     capture_recovery: bool,
 ) -> Result<Recovered, Violation> {
-    if case.damage.is_none() {
-        check_final_names(case.image)?;
+    if let (None, Some(structure)) = (case.damage, engine.structure()) {
+        structure.check_image(case.image)?;
     }
     let fs = case.image.to_simfs();
     if capture_recovery {
@@ -78,13 +85,13 @@ pub fn check_image(
     let lo = case.expectation.lower_bound(case.power_loss, case.damage);
     let store = match open(engine, &fs, "reopen after the crash")? {
         Ok(store) => store,
-        Err(e) => return judge_open_error(case, lo, e),
+        Err(e) => return judge_open_error(case, engine, lo, e),
     };
-    let state = match read_state(&store) {
+    let state = match read_state(&*store) {
         Ok(state) => state,
-        Err(e) => return judge_open_error(case, lo, e),
+        Err(e) => return judge_open_error(case, engine, lo, e),
     };
-    let reads = check_reads(&store, &state, case.image.digest());
+    let reads = check_reads(&*store, &state, case.image.digest());
     drop(store);
     let recovery_points = fs.take_crash_points();
     fs.set_capture(Capture::Off);
@@ -98,7 +105,7 @@ pub fn check_image(
             engine,
             &fs,
             &state,
-            &probe_value(case.expectation, k, case.aligned_probe),
+            &probe_value(engine, case.expectation, k, case.aligned_probe),
         )?;
     }
     Ok(Recovered {
@@ -123,7 +130,7 @@ pub fn check_recovery_crash(
             e.to_string(),
         )
     })?;
-    let state = read_state(&store).map_err(|e| {
+    let state = read_state(&*store).map_err(|e| {
         Violation::new(
             Invariant::StableIndeterminate,
             "a crash during recovery left a store that no longer reads",
@@ -146,7 +153,7 @@ fn open(
     engine: &EngineConfig,
     fs: &SimFs,
     what: &str,
-) -> Result<walstore::Result<Store>, Violation> {
+) -> Result<Result<Box<dyn Handle>, EngineError>, Violation> {
     engine.open(fs).map_err(|panic| {
         Violation::new(
             Invariant::NoPanic,
@@ -157,49 +164,23 @@ fn open(
     })
 }
 
-/// Files under their final names are complete: the manifest and every `snap-*.dat` check out.
-/// The engine renames files into place only after syncing them, so no crash can leave a
-/// final name on incomplete bytes.
-fn check_final_names(image: &Image) -> Result<(), Violation> {
-    for (path, bytes) in &image.files {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let verdict = if name == MANIFEST {
-            manifest_snapshot_ids(bytes).map(|_| ())
-        } else if is_snapshot_name(&name) {
-            check_snapshot(bytes)
-        } else {
-            Ok(())
-        };
-        if let Err(why) = verdict {
-            return Err(Violation::new(
-                Invariant::StructuralIntegrity,
-                format!(
-                    "after the crash {} exists under its final name but is incomplete: {why}",
-                    path.display()
-                ),
-                "files are renamed into place only once durable",
-                format!("{} bytes that do not check out", bytes.len()),
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn judge_open_error(case: ImageCase<'_>, lo: usize, e: Error) -> Result<Recovered, Violation> {
+fn judge_open_error(
+    case: ImageCase<'_>,
+    engine: &EngineConfig,
+    lo: usize,
+    e: EngineError,
+) -> Result<Recovered, Violation> {
     let actual = e.to_string();
-    match (&e, case.damage) {
+    match (&e.kind, case.damage) {
         // Reporting damage to synced bytes is always right. A damaged version field reads as
         // another format version, which the engine checks before checksums by design
         // (FORMAT.md §1): that names the file too, so it counts as a report.
-        (Error::Corruption { .. }, Some(_)) => Ok(Recovered {
+        (ErrorKind::Corruption { .. }, Some(_)) => Ok(Recovered {
             k: lo,
             state: None,
             recovery_points: Vec::new(),
         }),
-        (Error::UnsupportedFormat { file, .. }, Some(d))
+        (ErrorKind::UnsupportedFormat { file }, Some(d))
             if Path::new(&d.path) == file.as_path() =>
         {
             Ok(Recovered {
@@ -208,13 +189,11 @@ fn judge_open_error(case: ImageCase<'_>, lo: usize, e: Error) -> Result<Recovere
                 recovery_points: Vec::new(),
             })
         }
-        (Error::Corruption { file, offset, .. }, None) => {
-            let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
-            // The manifest, the snapshot files and the WAL header (reset by checkpoints) are
-            // what a checkpoint changes.
-            let checkpoint_file = name.as_deref() == Some(MANIFEST)
-                || name.as_deref().is_some_and(is_snapshot_name)
-                || (*offset < 4096 && !case.expectation.checkpoints_done.is_empty());
+        (ErrorKind::Corruption { file, offset }, None) => {
+            let checkpoints_done = !case.expectation.checkpoints_done.is_empty();
+            let checkpoint_file = engine
+                .structure()
+                .is_some_and(|s| s.is_checkpoint_file(file, *offset, checkpoints_done));
             let invariant = if checkpoint_file || case.expectation.phase == "checkpoint" {
                 Invariant::CheckpointAtomicity
             } else {
@@ -275,7 +254,7 @@ fn after_recovery(
             e.to_string(),
         )
     })?;
-    let again = read_state(&store).map_err(|e| writable("reading after a second reopen", e))?;
+    let again = read_state(&*store).map_err(|e| writable("reading after a second reopen", e))?;
     if &again != state {
         return Err(Violation::new(
             Invariant::StableIndeterminate,
@@ -284,13 +263,15 @@ fn after_recovery(
             describe(&again),
         ));
     }
-    store
-        .update(|tx| tx.put(PROBE_KEY.as_bytes(), probe.as_bytes()))
+    let probe_write: [(&[u8], Option<&[u8]>); 1] = [(PROBE_KEY.as_bytes(), Some(probe.as_bytes()))];
+    crate::engine::apply(&*store, &probe_write, Dur::Immediate)
         .map_err(|e| writable("a commit after recovery failed", e))?;
     store
         .checkpoint()
         .map_err(|e| writable("a checkpoint after recovery failed", e))?;
-    check_directory(&fs)?;
+    if let Some(structure) = engine.structure() {
+        structure.check_after_checkpoint(&fs, Path::new(STORE_DIR))?;
+    }
     drop(store);
     let fs = Image::durable_of(&fs.state()).to_simfs();
     let store = open(engine, &fs, "reopen after the post-recovery checkpoint")?.map_err(|e| {
@@ -306,8 +287,8 @@ fn after_recovery(
         }
     })?;
     let last =
-        read_state(&store).map_err(|e| writable("reading after the post-recovery commit", e))?;
-    check_reads(&store, &last, last.len() as u64)?;
+        read_state(&*store).map_err(|e| writable("reading after the post-recovery commit", e))?;
+    check_reads(&*store, &last, last.len() as u64)?;
     let mut expected = state.clone();
     expected.insert(PROBE_KEY.into(), probe.into());
     if last != expected {
@@ -335,48 +316,11 @@ fn after_recovery(
     Ok(())
 }
 
-fn writable(what: &str, e: Error) -> Violation {
+fn writable(what: &str, e: EngineError) -> Violation {
     Violation::new(
         Invariant::WritableAfterRecovery,
         what,
         "success",
         e.to_string(),
     )
-}
-
-/// After a checkpoint: no temporary file left, every snapshot file named by the manifest
-/// exists and checks out, and no other snapshot file is left behind.
-fn check_directory(fs: &SimFs) -> Result<(), Violation> {
-    let dir = Path::new(STORE_DIR);
-    let names = walstore::storage::Storage::list_dir(fs, dir).unwrap_or_default();
-    let bad = |detail: String| {
-        Violation::new(
-            Invariant::StructuralIntegrity,
-            detail,
-            "after a checkpoint: LOCK, MANIFEST, wal and the snapshot files the manifest names",
-            names.join(" "),
-        )
-    };
-    let manifest = fs
-        .read_live(&dir.join(MANIFEST))
-        .ok_or_else(|| bad("no MANIFEST after a checkpoint".into()))?;
-    let ids = manifest_snapshot_ids(&manifest).map_err(|e| bad(format!("MANIFEST: {e}")))?;
-    let referenced: Vec<String> = ids
-        .iter()
-        .map(|id| crate::layout::snapshot_name(*id))
-        .collect();
-    for name in &referenced {
-        let bytes = fs
-            .read_live(&dir.join(name))
-            .ok_or_else(|| bad(format!("{name} is named by the manifest but missing")))?;
-        check_snapshot(&bytes).map_err(|e| bad(format!("{name}: {e}")))?;
-    }
-    for name in &names {
-        let stray =
-            name.ends_with(".tmp") || (is_snapshot_name(name) && !referenced.contains(name));
-        if stray {
-            return Err(bad(format!("{name} is left behind after a checkpoint")));
-        }
-    }
-    Ok(())
 }

@@ -4,20 +4,20 @@
 use std::sync::Arc;
 use walstore::{EngineFaults, Options};
 use walstore_crashtest::artifact;
-use walstore_crashtest::engine::EngineConfig;
+use walstore_crashtest::engine::{EngineConfig, Walstore};
 use walstore_crashtest::explore::{explore, ExploreConfig, Strategy};
 use walstore_crashtest::workload::Workload;
 
 /// The engine with the safety steps `set` turns off.
 fn broken(set: impl Fn(&mut EngineFaults) + Send + Sync + 'static) -> EngineConfig {
-    EngineConfig {
-        hook: Some(Arc::new(move |options: Options| {
+    // Through the trait: walstore, with its options changed.
+    EngineConfig::of(Arc::new(Walstore::with_hook(Arc::new(
+        move |options: Options| {
             let mut faults = EngineFaults::default();
             set(&mut faults);
             options.inject_engine_faults(faults)
-        })),
-        ..EngineConfig::default()
-    }
+        },
+    ))))
 }
 
 fn without_wal_fsync() -> EngineConfig {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use walstore::{EngineFaults, Options};
 use walstore_crashtest::crashgen::{MediaModel, Variant};
-use walstore_crashtest::engine::EngineConfig;
+use walstore_crashtest::engine::{EngineConfig, Walstore};
 use walstore_crashtest::explore::{explore, ExploreConfig, Strategy};
 use walstore_crashtest::minimize::minimize;
 use walstore_crashtest::oracle::Invariant;
@@ -13,14 +13,14 @@ use walstore_crashtest::plan::tier;
 use walstore_crashtest::workload::Workload;
 
 fn broken(set: impl Fn(&mut EngineFaults) + Send + Sync + 'static) -> EngineConfig {
-    EngineConfig {
-        hook: Some(Arc::new(move |options: Options| {
+    // Through the trait: walstore, with its options changed.
+    EngineConfig::of(Arc::new(Walstore::with_hook(Arc::new(
+        move |options: Options| {
             let mut faults = EngineFaults::default();
             set(&mut faults);
             options.inject_engine_faults(faults)
-        })),
-        ..EngineConfig::default()
-    }
+        },
+    ))))
 }
 
 fn caught(engine: &EngineConfig, workload: &str, strategy: Strategy) -> Invariant {

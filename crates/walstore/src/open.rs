@@ -155,8 +155,7 @@ fn settle_locked(core: &Core) -> Result<LogPosition> {
     // One directory fsync makes them durable before anything is appended that depends on them.
     // A log that ends with a clean marker after all of its data was closed by a handle
     // whose every directory fsync succeeded (a failed one poisons, and a poisoned handle
-    // writes no marker) after an open that synced the directory: nothing to do then, which
-    // keeps a one-shot process at one `fdatasync` per commit and one at close.
+    // writes no marker) after an open that synced the directory: nothing to do then.
     if !version.closed_cleanly() {
         core.sync_store_dir()?;
     }
@@ -233,16 +232,17 @@ fn make_durable(core: &Core, version: &Arc<Version>) -> Result<(Arc<Version>, u6
         let end = folded.wal_end;
         return Ok((folded, end));
     } else if version.proven_end() < version.wal_end {
-        // Clean markers only: rewritten, not synced. The next commit's `fdatasync` makes
-        // them durable with it, and its watermark vouches only for what was proven before
-        // them; torn meanwhile, they are a torn tail.
-        core.wal()
-            .rewrite_in_place(version.proven_end(), version.wal_end, false)?;
-        return Ok((Arc::clone(version), version.proven_end()));
+        // Clean markers only: rewritten and synced before the next commit's watermark
+        // vouches for them. A watermark that stopped short of them would leave the first
+        // commit after this open unprotected: damage to the marker's synced bytes would then
+        // read as a torn tail and drop that acknowledged commit silently (the crash harness
+        // found it when this sync was left to the commit's own `fdatasync`).
+        version.proven_end()
     } else {
+        // Everything is proven durable by a watermark: nothing to write or sync.
         return Ok((Arc::clone(version), version.wal_end));
     };
-    core.wal().rewrite_in_place(proven, version.wal_end, true)?;
+    core.wal().rewrite_in_place(proven, version.wal_end)?;
     Ok((Arc::clone(version), version.wal_end))
 }
 

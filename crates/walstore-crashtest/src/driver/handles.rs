@@ -8,16 +8,17 @@
 //! handles commit into one history.
 
 use super::Driver;
+use crate::engine::Handle;
 use crate::oracle::Violation;
 use crate::trace::OpClass;
 use crate::workload::Step;
+use std::path::Path;
 use std::sync::Arc;
-use walstore::Store;
 
 /// The per-handle fields of the handle that is not running.
 #[derive(Default)]
 pub(super) struct Parked {
-    store: Option<Store>,
+    store: Option<Arc<dyn Handle>>,
     faulted: bool,
     poisoned: Option<String>,
     reopen_in: Option<u32>,
@@ -50,7 +51,11 @@ impl Driver<'_> {
             .fs
             .trace()
             .iter()
-            .filter(|t| t.index > before && t.class == OpClass::Sync && t.path.ends_with("/wal"))
+            .filter(|t| {
+                t.index > before
+                    && t.class == OpClass::Sync
+                    && self.engine.is_log(Path::new(&t.path))
+            })
             .map(|t| t.index)
             .collect();
         self.history.second_handle_syncs.extend(syncs);

@@ -10,12 +10,12 @@
 //! own write is among them was acknowledged on a sync that had not seen it (invariant 3).
 
 use super::{panic_violation, Driver};
-use crate::engine::{durability, guarded};
+use crate::engine::{guarded, EngineError, Handle};
 use crate::oracle::{Invariant, Status, Violation};
 use crate::workload::{Dur, Step, TxOp};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
-use walstore::Store;
 
 /// One commit of a concurrent pair.
 struct Half<'a> {
@@ -37,9 +37,8 @@ fn as_half(step: &Step) -> Option<(u64, &[TxOp], Dur)> {
     }
 }
 
-fn commit_on(store: &Store, ops: &[TxOp], dur: Dur) -> walstore::Result<()> {
-    let mut tx = store.begin_write()?;
-    tx.set_durability(durability(dur));
+fn commit_on(store: &dyn Handle, ops: &[TxOp], dur: Dur) -> Result<(), EngineError> {
+    let mut tx = store.begin_write(dur)?;
     for op in ops {
         match op {
             TxOp::Put { key, value } => tx.put(key.as_bytes(), value.as_bytes())?,
@@ -70,6 +69,10 @@ impl Driver<'_> {
         self.fs.set_phase(&phase);
         let start = self.fs.op_count();
         let fired_before = self.fs.fired().len();
+        let (a, b) = (
+            (a.0, a.1, self.engine.promised(a.2)),
+            (b.0, b.1, self.engine.promised(b.2)),
+        );
         let ia = self.history.begin_commit(a.0, writes_of(a.1), a.2, start);
         let ib = self.history.begin_commit(b.0, writes_of(b.1), b.2, start);
         let snapshot = Arc::new(self.history.clone());
@@ -82,9 +85,9 @@ impl Driver<'_> {
         let (ra, rb) = std::thread::scope(|scope| {
             let other = scope.spawn(|| {
                 fs.wait_for_held_sync();
-                guarded(|| commit_on(&store, b.1, b.2))
+                guarded(|| commit_on(&*store, b.1, b.2))
             });
-            let ra = guarded(|| commit_on(&store, a.1, a.2));
+            let ra = guarded(|| commit_on(&*store, a.1, a.2));
             fs.disarm_sync_gate();
             let rb = other
                 .join()
@@ -123,14 +126,14 @@ impl Driver<'_> {
         &mut self,
         start: u64,
         fired_before: usize,
-        halves: [(Half<'_>, walstore::Result<()>); 2],
+        halves: [(Half<'_>, Result<(), EngineError>); 2],
     ) -> Result<(), Violation> {
         let end = self.fs.op_count();
         let writes: Vec<(u64, (u64, u64))> = self
             .fs
             .trace()
             .iter()
-            .filter(|t| t.index > start && t.path.ends_with("/wal"))
+            .filter(|t| t.index > start && self.engine.is_log(Path::new(&t.path)))
             .filter_map(|t| t.range.map(|r| (t.index, r)))
             .collect();
         let faulted = self.fs.fired().len() > fired_before;
@@ -174,8 +177,19 @@ impl Driver<'_> {
     /// An acknowledged Immediate commit one of whose WAL writes (trace indexes `write_ops`)
     /// is still unsynced was acknowledged on a sync that had not seen it.
     pub(super) fn check_covered(&self, serial: u64, write_ops: &[u64]) -> Result<(), Violation> {
-        let wal = Path::new(crate::engine::STORE_DIR).join("wal");
-        let unsynced = self.fs.unsynced_write_ops(&wal);
+        if write_ops.is_empty() {
+            return Ok(());
+        }
+        let trace = self.fs.trace();
+        let logs: BTreeSet<&str> = trace
+            .iter()
+            .filter(|t| write_ops.contains(&t.index))
+            .map(|t| t.path.as_str())
+            .collect();
+        let unsynced: Vec<u64> = logs
+            .into_iter()
+            .flat_map(|log| self.fs.unsynced_write_ops(Path::new(log)))
+            .collect();
         let Some(op) = write_ops.iter().find(|op| unsynced.contains(op)) else {
             return Ok(());
         };

@@ -215,6 +215,8 @@ pub fn explore(
     config: &ExploreConfig,
 ) -> Outcome {
     let engine = engine.with_settings(workload.settings);
+    // Engines without a structural check do not run the recipes aimed at walstore's files.
+    let config = &engine.restrict(config);
     match strategy {
         Strategy::SyncPoints => points::explore_points(workload, &engine, config, false, None),
         Strategy::EveryOp => points::explore_points(workload, &engine, config, true, None),
@@ -228,9 +230,13 @@ pub fn explore(
         }
         Strategy::Countdown => countdown::explore_countdown(workload, &engine, config, None),
         Strategy::Swarm => swarm::explore_swarm(workload, &engine, config, None),
-        Strategy::Aimed => points::explore_points(workload, &engine, &aimed(config), false, None),
+        Strategy::Aimed => {
+            let config = engine.restrict(&aimed(config));
+            points::explore_points(workload, &engine, &config, false, None)
+        }
         Strategy::TornTails => {
-            points::explore_points(workload, &engine, &torn_tails(config), true, None)
+            let config = engine.restrict(&torn_tails(config));
+            points::explore_points(workload, &engine, &config, true, None)
         }
     }
 }

@@ -504,10 +504,10 @@ impl Wal {
         zero(head_end, to)
     }
 
-    /// Rewrites `[from, to)` with the bytes it holds (and syncs, with `sync`): makes bytes the page cache may
+    /// Rewrites `[from, to)` with the bytes it holds and syncs: makes bytes the page cache may
     /// hold in pages marked clean dirty again. Used only for a tail of clean markers, which
     /// carries no data (torn, it is a torn tail; RECOVERY.md S1).
-    pub(crate) fn rewrite_in_place(&self, from: u64, to: u64, sync: bool) -> Result<()> {
+    pub(crate) fn rewrite_in_place(&self, from: u64, to: u64) -> Result<()> {
         // Clean markers are 48 bytes each (a sector with sector padding), written one per
         // close: a small range.
         let mut buf = vec![0u8; to.saturating_sub(from).min(1 << 20) as usize];
@@ -526,10 +526,7 @@ impl Wal {
             }
             at += n as u64;
         }
-        if sync {
-            self.fdatasync("fdatasync at open")?;
-        }
-        Ok(())
+        self.fdatasync("fdatasync at open")
     }
 
     /// Writes the header of a new generation and syncs it: the last step of a checkpoint, or

@@ -1,0 +1,192 @@
+//! walstore as an [`Engine`]: Immediate commits, atomic transactions, and
+//! [`crate::layout`] as its structural check.
+
+use super::{Engine, Entries};
+use super::{EngineError, ErrorKind, Handle, ReadTxn, StructuralCheck, WriteTxn};
+use crate::layout::WalstoreLayout;
+use crate::workload::{Dur, EngineSettings};
+use std::fmt;
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+use walstore::storage::Storage;
+use walstore::{Durability, Options, RecoveryMode, Store};
+
+/// A change to the engine's options, applied last (the harness's own tests use it to switch
+/// on deliberately broken engine variants).
+pub type OptionsHook = Arc<dyn Fn(Options) -> Options + Send + Sync>;
+
+/// walstore, opened with Immediate durability, strict recovery and no background
+/// checkpoints, then `hook`.
+#[derive(Clone, Default)]
+pub struct Walstore {
+    /// Applied to the options after the harness's own settings.
+    pub hook: Option<OptionsHook>,
+}
+
+impl fmt::Debug for Walstore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Walstore")
+            .field("hook", &self.hook.as_ref().map(|_| "custom"))
+            .finish()
+    }
+}
+
+impl Walstore {
+    /// walstore with `hook` applied to its options (a deliberately broken variant).
+    pub fn with_hook(hook: OptionsHook) -> Self {
+        Walstore { hook: Some(hook) }
+    }
+
+    /// Options for a store on `storage`: with `settings`, Immediate, strict recovery, no
+    /// background checkpoints and the workload's sizes; without, the engine's defaults.
+    pub fn options(&self, storage: Arc<dyn Storage>, settings: Option<&EngineSettings>) -> Options {
+        let options = Options::new().storage(storage);
+        let options = match settings {
+            None => options,
+            Some(settings) => {
+                let options = options
+                    .durability(Durability::Immediate)
+                    .recovery(RecoveryMode::Strict)
+                    .auto_checkpoint(false)
+                    .wal_preallocate_bytes(settings.wal_preallocate_bytes)
+                    .segment_size_bytes_target(settings.segment_size_bytes_target)
+                    .sector_size(settings.sector_size);
+                match settings.read_chunk_bytes {
+                    Some(bytes) => options.read_chunk_bytes(bytes),
+                    None => options,
+                }
+            }
+        };
+        match &self.hook {
+            Some(hook) => hook(options),
+            None => options,
+        }
+    }
+}
+
+impl Engine for Walstore {
+    fn name(&self) -> String {
+        match self.hook {
+            Some(_) => "walstore (modified options)".into(),
+            None => "walstore".into(),
+        }
+    }
+
+    fn open(
+        &self,
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        settings: Option<&EngineSettings>,
+    ) -> Result<Box<dyn Handle>, EngineError> {
+        let store = self.options(storage, settings).open(dir).map_err(error)?;
+        Ok(Box::new(WalstoreHandle(store)))
+    }
+
+    fn structure(&self) -> Option<&dyn StructuralCheck> {
+        Some(&WalstoreLayout)
+    }
+}
+
+/// The engine's error as the harness's.
+pub fn error(e: walstore::Error) -> EngineError {
+    let kind = match &e {
+        walstore::Error::Corruption { file, offset, .. } => ErrorKind::Corruption {
+            file: file.clone(),
+            offset: *offset,
+        },
+        walstore::Error::UnsupportedFormat { file, .. } => {
+            ErrorKind::UnsupportedFormat { file: file.clone() }
+        }
+        _ => ErrorKind::Other,
+    };
+    EngineError {
+        kind,
+        message: e.to_string(),
+    }
+}
+
+/// The durability of a commit.
+pub fn durability(d: Dur) -> Durability {
+    match d {
+        Dur::Immediate => Durability::Immediate,
+        Dur::Buffered => Durability::Buffered,
+    }
+}
+
+/// An open walstore.
+#[derive(Debug)]
+pub struct WalstoreHandle(pub Store);
+
+impl Handle for WalstoreHandle {
+    fn begin_write(&self, dur: Dur) -> Result<Box<dyn WriteTxn + '_>, EngineError> {
+        let mut tx = self.0.begin_write().map_err(error)?;
+        tx.set_durability(durability(dur));
+        Ok(Box::new(Write(tx)))
+    }
+
+    fn begin_read(&self) -> Result<Box<dyn ReadTxn + '_>, EngineError> {
+        Ok(Box::new(Read(self.0.begin_read().map_err(error)?)))
+    }
+
+    fn sync(&self) -> Result<(), EngineError> {
+        self.0.sync().map_err(error)
+    }
+
+    fn checkpoint(&self) -> Result<(), EngineError> {
+        self.0.checkpoint().map(|_| ()).map_err(error)
+    }
+
+    fn compact(&self) -> Result<(), EngineError> {
+        self.0.compact().map(|_| ()).map_err(error)
+    }
+}
+
+struct Write(walstore::WriteTxn);
+
+impl WriteTxn for Write {
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+        Ok(self.0.get(key).map_err(error)?.map(|v| v[..].to_vec()))
+    }
+
+    fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), EngineError> {
+        self.0.put(key, value).map_err(error)
+    }
+
+    fn delete(&mut self, key: &[u8]) -> Result<(), EngineError> {
+        self.0.delete(key).map_err(error)
+    }
+
+    fn commit(self: Box<Self>) -> Result<(), EngineError> {
+        self.0.commit().map_err(error)
+    }
+
+    fn abort(self: Box<Self>) {
+        self.0.abort();
+    }
+}
+
+struct Read(walstore::ReadTxn);
+
+fn collect(iter: walstore::Result<walstore::Iter<'_>>) -> Result<Entries, EngineError> {
+    let mut out = Vec::new();
+    for item in iter.map_err(error)? {
+        let (k, v) = item.map_err(error)?;
+        out.push((k, v[..].to_vec()));
+    }
+    Ok(out)
+}
+
+impl ReadTxn for Read {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+        Ok(self.0.get(key).map_err(error)?.map(|v| v[..].to_vec()))
+    }
+
+    fn range(&self, lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> Result<Entries, EngineError> {
+        collect(self.0.range::<&[u8], _>((lo, hi)))
+    }
+
+    fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, EngineError> {
+        collect(self.0.scan_prefix(prefix))
+    }
+}
