@@ -14,6 +14,8 @@
 //! - [`explore`]: the strategies (crash points, countdown errors, crashes inside recovery,
 //!   swarm); [`artifact`] saves and replays failures, [`minimize`] shrinks them;
 //!   [`killtest`] kills real processes on the real file system.
+//! - [`program`]: any program: records its file operations in one directory (strace),
+//!   replays them into [`simfs`] and runs its checker on every distinct crash image.
 //!
 //! Invariant: the harness knows the engine only through its public API, except for the
 //! manifest's list of snapshot files and the snapshot checksums ([`layout`]), which
@@ -44,6 +46,7 @@ pub mod layout;
 pub mod minimize;
 pub mod oracle;
 pub mod plan;
+pub mod program;
 pub mod reads;
 pub mod simfs;
 pub mod stats;
