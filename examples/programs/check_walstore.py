@@ -25,7 +25,12 @@ for e in entries:
     if not e.get("found"):
         print("%s: missing" % e["key"])
         sys.exit(1)
-    saves[e["key"]] = json.loads(e["value"])["save"]
+    if "json" in e:  # a typed value (the Python package stores str as a typed string)
+        doc = json.loads(e["json"])
+        doc = json.loads(doc) if isinstance(doc, str) else doc
+    else:
+        doc = json.loads(e["value"])
+    saves[e["key"]] = doc["save"]
 if len(set(saves.values())) != 1:
     print("files from different saves: %s" % saves)
     sys.exit(1)
