@@ -273,6 +273,39 @@ fn bad_usage_exits_2() {
 }
 
 #[test]
+fn strace_that_cannot_trace_is_bad_usage() {
+    // A stand-in for strace where ptrace is refused: it complains and traces nothing.
+    let bin = tempfile::tempdir().expect("a directory");
+    let fake = bin.path().join("strace");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'strace: PTRACE_TRACEME: Operation not permitted' >&2\nexit 1\n",
+    )
+    .expect("write");
+    let made_executable = Command::new("chmod")
+        .arg("+x")
+        .arg(&fake)
+        .status()
+        .expect("chmod");
+    assert!(made_executable.success());
+    let dir = tempfile::tempdir().expect("a directory");
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_walstore-crashtest"))
+        .args(["program", "--dir"])
+        .arg(dir.path())
+        .args(["--run", "true", "--check", "true"])
+        .env("PATH", path)
+        .output()
+        .expect("walstore-crashtest runs");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("strace"));
+}
+
+#[test]
 fn a_checker_that_rejects_the_initial_state_is_bad_usage() {
     let dir = tempfile::tempdir().expect("a directory");
     let out = crashtest(&[

@@ -640,10 +640,14 @@ fn record(
         .map_err(|e| ProgramError::Strace(e.to_string()))?;
     let text = fs::read(&log).map_err(|e| ProgramError::Strace(format!("no log: {e}")))?;
     let text = String::from_utf8_lossy(&text);
-    if text.lines().next().is_some_and(|l| l.contains("PTRACE")) {
-        return Err(ProgramError::Strace(
-            text.lines().next().unwrap_or("").into(),
-        ));
+    if text.trim().is_empty() {
+        // strace reports a refused ptrace (or a bad option) on stderr and traces nothing;
+        // any program, even `sh -c true`, makes traced calls (opening its libraries).
+        let err = fs::read_to_string(&stderr_path).unwrap_or_default();
+        return Err(ProgramError::Strace(format!(
+            "nothing was traced ({status}): {}",
+            err.trim()
+        )));
     }
     if matches!(status.code(), Some(126 | 127)) {
         let err = fs::read_to_string(&stderr_path).unwrap_or_default();

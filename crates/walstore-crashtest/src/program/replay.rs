@@ -169,3 +169,85 @@ pub fn name_faults(state: &FsState, image: &Image) -> BTreeSet<crate::crashgen::
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crashgen::{generate, FaultClass, MediaModel, Variant};
+
+    fn initial() -> Image {
+        let mut image = Image::default();
+        image.dirs.insert(PathBuf::from("/"));
+        image.dirs.insert(PathBuf::from(ROOT));
+        image.files.insert(sim_path("a"), b"old".to_vec());
+        image
+    }
+
+    fn save(dir_fsync: bool) -> Recording {
+        let mut ops = vec![
+            Op::Create {
+                path: "a.tmp".into(),
+            },
+            Op::Write {
+                path: "a.tmp".into(),
+                offset: 0,
+                data: b"new".to_vec(),
+            },
+            Op::Fsync {
+                path: "a.tmp".into(),
+                data_only: false,
+            },
+            Op::Rename {
+                from: "a.tmp".into(),
+                to: "a".into(),
+            },
+        ];
+        if dir_fsync {
+            ops.push(Op::DirFsync { path: "".into() });
+        }
+        ops.push(Op::Stdout {
+            line: "saved 1".into(),
+        });
+        Recording {
+            ops,
+            unmodelled: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn an_unsynced_rename_is_lost_at_a_power_cut_and_labelled_f8() {
+        let replayed = replay(&initial(), &save(false));
+        assert!(replayed.refused.is_empty(), "{:?}", replayed.refused);
+        let last = replayed.points.last().expect("a crash point");
+        assert_eq!(last.after, Some(3));
+        assert_eq!(last.acked, 1, "the line printed after the rename");
+        let g = generate(
+            &last.state,
+            Variant::DropUnsynced,
+            0,
+            &MediaModel::default(),
+        )
+        .expect("an image");
+        assert_eq!(g.image.files.get(&sim_path("a")), Some(&b"old".to_vec()));
+        assert!(name_faults(&last.state, &g.image).contains(&FaultClass::F8));
+    }
+
+    #[test]
+    fn a_directory_fsync_makes_the_rename_durable() {
+        let replayed = replay(&initial(), &save(true));
+        let last = replayed.points.last().expect("a crash point");
+        assert_eq!(last.after, Some(4));
+        let g = generate(
+            &last.state,
+            Variant::DropUnsynced,
+            0,
+            &MediaModel::default(),
+        )
+        .expect("an image");
+        assert_eq!(g.image.files.get(&sim_path("a")), Some(&b"new".to_vec()));
+        assert!(!g.image.files.contains_key(&sim_path("a.tmp")));
+        assert!(name_faults(&last.state, &g.image).is_empty());
+        // Before the rename, the line was not printed yet.
+        assert_eq!(replayed.points[3].acked, 0);
+    }
+}
