@@ -12,7 +12,7 @@ fi
 
 py=$(python3 -c 'import sys; print(sys.executable)')
 venv_py=target/ci/pyenv/bin/python
-export WALSTORE="$PWD/target/debug/walstore"
+export WALSTORE="$PWD/${CARGO_TARGET_DIR:-target}/debug/walstore"
 dir=$(mktemp -d /tmp/crashtest-program-XXXXXX)
 e=examples/programs
 cargo run --release -p walstore-crashtest -- program --dir "$dir" \
