@@ -103,7 +103,11 @@ impl Parser {
             let Some(head) = self.unfinished.remove(pid) else {
                 return;
             };
-            joined = if head.ends_with('(') || tail.starts_with(')') || tail.starts_with(',') {
+            joined = if head.ends_with('(')
+                || head.ends_with(',')
+                || tail.starts_with(')')
+                || tail.starts_with(',')
+            {
                 format!("{head}{tail}")
             } else {
                 format!("{head}, {tail}")
@@ -603,6 +607,8 @@ mod tests {
              10 write(3<{t}>, \"{}\", 3 <unfinished ...>\n\
              11 close(4) = 0\n\
              10 <... write resumed>) = 3\n\
+             10 pwrite64(3<{t}>,  <unfinished ...>\n\
+             10 <... pwrite64 resumed>\"{}\", 2, 1) = 2\n\
              10 fsync(3<{t}>) = 0\n\
              10 close(3<{t}>) = 0\n\
              10 rename(\"{t}\", \"{f}\") = 0\n\
@@ -613,6 +619,7 @@ mod tests {
              10 +++ exited with 0 +++\n",
             hex("hello"),
             hex("abc"),
+            hex("EL"),
             hex("nope"),
             hex("saved 1\n"),
         );
@@ -624,6 +631,7 @@ mod tests {
                 "create a.tmp",
                 "write a.tmp [0, 5) \"hello\"",
                 "write a.tmp [5, 8) \"abc\"",
+                "write a.tmp [1, 3) \"EL\"",
                 "fsync a.tmp",
                 "rename a.tmp -> a",
                 "fsync dir .",
