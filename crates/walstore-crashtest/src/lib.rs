@@ -17,6 +17,8 @@
 //! - [`explore`]: the strategies (crash points, countdown errors, crashes inside recovery,
 //!   swarm); [`artifact`] saves and replays failures, [`minimize`] shrinks them;
 //!   [`killtest`] kills real processes on the real file system.
+//! - [`program`]: any program: records its file operations in one directory (strace),
+//!   replays them into [`simfs`] and runs its checker on every distinct crash image.
 //!
 //! Invariant: the harness knows the engine only through the [`engine::Engine`] trait; walstore's
 //! specifics are `engine::Walstore` and [`layout`] (the manifest's list of snapshot files,
@@ -49,6 +51,7 @@ pub mod layout;
 pub mod minimize;
 pub mod oracle;
 pub mod plan;
+pub mod program;
 pub mod reads;
 pub mod simfs;
 pub mod stats;

@@ -1,4 +1,6 @@
-//! The `walstore-crashtest` command: run, explore, replay, minimize, kill.
+//! The `walstore-crashtest` command: run, explore, replay, minimize, kill, program.
+
+mod program_cmd;
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -168,6 +170,11 @@ enum Command {
         #[arg(long)]
         buffered: bool,
     },
+    /// Records a real program's file operations in DIR (strace) and runs its checker on every
+    /// crash image of them.
+    Program(program_cmd::ProgramArgs),
+    /// Materialises one crash image of a `program` run into a directory.
+    ProgramImage(program_cmd::ImageArgs),
     /// The child of `kill` (commits in a loop, prints acknowledged transaction numbers).
     #[command(hide = true)]
     ChildWriter {
@@ -275,6 +282,8 @@ fn main() -> ExitCode {
             delay_ms_max,
             buffered,
         } => kill(dir, rounds, seed, delay_ms_max, buffered),
+        Command::Program(args) => program_cmd::program(args),
+        Command::ProgramImage(args) => program_cmd::program_image(args),
         Command::ChildWriter { dir, buffered } => match child_writer(&dir, buffered) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -1,0 +1,322 @@
+//! `walstore-crashtest program` on the example programs of `examples/programs/`: the verdict
+//! on each (and the fault class that breaks it) must not change. Needs `strace` and
+//! `python3` (CI installs strace; see .ci/run).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn examples() -> PathBuf {
+    repo().join("examples/programs")
+}
+
+/// The interpreter itself, not a shim (pyenv's shim costs a shell per checker run).
+fn python() -> &'static str {
+    static PY: OnceLock<String> = OnceLock::new();
+    PY.get_or_init(|| {
+        let out = Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .expect("python3 runs");
+        String::from_utf8(out.stdout)
+            .expect("a path")
+            .trim()
+            .to_string()
+    })
+}
+
+/// The `walstore` command, built next to this test's binary if missing.
+fn walstore() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_BIN_EXE_walstore-crashtest"))
+            .parent()
+            .expect("the binary's directory")
+            .to_path_buf();
+        let bin = dir.join("walstore");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        // Always (re)build: cheap when fresh, and never tests a stale CLI.
+        let status = Command::new(cargo)
+            .args(["build", "-p", "walstore-cli", "--bin", "walstore"])
+            .current_dir(repo())
+            .env(
+                "CARGO_TARGET_DIR",
+                dir.parent().expect("the target directory"),
+            )
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the walstore command failed");
+        bin
+    })
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+}
+
+fn crashtest(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_walstore-crashtest"))
+        .args(args)
+        .env("WALSTORE", walstore())
+        .output()
+        .expect("walstore-crashtest runs")
+}
+
+fn run_program(name: &str, init: &str, check: &str, files: &str) -> Run {
+    let dir = tempfile::tempdir().expect("a directory");
+    let artifacts = tempfile::tempdir().expect("a directory");
+    let e = examples();
+    let (py, e) = (python(), e.display());
+    let started = Instant::now();
+    let out = crashtest(&[
+        "program",
+        "--dir",
+        &dir.path().display().to_string(),
+        "--init",
+        &format!("{py} -B {e}/{init} {{dir}} {files}"),
+        "--run",
+        &format!("{py} -B {e}/{name} {{dir}}"),
+        "--check",
+        &format!("{py} -B {e}/{check} {{dir}} {files}"),
+        "--tier",
+        "ci",
+        "--artifacts",
+        &artifacts.path().display().to_string(),
+        "--print-limit",
+        "1",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    eprintln!(
+        "{name}: {:.1}s\n{stdout}{}",
+        started.elapsed().as_secs_f64(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout,
+    }
+}
+
+fn verdict_line(run: &Run) -> &str {
+    run.stdout
+        .lines()
+        .find(|l| l.starts_with("FAIL:") || l.starts_with("PASS:"))
+        .expect("a verdict line")
+}
+
+fn assert_broken_by(run: &Run, class: &str) {
+    assert_eq!(run.code, 1, "expected violations");
+    let verdict = verdict_line(run);
+    let broken = verdict.split("broken by ").nth(1).expect("broken by");
+    assert!(
+        broken.starts_with(&format!("{class} ")),
+        "expected {class} to break it: {verdict}"
+    );
+    assert!(run.stdout.contains("VIOLATION 1:"));
+    assert!(run.stdout.contains("materialise: "));
+    assert!(run.stdout.contains("operations leading to it:"));
+}
+
+fn assert_pass(run: &Run) {
+    assert_eq!(run.code, 0, "expected no violation");
+    assert!(verdict_line(run).starts_with("PASS"));
+    assert!(!run.stdout.contains("replay refused"));
+}
+
+#[test]
+fn four_files_rewritten_in_place_break_at_a_process_kill() {
+    let run = run_program("1_in_place.py", "init_json.py", "check_json.py", "");
+    assert_broken_by(&run, "F15");
+}
+
+#[test]
+fn replace_without_directory_fsync_loses_the_rename() {
+    let run = run_program(
+        "2_replace_no_dirsync.py",
+        "init_json.py",
+        "check_json.py",
+        "",
+    );
+    assert_broken_by(&run, "F8");
+}
+
+#[test]
+fn replace_with_file_and_directory_fsync_passes() {
+    let run = run_program("3_replace_dirsync.py", "init_json.py", "check_json.py", "");
+    assert_pass(&run);
+}
+
+#[test]
+fn replace_without_fsync_of_the_temporary_file_loses_its_data() {
+    let run = run_program(
+        "4_replace_no_fsync.py",
+        "init_json.py",
+        "check_json.py",
+        "context.json",
+    );
+    assert_broken_by(&run, "F1");
+}
+
+#[test]
+fn the_save_through_the_walstore_command_passes() {
+    let run = run_program(
+        "5_walstore_cli.py",
+        "init_walstore.py",
+        "check_walstore.py",
+        "",
+    );
+    assert_pass(&run);
+    // The store's own files were recorded: the WAL, a snapshot and the manifest.
+    assert!(run.stdout.contains("crash points: "));
+}
+
+#[test]
+fn a_violation_image_is_materialised_by_its_command() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let artifacts = tempfile::tempdir().expect("a directory");
+    let into = tempfile::tempdir().expect("a directory");
+    let (py, e) = (python(), examples());
+    let e = e.display();
+    let out = crashtest(&[
+        "program",
+        "--dir",
+        &dir.path().display().to_string(),
+        "--init",
+        &format!("{py} -B {e}/init_json.py {{dir}} context.json"),
+        "--run",
+        &format!("{py} -B {e}/4_replace_no_fsync.py {{dir}}"),
+        "--check",
+        &format!("{py} -B {e}/check_json.py {{dir}} context.json"),
+        "--artifacts",
+        &artifacts.path().display().to_string(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("materialise: "))
+        .expect("a materialise command");
+    let mut words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+    let last = words.len() - 1;
+    words[last] = into.path().join("image").display().to_string();
+    let made = Command::new(&words[0])
+        .args(&words[1..])
+        .output()
+        .expect("program-image runs");
+    assert!(made.status.success(), "{made:?}");
+    // The checker rejects the materialised image as it rejected the one it was shown.
+    let acked = artifacts.path().join("acked-for-test.txt");
+    let first = &stdout[stdout.find("acknowledged: ").expect("acked")..];
+    let saves: Vec<&str> = first
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split('"')
+        .filter(|s| s.starts_with("saved"))
+        .collect();
+    std::fs::write(&acked, saves.join("\n")).expect("write acked");
+    let check = Command::new(py)
+        .arg("-B")
+        .arg(examples().join("check_json.py"))
+        .arg(into.path().join("image"))
+        .arg("context.json")
+        .env("CRASHTEST_ACKED", &acked)
+        .output()
+        .expect("the checker runs");
+    assert!(!check.status.success(), "{check:?}");
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let missing = crashtest(&[
+        "program",
+        "--dir",
+        "/nonexistent/h15p",
+        "--run",
+        "true",
+        "--check",
+        "true",
+    ]);
+    assert_eq!(missing.status.code(), Some(2));
+    let dir = tempfile::tempdir().expect("a directory");
+    let d = dir.path().display().to_string();
+    let no_program = crashtest(&[
+        "program",
+        "--dir",
+        &d,
+        "--run",
+        "/nonexistent/program",
+        "--check",
+        "true",
+    ]);
+    assert_eq!(no_program.status.code(), Some(2), "{no_program:?}");
+    let no_checker = crashtest(&[
+        "program",
+        "--dir",
+        &d,
+        "--run",
+        "true",
+        "--check",
+        "/nonexistent/checker",
+    ]);
+    assert_eq!(no_checker.status.code(), Some(2), "{no_checker:?}");
+    let bad_tier = crashtest(&[
+        "program", "--dir", &d, "--run", "true", "--check", "true", "--tier", "huge",
+    ]);
+    assert_eq!(bad_tier.status.code(), Some(2));
+}
+
+#[test]
+fn strace_that_cannot_trace_is_bad_usage() {
+    // A stand-in for strace where ptrace is refused: it complains and traces nothing.
+    let bin = tempfile::tempdir().expect("a directory");
+    let fake = bin.path().join("strace");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'strace: PTRACE_TRACEME: Operation not permitted' >&2\nexit 1\n",
+    )
+    .expect("write");
+    let made_executable = Command::new("chmod")
+        .arg("+x")
+        .arg(&fake)
+        .status()
+        .expect("chmod");
+    assert!(made_executable.success());
+    let dir = tempfile::tempdir().expect("a directory");
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_walstore-crashtest"))
+        .args(["program", "--dir"])
+        .arg(dir.path())
+        .args(["--run", "true", "--check", "true"])
+        .env("PATH", path)
+        .output()
+        .expect("walstore-crashtest runs");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("strace"));
+}
+
+#[test]
+fn a_checker_that_rejects_the_initial_state_is_bad_usage() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let out = crashtest(&[
+        "program",
+        "--dir",
+        &dir.path().display().to_string(),
+        "--run",
+        "true",
+        "--check",
+        "false",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rejects the state"));
+}
