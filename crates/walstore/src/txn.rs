@@ -135,7 +135,9 @@ fn range_delete(range: &crate::version::KeyRange) -> Result<Option<RangeDelete>>
         next
     };
     let start = match &range.0 {
+        // Keys are never empty: an empty start is the smallest key.
         Bound::Unbounded => vec![0u8],
+        Bound::Included(k) if k.is_empty() => vec![0u8],
         Bound::Included(k) => k.clone(),
         Bound::Excluded(k) => after(k),
     };
@@ -155,7 +157,7 @@ fn range_delete(range: &crate::version::KeyRange) -> Result<Option<RangeDelete>>
             });
         }
     }
-    if start.is_empty() || end.as_ref().is_some_and(|e| e <= &start) {
+    if end.as_ref().is_some_and(|e| e <= &start) {
         return Ok(None);
     }
     Ok(Some(RangeDelete {

@@ -222,3 +222,33 @@ fn writers_commit_while_a_merge_runs() {
     }
     assert!(commits > 0, "no commit got through while the merge ran");
 }
+
+#[test]
+fn a_range_deletion_from_the_empty_key_deletes_from_the_first_key() {
+    let mem = MemoryStorage::new();
+    let store = open(&mem);
+    store
+        .update(|tx| {
+            tx.put(b"a", b"1")?;
+            tx.put(b"b", b"2")?;
+            tx.put(b"c", b"3")
+        })
+        .expect("put");
+    store.checkpoint().expect("checkpoint");
+    store
+        .update(|tx| tx.delete_range(b"".to_vec()..b"b".to_vec()))
+        .expect("delete");
+    let read = store.begin_read().expect("read");
+    let keys: Vec<Vec<u8>> = read
+        .range::<&[u8], _>(..)
+        .expect("range")
+        .map(|r| r.expect("item").0)
+        .collect();
+    assert_eq!(keys, vec![b"b".to_vec(), b"c".to_vec()]);
+    drop(read);
+    store
+        .update(|tx| tx.delete_range(b"".to_vec()..))
+        .expect("delete all");
+    let read = store.begin_read().expect("read");
+    assert_eq!(read.range::<&[u8], _>(..).expect("range").count(), 0);
+}
