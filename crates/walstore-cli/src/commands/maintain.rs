@@ -216,3 +216,19 @@ pub(crate) fn backup(cx: &Context<'_>, store: &Path, dest: &Path) -> Outcome {
         }),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compact_retries_only_as_long_as_wait_allows() {
+        let second = Duration::from_secs(1);
+        assert!(!may_retry(LockWait::NoWait, Duration::ZERO));
+        assert!(may_retry(LockWait::Forever, second * 1000));
+        assert!(may_retry(LockWait::Timeout(second), second / 2));
+        assert!(!may_retry(LockWait::Timeout(second), second));
+        assert_eq!(plural(1, "run"), "1 run");
+        assert_eq!(plural(0, "file"), "0 files");
+    }
+}
