@@ -64,13 +64,27 @@ pub enum Command {
         #[arg(required = true)]
         keys: Vec<OsString>,
     },
-    /// Delete every KEY in one transaction.
+    /// Delete every KEY in one transaction; or, with --prefix or --from/--to, every key in a
+    /// range (one range deletion in one transaction, however many keys it covers).
     Del {
         /// The store directory.
         store: PathBuf,
         /// Keys to delete (missing ones are fine).
-        #[arg(required = true)]
+        #[arg(
+            required_unless_present_any = ["prefix", "from", "to"],
+            conflicts_with_all = ["prefix", "from", "to"]
+        )]
         keys: Vec<OsString>,
+        /// Delete every key that starts with PREFIX (not empty).
+        #[arg(long, value_name = "PREFIX", conflicts_with_all = ["from", "to"])]
+        prefix: Option<OsString>,
+        /// Delete every key from A, included, on (up to --to if given; "" is the first key).
+        #[arg(long, value_name = "A")]
+        from: Option<OsString>,
+        /// Delete every key before B: the end is excluded (from the first key if --from is not
+        /// given).
+        #[arg(long, value_name = "B")]
+        to: Option<OsString>,
     },
     /// Add BY (default 1) to a counter (missing counts as 0); print the new value. A counter
     /// in decimal text stays text, a typed integer stays typed.
@@ -94,13 +108,19 @@ pub enum Command {
         /// The value to set.
         new: OsString,
     },
-    /// List keys and values in key order, optionally those starting with PREFIX (exit 1 if
-    /// no store exists at STORE yet).
+    /// List keys and values in key order (descending with --reverse), optionally those
+    /// starting with PREFIX (exit 1 if no store exists at STORE yet).
     Scan {
         /// The store directory.
         store: PathBuf,
         /// Only keys starting with this.
         prefix: Option<OsString>,
+        /// In descending key order, from the last key.
+        #[arg(long)]
+        reverse: bool,
+        /// At most N keys (the first N in the order listed).
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
     },
     /// Apply operations read as JSON Lines from stdin in one transaction, or none of them.
     Txn {
@@ -122,7 +142,13 @@ pub enum Command {
         /// The store directory.
         store: PathBuf,
     },
-    /// Files, sizes, generation, log length, transactions since the last checkpoint.
+    /// Checkpoint, then merge every sorted run into one, dropping deleted and overwritten
+    /// data; report each merge.
+    Compact {
+        /// The store directory.
+        store: PathBuf,
+    },
+    /// Files, sizes, runs, generation, log length, transactions since the last checkpoint.
     Info {
         /// The store directory.
         store: PathBuf,
@@ -165,7 +191,7 @@ impl Cli {
 
 /// `--wait SECONDS` as a lock wait. Zero, negative and NaN mean "do not wait"; the upper end
 /// is clamped so that no number can overflow a `Duration`.
-fn lock_wait(seconds: Option<f64>) -> LockWait {
+pub(crate) fn lock_wait(seconds: Option<f64>) -> LockWait {
     match seconds {
         None => LockWait::Timeout(Duration::from_secs(WAIT_DEFAULT_SECONDS)),
         Some(s) if s.is_nan() || s <= 0.0 => LockWait::NoWait,

@@ -13,7 +13,8 @@ pub enum Exit {
     NotFound = 1,
     /// Bad usage: arguments, input, a path that is not a store.
     Usage = 2,
-    /// The writer lock was not obtained within `--wait`.
+    /// The writer lock was not obtained within `--wait` (for `compact`, also: another
+    /// process was still merging when `--wait` ran out).
     Busy = 3,
     /// Corruption found.
     Corruption = 4,

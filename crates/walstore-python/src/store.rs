@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+use std::ops::Bound as KeyBound;
 use std::time::Duration;
 use walstore::{Durability, LockWait, Options, ReadTxn, Store, WriteTxn};
 
@@ -87,11 +88,33 @@ fn parse_wait(wait: Option<f64>) -> PyResult<LockWait> {
     }
 }
 
-/// Every key/value pair of `iter`, collected (a Python list is built after the GIL is back).
-fn collect(iter: walstore::Result<walstore::Iter<'_>>) -> walstore::Result<Vec<Entry>> {
-    iter?
-        .map(|item| item.map(|(k, v)| (k.to_vec(), v.to_vec())))
+/// Every key/value pair of `iter`, in descending key order when `reverse`, collected (a
+/// Python list is built after the GIL is back).
+fn collect(
+    iter: walstore::Result<walstore::Iter<'_>>,
+    reverse: bool,
+) -> walstore::Result<Vec<Entry>> {
+    let iter = iter?;
+    let iter = if reverse { iter.rev() } else { iter };
+    iter.map(|item| item.map(|(k, v)| (k.to_vec(), v.to_vec())))
         .collect()
+}
+
+/// What `Store.compact` reports for one merge: runs merged, files read, files written, bytes
+/// read, bytes written, whether the oldest run was included.
+type Merge = (usize, usize, usize, u64, u64, bool);
+
+/// `delete_range`'s bounds: `start` included (None, or empty: from the first key, as keys are
+/// never empty), `end` excluded (None: to the last key).
+fn key_range(
+    start: Option<Vec<u8>>,
+    end: Option<Vec<u8>>,
+) -> (KeyBound<Vec<u8>>, KeyBound<Vec<u8>>) {
+    let start = match start {
+        Some(start) if !start.is_empty() => KeyBound::Included(start),
+        _ => KeyBound::Unbounded,
+    };
+    (start, end.map_or(KeyBound::Unbounded, KeyBound::Excluded))
 }
 
 fn to_bytes<'py>(py: Python<'py>, value: Option<walstore::Value>) -> Option<Bound<'py, PyBytes>> {
@@ -142,15 +165,36 @@ impl NativeStore {
         Ok(to_bytes(py, value))
     }
 
-    /// Key/value pairs whose key starts with `prefix`, from one snapshot, in key order.
-    fn scan(&self, py: Python<'_>, prefix: &[u8]) -> PyResult<Vec<Entry>> {
+    /// Key/value pairs whose key starts with `prefix`, from one snapshot, in key order
+    /// (descending when `reverse`).
+    #[pyo3(signature = (prefix, reverse=false))]
+    fn scan(&self, py: Python<'_>, prefix: &[u8], reverse: bool) -> PyResult<Vec<Entry>> {
         let store = self.handle(py)?;
         py.detach(|| {
             store
                 .begin_read()
-                .and_then(|r| collect(r.scan_prefix(prefix)))
+                .and_then(|r| collect(r.scan_prefix(prefix), reverse))
         })
         .into_py_result(py)
+    }
+
+    /// Checkpoints, then merges every run into one; one tuple per merge (see [`Merge`]).
+    fn compact(&self, py: Python<'_>) -> PyResult<Vec<Merge>> {
+        let store = self.handle(py)?;
+        let merges = py.detach(|| store.compact()).into_py_result(py)?;
+        Ok(merges
+            .iter()
+            .map(|m| {
+                (
+                    m.runs_merged,
+                    m.files_read,
+                    m.files_written,
+                    m.bytes_read,
+                    m.bytes_written,
+                    m.bottom,
+                )
+            })
+            .collect())
     }
 
     /// Puts (`Some`) or deletes (`None`) every entry in one write transaction.
@@ -247,8 +291,26 @@ impl NativeWrite {
         self.with_tx(py, |tx| tx.delete(key))
     }
 
-    fn scan(&self, py: Python<'_>, prefix: &[u8]) -> PyResult<Vec<Entry>> {
-        self.with_tx(py, |tx| collect(tx.scan_prefix(prefix)))
+    #[pyo3(signature = (prefix, reverse=false))]
+    fn scan(&self, py: Python<'_>, prefix: &[u8], reverse: bool) -> PyResult<Vec<Entry>> {
+        self.with_tx(py, |tx| collect(tx.scan_prefix(prefix), reverse))
+    }
+
+    /// Removes every key starting with `prefix` (one range deletion).
+    fn delete_prefix(&self, py: Python<'_>, prefix: &[u8]) -> PyResult<()> {
+        self.with_tx(py, |tx| tx.delete_prefix(prefix))
+    }
+
+    /// Removes every key from `start` (included) to `end` (excluded); None is unbounded.
+    #[pyo3(signature = (start=None, end=None))]
+    fn delete_range(
+        &self,
+        py: Python<'_>,
+        start: Option<Vec<u8>>,
+        end: Option<Vec<u8>>,
+    ) -> PyResult<()> {
+        let range = key_range(start, end);
+        self.with_tx(py, |tx| tx.delete_range(range))
     }
 
     /// Sets this transaction's durability ("immediate" or "buffered").
@@ -298,8 +360,9 @@ impl NativeRead {
         Ok(to_bytes(py, value))
     }
 
-    fn scan(&self, py: Python<'_>, prefix: &[u8]) -> PyResult<Vec<Entry>> {
-        py.detach(|| collect(self.read.scan_prefix(prefix)))
+    #[pyo3(signature = (prefix, reverse=false))]
+    fn scan(&self, py: Python<'_>, prefix: &[u8], reverse: bool) -> PyResult<Vec<Entry>> {
+        py.detach(|| collect(self.read.scan_prefix(prefix), reverse))
             .into_py_result(py)
     }
 

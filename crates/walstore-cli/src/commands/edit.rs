@@ -1,6 +1,6 @@
-//! `set`, `del`, `incr`, `cas`: edits given on the command line, each one write transaction,
-//! and each closes its store before it reports success (a failed close is the command's
-//! failure).
+//! `set`, `del` (keys, a prefix or a range), `incr`, `cas`: edits given on the command line,
+//! each one write transaction, and each closes its store before it reports success (a failed
+//! close is the command's failure).
 //! `incr` and `cas` read and write under the writer lock, so no other process's update can
 //! fall between their read and their write.
 
@@ -10,8 +10,9 @@ use crate::encoding::{display, to_json};
 use crate::exit::{Exit, Failure};
 use crate::output::{refuse, report, Outcome};
 use serde_json::{json, Value as Json};
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::Read;
+use std::ops::Bound;
 use std::path::Path;
 
 /// Where a value comes from: the argument itself, a file (`@PATH`) or stdin (`@-`, once).
@@ -115,6 +116,90 @@ pub(crate) fn del(cx: &Context<'_>, store: &Path, keys: &[OsString]) -> Outcome 
                 existed += 1;
             }
             tx.delete(k)?;
+        }
+        Ok::<_, walstore::Error>(existed)
+    })?;
+    cx.close(store)?;
+    report(cx.json, String::new, &json!({"deleted": existed}))
+}
+
+/// What a range deletion removes: the keys starting with a prefix, or those in a range.
+enum Span {
+    Prefix(Vec<u8>),
+    Range(Bound<Vec<u8>>, Bound<Vec<u8>>),
+}
+
+/// A bound given on the command line may not be longer than a key.
+fn check_bound(flag: &str, bytes: &[u8]) -> Result<(), Failure> {
+    if bytes.len() > walstore::MAX_KEY_BYTES {
+        return Err(Failure::usage(format!(
+            "{flag} of {} bytes is longer than the longest key ({} bytes)",
+            bytes.len(),
+            walstore::MAX_KEY_BYTES
+        )));
+    }
+    Ok(())
+}
+
+/// `del --prefix PREFIX`: one range deletion of every key starting with PREFIX.
+pub(crate) fn del_prefix(cx: &Context<'_>, store: &Path, prefix: &OsStr) -> Outcome {
+    let prefix = arg_bytes(prefix);
+    if prefix.is_empty() {
+        return Err(Failure::usage(
+            "--prefix must not be empty (to delete every key, write --from '')",
+        ));
+    }
+    check_bound("--prefix", &prefix)?;
+    del_span(cx, store, &Span::Prefix(prefix))
+}
+
+/// `del --from A --to B`: one range deletion of every key from A (included; the first key if
+/// A is missing or empty) to B (excluded; the last key included if B is missing).
+pub(crate) fn del_range(
+    cx: &Context<'_>,
+    store: &Path,
+    from: Option<&OsStr>,
+    to: Option<&OsStr>,
+) -> Outcome {
+    let from = from.map(arg_bytes).unwrap_or_default();
+    let to = to.map(arg_bytes);
+    check_bound("--from", &from)?;
+    if let Some(to) = &to {
+        check_bound("--to", to)?;
+        if to <= &from {
+            return Err(Failure::usage(format!(
+                "the range from {:?} to {:?} is empty: --to is excluded and must come after --from",
+                display(&from),
+                display(to)
+            )));
+        }
+    }
+    // Keys are never empty, so "" as the start is the first key: unbounded.
+    let start = if from.is_empty() {
+        Bound::Unbounded
+    } else {
+        Bound::Included(from)
+    };
+    let end = to.map_or(Bound::Unbounded, Bound::Excluded);
+    del_span(cx, store, &Span::Range(start, end))
+}
+
+/// Deletes `span` with one range deletion in one transaction; reports how many keys it held.
+fn del_span(cx: &Context<'_>, store: &Path, span: &Span) -> Outcome {
+    let store = cx.open_writable(store)?;
+    let existed = store.update(|tx| {
+        let keys = match span {
+            Span::Prefix(prefix) => tx.scan_prefix(prefix)?,
+            Span::Range(start, end) => tx.range((start.clone(), end.clone()))?,
+        };
+        let mut existed = 0usize;
+        for item in keys {
+            item?;
+            existed += 1;
+        }
+        match span {
+            Span::Prefix(prefix) => tx.delete_prefix(prefix)?,
+            Span::Range(start, end) => tx.delete_range((start.clone(), end.clone()))?,
         }
         Ok::<_, walstore::Error>(existed)
     })?;

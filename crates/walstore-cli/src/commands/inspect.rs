@@ -57,7 +57,8 @@ fn dump_json(d: &WalDump) -> Json {
         .map(|r| {
             json!({
                 "offset": r.offset, "kind": r.kind, "txn_id": r.txn_id, "len": r.len,
-                "key": r.key.as_deref().map(to_json), "value_len": r.value_len,
+                "key": r.key.as_deref().map(to_json), "end": r.end.as_deref().map(to_json),
+                "value_len": r.value_len,
                 "synced_through": r.synced_through, "committed": r.committed,
             })
         })
@@ -80,6 +81,10 @@ fn dump_text(d: &WalDump) -> String {
     );
     for r in &d.records {
         let what = match (&r.key, r.value_len, r.synced_through) {
+            (Some(k), _, _) if r.kind == "delete-range" => match &r.end {
+                Some(end) => format!("from {} to {} (excluded)", display(k), display(end)),
+                None => format!("from {} to the last key", display(k)),
+            },
             (Some(k), Some(n), _) => format!("{} ({n} value bytes)", display(k)),
             (Some(k), None, _) => display(k),
             (None, _, Some(w)) if r.kind == "clean" => {

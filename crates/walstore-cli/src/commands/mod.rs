@@ -1,5 +1,5 @@
 //! The commands, one module per group: `edit` (set, del, incr, cas), `txn`, `read` (get,
-//! scan), `transfer` (export, import), `maintain` (checkpoint, info, backup) and `inspect`
+//! scan), `transfer` (export, import), `maintain` (checkpoint, compact, info, backup) and `inspect`
 //! (dump, verify, which read the files without opening the store).
 //!
 //! Invariant: every store is opened through [`Context`], so `--salvage` is read-only
@@ -19,7 +19,7 @@ use crate::Backend;
 use std::io::BufRead;
 use std::path::Path;
 use walstore::storage::Storage;
-use walstore::{Options, Store};
+use walstore::{LockWait, Options, Store};
 
 /// What every command needs besides its own arguments.
 pub(crate) struct Context<'a> {
@@ -27,18 +27,29 @@ pub(crate) struct Context<'a> {
     pub(crate) json: bool,
     salvage: bool,
     options: Options,
+    /// `--wait`, for commands that retry by themselves (`compact`).
+    pub(crate) lock_wait: LockWait,
     pub(crate) storage: &'a dyn Storage,
 }
 
 impl Context<'_> {
     /// Opens for writing (creating the store if needed); refuses `--salvage`.
     pub(crate) fn open_writable(&self, store: &Path) -> Result<Store, Failure> {
+        self.open_writable_with(store, |options| options)
+    }
+
+    /// [`Context::open_writable`] with `adjust` applied to the options.
+    pub(crate) fn open_writable_with(
+        &self,
+        store: &Path,
+        adjust: impl FnOnce(Options) -> Options,
+    ) -> Result<Store, Failure> {
         if self.salvage {
             return Err(Failure::usage(
                 "--salvage opens the store read-only: it works with get, scan, export, info and backup",
             ));
         }
-        Ok(self.options.clone().open(store)?)
+        Ok(adjust(self.options.clone()).open(store)?)
     }
 
     /// Opens read-only: never creates, never modifies.
@@ -80,12 +91,23 @@ pub(crate) fn execute(cli: &Cli, backend: &Backend) -> Outcome {
         json: cli.json,
         salvage: cli.salvage,
         options: cli.options(backend.options.clone()),
+        lock_wait: crate::args::lock_wait(cli.wait),
         storage: backend.storage.as_ref(),
     };
     match &cli.command {
         Command::Set { store, pairs } => edit::set(&cx, store, pairs),
         Command::Get { store, keys } => read::get(&cx, store, keys),
-        Command::Del { store, keys } => edit::del(&cx, store, keys),
+        Command::Del {
+            store,
+            keys,
+            prefix,
+            from,
+            to,
+        } => match (prefix, from, to) {
+            (Some(prefix), _, _) => edit::del_prefix(&cx, store, prefix),
+            (None, None, None) => edit::del(&cx, store, keys),
+            (None, from, to) => edit::del_range(&cx, store, from.as_deref(), to.as_deref()),
+        },
         Command::Incr { store, key, by } => edit::incr(&cx, store, key, by.unwrap_or(1)),
         Command::Cas {
             store,
@@ -93,11 +115,17 @@ pub(crate) fn execute(cli: &Cli, backend: &Backend) -> Outcome {
             expected,
             new,
         } => edit::cas(&cx, store, key, expected, new),
-        Command::Scan { store, prefix } => read::scan(&cx, store, prefix.as_deref()),
+        Command::Scan {
+            store,
+            prefix,
+            reverse,
+            limit,
+        } => read::scan(&cx, store, prefix.as_deref(), *reverse, *limit),
         Command::Txn { store } => txn::txn(&cx, store),
         Command::Export { store } => transfer::export(&cx, store),
         Command::Import { store } => transfer::import(&cx, store),
         Command::Checkpoint { store } => maintain::checkpoint(&cx, store),
+        Command::Compact { store } => maintain::compact(&cx, store),
         Command::Info { store } => maintain::info(&cx, store),
         Command::Dump { store } => inspect::dump(&cx, store),
         Command::Verify { store } => inspect::verify(&cx, store),

@@ -1,4 +1,4 @@
-//! `get` and `scan`: read-only, from one consistent snapshot, without the writer lock.
+//! `get` and `scan` (in either key order): read-only, from one consistent snapshot, without the writer lock.
 //! A path where no store exists yet reads as an empty store whose keys are all missing
 //! (exit 1), not as an error: a program may read before its first write.
 
@@ -108,7 +108,13 @@ pub(crate) fn get(cx: &Context<'_>, store: &Path, keys: &[OsString]) -> Outcome 
     Ok(Exit::Ok)
 }
 
-pub(crate) fn scan(cx: &Context<'_>, store: &Path, prefix: Option<&OsStr>) -> Outcome {
+pub(crate) fn scan(
+    cx: &Context<'_>,
+    store: &Path,
+    prefix: Option<&OsStr>,
+    reverse: bool,
+    limit: Option<usize>,
+) -> Outcome {
     let prefix = prefix.map(arg_bytes).unwrap_or_default();
     let Some(store) = cx.open_if_exists(store)? else {
         let message = format!(
@@ -119,7 +125,9 @@ pub(crate) fn scan(cx: &Context<'_>, store: &Path, prefix: Option<&OsStr>) -> Ou
     };
     let read = store.begin_read()?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    for item in read.scan_prefix(&prefix)? {
+    let items = read.scan_prefix(&prefix)?;
+    let items = if reverse { items.rev() } else { items };
+    for item in items.take(limit.unwrap_or(usize::MAX)) {
         let (k, v) = item?;
         let written = if cx.json {
             writeln!(out, "{}", pair_json(&k, &v))

@@ -24,7 +24,18 @@ See docs/PYTHON.md in the walstore repository.
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import (
+    Any,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Tuple,
+    Union,
+)
 
 from . import _native
 from ._errors import (
@@ -48,6 +59,7 @@ __all__ = [
     "Store",
     "Transaction",
     "Snapshot",
+    "MergeStats",
     "encode",
     "decode",
     "MAX_KEY_BYTES",
@@ -75,6 +87,23 @@ MAX_KEY_BYTES: int = _native.MAX_KEY_BYTES
 MAX_VALUE_BYTES: int = _native.MAX_VALUE_BYTES
 
 _MISSING: Any = object()
+
+
+class MergeStats(NamedTuple):
+    """One merge done by ``Store.compact()``."""
+
+    #: Runs (sets of snapshot files, one per checkpoint or earlier merge) merged into one.
+    runs_merged: int
+    #: Snapshot files read.
+    files_read: int
+    #: Snapshot files written.
+    files_written: int
+    #: Bytes read from the merged runs.
+    bytes_read: int
+    #: Bytes written.
+    bytes_written: int
+    #: Whether the oldest run was merged, so deleted keys left the files for good.
+    bottom: bool
 
 
 def encode(value: Any) -> bytes:
@@ -123,7 +152,7 @@ class _Reads:
     def _get(self, key: bytes) -> Optional[bytes]:
         raise NotImplementedError
 
-    def _scan(self, prefix: bytes) -> List[Tuple[bytes, bytes]]:
+    def _scan(self, prefix: bytes, reverse: bool) -> List[Tuple[bytes, bytes]]:
         raise NotImplementedError
 
     def __getitem__(self, key: Key) -> Any:
@@ -146,24 +175,38 @@ class _Reads:
     def __contains__(self, key: Key) -> bool:
         return self._get(_key(key)) is not None
 
-    def keys(self, prefix: Optional[Key] = None) -> List[Key]:
-        """Keys (starting with ``prefix``), sorted by their bytes."""
-        return [_out_key(k) for k, _ in self._scan(_key(prefix or b""))]
+    def keys(self, prefix: Optional[Key] = None, *, reverse: bool = False) -> List[Key]:
+        """Keys (starting with ``prefix``), sorted by their bytes (descending if
+        ``reverse``)."""
+        return [_out_key(k) for k, _ in self._scan(_key(prefix or b""), reverse)]
 
-    def items(self, prefix: Optional[Key] = None) -> List[Tuple[Key, Any]]:
-        """``(key, typed value)`` pairs (keys starting with ``prefix``), sorted by key."""
-        return [(_out_key(k), _native.decode(v)) for k, v in self._scan(_key(prefix or b""))]
+    def items(
+        self, prefix: Optional[Key] = None, *, reverse: bool = False
+    ) -> List[Tuple[Key, Any]]:
+        """``(key, typed value)`` pairs (keys starting with ``prefix``), sorted by key
+        (descending if ``reverse``)."""
+        return [
+            (_out_key(k), _native.decode(v))
+            for k, v in self._scan(_key(prefix or b""), reverse)
+        ]
 
-    def values(self, prefix: Optional[Key] = None) -> List[Any]:
-        """Typed values (of keys starting with ``prefix``), in key order."""
-        return [_native.decode(v) for _, v in self._scan(_key(prefix or b""))]
+    def values(self, prefix: Optional[Key] = None, *, reverse: bool = False) -> List[Any]:
+        """Typed values (of keys starting with ``prefix``), in key order (descending if
+        ``reverse``)."""
+        return [_native.decode(v) for _, v in self._scan(_key(prefix or b""), reverse)]
 
-    def items_bytes(self, prefix: Optional[Key] = None) -> List[Tuple[Key, bytes]]:
-        """``(key, stored bytes)`` pairs, sorted by key: for values not written typed."""
-        return [(_out_key(k), v) for k, v in self._scan(_key(prefix or b""))]
+    def items_bytes(
+        self, prefix: Optional[Key] = None, *, reverse: bool = False
+    ) -> List[Tuple[Key, bytes]]:
+        """``(key, stored bytes)`` pairs, sorted by key (descending if ``reverse``): for
+        values not written typed."""
+        return [(_out_key(k), v) for k, v in self._scan(_key(prefix or b""), reverse)]
 
     def __iter__(self) -> Iterator[Key]:
         return iter(self.keys())
+
+    def __reversed__(self) -> Iterator[Key]:
+        return iter(self.keys(reverse=True))
 
 
 class Snapshot(_Reads):
@@ -181,8 +224,8 @@ class Snapshot(_Reads):
     def _get(self, key: bytes) -> Optional[bytes]:
         return self._read().get(key)
 
-    def _scan(self, prefix: bytes) -> List[Tuple[bytes, bytes]]:
-        return self._read().scan(prefix)
+    def _scan(self, prefix: bytes, reverse: bool) -> List[Tuple[bytes, bytes]]:
+        return self._read().scan(prefix, reverse)
 
     @property
     def txn_id(self) -> int:
@@ -214,8 +257,8 @@ class Transaction(_Reads):
     def _get(self, key: bytes) -> Optional[bytes]:
         return self._native.get(key)
 
-    def _scan(self, prefix: bytes) -> List[Tuple[bytes, bytes]]:
-        return self._native.scan(prefix)
+    def _scan(self, prefix: bytes, reverse: bool) -> List[Tuple[bytes, bytes]]:
+        return self._native.scan(prefix, reverse)
 
     def __setitem__(self, key: Key, value: Any) -> None:
         self._native.put(_key(key), encode(value))
@@ -233,6 +276,21 @@ class Transaction(_Reads):
     def discard(self, key: Key) -> None:
         """Removes ``key`` if present (no error if missing)."""
         self._native.delete(_key(key))
+
+    def delete_prefix(self, prefix: Key) -> None:
+        """Removes every key that starts with ``prefix`` (none is fine): one range deletion,
+        one record in the log however many keys it covers. ``InvalidKeyError`` if ``prefix``
+        is empty or longer than ``MAX_KEY_BYTES``."""
+        self._native.delete_prefix(_key(prefix))
+
+    def delete_range(self, start: Optional[Key] = None, end: Optional[Key] = None) -> None:
+        """Removes every key from ``start`` (included) to ``end`` (excluded), in byte order:
+        one range deletion. ``None`` (or an empty ``start``) leaves that side open, so
+        ``delete_range()`` removes every key. An empty range (``end`` not after ``start``)
+        removes nothing. ``InvalidKeyError`` if a bound is longer than ``MAX_KEY_BYTES``."""
+        self._native.delete_range(
+            None if start is None else _key(start), None if end is None else _key(end)
+        )
 
     def update(self, mapping: Any = (), **kwargs: Any) -> None:
         """Sets every key of ``mapping`` (or of the ``(key, value)`` pairs) and ``kwargs``."""
@@ -279,8 +337,8 @@ class Store(_Reads):
     def _get(self, key: bytes) -> Optional[bytes]:
         return self._native.get(key)
 
-    def _scan(self, prefix: bytes) -> List[Tuple[bytes, bytes]]:
-        return self._native.scan(prefix)
+    def _scan(self, prefix: bytes, reverse: bool) -> List[Tuple[bytes, bytes]]:
+        return self._native.scan(prefix, reverse)
 
     def transaction(self, *, durability: Optional[str] = None) -> Transaction:
         """Begins the write transaction, waiting for the writer lock as ``wait`` said
@@ -318,6 +376,25 @@ class Store(_Reads):
         in one transaction: all of them or none. Every value is encoded first, so a value
         that cannot be stored raises ``TypeError`` before anything is written."""
         self._native.apply(_pairs(mapping, kwargs))
+
+    def delete_prefix(self, prefix: Key) -> None:
+        """``Transaction.delete_prefix`` in a transaction of its own."""
+        with self.transaction() as tx:
+            tx.delete_prefix(prefix)
+
+    def delete_range(self, start: Optional[Key] = None, end: Optional[Key] = None) -> None:
+        """``Transaction.delete_range`` in a transaction of its own."""
+        with self.transaction() as tx:
+            tx.delete_range(start, end)
+
+    def compact(self) -> List[MergeStats]:
+        """Checkpoints, then merges every sorted run of snapshot files into one, dropping
+        deleted keys and overwritten values, so the files hold only live data. Readers and
+        writers (threads and processes) go on meanwhile; the writer lock is waited for as
+        ``wait`` says. Returns one ``MergeStats`` per merge: an empty list when the store has
+        no data files, or when another handle (another process, or this store's own
+        background checkpointer) was merging at that moment."""
+        return [MergeStats(*merge) for merge in self._native.compact()]
 
     def sync(self) -> None:
         """Makes every commit made through this store durable (after ``buffered`` ones)."""
