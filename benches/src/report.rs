@@ -417,9 +417,10 @@ impl Report {
              txns of 10,000; then point reads of random existing keys in a fresh process, one \
              read snapshot for all the gets. Write amp. = `write_bytes` of `/proc/self/io` \
              (open to close of the phase's process) / bytes of keys and values committed; size = \
-             sum of file lengths (allocated blocks) after the close.\n\n\
-             | keys | store | load keys/s | commit p50 / p99 / max ms | write amp. | size MiB (alloc.) | close s | peak RSS MiB | gets/s |\n\
-             |---:|---|---:|---:|---:|---:|---:|---:|---:|\n",
+             sum of file lengths (allocated blocks) after the close. Reopen writes: what the reading \
+             process wrote (work a store does on open).\n\n\
+             | keys | store | load keys/s | commit p50 / p99 / max ms | write amp. | size MiB (alloc.) | close s | peak RSS MiB | gets/s | reopen writes MiB |\n\
+             |---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         );
         let amp = |p: &WritePhase| {
             p.write_amp()
@@ -430,15 +431,20 @@ impl Report {
         for r in &self.scaling {
             let label = engine_label(&r.engine);
             let Some(l) = &r.load else {
-                let _ = writeln!(out, "| {} | {label} | failed | | | | | | |", r.size);
+                let _ = writeln!(out, "| {} | {label} | failed | | | | | | | |", r.size);
                 continue;
             };
             let gets = r.reads.as_ref().map_or("–".to_string(), |g| {
                 human(g.gets as f64 / g.seconds.max(1e-9))
             });
+            let reopen = r
+                .reads
+                .as_ref()
+                .and_then(|g| g.write_bytes)
+                .map_or("n/a".to_string(), |w| format!("{:.2}", mib(w)));
             let _ = writeln!(
                 out,
-                "| {} | {label} | {} | {} | {} | {} | {:.2} | {:.1} | {gets} |",
+                "| {} | {label} | {} | {} | {} | {} | {:.2} | {:.1} | {gets} | {reopen} |",
                 r.size,
                 human(l.keys_per_s()),
                 lat(l),
