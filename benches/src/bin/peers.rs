@@ -374,8 +374,14 @@ fn median_rounds(figs: Vec<Figure>) -> Vec<Figure> {
 }
 
 /// The command line of one phase in a child process of `exe`.
-fn phase_args(engine: &str, workload: &str, dir: &Path, quick: bool, n: u64) -> Vec<String> {
-    let mut args: Vec<String> = [
+fn phase_args(
+    engine: &str,
+    workload: &str,
+    dir: &Path,
+    quick: bool,
+    n: u64,
+) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = [
         "__phase",
         "--engine",
         engine,
@@ -384,11 +390,11 @@ fn phase_args(engine: &str, workload: &str, dir: &Path, quick: bool, n: u64) -> 
         "--dir",
     ]
     .iter()
-    .map(|s| s.to_string())
+    .map(Into::into)
     .collect();
-    args.push(dir.display().to_string());
+    args.push(dir.into());
     args.push("--n".into());
-    args.push(n.to_string());
+    args.push(n.to_string().into());
     if quick {
         args.push("--quick".into());
     }
