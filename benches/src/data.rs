@@ -78,6 +78,12 @@ pub struct Scale {
     pub e_rounds: u64,
     /// Open: WAL bytes of small transactions to replay.
     pub open_wal_bytes: u64,
+    /// Scale: random point reads after each load.
+    #[serde(default)]
+    pub scale_reads: u64,
+    /// One-shot: processes per store, unless `--oneshot-runs` says otherwise.
+    #[serde(default)]
+    pub oneshot_runs: u64,
 }
 
 impl Scale {
@@ -91,6 +97,8 @@ impl Scale {
         d_reads: 1_000_000,
         e_rounds: 500,
         open_wal_bytes: 256 << 20,
+        scale_reads: 1_000_000,
+        oneshot_runs: 200,
     };
 
     /// Small sizes for CI: proves every path works in well under a minute.
@@ -103,7 +111,31 @@ impl Scale {
         d_reads: 50_000,
         e_rounds: 40,
         open_wal_bytes: 16 << 20,
+        scale_reads: 20_000,
+        oneshot_runs: 10,
     };
+
+    /// Store sizes (keys) of the scale workload, unless `--scale-sizes` names others.
+    pub fn scale_sizes(&self) -> Vec<u64> {
+        if *self == Scale::QUICK {
+            vec![20_000]
+        } else {
+            vec![1_000_000, 4_000_000, 10_000_000]
+        }
+    }
+}
+
+/// Scale workload: keys per durable transaction of the bulk load.
+pub const SCALE_LOAD_TXN: u64 = 10_000;
+/// Scale workload: keys per durable transaction of the overwrite phase.
+pub const SCALE_OVERWRITE_TXN: u64 = 1_000;
+
+/// Key number `j` of the scale workload's overwrite phase over a store of `n` keys: distinct
+/// for `j` in `0..n` (the step is a prime above any store size, so it is coprime with `n`);
+/// the keys themselves start with mixed bytes, so any set of indexes is a random key order.
+pub fn overwrite_index(j: u64, n: u64) -> u64 {
+    const STEP: u128 = 1_000_000_007;
+    ((u128::from(j) * STEP) % u128::from(n.max(1))) as u64
 }
 
 /// Key spaces, one per workload.
@@ -116,6 +148,11 @@ pub mod space {
     pub const C: u8 = 3;
     /// Open-time WAL.
     pub const OPEN: u8 = 4;
+    // 5: workload e's four blob keys.
+    /// The scale workload.
+    pub const SCALE: u8 = 6;
+    /// The one-shot workload.
+    pub const ONESHOT: u8 = 7;
 }
 
 #[cfg(test)]
@@ -141,6 +178,15 @@ mod tests {
         assert_eq!(a, b);
         fill_value(4, &mut b);
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn overwrite_indexes_are_distinct() {
+        let n = 20_000;
+        let seen: std::collections::HashSet<u64> =
+            (0..n / 10).map(|j| overwrite_index(j, n)).collect();
+        assert_eq!(seen.len() as u64, n / 10);
+        assert!(seen.iter().all(|&i| i < n));
     }
 
     #[test]

@@ -156,9 +156,7 @@ pub fn open(kind: Kind, dir: &Path) -> Result<Box<dyn Engine>> {
                 full: kind == Kind::SqliteFull,
             };
             let conn = engine.connect()?;
-            conn.execute_batch(
-                "CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID",
-            )?;
+            conn.execute_batch(SQLITE_SCHEMA)?;
             Box::new(engine)
         }
         Kind::Redb => {
@@ -241,6 +239,31 @@ impl Handle for WalstoreHandle {
 
 // ---------------------------------------------------------------------------------------------
 // SQLite
+
+const SQLITE_SCHEMA: &str =
+    "CREATE TABLE IF NOT EXISTS kv (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID";
+
+/// What a short-lived process does with SQLite: one connection (set up as [`open`] sets up
+/// every connection: WAL mode, `synchronous=FULL` or `NORMAL`), the table created if missing,
+/// one `BEGIN IMMEDIATE` transaction of `writes`, then the connection closed (as the last
+/// connection, SQLite checkpoints and removes its WAL file on close).
+pub fn sqlite_one_connection_commit(
+    dir: &Path,
+    full: bool,
+    writes: &[(&[u8], &[u8])],
+) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let engine = Sqlite {
+        path: dir.join("db.sqlite"),
+        full,
+    };
+    let conn = engine.connect()?;
+    conn.execute_batch(SQLITE_SCHEMA)?;
+    let mut handle = SqliteHandle { conn };
+    handle.commit(writes)?;
+    handle.conn.close().map_err(|(_, e)| e)?;
+    Ok(())
+}
 
 struct Sqlite {
     path: PathBuf,

@@ -4,11 +4,18 @@
 //!     cargo run --release -p walstore-benches --bin walstore-peers -- [--quick]
 //!         [--json-out PATH] [--svg-out PATH] [--md-out PATH] [--dir DIR]
 //!         [--engines walstore,redb,...] [--workloads a,b,...]
+//!         [--scale-sizes 1000000,4000000,10000000] [--scale-svg-out PATH] [--oneshot-runs N]
 //!
 //! Each phase (one workload on one store) runs in a child process of this binary (a hidden
 //! subcommand), so that its peak resident memory (`VmHWM`) is its own and no store's caches
 //! or background threads disturb the next one. Stores live under `--dir` (default: the
 //! system temporary directory), which should be on the disk you want to measure.
+//!
+//! Two workloads have phases of their own: `scale` (per store size: a bulk load into a fresh
+//! store, point reads, an overwrite of 10% of the keys, each phase a child process that also
+//! reports the bytes it wrote to storage and the store's size on disk) and `oneshot` (a whole
+//! child process per operation: open an existing store, commit 3 keys, exit; timed by the
+//! parent, its flush calls counted in a second pass under `strace -f -c` when strace runs).
 
 use clap::{Parser, Subcommand};
 use std::io::Write as _;
@@ -20,7 +27,10 @@ use std::time::{Duration, Instant};
 use walstore_benches::data::{self, space, Positions, Scale, BLOB_SIZES, KEY_LEN, VALUE_LEN};
 use walstore_benches::engines::{self, Kind};
 use walstore_benches::mem;
-use walstore_benches::report::{Failure, Figure, Report};
+use walstore_benches::report::{
+    Failure, Figure, OneshotRow, ReadPhase, Report, ScaleRow, WritePhase,
+};
+use walstore_benches::sysio;
 use walstore_benches::Result;
 
 #[derive(Parser, Debug)]
@@ -48,9 +58,21 @@ struct Cli {
     /// fjall, plain-files, bare-log).
     #[arg(long, value_delimiter = ',')]
     engines: Vec<String>,
-    /// Only these workloads (comma-separated: a, b, c, d, e, open; d needs c).
+    /// Only these workloads (comma-separated: a, b, c, d, e, open, scale, oneshot; d needs
+    /// c). Without it: all of them, except scale in a full run unless --scale-sizes is given
+    /// (its default sizes take a long time).
     #[arg(long, value_delimiter = ',')]
     workloads: Vec<String>,
+    /// Store sizes (keys) of the scale workload (default 1000000,4000000,10000000; 20000 with
+    /// --quick).
+    #[arg(long, value_delimiter = ',')]
+    scale_sizes: Vec<u64>,
+    /// Write the scale workload's charts (SVG) here.
+    #[arg(long)]
+    scale_svg_out: Option<PathBuf>,
+    /// Processes per store of the oneshot workload (default 200, 10 with --quick).
+    #[arg(long)]
+    oneshot_runs: Option<u64>,
     /// Rounds of the commit-bound workloads (a, b, e), the stores taking turns in each round;
     /// the median round is reported (default: 3, 1 with --quick). Device flush times drift,
     /// so taking turns keeps the ratios of one run comparable.
@@ -80,6 +102,9 @@ enum Phase {
         dir: PathBuf,
         #[arg(long)]
         quick: bool,
+        /// Scale: keys in the store; oneshot: the process's number (which keys it writes).
+        #[arg(long, default_value_t = 0)]
+        n: u64,
     },
 }
 
@@ -91,7 +116,8 @@ fn main() {
             workload,
             dir,
             quick,
-        }) => run_phase(engine, workload, dir, *quick),
+            n,
+        }) => run_phase(engine, workload, dir, *quick, *n),
         None => run_all(&cli),
     };
     if let Err(e) = outcome {
@@ -125,9 +151,13 @@ fn run_all(cli: &Cli) -> Result<()> {
             .map(|id| Kind::from_id(id).ok_or_else(|| format!("unknown store {id:?}")))
             .collect::<std::result::Result<_, _>>()?
     };
-    let all_workloads = ["a", "b", "c", "d", "e", "open"];
+    let all_workloads = ["a", "b", "c", "d", "e", "open", "scale", "oneshot"];
     let workloads: Vec<&str> = if cli.workloads.is_empty() {
-        all_workloads.to_vec()
+        let scale_by_default = cli.quick || !cli.scale_sizes.is_empty();
+        all_workloads
+            .into_iter()
+            .filter(|w| *w != "scale" || scale_by_default)
+            .collect()
     } else {
         for w in &cli.workloads {
             if !all_workloads.contains(&w.as_str()) {
@@ -164,6 +194,20 @@ fn run_all(cli: &Cli) -> Result<()> {
 
     let rounds = cli.rounds.unwrap_or(if cli.quick { 1 } else { 3 }).max(1);
     for w in &workloads {
+        if *w == "scale" {
+            let sizes = if cli.scale_sizes.is_empty() {
+                scale.scale_sizes()
+            } else {
+                cli.scale_sizes.clone()
+            };
+            run_scale(&exe, base.path(), &kinds, &sizes, cli.quick, &mut report);
+            continue;
+        }
+        if *w == "oneshot" {
+            let runs = cli.oneshot_runs.unwrap_or(scale.oneshot_runs).max(1);
+            run_oneshot(&exe, base.path(), &kinds, runs, cli.quick, &mut report);
+            continue;
+        }
         let applicable: &[Kind] = match *w {
             "a" => &[
                 Kind::Walstore,
@@ -227,7 +271,7 @@ fn run_all(cli: &Cli) -> Result<()> {
                     std::slice::from_ref(w)
                 };
                 for sub in subphases {
-                    match child(&exe, kind.id(), sub, &dir, cli.quick) {
+                    match child::<Vec<Figure>>(&exe, kind.id(), sub, &dir, cli.quick, 0) {
                         Ok(figs) => {
                             for f in &figs {
                                 eprint!(
@@ -290,6 +334,9 @@ fn emit(cli: &Cli, report: &Report) -> Result<()> {
     if let Some(p) = &cli.svg_out {
         std::fs::write(p, report.svg())?;
     }
+    if let Some(p) = &cli.scale_svg_out {
+        std::fs::write(p, report.scale_svg())?;
+    }
     Ok(())
 }
 
@@ -326,26 +373,248 @@ fn median_rounds(figs: Vec<Figure>) -> Vec<Figure> {
         .collect()
 }
 
-fn child(exe: &Path, engine: &str, workload: &str, dir: &Path, quick: bool) -> Result<Vec<Figure>> {
-    let mut cmd = Command::new(exe);
-    cmd.args([
+/// The command line of one phase in a child process of `exe`.
+fn phase_args(
+    engine: &str,
+    workload: &str,
+    dir: &Path,
+    quick: bool,
+    n: u64,
+) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = [
         "__phase",
         "--engine",
         engine,
         "--workload",
         workload,
         "--dir",
-    ])
-    .arg(dir);
+    ]
+    .iter()
+    .map(Into::into)
+    .collect();
+    args.push(dir.into());
+    args.push("--n".into());
+    args.push(n.to_string().into());
     if quick {
-        cmd.arg("--quick");
+        args.push("--quick".into());
     }
+    args
+}
+
+/// Runs a command to its end; its stdout if it succeeded, else its stderr as the error.
+fn run_checked(cmd: &mut Command) -> Result<Vec<u8>> {
     let out = cmd.output()?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         return Err(format!("{} ({})", err.trim(), out.status).into());
     }
-    Ok(serde_json::from_slice(&out.stdout)?)
+    Ok(out.stdout)
+}
+
+fn child<T: serde::de::DeserializeOwned>(
+    exe: &Path,
+    engine: &str,
+    workload: &str,
+    dir: &Path,
+    quick: bool,
+    n: u64,
+) -> Result<T> {
+    let stdout = run_checked(Command::new(exe).args(phase_args(engine, workload, dir, quick, n)))?;
+    Ok(serde_json::from_slice(&stdout)?)
+}
+
+/// The scale workload: per size and store, a fresh store loaded, read and 10% overwritten,
+/// each phase in a child process.
+fn run_scale(
+    exe: &Path,
+    base: &Path,
+    kinds: &[Kind],
+    sizes: &[u64],
+    quick: bool,
+    report: &mut Report,
+) {
+    let stores = [Kind::Walstore, Kind::SqliteFull, Kind::Redb, Kind::Fjall];
+    for &n in sizes {
+        for kind in stores.into_iter().filter(|k| kinds.contains(k)) {
+            let dir = base.join(format!("scale-{}-{n}", kind.id()));
+            let t = Instant::now();
+            eprint!("  scale {:<14} {n} keys: ", kind.id());
+            let _ = std::io::stderr().flush();
+            let mut row = ScaleRow {
+                size: n,
+                engine: kind.id().into(),
+                ..ScaleRow::default()
+            };
+            let mut phases = || -> Result<()> {
+                let load: WritePhase = child(exe, kind.id(), "scale-load", &dir, quick, n)?;
+                eprint!(
+                    "load {} keys/s  ",
+                    walstore_benches::report::human(load.keys_per_s())
+                );
+                row.load = Some(load);
+                let reads: ReadPhase = child(exe, kind.id(), "scale-read", &dir, quick, n)?;
+                eprint!(
+                    "{} gets/s  ",
+                    walstore_benches::report::human(reads.gets as f64 / reads.seconds.max(1e-9))
+                );
+                row.reads = Some(reads);
+                let over: WritePhase = child(exe, kind.id(), "scale-overwrite", &dir, quick, n)?;
+                eprint!(
+                    "overwrite {} keys/s  ",
+                    walstore_benches::report::human(over.keys_per_s())
+                );
+                row.overwrite = Some(over);
+                Ok(())
+            };
+            if let Err(e) = phases() {
+                eprint!("FAILED: {e}");
+                report.failures.push(Failure {
+                    workload: "scale".into(),
+                    engine: kind.id().into(),
+                    error: format!("{n} keys: {e}"),
+                });
+            }
+            eprintln!("({:.1} s)", t.elapsed().as_secs_f64());
+            report.scaling.push(row);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}
+
+/// The oneshot workload: `runs` whole processes per store, the stores taking turns; then, if
+/// strace runs here, as many again under `strace -f -c` to count their flush calls.
+fn run_oneshot(
+    exe: &Path,
+    base: &Path,
+    kinds: &[Kind],
+    runs: u64,
+    quick: bool,
+    report: &mut Report,
+) {
+    let mut targets: Vec<&str> = vec!["process"];
+    targets.extend(
+        [
+            Kind::Walstore,
+            Kind::SqliteFull,
+            Kind::Redb,
+            Kind::Fjall,
+            Kind::PlainFiles,
+        ]
+        .into_iter()
+        .filter(|k| kinds.contains(k))
+        .map(Kind::id),
+    );
+    let dir = |id: &str| base.join(format!("oneshot-{id}"));
+    let mut failed: Vec<bool> = vec![false; targets.len()];
+    let fail =
+        |report: &mut Report, failed: &mut [bool], slot: usize, e: walstore_benches::BoxError| {
+            failed[slot] = true;
+            report.failures.push(Failure {
+                workload: "oneshot".into(),
+                engine: targets[slot].into(),
+                error: e.to_string(),
+            });
+        };
+    let run = |id: &str, i: u64| -> Result<()> {
+        run_checked(Command::new(exe).args(phase_args(id, "oneshot", &dir(id), quick, i)))?;
+        Ok(())
+    };
+    let started = Instant::now();
+    eprint!("  oneshot: {runs} processes per store");
+    let _ = std::io::stderr().flush();
+    // Process 0 creates each store, untimed: every timed process opens an existing store.
+    for (slot, id) in targets.iter().enumerate() {
+        if let Err(e) = run(id, 0) {
+            fail(report, &mut failed, slot, e);
+        }
+    }
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); targets.len()];
+    for i in 1..=runs {
+        for (slot, id) in targets.iter().enumerate() {
+            if failed[slot] {
+                continue;
+            }
+            let t = Instant::now();
+            match run(id, i) {
+                Ok(()) => times[slot].push(t.elapsed()),
+                Err(e) => fail(report, &mut failed, slot, e),
+            }
+        }
+    }
+    let traced = sysio::strace_available();
+    let mut counts: Vec<Vec<sysio::SyncCounts>> = vec![Vec::new(); targets.len()];
+    if traced {
+        eprint!(", timed; counting syncs under strace");
+        let _ = std::io::stderr().flush();
+        for i in runs + 1..=2 * runs {
+            for (slot, id) in targets.iter().enumerate() {
+                if failed[slot] {
+                    continue;
+                }
+                let out = base.join(format!("strace-{id}.txt"));
+                let mut cmd = Command::new("strace");
+                cmd.args(["-f", "-c", "-o"])
+                    .arg(&out)
+                    .args(["-e", &format!("trace={}", sysio::SYNC_CALLS.join(","))])
+                    .arg(exe)
+                    .args(phase_args(id, "oneshot", &dir(id), quick, i));
+                match run_checked(&mut cmd).and_then(|_| Ok(std::fs::read_to_string(&out)?)) {
+                    Ok(text) => counts[slot].push(sysio::parse_strace_summary(&text)),
+                    Err(e) => fail(report, &mut failed, slot, e),
+                }
+            }
+        }
+    }
+    eprintln!(" ({:.1} s)", started.elapsed().as_secs_f64());
+    for (slot, id) in targets.iter().enumerate() {
+        let _ = std::fs::remove_dir_all(dir(id));
+        if failed[slot] || times[slot].is_empty() {
+            continue;
+        }
+        let t = &times[slot];
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let mut sorted = t.clone();
+        sorted.sort();
+        let at = |p: usize| ms(sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]);
+        let c = &counts[slot];
+        let per = |f: fn(&sysio::SyncCounts) -> u64| {
+            (!c.is_empty()).then(|| c.iter().map(f).sum::<u64>() as f64 / c.len() as f64)
+        };
+        let mut notes: Vec<String> = Vec::new();
+        notes.push(match *id {
+            "process" => "this binary started with nothing to do: the floor of every row".into(),
+            "sqlite-full" => "journal_mode=WAL, synchronous=FULL, BEGIN IMMEDIATE".into(),
+            "plain-files" => "3 files, each temp + fsync + rename + dir fsync".into(),
+            "walstore" => "Durability::Immediate".into(),
+            "redb" => "Durability::Immediate".into(),
+            "fjall" => "PersistMode::SyncAll".into(),
+            _ => String::new(),
+        });
+        if !traced {
+            notes.push("syncs n/a: strace not found or not permitted".into());
+        } else {
+            let totals: Vec<u64> = c.iter().map(|x| x.fsync + x.fdatasync + x.other).collect();
+            let (lo, hi) = (totals.iter().min(), totals.iter().max());
+            if let (Some(lo), Some(hi)) = (lo, hi) {
+                if lo != hi {
+                    notes.push(format!("syncs per process ranged {lo}–{hi}"));
+                }
+            }
+        }
+        report.oneshot.push(OneshotRow {
+            engine: (*id).into(),
+            runs: t.len() as u64,
+            mean_ms: t.iter().map(|d| ms(*d)).sum::<f64>() / t.len() as f64,
+            p50_ms: at(50),
+            p90_ms: at(90),
+            max_ms: ms(sorted[sorted.len() - 1]),
+            traced_runs: c.len() as u64,
+            fdatasync_per_op: per(|x| x.fdatasync),
+            fsync_per_op: per(|x| x.fsync),
+            other_syncs_per_op: per(|x| x.other),
+            note: notes.join("; "),
+        });
+    }
 }
 
 fn machine(dir: &Path) -> String {
@@ -392,9 +661,23 @@ fn mount_of(dir: &Path) -> String {
 // ---------------------------------------------------------------------------------------------
 // The child: one phase.
 
-fn run_phase(engine: &str, workload: &str, dir: &Path, quick: bool) -> Result<()> {
+fn run_phase(engine: &str, workload: &str, dir: &Path, quick: bool, n: u64) -> Result<()> {
+    if workload == "oneshot" {
+        // Prints nothing: the parent times the whole process.
+        return oneshot(engine, dir, n);
+    }
     let kind = Kind::from_id(engine).ok_or_else(|| format!("unknown store {engine:?}"))?;
     let scale = if quick { Scale::QUICK } else { Scale::FULL };
+    let json = match workload {
+        "scale-load" => Some(serde_json::to_string(&scale_write(kind, dir, n, false)?)?),
+        "scale-overwrite" => Some(serde_json::to_string(&scale_write(kind, dir, n, true)?)?),
+        "scale-read" => Some(serde_json::to_string(&scale_read(kind, dir, n, &scale)?)?),
+        _ => None,
+    };
+    if let Some(json) = json {
+        println!("{json}");
+        return Ok(());
+    }
     let figures = match workload {
         "a" if kind == Kind::BareLog => vec![bare_log(dir, &scale)?],
         "a" => vec![single_thread_commits(kind, dir, &scale)?],
@@ -716,4 +999,146 @@ fn open_replay(kind: Kind, dir: &Path) -> Result<Figure> {
         elapsed.as_secs_f64()
     );
     Ok(f)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scale and one-shot phases (children).
+
+/// One write phase of the scale workload: the bulk load of keys `0..n` in durable txns of
+/// 10,000 into a fresh store, or (`overwrite`) new values for 10% of them, distinct keys in
+/// random order, in durable txns of 1,000. Bytes written are counted from before the open to
+/// after the close, so work a store defers to its close (or to a background thread that the
+/// close waits for) counts in the phase that caused it.
+fn scale_write(kind: Kind, dir: &Path, n: u64, overwrite: bool) -> Result<WritePhase> {
+    if n == 0 {
+        return Err("the scale phases need --n (keys in the store) above 0".into());
+    }
+    let io_before = sysio::io_counters();
+    let t = Instant::now();
+    let engine = engines::open(kind, dir)?;
+    let mut h = engine.handle()?;
+    let open_seconds = t.elapsed().as_secs_f64();
+    let (count, batch) = if overwrite {
+        ((n / 10).max(1), data::SCALE_OVERWRITE_TXN)
+    } else {
+        (n, data::SCALE_LOAD_TXN)
+    };
+    let batch = batch as usize;
+    let mut keys = vec![[0u8; KEY_LEN]; batch];
+    let mut values = vec![[0u8; VALUE_LEN]; batch];
+    let mut each = Vec::with_capacity(count.div_ceil(batch as u64) as usize);
+    let mut committing = Duration::ZERO;
+    let mut j = 0u64;
+    while j < count {
+        let this = batch.min((count - j) as usize);
+        for x in 0..this {
+            let i = j + x as u64;
+            let (idx, seed) = if overwrite {
+                let idx = data::overwrite_index(i, n);
+                (idx, idx ^ (1 << 62))
+            } else {
+                (i, i)
+            };
+            keys[x] = data::key(space::SCALE, idx);
+            data::fill_value(seed, &mut values[x]);
+        }
+        let writes: Vec<(&[u8], &[u8])> = keys[..this]
+            .iter()
+            .zip(&values[..this])
+            .map(|(k, v)| (&k[..], &v[..]))
+            .collect();
+        // Only the commits are timed, not making up the data.
+        let t = Instant::now();
+        h.commit(&writes)?;
+        let took = t.elapsed();
+        committing += took;
+        each.push(took);
+        j += this as u64;
+    }
+    drop(h);
+    let t = Instant::now();
+    drop(engine);
+    let close_seconds = t.elapsed().as_secs_f64();
+    let io_after = sysio::io_counters();
+    let (file_bytes, alloc_bytes) = sysio::dir_usage(dir)?;
+    let (p50_ms, p99_ms, max_ms) = sysio::latency_ms(&each);
+    let io = io_before.zip(io_after);
+    Ok(WritePhase {
+        keys: count,
+        txn_keys: batch as u64,
+        commit_seconds: committing.as_secs_f64(),
+        open_seconds,
+        close_seconds,
+        p50_ms,
+        p99_ms,
+        max_ms,
+        payload_bytes: count * (KEY_LEN + VALUE_LEN) as u64,
+        write_bytes: io.map(|(a, b)| b.write_bytes.saturating_sub(a.write_bytes)),
+        cancelled_write_bytes: io.map(|(a, b)| {
+            b.cancelled_write_bytes
+                .saturating_sub(a.cancelled_write_bytes)
+        }),
+        file_bytes,
+        alloc_bytes,
+        mem: mem::current(),
+    })
+}
+
+/// Point reads of the scale workload: random existing keys of the loaded store, all from one
+/// read snapshot (as workload d), in a fresh process (the page cache holds what the load
+/// wrote).
+fn scale_read(kind: Kind, dir: &Path, n: u64, scale: &Scale) -> Result<ReadPhase> {
+    if n == 0 {
+        return Err("the scale phases need --n (keys in the store) above 0".into());
+    }
+    let io_before = sysio::io_counters();
+    let t = Instant::now();
+    let engine = engines::open(kind, dir)?;
+    let mut h = engine.handle()?;
+    let open_seconds = t.elapsed().as_secs_f64();
+    let mut positions = Positions::new(42);
+    let mut next = || data::key(space::SCALE, positions.next_below(n));
+    let started = Instant::now();
+    let tally = h.point_reads(scale.scale_reads, &mut next)?;
+    let seconds = started.elapsed().as_secs_f64();
+    if tally.bytes != tally.found * VALUE_LEN as u64 {
+        return Err(format!("values of the wrong length: {tally:?}").into());
+    }
+    drop(h);
+    drop(engine);
+    let io_after = sysio::io_counters();
+    Ok(ReadPhase {
+        gets: scale.scale_reads,
+        seconds,
+        open_seconds,
+        write_bytes: io_before
+            .zip(io_after)
+            .map(|(a, b)| b.write_bytes.saturating_sub(a.write_bytes)),
+        mem: mem::current(),
+    })
+}
+
+/// One process of the oneshot workload: open the store in `dir` (created by process 0),
+/// commit the 3 keys of transaction `i` durably in one transaction, close, exit. Store
+/// `process` opens nothing: the cost of starting this binary. Each store is opened as the
+/// other workloads open it (see `engines`), SQLite with a single connection.
+fn oneshot(engine: &str, dir: &Path, i: u64) -> Result<()> {
+    if engine == "process" {
+        return Ok(());
+    }
+    let kind = Kind::from_id(engine).ok_or_else(|| format!("unknown store {engine:?}"))?;
+    let txn = small_txn(space::ONESHOT, i);
+    if matches!(kind, Kind::SqliteFull | Kind::SqliteNormal) {
+        // One connection, as a short-lived program would open (the adapter's `open` makes a
+        // set-up connection before the handle's).
+        return engines::sqlite_one_connection_commit(
+            dir,
+            kind == Kind::SqliteFull,
+            &as_writes(&txn),
+        );
+    }
+    let store = engines::open(kind, dir)?;
+    let mut h = store.handle()?;
+    h.commit(&as_writes(&txn))?;
+    Ok(())
 }
