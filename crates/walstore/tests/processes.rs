@@ -44,6 +44,10 @@ fn main() {
             "a_second_process_waiting_for_the_lock_gets_busy_and_its_data_is_untouched",
             busy_with_short_timeout,
         ),
+        (
+            "one_process_merges_runs_while_others_read_and_write",
+            merges_while_others_work,
+        ),
     ];
     let (mut passed, mut failed) = (0, 0);
     println!("\nrunning {} tests", scenarios.len());
@@ -139,6 +143,7 @@ fn worker(args: &[String]) {
         "bank-writer" => bank_writer(dir, n(2), n(3)),
         "bank-reader" => bank_reader(dir, n(2)),
         "checkpointer" => checkpointer(dir, n(2)),
+        "merger" => merger(dir, n(2)),
         "hold-lock" => hold_lock(dir, n(2)),
         "try-write" => try_write(dir, n(2)),
         other => panic!("unknown worker mode {other}"),
@@ -432,6 +437,61 @@ fn writers_killed_while_others_write() {
         "money appeared or vanished"
     );
     assert_eq!(get_u64(&store, "probe"), 5);
+}
+
+/// Checkpoints (a new run each) and merges every run into one, `rounds` times.
+fn merger(dir: &Path, rounds: u64) {
+    let store = Options::new()
+        .auto_checkpoint(false)
+        .segment_size_bytes_target(8 << 10)
+        .open(dir)
+        .expect("open");
+    let mut merged = 0;
+    for round in 0..rounds {
+        if round % 4 == 3 {
+            merged += store.compact().expect("compact").len();
+        } else {
+            store.checkpoint().expect("checkpoint");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    println!("merges {merged}");
+}
+
+fn merges_while_others_work() {
+    let (_tmp, dir) = tempdir();
+    seed_accounts(&dir);
+    let d = dir.to_str().expect("utf8");
+    let merger = spawn(&["merger", d, "40"]);
+    let writers: Vec<Child> = (0..2)
+        .map(|i| spawn(&["bank-writer", d, "200", &(i + 500).to_string()]))
+        .collect();
+    let incrementer = spawn(&["incr", d, "200", "x"]);
+    let readers: Vec<Child> = (0..2).map(|_| spawn(&["bank-reader", d, "300"])).collect();
+    let out = wait_ok(merger, "merger");
+    for c in writers {
+        wait_ok(c, "writer");
+    }
+    wait_ok(incrementer, "incrementer");
+    for c in readers {
+        wait_ok(c, "reader");
+    }
+    let merges: usize = out
+        .lines()
+        .find_map(|l| l.strip_prefix("merges "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("the merger reports its merges");
+    assert!(merges >= 5, "only {merges} merges ran");
+    let store = open(&dir);
+    assert_eq!(total(&store), ACCOUNTS * INITIAL_BALANCE);
+    assert_eq!(
+        get_u64(&store, "counter"),
+        200,
+        "no lost commit across merges"
+    );
+    store.compact().expect("compact");
+    assert!(store.info().expect("info").runs <= 1);
+    assert_eq!(total(&store), ACCOUNTS * INITIAL_BALANCE);
 }
 
 fn checkpoints_while_others_work() {
