@@ -67,6 +67,16 @@ impl ReadTxn {
         Ok(Iter::new(&self.version, None, &[], prefix_range(prefix)))
     }
 
+    /// The pair with the smallest key, if any.
+    pub fn first(&self) -> Result<Option<(Vec<u8>, Value)>> {
+        self.range::<&[u8], _>(..)?.next().transpose()
+    }
+
+    /// The pair with the largest key, if any.
+    pub fn last(&self) -> Result<Option<(Vec<u8>, Value)>> {
+        self.range::<&[u8], _>(..)?.rev().next().transpose()
+    }
+
     /// Id of the last transaction this snapshot includes (0 for an empty store).
     pub fn txn_id(&self) -> u64 {
         self.version.last_txn

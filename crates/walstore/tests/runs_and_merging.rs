@@ -85,6 +85,8 @@ fn a_delete_in_a_newer_run_hides_the_value_in_an_older_one() {
     drop(store);
     let store = open(&mem);
     let read = store.begin_read().expect("read");
+    assert_eq!(read.first().expect("first").map(|p| p.0), Some(key(1)));
+    assert_eq!(read.last().expect("last").map(|p| p.0), Some(key(99)));
     assert_eq!(read.get(&key(2)).expect("get"), None);
     assert!(read.get(&key(3)).expect("get").is_some());
     let keys: Vec<Vec<u8>> = read
@@ -251,4 +253,125 @@ fn a_range_deletion_from_the_empty_key_deletes_from_the_first_key() {
         .expect("delete all");
     let read = store.begin_read().expect("read");
     assert_eq!(read.range::<&[u8], _>(..).expect("range").count(), 0);
+}
+
+/// The in-memory file system, with every write to a snapshot file slowed down.
+#[derive(Debug, Clone)]
+struct SlowSnapshots {
+    inner: MemoryStorage,
+    delay: std::time::Duration,
+}
+
+#[derive(Debug)]
+struct SlowFile {
+    inner: Box<dyn walstore::storage::StorageFile>,
+    delay: Option<std::time::Duration>,
+}
+
+impl Storage for SlowSnapshots {
+    fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.create_dir_all(path)
+    }
+    fn open(
+        &self,
+        path: &Path,
+        mode: walstore::storage::OpenMode,
+    ) -> std::io::Result<Box<dyn walstore::storage::StorageFile>> {
+        let snapshot = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("snap-"));
+        Ok(Box::new(SlowFile {
+            inner: self.inner.open(path, mode)?,
+            delay: snapshot.then_some(self.delay),
+        }))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.remove_file(path)
+    }
+    fn list_dir(&self, path: &Path) -> std::io::Result<Vec<String>> {
+        self.inner.list_dir(path)
+    }
+    fn sync_dir(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.sync_dir(path)
+    }
+    fn exists(&self, path: &Path) -> std::io::Result<bool> {
+        self.inner.exists(path)
+    }
+    fn open_lock(&self, path: &Path) -> std::io::Result<Box<dyn walstore::storage::StorageLock>> {
+        self.inner.open_lock(path)
+    }
+}
+
+impl walstore::storage::StorageFile for SlowFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        self.inner.read_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        if let Some(delay) = self.delay {
+            std::thread::sleep(delay);
+        }
+        self.inner.write_all_at(buf, offset)
+    }
+    fn len(&self) -> std::io::Result<u64> {
+        self.inner.len()
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.inner.sync_data()
+    }
+    fn sync_all(&self) -> std::io::Result<()> {
+        self.inner.sync_all()
+    }
+    fn map(&self) -> std::io::Result<Arc<dyn walstore::storage::Mapping>> {
+        self.inner.map()
+    }
+}
+
+#[test]
+fn commits_complete_while_a_slow_checkpoint_writes_its_run() {
+    let fs = SlowSnapshots {
+        inner: MemoryStorage::new(),
+        delay: std::time::Duration::from_millis(40),
+    };
+    let store = Options::new()
+        .storage(Arc::new(fs))
+        .auto_checkpoint(false)
+        .segment_size_bytes_target(16 << 10)
+        .open(DIR)
+        .expect("open");
+    // About 40 snapshot files of 16 KiB, each write of them 40 ms: the run takes seconds.
+    fill(&store, 0..5_000, &[3u8; 100]);
+    let started = std::time::Instant::now();
+    let checkpoint = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            store.checkpoint().expect("checkpoint");
+            started.elapsed()
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    for i in 0..20u32 {
+        fill(&store, std::iter::once(50_000 + i), b"during");
+    }
+    let commits_done = started.elapsed();
+    let checkpoint_done = checkpoint.join().expect("checkpoint thread");
+    assert!(
+        commits_done < checkpoint_done,
+        "20 commits took until {commits_done:?}, the checkpoint ended at {checkpoint_done:?}"
+    );
+    // Both the frozen memtable and the commits made meanwhile are in the runs now.
+    let info = store.info().expect("info");
+    assert_eq!(info.memtable_keys, 0);
+    let read = store.begin_read().expect("read");
+    assert!(read.get(&key(4_999)).expect("get").is_some());
+    assert_eq!(
+        read.get(&key(50_019)).expect("get").as_deref(),
+        Some(&b"during"[..])
+    );
 }
