@@ -90,3 +90,34 @@ fn the_example_manifest_decodes_and_the_store_opens() {
     assert_eq!(r.get(b"k0").expect("get"), None);
     assert_eq!(r.txn_id(), 1);
 }
+
+#[test]
+fn the_example_snapshot_file_is_what_a_checkpoint_writes_and_decodes_as_described() {
+    let example = example("snapshot-example");
+    let (entries, deletes) = inspect::decode_snapshot(3, &example).expect("a valid file");
+    assert_eq!(
+        entries,
+        vec![(b"a".to_vec(), Some(b"1".to_vec())), (b"b".to_vec(), None)]
+    );
+    assert_eq!(deletes, vec![(b"c".to_vec(), Some(b"d".to_vec()))]);
+    let mem = MemoryStorage::new();
+    let store = walstore::Options::new()
+        .storage(Arc::new(mem.clone()))
+        .auto_checkpoint(false)
+        .open("/db")
+        .expect("open");
+    store.update(|tx| tx.put(b"a", b"0")).expect("first run");
+    store.checkpoint().expect("checkpoint");
+    store
+        .update(|tx| {
+            tx.delete_range(b"c".to_vec()..b"d".to_vec())?;
+            tx.put(b"a", b"1")?;
+            tx.delete(b"b")
+        })
+        .expect("second run");
+    store.checkpoint().expect("checkpoint");
+    let written = mem
+        .read_file(Path::new("/db/snap-0000000000000003.dat"))
+        .expect("the second run's file");
+    assert_eq!(written, example);
+}
