@@ -3,10 +3,13 @@
 //! costs three `fdatasync`s (the clean marker it found, its commit, its own marker) and no
 //! directory fsync.
 
+mod common;
+
+use common::{Observed, Observer};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use walstore::storage::{Mapping, MemoryStorage, OpenMode, Storage, StorageFile, StorageLock};
+use walstore::storage::{MemoryStorage, Storage};
 use walstore::{Durability, Options, Store};
 
 const DIR: &str = "/db";
@@ -31,81 +34,26 @@ impl Counts {
     }
 }
 
+impl Observer for Counts {
+    fn read(&self, bytes: usize) {
+        self.bytes_read.fetch_add(bytes as u64, Ordering::SeqCst);
+    }
+    fn sync_data(&self) {
+        self.data_syncs.fetch_add(1, Ordering::SeqCst);
+    }
+    fn sync_all(&self) {
+        self.full_syncs.fetch_add(1, Ordering::SeqCst);
+    }
+    fn sync_dir(&self) {
+        self.dir_syncs.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 /// The in-memory file system, counting reads (also through maps) and syncs.
 #[derive(Debug, Clone)]
 struct Counting {
     inner: MemoryStorage,
     counts: Arc<Counts>,
-}
-
-#[derive(Debug)]
-struct CountingFile {
-    inner: Box<dyn StorageFile>,
-    counts: Arc<Counts>,
-}
-
-impl Storage for Counting {
-    fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
-        self.inner.create_dir_all(path)
-    }
-    fn open(&self, path: &Path, mode: OpenMode) -> std::io::Result<Box<dyn StorageFile>> {
-        Ok(Box::new(CountingFile {
-            inner: self.inner.open(path, mode)?,
-            counts: Arc::clone(&self.counts),
-        }))
-    }
-    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
-        self.inner.remove_file(path)
-    }
-    fn list_dir(&self, path: &Path) -> std::io::Result<Vec<String>> {
-        self.inner.list_dir(path)
-    }
-    fn sync_dir(&self, path: &Path) -> std::io::Result<()> {
-        self.counts.dir_syncs.fetch_add(1, Ordering::SeqCst);
-        self.inner.sync_dir(path)
-    }
-    fn exists(&self, path: &Path) -> std::io::Result<bool> {
-        self.inner.exists(path)
-    }
-    fn open_lock(&self, path: &Path) -> std::io::Result<Box<dyn StorageLock>> {
-        self.inner.open_lock(path)
-    }
-}
-
-impl StorageFile for CountingFile {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-        let n = self.inner.read_at(buf, offset)?;
-        self.counts.bytes_read.fetch_add(n as u64, Ordering::SeqCst);
-        Ok(n)
-    }
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
-        self.inner.write_all_at(buf, offset)
-    }
-    fn len(&self) -> std::io::Result<u64> {
-        self.inner.len()
-    }
-    fn set_len(&self, len: u64) -> std::io::Result<()> {
-        self.inner.set_len(len)
-    }
-    fn sync_data(&self) -> std::io::Result<()> {
-        self.counts.data_syncs.fetch_add(1, Ordering::SeqCst);
-        self.inner.sync_data()
-    }
-    fn sync_all(&self) -> std::io::Result<()> {
-        self.counts.full_syncs.fetch_add(1, Ordering::SeqCst);
-        self.inner.sync_all()
-    }
-    fn map(&self) -> std::io::Result<Arc<dyn Mapping>> {
-        let map = self.inner.map()?;
-        // A map is read whole when the file is validated.
-        self.counts
-            .bytes_read
-            .fetch_add(map.bytes().len() as u64, Ordering::SeqCst);
-        Ok(map)
-    }
 }
 
 fn counting() -> Counting {
@@ -117,7 +65,10 @@ fn counting() -> Counting {
 
 fn options(fs: &Counting) -> Options {
     Options::new()
-        .storage(Arc::new(fs.clone()))
+        .storage(Arc::new(Observed {
+            inner: Arc::new(fs.inner.clone()),
+            observer: Arc::clone(&fs.counts) as Arc<dyn Observer>,
+        }))
         .durability(Durability::Immediate)
 }
 

@@ -2,6 +2,9 @@
 //! keeps what every key reads and returns the space of deleted keys, readers see every
 //! committed key while a merge runs.
 
+mod common;
+
+use common::{Observed, Observer};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -255,89 +258,27 @@ fn a_range_deletion_from_the_empty_key_deletes_from_the_first_key() {
     assert_eq!(read.range::<&[u8], _>(..).expect("range").count(), 0);
 }
 
-/// The in-memory file system, with every write to a snapshot file slowed down.
-#[derive(Debug, Clone)]
-struct SlowSnapshots {
-    inner: MemoryStorage,
-    delay: std::time::Duration,
-}
-
+/// Slows down every write to a snapshot file.
 #[derive(Debug)]
-struct SlowFile {
-    inner: Box<dyn walstore::storage::StorageFile>,
-    delay: Option<std::time::Duration>,
-}
+struct SlowSnapshots(std::time::Duration);
 
-impl Storage for SlowSnapshots {
-    fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
-        self.inner.create_dir_all(path)
-    }
-    fn open(
-        &self,
-        path: &Path,
-        mode: walstore::storage::OpenMode,
-    ) -> std::io::Result<Box<dyn walstore::storage::StorageFile>> {
+impl Observer for SlowSnapshots {
+    fn write(&self, path: &Path) {
         let snapshot = path
             .file_name()
             .and_then(|n| n.to_str())
             .is_some_and(|n| n.starts_with("snap-"));
-        Ok(Box::new(SlowFile {
-            inner: self.inner.open(path, mode)?,
-            delay: snapshot.then_some(self.delay),
-        }))
-    }
-    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        self.inner.rename(from, to)
-    }
-    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
-        self.inner.remove_file(path)
-    }
-    fn list_dir(&self, path: &Path) -> std::io::Result<Vec<String>> {
-        self.inner.list_dir(path)
-    }
-    fn sync_dir(&self, path: &Path) -> std::io::Result<()> {
-        self.inner.sync_dir(path)
-    }
-    fn exists(&self, path: &Path) -> std::io::Result<bool> {
-        self.inner.exists(path)
-    }
-    fn open_lock(&self, path: &Path) -> std::io::Result<Box<dyn walstore::storage::StorageLock>> {
-        self.inner.open_lock(path)
-    }
-}
-
-impl walstore::storage::StorageFile for SlowFile {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-        self.inner.read_at(buf, offset)
-    }
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
-        if let Some(delay) = self.delay {
-            std::thread::sleep(delay);
+        if snapshot {
+            std::thread::sleep(self.0);
         }
-        self.inner.write_all_at(buf, offset)
-    }
-    fn len(&self) -> std::io::Result<u64> {
-        self.inner.len()
-    }
-    fn set_len(&self, len: u64) -> std::io::Result<()> {
-        self.inner.set_len(len)
-    }
-    fn sync_data(&self) -> std::io::Result<()> {
-        self.inner.sync_data()
-    }
-    fn sync_all(&self) -> std::io::Result<()> {
-        self.inner.sync_all()
-    }
-    fn map(&self) -> std::io::Result<Arc<dyn walstore::storage::Mapping>> {
-        self.inner.map()
     }
 }
 
 #[test]
 fn commits_complete_while_a_slow_checkpoint_writes_its_run() {
-    let fs = SlowSnapshots {
-        inner: MemoryStorage::new(),
-        delay: std::time::Duration::from_millis(40),
+    let fs = Observed {
+        inner: Arc::new(MemoryStorage::new()),
+        observer: Arc::new(SlowSnapshots(std::time::Duration::from_millis(40))),
     };
     let store = Options::new()
         .storage(Arc::new(fs))

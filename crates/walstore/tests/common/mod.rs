@@ -244,3 +244,100 @@ impl StorageFile for FailingFile {
         self.inner.map()
     }
 }
+
+/// What an [`Observed`] storage reports, before each call goes through.
+pub trait Observer: Send + Sync + std::fmt::Debug + 'static {
+    /// Bytes read from a file (by `read_at`, or a whole file by `map`).
+    fn read(&self, _bytes: usize) {}
+    /// A write to the file at `path`.
+    fn write(&self, _path: &std::path::Path) {}
+    /// A file's `sync_data` (fdatasync).
+    fn sync_data(&self) {}
+    /// A file's `sync_all` (fsync).
+    fn sync_all(&self) {}
+    /// A directory fsync.
+    fn sync_dir(&self) {}
+}
+
+/// A storage that reports its calls to an [`Observer`] (counting, slowing down), then passes
+/// them to the storage it wraps unchanged.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    pub inner: Arc<dyn Storage>,
+    pub observer: Arc<dyn Observer>,
+}
+
+#[derive(Debug)]
+struct ObservedFile {
+    inner: Box<dyn StorageFile>,
+    path: PathBuf,
+    observer: Arc<dyn Observer>,
+}
+
+impl Storage for Observed {
+    fn create_dir_all(&self, path: &std::path::Path) -> std::io::Result<()> {
+        self.inner.create_dir_all(path)
+    }
+    fn open(
+        &self,
+        path: &std::path::Path,
+        mode: OpenMode,
+    ) -> std::io::Result<Box<dyn StorageFile>> {
+        Ok(Box::new(ObservedFile {
+            inner: self.inner.open(path, mode)?,
+            path: path.to_path_buf(),
+            observer: Arc::clone(&self.observer),
+        }))
+    }
+    fn rename(&self, from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove_file(&self, path: &std::path::Path) -> std::io::Result<()> {
+        self.inner.remove_file(path)
+    }
+    fn list_dir(&self, path: &std::path::Path) -> std::io::Result<Vec<String>> {
+        self.inner.list_dir(path)
+    }
+    fn sync_dir(&self, path: &std::path::Path) -> std::io::Result<()> {
+        self.observer.sync_dir();
+        self.inner.sync_dir(path)
+    }
+    fn exists(&self, path: &std::path::Path) -> std::io::Result<bool> {
+        self.inner.exists(path)
+    }
+    fn open_lock(&self, path: &std::path::Path) -> std::io::Result<Box<dyn StorageLock>> {
+        self.inner.open_lock(path)
+    }
+}
+
+impl StorageFile for ObservedFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        let n = self.inner.read_at(buf, offset)?;
+        self.observer.read(n);
+        Ok(n)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.observer.write(&self.path);
+        self.inner.write_all_at(buf, offset)
+    }
+    fn len(&self) -> std::io::Result<u64> {
+        self.inner.len()
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.observer.sync_data();
+        self.inner.sync_data()
+    }
+    fn sync_all(&self) -> std::io::Result<()> {
+        self.observer.sync_all();
+        self.inner.sync_all()
+    }
+    fn map(&self) -> std::io::Result<Arc<dyn Mapping>> {
+        let map = self.inner.map()?;
+        // A map is read whole when the file is validated.
+        self.observer.read(map.bytes().len());
+        Ok(map)
+    }
+}
