@@ -230,16 +230,7 @@ pub struct Finding {
 
 /// The recipes that apply to any engine's files (the others aim at walstore's log, manifest
 /// and snapshot files).
-pub const RECIPES: [Variant; 8] = [
-    Variant::DropUnsynced,
-    Variant::ProcessKill,
-    Variant::Prefix,
-    Variant::Subset,
-    Variant::Torn,
-    Variant::TornGarbage,
-    Variant::SizeDivergence,
-    Variant::DirEntries,
-];
+pub const RECIPES: [Variant; 8] = Variant::GENERIC;
 
 /// Runs the harness on `engine`: the `context-save` workload, a crash after every
 /// operation, each recipe on its own.

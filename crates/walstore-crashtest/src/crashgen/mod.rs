@@ -136,6 +136,19 @@ pub enum Variant {
 }
 
 impl Variant {
+    /// The recipes that apply to any files (the others aim at walstore's log, manifest and
+    /// snapshot files by name): for other engines and for recorded programs.
+    pub const GENERIC: [Variant; 8] = [
+        Variant::DropUnsynced,
+        Variant::ProcessKill,
+        Variant::Prefix,
+        Variant::Subset,
+        Variant::Torn,
+        Variant::TornGarbage,
+        Variant::SizeDivergence,
+        Variant::DirEntries,
+    ];
+
     /// Every recipe, cheapest first.
     pub const ALL: [Variant; 12] = [
         Variant::DropUnsynced,

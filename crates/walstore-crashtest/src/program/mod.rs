@@ -30,16 +30,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The recipes that apply to any program (the WAL- and manifest-aimed ones are walstore's).
-pub const RECIPES: [Variant; 8] = [
-    Variant::DropUnsynced,
-    Variant::ProcessKill,
-    Variant::Prefix,
-    Variant::Subset,
-    Variant::Torn,
-    Variant::TornGarbage,
-    Variant::SizeDivergence,
-    Variant::DirEntries,
-];
+pub const RECIPES: [Variant; 8] = Variant::GENERIC;
 
 /// How much to explore.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
