@@ -24,7 +24,6 @@ use crate::storage::StorageFile;
 use crate::version::{Bytes, Memtable, SegmentSet, Version};
 use crate::wal::scan::{classify_tail, scan, search_records_of, Probe, ReadConfig, ScanEnd};
 use crate::wal::{WalHeader, WAL_HEADER_BYTES};
-use std::collections::HashMap;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
@@ -379,11 +378,7 @@ fn load_runs(
     salvage: bool,
 ) -> Result<Option<Vec<Arc<SegmentSet>>>> {
     let cur = core.current();
-    let known: HashMap<u64, &Arc<Segment>> = cur
-        .runs
-        .iter()
-        .flat_map(|run| run.segments.iter().map(|s| (s.id(), s)))
-        .collect();
+    let known = crate::version::mapped_files(&cur.runs);
     let faults = core.opts().faults.range_seek_one_entry_early();
     let mut runs = Vec::with_capacity(manifest.runs.len());
     for metas in &manifest.runs {

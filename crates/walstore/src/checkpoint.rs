@@ -25,7 +25,6 @@ use crate::output::Output;
 use crate::snapshot::{RangeDelete, Segment, SegmentMeta};
 use crate::version::{SegmentSet, Version};
 use crate::wal::WAL_HEADER_BYTES;
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -437,10 +436,7 @@ pub(crate) fn map_runs(
     manifest: &Manifest,
     mapped: &[Arc<SegmentSet>],
 ) -> Result<Vec<Arc<SegmentSet>>> {
-    let known: HashMap<u64, &Arc<Segment>> = mapped
-        .iter()
-        .flat_map(|run| run.segments.iter().map(|s| (s.id(), s)))
-        .collect();
+    let known = crate::version::mapped_files(mapped);
     let faults = core.opts().faults.range_seek_one_entry_early();
     let mut runs = Vec::with_capacity(manifest.runs.len());
     for metas in &manifest.runs {

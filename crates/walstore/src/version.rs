@@ -213,6 +213,13 @@ pub fn delete_bounds(d: &RangeDelete) -> (Bound<&[u8]>, Bound<&[u8]>) {
     )
 }
 
+/// The files `runs` map, by file id: what a reload or a switch reuses instead of mapping again.
+pub fn mapped_files(runs: &[Arc<SegmentSet>]) -> std::collections::HashMap<u64, &Arc<Segment>> {
+    runs.iter()
+        .flat_map(|run| run.segments.iter().map(|s| (s.id(), s)))
+        .collect()
+}
+
 /// Whether one of `deletes` (sorted by start, non-overlapping) covers `key`.
 pub fn covered(deletes: &[RangeDelete], key: &[u8]) -> bool {
     let after = deletes.partition_point(|d| &d.start[..] <= key);
