@@ -27,6 +27,7 @@ use crate::version::{SegmentSet, Version};
 use crate::wal::WAL_HEADER_BYTES;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// What a checkpoint did.
@@ -452,14 +453,14 @@ pub(crate) fn map_runs(
     Ok(runs)
 }
 
-/// Starts the background worker: it checkpoints when asked (the commit path asks when the
-/// log passes the threshold) and then merges runs. It holds only a weak reference to the
+/// Starts the background worker for `core` (at the first checkpoint request, see
+/// [`crate::core::CheckpointSignal`]): it checkpoints when asked (the commit path asks when
+/// the log passes the threshold) and then merges runs. It holds only a weak reference to the
 /// core and never a `Store`: closing the last handle stops it and waits for the job it is
 /// running (a merge gives up early and removes its files), so `close` does its work itself.
-pub(crate) fn start_background(core: &Arc<Core>) {
-    let signal = core.checkpointer().shared();
-    let weak: Weak<Core> = Arc::downgrade(core);
-    let spawned = std::thread::Builder::new()
+/// `None` when no thread could be started.
+pub(crate) fn spawn_worker(weak: Weak<Core>, signal: Arc<SignalShared>) -> Option<JoinHandle<()>> {
+    std::thread::Builder::new()
         .name("walstore-checkpoint".into())
         .spawn(move || {
             while signal.wait() == Wake::Checkpoint {
@@ -471,10 +472,8 @@ pub(crate) fn start_background(core: &Arc<Core>) {
                 // store, of every later write.
                 background_job(&core, &signal);
             }
-        });
-    if let Ok(thread) = spawned {
-        core.checkpointer().started(thread);
-    }
+        })
+        .ok()
 }
 
 /// One wake-up of the worker. Holding the merge lock, it checkpoints in two phases and then

@@ -165,6 +165,11 @@ impl Core {
         &self.checkpointer
     }
 
+    /// Whether this handle was inherited across `fork()` (opened by another process).
+    pub(crate) fn is_forked(&self) -> bool {
+        std::process::id() != self.pid
+    }
+
     /// Refuses a handle used in a forked child, and writes through a read-only or poisoned
     /// handle.
     pub(crate) fn check_usable(&self, write: bool) -> Result<()> {
@@ -276,6 +281,12 @@ impl Core {
     /// Releases the file lock, then the in-process mutex (in that order: the file lock is
     /// shared by every thread of this process).
     pub(crate) fn release_writer(&self, guard: WriterGuard) {
+        if self.is_forked() {
+            // A transaction inherited across `fork()`: the `flock` is the parent's (one open
+            // file description for both processes); unlocking here would release it.
+            drop(guard);
+            return;
+        }
         if let Some(lock) = self.lock.as_ref() {
             // An unlock failure cannot leave the lock held past the process: the OS drops it
             // with the descriptor. Nothing the caller could do differently.
@@ -374,12 +385,22 @@ impl Drop for Core {
     }
 }
 
-/// Wakes the background checkpointer and stops it.
-#[derive(Debug, Default)]
+/// Starts the background checkpointer at the first request, wakes it and stops it.
+///
+/// The thread starts lazily: a handle that never fills the log past the checkpoint
+/// threshold never has one. Short-lived processes save the thread, and a process that forks
+/// with a store open (Python programs do) has no thread of ours that a child could inherit
+/// in the middle of taking a lock.
+#[derive(Default)]
 pub(crate) struct CheckpointSignal {
     shared: Arc<SignalShared>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Starts the thread, until it is started (set by [`Self::arm`]).
+    armed: Mutex<Option<Starter>>,
 }
+
+/// Starts the background thread (`None` when the system refuses one).
+pub(crate) type Starter = Box<dyn Fn() -> Option<JoinHandle<()>> + Send + Sync>;
 
 /// The part of [`CheckpointSignal`] the background thread holds (it holds no `Core`
 /// while it waits).
@@ -403,25 +424,63 @@ pub(crate) enum Wake {
     Stop,
 }
 
-impl CheckpointSignal {
-    /// Asks the background thread, if there is one, for a checkpoint.
-    pub(crate) fn request(&self) {
-        let mut s = self.shared.state.lock();
-        if s.running {
-            s.requested = true;
-            self.shared.changed.notify_one();
-        }
+impl fmt::Debug for CheckpointSignal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CheckpointSignal")
+            .field("shared", &self.shared)
+            .field("started", &self.thread.lock().is_some())
+            .field("armed", &self.armed.lock().is_some())
+            .finish()
     }
+}
 
+impl CheckpointSignal {
     /// What the background thread waits on.
     pub(crate) fn shared(&self) -> Arc<SignalShared> {
         Arc::clone(&self.shared)
     }
 
-    /// Registers the background thread.
-    pub(crate) fn started(&self, thread: JoinHandle<()>) {
-        self.shared.state.lock().running = true;
-        *self.thread.lock() = Some(thread);
+    /// Lets the first [`Self::request`] start the background thread with `start`.
+    pub(crate) fn arm(&self, start: Starter) {
+        *self.armed.lock() = Some(start);
+    }
+
+    /// Asks the background thread for a checkpoint, starting it if it is armed and not
+    /// started yet. Without [`Self::arm`] (automatic checkpoints off) this does nothing.
+    pub(crate) fn request(&self) {
+        {
+            let mut s = self.shared.state.lock();
+            if s.stopped {
+                return;
+            }
+            if s.running {
+                s.requested = true;
+                self.shared.changed.notify_one();
+                return;
+            }
+        }
+        // Lock order: thread, armed, state. `stop` takes state, then thread: it either
+        // finds the thread started here or is seen (as `stopped`) before one is started.
+        let mut thread = self.thread.lock();
+        let Some(start) = self.armed.lock().take() else {
+            return; // not armed, or another request started the thread
+        };
+        {
+            let mut s = self.shared.state.lock();
+            if s.stopped {
+                return;
+            }
+            s.requested = true;
+            s.running = true;
+        }
+        match start() {
+            Some(started) => *thread = Some(started),
+            None => {
+                // No thread (resource limits): the next request tries again.
+                self.shared.state.lock().running = false;
+                *self.armed.lock() = Some(start);
+            }
+        }
     }
 
     /// Stops the background thread and waits until it has finished a checkpoint it is running.

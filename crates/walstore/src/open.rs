@@ -59,7 +59,11 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<Core>> {
     if !read_only {
         settle_after_open(&core, &version)?;
         if core.opts().auto_checkpoint {
-            crate::checkpoint::start_background(&core);
+            let weak = Arc::downgrade(&core);
+            let signal = core.checkpointer().shared();
+            core.checkpointer().arm(Box::new(move || {
+                crate::checkpoint::spawn_worker(weak.clone(), Arc::clone(&signal))
+            }));
         }
     }
     Ok(core)

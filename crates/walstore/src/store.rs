@@ -285,6 +285,13 @@ fn mark_clean(core: &Core, version: &crate::version::Version) -> Result<()> {
 
 impl Drop for Handle {
     fn drop(&mut self) {
+        if self.core.is_forked() {
+            // A copy inherited across `fork()`: the core is never dropped in this process.
+            // Dropping it would release the writer lock's `flock`, shared with the parent,
+            // and join a background thread that does not exist here.
+            std::mem::forget(Arc::clone(&self.core));
+            return;
+        }
         // Errors are for `close`; a failure here poisoned nothing anyone can still use, and the
         // next open recovers (with a checkpoint) what the marker would have proven.
         let _ = close_last(&self.core);

@@ -48,6 +48,10 @@ fn main() {
             "one_process_merges_runs_while_others_read_and_write",
             merges_while_others_work,
         ),
+        (
+            "a_forked_child_dropping_inherited_handles_keeps_the_parents_lock",
+            forked_child_drops_inherited_handles,
+        ),
     ];
     let (mut passed, mut failed) = (0, 0);
     println!("\nrunning {} tests", scenarios.len());
@@ -142,8 +146,8 @@ fn worker(args: &[String]) {
         "incr" => incr(dir, n(2), &args[3]),
         "bank-writer" => bank_writer(dir, n(2), n(3)),
         "bank-reader" => bank_reader(dir, n(2)),
-        "checkpointer" => checkpointer(dir, n(2)),
-        "merger" => merger(dir, n(2)),
+        "checkpointer" => checkpointer(dir, Path::new(&args[2])),
+        "merger" => merger(dir, Path::new(&args[2])),
         "hold-lock" => hold_lock(dir, n(2)),
         "try-write" => try_write(dir, n(2)),
         other => panic!("unknown worker mode {other}"),
@@ -253,16 +257,24 @@ fn bank_reader(dir: &Path, reads: u64) {
     println!("reads {reads}");
 }
 
-fn checkpointer(dir: &Path, rounds: u64) {
+/// Checkpoints until `stop` exists, and reports how many checkpoints folded commits in.
+/// It runs as long as the other workers do (rather than a fixed number of rounds) so that a
+/// slow machine, where the others start late, still interleaves checkpoints with their work.
+fn checkpointer(dir: &Path, stop: &Path) {
     let store = Options::new()
         .auto_checkpoint(false)
         .open(dir)
         .expect("open");
-    for _ in 0..rounds {
-        store.checkpoint().expect("checkpoint");
+    let mut folded = 0;
+    // A bound, so that a worker orphaned by a failed test ends by itself.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !stop.exists() && Instant::now() < deadline {
+        if store.checkpoint().expect("checkpoint").keys_changed > 0 {
+            folded += 1;
+        }
         std::thread::sleep(Duration::from_millis(5));
     }
-    println!("checkpoints {rounds}");
+    println!("checkpoints {folded}");
 }
 
 fn hold_lock(dir: &Path, millis: u64) {
@@ -439,36 +451,49 @@ fn writers_killed_while_others_write() {
     assert_eq!(get_u64(&store, "probe"), 5);
 }
 
-/// Checkpoints (a new run each) and merges every run into one, `rounds` times.
-fn merger(dir: &Path, rounds: u64) {
+/// Checkpoints (a new run each) and, every fourth round, merges every run into one, until
+/// `stop` exists; reports how many merges ran.
+fn merger(dir: &Path, stop: &Path) {
     let store = Options::new()
         .auto_checkpoint(false)
         .segment_size_bytes_target(8 << 10)
         .open(dir)
         .expect("open");
     let mut merged = 0;
-    for round in 0..rounds {
+    let mut round = 0u64;
+    // A bound, so that a worker orphaned by a failed test ends by itself.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !stop.exists() && Instant::now() < deadline {
         if round % 4 == 3 {
             merged += store.compact().expect("compact").len();
         } else {
             store.checkpoint().expect("checkpoint");
         }
+        round += 1;
         std::thread::sleep(Duration::from_millis(5));
     }
     println!("merges {merged}");
+}
+
+/// The number after `prefix` on a line of a worker's output.
+fn reported(out: &str, prefix: &str) -> usize {
+    out.lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("the worker reports `{prefix}`: {out}"))
 }
 
 fn merges_while_others_work() {
     let (_tmp, dir) = tempdir();
     seed_accounts(&dir);
     let d = dir.to_str().expect("utf8");
-    let merger = spawn(&["merger", d, "40"]);
+    let stop = dir.with_extension("stop");
+    let merger = spawn(&["merger", d, stop.to_str().expect("utf8")]);
     let writers: Vec<Child> = (0..2)
         .map(|i| spawn(&["bank-writer", d, "200", &(i + 500).to_string()]))
         .collect();
     let incrementer = spawn(&["incr", d, "200", "x"]);
     let readers: Vec<Child> = (0..2).map(|_| spawn(&["bank-reader", d, "300"])).collect();
-    let out = wait_ok(merger, "merger");
     for c in writers {
         wait_ok(c, "writer");
     }
@@ -476,12 +501,12 @@ fn merges_while_others_work() {
     for c in readers {
         wait_ok(c, "reader");
     }
-    let merges: usize = out
-        .lines()
-        .find_map(|l| l.strip_prefix("merges "))
-        .and_then(|n| n.trim().parse().ok())
-        .expect("the merger reports its merges");
-    assert!(merges >= 5, "only {merges} merges ran");
+    std::fs::write(&stop, b"").expect("stop file");
+    let merges = reported(&wait_ok(merger, "merger"), "merges ");
+    assert!(
+        merges >= 2,
+        "only {merges} merges ran while the others worked"
+    );
     let store = open(&dir);
     assert_eq!(total(&store), ACCOUNTS * INITIAL_BALANCE);
     assert_eq!(
@@ -498,13 +523,13 @@ fn checkpoints_while_others_work() {
     let (_tmp, dir) = tempdir();
     seed_accounts(&dir);
     let d = dir.to_str().expect("utf8");
-    let checkpointer = spawn(&["checkpointer", d, "40"]);
+    let stop = dir.with_extension("stop");
+    let checkpointer = spawn(&["checkpointer", d, stop.to_str().expect("utf8")]);
     let writers: Vec<Child> = (0..2)
         .map(|i| spawn(&["bank-writer", d, "200", &(i + 300).to_string()]))
         .collect();
     let incrementer = spawn(&["incr", d, "200", "x"]);
     let readers: Vec<Child> = (0..2).map(|_| spawn(&["bank-reader", d, "300"])).collect();
-    wait_ok(checkpointer, "checkpointer");
     for c in writers {
         wait_ok(c, "writer");
     }
@@ -512,6 +537,12 @@ fn checkpoints_while_others_work() {
     for c in readers {
         wait_ok(c, "reader");
     }
+    std::fs::write(&stop, b"").expect("stop file");
+    let folded = reported(&wait_ok(checkpointer, "checkpointer"), "checkpoints ");
+    assert!(
+        folded >= 3,
+        "only {folded} checkpoints folded commits in while the others worked"
+    );
     let store = open(&dir);
     assert_eq!(total(&store), ACCOUNTS * INITIAL_BALANCE);
     assert_eq!(
@@ -520,8 +551,8 @@ fn checkpoints_while_others_work() {
         "no lost commit across checkpoints"
     );
     assert!(
-        store.info().expect("info").generation >= 10,
-        "the checkpoints ran"
+        store.info().expect("info").generation >= folded as u64,
+        "each checkpoint that folded commits in moved the generation"
     );
 }
 
@@ -550,4 +581,78 @@ fn busy_with_short_timeout() {
         r.get(b"held").expect("get").as_deref(),
         Some(&b"by the first process"[..])
     );
+}
+
+/// A forked child inherits a store handle and an open write transaction (which holds the
+/// `flock` on a file description the two processes share). Dropping them in the child must
+/// neither hang (joining a thread that does not exist there) nor release the parent's lock;
+/// the inherited handle refuses use with `Forked`, and a store opened in the child works.
+/// This binary runs its scenarios one after another in its main thread, so nothing else
+/// holds a lock at the fork.
+#[allow(unsafe_code)] // fork, _exit and waitpid
+fn forked_child_drops_inherited_handles() {
+    let (_tmp, dir) = tempdir();
+    let store = Options::new()
+        .wal_size_bytes_checkpoint(4 << 10)
+        .open(&dir)
+        .expect("open");
+    // Enough commits to start the background checkpointer before the fork.
+    for i in 0..200u32 {
+        store
+            .update(|tx| tx.put(format!("k{i}").as_bytes(), &[7u8; 64]))
+            .expect("commit");
+    }
+    let mut tx = store.begin_write().expect("begin");
+    tx.put(b"held", b"by the parent").expect("put");
+    // SAFETY: the child calls only what it needs and leaves with `_exit`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let code = forked_child(&dir, store, tx);
+        // SAFETY: ends the child without running the parent's atexit handlers.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child forked above.
+    let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(waited, pid);
+    assert!(
+        libc::WIFEXITED(status),
+        "the child did not exit: status {status}"
+    );
+    assert_eq!(
+        libc::WEXITSTATUS(status),
+        0,
+        "child check failed (see the code)"
+    );
+    tx.commit()
+        .expect("the parent's transaction commits after the child left");
+    let read = store.begin_read().expect("read");
+    assert_eq!(
+        read.get(b"held").expect("get").as_deref(),
+        Some(&b"by the parent"[..])
+    );
+    assert_eq!(read.get(b"child").expect("get"), None);
+}
+
+/// The child's half: returns the exit code (0 when every check held).
+fn forked_child(dir: &Path, store: Store, tx: walstore::WriteTxn) -> i32 {
+    if !matches!(store.begin_read(), Err(Error::Forked { .. })) {
+        return 1;
+    }
+    drop(tx);
+    drop(store);
+    let mine = match Options::new()
+        .lock_wait(LockWait::Timeout(Duration::from_millis(100)))
+        .open(dir)
+    {
+        Ok(store) => store,
+        Err(Error::Busy { .. }) => return 0, // the parent's lock held
+        Err(_) => return 2,
+    };
+    match mine.update(|t| t.put(b"child", b"wrote")) {
+        Err(Error::Busy { .. }) => 0,
+        Ok(()) => 3, // the lock was released by the drops above
+        Err(_) => 4,
+    }
 }
