@@ -35,8 +35,140 @@ const UNLOCKED_ATTEMPTS: usize = 64;
 const READ_ONLY_WAITS: usize = 100;
 
 /// Catches up with commits and checkpoints made since this handle last looked (by any
-/// process). Returns the newest version.
+/// process). Under the writer lock (`locked`) it returns the head: every transaction written,
+/// which the next commit builds on. Without it, the readers' view: with a commit index, every
+/// transaction shown (durable, or `Buffered`: FORMAT.md §8); without one, the head.
 pub(crate) fn refresh(core: &Core, locked: bool) -> Result<Arc<Version>> {
+    if !locked {
+        return read_view(core);
+    }
+    let Some(index) = core.index() else {
+        return refresh_files(core, true);
+    };
+    if core.lock_found_clean() {
+        if let Ok(state) = index.read() {
+            let head = core.current();
+            if state.describes(&crate::core::head_of(&head)) {
+                return Ok(head); // nothing changed since this handle's last look: no I/O
+            }
+        }
+    }
+    let head = refresh_files(core, true)?;
+    if !index
+        .read()
+        .is_ok_and(|state| state.describes(&crate::core::head_of(&head)))
+    {
+        // Another handle's transactions it did not publish (it died between its write and
+        // the index), or a damaged index: the files are the truth under the lock.
+        let durable = core.wal().durable_end() >= crate::core::position(&head);
+        index.set_head(crate::core::head_of(&head), durable);
+    }
+    Ok(head)
+}
+
+/// The readers' view (see [`refresh`]). Nothing changed since this handle last looked (the
+/// index's change counter says so): no system call. Otherwise the view at the index's
+/// visible end: a version this handle already has (its own commits), or one read from the
+/// log up to there (never further: a commit another process has written but not synced yet
+/// is not shown).
+fn read_view(core: &Core) -> Result<Arc<Version>> {
+    let Some(index) = core.index() else {
+        return refresh_files(core, false);
+    };
+    let counter = index.counter();
+    if counter.wrapping_add(1) == core.seen() {
+        return Ok(core.visible());
+    }
+    for _ in 0..UNLOCKED_ATTEMPTS {
+        let Ok(state) = index.read() else {
+            // A damaged index, or a writer killed while it updated it: the files say what is
+            // written, and the next writer repairs the index (RECOVERY.md I4).
+            return refresh_files(core, false);
+        };
+        let at = (state.generation, state.visible_end());
+        if let Some(v) = view_at(core, at)? {
+            core.show(&v, counter);
+            return Ok(core.visible());
+        }
+        // The files moved on (a checkpoint) between the index and the log: look again.
+        std::thread::yield_now();
+    }
+    refresh_files(core, false)
+}
+
+/// The version at log position `at`: one this handle has, or read from the log of `at`'s
+/// generation up to `at`. `None` when the files no longer hold that position (another
+/// generation started meanwhile).
+pub(crate) fn view_at(core: &Core, at: (u64, u64)) -> Result<Option<Arc<Version>>> {
+    if let Some(v) = core.known_at(at) {
+        return Ok(Some(v));
+    }
+    let base = match core.known_before(at) {
+        Some(base) => base,
+        None => {
+            // A generation this handle has not loaded: load it, then go back to `at` if the
+            // log already holds more.
+            let head = refresh_files(core, false)?;
+            let p = crate::core::position(&head);
+            if p == at {
+                return Ok(Some(head));
+            }
+            if p.0 != at.0 || p.1 < at.1 {
+                return Ok(None);
+            }
+            Arc::new(start_of_generation(&head))
+        }
+    };
+    let mut next = Version::clone(&base);
+    scan(
+        core.wal().file(),
+        at.1,
+        base.wal_end,
+        base.salt,
+        base.last_txn + 1,
+        ReadConfig::of(core.opts()),
+        |t| apply_scanned(&mut next, t),
+    )
+    .map_err(|e| Error::io("read", core.wal().path(), e))?;
+    if next.wal_end != at.1 {
+        return Ok(None);
+    }
+    let next = Arc::new(next);
+    core.publish(Arc::clone(&next));
+    Ok(Some(next))
+}
+
+/// `head`'s generation before any of its log: its runs only.
+fn start_of_generation(head: &Version) -> Version {
+    Version {
+        generation: head.generation,
+        salt: head.salt,
+        base_txn: head.base_txn,
+        last_txn: head.base_txn,
+        wal_end: WAL_HEADER_BYTES,
+        synced_through: 0,
+        data_end: WAL_HEADER_BYTES,
+        runs: head.runs.clone(),
+        mem: Default::default(),
+        mem_deletes: Default::default(),
+        layers: Vec::new(),
+    }
+}
+
+/// Adds one scanned transaction to `next`.
+fn apply_scanned(next: &mut Version, t: crate::wal::scan::ScannedTxn) {
+    if !t.writes.is_empty() || !t.deletes.is_empty() {
+        next.data_end = t.end;
+    }
+    next.apply_range_deletes(&t.deletes);
+    next.apply(t.writes);
+    next.last_txn = t.txn_id;
+    next.wal_end = t.end;
+}
+
+/// Catches up from the files: the WAL header, the log from where this handle stopped, the
+/// header again. Returns the head.
+fn refresh_files(core: &Core, locked: bool) -> Result<Arc<Version>> {
     let _g = core.refresh_lock();
     let cur = core.current();
     let wal = core.wal().file();
@@ -69,13 +201,7 @@ pub(crate) fn refresh(core: &Core, locked: bool) -> Result<Arc<Version>> {
         cur.last_txn + 1,
         cfg,
         |t| {
-            if !t.writes.is_empty() || !t.deletes.is_empty() {
-                next.data_end = t.end;
-            }
-            next.apply_range_deletes(&t.deletes);
-            next.apply(t.writes);
-            next.last_txn = t.txn_id;
-            next.wal_end = t.end;
+            apply_scanned(&mut next, t);
             news = true;
         },
     )

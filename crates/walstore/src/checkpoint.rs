@@ -414,6 +414,21 @@ fn switch_generation(core: &Core, manifest: &Manifest, base: &Version) -> Result
         return Err(e);
     }
     core.wal().reset_header(&manifest.wal_header(), true)?;
+    // The index learns of the new generation before anything else can fail: a failure
+    // below leaves this handle's head behind the index, and the next holder of the writer
+    // lock reads the files (RECOVERY.md I3). Everything of the old generation is durable in
+    // the runs now, and shown.
+    if let Some(index) = core.index() {
+        index.set_head(
+            crate::index::Head {
+                generation: manifest.generation,
+                salt: manifest.salt,
+                wal_end: WAL_HEADER_BYTES,
+                last_txn: base.last_txn,
+            },
+            true,
+        );
+    }
     let runs = map_runs(core, manifest, &base.runs)?;
     core.publish(Arc::new(Version {
         generation: manifest.generation,

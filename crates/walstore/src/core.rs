@@ -15,6 +15,7 @@
 
 use crate::error::{Error, Result};
 use crate::format::LOCK_NAME;
+use crate::index::{CommitIndex, Head};
 use crate::options::{Durability, LockWait, Options};
 use crate::snapshot::RangeDelete;
 use crate::storage::{Storage, StorageLock};
@@ -22,11 +23,11 @@ use crate::version::{Bytes, Version};
 use crate::wal::writer::{TxnToAppend, Wal};
 use crate::wal::WAL_HEADER_BYTES;
 use parking_lot::{ArcMutexGuard, Condvar, Mutex, MutexGuard, RawMutex, RwLock};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -39,7 +40,19 @@ pub(crate) struct Core {
     lock: Option<Box<dyn StorageLock>>,
     /// The in-process half of the writer lock (the file lock is the other half).
     writer: Arc<Mutex<()>>,
+    /// The head: every transaction written that this handle knows of (writers build on it).
     current: RwLock<Arc<Version>>,
+    /// The commit index, when the storage has shared memory (set once, at open).
+    index: OnceLock<Arc<CommitIndex>>,
+    /// What readers see (with a commit index): the head as of the index's visible LSN.
+    visible: RwLock<Arc<Version>>,
+    /// The change counter of the index as of `visible` (`u64::MAX`: not looked yet).
+    seen: AtomicU64,
+    /// Whether the previous holder of the writer lock left the log as the index says (valid
+    /// while this handle holds the lock).
+    lock_clean: std::sync::atomic::AtomicBool,
+    /// Versions published past `visible`, oldest first: the readers' next views, usually.
+    recent: Mutex<VecDeque<Arc<Version>>>,
     /// Serializes catch-ups, so two threads never scan the same tail at once.
     refresh_lock: Mutex<()>,
     pid: u32,
@@ -107,7 +120,12 @@ impl Core {
             wal: parts.wal,
             lock: parts.lock,
             writer: Arc::new(Mutex::new(())),
+            visible: RwLock::new(Arc::new(parts.version.clone())),
             current: RwLock::new(Arc::new(parts.version)),
+            index: OnceLock::new(),
+            seen: AtomicU64::new(u64::MAX),
+            lock_clean: std::sync::atomic::AtomicBool::new(false),
+            recent: Mutex::new(VecDeque::new()),
             refresh_lock: Mutex::new(()),
             pid: std::process::id(),
             checkpointer: CheckpointSignal::default(),
@@ -185,8 +203,117 @@ impl Core {
                 return Err(Error::ReadOnly);
             }
             self.wal.check_not_poisoned()?;
+            if let Some(pid) = self.index().and_then(|i| i.poisoned_by()) {
+                return Err(Error::Poisoned {
+                    cause: format!(
+                        "a WAL write or sync failed in process {pid}; every process must close the store, and the next open recovers"
+                    ),
+                });
+            }
         }
         Ok(())
+    }
+
+    /// Whether this handle, or any handle in any process (through the commit index), saw a
+    /// WAL write or sync fail.
+    pub(crate) fn is_poisoned(&self) -> bool {
+        self.wal.is_poisoned() || self.index().is_some_and(|i| i.poisoned_by().is_some())
+    }
+
+    /// Whether the previous holder of the writer lock left the log as the commit index says
+    /// (the caller holds the lock).
+    pub(crate) fn lock_found_clean(&self) -> bool {
+        self.lock_clean.load(Ordering::Acquire)
+    }
+
+    /// The commit index, if the storage has shared memory.
+    pub(crate) fn index(&self) -> Option<&Arc<CommitIndex>> {
+        self.index.get()
+    }
+
+    /// Sets the commit index (at open, once). A failed WAL write or sync of this handle then
+    /// poisons every handle of the store.
+    pub(crate) fn set_index(&self, index: Arc<CommitIndex>) {
+        let hook = Arc::clone(&index);
+        self.wal.on_poison(Box::new(move || hook.poison()));
+        let _ = self.index.set(index);
+    }
+
+    /// The view readers get: with a commit index, `visible`; without, the head.
+    pub(crate) fn visible(&self) -> Arc<Version> {
+        if self.index().is_some() {
+            Arc::clone(&self.visible.read())
+        } else {
+            self.current()
+        }
+    }
+
+    /// The change counter `visible` reflects.
+    pub(crate) fn seen(&self) -> u64 {
+        self.seen.load(Ordering::Acquire)
+    }
+
+    /// Shows `version` to readers, as the view of the index at change counter `counter`
+    /// (neither goes back), and forgets the recent versions it passes.
+    pub(crate) fn show(&self, version: &Arc<Version>, counter: u64) {
+        {
+            let mut vis = self.visible.write();
+            if position(version) > position(&vis) {
+                *vis = Arc::clone(version);
+            }
+            let shown = position(&vis);
+            self.recent.lock().retain(|v| position(v) > shown);
+        }
+        // After `visible`: a reader that finds the counter unchanged finds this version.
+        let _ = self
+            .seen
+            .fetch_max(counter.wrapping_add(1), Ordering::AcqRel);
+    }
+
+    /// Sets what readers see at open (it may be older than the head).
+    pub(crate) fn install_visible(&self, version: Arc<Version>, counter: u64) {
+        *self.visible.write() = version;
+        self.seen.store(counter.wrapping_add(1), Ordering::Release);
+    }
+
+    /// The version this handle knows at log position `at` (generation, offset), if any.
+    pub(crate) fn known_at(&self, at: (u64, u64)) -> Option<Arc<Version>> {
+        let vis = self.visible.read();
+        if position(&vis) == at {
+            return Some(Arc::clone(&vis));
+        }
+        drop(vis);
+        if let Some(v) = self.recent.lock().iter().find(|v| position(v) == at) {
+            return Some(Arc::clone(v));
+        }
+        let head = self.current();
+        (position(&head) == at).then_some(head)
+    }
+
+    /// The newest version this handle knows at or before `at` in `at`'s generation.
+    pub(crate) fn known_before(&self, at: (u64, u64)) -> Option<Arc<Version>> {
+        let mut best: Option<Arc<Version>> = None;
+        let mut consider = |v: &Arc<Version>| {
+            let p = position(v);
+            if p.0 == at.0 && p.1 <= at.1 && best.as_ref().is_none_or(|b| position(b) < p) {
+                best = Some(Arc::clone(v));
+            }
+        };
+        consider(&self.visible.read());
+        for v in self.recent.lock().iter() {
+            consider(v);
+        }
+        consider(&self.current());
+        best
+    }
+
+    /// Publishes `version` (the caller holds the writer lock) and tells the commit index that
+    /// the log's head is there; `durable`: the log is durable through it.
+    pub(crate) fn publish_locked(&self, version: Arc<Version>, durable: bool) {
+        self.publish(Arc::clone(&version));
+        if let Some(index) = self.index() {
+            index.set_head(head_of(&version), durable);
+        }
     }
 
     /// The newest version this handle has published.
@@ -207,6 +334,13 @@ impl Core {
                 "the end of the log went back within generation {}",
                 cur.generation
             );
+            if self.index().is_some() {
+                let mut recent = self.recent.lock();
+                recent.push_back(Arc::clone(&version));
+                if recent.len() > MAX_RECENT {
+                    recent.pop_front();
+                }
+            }
             *cur = version;
         }
     }
@@ -219,13 +353,26 @@ impl Core {
         let mut cur = self.current.write();
         if cur.generation == generation {
             *cur = Arc::new(Version {
-                runs,
+                runs: runs.clone(),
                 ..Version::clone(&cur)
             });
         }
+        drop(cur);
+        // The same data: readers switch to the merged runs too.
+        let with_runs = |v: &mut Arc<Version>| {
+            if v.generation == generation {
+                *v = Arc::new(Version {
+                    runs: runs.clone(),
+                    ..Version::clone(v)
+                });
+            }
+        };
+        with_runs(&mut self.visible.write());
+        self.recent.lock().iter_mut().for_each(with_runs);
     }
 
     pub(crate) fn install_loaded(&self, version: Arc<Version>) {
+        *self.visible.write() = Arc::clone(&version);
         *self.current.write() = version;
     }
 
@@ -275,6 +422,9 @@ impl Core {
                 }
             }
         }
+        if let Some(index) = self.index() {
+            self.lock_clean.store(index.lock_taken(), Ordering::Release);
+        }
         Ok(WriterGuard { _mutex: mutex })
     }
 
@@ -286,6 +436,18 @@ impl Core {
             // file description for both processes); unlocking here would release it.
             drop(guard);
             return;
+        }
+        if let Some(index) = self.index() {
+            // The next holder may trust the index without reading the log only if it
+            // describes the log's end now (a holder killed before this keeps it marked).
+            // A poisoned handle may have left part of a write behind.
+            if !self.wal.is_poisoned()
+                && index
+                    .read()
+                    .is_ok_and(|state| state.describes(&head_of(&self.current())))
+            {
+                index.lock_left_clean();
+            }
         }
         if let Some(lock) = self.lock.as_ref() {
             // An unlock failure cannot leave the lock held past the process: the OS drops it
@@ -322,18 +484,20 @@ impl Core {
             // commit of this handle is durable when it returns (GUARANTEES.md; found by the
             // `ops` fuzz target once its input allowed empty transactions).
             if durability == Durability::Immediate {
-                self.wal.sync_written()?;
+                self.sync_written()?;
             }
             return Ok(());
         }
+        let immediate = durability == Durability::Immediate;
         let written = self
             .check_usable(true)
-            .and_then(|()| self.append(&guard, base, writes, deletes));
+            .and_then(|()| self.append(&guard, base, writes, deletes, immediate));
         self.release_writer(guard);
         let appended = written?;
         self.counters.commits.fetch_add(1, Ordering::Relaxed);
-        if durability == Durability::Immediate {
+        if immediate {
             self.wal.wait_durable(appended.seq)?;
+            self.tell_durable();
         }
         if appended.end - WAL_HEADER_BYTES >= self.opts.wal_size_bytes_checkpoint {
             self.checkpointer.request();
@@ -348,6 +512,7 @@ impl Core {
         base: &Arc<Version>,
         writes: BTreeMap<Bytes, Option<Bytes>>,
         deletes: Vec<RangeDelete>,
+        immediate: bool,
     ) -> Result<crate::wal::writer::Appended> {
         let txn_id = base.last_txn + 1;
         let appended = self.wal.append_txn(TxnToAppend {
@@ -368,8 +533,45 @@ impl Core {
         next.last_txn = txn_id;
         next.wal_end = appended.end;
         next.data_end = appended.end;
-        self.publish(Arc::new(next));
+        let next = Arc::new(next);
+        self.publish(Arc::clone(&next));
+        if let Some(index) = self.index() {
+            index.committed(head_of(&next), immediate);
+        }
         Ok(appended)
+    }
+
+    /// Makes every write of this handle durable, and tells the commit index.
+    pub(crate) fn sync_written(&self) -> Result<()> {
+        self.wal.sync_written()?;
+        self.tell_durable();
+        Ok(())
+    }
+
+    /// Tells the commit index how far this handle knows the log durable (after a sync).
+    fn tell_durable(&self) {
+        if let Some(index) = self.index() {
+            let (generation, end) = self.wal.durable_end();
+            index.durable(generation, end);
+        }
+    }
+}
+
+/// How many published versions a handle keeps for its readers' next views.
+const MAX_RECENT: usize = 64;
+
+/// A version's position in the log: (generation, offset of its end).
+pub(crate) fn position(v: &Version) -> (u64, u64) {
+    (v.generation, v.wal_end)
+}
+
+/// What the commit index is told about a version at the head of the log.
+pub(crate) fn head_of(v: &Version) -> Head {
+    Head {
+        generation: v.generation,
+        salt: v.salt,
+        wal_end: v.wal_end,
+        last_txn: v.last_txn,
     }
 }
 
@@ -379,7 +581,7 @@ impl Drop for Core {
         // its close: make them durable (the log stays unproven: the next open folds it).
         let commits = self.counters.commits.load(Ordering::Relaxed);
         if commits != self.counters.closed_at_commits.load(Ordering::Relaxed) && !self.read_only {
-            let _ = self.wal.sync_written();
+            let _ = self.sync_written();
         }
         self.checkpointer.stop();
     }

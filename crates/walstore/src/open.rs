@@ -51,6 +51,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<Core>> {
         lock,
         version: empty_version(),
     }));
+    let fresh_index = attach_index(&core, read_only)?;
     let version = {
         let _g = core.refresh_lock();
         reload(&core, Looker::Open)?
@@ -58,15 +59,81 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<Core>> {
     core.install_loaded(Arc::clone(&version));
     if !read_only {
         settle_after_open(&core, &version)?;
-        if core.opts().auto_checkpoint {
-            let weak = Arc::downgrade(&core);
-            let signal = core.checkpointer().shared();
-            core.checkpointer().arm(Box::new(move || {
-                crate::checkpoint::spawn_worker(weak.clone(), Arc::clone(&signal))
-            }));
-        }
+    }
+    if let Some(fresh) = fresh_index {
+        finish_index(&core, fresh)?;
+    }
+    if !read_only && core.opts().auto_checkpoint {
+        let weak = Arc::downgrade(&core);
+        let signal = core.checkpointer().shared();
+        core.checkpointer().arm(Box::new(move || {
+            crate::checkpoint::spawn_worker(weak.clone(), Arc::clone(&signal))
+        }));
     }
     Ok(core)
+}
+
+/// Opens the commit index (FORMAT.md §8), if the storage has shared memory, and gives it to
+/// the core. Returns whether it is fresh (no other handle has the store open: this one sets
+/// it up, alone, until [`finish_index`]); `None` without an index: a storage without shared
+/// memory, or a read-only handle that would have to set it up (it leaves that to the next
+/// read-write one, and reads the files as a handle without an index does).
+fn attach_index(core: &Core, read_only: bool) -> Result<Option<bool>> {
+    let path = core.dir().join(crate::format::INDEX_NAME);
+    let started = std::time::Instant::now();
+    let deadline = match core.opts().lock_wait {
+        crate::options::LockWait::Forever => None,
+        crate::options::LockWait::NoWait => Some(started),
+        crate::options::LockWait::Timeout(limit) => Some(started + limit),
+    };
+    let opened = match core.storage().open_region(&path, deadline) {
+        Ok(opened) => opened,
+        Err(e) if e.kind() == io::ErrorKind::Unsupported => return Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            return Err(Error::Busy {
+                waited: started.elapsed(),
+            })
+        }
+        // A read-only handle in a directory it may not write: no index (RECOVERY.md I5).
+        Err(_) if read_only => return Ok(None),
+        Err(e) => return Err(Error::io("open", &path, e)),
+    };
+    if opened.fresh && read_only {
+        return Ok(None);
+    }
+    core.set_index(Arc::new(crate::index::CommitIndex::new(opened.region)));
+    Ok(Some(opened.fresh))
+}
+
+/// Ends the open's part in the commit index. A fresh index is set up from what recovery
+/// found (all of it durable now), then shared with other openers. Otherwise readers start
+/// at the index's visible end, which may be short of what the log holds (another process's
+/// commit whose sync has not returned).
+fn finish_index(core: &Core, fresh: bool) -> Result<()> {
+    let Some(index) = core.index() else {
+        return Ok(());
+    };
+    if fresh {
+        let head = core.current();
+        index.rebuild(crate::core::head_of(&head));
+        index
+            .share()
+            .map_err(|e| Error::io("flock", core.dir().join(crate::format::INDEX_NAME), e))?;
+        core.install_visible(head, index.counter());
+        return Ok(());
+    }
+    for _ in 0..64 {
+        let counter = index.counter();
+        let Ok(state) = index.read() else {
+            break; // damaged: readers read the files until a writer repairs it
+        };
+        if let Some(v) = crate::catchup::view_at(core, (state.generation, state.visible_end()))? {
+            core.install_visible(v, counter);
+            return Ok(());
+        }
+        std::thread::yield_now();
+    }
+    Ok(())
 }
 
 /// Creates the directory if needed (not for a read-only open) and refuses a foreign one.

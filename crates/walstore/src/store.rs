@@ -107,6 +107,19 @@ impl Store {
         Ok(ReadTxn::new(version))
     }
 
+    /// Watches the keys under `prefix`: the returned [`Watch`] yields every change committed
+    /// after this call, by any handle in any process, as readers see them (durable commits,
+    /// and `Buffered` ones once written). Waiting for a change costs no polling: it sleeps on
+    /// the commit index's change counter (FORMAT.md §8).
+    pub fn watch(&self, prefix: &[u8]) -> Result<crate::watch::Watch> {
+        let start = self.begin_read()?;
+        Ok(crate::watch::Watch::new(
+            Arc::clone(self.core()),
+            prefix,
+            start,
+        ))
+    }
+
     /// Starts the write transaction, waiting for the writer lock as [`Options::lock_wait`]
     /// says. It starts from the newest committed state of any process.
     pub fn begin_write(&self) -> Result<WriteTxn> {
@@ -152,7 +165,7 @@ impl Store {
     /// `Buffered` commits).
     pub fn sync(&self) -> Result<()> {
         self.core().check_usable(true)?;
-        self.core().wal().sync_written()
+        self.core().sync_written()
     }
 
     /// Closes this handle. When it is the last clone, and transactions were committed through
@@ -229,7 +242,7 @@ impl Store {
 
     /// Whether an earlier failed write or sync poisoned this handle.
     pub fn is_poisoned(&self) -> bool {
-        self.core().wal().is_poisoned()
+        self.core().is_poisoned()
     }
 }
 
@@ -247,7 +260,7 @@ fn close_last(core: &Core) -> Result<()> {
     if unused {
         return Ok(());
     }
-    core.wal().sync_written()?;
+    core.sync_written()?;
     let result = match core.acquire_writer(LockWait::NoWait) {
         Ok(guard) => {
             let marked = refresh(core, true).and_then(|version| mark_clean(core, &version));
@@ -279,7 +292,8 @@ fn mark_clean(core: &Core, version: &crate::version::Version) -> Result<()> {
     let mut next = version.clone();
     next.wal_end = end;
     next.synced_through = version.wal_end;
-    core.publish(Arc::new(next));
+    // The marker is synced: the log is durable through it.
+    core.publish_locked(Arc::new(next), true);
     Ok(())
 }
 

@@ -81,6 +81,13 @@ impl ReadTxn {
     pub fn txn_id(&self) -> u64 {
         self.version.last_txn
     }
+
+    /// Whether both snapshots are the same version of the store (nothing committed between).
+    pub(crate) fn same_version(&self, other: &ReadTxn) -> bool {
+        Arc::ptr_eq(&self.version, &other.version)
+            || (self.version.generation, self.version.wal_end)
+                == (other.version.generation, other.version.wal_end)
+    }
 }
 
 /// The one write transaction of the store (across threads and processes) at this moment.

@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use walstore::storage::{OpenMode, Storage, StorageFile, StorageLock};
+use walstore::storage::{MemRegions, OpenMode, OpenedRegion, Storage, StorageFile, StorageLock};
 
 /// Which operations are crash points worth capturing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +75,9 @@ struct Shared {
     runtime: Mutex<Runtime>,
     lock_released: Condvar,
     sync_gate: gate::SyncGate,
+    /// Shared memory (walstore's commit index): not part of any image. A crash makes a new
+    /// file system from an image, so every process's memory is gone with it.
+    regions: MemRegions,
 }
 
 /// A simulated file system. Clones share it.
@@ -121,6 +124,7 @@ impl SimFs {
                 }),
                 lock_released: Condvar::new(),
                 sync_gate: gate::SyncGate::default(),
+                regions: MemRegions::default(),
             }),
         }
     }
@@ -465,6 +469,14 @@ impl Storage for SimFs {
     fn exists(&self, path: &Path) -> io::Result<bool> {
         let rt = self.runtime();
         Ok(rt.state.names.contains_key(path) || rt.state.dirs.contains(path))
+    }
+
+    fn open_region(
+        &self,
+        path: &Path,
+        deadline: Option<std::time::Instant>,
+    ) -> io::Result<OpenedRegion> {
+        self.shared.regions.open(path, deadline)
     }
 
     fn open_lock(&self, path: &Path) -> io::Result<Box<dyn StorageLock>> {

@@ -1,14 +1,19 @@
 //! The real file system: `std::fs`, `pread`/`pwrite`, `fdatasync`, `flock` and `mmap`.
 //! This module is the only place in the engine that calls `std::fs` and the only place with
-//! `unsafe` (the memory map of snapshot files).
+//! `unsafe` (the memory maps of snapshot files and of the shared region).
 #![allow(unsafe_code)]
 
-use super::{Mapping, OpenMode, Storage, StorageFile, StorageLock};
+use super::{
+    retry_until, Mapping, OpenMode, OpenedRegion, SharedRegion, Storage, StorageFile, StorageLock,
+    REGION_FILE_BYTES, REGION_WORDS,
+};
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The operating system's file system.
 #[derive(Debug, Default, Clone, Copy)]
@@ -66,6 +71,10 @@ impl Storage for FsStorage {
 
     fn exists(&self, path: &Path) -> io::Result<bool> {
         path.try_exists()
+    }
+
+    fn open_region(&self, path: &Path, deadline: Option<Instant>) -> io::Result<OpenedRegion> {
+        FsStorage::open_region_file(path, deadline)
     }
 
     fn open_lock(&self, path: &Path) -> io::Result<Box<dyn StorageLock>> {
@@ -152,5 +161,120 @@ impl StorageLock for FsLock {
 
     fn unlock(&self) -> io::Result<()> {
         self.0.unlock()
+    }
+}
+
+impl FsStorage {
+    /// The file-system half of [`Storage::open_region`].
+    fn open_region_file(path: &Path, deadline: Option<Instant>) -> io::Result<OpenedRegion> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        // An exclusive `flock` means no other handle has the file open (each holds a shared
+        // one while it is open): its contents are left over from handles that have all
+        // closed, and are never trusted.
+        let fresh = match file.try_lock() {
+            Ok(()) => true,
+            Err(TryLockError::WouldBlock) => false,
+            Err(TryLockError::Error(e)) => return Err(e),
+        };
+        if fresh {
+            file.set_len(0)?;
+            file.set_len(REGION_FILE_BYTES)?;
+        } else {
+            retry_until(deadline, || match file.try_lock_shared() {
+                Ok(()) => Ok(Some(())),
+                Err(TryLockError::WouldBlock) => Ok(None),
+                Err(TryLockError::Error(e)) => Err(e),
+            })?;
+            if file.metadata()?.len() < REGION_FILE_BYTES {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{} is shorter than a shared region", path.display()),
+                ));
+            }
+        }
+        // SAFETY: the mapping is `REGION_FILE_BYTES` long (the file is at least that long,
+        // checked above, and no walstore handle shortens a file another handle has open:
+        // only a fresh opener, holding the exclusive lock, truncates it). Its bytes are only
+        // ever accessed through atomics (`FsRegion::words`, `FsRegion::wake_word`), so
+        // concurrent writes by other processes are not data races.
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .len(REGION_FILE_BYTES as usize)
+                .map_mut(&file)?
+        };
+        Ok(OpenedRegion {
+            region: Box::new(FsRegion { file, map, fresh }),
+            fresh,
+        })
+    }
+}
+
+/// A mapped region file, and the `flock` that says this handle has it open.
+struct FsRegion {
+    file: File,
+    map: memmap2::MmapMut,
+    fresh: bool,
+}
+
+impl std::fmt::Debug for FsRegion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FsRegion")
+            .field("fresh", &self.fresh)
+            .finish()
+    }
+}
+
+/// Byte offset of the wake-up word in a region file.
+const WAKE_WORD_OFFSET: usize = REGION_WORDS * 8;
+
+impl SharedRegion for FsRegion {
+    fn words(&self) -> &[AtomicU64] {
+        // SAFETY: the mapping is page aligned and at least `REGION_WORDS * 8` bytes long, and
+        // lives as long as `self`; `AtomicU64` has the size and alignment of `u64`, and every
+        // access to these bytes (here and in other processes) is atomic.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr().cast::<AtomicU64>(), REGION_WORDS) }
+    }
+
+    fn wake_word(&self) -> &AtomicU32 {
+        // SAFETY: as for `words`: 4-byte aligned (a multiple of 8 from a page boundary),
+        // inside the mapping, accessed only atomically.
+        unsafe { &*self.map.as_ptr().add(WAKE_WORD_OFFSET).cast::<AtomicU32>() }
+    }
+
+    fn wait(&self, seen: u32, timeout: Duration) {
+        let ts = rustix::time::Timespec {
+            tv_sec: timeout.as_secs().min(i64::MAX as u64) as i64,
+            tv_nsec: i64::from(timeout.subsec_nanos()),
+        };
+        // Not FUTEX_PRIVATE: waiters in other processes map the same file. Errors (EAGAIN when
+        // the word changed, EINTR, ETIMEDOUT) all mean "look again".
+        let _ = rustix::thread::futex::wait(
+            self.wake_word(),
+            rustix::thread::futex::Flags::empty(),
+            seen,
+            Some(&ts),
+        );
+    }
+
+    fn wake_all(&self) {
+        self.wake_word().fetch_add(1, Ordering::AcqRel);
+        let _ = rustix::thread::futex::wake(
+            self.wake_word(),
+            rustix::thread::futex::Flags::empty(),
+            i32::MAX as u32,
+        );
+    }
+
+    fn share(&self) -> io::Result<()> {
+        if self.fresh {
+            // Converts the exclusive lock into a shared one: other openers proceed.
+            self.file.lock_shared()?;
+        }
+        Ok(())
     }
 }

@@ -75,6 +75,7 @@ struct MemFs {
 pub struct MemoryStorage {
     fs: Arc<Mutex<MemFs>>,
     lock_released: Arc<Condvar>,
+    regions: super::MemRegions,
 }
 
 impl MemoryStorage {
@@ -99,6 +100,9 @@ impl MemoryStorage {
         fs.locks.clear();
         fs.fault = None;
         drop(fs);
+        // Every process died: the next open finds no shared region (the old handles keep
+        // theirs, and fail at their next file access).
+        self.regions.forget_all();
         self.lock_released.notify_all();
     }
 
@@ -304,6 +308,16 @@ impl Storage for MemoryStorage {
     fn exists(&self, path: &Path) -> io::Result<bool> {
         let fs = self.fs.lock();
         Ok(fs.names.contains_key(path) || fs.dirs.contains_key(path))
+    }
+
+    fn open_region(
+        &self,
+        path: &Path,
+        deadline: Option<std::time::Instant>,
+    ) -> io::Result<super::OpenedRegion> {
+        // Shared memory is not a file: a crash does not touch it, and it is gone when the
+        // last handle closes (as when every process with the store open has exited).
+        self.regions.open(path, deadline)
     }
 
     fn open_lock(&self, path: &Path) -> io::Result<Box<dyn StorageLock>> {

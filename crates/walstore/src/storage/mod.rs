@@ -18,14 +18,19 @@
 
 mod fs;
 mod memory;
+mod region;
 
 pub use fs::FsStorage;
 pub use memory::{MemoryStorage, StorageOp};
+pub use region::{
+    retry_until, MemRegions, OpenedRegion, SharedRegion, REGION_FILE_BYTES, REGION_WORDS,
+};
 
 use std::fmt::Debug;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// How a file is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -66,6 +71,18 @@ pub trait Storage: Send + Sync + Debug + 'static {
     /// Opens (creating if needed) a lock file used for exclusive, cross-process advisory locking.
     /// Two handles returned by separate calls must exclude each other, even in one process.
     fn open_lock(&self, path: &Path) -> io::Result<Box<dyn StorageLock>>;
+    /// Opens (creating) the region of memory shared by every handle that opens `path`, in
+    /// any process, waiting until `deadline` (forever with `None`) while another handle sets
+    /// up a fresh one (`WouldBlock` then). A backend without shared memory returns
+    /// `Unsupported` (the default): the engine then works without a commit index (FORMAT.md
+    /// §8).
+    fn open_region(&self, path: &Path, deadline: Option<Instant>) -> io::Result<OpenedRegion> {
+        let _ = (path, deadline);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this storage has no shared memory",
+        ))
+    }
 }
 
 /// An open file.

@@ -41,6 +41,8 @@ pub(crate) struct Wal {
     sync: Mutex<SyncState>,
     sync_done: Condvar,
     poison: Poison,
+    /// Called once, when the poison flag is latched (the commit index shares it).
+    on_poison: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
     syncs: AtomicU64,
 }
 
@@ -124,6 +126,7 @@ impl Wal {
             sync: Mutex::new(SyncState::default()),
             sync_done: Condvar::new(),
             poison: Poison::default(),
+            on_poison: std::sync::OnceLock::new(),
             syncs: AtomicU64::new(0),
         }
     }
@@ -196,6 +199,11 @@ impl Wal {
         Ok(())
     }
 
+    /// Sets what latching the poison flag also does (once; later calls are ignored).
+    pub(crate) fn on_poison(&self, hook: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.on_poison.set(hook);
+    }
+
     /// Latches the poison flag (the first cause is kept) and wakes group-commit waiters.
     pub(crate) fn poison(&self, cause: &str) {
         let mut kept = self.poison.cause.lock();
@@ -204,6 +212,9 @@ impl Wal {
         }
         self.poison.set.store(true, Ordering::Release);
         drop(kept);
+        if let Some(hook) = self.on_poison.get() {
+            hook();
+        }
         let _s = self.sync.lock();
         self.sync_done.notify_all();
     }
