@@ -72,8 +72,11 @@ pub struct Scale {
     pub c_keys: u64,
     /// Workload c: keys per durable transaction.
     pub c_batch: u64,
-    /// Workload d: random point reads.
+    /// Workload d: random point reads (and workload g: as many gets, a snapshot each).
     pub d_reads: u64,
+    /// Workload h: gets per reader thread (two readers, one durable writer meanwhile).
+    #[serde(default)]
+    pub h_reads_per_reader: u64,
     /// Workload e (and f): rounds replacing the four blobs.
     pub e_rounds: u64,
     /// Open: WAL bytes of small transactions to replay.
@@ -95,6 +98,7 @@ impl Scale {
         c_keys: 1_000_000,
         c_batch: 10_000,
         d_reads: 1_000_000,
+        h_reads_per_reader: 500_000,
         e_rounds: 500,
         open_wal_bytes: 256 << 20,
         scale_reads: 1_000_000,
@@ -109,6 +113,7 @@ impl Scale {
         c_keys: 50_000,
         c_batch: 5_000,
         d_reads: 50_000,
+        h_reads_per_reader: 20_000,
         e_rounds: 40,
         open_wal_bytes: 16 << 20,
         scale_reads: 20_000,
@@ -144,7 +149,7 @@ pub mod space {
     pub const A: u8 = 1;
     /// Workload b.
     pub const B: u8 = 2;
-    /// Workloads c and d.
+    /// Workloads c and d (and g and h, which read c's store).
     pub const C: u8 = 3;
     /// Open-time WAL.
     pub const OPEN: u8 = 4;
@@ -153,6 +158,8 @@ pub mod space {
     pub const SCALE: u8 = 6;
     /// The one-shot workload.
     pub const ONESHOT: u8 = 7;
+    /// Workload h's writer (commits into c's store, beside c's keys).
+    pub const H: u8 = 8;
 }
 
 #[cfg(test)]

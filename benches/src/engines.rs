@@ -5,6 +5,11 @@
 //! - SQLite (bundled): WAL journal mode, `synchronous=FULL` (durable) or `NORMAL` (consistent
 //!   but not durable per commit in WAL mode: shown for reference), one `BEGIN IMMEDIATE`
 //!   transaction per commit, a connection per thread, a `WITHOUT ROWID` table of blobs.
+//!
+//! Reads come two ways: [`Handle::point_reads`] reads many keys from one consistent view, and
+//! [`Handle::gets_per_snapshot`] takes a fresh view for every key (each store's ordinary
+//! single get: walstore `begin_read` + `get`, SQLite one autocommit statement, redb
+//! `begin_read` + `open_table` + `get`, fjall `Keyspace::get`).
 //! - redb: `Durability::Immediate`.
 //! - fjall: a write batch with `PersistMode::SyncAll`.
 //! - plain files: one file per key, written with the atomic-rename recipe (temp file, fsync,
@@ -125,6 +130,13 @@ pub trait Handle: Send {
         n: u64,
         next_key: &mut dyn FnMut() -> [u8; KEY_LEN],
     ) -> Result<ReadTally>;
+    /// Reads `n` keys produced by `next_key`, each from a read snapshot of its own (the way a
+    /// program reads one value at a time), and tallies what it found.
+    fn gets_per_snapshot(
+        &mut self,
+        n: u64,
+        next_key: &mut dyn FnMut() -> [u8; KEY_LEN],
+    ) -> Result<ReadTally>;
 }
 
 /// Environment variable naming walstore's `Options::sector_size` for a run (unset: 0, off).
@@ -229,6 +241,22 @@ impl Handle for WalstoreHandle {
         let mut tally = ReadTally::default();
         for _ in 0..n {
             if let Some(v) = read.get(&next_key())? {
+                tally.found += 1;
+                tally.bytes += v.len() as u64;
+            }
+        }
+        check_lengths(n, tally)
+    }
+
+    fn gets_per_snapshot(
+        &mut self,
+        n: u64,
+        next_key: &mut dyn FnMut() -> [u8; KEY_LEN],
+    ) -> Result<ReadTally> {
+        let mut tally = ReadTally::default();
+        for _ in 0..n {
+            let key = next_key();
+            if let Some(v) = self.store.begin_read()?.get(&key)? {
                 tally.found += 1;
                 tally.bytes += v.len() as u64;
             }
@@ -345,6 +373,31 @@ impl Handle for SqliteHandle {
         tx.commit()?;
         check_lengths(n, tally)
     }
+
+    fn gets_per_snapshot(
+        &mut self,
+        n: u64,
+        next_key: &mut dyn FnMut() -> [u8; KEY_LEN],
+    ) -> Result<ReadTally> {
+        // Autocommit, no explicit transaction: SQLite opens a read transaction (its snapshot)
+        // when the statement starts and ends it when the statement is reset, here when `rows`
+        // is dropped at the end of each get. The statement is prepared once (cached).
+        let mut tally = ReadTally::default();
+        let mut st = self.conn.prepare_cached("SELECT v FROM kv WHERE k = ?1")?;
+        for _ in 0..n {
+            let key = next_key();
+            let mut rows = st.query([&key[..]])?;
+            if let Some(row) = rows.next()? {
+                tally.found += 1;
+                tally.bytes += row.get_ref(0)?.as_blob()?.len() as u64;
+            }
+        }
+        drop(st);
+        if !self.conn.is_autocommit() {
+            return Err("SQLite left a transaction open between gets".into());
+        }
+        check_lengths(n, tally)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -397,6 +450,25 @@ impl Handle for RedbHandle {
         let mut tally = ReadTally::default();
         for _ in 0..n {
             let key = next_key();
+            if let Some(v) = table.get(&key[..])? {
+                tally.found += 1;
+                tally.bytes += v.value().len() as u64;
+            }
+        }
+        check_lengths(n, tally)
+    }
+
+    fn gets_per_snapshot(
+        &mut self,
+        n: u64,
+        next_key: &mut dyn FnMut() -> [u8; KEY_LEN],
+    ) -> Result<ReadTally> {
+        use redb::ReadableDatabase;
+        let mut tally = ReadTally::default();
+        for _ in 0..n {
+            let key = next_key();
+            let tx = self.db.begin_read()?;
+            let table = tx.open_table(REDB_TABLE)?;
             if let Some(v) = table.get(&key[..])? {
                 tally.found += 1;
                 tally.bytes += v.value().len() as u64;
@@ -462,6 +534,17 @@ impl Handle for FjallHandle {
             }
         }
         check_lengths(n, tally)
+    }
+
+    fn gets_per_snapshot(
+        &mut self,
+        n: u64,
+        next_key: &mut dyn FnMut() -> [u8; KEY_LEN],
+    ) -> Result<ReadTally> {
+        // `Keyspace::get` reads the newest value (`SeqNo::MAX`) from the tree's current version
+        // on every call, a view of its own; `point_reads` above makes the same calls, so for
+        // fjall d and g measure the same thing.
+        self.point_reads(n, next_key)
     }
 }
 
@@ -530,6 +613,15 @@ impl Handle for PlainFilesHandle {
         }
         check_lengths(n, tally)
     }
+
+    fn gets_per_snapshot(
+        &mut self,
+        n: u64,
+        next_key: &mut dyn FnMut() -> [u8; KEY_LEN],
+    ) -> Result<ReadTally> {
+        // Every file read is on its own already.
+        self.point_reads(n, next_key)
+    }
 }
 
 #[cfg(test)]
@@ -565,9 +657,16 @@ mod tests {
                 },
                 "{kind:?}"
             );
+            let mut j = 0;
+            let tally = other.gets_per_snapshot(3, &mut || {
+                j += 1;
+                keys[j - 1]
+            })?;
+            assert_eq!(tally.found, 3, "{kind:?}");
             engine.checkpoint()?;
             let mut missing = || crate::data::key(10, 0);
             assert!(h.point_reads(1, &mut missing).is_err(), "{kind:?}");
+            assert!(h.gets_per_snapshot(1, &mut missing).is_err(), "{kind:?}");
         }
         Ok(())
     }

@@ -40,7 +40,7 @@ pub struct Failure {
 }
 
 /// Workload ids and titles, in table order.
-pub const WORKLOADS: [(&str, &str); 7] = [
+pub const WORKLOADS: [(&str, &str); 9] = [
     (
         "a",
         "a: durable txns of 3 keys (16 B key, 100 B value), 1 thread",
@@ -52,6 +52,11 @@ pub const WORKLOADS: [(&str, &str); 7] = [
     ),
     ("c-checkpointed", "c: the same, until fully checkpointed"),
     ("d", "d: random point reads over c's data, 1 thread"),
+    ("g", "g: the same gets, one read snapshot per get, 1 thread"),
+    (
+        "h",
+        "h: g's gets from 2 threads while 1 thread commits 3-key txns durably",
+    ),
     (
         "e",
         "e: durable txns replacing 4 values of 4/16/1/64 KiB (plain files: f)",
@@ -886,6 +891,8 @@ mod tests {
                 fig("a", Kind::Redb, 1000.0),
                 fig("e", Kind::Walstore, 300.0),
                 fig("e", Kind::PlainFiles, 30.0),
+                fig("g", Kind::Walstore, 900_000.0),
+                fig("g", Kind::Redb, 300_000.0),
             ],
             failures: vec![],
             ..Report::default()
@@ -901,9 +908,11 @@ mod tests {
         let md = report.markdown();
         assert!(md.contains("| a: durable txns"));
         assert!(md.contains("2,000 (2.00×)"));
+        assert!(md.contains("| g: the same gets, one read snapshot per get, 1 thread | txn/s | **900,000** | | 300,000 (3.00×) |"));
+        assert!(md.contains("| g | redb | 300,000 |"));
         let svg = report.svg();
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-        assert_eq!(svg.matches("<title>").count(), 4);
+        assert_eq!(svg.matches("<title>").count(), 5);
     }
 
     #[test]

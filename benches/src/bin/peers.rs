@@ -58,9 +58,9 @@ struct Cli {
     /// fjall, plain-files, bare-log).
     #[arg(long, value_delimiter = ',')]
     engines: Vec<String>,
-    /// Only these workloads (comma-separated: a, b, c, d, e, open, scale, oneshot; d needs
-    /// c). Without it: all of them, except scale in a full run unless --scale-sizes is given
-    /// (its default sizes take a long time).
+    /// Only these workloads (comma-separated: a, b, c, d, g, h, e, open, scale, oneshot; d, g
+    /// and h read c's store, so need c). Without it: all of them, except scale in a full run
+    /// unless --scale-sizes is given (its default sizes take a long time).
     #[arg(long, value_delimiter = ',')]
     workloads: Vec<String>,
     /// Store sizes (keys) of the scale workload (default 1000000,4000000,10000000; 20000 with
@@ -151,7 +151,11 @@ fn run_all(cli: &Cli) -> Result<()> {
             .map(|id| Kind::from_id(id).ok_or_else(|| format!("unknown store {id:?}")))
             .collect::<std::result::Result<_, _>>()?
     };
-    let all_workloads = ["a", "b", "c", "d", "e", "open", "scale", "oneshot"];
+    // d, g and h read c's store (h also writes into it, so it comes last of them).
+    let all_workloads = [
+        "a", "b", "c", "d", "g", "h", "e", "open", "scale", "oneshot",
+    ];
+    let on_c_store = |w: &str| matches!(w, "c" | "d" | "g" | "h");
     let workloads: Vec<&str> = if cli.workloads.is_empty() {
         let scale_by_default = cli.quick || !cli.scale_sizes.is_empty();
         all_workloads
@@ -248,15 +252,16 @@ fn run_all(cli: &Cli) -> Result<()> {
                 {
                     continue;
                 }
-                // c and d share a store per engine; every other phase gets a fresh directory.
+                // c, d, g and h share a store per engine; every other phase gets a fresh
+                // directory.
                 let dir = match *w {
-                    "c" | "d" => base.path().join(format!("cd-{}", kind.id())),
+                    "c" | "d" | "g" | "h" => base.path().join(format!("cd-{}", kind.id())),
                     "open" => base.path().join("open-walstore"),
                     _ => base.path().join(format!("{w}-{}-{round}", kind.id())),
                 };
-                if *w == "d" && !dir.exists() {
+                if on_c_store(w) && *w != "c" && !dir.exists() {
                     report.failures.push(Failure {
-                        workload: "d".into(),
+                        workload: (*w).into(),
                         engine: kind.id().into(),
                         error: "needs workload c's store (run c too)".into(),
                     });
@@ -294,8 +299,15 @@ fn run_all(cli: &Cli) -> Result<()> {
                     }
                 }
                 eprintln!("({:.1} s)", t.elapsed().as_secs_f64());
-                // Keep c's store for d; remove everything else once measured.
-                if *w != "c" || !workloads.contains(&"d") {
+                // Keep c's store for the workloads after it that read it; remove everything
+                // else once measured.
+                let c_store_needed_later = on_c_store(w)
+                    && workloads
+                        .iter()
+                        .skip_while(|x| *x != w)
+                        .skip(1)
+                        .any(|x| on_c_store(x));
+                if !c_store_needed_later {
                     let _ = std::fs::remove_dir_all(&dir);
                 }
             }
@@ -684,6 +696,8 @@ fn run_phase(engine: &str, workload: &str, dir: &Path, quick: bool, n: u64) -> R
         "b" => vec![concurrent_commits(kind, dir, &scale)?],
         "c" => bulk_load(kind, dir, &scale)?,
         "d" => vec![point_reads(kind, dir, &scale)?],
+        "g" => vec![gets_per_snapshot(kind, dir, &scale)?],
+        "h" => vec![readers_during_writer(kind, dir, &scale)?],
         "e" => vec![blobs(kind, dir, &scale)?],
         "open-fill" => {
             fill_wal(kind, dir, &scale)?;
@@ -901,6 +915,108 @@ fn point_reads(kind: Kind, dir: &Path, scale: &Scale) -> Result<Figure> {
     }
     let mut f = figure("d", kind, scale.d_reads, elapsed, "gets/s");
     f.note = format!("over {n_keys} keys, page cache warm");
+    Ok(f)
+}
+
+/// Workload g: the key stream of d, as many gets, but each get from a read snapshot of its own.
+fn gets_per_snapshot(kind: Kind, dir: &Path, scale: &Scale) -> Result<Figure> {
+    let engine = engines::open(kind, dir)?;
+    let mut h = engine.handle()?;
+    let mut positions = Positions::new(42);
+    let n_keys = scale.c_keys;
+    let mut next = || data::key(space::C, positions.next_below(n_keys));
+    let started = Instant::now();
+    let tally = h.gets_per_snapshot(scale.d_reads, &mut next)?;
+    let elapsed = started.elapsed();
+    if tally.bytes != tally.found * VALUE_LEN as u64 {
+        return Err(format!("values of the wrong length: {tally:?}").into());
+    }
+    let mut f = figure("g", kind, scale.d_reads, elapsed, "gets/s");
+    f.note = format!("over {n_keys} keys, one snapshot per get, page cache warm");
+    if kind == Kind::Fjall {
+        f.note
+            .push_str("; fjall's d makes the same calls (Keyspace::get, a view per call)");
+    }
+    Ok(f)
+}
+
+/// Workload h: two threads doing g's gets (`scale.h_reads_per_reader` each, a snapshot per
+/// get) on c's store while a third commits durable 3-key transactions into a key space of its
+/// own until both readers are done. The figure is the readers' gets together per second of
+/// the time until the last one finished; the writer's commits/s go in the note.
+fn readers_during_writer(kind: Kind, dir: &Path, scale: &Scale) -> Result<Figure> {
+    const READERS: u64 = 2;
+    let engine: Arc<dyn engines::Engine> = Arc::from(engines::open(kind, dir)?);
+    let per = scale.h_reads_per_reader;
+    let n_keys = scale.c_keys;
+    let barrier = Arc::new(Barrier::new(READERS as usize + 2));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Handles are made (and the warm-up done) before any thread starts: nothing that can fail
+    // comes before a thread's wait on the barrier.
+    let mut w = engine.handle()?;
+    // Warm-up commits (first file growth, caches), not counted.
+    for i in 0..WARMUP_TXNS {
+        w.commit(&as_writes(&small_txn(space::H, i)))?;
+    }
+    let mut reader_handles = Vec::new();
+    for _ in 0..READERS {
+        reader_handles.push(engine.handle()?);
+    }
+    let writer = {
+        let barrier = Arc::clone(&barrier);
+        let stop = Arc::clone(&stop);
+        let mut h = w;
+        std::thread::spawn(move || -> Result<(u64, Duration)> {
+            barrier.wait();
+            let started = Instant::now();
+            let mut commits = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                h.commit(&as_writes(&small_txn(space::H, WARMUP_TXNS + commits)))?;
+                commits += 1;
+            }
+            Ok((commits, started.elapsed()))
+        })
+    };
+    let mut readers = Vec::new();
+    for (r, mut h) in (0..READERS).zip(reader_handles) {
+        let barrier = Arc::clone(&barrier);
+        readers.push(std::thread::spawn(move || -> Result<engines::ReadTally> {
+            let mut positions = Positions::new(42 + r);
+            let mut next = || data::key(space::C, positions.next_below(n_keys));
+            barrier.wait();
+            h.gets_per_snapshot(per, &mut next)
+        }));
+    }
+    barrier.wait();
+    let started = Instant::now();
+    let mut first_err = None;
+    for j in readers {
+        let outcome = j.join().map_err(|_| "a reading thread panicked")?;
+        match outcome {
+            Ok(tally) if tally.bytes != tally.found * VALUE_LEN as u64 => {
+                first_err.get_or_insert(format!("values of the wrong length: {tally:?}").into());
+            }
+            Ok(_) => {}
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (commits, writing) = writer.join().map_err(|_| "the writing thread panicked")??;
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    let mut f = figure("h", kind, READERS * per, elapsed, "gets/s");
+    f.note = format!(
+        "{READERS} readers × {per}, one snapshot per get; writer meanwhile: {} commits/s \
+         ({commits} txns of 3 keys)",
+        walstore_benches::report::human(commits as f64 / writing.as_secs_f64().max(1e-9))
+    );
+    if !kind.durable() {
+        f.note.push_str("; writer not durable per commit");
+    }
     Ok(f)
 }
 
