@@ -56,6 +56,8 @@ pub(crate) struct Core {
     /// Serializes catch-ups, so two threads never scan the same tail at once.
     refresh_lock: Mutex<()>,
     pid: u32,
+    /// The fork epoch at open (see `fork.rs`).
+    fork_epoch: u64,
     checkpointer: CheckpointSignal,
     /// The merge lock file, opened at the first merge (`MERGE`, FORMAT.md §2).
     merge_lock: Mutex<Option<Box<dyn StorageLock>>>,
@@ -128,6 +130,7 @@ impl Core {
             recent: Mutex::new(VecDeque::new()),
             refresh_lock: Mutex::new(()),
             pid: std::process::id(),
+            fork_epoch: crate::fork::epoch(),
             checkpointer: CheckpointSignal::default(),
             merge_lock: Mutex::new(None),
             counters: Counters::default(),
@@ -185,17 +188,17 @@ impl Core {
 
     /// Whether this handle was inherited across `fork()` (opened by another process).
     pub(crate) fn is_forked(&self) -> bool {
-        std::process::id() != self.pid
+        crate::fork::epoch() != self.fork_epoch
     }
 
     /// Refuses a handle used in a forked child, and writes through a read-only or poisoned
     /// handle.
     pub(crate) fn check_usable(&self, write: bool) -> Result<()> {
-        let current = std::process::id();
-        if current != self.pid {
+        // One atomic load, no getpid: a `begin_read` with nothing new makes no system call.
+        if crate::fork::epoch() != self.fork_epoch {
             return Err(Error::Forked {
                 opened_by: self.pid,
-                current,
+                current: std::process::id(),
             });
         }
         if write {

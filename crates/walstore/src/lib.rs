@@ -50,6 +50,7 @@ mod checkpoint;
 mod core;
 mod error;
 mod faults;
+mod fork;
 mod format;
 pub mod index;
 pub mod inspect;

@@ -209,6 +209,13 @@ impl Storage for Failing {
     fn open_lock(&self, path: &std::path::Path) -> std::io::Result<Box<dyn StorageLock>> {
         self.inner.open_lock(path)
     }
+    fn open_region(
+        &self,
+        path: &std::path::Path,
+        deadline: Option<std::time::Instant>,
+    ) -> std::io::Result<walstore::storage::OpenedRegion> {
+        self.inner.open_region(path, deadline)
+    }
 }
 
 #[derive(Debug)]
@@ -307,6 +314,13 @@ impl Storage for Observed {
     }
     fn open_lock(&self, path: &std::path::Path) -> std::io::Result<Box<dyn StorageLock>> {
         self.inner.open_lock(path)
+    }
+    fn open_region(
+        &self,
+        path: &std::path::Path,
+        deadline: Option<std::time::Instant>,
+    ) -> std::io::Result<walstore::storage::OpenedRegion> {
+        self.inner.open_region(path, deadline)
     }
 }
 
