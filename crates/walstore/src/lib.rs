@@ -80,3 +80,11 @@ pub use store::{Store, StoreInfo};
 pub use txn::{ReadTxn, WriteTxn};
 pub use version::{Iter, Value};
 pub use watch::{Change, Watch};
+
+/// A number that differs in a process forked from this one (a `pthread_atfork` handler
+/// changes it in the child). Wrappers that hold engine objects (the Python module) compare it
+/// to tell an object inherited across `fork()` without a system call; walstore's own handles
+/// do (`Error::Forked`).
+pub fn fork_epoch() -> u64 {
+    fork::epoch()
+}
