@@ -339,6 +339,9 @@ impl Core {
             );
             if self.index().is_some() {
                 let mut recent = self.recent.lock();
+                // A new generation: readers never go back to the old one's versions (their
+                // memtables would stay alive for nothing).
+                recent.retain(|v| v.generation == version.generation);
                 recent.push_back(Arc::clone(&version));
                 if recent.len() > MAX_RECENT {
                     recent.pop_front();
@@ -554,8 +557,16 @@ impl Core {
     /// Tells the commit index how far this handle knows the log durable (after a sync).
     fn tell_durable(&self) {
         if let Some(index) = self.index() {
+            let counter = index.counter();
             let (generation, end) = self.wal.durable_end();
             index.durable(generation, end);
+            // Move this handle's readers' view along now (a handle that only writes would
+            // otherwise keep its first view, and the memory it holds, alive).
+            if let Ok(state) = index.read() {
+                if let Some(v) = self.known_at((state.generation, state.visible_end())) {
+                    self.show(&v, counter);
+                }
+            }
         }
     }
 }
