@@ -822,6 +822,11 @@ fn slow_sync_writer(dir: &Path, marks: &Path) {
 /// returned. Reports how many looks fell inside the sync.
 fn visibility_reader(dir: &Path, marks: &Path) {
     let store = open(dir);
+    // Open before the writer commits: an open that finds another process's commit still
+    // unproven makes it durable itself (a recovery checkpoint, RECOVERY.md S1), and may then
+    // show it before that process's own sync returns.
+    println!("open");
+    std::io::stdout().flush().expect("flush");
     let synced = marks.with_extension("synced");
     let syncing = marks.with_extension("syncing");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -856,14 +861,20 @@ fn reader_never_sees_a_commit_before_its_sync() {
     let d = dir.to_str().expect("utf8");
     let marks = dir.with_extension("marks");
     let m = marks.to_str().expect("utf8");
-    let reader = spawn(&["visibility-reader", d, m]);
+    let mut reader = spawn(&["visibility-reader", d, m]);
+    let mut reader_out = BufReader::new(reader.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    reader_out.read_line(&mut line).expect("read");
+    assert_eq!(line.trim(), "open");
     let mut writer = spawn(&["slow-sync-writer", d, m]);
     let mut line = String::new();
     BufReader::new(writer.stdout.as_mut().expect("stdout"))
         .read_line(&mut line)
         .expect("read");
     assert_eq!(line.trim(), "ready");
-    let out = wait_ok(reader, "reader");
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut reader_out, &mut out).expect("reader output");
+    wait_ok(reader, "reader");
     wait_ok(writer, "writer");
     let inside = reported(&out, "inside ");
     assert!(
