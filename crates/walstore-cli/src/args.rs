@@ -122,6 +122,22 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         limit: Option<usize>,
     },
+    /// Print each change under PREFIX (every key without one) as a JSON line once it is
+    /// committed, by any process: until killed, after --count changes, or --timeout seconds
+    /// after it started (exit 1 if no store exists at STORE yet).
+    Watch {
+        /// The store directory.
+        store: PathBuf,
+        /// Only keys starting with this.
+        prefix: Option<OsString>,
+        /// Exit 0 this many seconds after starting, however many changes came (fractions
+        /// allowed; 0 or less: at once).
+        #[arg(long, value_name = "SECONDS")]
+        timeout: Option<f64>,
+        /// Exit 0 after N changes.
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+    },
     /// Apply operations read as JSON Lines from stdin in one transaction, or none of them.
     Txn {
         /// The store directory (created if missing).

@@ -25,6 +25,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<store::NativeStore>()?;
     module.add_class::<store::NativeWrite>()?;
     module.add_class::<store::NativeRead>()?;
+    module.add_class::<store::NativeWatch>()?;
     module.add_function(wrap_pyfunction!(store::open_store, module)?)?;
     module.add_function(wrap_pyfunction!(value::encode, module)?)?;
     module.add_function(wrap_pyfunction!(value::decode, module)?)?;

@@ -14,8 +14,9 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use std::ops::Bound as KeyBound;
-use std::time::Duration;
-use walstore::{Durability, LockWait, Options, ReadTxn, Store, WriteTxn};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use walstore::{Durability, LockWait, Options, ReadTxn, Store, Watch, WriteTxn};
 
 /// A key and its value, as bytes.
 type Entry = (Vec<u8>, Vec<u8>);
@@ -176,6 +177,20 @@ impl NativeStore {
                 .and_then(|r| collect(r.scan_prefix(prefix), reverse))
         })
         .into_py_result(py)
+    }
+
+    /// The changes under `prefix` committed from now on, by any handle in any process.
+    fn watch(slf: &Bound<'_, Self>, prefix: &[u8]) -> PyResult<NativeWatch> {
+        let py = slf.py();
+        let store = slf.get().handle(py)?;
+        let watch = py.detach(|| store.watch(prefix)).into_py_result(py)?;
+        Ok(NativeWatch {
+            watch: Mutex::new(ForkSafe::new(watch)),
+            pid: std::process::id(),
+            prefix: prefix.to_vec(),
+            closed: AtomicBool::new(false),
+            store: slf.clone().unbind(),
+        })
     }
 
     /// Checkpoints, then merges every run into one; one tuple per merge (see [`Merge`]).
@@ -370,5 +385,112 @@ impl NativeRead {
     #[getter]
     fn txn_id(&self) -> u64 {
         self.read.txn_id()
+    }
+}
+
+/// One change as `NativeWatch.next` returns it: key, value (None: deleted), transaction id.
+type ChangeTuple = (Vec<u8>, Option<Vec<u8>>, u64);
+
+/// How long one wait for a change lasts with the GIL released, between two checks for a
+/// signal (Ctrl-C raises `KeyboardInterrupt` within this long) and for a closed store.
+const WATCH_SLICE: Duration = Duration::from_millis(100);
+
+/// A watch of a prefix (`walstore.Watch` wraps it). The engine watch is behind a mutex
+/// locked only with the GIL released (a `next` holds it for up to [`WATCH_SLICE`]); what the
+/// other methods need is kept beside it.
+#[pyclass(frozen, module = "walstore._native")]
+pub(crate) struct NativeWatch {
+    watch: Mutex<ForkSafe<Watch>>,
+    /// The process that made it.
+    pid: u32,
+    prefix: Vec<u8>,
+    closed: AtomicBool,
+    /// The store it watches: closing it ends the watch (`ClosedError`).
+    store: Py<NativeStore>,
+}
+
+impl NativeWatch {
+    /// `ForkedError` in a forked child, `ClosedError` once the watch or its store is closed.
+    fn check_open(&self, py: Python<'_>) -> PyResult<()> {
+        let current = std::process::id();
+        if self.pid != current {
+            let error = walstore::Error::Forked {
+                opened_by: self.pid,
+                current,
+            };
+            return Err(errors::to_py(py, error));
+        }
+        if self.closed.load(Ordering::Acquire) {
+            return Err(errors::closed(py, "the watch is closed"));
+        }
+        if self.store.get().store.lock().value.is_none() {
+            return Err(errors::closed(py, "the store is closed"));
+        }
+        Ok(())
+    }
+}
+
+#[pymethods]
+impl NativeWatch {
+    /// The next change, waiting at most `timeout` seconds (None: until one comes); None if
+    /// none came. The GIL is released while waiting, in slices of [`WATCH_SLICE`] between
+    /// which signals are handled (a `KeyboardInterrupt` is raised from here).
+    #[pyo3(signature = (timeout=None))]
+    fn next(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<ChangeTuple>> {
+        let deadline = match timeout {
+            None => None,
+            Some(s) if s.is_nan() || s < 0.0 => {
+                return Err(PyValueError::new_err(format!(
+                    "timeout must be None or a number of seconds >= 0, not {s}"
+                )))
+            }
+            Some(s) if s.is_infinite() => None,
+            Some(s) => Instant::now().checked_add(Duration::from_secs_f64(s.min(1e9))),
+        };
+        loop {
+            self.check_open(py)?;
+            let slice = match deadline {
+                None => WATCH_SLICE,
+                Some(d) => d.saturating_duration_since(Instant::now()).min(WATCH_SLICE),
+            };
+            let got = py.detach(|| {
+                let mut slot = self.watch.lock();
+                slot.value.as_mut().map(|watch| watch.next_timeout(slice))
+            });
+            match got {
+                None => return Err(errors::closed(py, "the watch is closed")),
+                Some(result) => {
+                    if let Some(change) = result.into_py_result(py)? {
+                        return Ok(Some((change.key, change.value, change.txn_id)));
+                    }
+                }
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(None);
+            }
+            py.check_signals()?;
+        }
+    }
+
+    /// The watched prefix.
+    #[getter]
+    fn prefix(&self) -> Vec<u8> {
+        self.prefix.clone()
+    }
+
+    /// Ends the watch (releases the view it holds); later calls raise `ClosedError`. Closing
+    /// twice is fine; in a forked child the copy is left to [`ForkSafe`].
+    fn close(&self, py: Python<'_>) {
+        if self.pid != std::process::id() {
+            return;
+        }
+        self.closed.store(true, Ordering::Release);
+        py.detach(|| drop(self.watch.lock().value.take()));
+    }
+
+    /// Whether `close` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 }

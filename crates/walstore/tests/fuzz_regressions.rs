@@ -30,7 +30,14 @@ use std::path::{Path, PathBuf};
 use walstore::storage::{MemoryStorage, Storage, StorageOp};
 use walstore::{Durability, Store};
 
-const TARGETS: [&str; 5] = ["wal_record", "snapshot", "manifest", "recovery", "ops"];
+const TARGETS: [&str; 6] = [
+    "wal_record",
+    "snapshot",
+    "manifest",
+    "index",
+    "recovery",
+    "ops",
+];
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
@@ -41,6 +48,7 @@ fn check_for(target: &str) -> fn(&[u8]) {
         "wal_record" => checks::wal_record::check,
         "snapshot" => checks::snapshot::check,
         "manifest" => checks::manifest::check,
+        "index" => checks::index::check,
         "recovery" => checks::recovery::check,
         "ops" => checks::ops::check,
         other => panic!("no target {other}"),
@@ -103,6 +111,11 @@ fn snapshot_corpus_and_regressions_pass() {
 #[test]
 fn manifest_corpus_and_regressions_pass() {
     replay("manifest");
+}
+
+#[test]
+fn index_corpus_and_regressions_pass() {
+    replay("index");
 }
 
 #[test]
@@ -206,6 +219,7 @@ fn seed_corpus() -> Seeds {
         .map(|(name, image)| ("recovery", name.clone(), image.encode()))
         .collect();
     decoder_seeds(&bases, &mut out);
+    index_seeds(&mut out);
     // Operation sequences: transactions, checkpoints, reopens, crashes and faults.
     for (name, ops) in ops_seeds() {
         out.push(("ops", name.into(), Op::encode_all(&ops)));
@@ -473,6 +487,57 @@ fn fault(after: u8, only: Option<StorageOp>, errno: i32, persistent: bool) -> Op
         errno,
         persistent,
     }
+}
+
+/// The commit index's words (FORMAT.md §8) as a store in use leaves them: new, after
+/// `Immediate` and `Buffered` commits, after a checkpoint (a new generation, a non-zero LSN
+/// base); plus damaged copies.
+fn index_seeds(out: &mut Seeds) {
+    use checks::index::input_of;
+    use walstore::index::INDEX_WORDS;
+    let mem = MemoryStorage::new();
+    let store = open(&mem);
+    let region = mem
+        .open_region(&Path::new(DIR).join("SHM"), None)
+        .expect("the in-memory storage has shared memory")
+        .region;
+    let words = || -> [u64; INDEX_WORDS] {
+        std::array::from_fn(|i| region.words()[i].load(std::sync::atomic::Ordering::Acquire))
+    };
+    let mut states = vec![("new", words())];
+    commit(&store, &[("a", Some(b"1")), ("b", Some(&value(2, 300)))]);
+    states.push(("immediate", words()));
+    store
+        .update(|tx| {
+            tx.set_durability(Durability::Buffered);
+            tx.put(b"c", b"buffered")
+        })
+        .expect("buffered commit");
+    states.push(("buffered", words()));
+    store.checkpoint().expect("checkpoint");
+    states.push(("checkpointed", words()));
+    commit(&store, &[("d", Some(&value(4, 5000)))]);
+    states.push(("checkpointed-then-commit", words()));
+    drop(store);
+    for (name, words) in &states {
+        assert!(
+            walstore::index::decode(words).is_ok(),
+            "index/{name}: the engine left words it refuses"
+        );
+        out.push(("index", (*name).into(), input_of(words)));
+    }
+    let (_, last) = states[states.len() - 1];
+    let mut changing = last;
+    changing[2] |= 1;
+    out.push(("index", "changing".into(), input_of(&changing)));
+    let mut flipped = last;
+    flipped[6] ^= 1 << 12;
+    out.push(("index", "flipped-written-end".into(), input_of(&flipped)));
+    // Beyond the written end, with a checksum that matches (the input's fix-up byte).
+    let mut beyond = input_of(&last);
+    beyond[0] = 7;
+    beyond[1 + 8 * 11..1 + 8 * 12].copy_from_slice(&u64::MAX.to_le_bytes());
+    out.push(("index", "visible-beyond-written".into(), beyond));
 }
 
 /// Writes of the first transaction of several seeds.

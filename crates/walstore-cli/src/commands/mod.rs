@@ -1,5 +1,5 @@
 //! The commands, one module per group: `edit` (set, del, incr, cas), `txn`, `read` (get,
-//! scan), `transfer` (export, import), `maintain` (checkpoint, compact, info, backup) and `inspect`
+//! scan, watch), `transfer` (export, import), `maintain` (checkpoint, compact, info, backup) and `inspect`
 //! (dump, verify, which read the files without opening the store).
 //!
 //! Invariant: every store is opened through [`Context`], so `--salvage` is read-only
@@ -121,6 +121,12 @@ pub(crate) fn execute(cli: &Cli, backend: &Backend) -> Outcome {
             reverse,
             limit,
         } => read::scan(&cx, store, prefix.as_deref(), *reverse, *limit),
+        Command::Watch {
+            store,
+            prefix,
+            timeout,
+            count,
+        } => read::watch(&cx, store, prefix.as_deref(), *timeout, *count),
         Command::Txn { store } => txn::txn(&cx, store),
         Command::Export { store } => transfer::export(&cx, store),
         Command::Import { store } => transfer::import(&cx, store),

@@ -1,6 +1,7 @@
 //! `get` and `scan` (in either key order): read-only, from one consistent snapshot, without the writer lock.
 //! A path where no store exists yet reads as an empty store whose keys are all missing
-//! (exit 1), not as an error: a program may read before its first write.
+//! (exit 1), not as an error: a program may read before its first write. `watch`: read-only
+//! too, the changes under a prefix as they are committed.
 
 use super::Context;
 use crate::args::arg_bytes;
@@ -11,7 +12,8 @@ use serde_json::{json, Value as Json};
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::path::Path;
-use walstore::Value;
+use std::time::{Duration, Instant};
+use walstore::{Change, Value};
 
 /// A key and its value as JSON: `value` is the bytes (see [`crate::encoding`]); `json` is
 /// also there when the bytes are a typed value (docs/VALUES.md).
@@ -138,6 +140,75 @@ pub(crate) fn scan(
     }
     out.flush().map_err(|e| Failure::stdout(&e))?;
     drop(read);
+    cx.close(store)?;
+    Ok(Exit::Ok)
+}
+
+/// One change as `watch` prints it: [`pair_json`] (`"value": null` for a deletion) and
+/// `"txn"`, the last transaction of the view it was seen in.
+fn change_json(change: &Change) -> Json {
+    let mut line = match &change.value {
+        Some(value) => pair_json(&change.key, value),
+        None => json!({"key": to_json(&change.key), "value": Json::Null}),
+    };
+    line["txn"] = Json::from(change.txn_id);
+    line
+}
+
+/// `--timeout SECONDS` as a deadline: `None` (wait forever) without it or for infinity; zero,
+/// negative and NaN mean now; the upper end is clamped as `--wait`'s is.
+fn deadline(start: Instant, seconds: Option<f64>) -> Option<Instant> {
+    match seconds {
+        None => None,
+        Some(s) if s.is_nan() || s <= 0.0 => Some(start),
+        Some(s) if s.is_infinite() => None,
+        Some(s) => start.checked_add(Duration::from_secs_f64(s.min(1e9))),
+    }
+}
+
+/// How long one wait for a change lasts when no deadline is given (the loop waits again).
+const WAIT_SLICE: Duration = Duration::from_secs(3600);
+
+pub(crate) fn watch(
+    cx: &Context<'_>,
+    store: &Path,
+    prefix: Option<&OsStr>,
+    timeout: Option<f64>,
+    count: Option<u64>,
+) -> Outcome {
+    let deadline = deadline(Instant::now(), timeout);
+    let prefix = prefix.map(arg_bytes).unwrap_or_default();
+    let Some(store) = cx.open_if_exists(store)? else {
+        let message = format!(
+            "no store at {} yet: nothing to watch (writing commands create it)",
+            store.display()
+        );
+        return refuse(cx.json, Exit::NotFound, &message, json!({}));
+    };
+    let mut watch = store.watch(&prefix)?;
+    let mut out = std::io::stdout().lock();
+    let mut printed = 0u64;
+    while count.is_none_or(|n| printed < n) {
+        let wait = match deadline {
+            None => WAIT_SLICE,
+            Some(d) => match d.saturating_duration_since(Instant::now()) {
+                left if left.is_zero() => break,
+                left => left,
+            },
+        };
+        let Some(change) = watch.next_timeout(wait)? else {
+            continue;
+        };
+        let written = writeln!(out, "{}", change_json(&change)).and_then(|()| out.flush());
+        match written {
+            Ok(()) => printed += 1,
+            // The reader is gone (`| head -1`): nobody wants more, which is not a failure.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break,
+            Err(e) => return Err(Failure::stdout(&e)),
+        }
+    }
+    drop(out);
+    drop(watch);
     cx.close(store)?;
     Ok(Exit::Ok)
 }

@@ -59,6 +59,7 @@ __all__ = [
     "Store",
     "Transaction",
     "Snapshot",
+    "Watch",
     "MergeStats",
     "encode",
     "decode",
@@ -323,6 +324,63 @@ class Transaction(_Reads):
             self.rollback()
 
 
+class Watch:
+    """The changes under a prefix committed after ``Store.watch`` was called, by any thread
+    or process, as ``(key, value)`` tuples: ``value`` is None for a deletion.
+
+    Iterating blocks until the next change (``for key, value in store.watch("cfg."):``);
+    ``next(timeout)`` waits at most ``timeout`` seconds and returns None if nothing changed.
+    The GIL is released while waiting, and Ctrl-C raises ``KeyboardInterrupt`` within 0.1 s.
+    Changes are coalesced: several commits between two looks report each changed key once,
+    with its latest value, and a key changed and changed back is not reported. A context
+    manager: ``close()`` at the end of the block.
+    """
+
+    def __init__(self, native: _native.NativeWatch, raw: bool) -> None:
+        self._native = native
+        self._raw = raw
+
+    def _change(self, change: Optional[Tuple[bytes, Optional[bytes], int]]) -> Any:
+        if change is None:
+            return None
+        key, value, _txn = change
+        if value is not None and not self._raw:
+            value = _native.decode(value)
+        return (_out_key(key), value)
+
+    def next(self, timeout: Optional[float] = None) -> Optional[Tuple[Key, Any]]:
+        """The next change as ``(key, value)``, waiting at most ``timeout`` seconds (None:
+        until one comes); None if none came in time."""
+        return self._change(self._native.next(timeout))
+
+    def __iter__(self) -> "Watch":
+        return self
+
+    def __next__(self) -> Tuple[Key, Any]:
+        change = self._change(self._native.next(None))
+        assert change is not None  # without a timeout, next() returns only with a change
+        return change
+
+    @property
+    def prefix(self) -> Key:
+        """The watched prefix (``str`` when it is UTF-8)."""
+        return _out_key(self._native.prefix)
+
+    def close(self) -> None:
+        """Ends the watch; later calls raise ``ClosedError`` (closing twice is fine)."""
+        self._native.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._native.closed
+
+    def __enter__(self) -> "Watch":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+
 class Store(_Reads):
     """An open store; create it with ``walstore.open``. Safe to share between threads.
 
@@ -355,6 +413,14 @@ class Store(_Reads):
     def snapshot(self) -> Snapshot:
         """A consistent read snapshot (a context manager)."""
         return Snapshot(self._native.begin_read())
+
+    def watch(self, prefix: Optional[Key] = None, *, raw: bool = False) -> Watch:
+        """A ``Watch`` of the keys starting with ``prefix`` (every key if None or empty):
+        the changes committed from now on, by any thread or process, as ``(key, value)``.
+        Values are decoded as ``store[key]`` decodes them (``TypeMismatchError`` for bytes
+        that are not a typed value: that change is then skipped), or are the stored bytes
+        with ``raw=True``."""
+        return Watch(self._native.watch(_key(prefix or b"")), raw)
 
     def __setitem__(self, key: Key, value: Any) -> None:
         self._native.apply([(_key(key), encode(value))])
