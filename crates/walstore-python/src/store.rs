@@ -27,6 +27,8 @@ type Entry = (Vec<u8>, Vec<u8>);
 struct ForkSafe<T> {
     value: Option<T>,
     pid: u32,
+    /// `walstore::fork_epoch()` when it was made: compared on drop without a `getpid`.
+    epoch: u64,
 }
 
 impl<T> ForkSafe<T> {
@@ -34,13 +36,14 @@ impl<T> ForkSafe<T> {
         ForkSafe {
             value: Some(value),
             pid: std::process::id(),
+            epoch: walstore::fork_epoch(),
         }
     }
 }
 
 impl<T> Drop for ForkSafe<T> {
     fn drop(&mut self) {
-        if std::process::id() != self.pid {
+        if walstore::fork_epoch() != self.epoch {
             std::mem::forget(self.value.take());
         }
     }

@@ -76,8 +76,8 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<Core>> {
 /// Opens the commit index (FORMAT.md §8), if the storage has shared memory, and gives it to
 /// the core. Returns whether it is fresh (no other handle has the store open: this one sets
 /// it up, alone, until [`finish_index`]); `None` without an index: a storage without shared
-/// memory, or a read-only handle that would have to set it up (it leaves that to the next
-/// read-write one, and reads the files as a handle without an index does).
+/// memory, a read-only handle in a directory it may not write, or a salvage open that would
+/// have to set it up (it reads the files as a handle without an index does).
 fn attach_index(core: &Core, read_only: bool) -> Result<Option<bool>> {
     let path = core.dir().join(crate::format::INDEX_NAME);
     let started = std::time::Instant::now();
@@ -98,7 +98,8 @@ fn attach_index(core: &Core, read_only: bool) -> Result<Option<bool>> {
         Err(_) if read_only => return Ok(None),
         Err(e) => return Err(Error::io("open", &path, e)),
     };
-    if opened.fresh && read_only {
+    // A salvage open reads a store it may not understand: it sets up no index for others.
+    if opened.fresh && core.opts().recovery == RecoveryMode::Salvage {
         return Ok(None);
     }
     core.set_index(Arc::new(crate::index::CommitIndex::new(opened.region)));

@@ -32,7 +32,9 @@ pub struct Change {
 const POLL_WITHOUT_INDEX: Duration = Duration::from_millis(20);
 
 /// The changes under a prefix after the moment [`crate::Store::watch`] was called. Iterating
-/// blocks until the next change; [`Watch::next_timeout`] waits at most a given time.
+/// blocks until the next change; [`Watch::next_timeout`] waits at most a given time. A watch
+/// holds the store's shared state: it keeps working after the `Store` it came from is closed
+/// (the close then does its work when the watch is dropped too).
 pub struct Watch {
     core: Arc<Core>,
     prefix: Vec<u8>,
@@ -67,6 +69,8 @@ impl Watch {
 
     /// The next change, waiting up to `timeout` for one; `Ok(None)` if none came.
     pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<Change>> {
+        // A watch inherited across fork() reports nothing, not even what it had queued.
+        self.core.check_usable(false)?;
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(change) = self.ready.pop_front() {
