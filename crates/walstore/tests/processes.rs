@@ -513,14 +513,16 @@ fn reported(out: &str, prefix: &str) -> usize {
         .unwrap_or_else(|| panic!("the worker reports `{prefix}`: {out}"))
 }
 
-fn merges_while_others_work() {
-    let (_tmp, dir) = tempdir();
-    seed_accounts(&dir);
+/// Seeds the accounts in `dir`, then runs worker `mode` (given a stop file) while two bank
+/// writers (seeds from `seed`), an incrementer and two bank readers work; stops it once they
+/// have finished and returns its output.
+fn beside_bank_work(dir: &Path, mode: &str, seed: u64) -> String {
+    seed_accounts(dir);
     let d = dir.to_str().expect("utf8");
     let stop = dir.with_extension("stop");
-    let merger = spawn(&["merger", d, stop.to_str().expect("utf8")]);
+    let worker = spawn(&[mode, d, stop.to_str().expect("utf8")]);
     let writers: Vec<Child> = (0..2)
-        .map(|i| spawn(&["bank-writer", d, "200", &(i + 500).to_string()]))
+        .map(|i| spawn(&["bank-writer", d, "200", &(i + seed).to_string()]))
         .collect();
     let incrementer = spawn(&["incr", d, "200", "x"]);
     let readers: Vec<Child> = (0..2).map(|_| spawn(&["bank-reader", d, "300"])).collect();
@@ -532,7 +534,13 @@ fn merges_while_others_work() {
         wait_ok(c, "reader");
     }
     std::fs::write(&stop, b"").expect("stop file");
-    let merges = reported(&wait_ok(merger, "merger"), "merges ");
+    wait_ok(worker, mode)
+}
+
+fn merges_while_others_work() {
+    let (_tmp, dir) = tempdir();
+    let out = beside_bank_work(&dir, "merger", 500);
+    let merges = reported(&out, "merges ");
     assert!(
         merges >= 2,
         "only {merges} merges ran while the others worked"
@@ -551,24 +559,8 @@ fn merges_while_others_work() {
 
 fn checkpoints_while_others_work() {
     let (_tmp, dir) = tempdir();
-    seed_accounts(&dir);
-    let d = dir.to_str().expect("utf8");
-    let stop = dir.with_extension("stop");
-    let checkpointer = spawn(&["checkpointer", d, stop.to_str().expect("utf8")]);
-    let writers: Vec<Child> = (0..2)
-        .map(|i| spawn(&["bank-writer", d, "200", &(i + 300).to_string()]))
-        .collect();
-    let incrementer = spawn(&["incr", d, "200", "x"]);
-    let readers: Vec<Child> = (0..2).map(|_| spawn(&["bank-reader", d, "300"])).collect();
-    for c in writers {
-        wait_ok(c, "writer");
-    }
-    wait_ok(incrementer, "incrementer");
-    for c in readers {
-        wait_ok(c, "reader");
-    }
-    std::fs::write(&stop, b"").expect("stop file");
-    let folded = reported(&wait_ok(checkpointer, "checkpointer"), "checkpoints ");
+    let out = beside_bank_work(&dir, "checkpointer", 300);
+    let folded = reported(&out, "checkpoints ");
     assert!(
         folded >= 3,
         "only {folded} checkpoints folded commits in while the others worked"
