@@ -86,7 +86,7 @@ impl Store {
             Some(&manifest.wal_header()),
             WAL_HEADER_BYTES + crate::wal::PREALLOCATE_MIN_BYTES,
         )?;
-        manifest.write(storage, dest, true)?;
+        crate::runs::create(storage, dest, &manifest)?;
         progress(stats.keys);
         Ok(stats)
     }

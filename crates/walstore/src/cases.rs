@@ -78,15 +78,18 @@ pub(crate) fn classify_header<E>(
     })
 }
 
-/// Who is looking at the end of the log, and with what authority.
+/// The authority of whoever looks at the end of the log (`core::Access` carries it; only a
+/// holder of the writer lock, or a read-only handle that waited out every change, is
+/// [`Authority::Final`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Looker {
+pub(crate) enum Authority {
     /// A reader catching up without the lock: files may change underneath; decides nothing.
-    Unlocked,
+    Reader,
     /// An open loading the whole log without the lock.
     Open,
-    /// A holder of the writer lock (a writer's catch-up, a reload under the lock).
-    Locked,
+    /// Verdicts are final: a holder of the writer lock (a writer's catch-up, a reload under
+    /// the lock), or a read-only handle whose files kept changing until it stopped waiting.
+    Final,
 }
 
 /// What a look past the end of the log found (`wal::scan::classify_tail`).
@@ -121,7 +124,7 @@ pub(crate) enum TailCase {
 /// How the end of the log is being looked at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TailLook {
-    pub(crate) looker: Looker,
+    pub(crate) authority: Authority,
     /// A full load (open, or a reload under the lock) rather than a catch-up.
     pub(crate) whole_log: bool,
     /// The handle may write (not read-only, not salvage).
@@ -139,10 +142,10 @@ pub(crate) fn classify_tail_case<E>(
     past_end: impl FnOnce() -> Result<PastEnd, E>,
 ) -> Result<TailCase, E> {
     let damaged = matches!(stop, Stop::Damaged { .. });
-    let examine = match look.looker {
-        Looker::Unlocked => false,
-        Looker::Open => true,
-        Looker::Locked => look.whole_log || damaged,
+    let examine = match look.authority {
+        Authority::Reader => false,
+        Authority::Open => true,
+        Authority::Final => look.whole_log || damaged,
     };
     if !examine {
         return Ok(TailCase::NotExamined);
@@ -162,7 +165,7 @@ pub(crate) fn classify_tail_case<E>(
         Stop::Clean { .. } => TailCase::CleanEnd,
         Stop::Foreign { .. } => TailCase::OlderGeneration,
         Stop::Damaged { .. } => TailCase::TornTail {
-            repair: look.looker == Looker::Locked && look.writable,
+            repair: look.authority == Authority::Final && look.writable,
         },
     })
 }
@@ -318,12 +321,12 @@ mod tests {
 
     fn looks() -> Vec<TailLook> {
         let mut looks = Vec::new();
-        for looker in [Looker::Unlocked, Looker::Open, Looker::Locked] {
+        for authority in [Authority::Reader, Authority::Open, Authority::Final] {
             for whole_log in [false, true] {
                 for writable in [false, true] {
                     for salvage in [false, true] {
                         looks.push(TailLook {
-                            looker,
+                            authority,
                             whole_log,
                             writable,
                             salvage,
@@ -338,10 +341,10 @@ mod tests {
     /// RECOVERY.md's rows for the end of the log, as conditions on the inputs.
     fn tail_rows(stop: &Stop, look: TailLook, proven: bool) -> Vec<&'static str> {
         let damaged = matches!(stop, Stop::Damaged { .. });
-        let examined = match look.looker {
-            Looker::Unlocked => false,
-            Looker::Open => true,
-            Looker::Locked => look.whole_log || damaged,
+        let examined = match look.authority {
+            Authority::Reader => false,
+            Authority::Open => true,
+            Authority::Final => look.whole_log || damaged,
         };
         let rows = [
             (!examined, "NotExamined"),
@@ -394,7 +397,7 @@ mod tests {
                     let case = classify_tail_case(&stop, look, past_end).expect("infallible");
                     assert_eq!(label(&case), rows[0], "{stop:?} {look:?} proven={proven}");
                     if let TailCase::TornTail { repair } = case {
-                        let may_repair = look.looker == Looker::Locked && look.writable;
+                        let may_repair = look.authority == Authority::Final && look.writable;
                         assert_eq!(repair, may_repair, "{look:?}");
                     }
                 }

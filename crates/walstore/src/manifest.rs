@@ -1,13 +1,13 @@
 //! The manifest: which snapshot files and which WAL generation are current (FORMAT.md §6).
 //!
-//! It is replaced atomically: written to `MANIFEST.tmp`, synced, renamed over `MANIFEST`, and
-//! the directory synced. Readers in any process therefore see the old or the new manifest,
-//! never a mix.
+//! It is replaced atomically (`runs::write_manifest`, the only writer): written to
+//! `MANIFEST.tmp`, synced, renamed over `MANIFEST`, and the directory synced. Readers in any
+//! process therefore see the old or the new manifest, never a mix.
 
 use crate::error::{Error, Result};
 use crate::format::{
     check_preamble, crc32, preamble, read_u32, seal_header, Cursor, PreambleError, FORMAT_VERSION,
-    MANIFEST_NAME, MANIFEST_TMP_NAME, MAX_KEY_BYTES, PREAMBLE_ALGORITHM_AT, PREAMBLE_BYTES,
+    MANIFEST_NAME, MAX_KEY_BYTES, PREAMBLE_ALGORITHM_AT, PREAMBLE_BYTES,
 };
 use crate::snapshot::SegmentMeta;
 use crate::storage::{OpenMode, Storage};
@@ -148,28 +148,6 @@ impl Manifest {
             .map_err(|e| Error::io("read", &path, e))?;
         bytes.truncate(n);
         Manifest::decode(&bytes, &path).map(Some)
-    }
-
-    /// Replaces the manifest atomically: temp file, sync, rename, directory sync.
-    pub fn write(&self, storage: &dyn Storage, dir: &Path, sync_dir: bool) -> Result<()> {
-        let tmp = dir.join(MANIFEST_TMP_NAME);
-        let path = dir.join(MANIFEST_NAME);
-        let file = storage
-            .open(&tmp, OpenMode::CreateTruncate)
-            .map_err(|e| Error::io("create", &tmp, e))?;
-        file.write_all_at(&self.encode(), 0)
-            .map_err(|e| Error::io("write", &tmp, e))?;
-        file.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
-        drop(file);
-        storage
-            .rename(&tmp, &path)
-            .map_err(|e| Error::io("rename", &tmp, e))?;
-        if sync_dir {
-            storage
-                .sync_dir(dir)
-                .map_err(|e| Error::io("fsync directory", dir, e))?;
-        }
-        Ok(())
     }
 }
 

@@ -28,18 +28,15 @@
 //! Invariant: merging never changes what any key reads as; it holds the writer lock only for
 //! the two manifest switches and never blocks readers.
 
-use crate::core::{Core, MergeGuard};
+use crate::core::{Access, Core, MergeGuard, WriterGuard};
 use crate::error::{Error, Result};
-use crate::format::{parse_snapshot_name, snapshot_name, MANIFEST_TMP_NAME};
 use crate::manifest::Manifest;
-use crate::options::LockWait;
 use crate::output::Output;
-use crate::snapshot::{RangeDelete, SegmentMeta};
-use crate::version::SegmentSet;
-use std::collections::HashSet;
+use crate::run::SegmentSet;
+use crate::runs::{self, file_ids, RunEdit};
+use crate::snapshot::RangeDelete;
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// How many adjacent runs of one tier are merged at once.
 pub const MERGE_WIDTH: usize = 4;
@@ -108,14 +105,14 @@ pub(crate) fn run(core: &Core, all: bool, stopped: &dyn Fn() -> bool) -> Result<
 /// (the worker checkpoints there when asked).
 pub(crate) fn run_holding(
     core: &Core,
-    _merging: &MergeGuard<'_>,
+    merging: &MergeGuard<'_>,
     all: bool,
     stopped: &dyn Fn() -> bool,
     between: &mut dyn FnMut(),
 ) -> Result<Vec<MergeStats>> {
     let mut done = Vec::new();
     loop {
-        let manifest = crate::checkpoint::read_manifest(core)?;
+        let manifest = runs::read_merging(core, merging)?;
         let sizes: Vec<u64> = manifest
             .runs
             .iter()
@@ -127,10 +124,10 @@ pub(crate) fn run_holding(
             pick(&sizes, core.opts().wal_size_bytes_checkpoint)
         };
         let Some(chosen) = chosen else {
-            remove_unnamed_locked(core, stopped)?;
+            remove_orphans(core, merging, stopped)?;
             return Ok(done);
         };
-        match merge(core, &manifest, chosen, stopped, between)? {
+        match merge(core, merging, &manifest, chosen, stopped, between)? {
             Some(stats) => done.push(stats),
             None => return Ok(done),
         }
@@ -140,21 +137,20 @@ pub(crate) fn run_holding(
 /// Merges `chosen` runs of `manifest`; `None` when stopped before the switch.
 fn merge(
     core: &Core,
+    merging: &MergeGuard<'_>,
     manifest: &Manifest,
     chosen: Range<usize>,
     stopped: &dyn Fn() -> bool,
     between: &mut dyn FnMut(),
 ) -> Result<Option<MergeStats>> {
-    let current = core.current();
-    let inputs = crate::checkpoint::map_runs(
-        core,
-        &Manifest {
-            runs: manifest.runs[chosen.clone()].to_vec(),
-            ..manifest.clone()
-        },
-        &current.runs,
-    )?;
-    drop(current);
+    let chosen_only = Manifest {
+        runs: manifest.runs[chosen.clone()].to_vec(),
+        ..manifest.clone()
+    };
+    // The merge lock keeps every file of the manifest in place: a final verdict.
+    let access = Access::Merger(merging);
+    let inputs = runs::map(core, &chosen_only, &core.current().runs, access)?
+        .ok_or_else(|| Error::corruption(core.dir(), 0, "a run being merged lost a file"))?;
     let bottom = chosen.end == manifest.runs.len();
     let bytes_read: u64 = inputs.iter().map(|r| r.bytes()).sum();
     let mut stats = MergeStats {
@@ -200,12 +196,12 @@ fn merge(
     stats.files_written = run.len();
     stats.bytes_written = run.iter().map(|m| m.file_len).sum();
     // Step 4.
-    let input_ids: Vec<Vec<u64>> = manifest.runs[chosen]
-        .iter()
-        .map(|r| r.iter().map(|m| m.file_id).collect())
-        .collect();
+    let edit = RunEdit::Replace {
+        inputs: manifest.runs[chosen].iter().map(|r| file_ids(r)).collect(),
+        output: run,
+    };
     let mut switching = false;
-    if let Err(e) = switch(core, &input_ids, run, stopped, &mut switching) {
+    if let Err(e) = switch(core, &edit, stopped, &mut switching) {
         // Once the manifest switch began, the new manifest naming these files may be durable.
         if !switching {
             out.discard();
@@ -213,87 +209,53 @@ fn merge(
         return Err(e);
     }
     // Step 5.
-    remove_unnamed_locked(core, stopped)?;
+    remove_orphans(core, merging, stopped)?;
     Ok(Some(stats))
 }
 
 /// Step 2: moves the manifest's next file id past `count` ids, under the writer lock;
-/// returns the first reserved id.
+/// returns the first reserved id. A failed write poisons nothing: the manifest names the
+/// same generation and the same data either way.
 fn reserve_ids(core: &Core, count: u64, stopped: &dyn Fn() -> bool) -> Result<u64> {
-    with_writer_patiently(core, stopped, |core| {
-        let mut manifest = crate::checkpoint::read_manifest(core)?;
-        let first = manifest.next_file_id;
-        manifest.next_file_id += count;
-        write_manifest(core, &manifest)?;
-        Ok(first)
+    caught_up(core, stopped, |g| {
+        let manifest = runs::read_locked(core, g)?;
+        runs::apply(core, g, &manifest, &RunEdit::ReserveIds { count })?;
+        Ok(manifest.next_file_id)
     })
-}
-
-/// Writes a manifest of the current generation. A failure after the rename may have made it
-/// the durable one; it names the same generation and the same data either way, so nothing
-/// is poisoned.
-pub(crate) fn write_manifest(core: &Core, manifest: &Manifest) -> Result<()> {
-    let sync_dir = !core.opts().faults.skip_dir_fsync();
-    manifest.write(core.storage(), core.dir(), sync_dir)
 }
 
 /// Takes the writer lock in short waits (a closing handle may hold it while it waits for
-/// this thread: `stopped` gives up), then runs `f` caught up.
-fn with_writer_patiently<T>(
+/// this thread: `stopped` gives up), catches up, then runs `f`.
+fn caught_up<T>(
     core: &Core,
     stopped: &dyn Fn() -> bool,
-    f: impl Fn(&Core) -> Result<T>,
+    mut f: impl FnMut(&WriterGuard) -> Result<T>,
 ) -> Result<T> {
-    crate::checkpoint::patiently(stopped, || {
-        core.with_writer(LockWait::Timeout(Duration::from_millis(20)), |_g| {
-            crate::catchup::refresh(core, true)?;
-            f(core)
-        })
+    core.with_writer_patiently(stopped, |g| {
+        crate::catchup::head(core, g)?;
+        f(g)
     })
 }
 
-/// Step 4: the manifest with `run` in place of the runs `input_ids` names, then this
-/// handle's version with it.
+/// Step 4: the manifest with the merged run in place of its inputs, then this handle's
+/// versions with it.
 fn switch(
     core: &Core,
-    input_ids: &[Vec<u64>],
-    run: Vec<SegmentMeta>,
+    edit: &RunEdit,
     stopped: &dyn Fn() -> bool,
     switching: &mut bool,
 ) -> Result<()> {
-    let began = std::cell::Cell::new(false);
-    let result = with_writer_patiently(core, stopped, |core| {
-        let mut manifest = crate::checkpoint::read_manifest(core)?;
-        let ids: Vec<Vec<u64>> = manifest
-            .runs
-            .iter()
-            .map(|r| r.iter().map(|m| m.file_id).collect())
-            .collect();
-        let Some(at) = ids.windows(input_ids.len()).position(|w| w == input_ids) else {
-            return Err(Error::corruption(
-                core.dir().join(crate::format::MANIFEST_NAME),
-                0,
-                "the runs being merged left the manifest while the merge lock was held",
-            ));
-        };
-        let replaced = at..at + input_ids.len();
-        let run_slot: Vec<Vec<SegmentMeta>> = if run.is_empty() {
-            vec![]
-        } else {
-            vec![run.clone()]
-        };
-        manifest.runs.splice(replaced, run_slot);
-        began.set(true);
-        write_manifest(core, &manifest)?;
+    caught_up(core, stopped, |g| {
+        let current = runs::read_locked(core, g)?;
+        *switching = true;
+        let manifest = runs::apply(core, g, &current, edit)?;
         let base = core.current();
         if base.generation == manifest.generation {
-            let runs = crate::checkpoint::map_runs(core, &manifest, &base.runs)?;
-            core.replace_runs(manifest.generation, runs);
+            let mapped = runs::map_locked(core, g, &manifest, &base.runs)?;
+            core.replace_runs(manifest.generation, &mapped);
         }
         Ok(())
-    });
-    *switching = began.get();
-    result
+    })
 }
 
 /// Step 3: the inputs' entries merged, newest run first. Returns false when stopped.
@@ -366,42 +328,14 @@ fn union_of_deletes(inputs: &[Arc<SegmentSet>]) -> Vec<RangeDelete> {
         .flat_map(|r| r.range_deletes.iter().cloned())
         .collect();
     all.sort_by(|a, b| a.start.cmp(&b.start));
-    crate::version::join_deletes(all)
+    crate::deletes::join_deletes(all)
 }
 
-/// [`remove_unnamed`] under the writer lock (the caller holds the merge lock).
-fn remove_unnamed_locked(core: &Core, stopped: &dyn Fn() -> bool) -> Result<()> {
-    with_writer_patiently(core, stopped, |core| {
-        let manifest = crate::checkpoint::read_manifest(core)?;
-        remove_unnamed(core, &manifest);
+/// Removes the files no manifest names, under the writer lock (the caller holds the merge
+/// lock): a merge's inputs after its switch, and what interrupted work left.
+fn remove_orphans(core: &Core, merging: &MergeGuard<'_>, stopped: &dyn Fn() -> bool) -> Result<()> {
+    caught_up(core, stopped, |g| {
+        runs::remove_orphans(core, g, merging);
         Ok(())
     })
-}
-
-/// Removes snapshot files the manifest does not name, temporary files, and a stale
-/// `MANIFEST.tmp`. The caller holds the merge lock and the writer lock, so no merge and no
-/// checkpoint is writing files the manifest does not name yet. Failures are harmless (the
-/// files are removed next time) and ignored.
-pub(crate) fn remove_unnamed(core: &Core, manifest: &Manifest) {
-    let storage = core.storage();
-    let dir = core.dir();
-    let Ok(names) = storage.list_dir(dir) else {
-        return;
-    };
-    let live: HashSet<String> = manifest.files().map(|m| snapshot_name(m.file_id)).collect();
-    let orphans: Vec<String> = names
-        .into_iter()
-        .filter(|name| {
-            name == MANIFEST_TMP_NAME
-                || (parse_snapshot_name(name).is_some() && !live.contains(name))
-        })
-        .collect();
-    // The manifest that stopped naming them must be durable before they go: its rename's
-    // directory fsync may have failed (a merge's switch does not poison).
-    if orphans.is_empty() || storage.sync_dir(dir).is_err() {
-        return;
-    }
-    for name in orphans {
-        let _ = storage.remove_file(&dir.join(&name));
-    }
 }

@@ -5,21 +5,20 @@
 //!
 //! Invariant: recovery never writes over log bytes that may be durable and hold data.
 
-use crate::cases::{classify_stale, Looker, PastEnd, StaleCase};
-use crate::catchup::{refresh, reload};
-use crate::checkpoint::remove_orphans;
-use crate::core::{Core, CoreParts};
+use crate::cases::{classify_stale, PastEnd, StaleCase};
+use crate::core::{Access, Core, CoreParts, WriterGuard};
 use crate::error::{Error, Result};
 use crate::format::{
     is_store_file, parse_snapshot_name, random_u64, LOCK_NAME, MANIFEST_NAME, WAL_NAME,
 };
+use crate::load::reload;
 use crate::manifest::Manifest;
 use crate::options::{Options, RecoveryMode};
 use crate::storage::{OpenMode, Storage, StorageLock};
 use crate::version::Version;
 use crate::wal::scan::classify_tail;
-use crate::wal::writer::{LogPosition, Wal};
-use crate::wal::{WalHeader, WAL_HEADER_BYTES};
+use crate::wal::writer::Wal;
+use crate::wal::{LogPosition, WalHeader, WAL_HEADER_BYTES};
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
@@ -49,14 +48,14 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<Core>> {
         read_only,
         wal,
         lock,
-        version: empty_version(),
+        version: Version::start_of(0, 0, 0, Vec::new()),
     }));
     let fresh_index = attach_index(&core, read_only)?;
     let version = {
         let _g = core.refresh_lock();
-        reload(&core, Looker::Open)?
+        reload(&core, Access::Open)?
     };
-    core.install_loaded(Arc::clone(&version));
+    core.views().install_loaded(Arc::clone(&version));
     if !read_only {
         settle_after_open(&core, &version)?;
     }
@@ -67,7 +66,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<Core>> {
         let weak = Arc::downgrade(&core);
         let signal = core.checkpointer().shared();
         core.checkpointer().arm(Box::new(move || {
-            crate::checkpoint::spawn_worker(weak.clone(), Arc::clone(&signal))
+            crate::worker::spawn(weak.clone(), Arc::clone(&signal))
         }));
     }
     Ok(core)
@@ -120,7 +119,7 @@ fn finish_index(core: &Core, fresh: bool) -> Result<()> {
         index
             .share()
             .map_err(|e| Error::io("flock", core.dir().join(crate::format::INDEX_NAME), e))?;
-        core.install_visible(head, index.counter());
+        core.views().install_shown(head, index.counter());
         return Ok(());
     }
     for _ in 0..64 {
@@ -128,8 +127,9 @@ fn finish_index(core: &Core, fresh: bool) -> Result<()> {
         let Ok(state) = index.read() else {
             break; // damaged: readers read the files until a writer repairs it
         };
-        if let Some(v) = crate::catchup::view_at(core, (state.generation, state.visible_end()))? {
-            core.install_visible(v, counter);
+        let at = LogPosition::new(state.generation, state.visible_end());
+        if let Some(v) = crate::catchup::view_at(core, at)? {
+            core.views().install_shown(v, counter);
             return Ok(());
         }
         std::thread::yield_now();
@@ -207,11 +207,11 @@ fn open_wal(storage: &dyn Storage, dir: &Path, opts: &Options, read_only: bool) 
 /// configured wait, it is a live writer doing the same for its own writes: a plain sync is
 /// then enough for what this handle read.
 fn settle_after_open(core: &Core, loaded: &Version) -> Result<()> {
-    let durable = match core.with_writer(core.opts().lock_wait, |_guard| settle_locked(core)) {
+    let durable = match core.with_writer(core.opts().lock_wait, |g| settle_locked(core, g)) {
         Ok(durable) => durable,
         Err(Error::Busy { .. }) => {
             core.wal().sync_now("fdatasync at open")?;
-            (loaded.generation, loaded.wal_end)
+            loaded.position()
         }
         Err(e) => return Err(e),
     };
@@ -220,8 +220,8 @@ fn settle_after_open(core: &Core, loaded: &Version) -> Result<()> {
 }
 
 /// [`settle_after_open`] under the writer lock; returns where the log is now durable.
-fn settle_locked(core: &Core) -> Result<LogPosition> {
-    let version = refresh(core, true)?;
+fn settle_locked(core: &Core, guard: &WriterGuard) -> Result<LogPosition> {
+    let version = crate::catchup::head(core, guard)?;
     // The names this open found may be in the page cache only: creation (or a checkpoint)
     // whose directory fsync failed, retried by this open (crash harness, strict finding B).
     // One directory fsync makes them durable before anything is appended that depends on them.
@@ -231,10 +231,12 @@ fn settle_locked(core: &Core) -> Result<LogPosition> {
     if !version.closed_cleanly() {
         core.sync_store_dir()?;
     }
-    clear_stale_tail(core, &version)?;
-    let (version, durable_end) = make_durable(core, &version)?;
-    remove_orphans(core);
-    Ok((version.generation, durable_end))
+    clear_stale_tail(core, guard, &version)?;
+    let (version, durable_end) = make_durable(core, guard, &version)?;
+    if let Some(merging) = core.try_merge_lock() {
+        crate::runs::remove_orphans(core, guard, &merging);
+    }
+    Ok(LogPosition::new(version.generation, durable_end))
 }
 
 /// Zeroes every record of this generation that lies past the end of the log. A crash can keep a
@@ -242,7 +244,8 @@ fn settle_locked(core: &Core) -> Result<LogPosition> {
 /// generation's bytes, with intact records of this generation further on); a later commit of
 /// the same length would line them up as the next transaction and bring a discarded
 /// transaction back (found by the crash harness). Called under the writer lock.
-fn clear_stale_tail(core: &Core, version: &Version) -> Result<()> {
+fn clear_stale_tail(core: &Core, guard: &WriterGuard, version: &Version) -> Result<()> {
+    core.assert_writer(guard);
     let wal = core.wal().file();
     let path = core.wal().path();
     let limit = core.wal().len()?;
@@ -292,14 +295,19 @@ fn clear_stale_tail(core: &Core, version: &Version) -> Result<()> {
 /// - an unproven tail of clean markers only carries no data: it is rewritten in place (torn,
 ///   it is a torn tail);
 /// - everything else (zeros cleared past the end of the log) needs only the sync.
-fn make_durable(core: &Core, version: &Arc<Version>) -> Result<(Arc<Version>, u64)> {
+fn make_durable(
+    core: &Core,
+    guard: &WriterGuard,
+    version: &Arc<Version>,
+) -> Result<(Arc<Version>, u64)> {
+    core.assert_writer(guard);
     let faults = core.opts().faults;
     let proven = if faults.rewrite_unproven_tail_in_place() {
         version.proven_end()
     } else if faults.trust_page_cache_at_open() {
         version.wal_end
     } else if version.has_unproven_data() {
-        crate::checkpoint::fold(core, version)?;
+        crate::checkpoint::fold(core, guard, version)?;
         let folded = core.current();
         let end = folded.wal_end;
         return Ok((folded, end));
@@ -316,22 +324,6 @@ fn make_durable(core: &Core, version: &Arc<Version>) -> Result<(Arc<Version>, u6
     };
     core.wal().rewrite_in_place(proven, version.wal_end)?;
     Ok((Arc::clone(version), version.wal_end))
-}
-
-fn empty_version() -> Version {
-    Version {
-        generation: 0,
-        salt: 0,
-        base_txn: 0,
-        last_txn: 0,
-        wal_end: WAL_HEADER_BYTES,
-        synced_through: 0,
-        data_end: WAL_HEADER_BYTES,
-        runs: Vec::new(),
-        mem: Default::default(),
-        mem_deletes: Default::default(),
-        layers: Vec::new(),
-    }
 }
 
 /// Refuses a directory that holds files a store never creates.
@@ -408,5 +400,5 @@ fn create(storage: &dyn Storage, dir: &Path) -> Result<()> {
         next_file_id: 1,
         runs: Vec::new(),
     };
-    manifest.write(storage, dir, true)
+    crate::runs::create(storage, dir, &manifest)
 }

@@ -111,6 +111,29 @@ impl<'s> Output<'s> {
         Ok(self.written.clone())
     }
 
+    /// Writes one run: `entries` (in strictly increasing key order; `None`: a tombstone) and
+    /// the run's range `deletes`, published ([`Output::publish_files`]). A `bottom` run (no
+    /// older run exists) keeps neither tombstones nor range deletions: there is nothing left
+    /// for them to hide. On failure the files written are removed (best effort).
+    pub(crate) fn write_run<'e>(
+        &mut self,
+        entries: impl Iterator<Item = (&'e [u8], Option<&'e [u8]>)>,
+        deletes: Vec<RangeDelete>,
+        bottom: bool,
+    ) -> Result<Vec<SegmentMeta>> {
+        if !bottom {
+            self.set_range_deletes(deletes);
+        }
+        let written = entries
+            .filter(|(_, v)| v.is_some() || !bottom)
+            .try_for_each(|(k, v)| self.add(k, v))
+            .and_then(|()| self.publish_files());
+        if written.is_err() {
+            self.discard();
+        }
+        written
+    }
+
     /// Best-effort removal of the files written, after a failure before they were installed.
     pub(crate) fn discard(&mut self) {
         self.current = None;

@@ -5,8 +5,8 @@
 //! Invariant: nothing below this module imports `Store`; transactions and the background
 //! checkpointer hold the [`Core`].
 
-use crate::catchup::refresh;
-use crate::core::Core;
+use crate::catchup::{head, readers_view};
+use crate::core::{Core, WriterGuard};
 use crate::error::{Error, Result};
 use crate::options::{LockWait, Options};
 use crate::txn::{ReadTxn, WriteTxn};
@@ -103,7 +103,7 @@ impl Store {
     /// process.
     pub fn begin_read(&self) -> Result<ReadTxn> {
         self.core().check_usable(false)?;
-        let version = refresh(self.core(), false)?;
+        let version = readers_view(self.core())?;
         Ok(ReadTxn::new(version))
     }
 
@@ -126,7 +126,7 @@ impl Store {
         let core = self.core();
         core.check_usable(true)?;
         let guard = core.acquire_writer(core.opts().lock_wait)?;
-        let base = match refresh(core, true) {
+        let base = match head(core, &guard) {
             Ok(v) => v,
             Err(e) => {
                 core.release_writer(guard);
@@ -204,7 +204,7 @@ impl Store {
     /// Sizes, generation and counters.
     pub fn info(&self) -> Result<StoreInfo> {
         let core = self.core();
-        let v = refresh(core, false)?;
+        let v = readers_view(core)?;
         let c = core.counters();
         Ok(StoreInfo {
             path: core.dir().to_path_buf(),
@@ -263,7 +263,7 @@ fn close_last(core: &Core) -> Result<()> {
     core.sync_written()?;
     let result = match core.acquire_writer(LockWait::NoWait) {
         Ok(guard) => {
-            let marked = refresh(core, true).and_then(|version| mark_clean(core, &version));
+            let marked = head(core, &guard).and_then(|version| mark_clean(core, &guard, &version));
             core.release_writer(guard);
             marked
         }
@@ -279,7 +279,7 @@ fn close_last(core: &Core) -> Result<()> {
 
 /// Appends the clean marker (FORMAT.md §4.3) when the log holds unproven data, and publishes
 /// the version it ends. Called under the writer lock.
-fn mark_clean(core: &Core, version: &crate::version::Version) -> Result<()> {
+fn mark_clean(core: &Core, guard: &WriterGuard, version: &crate::version::Version) -> Result<()> {
     if !version.has_unproven_data() {
         return Ok(());
     }
@@ -293,7 +293,7 @@ fn mark_clean(core: &Core, version: &crate::version::Version) -> Result<()> {
     next.wal_end = end;
     next.synced_through = version.wal_end;
     // The marker is synced: the log is durable through it.
-    core.publish_locked(Arc::new(next), true);
+    core.publish_locked(guard, Arc::new(next), true);
     Ok(())
 }
 

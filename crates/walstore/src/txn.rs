@@ -6,7 +6,8 @@ use crate::error::{Error, Result};
 use crate::format::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
 use crate::options::Durability;
 use crate::snapshot::RangeDelete;
-use crate::version::{prefix_range, Bytes, Iter, KeyRange, Value, Version};
+use crate::value::{Bytes, Value};
+use crate::version::{prefix_range, Iter, KeyRange, Version};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -189,7 +190,7 @@ impl WriteTxn {
         match self.writes.get(key) {
             Some(Some(v)) => Ok(Some(Value::heap(Arc::clone(v)))),
             Some(None) => Ok(None),
-            None if crate::version::covered(&self.deletes, key) => Ok(None),
+            None if crate::deletes::covered(&self.deletes, key) => Ok(None),
             None => self.base.get(key),
         }
     }
@@ -230,13 +231,13 @@ impl WriteTxn {
         };
         let doomed: Vec<Bytes> = self
             .writes
-            .range::<[u8], _>(crate::version::delete_bounds(&d))
+            .range::<[u8], _>(crate::deletes::delete_bounds(&d))
             .map(|(k, _)| Arc::clone(k))
             .collect();
         for k in doomed {
             self.writes.remove(&k[..]);
         }
-        self.deletes = crate::version::add_deletes(&self.deletes, &[d]);
+        self.deletes = crate::deletes::add_deletes(&self.deletes, &[d]);
         Ok(())
     }
 

@@ -100,7 +100,7 @@ impl Watch {
     /// Takes the newest view and queues what differs under the prefix from the last one.
     fn look(&mut self) -> Result<()> {
         self.core.check_usable(false)?;
-        let now = ReadTxn::new(crate::catchup::refresh(&self.core, false)?);
+        let now = ReadTxn::new(crate::catchup::readers_view(&self.core)?);
         if now.same_version(&self.last) {
             return Ok(());
         }

@@ -43,12 +43,11 @@ pub(crate) fn checkpoint(cx: &Context<'_>, store: &Path) -> Outcome {
         cx.json,
         || {
             format!(
-                "generation {}: {} keys changed, {} files written, {} kept, {} removed, {} bytes, {} ms",
+                "generation {}: {} keys changed, {} files written, {} kept, {} bytes, {} ms",
                 stats.generation,
                 stats.keys_changed,
                 stats.files_written,
                 stats.files_kept,
-                stats.files_removed,
                 stats.bytes_written,
                 stats.micros / 1000
             )
@@ -59,7 +58,6 @@ pub(crate) fn checkpoint(cx: &Context<'_>, store: &Path) -> Outcome {
             "keys_changed": stats.keys_changed,
             "files_written": stats.files_written,
             "files_kept": stats.files_kept,
-            "files_removed": stats.files_removed,
             "bytes_written": stats.bytes_written,
             "wal_bytes": stats.wal_bytes,
             "micros": stats.micros,

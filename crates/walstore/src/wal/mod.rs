@@ -22,6 +22,20 @@ use std::io;
 
 /// The header occupies the whole first 4 KiB block; records start after it.
 pub const WAL_HEADER_BYTES: u64 = 4096;
+
+/// A position in the log: an offset in the log of one generation. Positions order by
+/// generation first, so a newer generation's position is always later.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct LogPosition {
+    pub(crate) generation: u64,
+    pub(crate) offset: u64,
+}
+
+impl LogPosition {
+    pub(crate) const fn new(generation: u64, offset: u64) -> LogPosition {
+        LogPosition { generation, offset }
+    }
+}
 /// Magic bytes at offset 0 of the WAL.
 pub const WAL_MAGIC: [u8; 8] = *b"WSTORWAL";
 /// Header fields after the preamble (FORMAT.md §3).

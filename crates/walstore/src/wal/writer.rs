@@ -16,17 +16,13 @@
 use crate::error::{Error, Result};
 use crate::faults::EngineFaults;
 use crate::storage::StorageFile;
-use crate::wal::{record, write_zeros, WalHeader};
+use crate::wal::{record, write_zeros, LogPosition, WalHeader};
 use parking_lot::{Condvar, Mutex};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-
-/// A position in the log of one generation: `(generation, offset)`. Tuples order by
-/// generation first, so a newer generation's position is always later.
-pub(crate) type LogPosition = (u64, u64);
 
 /// The log file of an open store and everything that writes it.
 pub(crate) struct Wal {
@@ -244,8 +240,8 @@ impl Wal {
     /// the log itself already proved (`synced_through`), whichever is later.
     pub(crate) fn watermark(&self, generation: u64, synced_through: u64) -> u64 {
         let s = self.sync.lock();
-        if s.durable_end.0 == generation {
-            s.durable_end.1.max(synced_through)
+        if s.durable_end.generation == generation {
+            s.durable_end.offset.max(synced_through)
         } else {
             synced_through
         }
@@ -277,7 +273,7 @@ impl Wal {
         debug_assert_eq!(end, txn.at + appender.scratch.len() as u64);
         let mut s = self.sync.lock();
         s.written_seq += 1;
-        s.written_end = (txn.generation, end);
+        s.written_end = LogPosition::new(txn.generation, end);
         Ok(Appended {
             seq: s.written_seq,
             end,
@@ -463,7 +459,7 @@ impl Wal {
         end: u64,
     ) -> Result<u64> {
         let skip = self.faults.clean_marker_without_sync();
-        if self.durable_end() != (generation, end) && !skip {
+        if self.durable_end() != LogPosition::new(generation, end) && !skip {
             self.fdatasync("WAL fdatasync at close")?;
         }
         let mut appender = self.appender.lock();
@@ -480,7 +476,7 @@ impl Wal {
         let new_end = self.write_scratch(&mut appender, end, "WAL write at close")?;
         drop(appender);
         self.fdatasync("WAL fdatasync at close")?;
-        self.set_durable_end((generation, new_end));
+        self.set_durable_end(LogPosition::new(generation, new_end));
         Ok(new_end)
     }
 

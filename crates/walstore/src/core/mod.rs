@@ -1,0 +1,371 @@
+//! [`Core`]: the state one open store shares between its handles, its transactions, the
+//! catch-up, the open path and the background checkpointer. Fields are private; everything
+//! goes through methods that keep the invariants below.
+//!
+//! The writer and merge locks are in `lock.rs`, the versions a handle keeps in `views.rs`,
+//! the background worker's signal in `signal.rs`.
+//!
+//! Commit path (Immediate): under the writer lock, the [`Wal`] encodes the transaction and
+//! writes it in one `pwrite`; the new version is published; the lock is released; then the
+//! commit waits until an `fdatasync` that started after its write has completed (group
+//! commit, in [`Wal::wait_durable`]).
+//!
+//! Invariant: only a holder of the writer lock ([`WriterGuard`]) appends to the log, changes
+//! its generation or removes files.
+//! Invariant: a published version is never older than the one it replaces (generation, last
+//! transaction, end of the log).
+//! Invariant: `Core` knows nothing of `Store`: background threads hold a `Weak<Core>`.
+
+mod lock;
+pub(crate) mod signal;
+mod views;
+
+pub(crate) use lock::{retry_while_busy, Access, MergeGuard, WriterGuard};
+
+use crate::error::{Error, Result};
+use crate::index::{CommitIndex, Head};
+use crate::options::{Durability, Options};
+use crate::run::SegmentSet;
+use crate::snapshot::RangeDelete;
+use crate::storage::{Storage, StorageLock};
+use crate::value::Bytes;
+use crate::version::Version;
+use crate::wal::writer::{TxnToAppend, Wal};
+use crate::wal::{LogPosition, WAL_HEADER_BYTES};
+use parking_lot::{Mutex, MutexGuard};
+use signal::CheckpointSignal;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use views::Views;
+
+/// Shared state of one open store.
+pub(crate) struct Core {
+    dir: PathBuf,
+    opts: Options,
+    read_only: bool,
+    wal: Wal,
+    lock: Option<Box<dyn StorageLock>>,
+    /// The in-process half of the writer lock (the file lock is the other half).
+    writer: Arc<Mutex<()>>,
+    /// The head, the readers' version and the versions between.
+    views: Views,
+    /// The commit index, when the storage has shared memory (set once, at open).
+    index: OnceLock<Arc<CommitIndex>>,
+    /// Whether the previous holder of the writer lock left the log as the index says (valid
+    /// while this handle holds the lock).
+    lock_clean: AtomicBool,
+    /// Serializes catch-ups, so two threads never scan the same tail at once.
+    refresh_lock: Mutex<()>,
+    pid: u32,
+    /// The fork epoch at open (see `fork.rs`).
+    fork_epoch: u64,
+    checkpointer: CheckpointSignal,
+    /// The merge lock file, opened at the first merge (`MERGE`, FORMAT.md §2).
+    merge_lock: Mutex<Option<Box<dyn StorageLock>>>,
+    counters: Counters,
+}
+
+impl fmt::Debug for Core {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Core").field("dir", &self.dir).finish()
+    }
+}
+
+/// Operation counters, for `StoreInfo` and the benchmarks.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) commits: AtomicU64,
+    pub(crate) checkpoints: AtomicU64,
+    /// The commit count when the last close made everything durable and marked the log.
+    pub(crate) closed_at_commits: AtomicU64,
+}
+
+/// Everything [`Core::new`] needs.
+pub(crate) struct CoreParts {
+    pub(crate) dir: PathBuf,
+    pub(crate) opts: Options,
+    pub(crate) read_only: bool,
+    pub(crate) wal: Wal,
+    pub(crate) lock: Option<Box<dyn StorageLock>>,
+    pub(crate) version: Version,
+}
+
+impl Core {
+    pub(crate) fn new(parts: CoreParts) -> Core {
+        Core {
+            dir: parts.dir,
+            opts: parts.opts,
+            read_only: parts.read_only,
+            wal: parts.wal,
+            lock: parts.lock,
+            writer: Arc::new(Mutex::new(())),
+            views: Views::new(parts.version),
+            index: OnceLock::new(),
+            lock_clean: AtomicBool::new(false),
+            refresh_lock: Mutex::new(()),
+            pid: std::process::id(),
+            fork_epoch: crate::fork::epoch(),
+            checkpointer: CheckpointSignal::default(),
+            merge_lock: Mutex::new(None),
+            counters: Counters::default(),
+        }
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(crate) fn opts(&self) -> &Options {
+        &self.opts
+    }
+
+    pub(crate) fn storage(&self) -> &dyn Storage {
+        self.opts.storage.as_ref()
+    }
+
+    pub(crate) fn wal(&self) -> &Wal {
+        &self.wal
+    }
+
+    pub(crate) fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Whether this process may take the writer lock (a read-write handle).
+    pub(crate) fn has_writer_lock(&self) -> bool {
+        self.lock.is_some()
+    }
+
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    pub(crate) fn checkpointer(&self) -> &CheckpointSignal {
+        &self.checkpointer
+    }
+
+    /// Whether this handle was inherited across `fork()` (opened by another process).
+    pub(crate) fn is_forked(&self) -> bool {
+        crate::fork::epoch() != self.fork_epoch
+    }
+
+    /// Refuses a handle used in a forked child, and writes through a read-only or poisoned
+    /// handle.
+    pub(crate) fn check_usable(&self, write: bool) -> Result<()> {
+        // One atomic load, no getpid: a `begin_read` with nothing new makes no system call.
+        if crate::fork::epoch() != self.fork_epoch {
+            return Err(Error::Forked {
+                opened_by: self.pid,
+                current: std::process::id(),
+            });
+        }
+        if write {
+            if self.read_only {
+                return Err(Error::ReadOnly);
+            }
+            self.wal.check_not_poisoned()?;
+            if let Some(pid) = self.index().and_then(|i| i.poisoned_by()) {
+                return Err(Error::Poisoned {
+                    cause: format!(
+                        "a WAL write or sync failed in process {pid}; every process must close the store, and the next open recovers"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether this handle, or any handle in any process (through the commit index), saw a
+    /// WAL write or sync fail.
+    pub(crate) fn is_poisoned(&self) -> bool {
+        self.wal.is_poisoned() || self.index().is_some_and(|i| i.poisoned_by().is_some())
+    }
+
+    /// The commit index, if the storage has shared memory.
+    pub(crate) fn index(&self) -> Option<&Arc<CommitIndex>> {
+        self.index.get()
+    }
+
+    /// Sets the commit index (at open, once). A failed WAL write or sync of this handle then
+    /// poisons every handle of the store.
+    pub(crate) fn set_index(&self, index: Arc<CommitIndex>) {
+        let hook = Arc::clone(&index);
+        self.wal.on_poison(Box::new(move || hook.poison()));
+        let _ = self.index.set(index);
+    }
+
+    /// The version readers get: with a commit index, the one shown; without, the head.
+    pub(crate) fn visible(&self) -> Arc<Version> {
+        if self.index().is_some() {
+            self.views.shown()
+        } else {
+            self.views.head()
+        }
+    }
+
+    /// The head: every transaction written that this handle knows of (writers build on it).
+    pub(crate) fn current(&self) -> Arc<Version> {
+        self.views.head()
+    }
+
+    /// The versions this handle keeps (see `views.rs`).
+    pub(crate) fn views(&self) -> &Views {
+        &self.views
+    }
+
+    /// Publishes `version` as the head unless a newer one is already there.
+    pub(crate) fn publish(&self, version: Arc<Version>) {
+        self.views.publish(version, self.index().is_some());
+    }
+
+    /// Publishes `version` under the writer lock and tells the commit index that the log's
+    /// head is there; `durable`: the log is durable through it.
+    pub(crate) fn publish_locked(&self, guard: &WriterGuard, version: Arc<Version>, durable: bool) {
+        self.assert_writer(guard);
+        self.publish(Arc::clone(&version));
+        if let Some(index) = self.index() {
+            index.set_head(head_of(&version), durable);
+        }
+    }
+
+    /// Replaces the runs of every version of `generation` (a merge's result: the same data).
+    pub(crate) fn replace_runs(&self, generation: u64, runs: &[Arc<SegmentSet>]) {
+        self.views.replace_runs(generation, runs);
+    }
+
+    /// Held while catching up with the files.
+    pub(crate) fn refresh_lock(&self) -> MutexGuard<'_, ()> {
+        self.refresh_lock.lock()
+    }
+
+    /// fsyncs the store directory (its names: creations, renames, removals).
+    pub(crate) fn sync_store_dir(&self) -> Result<()> {
+        self.storage()
+            .sync_dir(&self.dir)
+            .map_err(|e| Error::io("fsync directory", &self.dir, e))
+    }
+
+    /// The commit path (see the module documentation). Consumes the writer guard.
+    pub(crate) fn commit(
+        &self,
+        guard: WriterGuard,
+        base: &Arc<Version>,
+        writes: BTreeMap<Bytes, Option<Bytes>>,
+        deletes: Vec<RangeDelete>,
+        durability: Durability,
+    ) -> Result<()> {
+        if writes.is_empty() && deletes.is_empty() {
+            self.release_writer(guard);
+            // Nothing to append, but an Immediate commit still promises that every earlier
+            // commit of this handle is durable when it returns (GUARANTEES.md; found by the
+            // `ops` fuzz target once its input allowed empty transactions).
+            if durability == Durability::Immediate {
+                self.sync_written()?;
+            }
+            return Ok(());
+        }
+        let immediate = durability == Durability::Immediate;
+        let written = self
+            .check_usable(true)
+            .and_then(|()| self.append(&guard, base, writes, deletes, immediate));
+        self.release_writer(guard);
+        let appended = written?;
+        self.counters.commits.fetch_add(1, Ordering::Relaxed);
+        if immediate {
+            self.wal.wait_durable(appended.seq)?;
+            self.tell_durable();
+        }
+        if appended.end - WAL_HEADER_BYTES >= self.opts.wal_size_bytes_checkpoint {
+            self.checkpointer.request();
+        }
+        Ok(())
+    }
+
+    /// Writes the transaction to the WAL and publishes the new version.
+    fn append(
+        &self,
+        guard: &WriterGuard,
+        base: &Arc<Version>,
+        writes: BTreeMap<Bytes, Option<Bytes>>,
+        deletes: Vec<RangeDelete>,
+        immediate: bool,
+    ) -> Result<crate::wal::writer::Appended> {
+        self.assert_writer(guard);
+        let txn_id = base.last_txn + 1;
+        let appended = self.wal.append_txn(TxnToAppend {
+            generation: base.generation,
+            salt: base.salt,
+            txn_id,
+            at: base.wal_end,
+            watermark: self.wal.watermark(base.generation, base.synced_through),
+            deletes: &deletes,
+            writes: &writes,
+        })?;
+        let mut next = Version::clone(base);
+        next.apply_range_deletes(&deletes);
+        next.push_layer(writes);
+        // Invariant: transaction ids are dense, and the log only grows within a generation.
+        debug_assert_eq!(next.last_txn + 1, txn_id);
+        debug_assert!(appended.end > base.wal_end);
+        next.last_txn = txn_id;
+        next.wal_end = appended.end;
+        next.data_end = appended.end;
+        let next = Arc::new(next);
+        self.publish(Arc::clone(&next));
+        if let Some(index) = self.index() {
+            index.committed(head_of(&next), immediate);
+        }
+        Ok(appended)
+    }
+
+    /// Makes every write of this handle durable, and tells the commit index.
+    pub(crate) fn sync_written(&self) -> Result<()> {
+        self.wal.sync_written()?;
+        self.tell_durable();
+        Ok(())
+    }
+
+    /// Tells the commit index how far this handle knows the log durable (after a sync).
+    fn tell_durable(&self) {
+        if let Some(index) = self.index() {
+            let counter = index.counter();
+            let end = self.wal.durable_end();
+            index.durable(end.generation, end.offset);
+            // Move this handle's readers' view along now (a handle that only writes would
+            // otherwise keep its first view, and the memory it holds, alive).
+            if let Ok(state) = index.read() {
+                if let Some(v) = self
+                    .views
+                    .known_at(LogPosition::new(state.generation, state.visible_end()))
+                {
+                    self.views.show(&v, counter);
+                }
+            }
+        }
+    }
+}
+
+/// What the commit index is told about a version at the head of the log.
+pub(crate) fn head_of(v: &Version) -> Head {
+    Head {
+        generation: v.generation,
+        salt: v.salt,
+        wal_end: v.wal_end,
+        last_txn: v.last_txn,
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        // Transactions that outlived the last handle may have committed Buffered writes after
+        // its close: make them durable (the log stays unproven: the next open folds it).
+        let commits = self.counters.commits.load(Ordering::Relaxed);
+        if commits != self.counters.closed_at_commits.load(Ordering::Relaxed) && !self.read_only {
+            let _ = self.sync_written();
+        }
+        self.checkpointer.stop();
+    }
+}
