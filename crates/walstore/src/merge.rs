@@ -34,7 +34,7 @@ use crate::manifest::Manifest;
 use crate::output::Output;
 use crate::run::SegmentSet;
 use crate::runs::{self, file_ids, RunEdit};
-use crate::snapshot::RangeDelete;
+use crate::snapshot::{RangeDelete, SegmentMeta};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -167,31 +167,8 @@ fn merge(
     let first_id = reserve_ids(core, reserve, stopped)?;
     // Step 3.
     let mut out = Output::in_dir(core.storage(), core.dir(), core.opts(), first_id);
-    let written =
-        write_merged(&mut out, &inputs, bottom, stopped, between).and_then(
-            |finished| match finished {
-                true => out.publish_files().map(Some),
-                false => Ok(None),
-            },
-        );
-    let run = match written {
-        Ok(Some(run)) if (out.next_id - first_id) <= reserve => run,
-        Ok(Some(_)) => {
-            out.discard();
-            return Err(Error::corruption(
-                core.dir(),
-                0,
-                "a merge wrote more files than it reserved ids for",
-            ));
-        }
-        Ok(None) => {
-            out.discard();
-            return Ok(None);
-        }
-        Err(e) => {
-            out.discard();
-            return Err(e);
-        }
+    let Some(run) = write_output(&mut out, &inputs, bottom, reserve, stopped, between)? else {
+        return Ok(None);
     };
     stats.files_written = run.len();
     stats.bytes_written = run.iter().map(|m| m.file_len).sum();
@@ -211,6 +188,40 @@ fn merge(
     // Step 5.
     remove_orphans(core, merging, stopped)?;
     Ok(Some(stats))
+}
+
+/// Step 3: the merged run written into `out` (ids from its first on, at most `reserve` of
+/// them); `None` when stopped. Whatever was written is removed unless it is returned.
+fn write_output(
+    out: &mut Output<'_>,
+    inputs: &[Arc<SegmentSet>],
+    bottom: bool,
+    reserve: u64,
+    stopped: &dyn Fn() -> bool,
+    between: &mut dyn FnMut(),
+) -> Result<Option<Vec<SegmentMeta>>> {
+    let first_id = out.next_id;
+    let written =
+        write_merged(out, inputs, bottom, stopped, between).and_then(|finished| match finished {
+            true => out.publish_files().map(Some),
+            false => Ok(None),
+        });
+    match written {
+        Ok(Some(run)) if out.next_id - first_id <= reserve => Ok(Some(run)),
+        Ok(Some(_)) => {
+            out.discard();
+            Err(Error::corruption(
+                out.dir(),
+                0,
+                "a merge wrote more files than it reserved ids for",
+            ))
+        }
+        // Stopped, or failed.
+        other => {
+            out.discard();
+            other
+        }
+    }
 }
 
 /// Step 2: moves the manifest's next file id past `count` ids, under the writer lock;

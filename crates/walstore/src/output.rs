@@ -45,6 +45,11 @@ impl<'s> Output<'s> {
         }
     }
 
+    /// The directory the files go to.
+    pub(crate) fn dir(&self) -> &Path {
+        self.dir
+    }
+
     /// Sets the run's range deletions (sorted, non-overlapping); call before the first `add`.
     pub(crate) fn set_range_deletes(&mut self, deletes: Vec<RangeDelete>) {
         debug_assert!(self.current.is_none() && self.written.is_empty());

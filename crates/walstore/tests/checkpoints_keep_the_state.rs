@@ -74,8 +74,7 @@ fn checkpoint_rewrites_only_the_files_whose_range_changed() {
         let second = store.checkpoint().expect("checkpoint");
         assert!(second.files_written <= 2, "[{}] {second:?}", p.name);
         assert_eq!(
-            second.files_kept,
-            first.files_written,
+            second.files_kept, first.files_written,
             "[{}] {second:?}",
             p.name
         );

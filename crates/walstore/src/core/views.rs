@@ -26,7 +26,7 @@ pub(crate) struct Views {
     shown: RwLock<Arc<Version>>,
     /// Versions published past `shown`, oldest first.
     recent: Mutex<VecDeque<Arc<Version>>>,
-    /// The index's change counter as of `shown`, plus one (0: not looked yet).
+    /// The index's change counter as of `shown`, plus one (`u64::MAX`: not looked yet).
     seen: AtomicU64,
 }
 
