@@ -15,8 +15,12 @@ pub mod alloc_probe {
     /// The system allocator, counting.
     pub struct Counting;
 
+    // SAFETY: every method hands the request unchanged to `System`, which upholds the
+    // `GlobalAlloc` contract; the counting around it only touches atomics and never allocates.
     unsafe impl GlobalAlloc for Counting {
         unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: our caller upholds `alloc`'s contract for `layout` (non-zero size), which
+            // is all `System.alloc` asks.
             let p = unsafe { System.alloc(layout) };
             if !p.is_null() {
                 grew(layout.size());
@@ -25,6 +29,7 @@ pub mod alloc_probe {
         }
 
         unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: as for `alloc`: the caller's `layout` meets `alloc_zeroed`'s contract.
             let p = unsafe { System.alloc_zeroed(layout) };
             if !p.is_null() {
                 grew(layout.size());
@@ -33,11 +38,16 @@ pub mod alloc_probe {
         }
 
         unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: `ptr` was allocated by this allocator with `layout` (the caller's
+            // contract), and this allocator allocates only through `System`.
             unsafe { System.dealloc(ptr, layout) };
             LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
         }
 
         unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            // SAFETY: `ptr` came from this allocator, that is from `System`, with `layout`, and
+            // the caller guarantees `new_size` is valid for `layout`'s alignment: `realloc`'s
+            // contract, passed on unchanged.
             let p = unsafe { System.realloc(ptr, layout, new_size) };
             if !p.is_null() {
                 LIVE.fetch_sub(layout.size(), Ordering::Relaxed);

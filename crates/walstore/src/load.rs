@@ -12,13 +12,12 @@ use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::run::SegmentSet;
 use crate::runs;
-use crate::storage::StorageFile;
 use crate::tail::settle_tail;
 use crate::value::Bytes;
 use crate::version::{Memtable, Version};
-use crate::wal::scan::{scan, search_records_of, Probe, ReadConfig, ScanEnd};
+
+use crate::wal::scan::{has_record_of, scan, ReadConfig, ScanEnd};
 use crate::wal::{WalHeader, WAL_HEADER_BYTES};
-use std::path::Path;
 use std::sync::Arc;
 
 /// How many times an unlocked load retries when a concurrent checkpoint changes the files
@@ -244,19 +243,4 @@ fn memtable_from_log_order(writes: Vec<(Bytes, Option<Bytes>)>) -> Memtable {
 /// The version of `manifest`'s generation before any of its log is read.
 fn start_of(manifest: &Manifest, runs: Vec<Arc<SegmentSet>>) -> Version {
     Version::start_of(manifest.generation, manifest.salt, manifest.base_txn, runs)
-}
-
-/// Whether an intact record of generation `salt` lies anywhere after the header. Records of
-/// a generation are written only after its header is durable, so one proves the header had
-/// been; the whole log is searched because the first record may be damaged as well (found
-/// by the recovery fuzz target).
-fn has_record_of(wal: &dyn StorageFile, path: &Path, salt: u64, cfg: ReadConfig) -> Result<bool> {
-    let len = wal.len().map_err(|e| Error::io("stat", path, e))?;
-    let mut found = false;
-    search_records_of(wal, len, salt, WAL_HEADER_BYTES, cfg, |_, probe| {
-        found = matches!(probe, Probe::Record(rec) if rec.salt == salt);
-        !found
-    })
-    .map_err(|e| Error::io("read", path, e))?;
-    Ok(found)
 }

@@ -4,6 +4,10 @@ use crate::storage::{FsStorage, Storage};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Bytes read from the WAL at a time, at most: the default and the ceiling of
+/// [`Options::read_chunk_bytes`].
+pub(crate) const CHUNK_BYTES: usize = 1 << 20;
+
 /// When `commit` returns `Ok`, what has the transaction survived?
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Durability {
@@ -84,7 +88,7 @@ impl Default for Options {
             sector_size: 0,
             storage: Arc::new(FsStorage),
             faults: crate::faults::EngineFaults::default(),
-            read_chunk_bytes: crate::wal::scan::CHUNK_BYTES,
+            read_chunk_bytes: CHUNK_BYTES,
         }
     }
 }
@@ -179,7 +183,7 @@ impl Options {
     /// large logs do. Results never depend on it.
     #[doc(hidden)]
     pub fn read_chunk_bytes(mut self, bytes: usize) -> Self {
-        self.read_chunk_bytes = bytes.clamp(64, crate::wal::scan::CHUNK_BYTES);
+        self.read_chunk_bytes = bytes.clamp(64, CHUNK_BYTES);
         self
     }
 

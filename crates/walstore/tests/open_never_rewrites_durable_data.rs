@@ -202,8 +202,10 @@ fn a_wal_header_torn_into_garbage_is_rebuilt_from_the_manifest() {
             p.name
         );
         assert_eq!(
-            walstore::inspect::decode_wal_header(&p.read("wal")[..4096]).map(|h| h.0),
-            Ok(0),
+            walstore::inspect::decode_wal_header(&p.read("wal")[..4096])
+                .map(|h| h.0)
+                .ok(),
+            Some(0),
             "[{}] the header was rewritten for the manifest's generation",
             p.name
         );

@@ -1,7 +1,7 @@
 //! The `wal_record` target: WAL header blocks and records, decoded from raw bytes.
 
 use super::common::{bounded, le_u32, le_u64};
-use walstore::{inspect, MAX_KEY_BYTES};
+use walstore::{inspect, Error, MAX_KEY_BYTES};
 
 /// `wal_record` target: the input is a WAL header block, one record, a run of records, or a
 /// whole WAL file.
@@ -34,7 +34,13 @@ pub fn check(data: &[u8]) {
                 "a WAL header with a flipped bit was accepted"
             );
         }
-        Err(msg) => assert!(!msg.is_empty(), "empty error message"),
+        Err(e) => assert!(
+            matches!(
+                e,
+                Error::Corruption { .. } | Error::UnsupportedFormat { .. }
+            ) && !e.to_string().is_empty(),
+            "a refused WAL header is not a typed format error with a message: {e:?}"
+        ),
     }
     walk_records(data, 0);
     if data.len() > 4096 {
@@ -56,8 +62,11 @@ fn walk_records(data: &[u8], start: usize) {
                 pos += info.len as usize;
                 count += 1;
             }
-            Err(msg) => {
-                assert!(!msg.is_empty(), "empty error message");
+            Err(e) => {
+                assert!(
+                    e.is_corruption() && !e.to_string().is_empty(),
+                    "a refused WAL record is not a corruption error with a message: {e:?}"
+                );
                 break;
             }
         }

@@ -229,8 +229,14 @@ impl std::fmt::Debug for FsRegion {
     }
 }
 
-/// Byte offset of the wake-up word in a region file.
+/// Byte offset of the wake-up word in a region file (FORMAT.md §8: 256, after the words).
 const WAKE_WORD_OFFSET: usize = REGION_WORDS * 8;
+// Invariant: the wake-up word lies inside the mapped region file, after every word of the
+// commit index, aligned for an `AtomicU32`: what `wake_word`'s SAFETY paragraph relies on.
+const _: () = assert!(WAKE_WORD_OFFSET == 256);
+const _: () =
+    assert!(WAKE_WORD_OFFSET + std::mem::size_of::<AtomicU32>() <= REGION_FILE_BYTES as usize);
+const _: () = assert!(WAKE_WORD_OFFSET.is_multiple_of(std::mem::align_of::<AtomicU32>()));
 
 impl SharedRegion for FsRegion {
     fn words(&self) -> &[AtomicU64] {

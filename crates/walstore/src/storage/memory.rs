@@ -66,7 +66,6 @@ struct MemFs {
     locks: HashMap<PathBuf, u64>,
     next_id: u64,
     epoch: u64,
-    mutating_ops: u64,
     fault: Option<FaultPlan>,
 }
 
@@ -130,11 +129,6 @@ impl MemoryStorage {
         self.fs.lock().fault.take().is_some_and(|f| f.fired)
     }
 
-    /// Number of mutating calls made so far.
-    pub fn mutating_calls(&self) -> u64 {
-        self.fs.lock().mutating_ops
-    }
-
     /// The live contents of a file, if it exists.
     pub fn read_file(&self, path: &Path) -> Option<Vec<u8>> {
         let fs = self.fs.lock();
@@ -164,7 +158,6 @@ impl MemoryStorage {
 
 impl MemFs {
     fn check(&mut self, op: StorageOp) -> io::Result<()> {
-        self.mutating_ops += 1;
         let Some(fault) = self.fault.as_mut() else {
             return Ok(());
         };

@@ -1,17 +1,20 @@
 //! The write-ahead log: one file, `wal`, reused across generations (FORMAT.md §3-§4).
 //!
-//! Layers, one file each: [`record`] (bytes <-> records), [`scan`] (records -> committed
-//! transactions, and the torn-tail versus corruption decision), `writer` (`Wal`, the one owner
-//! of the append path, syncing and the poison latch), and this module (the header block and
-//! preallocation).
+//! Layers, one file each: [`record`] (bytes <-> records), `probe` (bounded reads, the probe
+//! of one offset, the search for a generation's records), [`scan`] (records -> committed
+//! transactions; the public face of `probe` and `tail`), `tail` (the torn-tail versus
+//! corruption decision), `writer` (`Wal`, the one owner of the append path, syncing and the
+//! poison latch), and this module (the header block and preallocation).
 //!
 //! Invariant: the header's generation changes only under the writer lock and only after the
 //! manifest naming that generation is durable; records of a generation are written only after
 //! its header is. A process that reads the header, then records, then the header again, and
 //! sees the same generation both times, has read records of that generation only.
 
+mod probe;
 pub mod record;
 pub mod scan;
+mod tail;
 pub(crate) mod writer;
 
 use crate::format::{

@@ -1,10 +1,7 @@
-//! Offline inspection of a store's files, without opening it: every WAL record with its
-//! offset and transaction, every checksum of every file, and what recovery would do.
-//!
-//! These functions only read. They take the same [`Storage`] the store uses, so they work on
-//! the simulated file systems too. The `decode_*` functions check raw bytes of one file, for
-//! tools and fuzzers.
+//! Every checksum of every file of a store, and the verdict open would reach about its WAL,
+//! as a reader without the writer lock.
 
+use super::dump::{dump_wal, open_wal, read_log, TailVerdict};
 use crate::cases::{classify_header, HeaderCase};
 use crate::error::{Error, Result};
 use crate::format::{
@@ -12,219 +9,10 @@ use crate::format::{
 };
 use crate::manifest::Manifest;
 use crate::snapshot::{Segment, SegmentMeta};
-use crate::storage::{Mapping, OpenMode, Storage, StorageFile};
-use crate::wal::record::{self, RecordBody, MAX_RECORD_PAYLOAD_BYTES, RECORD_HEADER_BYTES};
-use crate::wal::scan::{
-    classify_tail, scan, search_records_of, ChunkReader, Probe, ReadConfig, Stop,
-};
-use crate::wal::{WalHeader, WAL_HEADER_BYTES};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-/// One WAL record as found on disk.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordInfo {
-    /// Byte offset of the record in the WAL.
-    pub offset: u64,
-    /// `"put"`, `"delete"`, `"delete-range"`, `"commit"`, or `"clean"` (the marker a clean
-    /// close appends: FORMAT.md §4.3).
-    pub kind: &'static str,
-    /// Transaction id.
-    pub txn_id: u64,
-    /// Header plus payload bytes.
-    pub len: u64,
-    /// Key of a put or delete; start of a range deletion.
-    pub key: Option<Vec<u8>>,
-    /// End of a range deletion (`None` also for a range deletion without an end).
-    pub end: Option<Vec<u8>>,
-    /// Value length of a put.
-    pub value_len: Option<u64>,
-    /// Durable watermark of a commit record.
-    pub synced_through: Option<u64>,
-    /// Whether the record belongs to a transaction recovery keeps.
-    pub committed: bool,
-}
-
-/// What recovery would conclude about the end of the WAL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TailVerdict {
-    /// The log ends cleanly.
-    Clean,
-    /// A torn tail: discarded silently (zeroed before the next append).
-    TornTail {
-        /// Where the discarded bytes start.
-        offset: u64,
-        /// What was found there.
-        detail: String,
-    },
-    /// Damage to bytes that had been durable: open fails unless in salvage mode.
-    Corruption {
-        /// First damaged offset.
-        offset: u64,
-        /// What was found there.
-        detail: String,
-    },
-}
-
-/// The contents of a WAL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WalDump {
-    /// The WAL file.
-    pub path: PathBuf,
-    /// Size of the WAL file.
-    pub file_bytes: u64,
-    /// Generation, salt and base transaction of the header.
-    pub generation: u64,
-    /// Salt of the header.
-    pub salt: u64,
-    /// Last transaction in the snapshot files.
-    pub base_txn: u64,
-    /// Records of this generation, in order, up to where they stop decoding.
-    pub records: Vec<RecordInfo>,
-    /// Transactions recovery keeps.
-    pub committed_txns: u64,
-    /// Offset just past the last kept transaction.
-    pub end: u64,
-    /// Why the log stops where it does.
-    pub stop_reason: String,
-    /// What recovery does about it.
-    pub verdict: TailVerdict,
-}
-
-/// Reads and explains the WAL of the store in `dir`, by what its header says.
-pub fn dump_wal(storage: &dyn Storage, dir: &Path) -> Result<WalDump> {
-    let (file, path) = open_wal(storage, dir)?;
-    let header = WalHeader::read(file.as_ref())
-        .map_err(|e| Error::io("read", &path, e))?
-        .map_err(|e| Error::corruption(&path, 0, e.to_string()))?;
-    read_log(file.as_ref(), path, &header)
-}
-
-/// Opens the WAL of the store in `dir` for reading.
-fn open_wal(storage: &dyn Storage, dir: &Path) -> Result<(Box<dyn StorageFile>, PathBuf)> {
-    let path = dir.join(WAL_NAME);
-    let file = storage.open(&path, OpenMode::ReadOnly).map_err(|e| {
-        match (e.kind(), storage.exists(&dir.join(MANIFEST_NAME))) {
-            (std::io::ErrorKind::NotFound, Ok(true)) => {
-                Error::corruption(&path, 0, "the WAL of this store is missing")
-            }
-            (std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory, _) => {
-                Error::NotAStore {
-                    path: dir.to_path_buf(),
-                    detail: "no WAL and no MANIFEST".into(),
-                }
-            }
-            _ => Error::io("open", &path, e),
-        }
-    })?;
-    Ok((file, path))
-}
-
-/// Reads the log of the generation `header` names (its salt and base) and decides where it
-/// ends and what that means, as recovery does (RECOVERY.md L1-L6).
-fn read_log(file: &dyn StorageFile, path: PathBuf, header: &WalHeader) -> Result<WalDump> {
-    let read_err = |e| Error::io("read", &path, e);
-    let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
-    let first = header.base_txn + 1;
-    let cfg = ReadConfig::default();
-    let end =
-        scan(file, len, WAL_HEADER_BYTES, header.salt, first, cfg, |_| {}).map_err(read_err)?;
-    let class = classify_tail(
-        file,
-        len,
-        header.salt,
-        end.last_txn + 1,
-        end.stop.offset(),
-        cfg,
-    )
-    .map_err(read_err)?;
-    let (stop_reason, stop_detail) = match &end.stop {
-        Stop::Clean { offset } => (
-            format!("zero-filled space or end of file at {offset}"),
-            None,
-        ),
-        Stop::Foreign { offset } => (format!("record of an earlier generation at {offset}"), None),
-        Stop::Damaged { offset, detail } => (format!("{detail} at {offset}"), Some(detail.clone())),
-    };
-    let verdict = match (class.corruption, stop_detail) {
-        (Some((offset, detail)), _) => TailVerdict::Corruption { offset, detail },
-        (None, Some(detail)) => TailVerdict::TornTail {
-            offset: end.end,
-            detail,
-        },
-        (None, None) => TailVerdict::Clean,
-    };
-    let records = walk_records(file, len, header.salt, end.end).map_err(read_err)?;
-    Ok(WalDump {
-        path,
-        file_bytes: len,
-        generation: header.generation,
-        salt: header.salt,
-        base_txn: header.base_txn,
-        records,
-        committed_txns: end.last_txn - header.base_txn,
-        end: end.end,
-        stop_reason,
-        verdict,
-    })
-}
-
-/// Every decodable record of generation `salt` from the start of the log.
-fn walk_records(
-    file: &dyn StorageFile,
-    len: u64,
-    salt: u64,
-    committed_end: u64,
-) -> std::io::Result<Vec<RecordInfo>> {
-    let mut reader = ChunkReader::new(file, len, ReadConfig::default());
-    let mut out = Vec::new();
-    let mut pos = WAL_HEADER_BYTES;
-    loop {
-        let head = reader.get(pos, RECORD_HEADER_BYTES)?;
-        let Some(declared) = record::declared_len(head) else {
-            break;
-        };
-        let total = RECORD_HEADER_BYTES + (declared as usize).min(MAX_RECORD_PAYLOAD_BYTES + 1);
-        let bytes = reader.get(pos, total)?;
-        let Ok(rec) = record::decode(bytes) else {
-            break;
-        };
-        if rec.salt != salt {
-            break;
-        }
-        out.push(record_info(pos, &rec, pos < committed_end));
-        pos += rec.len_total as u64;
-    }
-    Ok(out)
-}
-
-fn record_info(offset: u64, rec: &record::Record<'_>, committed: bool) -> RecordInfo {
-    let (kind, key, value_len, synced_through) = match rec.body {
-        RecordBody::Put { key, value } => {
-            ("put", Some(key.to_vec()), Some(value.len() as u64), None)
-        }
-        RecordBody::Delete { key } => ("delete", Some(key.to_vec()), None, None),
-        RecordBody::DeleteRange { start, .. } => ("delete-range", Some(start.to_vec()), None, None),
-        RecordBody::Commit(m) if m.record_count == 0 => {
-            ("clean", None, None, Some(m.synced_through))
-        }
-        RecordBody::Commit(m) => ("commit", None, None, Some(m.synced_through)),
-    };
-    RecordInfo {
-        offset,
-        kind,
-        txn_id: rec.txn_id,
-        len: rec.len_total as u64,
-        key,
-        end: match rec.body {
-            RecordBody::DeleteRange { end, .. } => end.map(<[u8]>::to_vec),
-            _ => None,
-        },
-        value_len,
-        synced_through,
-        committed,
-    }
-}
+use crate::storage::{OpenMode, Storage};
+use crate::wal::scan::{has_record_of, ReadConfig};
+use crate::wal::WalHeader;
+use std::path::Path;
 
 /// The result of checking one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -411,9 +199,8 @@ fn wal_against_manifest(
     let read_err = |e| Error::io("read", &path, e);
     let header = WalHeader::read(file.as_ref()).map_err(read_err)?;
     let case = classify_header(header, m.expected(), false, || {
-        has_record_of(file.as_ref(), m.salt)
-    })
-    .map_err(read_err)?;
+        has_record_of(file.as_ref(), &path, m.salt, ReadConfig::default())
+    })?;
     let why = match header {
         Ok(h) => format!(
             "WAL header names generation {}, older than the MANIFEST's {}",
@@ -501,25 +288,6 @@ fn newer_header(
     )))
 }
 
-/// Whether an intact record of generation `salt` lies anywhere after the header: what tells
-/// H3 from H2, found with the same search recovery uses.
-fn has_record_of(file: &dyn StorageFile, salt: u64) -> std::io::Result<bool> {
-    let len = file.len()?;
-    let mut found = false;
-    search_records_of(
-        file,
-        len,
-        salt,
-        WAL_HEADER_BYTES,
-        ReadConfig::default(),
-        |_, probe| {
-            found = matches!(probe, Probe::Record(rec) if rec.salt == salt);
-            !found
-        },
-    )?;
-    Ok(found)
-}
-
 fn file_len(storage: &dyn Storage, path: &Path) -> u64 {
     storage
         .open(path, OpenMode::ReadOnly)
@@ -527,129 +295,12 @@ fn file_len(storage: &dyn Storage, path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// Decodes the WAL record at the start of `bytes`.
-pub fn decode_wal_record(bytes: &[u8]) -> std::result::Result<RecordInfo, String> {
-    record::decode(bytes)
-        .map(|r| record_info(0, &r, false))
-        .map_err(|e| e.to_string())
-}
-
-/// Decodes a WAL header block: (generation, salt, base transaction).
-pub fn decode_wal_header(bytes: &[u8]) -> std::result::Result<(u64, u64, u64), String> {
-    WalHeader::decode(bytes)
-        .map(|h| (h.generation, h.salt, h.base_txn))
-        .map_err(|e| e.to_string())
-}
-
-/// A snapshot file's entry: key, and value (`None`: a tombstone).
-pub type SnapshotEntry = (Vec<u8>, Option<Vec<u8>>);
-
-/// A range deletion: start, and end (`None`: no end).
-pub type RangeDeletion = (Vec<u8>, Option<Vec<u8>>);
-
-/// Fully validates the bytes of snapshot file `id`; returns its entries and its range
-/// deletions.
-pub fn decode_snapshot(id: u64, bytes: &[u8]) -> Result<(Vec<SnapshotEntry>, Vec<RangeDeletion>)> {
-    let map: Arc<dyn Mapping> = Arc::new(bytes.to_vec());
-    let seg = Segment::from_mapping(id, PathBuf::from(snapshot_name(id)), map)?;
-    let entries = (0..seg.len())
-        .map(|i| {
-            seg.entry(i)
-                .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
-        })
-        .collect::<Result<_>>()?;
-    let deletes = seg
-        .range_deletes()
-        .iter()
-        .map(|d| (d.start.to_vec(), d.end.as_deref().map(<[u8]>::to_vec)))
-        .collect();
-    Ok((entries, deletes))
-}
-
-/// What a manifest says, decoded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ManifestInfo {
-    /// Checkpoint generation.
-    pub generation: u64,
-    /// WAL salt.
-    pub salt: u64,
-    /// Last transaction in the snapshot files.
-    pub base_txn: u64,
-    /// Next snapshot file id.
-    pub next_file_id: u64,
-    /// The sorted runs, newest first; each a list of snapshot files in key order.
-    pub runs: Vec<Vec<FileInfo>>,
-}
-
-/// A snapshot file as the manifest names it: (id, bytes, entries, first key).
-pub type FileInfo = (u64, u64, u64, Vec<u8>);
-
-/// Decodes and validates manifest bytes.
-pub fn decode_manifest(bytes: &[u8]) -> Result<ManifestInfo> {
-    let m = Manifest::decode(bytes, Path::new(MANIFEST_NAME))?;
-    Ok(ManifestInfo {
-        generation: m.generation,
-        salt: m.salt,
-        base_txn: m.base_txn,
-        next_file_id: m.next_file_id,
-        runs: m
-            .runs
-            .iter()
-            .map(|run| {
-                run.iter()
-                    .map(|s| (s.file_id, s.file_len, s.entry_count, s.first_key.to_vec()))
-                    .collect()
-            })
-            .collect(),
-    })
-}
-
-/// Encodes one transaction as WAL records (FORMAT.md §4): a put or delete per write, then the
-/// commit record. For tools that build store images (tests, fuzz corpora); the engine's own
-/// commit path uses the same encoder.
-pub fn encode_transaction(
-    salt: u64,
-    txn_id: u64,
-    writes: &[(&[u8], Option<&[u8]>)],
-    synced_through: u64,
-) -> Vec<u8> {
-    encode_transaction_with_deletes(salt, txn_id, &[], writes, synced_through)
-}
-
-/// [`encode_transaction`] with range deletions (start, end; `None`: no end) first.
-pub fn encode_transaction_with_deletes(
-    salt: u64,
-    txn_id: u64,
-    deletes: &[(&[u8], Option<&[u8]>)],
-    writes: &[(&[u8], Option<&[u8]>)],
-    synced_through: u64,
-) -> Vec<u8> {
-    let mut out = Vec::new();
-    record::encode_txn(
-        &mut out,
-        salt,
-        txn_id,
-        deletes.iter().copied(),
-        writes.iter().copied(),
-        synced_through,
-    );
-    out
-}
-
-/// Encodes a WAL header block (FORMAT.md §3).
-pub fn encode_wal_header(generation: u64, salt: u64, base_txn: u64) -> Vec<u8> {
-    WalHeader {
-        generation,
-        salt,
-        base_txn,
-    }
-    .encode()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inspect::encode_wal_header;
     use crate::storage::MemoryStorage;
+    use std::sync::Arc;
 
     const DIR: &str = "/db";
 

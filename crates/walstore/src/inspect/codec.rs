@@ -1,0 +1,195 @@
+//! Raw bytes of one file, decoded and encoded without a store: a WAL record or header block,
+//! a snapshot file, a manifest. For tools and fuzzers; the engine's own paths use the same
+//! decoders and encoders.
+
+use crate::error::{Error, Result};
+use crate::format::{snapshot_name, FORMAT_VERSION, MANIFEST_NAME, WAL_NAME};
+use crate::manifest::Manifest;
+use crate::snapshot::Segment;
+use crate::storage::Mapping;
+use crate::wal::record::{self, RecordBody};
+use crate::wal::{HeaderError, WalHeader};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// One WAL record as found on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordInfo {
+    /// Byte offset of the record in the WAL.
+    pub offset: u64,
+    /// `"put"`, `"delete"`, `"delete-range"`, `"commit"`, or `"clean"` (the marker a clean
+    /// close appends: FORMAT.md §4.3).
+    pub kind: &'static str,
+    /// Transaction id.
+    pub txn_id: u64,
+    /// Header plus payload bytes.
+    pub len: u64,
+    /// Key of a put or delete; start of a range deletion.
+    pub key: Option<Vec<u8>>,
+    /// End of a range deletion (`None` also for a range deletion without an end).
+    pub end: Option<Vec<u8>>,
+    /// Value length of a put.
+    pub value_len: Option<u64>,
+    /// Durable watermark of a commit record.
+    pub synced_through: Option<u64>,
+    /// Whether the record belongs to a transaction recovery keeps.
+    pub committed: bool,
+}
+
+pub(super) fn record_info(offset: u64, rec: &record::Record<'_>, committed: bool) -> RecordInfo {
+    let (kind, key, value_len, synced_through) = match rec.body {
+        RecordBody::Put { key, value } => {
+            ("put", Some(key.to_vec()), Some(value.len() as u64), None)
+        }
+        RecordBody::Delete { key } => ("delete", Some(key.to_vec()), None, None),
+        RecordBody::DeleteRange { start, .. } => ("delete-range", Some(start.to_vec()), None, None),
+        RecordBody::Commit(m) if m.record_count == 0 => {
+            ("clean", None, None, Some(m.synced_through))
+        }
+        RecordBody::Commit(m) => ("commit", None, None, Some(m.synced_through)),
+    };
+    RecordInfo {
+        offset,
+        kind,
+        txn_id: rec.txn_id,
+        len: rec.len_total as u64,
+        key,
+        end: match rec.body {
+            RecordBody::DeleteRange { end, .. } => end.map(<[u8]>::to_vec),
+            _ => None,
+        },
+        value_len,
+        synced_through,
+        committed,
+    }
+}
+
+/// Decodes the WAL record at the start of `bytes`. A record that does not decode is
+/// [`Error::Corruption`] of the WAL at offset 0 of `bytes`, its detail naming the check that
+/// failed.
+pub fn decode_wal_record(bytes: &[u8]) -> Result<RecordInfo> {
+    record::decode(bytes)
+        .map(|r| record_info(0, &r, false))
+        .map_err(|e| Error::corruption(WAL_NAME, 0, e.to_string()))
+}
+
+/// Decodes a WAL header block: (generation, salt, base transaction). A header of another
+/// format version is [`Error::UnsupportedFormat`]; any other that does not decode is
+/// [`Error::Corruption`] at offset 0, its detail naming the check that failed.
+pub fn decode_wal_header(bytes: &[u8]) -> Result<(u64, u64, u64)> {
+    WalHeader::decode(bytes)
+        .map(|h| (h.generation, h.salt, h.base_txn))
+        .map_err(|e| match e {
+            HeaderError::Version(found) => Error::UnsupportedFormat {
+                file: PathBuf::from(WAL_NAME),
+                found,
+                supported: FORMAT_VERSION,
+            },
+            e => Error::corruption(WAL_NAME, 0, e.to_string()),
+        })
+}
+
+/// A snapshot file's entry: key, and value (`None`: a tombstone).
+pub type SnapshotEntry = (Vec<u8>, Option<Vec<u8>>);
+
+/// A range deletion: start, and end (`None`: no end).
+pub type RangeDeletion = (Vec<u8>, Option<Vec<u8>>);
+
+/// Fully validates the bytes of snapshot file `id`; returns its entries and its range
+/// deletions.
+pub fn decode_snapshot(id: u64, bytes: &[u8]) -> Result<(Vec<SnapshotEntry>, Vec<RangeDeletion>)> {
+    let map: Arc<dyn Mapping> = Arc::new(bytes.to_vec());
+    let seg = Segment::from_mapping(id, PathBuf::from(snapshot_name(id)), map)?;
+    let entries = (0..seg.len())
+        .map(|i| {
+            seg.entry(i)
+                .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
+        })
+        .collect::<Result<_>>()?;
+    let deletes = seg
+        .range_deletes()
+        .iter()
+        .map(|d| (d.start.to_vec(), d.end.as_deref().map(<[u8]>::to_vec)))
+        .collect();
+    Ok((entries, deletes))
+}
+
+/// What a manifest says, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestInfo {
+    /// Checkpoint generation.
+    pub generation: u64,
+    /// WAL salt.
+    pub salt: u64,
+    /// Last transaction in the snapshot files.
+    pub base_txn: u64,
+    /// Next snapshot file id.
+    pub next_file_id: u64,
+    /// The sorted runs, newest first; each a list of snapshot files in key order.
+    pub runs: Vec<Vec<FileInfo>>,
+}
+
+/// A snapshot file as the manifest names it: (id, bytes, entries, first key).
+pub type FileInfo = (u64, u64, u64, Vec<u8>);
+
+/// Decodes and validates manifest bytes.
+pub fn decode_manifest(bytes: &[u8]) -> Result<ManifestInfo> {
+    let m = Manifest::decode(bytes, Path::new(MANIFEST_NAME))?;
+    Ok(ManifestInfo {
+        generation: m.generation,
+        salt: m.salt,
+        base_txn: m.base_txn,
+        next_file_id: m.next_file_id,
+        runs: m
+            .runs
+            .iter()
+            .map(|run| {
+                run.iter()
+                    .map(|s| (s.file_id, s.file_len, s.entry_count, s.first_key.to_vec()))
+                    .collect()
+            })
+            .collect(),
+    })
+}
+
+/// Encodes one transaction as WAL records (FORMAT.md §4): a put or delete per write, then the
+/// commit record. For tools that build store images (tests, fuzz corpora); the engine's own
+/// commit path uses the same encoder.
+pub fn encode_transaction(
+    salt: u64,
+    txn_id: u64,
+    writes: &[(&[u8], Option<&[u8]>)],
+    synced_through: u64,
+) -> Vec<u8> {
+    encode_transaction_with_deletes(salt, txn_id, &[], writes, synced_through)
+}
+
+/// [`encode_transaction`] with range deletions (start, end; `None`: no end) first.
+pub fn encode_transaction_with_deletes(
+    salt: u64,
+    txn_id: u64,
+    deletes: &[(&[u8], Option<&[u8]>)],
+    writes: &[(&[u8], Option<&[u8]>)],
+    synced_through: u64,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    record::encode_txn(
+        &mut out,
+        salt,
+        txn_id,
+        deletes.iter().copied(),
+        writes.iter().copied(),
+        synced_through,
+    );
+    out
+}
+
+/// Encodes a WAL header block (FORMAT.md §3).
+pub fn encode_wal_header(generation: u64, salt: u64, base_txn: u64) -> Vec<u8> {
+    WalHeader {
+        generation,
+        salt,
+        base_txn,
+    }
+    .encode()
+}

@@ -1,0 +1,38 @@
+//! The bloom filter of a snapshot file (FORMAT.md §5.2): which bits a key sets, how the
+//! writer fills the filter, and how a reader asks it.
+
+use super::layout::FILTER_BITS_PER_ENTRY;
+
+/// The bit positions a key sets in a filter of `bits` bits with `probes` probes (FORMAT.md
+/// §5.2): XXH3-64 of the key, split into two 32-bit halves `a` and `b | 1`; probe `j` is bit
+/// `(a + j * b) mod bits`.
+fn filter_bits(key: &[u8], bits: u64, probes: u32) -> impl Iterator<Item = u64> {
+    let h = xxhash_rust::xxh3::xxh3_64(key);
+    let (a, b) = (h & 0xffff_ffff, (h >> 32) | 1);
+    (0..u64::from(probes)).map(move |j| a.wrapping_add(j.wrapping_mul(b)) % bits)
+}
+
+/// The filter of `count` keys (`key(i)` for `i` in `0..count`, `count > 0`) with `probes`
+/// probes: `FILTER_BITS_PER_ENTRY` bits per key, at least 8 bytes.
+pub(super) fn build_filter<'k>(
+    count: usize,
+    probes: u32,
+    key: impl Fn(usize) -> &'k [u8],
+) -> Vec<u8> {
+    let bytes = (count * FILTER_BITS_PER_ENTRY).div_ceil(8).max(8);
+    let mut filter = vec![0u8; bytes];
+    for i in 0..count {
+        for bit in filter_bits(key(i), bytes as u64 * 8, probes) {
+            filter[(bit / 8) as usize] |= 1 << (bit % 8);
+        }
+    }
+    filter
+}
+
+/// Whether every bit `key` sets in `filter` (built with `probes` probes) is set: false means
+/// the key was certainly not added.
+#[inline]
+pub(super) fn filter_holds(filter: &[u8], probes: u32, key: &[u8]) -> bool {
+    let bits = filter.len() as u64 * 8;
+    filter_bits(key, bits, probes).all(|bit| filter[(bit / 8) as usize] & (1 << (bit % 8)) != 0)
+}

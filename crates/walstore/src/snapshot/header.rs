@@ -1,0 +1,148 @@
+//! The snapshot header, checked against the file's bytes before anything else is read: the
+//! preamble, every field's range, the file length and the body's CRC (FORMAT.md §5).
+
+use super::layout::{
+    BODY_CRC_AT, ENTRY_COUNT_AT, FILE_LEN_AT, FILTER_OFFSET_AT, FILTER_PROBES_AT, HEADER_CRC_AT,
+    ID_AT, INDEX_ENTRY_BYTES, INDEX_OFFSET_AT, MAX_FILTER_PROBES, RANGE_DELETES_AT,
+    RANGE_DELETE_COUNT_AT, RESERVED_AT, SHARED_PREFIX_AT, SNAPSHOT_HEADER_BYTES, SNAPSHOT_MAGIC,
+};
+use crate::format::{
+    check_preamble, crc32, read_u32, read_u64, PreambleError, MAX_KEY_BYTES, PREAMBLE_ALGORITHM_AT,
+};
+
+/// What a snapshot header says, checked against the file's bytes (FORMAT.md §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct SnapshotHeader {
+    pub(super) entry_count: usize,
+    pub(super) index_offset: usize,
+    pub(super) filter_offset: usize,
+    pub(super) filter_probes: u32,
+    pub(super) range_deletes_offset: usize,
+    pub(super) range_delete_count: usize,
+    pub(super) shared_prefix_len: usize,
+}
+
+/// Why a snapshot header was refused: another format version, or damage at an offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum HeaderProblem {
+    Unsupported(u32),
+    Corrupt(usize, &'static str),
+}
+
+/// Checks the header of the snapshot file `bytes` (named for file `expected_id`) and the
+/// body's CRC; the entries are checked by [`Segment::validate_entries`]. The checks run in a
+/// fixed order, and the first that fails is the one reported.
+///
+/// [`Segment::validate_entries`]: super::Segment
+pub(super) fn read_header(bytes: &[u8], expected_id: u64) -> Result<SnapshotHeader, HeaderProblem> {
+    use HeaderProblem::Corrupt;
+    let header = bytes
+        .get(..SNAPSHOT_HEADER_BYTES)
+        .ok_or(Corrupt(0, "snapshot shorter than its header"))?;
+    check_preamble(header, &SNAPSHOT_MAGIC, HEADER_CRC_AT).map_err(|e| match e {
+        PreambleError::Short => Corrupt(0, "snapshot shorter than its header"),
+        PreambleError::BadMagic => Corrupt(0, "bad snapshot magic"),
+        PreambleError::Version(found) => HeaderProblem::Unsupported(found),
+        PreambleError::Checksum => Corrupt(0, "snapshot header checksum mismatch"),
+        PreambleError::Algorithm(_) => Corrupt(PREAMBLE_ALGORITHM_AT, "unknown checksum algorithm"),
+    })?;
+    let shared_prefix_len = check_identity(header, bytes, expected_id)?;
+    check_layout(header, bytes.len() as u64, shared_prefix_len)
+}
+
+fn field(header: &[u8], at: usize) -> u64 {
+    read_u64(header, at).unwrap_or(0)
+}
+
+fn word(header: &[u8], at: usize) -> u32 {
+    read_u32(header, at).unwrap_or(0)
+}
+
+/// The header's fields that say which file this is and that its bytes are whole: the shared
+/// prefix length's range, the reserved bytes, the file id, the file length and the body's
+/// CRC. Returns the shared prefix length.
+fn check_identity(header: &[u8], bytes: &[u8], expected_id: u64) -> Result<usize, HeaderProblem> {
+    use HeaderProblem::Corrupt;
+    let shared_prefix_len = word(header, SHARED_PREFIX_AT) as usize;
+    if shared_prefix_len > MAX_KEY_BYTES {
+        return Err(Corrupt(
+            SHARED_PREFIX_AT,
+            "shared key prefix length out of range",
+        ));
+    }
+    if header[RESERVED_AT..HEADER_CRC_AT].iter().any(|b| *b != 0) {
+        return Err(Corrupt(
+            RESERVED_AT,
+            "non-zero reserved bytes in snapshot header",
+        ));
+    }
+    if field(header, ID_AT) != expected_id {
+        return Err(Corrupt(ID_AT, "snapshot file id differs from its name"));
+    }
+    if field(header, FILE_LEN_AT) != bytes.len() as u64 {
+        return Err(Corrupt(
+            FILE_LEN_AT,
+            "snapshot length differs from its header",
+        ));
+    }
+    if crc32(&bytes[SNAPSHOT_HEADER_BYTES..]) != word(header, BODY_CRC_AT) {
+        return Err(Corrupt(
+            SNAPSHOT_HEADER_BYTES,
+            "snapshot body checksum mismatch",
+        ));
+    }
+    Ok(shared_prefix_len)
+}
+
+/// The header's offsets and counts, checked to tile a file of `file_len` bytes: entries,
+/// index, filter, range deletions.
+fn check_layout(
+    header: &[u8],
+    file_len: u64,
+    shared_prefix_len: usize,
+) -> Result<SnapshotHeader, HeaderProblem> {
+    use HeaderProblem::Corrupt;
+    let (entry_count, index_offset) = (
+        field(header, ENTRY_COUNT_AT),
+        field(header, INDEX_OFFSET_AT),
+    );
+    let (filter_offset, range_deletes_offset) = (
+        field(header, FILTER_OFFSET_AT),
+        field(header, RANGE_DELETES_AT),
+    );
+    let range_delete_count = u64::from(word(header, RANGE_DELETE_COUNT_AT));
+    let index_end = entry_count
+        .checked_mul(INDEX_ENTRY_BYTES as u64)
+        .and_then(|l| l.checked_add(index_offset));
+    if (entry_count == 0 && range_delete_count == 0)
+        || index_offset < SNAPSHOT_HEADER_BYTES as u64
+        || index_end != Some(filter_offset)
+    {
+        return Err(Corrupt(
+            ENTRY_COUNT_AT,
+            "snapshot entry count or index offset out of range",
+        ));
+    }
+    let probes = word(header, FILTER_PROBES_AT);
+    let filter_ok = if entry_count == 0 {
+        probes == 0 && range_deletes_offset == filter_offset
+    } else {
+        (1..=MAX_FILTER_PROBES).contains(&probes) && range_deletes_offset > filter_offset
+    };
+    if !filter_ok || range_deletes_offset > file_len {
+        return Err(Corrupt(
+            FILTER_OFFSET_AT,
+            "snapshot filter offset or probe count out of range",
+        ));
+    }
+    // All fit in usize: the file length bounds them, and the file is mapped.
+    Ok(SnapshotHeader {
+        entry_count: entry_count as usize,
+        index_offset: index_offset as usize,
+        filter_offset: filter_offset as usize,
+        filter_probes: probes,
+        range_deletes_offset: range_deletes_offset as usize,
+        range_delete_count: range_delete_count as usize,
+        shared_prefix_len,
+    })
+}

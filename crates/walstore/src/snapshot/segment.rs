@@ -1,0 +1,309 @@
+//! An open snapshot file: mapped, validated completely once, then read by index (entries,
+//! key prefixes, the filter, the range deletions) without further checks.
+
+use super::filter::filter_holds;
+use super::header::{read_header, HeaderProblem};
+use super::layout::{
+    decode_range_deletes, key_prefix, RangeDelete, SegmentMeta, ENTRY_COUNT_AT, ENTRY_PREFIX_BYTES,
+    INDEX_ENTRY_BYTES, SHARED_PREFIX_AT, SNAPSHOT_HEADER_BYTES, TOMBSTONE_LEN,
+};
+use crate::error::{Error, Result};
+use crate::format::{read_u32, FORMAT_VERSION, MAX_KEY_BYTES, MAX_VALUE_BYTES};
+use crate::storage::{Mapping, OpenMode, Storage};
+use std::cmp::Ordering;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// An open, validated snapshot file.
+pub struct Segment {
+    id: u64,
+    path: PathBuf,
+    map: Arc<dyn Mapping>,
+    entry_count: usize,
+    index_offset: usize,
+    filter_offset: usize,
+    filter_probes: u32,
+    range_deletes_offset: usize,
+    /// Length of the prefix every key of the file shares; index prefixes start after it.
+    shared_prefix_len: usize,
+    range_deletes: Vec<RangeDelete>,
+}
+
+impl fmt::Debug for Segment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Segment")
+            .field("id", &self.id)
+            .field("entries", &self.entry_count)
+            .field("range_deletes", &self.range_deletes.len())
+            .field("bytes", &self.map.bytes().len())
+            .finish()
+    }
+}
+
+impl Segment {
+    /// Maps and validates the snapshot file `meta` describes.
+    pub fn open(storage: &dyn Storage, dir: &Path, meta: &SegmentMeta) -> Result<Segment> {
+        let path = dir.join(crate::format::snapshot_name(meta.file_id));
+        let file = storage
+            .open(&path, OpenMode::ReadOnly)
+            .map_err(|e| Error::io("open snapshot", &path, e))?;
+        let map = file.map().map_err(|e| Error::io("mmap", &path, e))?;
+        let segment = Segment::from_mapping(meta.file_id, path, map)?;
+        let corrupt = |detail: String| Err(Error::corruption(&segment.path, 0, detail));
+        if segment.map.bytes().len() as u64 != meta.file_len {
+            return corrupt(format!(
+                "snapshot is {} bytes, the manifest says {}",
+                segment.map.bytes().len(),
+                meta.file_len
+            ));
+        }
+        if segment.entry_count as u64 != meta.entry_count {
+            return corrupt("entry count differs from the manifest".into());
+        }
+        if segment.first_key()? != &meta.first_key[..] {
+            return corrupt("first key differs from the manifest".into());
+        }
+        Ok(segment)
+    }
+
+    /// Validates a mapped snapshot file completely.
+    pub fn from_mapping(expected_id: u64, path: PathBuf, map: Arc<dyn Mapping>) -> Result<Segment> {
+        let bytes = map.bytes();
+        let header = match read_header(bytes, expected_id) {
+            Ok(header) => header,
+            Err(HeaderProblem::Unsupported(found)) => {
+                return Err(Error::UnsupportedFormat {
+                    file: path,
+                    found,
+                    supported: FORMAT_VERSION,
+                })
+            }
+            Err(HeaderProblem::Corrupt(offset, detail)) => {
+                return Err(Error::corruption(&path, offset as u64, detail))
+            }
+        };
+        let block = &bytes[header.range_deletes_offset..];
+        let range_deletes = decode_range_deletes(
+            block,
+            header.range_delete_count,
+            header.range_deletes_offset,
+        )
+        .map_err(|(at, detail)| Error::corruption(&path, at as u64, detail))?;
+        let segment = Segment {
+            id: expected_id,
+            path,
+            map: Arc::clone(&map),
+            entry_count: header.entry_count,
+            index_offset: header.index_offset,
+            filter_offset: header.filter_offset,
+            filter_probes: header.filter_probes,
+            range_deletes_offset: header.range_deletes_offset,
+            shared_prefix_len: header.shared_prefix_len,
+            range_deletes,
+        };
+        segment.validate_entries()?;
+        Ok(segment)
+    }
+
+    /// Checks that the entries tile the body exactly and that keys strictly increase.
+    fn validate_entries(&self) -> Result<()> {
+        let mut expected_offset = SNAPSHOT_HEADER_BYTES;
+        let mut previous: Option<&[u8]> = None;
+        let mut first: Option<&[u8]> = None;
+        for i in 0..self.entry_count {
+            let offset = self.entry_offset(i)?;
+            if offset != expected_offset {
+                return Err(self.corrupt(self.index_slot(i), "entry offsets do not tile the body"));
+            }
+            let (key, value, end) = self.entry_at(offset)?;
+            if key.is_empty()
+                || key.len() > MAX_KEY_BYTES
+                || value.is_some_and(|v| v.len() > MAX_VALUE_BYTES)
+            {
+                return Err(self.corrupt(offset, "entry key or value length out of range"));
+            }
+            if previous.is_some_and(|p| p >= key) {
+                return Err(self.corrupt(offset, "keys are not strictly increasing"));
+            }
+            let shared = self.shared_prefix_len;
+            let first = *first.get_or_insert(key);
+            if key.len() < shared || first.len() < shared || key[..shared] != first[..shared] {
+                return Err(
+                    self.corrupt(offset, "key does not start with the file's shared prefix")
+                );
+            }
+            if self.prefix(i) != key_prefix(&key[shared..]) {
+                return Err(
+                    self.corrupt(self.index_slot(i), "index key prefix differs from the key")
+                );
+            }
+            previous = Some(key);
+            expected_offset = end;
+        }
+        if self.entry_count == 0 && self.shared_prefix_len != 0 {
+            return Err(self.corrupt(
+                SHARED_PREFIX_AT,
+                "shared key prefix in a file without entries",
+            ));
+        }
+        if expected_offset != self.index_offset {
+            return Err(self.corrupt(expected_offset, "entries do not end at the index"));
+        }
+        Ok(())
+    }
+
+    fn corrupt(&self, offset: usize, detail: &str) -> Error {
+        Error::corruption(&self.path, offset as u64, detail)
+    }
+
+    /// File id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The key the manifest records for this file: its first entry's key, or, for a file
+    /// without entries, its first range deletion's start.
+    pub fn first_key(&self) -> Result<&[u8]> {
+        if self.entry_count > 0 {
+            return Ok(self.entry(0)?.0);
+        }
+        match self.range_deletes.first() {
+            Some(d) => Ok(&d.start),
+            None => Err(self.corrupt(ENTRY_COUNT_AT, "snapshot file holds nothing")),
+        }
+    }
+
+    /// The range deletions this file carries (FORMAT.md §5.3).
+    pub fn range_deletes(&self) -> &[RangeDelete] {
+        &self.range_deletes
+    }
+
+    /// Whether the file may hold an entry for `key`: false means it certainly does not (the
+    /// bloom filter, FORMAT.md §5.2).
+    #[inline]
+    pub fn may_contain(&self, key: &[u8]) -> bool {
+        if self.entry_count == 0 {
+            return false;
+        }
+        let filter = &self.map.bytes()[self.filter_offset..self.range_deletes_offset];
+        filter_holds(filter, self.filter_probes, key)
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entry_count
+    }
+
+    fn index_slot(&self, i: usize) -> usize {
+        self.index_offset + INDEX_ENTRY_BYTES * i
+    }
+
+    /// The key prefix stored in index entry `i` (0 when out of bounds; validated at open).
+    #[inline]
+    fn prefix(&self, i: usize) -> u64 {
+        let at = self.index_slot(i);
+        match self.map.bytes().get(at..at + 8) {
+            Some(b) => u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+            None => 0,
+        }
+    }
+
+    fn entry_offset(&self, i: usize) -> Result<usize> {
+        read_u32(self.map.bytes(), self.index_slot(i) + 8)
+            .map(|o| o as usize)
+            .ok_or_else(|| self.corrupt(self.index_offset, "index entry out of bounds"))
+    }
+
+    /// Key, value (`None` for a tombstone) and end offset of the entry starting at `offset`.
+    #[allow(clippy::type_complexity)]
+    fn entry_at(&self, offset: usize) -> Result<(&[u8], Option<&[u8]>, usize)> {
+        let bytes = self.map.bytes();
+        let out_of_bounds = || self.corrupt(offset, "entry out of bounds");
+        let key_len = read_u32(bytes, offset).ok_or_else(out_of_bounds)? as usize;
+        let value_len = read_u32(bytes, offset + 4).ok_or_else(out_of_bounds)?;
+        let key_start = offset + ENTRY_PREFIX_BYTES;
+        let value_start = key_start.checked_add(key_len).ok_or_else(out_of_bounds)?;
+        let value_len = if value_len == TOMBSTONE_LEN {
+            0
+        } else {
+            value_len as usize
+        };
+        let end = value_start
+            .checked_add(value_len)
+            .ok_or_else(out_of_bounds)?;
+        if end > self.index_offset {
+            return Err(out_of_bounds());
+        }
+        let tombstone = read_u32(bytes, offset + 4) == Some(TOMBSTONE_LEN);
+        let value = (!tombstone).then(|| &bytes[value_start..end]);
+        Ok((&bytes[key_start..value_start], value, end))
+    }
+
+    /// The key and value (`None`: the key is deleted) of entry `i`.
+    pub fn entry(&self, i: usize) -> Result<(&[u8], Option<&[u8]>)> {
+        let (k, v, _) = self.entry_at(self.entry_offset(i)?)?;
+        Ok((k, v))
+    }
+
+    /// Byte range of entry `i`'s value within the mapping (`None` for a tombstone).
+    pub fn value_range(&self, i: usize) -> Result<Option<(usize, usize)>> {
+        let offset = self.entry_offset(i)?;
+        let (_, value, end) = self.entry_at(offset)?;
+        Ok(value.map(|v| (end - v.len(), end)))
+    }
+
+    /// The mapped bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.map.bytes()
+    }
+
+    /// Index of the first entry whose key is `>= key` (or `> key` when `after` is true).
+    /// The search compares the index's key prefixes first (contiguous, no indirection) and
+    /// reads a full key only when the prefixes tie.
+    pub fn lower_bound(&self, key: &[u8], after: bool) -> Result<usize> {
+        let shared = self.shared_prefix_len;
+        if shared > 0 {
+            // Every key of the file starts with the shared prefix: a key that does not is
+            // below or above all of them.
+            let common = &self.entry(0)?.0[..shared];
+            let head = &key[..key.len().min(shared)];
+            match head.cmp(common) {
+                Ordering::Less => return Ok(0),
+                Ordering::Greater => return Ok(self.entry_count),
+                Ordering::Equal if key.len() < shared => return Ok(0),
+                Ordering::Equal => {}
+            }
+        }
+        let target = key_prefix(&key[shared..]);
+        let (mut lo, mut hi) = (0usize, self.entry_count);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let order = match self.prefix(mid).cmp(&target) {
+                Ordering::Equal => self.entry(mid)?.0.cmp(key),
+                other => other,
+            };
+            let go_right = match order {
+                Ordering::Less => true,
+                Ordering::Equal => after,
+                Ordering::Greater => false,
+            };
+            if go_right {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo)
+    }
+
+    /// Index of the entry with exactly `key`.
+    pub fn find(&self, key: &[u8]) -> Result<Option<usize>> {
+        let i = self.lower_bound(key, false)?;
+        if i < self.entry_count && self.entry(i)?.0 == key {
+            Ok(Some(i))
+        } else {
+            Ok(None)
+        }
+    }
+}

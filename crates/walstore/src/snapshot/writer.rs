@@ -1,0 +1,214 @@
+//! Writing a snapshot file: entries streamed in key order, then the index, the filter, the
+//! range deletions and last the header, which makes the file valid.
+
+use super::filter::build_filter;
+use super::layout::{
+    encode_range_deletes, key_prefix, RangeDelete, SegmentMeta, BODY_CRC_AT, ENTRY_COUNT_AT,
+    FILE_LEN_AT, FILTER_OFFSET_AT, FILTER_PROBES, FILTER_PROBES_AT, HEADER_CRC_AT, ID_AT,
+    INDEX_OFFSET_AT, RANGE_DELETES_AT, RANGE_DELETE_COUNT_AT, RESERVED_AT, SHARED_PREFIX_AT,
+    SNAPSHOT_HEADER_BYTES, SNAPSHOT_MAGIC, TOMBSTONE_LEN,
+};
+use crate::error::{Error, Result};
+use crate::format::{preamble, seal_header, MAX_KEY_BYTES, PREAMBLE_BYTES};
+use crate::storage::{OpenMode, Storage, StorageFile};
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Streams sorted entries into a new snapshot file (under its temporary name).
+pub struct SegmentWriter {
+    file: Box<dyn StorageFile>,
+    path: PathBuf,
+    id: u64,
+    buf: Vec<u8>,
+    written: u64,
+    /// Entry offsets, and every key of the file (concatenated) to compute the index
+    /// prefixes once the shared prefix is known.
+    offsets: Vec<u32>,
+    keys: Vec<u8>,
+    key_ends: Vec<u32>,
+    body_crc: crc32fast::Hasher,
+    first_key: Option<Arc<[u8]>>,
+    range_deletes: Vec<RangeDelete>,
+}
+
+impl fmt::Debug for SegmentWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SegmentWriter")
+            .field("id", &self.id)
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+const FLUSH_BYTES: usize = 1 << 20;
+
+impl SegmentWriter {
+    /// Creates (truncating) the file at `path` for snapshot file `id`.
+    pub fn create(storage: &dyn Storage, path: PathBuf, id: u64) -> Result<SegmentWriter> {
+        let file = storage
+            .open(&path, OpenMode::CreateTruncate)
+            .map_err(|e| Error::io("create snapshot", &path, e))?;
+        Ok(SegmentWriter {
+            file,
+            path,
+            id,
+            buf: Vec::with_capacity(FLUSH_BYTES + 4096),
+            written: SNAPSHOT_HEADER_BYTES as u64,
+            offsets: Vec::new(),
+            keys: Vec::new(),
+            key_ends: Vec::new(),
+            body_crc: crc32fast::Hasher::new(),
+            first_key: None,
+            range_deletes: Vec::new(),
+        })
+    }
+
+    /// Bytes the file will have so far (header and entries, without the index).
+    pub fn body_bytes(&self) -> u64 {
+        self.written + self.buf.len() as u64
+    }
+
+    /// Sets the range deletions the file carries (sorted, non-overlapping, non-empty).
+    pub fn set_range_deletes(&mut self, deletes: Vec<RangeDelete>) {
+        debug_assert!(deletes
+            .windows(2)
+            .all(|w| w[0].end.as_ref().is_some_and(|e| e[..] <= w[1].start[..])));
+        self.range_deletes = deletes;
+    }
+
+    /// Appends an entry (`None`: a tombstone); keys must arrive in strictly increasing order.
+    pub fn add(&mut self, key: &[u8], value: Option<&[u8]>) -> Result<()> {
+        debug_assert!(!key.is_empty() && key.len() <= MAX_KEY_BYTES);
+        if self.first_key.is_none() {
+            self.first_key = Some(Arc::from(key));
+        }
+        let offset = self.body_bytes();
+        self.offsets.push(offset as u32);
+        self.keys.extend_from_slice(key);
+        self.key_ends.push(self.keys.len() as u32);
+        self.buf
+            .extend_from_slice(&(key.len() as u32).to_le_bytes());
+        let value_len = value.map_or(TOMBSTONE_LEN, |v| v.len() as u32);
+        self.buf.extend_from_slice(&value_len.to_le_bytes());
+        self.buf.extend_from_slice(key);
+        self.buf.extend_from_slice(value.unwrap_or(&[]));
+        if self.buf.len() >= FLUSH_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.body_crc.update(&self.buf);
+        self.file
+            .write_all_at(&self.buf, self.written)
+            .map_err(|e| Error::io("write snapshot", &self.path, e))?;
+        self.written += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Writes the index and header, and syncs unless `sync` is false. Returns what the
+    /// manifest must record about the file.
+    pub fn finish(mut self, sync: bool) -> Result<SegmentMeta> {
+        // Invariant: a writer is created for its first entry or given range deletions
+        // (`checkpoint::Output`), so it is never finished empty.
+        let first_key = self
+            .first_key
+            .take()
+            .or_else(|| self.range_deletes.first().map(|d| Arc::clone(&d.start)))
+            .expect("a snapshot file is finished only after its first entry or range deletion");
+        let tail = self.write_tail()?;
+        let header = self.header(&tail);
+        self.file
+            .write_all_at(&header, 0)
+            .map_err(|e| Error::io("write snapshot", &self.path, e))?;
+        if sync {
+            self.file
+                .sync_all()
+                .map_err(|e| Error::io("fsync", &self.path, e))?;
+        }
+        Ok(SegmentMeta {
+            file_id: self.id,
+            file_len: tail.file_len,
+            entry_count: self.offsets.len() as u64,
+            first_key,
+        })
+    }
+
+    /// Writes what follows the entries: the index, the filter and the range deletions
+    /// (FORMAT.md §5.1-§5.3). Returns where each starts.
+    fn write_tail(&mut self) -> Result<Tail> {
+        let index_offset = self.body_bytes();
+        let (keys, key_ends) = (&self.keys, &self.key_ends);
+        let key = |i: usize| {
+            let start = if i == 0 { 0 } else { key_ends[i - 1] as usize };
+            &keys[start..key_ends[i] as usize]
+        };
+        let count = self.offsets.len();
+        let shared = match count {
+            0 => 0,
+            n => key(0)
+                .iter()
+                .zip(key(n - 1))
+                .take_while(|(a, b)| a == b)
+                .count(),
+        };
+        for (i, offset) in self.offsets.iter().enumerate() {
+            self.buf
+                .extend_from_slice(&key_prefix(&key(i)[shared..]).to_be_bytes());
+            self.buf.extend_from_slice(&offset.to_le_bytes());
+        }
+        let filter_offset = self.body_bytes();
+        let probes = if count == 0 { 0 } else { FILTER_PROBES };
+        if count > 0 {
+            self.buf
+                .extend_from_slice(&build_filter(count, probes, key));
+        }
+        let range_deletes_offset = self.body_bytes();
+        encode_range_deletes(&self.range_deletes, &mut self.buf);
+        self.flush()?;
+        Ok(Tail {
+            index_offset,
+            filter_offset,
+            range_deletes_offset,
+            file_len: self.written,
+            shared: shared as u32,
+            probes,
+        })
+    }
+
+    /// The header block of the finished file (FORMAT.md §5), sealed with its CRC.
+    fn header(&self, tail: &Tail) -> [u8; SNAPSHOT_HEADER_BYTES] {
+        let count = self.offsets.len() as u64;
+        let mut header = [0u8; SNAPSHOT_HEADER_BYTES];
+        header[..PREAMBLE_BYTES].copy_from_slice(&preamble(&SNAPSHOT_MAGIC));
+        header[ID_AT..ENTRY_COUNT_AT].copy_from_slice(&self.id.to_le_bytes());
+        header[ENTRY_COUNT_AT..INDEX_OFFSET_AT].copy_from_slice(&count.to_le_bytes());
+        header[INDEX_OFFSET_AT..FILTER_OFFSET_AT].copy_from_slice(&tail.index_offset.to_le_bytes());
+        header[FILTER_OFFSET_AT..RANGE_DELETES_AT]
+            .copy_from_slice(&tail.filter_offset.to_le_bytes());
+        header[RANGE_DELETES_AT..FILE_LEN_AT]
+            .copy_from_slice(&tail.range_deletes_offset.to_le_bytes());
+        header[FILE_LEN_AT..BODY_CRC_AT].copy_from_slice(&tail.file_len.to_le_bytes());
+        let body_crc = self.body_crc.clone().finalize();
+        header[BODY_CRC_AT..SHARED_PREFIX_AT].copy_from_slice(&body_crc.to_le_bytes());
+        header[SHARED_PREFIX_AT..FILTER_PROBES_AT].copy_from_slice(&tail.shared.to_le_bytes());
+        header[FILTER_PROBES_AT..RANGE_DELETE_COUNT_AT].copy_from_slice(&tail.probes.to_le_bytes());
+        let deletes = self.range_deletes.len() as u32;
+        header[RANGE_DELETE_COUNT_AT..RESERVED_AT].copy_from_slice(&deletes.to_le_bytes());
+        seal_header(&mut header, HEADER_CRC_AT);
+        header
+    }
+}
+
+/// Where the parts after the entries start, and what the header says of them.
+struct Tail {
+    index_offset: u64,
+    filter_offset: u64,
+    range_deletes_offset: u64,
+    file_len: u64,
+    shared: u32,
+    probes: u32,
+}
