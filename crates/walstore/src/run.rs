@@ -3,7 +3,7 @@
 
 use crate::deletes::covered;
 use crate::error::Result;
-use crate::snapshot::{RangeDelete, Segment, SegmentMeta};
+use crate::snapshot::{KeyHash, RangeDelete, Segment, SegmentMeta};
 use crate::value::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -62,13 +62,14 @@ impl SegmentSet {
         covered(&self.range_deletes, key)
     }
 
-    /// What this run says about `key`.
-    pub fn lookup(&self, key: &[u8]) -> Result<Lookup> {
+    /// What this run says about `key`, whose filter hash is `hash` (computed once by the
+    /// caller for every run it asks).
+    pub fn lookup(&self, key: &[u8], hash: KeyHash) -> Result<Lookup> {
         if let Some(i) = self.locate(key) {
             let segment = &self.segments[i];
-            if segment.may_contain(key) {
-                if let Some(index) = segment.find(key)? {
-                    return Ok(match Value::mapped(segment, index)? {
+            if segment.may_contain_hashed(hash) {
+                if let Some(value) = segment.get(key)? {
+                    return Ok(match Value::in_segment(segment, value) {
                         Some(v) => Lookup::Found(v),
                         None => Lookup::Deleted,
                     });

@@ -1,7 +1,6 @@
 //! [`Value`]: a value read from the store, served from a snapshot file's map or shared with
 //! the memtable, and [`Bytes`], a key or value as held in memory.
 
-use crate::error::Result;
 use crate::snapshot::Segment;
 use std::fmt;
 use std::ops::Deref;
@@ -29,14 +28,14 @@ impl Value {
         Value(ValueRepr::Heap(bytes))
     }
 
-    /// Entry `index` of `segment`, served from the map; `None` for a tombstone.
-    pub(crate) fn mapped(segment: &Arc<Segment>, index: usize) -> Result<Option<Value>> {
-        Ok(segment.value_range(index)?.map(|(start, end)| {
-            Value(ValueRepr::Mapped {
-                segment: Arc::clone(segment),
-                start,
-                end,
-            })
+    /// The value `value` of `segment` (a slice of its mapped bytes, as the segment's
+    /// decoder returns it), served from the map without a copy; `None` for a tombstone.
+    pub(crate) fn in_segment(segment: &Arc<Segment>, value: Option<&[u8]>) -> Option<Value> {
+        let start = value?.as_ptr() as usize - segment.bytes().as_ptr() as usize;
+        Some(Value(ValueRepr::Mapped {
+            segment: Arc::clone(segment),
+            start,
+            end: start + value?.len(),
         }))
     }
 

@@ -3,11 +3,24 @@
 
 use super::layout::FILTER_BITS_PER_ENTRY;
 
-/// The bit positions a key sets in a filter of `bits` bits with `probes` probes (FORMAT.md
-/// §5.2): XXH3-64 of the key, split into two 32-bit halves `a` and `b | 1`; probe `j` is bit
-/// `(a + j * b) mod bits`.
-fn filter_bits(key: &[u8], bits: u64, probes: u32) -> impl Iterator<Item = u64> {
-    let h = xxhash_rust::xxh3::xxh3_64(key);
+/// A key's filter hash (XXH3-64 of the key, FORMAT.md §5.2): computed once per point
+/// lookup and asked of every file's filter, which all hash the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyHash(u64);
+
+impl KeyHash {
+    /// The hash of `key`.
+    #[inline]
+    pub fn of(key: &[u8]) -> KeyHash {
+        KeyHash(xxhash_rust::xxh3::xxh3_64(key))
+    }
+}
+
+/// The bit positions a key of hash `hash` sets in a filter of `bits` bits with `probes`
+/// probes (FORMAT.md §5.2): the hash split into two 32-bit halves `a` and `b | 1`; probe `j`
+/// is bit `(a + j * b) mod bits`.
+fn filter_bits(hash: KeyHash, bits: u64, probes: u32) -> impl Iterator<Item = u64> {
+    let h = hash.0;
     let (a, b) = (h & 0xffff_ffff, (h >> 32) | 1);
     (0..u64::from(probes)).map(move |j| a.wrapping_add(j.wrapping_mul(b)) % bits)
 }
@@ -22,17 +35,17 @@ pub(super) fn build_filter<'k>(
     let bytes = (count * FILTER_BITS_PER_ENTRY).div_ceil(8).max(8);
     let mut filter = vec![0u8; bytes];
     for i in 0..count {
-        for bit in filter_bits(key(i), bytes as u64 * 8, probes) {
+        for bit in filter_bits(KeyHash::of(key(i)), bytes as u64 * 8, probes) {
             filter[(bit / 8) as usize] |= 1 << (bit % 8);
         }
     }
     filter
 }
 
-/// Whether every bit `key` sets in `filter` (built with `probes` probes) is set: false means
-/// the key was certainly not added.
+/// Whether every bit a key of hash `hash` sets in `filter` (built with `probes` probes) is
+/// set: false means the key was certainly not added.
 #[inline]
-pub(super) fn filter_holds(filter: &[u8], probes: u32, key: &[u8]) -> bool {
+pub(super) fn filter_holds(filter: &[u8], probes: u32, hash: KeyHash) -> bool {
     let bits = filter.len() as u64 * 8;
-    filter_bits(key, bits, probes).all(|bit| filter[(bit / 8) as usize] & (1 << (bit % 8)) != 0)
+    filter_bits(hash, bits, probes).all(|bit| filter[(bit / 8) as usize] & (1 << (bit % 8)) != 0)
 }

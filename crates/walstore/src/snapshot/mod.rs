@@ -19,6 +19,7 @@ mod layout;
 mod segment;
 mod writer;
 
+pub use filter::KeyHash;
 pub use layout::{key_prefix, RangeDelete, SegmentMeta};
 pub use segment::Segment;
 pub use writer::SegmentWriter;
@@ -51,12 +52,15 @@ mod tests {
         let meta = write_segment(&fs, &[(b"a", b"1"), (b"c", b"3"), (b"e", b"")]);
         let seg = Segment::open(&fs, Path::new("/s"), &meta).expect("open");
         assert_eq!(seg.len(), 3);
-        assert_eq!(seg.find(b"c").expect("find"), Some(1));
-        assert_eq!(seg.find(b"d").expect("find"), None);
+        assert_eq!(seg.get(b"c").expect("get"), Some(Some(&b"3"[..])));
+        assert_eq!(seg.get(b"e").expect("get"), Some(Some(&b""[..])));
+        assert_eq!(seg.get(b"d").expect("get"), None);
+        assert_eq!(seg.get(b"f").expect("get"), None);
         assert_eq!(seg.lower_bound(b"b", false).expect("lb"), 1);
         assert_eq!(seg.lower_bound(b"c", true).expect("lb"), 2);
         assert_eq!(seg.entry(2).expect("entry"), (&b"e"[..], Some(&b""[..])));
-        assert!(seg.may_contain(b"a") && seg.may_contain(b"c") && seg.may_contain(b"e"));
+        let may = |k: &[u8]| seg.may_contain_hashed(KeyHash::of(k));
+        assert!(may(b"a") && may(b"c") && may(b"e"));
     }
 
     /// Each damaged header field is reported at its own offset (FORMAT.md §5), also when the

@@ -1,7 +1,7 @@
 //! An open snapshot file: mapped, validated completely once, then read by index (entries,
 //! key prefixes, the filter, the range deletions) without further checks.
 
-use super::filter::filter_holds;
+use super::filter::{filter_holds, KeyHash};
 use super::header::{read_header, HeaderProblem};
 use super::layout::{
     decode_range_deletes, key_prefix, RangeDelete, SegmentMeta, ENTRY_COUNT_AT, ENTRY_PREFIX_BYTES,
@@ -179,15 +179,16 @@ impl Segment {
         &self.range_deletes
     }
 
-    /// Whether the file may hold an entry for `key`: false means it certainly does not (the
-    /// bloom filter, FORMAT.md §5.2).
+    /// Whether the file may hold an entry for the key of filter hash `hash`: false means it
+    /// certainly does not (the bloom filter, FORMAT.md §5.2). The caller hashes the key once
+    /// for every file it asks.
     #[inline]
-    pub fn may_contain(&self, key: &[u8]) -> bool {
+    pub fn may_contain_hashed(&self, hash: KeyHash) -> bool {
         if self.entry_count == 0 {
             return false;
         }
         let filter = &self.map.bytes()[self.filter_offset..self.range_deletes_offset];
-        filter_holds(filter, self.filter_probes, key)
+        filter_holds(filter, self.filter_probes, hash)
     }
 
     /// Number of entries.
@@ -246,11 +247,15 @@ impl Segment {
         Ok((k, v))
     }
 
-    /// Byte range of entry `i`'s value within the mapping (`None` for a tombstone).
-    pub fn value_range(&self, i: usize) -> Result<Option<(usize, usize)>> {
-        let offset = self.entry_offset(i)?;
-        let (_, value, end) = self.entry_at(offset)?;
-        Ok(value.map(|v| (end - v.len(), end)))
+    /// What the file holds for `key`: `None` no entry, `Some(None)` a tombstone,
+    /// `Some(Some(value))` a value. One search, and the entry it finds decoded once.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Option<&[u8]>>> {
+        let i = self.lower_bound(key, false)?;
+        if i >= self.entry_count {
+            return Ok(None);
+        }
+        let (found, value, _) = self.entry_at(self.entry_offset(i)?)?;
+        Ok((found == key).then_some(value))
     }
 
     /// The mapped bytes.
@@ -295,15 +300,5 @@ impl Segment {
             }
         }
         Ok(lo)
-    }
-
-    /// Index of the entry with exactly `key`.
-    pub fn find(&self, key: &[u8]) -> Result<Option<usize>> {
-        let i = self.lower_bound(key, false)?;
-        if i < self.entry_count && self.entry(i)?.0 == key {
-            Ok(Some(i))
-        } else {
-            Ok(None)
-        }
     }
 }

@@ -352,7 +352,7 @@ impl<'a> Iterator for SegmentIter<'a> {
         };
         let item = segment
             .entry(index)
-            .and_then(|(key, _)| Ok((key, Value::mapped(segment, index)?)));
+            .map(|(key, value)| (key, Value::in_segment(segment, value)));
         match item {
             Ok((key, value)) => {
                 let inside = if self.reverse {

@@ -14,7 +14,7 @@ pub use iter::{prefix_range, Iter, KeyRange};
 use crate::deletes::{add_deletes, covered, delete_bounds};
 use crate::error::Result;
 use crate::run::{Lookup, SegmentSet};
-use crate::snapshot::RangeDelete;
+use crate::snapshot::{KeyHash, RangeDelete};
 use crate::value::{Bytes, Value};
 use crate::wal::{LogPosition, WAL_HEADER_BYTES};
 use std::collections::BTreeMap;
@@ -119,8 +119,9 @@ impl Version {
 
     /// Reads `key` from the runs only, newest first.
     pub fn get_from_runs(&self, key: &[u8]) -> Result<Option<Value>> {
+        let hash = KeyHash::of(key);
         for run in &self.runs {
-            match run.lookup(key)? {
+            match run.lookup(key, hash)? {
                 Lookup::Found(v) => return Ok(Some(v)),
                 Lookup::Deleted => return Ok(None),
                 Lookup::Missing => {}
