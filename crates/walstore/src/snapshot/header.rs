@@ -30,10 +30,8 @@ pub(super) enum HeaderProblem {
 }
 
 /// Checks the header of the snapshot file `bytes` (named for file `expected_id`) and the
-/// body's CRC; the entries are checked by [`Segment::validate_entries`]. The checks run in a
+/// body's CRC; the entries are checked by `Segment::validate_entries`. The checks run in a
 /// fixed order, and the first that fails is the one reported.
-///
-/// [`Segment::validate_entries`]: super::Segment
 pub(super) fn read_header(bytes: &[u8], expected_id: u64) -> Result<SnapshotHeader, HeaderProblem> {
     use HeaderProblem::Corrupt;
     let header = bytes

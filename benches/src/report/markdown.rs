@@ -1,0 +1,236 @@
+//! The report as markdown: the headline table of ratios, the targets, the scale and one-shot
+//! tables, and the detail of every figure.
+
+use super::{engine_label, human, mib, Report, WritePhase, WORKLOADS};
+use crate::engines::Kind;
+use std::fmt::Write as _;
+
+impl Report {
+    /// The whole report as markdown.
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "Command: `{}`  ", self.command);
+        let _ = writeln!(out, "Machine: {}\n", self.machine);
+        if !self.figures.is_empty() {
+            out.push_str(&self.headline_table());
+            out.push_str(
+                "\nCells: figure (walstore ×: walstore's figure / this one; above 1 walstore is \
+                 faster). \\* SQLite NORMAL in WAL mode does not sync each commit: not durable, \
+                 shown for reference.\n\n",
+            );
+            out.push_str(&self.targets_table());
+            out.push('\n');
+            out.push_str(&self.detail_table());
+        }
+        if !self.scaling.is_empty() {
+            out.push('\n');
+            out.push_str(&self.scale_tables());
+        }
+        if !self.oneshot.is_empty() {
+            out.push('\n');
+            out.push_str(&self.oneshot_table());
+        }
+        if !self.failures.is_empty() {
+            out.push_str("\nFailed phases:\n\n");
+            for f in &self.failures {
+                let _ = writeln!(out, "- {} on {}: {}", f.workload, f.engine, f.error);
+            }
+        }
+        out
+    }
+
+    /// Rows: workloads; columns: stores; cells: figure and ratio.
+    pub fn headline_table(&self) -> String {
+        let cols = self.columns();
+        let mut out = String::from("| workload | unit |");
+        for k in &cols {
+            let _ = write!(out, " {} |", k.label());
+        }
+        out.push_str("\n|---|---|");
+        for _ in &cols {
+            out.push_str("---:|");
+        }
+        out.push('\n');
+        for (id, title) in WORKLOADS {
+            let Some(unit) = self
+                .figures
+                .iter()
+                .find(|f| f.workload == id)
+                .map(|f| f.unit.clone())
+            else {
+                continue;
+            };
+            let _ = write!(out, "| {title} | {unit} |");
+            for k in &cols {
+                match self.get(id, *k) {
+                    Some(f) if *k == Kind::Walstore => {
+                        let _ = write!(out, " **{}** |", human(f.value));
+                    }
+                    Some(f) => match self.ratio(id, *k) {
+                        Some(r) => {
+                            let _ = write!(out, " {} ({:.2}×) |", human(f.value), r);
+                        }
+                        None => {
+                            let _ = write!(out, " {} |", human(f.value));
+                        }
+                    },
+                    None => out.push_str(" |"),
+                }
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The issue's targets with verdicts.
+    pub fn targets_table(&self) -> String {
+        let mut out =
+            String::from("| target | required | measured | verdict |\n|---|---:|---:|---|\n");
+        for t in self.targets() {
+            let measured = t
+                .measured
+                .map_or_else(|| "–".to_string(), |m| format!("{m:.2}×"));
+            let _ = writeln!(
+                out,
+                "| {} | {:.2}× | {} | {} |",
+                t.what,
+                t.required,
+                measured,
+                t.verdict()
+            );
+        }
+        out
+    }
+
+    /// The scale workload: the load and the reads after it, then the overwrite phase.
+    pub fn scale_tables(&self) -> String {
+        let mut out = String::from(
+            "Scale, load: N random keys (16 B) with 100 B values into a fresh store, durable \
+             txns of 10,000; then point reads of random existing keys in a fresh process, one \
+             read snapshot for all the gets. Write amp. = `write_bytes` of `/proc/self/io` \
+             (open to close of the phase's process) / bytes of keys and values committed; size = \
+             sum of file lengths (allocated blocks) after the close. Reopen writes: what the reading \
+             process wrote (work a store does on open).\n\n\
+             | keys | store | load keys/s | commit p50 / p99 / max ms | write amp. | size MiB (alloc.) | close s | peak RSS MiB | gets/s | reopen writes MiB |\n\
+             |---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        );
+        let amp = |p: &WritePhase| {
+            p.write_amp()
+                .map_or("n/a".to_string(), |a| format!("{a:.2}"))
+        };
+        let lat = |p: &WritePhase| format!("{:.1} / {:.1} / {:.1}", p.p50_ms, p.p99_ms, p.max_ms);
+        let size = |p: &WritePhase| format!("{:.1} ({:.1})", mib(p.file_bytes), mib(p.alloc_bytes));
+        for r in &self.scaling {
+            let label = engine_label(&r.engine);
+            let Some(l) = &r.load else {
+                let _ = writeln!(out, "| {} | {label} | failed | | | | | | | |", r.size);
+                continue;
+            };
+            let gets = r.reads.as_ref().map_or("–".to_string(), |g| {
+                human(g.gets as f64 / g.seconds.max(1e-9))
+            });
+            let reopen = r
+                .reads
+                .as_ref()
+                .and_then(|g| g.write_bytes)
+                .map_or("n/a".to_string(), |w| format!("{:.2}", mib(w)));
+            let _ = writeln!(
+                out,
+                "| {} | {label} | {} | {} | {} | {} | {:.2} | {:.1} | {gets} | {reopen} |",
+                r.size,
+                human(l.keys_per_s()),
+                lat(l),
+                amp(l),
+                size(l),
+                l.close_seconds,
+                l.mem.peak_rss as f64 / 1024.0,
+            );
+        }
+        out.push_str(
+            "\nScale, overwrite: 10% of the keys (distinct, random order) given new 100 B \
+             values, durable txns of 1,000, in a fresh process on the loaded store; same \
+             measures.\n\n\
+             | keys | store | overwrite keys/s | commit p50 / p99 / max ms | write amp. | size MiB (alloc.) | close s | peak RSS MiB |\n\
+             |---:|---|---:|---:|---:|---:|---:|---:|\n",
+        );
+        for r in &self.scaling {
+            let Some(o) = &r.overwrite else { continue };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {:.2} | {:.1} |",
+                r.size,
+                engine_label(&r.engine),
+                human(o.keys_per_s()),
+                lat(o),
+                amp(o),
+                size(o),
+                o.close_seconds,
+                o.mem.peak_rss as f64 / 1024.0,
+            );
+        }
+        out
+    }
+
+    /// The one-shot workload.
+    pub fn oneshot_table(&self) -> String {
+        let mut out = String::from(
+            "One-shot: a fresh process opens an existing store, commits 3 keys (16 B key, \
+             100 B value) durably in one transaction and exits; ms = the process's wall time \
+             as its parent sees it (spawn to exit). Syncs counted in a separate pass of as many \
+             processes under `strace -f -c`.\n\n\
+             | store | runs | ms mean | p50 | p90 | max | fdatasync / op | fsync / op | other syncs / op | note |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+        );
+        let per = |v: Option<f64>| v.map_or("n/a".to_string(), |x| format!("{x:.2}"));
+        for r in &self.oneshot {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} |",
+                engine_label(&r.engine),
+                r.runs,
+                r.mean_ms,
+                r.p50_ms,
+                r.p90_ms,
+                r.max_ms,
+                per(r.fdatasync_per_op),
+                per(r.fsync_per_op),
+                per(r.other_syncs_per_op),
+                r.note
+            );
+        }
+        out
+    }
+
+    /// Every figure with its time, memory and note.
+    pub fn detail_table(&self) -> String {
+        let mut out = String::from(
+            "| workload | store | figure | unit | ops | seconds | peak RSS MiB | anon RSS MiB at end | file RSS MiB at end | walstore × | note |\n\
+             |---|---|---:|---|---:|---:|---:|---:|---:|---:|---|\n",
+        );
+        for (id, _) in WORKLOADS {
+            for k in Kind::ALL {
+                let Some(f) = self.get(id, k) else { continue };
+                let ratio = if k == Kind::Walstore {
+                    String::new()
+                } else {
+                    self.ratio(id, k)
+                        .map_or_else(String::new, |r| format!("{r:.2}"))
+                };
+                let _ = writeln!(
+                    out,
+                    "| {id} | {} | {} | {} | {} | {:.3} | {:.1} | {:.1} | {:.1} | {ratio} | {} |",
+                    k.label(),
+                    human(f.value),
+                    f.unit,
+                    f.ops,
+                    f.seconds,
+                    f.mem.peak_rss as f64 / 1024.0,
+                    f.mem.rss_anon as f64 / 1024.0,
+                    f.mem.rss_file as f64 / 1024.0,
+                    f.note
+                );
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,475 @@
+//! The runner's results and how they are shown: a markdown table, JSON, and SVG charts.
+//!
+//! This module holds the report's types and what is computed from them (ratios, targets);
+//! `markdown` renders the tables and `svg` the charts.
+
+mod markdown;
+mod svg;
+
+use crate::engines::Kind;
+use crate::mem::MemKib;
+use serde::{Deserialize, Serialize};
+
+/// One measured figure: one workload on one store. Every figure is a rate, so higher is
+/// better and "walstore ×" is walstore's figure divided by the other's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Figure {
+    /// Workload id (see [`WORKLOADS`]).
+    pub workload: String,
+    /// Store id ([`Kind::id`]).
+    pub engine: String,
+    /// The rate.
+    pub value: f64,
+    /// Its unit.
+    pub unit: String,
+    /// Operations counted.
+    pub ops: u64,
+    /// Seconds measured.
+    pub seconds: f64,
+    /// Memory of the process that ran the phase, at its end.
+    pub mem: MemKib,
+    /// Anything needed to read the figure right.
+    pub note: String,
+}
+
+/// A phase that did not complete.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    /// Workload id.
+    pub workload: String,
+    /// Store id.
+    pub engine: String,
+    /// What went wrong.
+    pub error: String,
+}
+
+/// Workload ids and titles, in table order.
+pub const WORKLOADS: [(&str, &str); 9] = [
+    (
+        "a",
+        "a: durable txns of 3 keys (16 B key, 100 B value), 1 thread",
+    ),
+    ("b", "b: the same from 4 threads, committing concurrently"),
+    (
+        "c-durable",
+        "c: bulk load, random order, durable txns of 10,000 (durable)",
+    ),
+    ("c-checkpointed", "c: the same, until fully checkpointed"),
+    ("d", "d: random point reads over c's data, 1 thread"),
+    ("g", "g: the same gets, one read snapshot per get, 1 thread"),
+    (
+        "h",
+        "h: g's gets from 2 threads while 1 thread commits 3-key txns durably",
+    ),
+    (
+        "e",
+        "e: durable txns replacing 4 values of 4/16/1/64 KiB (plain files: f)",
+    ),
+    (
+        "open",
+        "open: replay of a WAL of small txns (walstore only)",
+    ),
+];
+
+/// Everything one run measured.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The command line that produced it.
+    pub command: String,
+    /// The machine.
+    pub machine: String,
+    /// Sizes of the workloads.
+    pub scale: Option<crate::data::Scale>,
+    /// Measured figures.
+    pub figures: Vec<Figure>,
+    /// Phases that failed.
+    pub failures: Vec<Failure>,
+    /// The scale workload: one row per store size and store.
+    #[serde(default)]
+    pub scaling: Vec<ScaleRow>,
+    /// The one-shot workload: one row per store (and the bare process).
+    #[serde(default)]
+    pub oneshot: Vec<OneshotRow>,
+}
+
+/// One write phase of the scale workload on one store, measured by the process that ran it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WritePhase {
+    /// Keys committed.
+    pub keys: u64,
+    /// Keys per durable transaction.
+    pub txn_keys: u64,
+    /// Seconds spent in commit calls (making up the data not counted).
+    pub commit_seconds: f64,
+    /// Seconds to open the store at the start of the phase.
+    pub open_seconds: f64,
+    /// Seconds to close the store at the end of the phase (waits for work the store defers).
+    pub close_seconds: f64,
+    /// Commit latency, median, ms.
+    pub p50_ms: f64,
+    /// Commit latency, 99th percentile, ms.
+    pub p99_ms: f64,
+    /// Commit latency, slowest, ms.
+    pub max_ms: f64,
+    /// Bytes of keys and values committed.
+    pub payload_bytes: u64,
+    /// `write_bytes` of `/proc/self/io` from before the open to after the close (`None`: not
+    /// available).
+    pub write_bytes: Option<u64>,
+    /// `cancelled_write_bytes` over the same span.
+    pub cancelled_write_bytes: Option<u64>,
+    /// Sum of the lengths of the store's files after the close.
+    pub file_bytes: u64,
+    /// Sum of the store's allocated blocks after the close.
+    pub alloc_bytes: u64,
+    /// Memory of the process at the end of the phase.
+    pub mem: MemKib,
+}
+
+impl WritePhase {
+    /// Keys per second of commit time.
+    pub fn keys_per_s(&self) -> f64 {
+        self.keys as f64 / self.commit_seconds.max(1e-9)
+    }
+
+    /// Bytes written to storage per byte of keys and values committed.
+    pub fn write_amp(&self) -> Option<f64> {
+        let w = self.write_bytes?;
+        (self.payload_bytes > 0).then(|| w as f64 / self.payload_bytes as f64)
+    }
+}
+
+/// The point reads of the scale workload, in a fresh process after the load.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReadPhase {
+    /// Gets (every one finds its key).
+    pub gets: u64,
+    /// Seconds spent reading (one read snapshot for all the gets).
+    pub seconds: f64,
+    /// Seconds to open the store.
+    pub open_seconds: f64,
+    /// `write_bytes` of the reading process, open to close (a store may write on open).
+    pub write_bytes: Option<u64>,
+    /// Memory of the process at the end of the phase.
+    pub mem: MemKib,
+}
+
+/// The scale workload on one store at one size.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScaleRow {
+    /// Keys bulk-loaded.
+    pub size: u64,
+    /// Store id ([`Kind::id`]).
+    pub engine: String,
+    /// The bulk load into a fresh store.
+    pub load: Option<WritePhase>,
+    /// Point reads after the load.
+    pub reads: Option<ReadPhase>,
+    /// 10% of the keys overwritten.
+    pub overwrite: Option<WritePhase>,
+}
+
+/// The one-shot workload on one store: whole processes that open, commit 3 keys, exit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OneshotRow {
+    /// Store id ([`Kind::id`]), or `process` for a child that opens nothing.
+    pub engine: String,
+    /// Timed processes.
+    pub runs: u64,
+    /// Wall time per process (spawn to exit as the parent sees it), mean, ms.
+    pub mean_ms: f64,
+    /// Median, ms.
+    pub p50_ms: f64,
+    /// 90th percentile, ms.
+    pub p90_ms: f64,
+    /// Slowest, ms.
+    pub max_ms: f64,
+    /// Processes counted under strace (a separate pass; 0: not counted).
+    pub traced_runs: u64,
+    /// `fdatasync` calls per process (`None`: not counted).
+    pub fdatasync_per_op: Option<f64>,
+    /// `fsync` calls per process.
+    pub fsync_per_op: Option<f64>,
+    /// `msync`, `sync_file_range`, `syncfs` calls per process.
+    pub other_syncs_per_op: Option<f64>,
+    /// How the calls were counted, or why not.
+    pub note: String,
+}
+
+/// The table name of a store id (the one-shot's bare process included).
+fn engine_label(id: &str) -> &str {
+    match Kind::from_id(id) {
+        Some(k) => k.label(),
+        None if id == "process" => "process alone",
+        None => id,
+    }
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / f64::from(1u32 << 20)
+}
+
+/// A target of the issue, checked against one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Target {
+    /// What is compared.
+    pub what: String,
+    /// The ratio required.
+    pub required: f64,
+    /// The ratio measured, if both figures exist.
+    pub measured: Option<f64>,
+}
+
+impl Target {
+    /// "met", "MISSED" or "not measured".
+    pub fn verdict(&self) -> &'static str {
+        match self.measured {
+            Some(m) if m >= self.required => "met",
+            Some(_) => "MISSED",
+            None => "not measured",
+        }
+    }
+}
+
+impl Report {
+    /// The figure of `engine` on `workload`.
+    pub fn get(&self, workload: &str, engine: Kind) -> Option<&Figure> {
+        self.figures
+            .iter()
+            .find(|f| f.workload == workload && f.engine == engine.id())
+    }
+
+    /// walstore's figure divided by `engine`'s on `workload`.
+    pub fn ratio(&self, workload: &str, engine: Kind) -> Option<f64> {
+        let ours = self.get(workload, Kind::Walstore)?.value;
+        let theirs = self.get(workload, engine)?.value;
+        (theirs > 0.0).then_some(ours / theirs)
+    }
+
+    fn best_durable_peer(&self, workload: &str) -> Option<(Kind, f64)> {
+        [Kind::SqliteFull, Kind::Redb, Kind::Fjall]
+            .into_iter()
+            .filter_map(|k| self.get(workload, k).map(|f| (k, f.value)))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+    }
+
+    /// The issue's targets, with the ratios this run measured.
+    pub fn targets(&self) -> Vec<Target> {
+        let ws = |w: &str| self.get(w, Kind::Walstore).map(|f| f.value);
+        let vs_best = |w: &str| -> (String, Option<f64>) {
+            match self.best_durable_peer(w) {
+                Some((k, v)) => (k.label().to_string(), ws(w).map(|o| o / v)),
+                None => ("best durable peer".to_string(), None),
+            }
+        };
+        let (a_best, a_ratio) = vs_best("a");
+        let (b_best, b_ratio) = vs_best("b");
+        let (c_best, c_ratio) = vs_best("c-durable");
+        let open_rate = ws("open");
+        vec![
+            Target {
+                what: "a: walstore / bare write+fdatasync loop".into(),
+                required: 0.9,
+                measured: self.ratio("a", Kind::BareLog),
+            },
+            Target {
+                what: format!("a: walstore / best durable peer ({a_best})"),
+                required: 1.15,
+                measured: a_ratio,
+            },
+            Target {
+                what: "b: walstore b / walstore a".into(),
+                required: 1.6,
+                measured: ws("b").zip(ws("a")).map(|(b, a)| b / a),
+            },
+            Target {
+                what: format!("b: walstore / best durable peer ({b_best})"),
+                required: 2.0,
+                measured: b_ratio,
+            },
+            Target {
+                what: format!("c: durable bulk load, walstore / fastest durable peer ({c_best})"),
+                required: 2.0,
+                measured: c_ratio,
+            },
+            Target {
+                what: "d: point reads, walstore / redb".into(),
+                required: 2.0,
+                measured: self.ratio("d", Kind::Redb),
+            },
+            Target {
+                what: "e: walstore / SQLite FULL".into(),
+                required: 1.5,
+                measured: self.ratio("e", Kind::SqliteFull),
+            },
+            Target {
+                what: "e: walstore / plain-files recipe (f)".into(),
+                required: 8.0,
+                measured: self.ratio("e", Kind::PlainFiles),
+            },
+            Target {
+                what: "open: WAL replay MiB/s / 400 MiB/s".into(),
+                required: 1.0,
+                measured: open_rate.map(|r| r / 400.0),
+            },
+        ]
+    }
+
+    /// The kinds that have at least one figure, in column order.
+    fn columns(&self) -> Vec<Kind> {
+        Kind::ALL
+            .into_iter()
+            .filter(|k| self.figures.iter().any(|f| f.engine == k.id()))
+            .collect()
+    }
+}
+
+/// A rate with a thousands separator or a k/M suffix.
+pub fn human(v: f64) -> String {
+    if v >= 10_000_000.0 {
+        format!("{:.1} M", v / 1e6)
+    } else if v >= 1_000_000.0 {
+        format!("{:.2} M", v / 1e6)
+    } else if v >= 100.0 {
+        let n = v.round() as u64;
+        let digits = n.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::svg::nice;
+    use super::*;
+
+    fn fig(workload: &str, engine: Kind, value: f64) -> Figure {
+        Figure {
+            workload: workload.into(),
+            engine: engine.id().into(),
+            value,
+            unit: "txn/s".into(),
+            ops: 1,
+            seconds: 1.0,
+            mem: MemKib::default(),
+            note: String::new(),
+        }
+    }
+
+    #[test]
+    fn ratios_targets_and_outputs() {
+        let report = Report {
+            command: "walstore-peers --quick".into(),
+            machine: "test".into(),
+            scale: None,
+            figures: vec![
+                fig("a", Kind::Walstore, 4000.0),
+                fig("a", Kind::BareLog, 5000.0),
+                fig("a", Kind::SqliteFull, 2000.0),
+                fig("a", Kind::Redb, 1000.0),
+                fig("e", Kind::Walstore, 300.0),
+                fig("e", Kind::PlainFiles, 30.0),
+                fig("g", Kind::Walstore, 900_000.0),
+                fig("g", Kind::Redb, 300_000.0),
+            ],
+            failures: vec![],
+            ..Report::default()
+        };
+        assert_eq!(report.ratio("a", Kind::SqliteFull), Some(2.0));
+        let t = report.targets();
+        assert_eq!(t[0].measured, Some(0.8));
+        assert_eq!(t[0].verdict(), "MISSED");
+        assert_eq!(t[1].measured, Some(2.0));
+        assert_eq!(t[1].verdict(), "met");
+        assert_eq!(t[7].measured, Some(10.0));
+        assert_eq!(t[2].verdict(), "not measured");
+        let md = report.markdown();
+        assert!(md.contains("| a: durable txns"));
+        assert!(md.contains("2,000 (2.00×)"));
+        assert!(md.contains("| g: the same gets, one read snapshot per get, 1 thread | txn/s | **900,000** | | 300,000 (3.00×) |"));
+        assert!(md.contains("| g | redb | 300,000 |"));
+        let svg = report.svg();
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert_eq!(svg.matches("<title>").count(), 5);
+    }
+
+    #[test]
+    fn scale_and_oneshot_tables() {
+        let phase = |keys: u64, secs: f64| WritePhase {
+            keys,
+            txn_keys: 10_000,
+            commit_seconds: secs,
+            payload_bytes: keys * 116,
+            write_bytes: Some(keys * 116 * 3),
+            file_bytes: 5 << 20,
+            alloc_bytes: 6 << 20,
+            ..WritePhase::default()
+        };
+        let report = Report {
+            scaling: vec![
+                ScaleRow {
+                    size: 100_000,
+                    engine: "walstore".into(),
+                    load: Some(phase(100_000, 0.5)),
+                    reads: Some(ReadPhase {
+                        gets: 1000,
+                        seconds: 0.001,
+                        ..ReadPhase::default()
+                    }),
+                    overwrite: Some(phase(10_000, 0.1)),
+                },
+                ScaleRow {
+                    size: 300_000,
+                    engine: "walstore".into(),
+                    load: Some(phase(300_000, 2.0)),
+                    reads: None,
+                    overwrite: None,
+                },
+            ],
+            oneshot: vec![OneshotRow {
+                engine: "process".into(),
+                runs: 10,
+                mean_ms: 1.5,
+                note: "n/a: strace not found".into(),
+                ..OneshotRow::default()
+            }],
+            ..Report::default()
+        };
+        let md = report.markdown();
+        assert!(!md.contains("| target |"), "no figures, no targets table");
+        assert!(md.contains("| 100000 | walstore | 200,000 | 0.0 / 0.0 / 0.0 | 3.00 | 5.0 (6.0) |"));
+        assert!(md.contains("| 100000 | walstore | 100,000 |"));
+        assert!(md.contains("| process alone | 10 | 1.50 |"));
+        assert!(md.contains("| n/a | n/a |"));
+        let svg = report.scale_svg();
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert!(svg.contains("<polyline"));
+        // Saved reports from before these workloads still load.
+        let old = r#"{"command":"x","machine":"y","scale":null,"figures":[],"failures":[]}"#;
+        let back: Report = serde_json::from_str(old).expect("an old report loads");
+        assert!(back.scaling.is_empty() && back.oneshot.is_empty());
+    }
+
+    #[test]
+    fn chart_bounds_are_round() {
+        assert_eq!(nice(0.08, false), 0.05);
+        assert_eq!(nice(8.5, true), 10.0);
+        assert_eq!(nice(2.0, true), 2.0);
+        assert_eq!(nice(0.5, false), 0.5);
+    }
+
+    #[test]
+    fn human_numbers() {
+        assert_eq!(human(1234.4), "1,234");
+        assert_eq!(human(2_500_000.0), "2.50 M");
+        assert_eq!(human(12.34), "12.3");
+    }
+}
