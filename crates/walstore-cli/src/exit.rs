@@ -75,9 +75,11 @@ fn exit_for(e: &walstore::Error) -> Exit {
     match e {
         E::Busy { .. } => Exit::Busy,
         E::Corruption { .. } => Exit::Corruption,
-        E::InvalidKey { .. } | E::ValueTooLarge { .. } | E::NotAStore { .. } | E::ReadOnly => {
-            Exit::Usage
-        }
+        E::InvalidKey { .. }
+        | E::ValueTooLarge { .. }
+        | E::NotAStore { .. }
+        | E::NotARegularFile { .. }
+        | E::ReadOnly => Exit::Usage,
         E::Io { source, .. } if source.kind() == io::ErrorKind::NotADirectory => Exit::Usage,
         _ => Exit::Io,
     }

@@ -105,6 +105,23 @@ pub enum Error {
         detail: String,
     },
 
+    /// A name of the store directory holds a symbolic link or another kind of file (a
+    /// directory, a FIFO, a socket, a device) where the store keeps a regular file. walstore
+    /// never follows a link out of the store or opens such a file: remove it (a store file
+    /// the link replaced must be restored from a backup).
+    #[error(
+        "{} is {found}, not a regular file: walstore never follows links or opens other kinds \
+         of file in a store directory; remove it (restore the store file from a backup if it \
+         replaced one)",
+        path.display()
+    )]
+    NotARegularFile {
+        /// The file.
+        path: PathBuf,
+        /// What the name holds (`"a symbolic link"`, `"a FIFO"`, ...).
+        found: &'static str,
+    },
+
     /// A write was attempted on a store opened read-only (or in salvage mode).
     #[error("the store is open read-only")]
     ReadOnly,
@@ -152,6 +169,12 @@ fn io_hint(err: &io::Error) -> &'static str {
 
 impl Error {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        if let Some(found) = crate::storage::NotARegularFile::of(&source) {
+            return Error::NotARegularFile {
+                path: path.into(),
+                found,
+            };
+        }
         Error::Io {
             op,
             path: path.into(),

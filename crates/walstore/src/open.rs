@@ -93,6 +93,10 @@ fn attach_index(core: &Core, read_only: bool) -> Result<Option<bool>> {
                 waited: started.elapsed(),
             })
         }
+        // A link or another kind of file in its place is refused, even read-only.
+        Err(e) if crate::storage::NotARegularFile::of(&e).is_some() => {
+            return Err(Error::io("open", &path, e))
+        }
         // A read-only handle in a directory it may not write: no index (RECOVERY.md I5).
         Err(_) if read_only => return Ok(None),
         Err(e) => return Err(Error::io("open", &path, e)),

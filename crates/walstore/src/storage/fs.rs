@@ -4,12 +4,12 @@
 #![allow(unsafe_code)]
 
 use super::{
-    retry_until, Mapping, OpenMode, OpenedRegion, SharedRegion, Storage, StorageFile, StorageLock,
-    REGION_FILE_BYTES, REGION_WORDS,
+    retry_until, Mapping, NotARegularFile, OpenMode, OpenedRegion, SharedRegion, Storage,
+    StorageFile, StorageLock, REGION_FILE_BYTES, REGION_WORDS,
 };
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs::{self, File, FileType, OpenOptions, TryLockError};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -39,14 +39,16 @@ impl Storage for FsStorage {
             OpenMode::ReadWrite => {
                 options.write(true);
             }
-            OpenMode::Create => {
+            OpenMode::Create | OpenMode::CreateTruncate => {
                 options.write(true).create(true);
             }
-            OpenMode::CreateTruncate => {
-                options.write(true).create(true).truncate(true);
-            }
         }
-        Ok(Box::new(FsFile(options.open(path)?)))
+        let file = open_regular(path, &mut options)?;
+        if mode == OpenMode::CreateTruncate {
+            // Only now that it is known to be a regular file of the store's own.
+            file.set_len(0)?;
+        }
+        Ok(Box::new(FsFile(file)))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -78,13 +80,48 @@ impl Storage for FsStorage {
     }
 
     fn open_lock(&self, path: &Path) -> io::Result<Box<dyn StorageLock>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
+        let file = open_regular(path, OpenOptions::new().read(true).write(true).create(true))?;
         Ok(Box::new(FsLock(file)))
+    }
+}
+
+/// Opens a file of the store: never through a symbolic link (`O_NOFOLLOW`: a link planted in
+/// the store directory must not let a store operation truncate or overwrite the file it points
+/// to), and only a regular file (`O_NONBLOCK` keeps a FIFO from blocking the open; it changes
+/// nothing for regular files). Anything else fails with [`NotARegularFile`].
+fn open_regular(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
+    options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    let file = match options.open(path) {
+        Ok(file) => file,
+        // ELOOP (a link), ENXIO (a socket), EISDIR...: say what is there, if that is why.
+        Err(e) => match fs::symlink_metadata(path) {
+            Ok(meta) if !meta.file_type().is_file() => {
+                return Err(NotARegularFile::error(describe(meta.file_type())))
+            }
+            _ => return Err(e),
+        },
+    };
+    let kind = file.metadata()?.file_type();
+    if !kind.is_file() {
+        return Err(NotARegularFile::error(describe(kind)));
+    }
+    Ok(file)
+}
+
+/// What a file type is, for [`NotARegularFile`].
+fn describe(kind: FileType) -> &'static str {
+    if kind.is_symlink() {
+        "a symbolic link"
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "a device"
+    } else {
+        "not a regular file"
     }
 }
 
@@ -167,12 +204,7 @@ impl StorageLock for FsLock {
 impl FsStorage {
     /// The file-system half of [`Storage::open_region`].
     fn open_region_file(path: &Path, deadline: Option<Instant>) -> io::Result<OpenedRegion> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
+        let file = open_regular(path, OpenOptions::new().read(true).write(true).create(true))?;
         // An exclusive `flock` means no other handle has the file open (each holds a shared
         // one while it is open): its contents are left over from handles that have all
         // closed, and are never trusted.

@@ -12,6 +12,9 @@
 //! - `sync_data`/`sync_all` make a file's bytes and size durable, not its name.
 //! - `sync_dir` makes the names in a directory durable (creations, renames, removals).
 //! - `rename` atomically replaces the target for concurrent observers.
+//! - A file of the store is opened only if it is a regular file, never through a symbolic
+//!   link: anything else in its place fails with an `io::Error` carrying [`NotARegularFile`]
+//!   (the engine reports it as `Error::NotARegularFile`, naming the file).
 //! - A [`Mapping`] of a file stays valid and unchanged for as long as it is held, provided the
 //!   file is never written or truncated after it was mapped (the engine guarantees this: it only
 //!   maps snapshot files, which are immutable once renamed into place).
@@ -31,6 +34,36 @@ use std::io;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
+
+/// The payload of the `io::Error` a [`Storage`] returns when a store file's name holds
+/// something other than a regular file: `found` says what (`"a symbolic link"`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotARegularFile {
+    /// What the name holds.
+    pub found: &'static str,
+}
+
+impl std::fmt::Display for NotARegularFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}, not a regular file", self.found)
+    }
+}
+
+impl std::error::Error for NotARegularFile {}
+
+impl NotARegularFile {
+    /// The `io::Error` that carries it.
+    pub fn error(found: &'static str) -> io::Error {
+        io::Error::other(NotARegularFile { found })
+    }
+
+    /// What `err` says was found, if it is such an error.
+    pub fn of(err: &io::Error) -> Option<&'static str> {
+        err.get_ref()
+            .and_then(|inner| inner.downcast_ref::<NotARegularFile>())
+            .map(|n| n.found)
+    }
+}
 
 /// How a file is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
