@@ -29,7 +29,7 @@ def test_the_docs_have_python_blocks():
     assert found == set(DOCS)
 
 
-@pytest.mark.parametrize("code", blocks())
+@pytest.mark.parametrize("code", list(blocks()))
 def test_a_python_block_of_the_docs_runs_verbatim(code: str, tmp_path: Path):
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
