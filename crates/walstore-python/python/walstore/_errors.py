@@ -38,7 +38,8 @@ class CorruptionError(Error):
     """Durable bytes no longer check out. Nothing on disk was changed.
 
     ``file`` is the damaged file and ``offset`` the byte offset of the first damage found
-    (``walstore verify STORE`` lists every damaged file).
+    (``walstore verify STORE`` lists every damaged file; ``walstore.open(path, salvage=True)``
+    reads what is intact).
     """
 
     def __init__(self, message: str, file: str, offset: int) -> None:
