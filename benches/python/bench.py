@@ -6,7 +6,11 @@ Workloads (every save durable when it returns):
   save-4.5k  one save of 4 JSON-like documents of 4.5 KB in total
   save-414k  the same with 414 KB in total
   load       a consistent load of the 4 documents (414 KB set), decoded
+  get        one small value (the "meta" document of the 4.5 KB set), decoded
   rmw        4 processes x 50 read-modify-write increments of one counter
+  one-shot   a fresh interpreter that opens the store, commits 3 small keys durably in one
+             transaction and exits (wall time of the whole process, interpreter start-up
+             included; the same for every engine)
 
 Run: python benches/python/bench.py [--dir DIR] [--repeat N] [--json-out FILE]
 (needs `pip install crates/walstore-python lmdb`). Prints a Markdown table: median
@@ -69,6 +73,9 @@ class Walstore:
         with self.store.snapshot() as snap:
             return {k: snap["ctx/" + k] for k in NAMES}
 
+    def get(self, name: str) -> dict:
+        return self.store["ctx/" + name]
+
     def close(self) -> None:
         self.store.close()
 
@@ -96,6 +103,10 @@ class Sqlite:
         self.db.execute("COMMIT")
         return {k: json.loads(rows[k]) for k in NAMES}
 
+    def get(self, name: str) -> dict:
+        row = self.db.execute("SELECT v FROM kv WHERE k = ?", (name,)).fetchone()
+        return json.loads(row[0])
+
     def close(self) -> None:
         self.db.close()
 
@@ -114,6 +125,10 @@ class Lmdb:
     def load(self) -> Dict[str, dict]:
         with self.env.begin() as txn:
             return {k: json.loads(txn.get(k.encode())) for k in NAMES}
+
+    def get(self, name: str) -> dict:
+        with self.env.begin() as txn:
+            return json.loads(txn.get(name.encode()))
 
     def close(self) -> None:
         self.env.close()
@@ -147,6 +162,10 @@ class JsonFiles:
                 loaded[k] = json.load(f)
         return loaded
 
+    def get(self, name: str) -> dict:
+        with open(os.path.join(self.dir, name + ".json")) as f:
+            return json.load(f)
+
     def close(self) -> None:
         pass
 
@@ -174,6 +193,9 @@ def bench_engine(engine_class, root: str, repeat: int) -> Dict[str, float]:
         }
         assert engine.load()["meta"]["version"] in (0, 1)
         results["load"] = median_ms(lambda i: engine.load(), repeat)
+        engine.save(small[0])
+        assert engine.get("meta")["version"] == 0
+        results["get"] = median_ms(lambda i: engine.get("meta"), repeat * 10)
     finally:
         engine.close()
     return results
@@ -274,6 +296,45 @@ def bench_rmw(kind: str, root: str, processes: int = 4, count: int = 50) -> floa
     return elapsed
 
 
+ONE_SHOT = {
+    "walstore": (
+        "import sys, walstore\n"
+        "with walstore.open(sys.argv[1] + '/walstore') as s:\n"
+        "    s.update({'a': 1, 'b': 2, 'c': 3})\n"
+    ),
+    "sqlite": (
+        "import sys, sqlite3\n"
+        "db = sqlite3.connect(sys.argv[1] + '/one.sqlite', isolation_level=None)\n"
+        "db.execute('PRAGMA journal_mode=WAL'); db.execute('PRAGMA synchronous=FULL')\n"
+        "db.execute('CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT)')\n"
+        "db.execute('BEGIN IMMEDIATE')\n"
+        "db.executemany('INSERT OR REPLACE INTO kv VALUES (?, ?)', [('a', '1'), ('b', '2'), ('c', '3')])\n"
+        "db.execute('COMMIT'); db.close()\n"
+    ),
+    "lmdb": (
+        "import sys, lmdb\n"
+        "env = lmdb.open(sys.argv[1] + '/lmdb', map_size=1 << 30)\n"
+        "with env.begin(write=True) as t:\n"
+        "    [t.put(k, v) for k, v in ((b'a', b'1'), (b'b', b'2'), (b'c', b'3'))]\n"
+        "env.close()\n"
+    ),
+    "files": (
+        "import sys, os, json\n"
+        "sys.path.insert(0, sys.argv[2]); import bench\n"
+        "d = bench.JsonFiles(sys.argv[1])\n"
+        "[d.write_one(k, {'v': v}) for k, v in (('a', 1), ('b', 2), ('c', 3))]\n"
+    ),
+}
+
+
+def bench_one_shot(kind: str, root: str, repeat: int) -> float:
+    """Median wall milliseconds of a fresh interpreter committing 3 keys durably."""
+    here = str(Path(__file__).resolve().parent)
+    command = [sys.executable, "-c", ONE_SHOT[kind], root, here]
+    subprocess.run(command, check=True)  # creates the store: not timed
+    return median_ms(lambda i: subprocess.run(command, check=True), repeat)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dir", help="where the stores go (default: a temporary directory)")
@@ -290,6 +351,9 @@ def main() -> None:
             rmw_root = os.path.join(root, kind + "-rmw")
             os.makedirs(rmw_root)
             results[engine.name]["rmw"] = bench_rmw(kind, rmw_root)
+            one_root = os.path.join(root, kind + "-one-shot")
+            os.makedirs(one_root)
+            results[engine.name]["one-shot"] = bench_one_shot(kind, one_root, 20)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print_table(results)
@@ -299,9 +363,9 @@ def main() -> None:
 
 def print_table(results: Dict[str, Dict[str, float]]) -> None:
     base = results["walstore"]
-    columns = ["save-4.5k", "save-414k", "load", "rmw"]
-    print("| engine | save 4 docs, 4.5 KB (ms) | save 4 docs, 414 KB (ms) | load 4 docs, 414 KB (ms) | 4 procs x 50 RMW (ms, wall) |")
-    print("|---|---:|---:|---:|---:|")
+    columns = ["save-4.5k", "save-414k", "load", "get", "rmw", "one-shot"]
+    print("| engine | save 4 docs, 4.5 KB (ms) | save 4 docs, 414 KB (ms) | load 4 docs, 414 KB (ms) | get 1 doc (ms) | 4 procs x 50 RMW (ms, wall) | one-shot process (ms) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, row in results.items():
         cells = []
         for column in columns:

@@ -21,3 +21,4 @@ cargo run --release -p walstore-crashtest -- program --dir "$dir" \
     --check "$py -B $e/check_walstore.py {dir}" \
     --tier ci --artifacts target/ci/crashtest-program-artifacts
 rm -rf "$dir"
+examples/programs/shelve_dbm/ci.sh  # shelve over walstore.dbm accepted, over dbm.dumb rejected

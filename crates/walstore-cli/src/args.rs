@@ -55,14 +55,18 @@ pub enum Command {
         #[arg(required = true, value_name = "KEY=VALUE")]
         pairs: Vec<OsString>,
     },
-    /// Write the value's bytes to stdout exactly; several keys are read from one snapshot
-    /// (exit 1 if any is missing, or if no store exists at STORE yet).
+    /// Write the value to stdout: a typed string as its text, another typed value as JSON,
+    /// other bytes exactly (--raw: the stored bytes exactly, typed or not); several keys are
+    /// read from one snapshot (exit 1 if any is missing, or if no store exists at STORE yet).
     Get {
         /// The store directory.
         store: PathBuf,
         /// The keys.
         #[arg(required = true)]
         keys: Vec<OsString>,
+        /// Print the stored bytes exactly, also for typed values.
+        #[arg(long)]
+        raw: bool,
     },
     /// Delete every KEY in one transaction; or, with --prefix or --from/--to, every key in a
     /// range (one range deletion in one transaction, however many keys it covers).
@@ -109,7 +113,8 @@ pub enum Command {
         new: OsString,
     },
     /// List keys and values in key order (descending with --reverse), optionally those
-    /// starting with PREFIX (exit 1 if no store exists at STORE yet).
+    /// starting with PREFIX (exit 1 if no store exists at STORE yet); values are shown as
+    /// `get` shows them.
     Scan {
         /// The store directory.
         store: PathBuf,
@@ -121,6 +126,9 @@ pub enum Command {
         /// At most N keys (the first N in the order listed).
         #[arg(long, value_name = "N")]
         limit: Option<usize>,
+        /// Print the stored bytes of each value, also for typed values (as `get --raw`).
+        #[arg(long)]
+        raw: bool,
     },
     /// Print each change under PREFIX (every key without one) as a JSON line once it is
     /// committed, by any process: until killed, after --count changes, or --timeout seconds

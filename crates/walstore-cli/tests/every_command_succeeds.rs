@@ -81,6 +81,8 @@ fn keys_and_values_that_are_not_utf8_pass_through_the_command_line() {
 #[test]
 fn incr_counts_from_zero_and_cas_swaps_only_the_expected_value() {
     let (_t, _d, s) = store();
+    // A text counter (`cas` compares the stored bytes; a missing counter would start typed).
+    ok(&["set", &s, "n=0"]);
     assert_eq!(ok(&["incr", &s, "n"]), "1\n");
     assert_eq!(ok(&["incr", &s, "n", "41"]), "42\n");
     assert_eq!(ok(&["incr", &s, "n", "-2"]), "40\n");

@@ -23,7 +23,7 @@ fn json_values_are_stored_typed_and_printed_back_as_json() {
     assert_eq!(got["entries"][0]["json"], doc);
     assert_eq!(got["entries"][1]["json"], 0);
     // The stored bytes are the typed encoding that Rust's get_as reads.
-    let raw = walstore(&["get", &s, "hits"]).stdout;
+    let raw = walstore(&["get", "--raw", &s, "hits"]).stdout;
     assert_eq!(walstore::typed::decode::<u64>(&raw).ok(), Some(0));
     // incr keeps a typed counter typed, and a text counter text.
     assert_eq!(ok(&["incr", &s, "hits", "53"]), "53\n");
@@ -178,4 +178,46 @@ fn a_buffered_incr_whose_final_sync_fails_exits_5_and_the_power_cut_proves_why()
         Some(&b"1"[..]),
         "the unacknowledged increment is gone"
     );
+}
+
+#[test]
+fn plain_get_and_scan_show_typed_values_as_text_or_json_and_raw_shows_the_bytes() {
+    let (_t, _d, s) = store();
+    ok(&[
+        "--json",
+        "set",
+        &s,
+        r#"doc={"a":[1,null]}"#,
+        r#"name="walstore""#,
+        "n=200",
+    ]);
+    ok(&["set", &s, "text=plain"]);
+    assert_eq!(ok(&["get", &s, "name"]), "walstore");
+    assert_eq!(ok(&["get", &s, "doc"]), r#"{"a":[1,null]}"#);
+    assert_eq!(ok(&["get", &s, "n"]), "200");
+    assert_eq!(ok(&["get", &s, "text"]), "plain");
+    let raw = walstore(&["get", "--raw", &s, "name"]).stdout;
+    assert_eq!(raw, walstore::typed::encode("walstore").expect("encode"));
+    assert_eq!(
+        ok(&["scan", &s]),
+        "doc\t{\"a\":[1,null]}\nn\t200\nname\twalstore\ntext\tplain\n"
+    );
+    let scanned_raw = ok(&["scan", "--raw", &s, "name"]);
+    assert!(
+        scanned_raw.starts_with("name\t\\xa8walstore"),
+        "{scanned_raw}"
+    );
+}
+
+#[test]
+fn incr_creates_a_missing_counter_as_a_typed_integer_and_keeps_text_counters_text() {
+    let (_t, _d, s) = store();
+    assert_eq!(ok(&["incr", &s, "hits"]), "1\n");
+    let raw = walstore(&["get", "--raw", &s, "hits"]).stdout;
+    assert_eq!(walstore::typed::decode::<i64>(&raw).ok(), Some(1));
+    assert_eq!(ok(&["incr", &s, "hits", "41"]), "42\n");
+    assert_eq!(ok(&["get", &s, "hits"]), "42");
+    ok(&["set", &s, "text=7"]);
+    assert_eq!(ok(&["incr", &s, "text"]), "8\n");
+    assert_eq!(walstore(&["get", "--raw", &s, "text"]).stdout, b"8");
 }

@@ -51,9 +51,18 @@ static TOO_LARGE: ErrorClass = ErrorClass::new("ValueTooLargeError");
 static TYPE_MISMATCH: ErrorClass = ErrorClass::new("TypeMismatchError");
 static CLOSED: ErrorClass = ErrorClass::new("ClosedError");
 
-/// The Python exception for an engine error.
+/// The Python exception for an engine error, its remedy in Python's spelling.
 pub(crate) fn to_py(py: Python<'_>, error: Error) -> PyErr {
-    let message = error.to_string();
+    let message = error
+        .to_string()
+        .replace(
+            "(read it as bytes with get)",
+            "(read it as bytes with get_bytes)",
+        )
+        .replace(
+            "open it with salvage mode to read what is intact",
+            "walstore.open(path, salvage=True) reads what is intact",
+        );
     let simple = |class: &ErrorClass| class.raise(py, (message.clone(),), &message);
     match error {
         Error::Busy { .. } => simple(&BUSY),
@@ -76,6 +85,30 @@ pub(crate) fn to_py(py: Python<'_>, error: Error) -> PyErr {
         Error::TypeMismatch { .. } => simple(&TYPE_MISMATCH),
         _ => simple(&ERROR),
     }
+}
+
+/// `walstore.BusyError` after waiting `waited` in all for the writer lock.
+pub(crate) fn busy(py: Python<'_>, waited: std::time::Duration) -> PyErr {
+    let message = if waited.is_zero() {
+        "the store is busy: another writer holds the lock; this call was not to wait for it \
+         (retry later, or open with a longer wait=)"
+            .to_owned()
+    } else {
+        format!(
+            "the store is busy: another writer holds the lock; gave up after waiting {:.2} s \
+             (retry later, or open with a longer wait=)",
+            waited.as_secs_f64()
+        )
+    };
+    BUSY.raise(py, (message.clone(),), &message)
+}
+
+/// Whether `error` is a `walstore.TypeMismatchError`.
+pub(crate) fn is_type_mismatch(py: Python<'_>, error: &PyErr) -> bool {
+    TYPE_MISMATCH
+        .cell
+        .import(py, ERRORS_MODULE, TYPE_MISMATCH.name)
+        .is_ok_and(|class| error.is_instance(py, class.as_any()))
 }
 
 /// `walstore.ClosedError`: the store was closed, or the transaction or snapshot has ended.

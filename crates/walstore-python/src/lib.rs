@@ -29,6 +29,9 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(store::open_store, module)?)?;
     module.add_function(wrap_pyfunction!(value::encode, module)?)?;
     module.add_function(wrap_pyfunction!(value::decode, module)?)?;
+    module.add_function(wrap_pyfunction!(value::decode_or_bytes, module)?)?;
+    module.add_function(wrap_pyfunction!(store::verify, module)?)?;
+    module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     module.add("MAX_KEY_BYTES", walstore::MAX_KEY_BYTES)?;
     module.add("MAX_VALUE_BYTES", walstore::MAX_VALUE_BYTES)?;
     Ok(())

@@ -7,16 +7,23 @@
 //!
 //! Invariant: an object inherited across `fork()` is never dropped in the child (see
 //! [`ForkSafe`]): its writer lock and file handles belong to the parent.
+//!
+//! Invariant: no engine call waits for the writer lock longer than [`LOCK_SLICE`]: the store
+//! is opened with that lock wait, and [`retry_busy`] repeats a call that came back `Busy`
+//! until the caller's own `wait` has passed, running Python's signal handlers between two
+//! tries (a handler that raises ends the wait with its exception, such as
+//! `KeyboardInterrupt`; one that returns lets it go on).
 
 use crate::errors::{self, IntoPyResult};
 use parking_lot::Mutex;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+use pyo3::IntoPyObjectExt;
 use std::ops::Bound as KeyBound;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use walstore::{Durability, LockWait, Options, ReadTxn, Store, Watch, WriteTxn};
+use walstore::{Durability, LockWait, Options, ReadTxn, RecoveryMode, Store, Watch, WriteTxn};
 
 /// A key and its value, as bytes.
 type Entry = (Vec<u8>, Vec<u8>);
@@ -49,23 +56,66 @@ impl<T> Drop for ForkSafe<T> {
     }
 }
 
-/// Opens (creating if needed, unless read-only) the store in `path`.
+/// Longest single wait for the writer lock with the GIL released: signals are handled
+/// between two of them, so Ctrl-C ends a wait within about this long.
+const LOCK_SLICE: Duration = Duration::from_millis(100);
+
+/// Runs `f` with the GIL released until it returns something other than `Busy`, or until
+/// `wait` (None: forever) has passed since the first try; Python's signal handlers run
+/// between two tries. `f` must be safe to repeat after `Busy` (it changed nothing).
+fn retry_busy<T: Send>(
+    py: Python<'_>,
+    wait: Option<Duration>,
+    mut f: impl FnMut() -> walstore::Result<T> + Send,
+) -> PyResult<T> {
+    let started = Instant::now();
+    loop {
+        match py.detach(&mut f) {
+            Err(walstore::Error::Busy { .. }) => {
+                let waited = started.elapsed();
+                if let Some(limit) = wait.filter(|limit| waited >= *limit) {
+                    let waited = if limit.is_zero() { limit } else { waited };
+                    return Err(errors::busy(py, waited));
+                }
+                py.check_signals()?;
+            }
+            other => return other.into_py_result(py),
+        }
+    }
+}
+
+/// Opens (creating if needed, unless read-only) the store in `path`; `salvage` opens a
+/// damaged store read-only with everything intact (`RecoveryMode::Salvage`).
 #[pyfunction]
-#[pyo3(signature = (path, durability, wait, read_only))]
+#[pyo3(signature = (path, durability, wait, read_only, salvage=false))]
 pub(crate) fn open_store(
     py: Python<'_>,
     path: std::path::PathBuf,
     durability: &str,
     wait: Option<f64>,
     read_only: bool,
+    salvage: bool,
 ) -> PyResult<NativeStore> {
+    let wait = parse_wait(wait)?;
+    let slice = match wait {
+        Some(limit) if limit.is_zero() => LockWait::NoWait,
+        Some(limit) => LockWait::Timeout(limit.min(LOCK_SLICE)),
+        None => LockWait::Timeout(LOCK_SLICE),
+    };
+    let recovery = if salvage {
+        RecoveryMode::Salvage
+    } else {
+        RecoveryMode::Strict
+    };
     let options = Options::new()
         .durability(parse_durability(durability)?)
-        .lock_wait(parse_wait(wait)?)
-        .read_only(read_only);
-    let store = py.detach(|| options.open(&path)).into_py_result(py)?;
+        .lock_wait(slice)
+        .recovery(recovery)
+        .read_only(read_only || salvage);
+    let store = retry_busy(py, wait, || options.clone().open(&path))?;
     Ok(NativeStore {
         store: Mutex::new(ForkSafe::new(store)),
+        wait,
     })
 }
 
@@ -80,28 +130,54 @@ fn parse_durability(durability: &str) -> PyResult<Durability> {
 }
 
 /// `wait` in seconds: None waits forever, 0 not at all.
-fn parse_wait(wait: Option<f64>) -> PyResult<LockWait> {
+fn parse_wait(wait: Option<f64>) -> PyResult<Option<Duration>> {
     match wait {
-        None => Ok(LockWait::Forever),
+        None => Ok(None),
         Some(s) if s.is_nan() || s < 0.0 => Err(PyValueError::new_err(format!(
             "wait must be None or a number of seconds >= 0, not {s}"
         ))),
-        Some(0.0) => Ok(LockWait::NoWait),
-        Some(s) if s.is_infinite() => Ok(LockWait::Forever),
-        Some(s) => Ok(LockWait::Timeout(Duration::from_secs_f64(s.min(1e9)))),
+        Some(s) if s.is_infinite() => Ok(None),
+        Some(s) => Ok(Some(Duration::from_secs_f64(s.min(1e9)))),
     }
 }
 
-/// Every key/value pair of `iter`, in descending key order when `reverse`, collected (a
-/// Python list is built after the GIL is back).
-fn collect(
+/// The bounds of one page of a listing: from `lo` (excluded when `lo_excl`; None: the first
+/// key) to `hi` (excluded; None: the last key).
+fn page_bounds(
+    lo: Option<Vec<u8>>,
+    lo_excl: bool,
+    hi: Option<Vec<u8>>,
+) -> (KeyBound<Vec<u8>>, KeyBound<Vec<u8>>) {
+    let lo = match lo {
+        Some(k) if lo_excl => KeyBound::Excluded(k),
+        Some(k) if !k.is_empty() => KeyBound::Included(k),
+        _ => KeyBound::Unbounded,
+    };
+    (lo, hi.map_or(KeyBound::Unbounded, KeyBound::Excluded))
+}
+
+/// Up to `limit` key/value pairs of `iter` (descending when `reverse`), copied out so that a
+/// Python list can be built after the GIL is back.
+fn take_page(
     iter: walstore::Result<walstore::Iter<'_>>,
     reverse: bool,
+    limit: usize,
 ) -> walstore::Result<Vec<Entry>> {
     let iter = iter?;
     let iter = if reverse { iter.rev() } else { iter };
-    iter.map(|item| item.map(|(k, v)| (k.to_vec(), v.to_vec())))
+    iter.take(limit)
+        .map(|item| item.map(|(k, v)| (k.to_vec(), v.to_vec())))
         .collect()
+}
+
+/// How many entries `iter` yields.
+fn count(iter: walstore::Result<walstore::Iter<'_>>) -> walstore::Result<usize> {
+    let mut n = 0;
+    for item in iter? {
+        item?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// What `Store.compact` reports for one merge: runs merged, files read, files written, bytes
@@ -129,6 +205,8 @@ fn to_bytes<'py>(py: Python<'py>, value: Option<walstore::Value>) -> Option<Boun
 #[pyclass(frozen, module = "walstore._native")]
 pub(crate) struct NativeStore {
     store: Mutex<ForkSafe<Store>>,
+    /// How long a call waits for the writer lock in all (None: forever), in slices.
+    wait: Option<Duration>,
 }
 
 impl NativeStore {
@@ -142,12 +220,19 @@ impl NativeStore {
     }
 }
 
+/// What `Store.checkpoint` reports: generation, transaction id, keys changed, files written,
+/// files kept, files removed, bytes written, log bytes folded, microseconds.
+type Checkpoint = (u64, u64, usize, usize, usize, usize, u64, u64, u64);
+
+/// What `Store.info` reports, as (name, value) pairs: the fields of `walstore info --json`.
+type InfoFields = Vec<(&'static str, Py<PyAny>)>;
+
 #[pymethods]
 impl NativeStore {
     /// Starts the write transaction (waits for the writer lock as `wait` said).
     fn begin_write(&self, py: Python<'_>) -> PyResult<NativeWrite> {
         let store = self.handle(py)?;
-        let tx = py.detach(|| store.begin_write()).into_py_result(py)?;
+        let tx = retry_busy(py, self.wait, || store.begin_write())?;
         Ok(NativeWrite {
             tx: Mutex::new(ForkSafe::new(tx)),
         })
@@ -156,37 +241,22 @@ impl NativeStore {
     /// A consistent read snapshot.
     fn begin_read(&self, py: Python<'_>) -> PyResult<NativeRead> {
         let store = self.handle(py)?;
-        let read = py.detach(|| store.begin_read()).into_py_result(py)?;
+        let read = retry_busy(py, None, || store.begin_read())?;
         Ok(NativeRead { read })
     }
 
     /// The value of `key` in a snapshot of its own.
     fn get<'py>(&self, py: Python<'py>, key: &[u8]) -> PyResult<Option<Bound<'py, PyBytes>>> {
         let store = self.handle(py)?;
-        let value = py
-            .detach(|| store.begin_read().and_then(|r| r.get(key)))
-            .into_py_result(py)?;
+        let value = retry_busy(py, None, || store.begin_read().and_then(|r| r.get(key)))?;
         Ok(to_bytes(py, value))
-    }
-
-    /// Key/value pairs whose key starts with `prefix`, from one snapshot, in key order
-    /// (descending when `reverse`).
-    #[pyo3(signature = (prefix, reverse=false))]
-    fn scan(&self, py: Python<'_>, prefix: &[u8], reverse: bool) -> PyResult<Vec<Entry>> {
-        let store = self.handle(py)?;
-        py.detach(|| {
-            store
-                .begin_read()
-                .and_then(|r| collect(r.scan_prefix(prefix), reverse))
-        })
-        .into_py_result(py)
     }
 
     /// The changes under `prefix` committed from now on, by any handle in any process.
     fn watch(slf: &Bound<'_, Self>, prefix: &[u8]) -> PyResult<NativeWatch> {
         let py = slf.py();
         let store = slf.get().handle(py)?;
-        let watch = py.detach(|| store.watch(prefix)).into_py_result(py)?;
+        let watch = retry_busy(py, None, || store.watch(prefix))?;
         Ok(NativeWatch {
             watch: Mutex::new(ForkSafe::new(watch)),
             pid: std::process::id(),
@@ -199,7 +269,7 @@ impl NativeStore {
     /// Checkpoints, then merges every run into one; one tuple per merge (see [`Merge`]).
     fn compact(&self, py: Python<'_>) -> PyResult<Vec<Merge>> {
         let store = self.handle(py)?;
-        let merges = py.detach(|| store.compact()).into_py_result(py)?;
+        let merges = retry_busy(py, self.wait, || store.compact())?;
         Ok(merges
             .iter()
             .map(|m| {
@@ -215,10 +285,62 @@ impl NativeStore {
             .collect())
     }
 
+    /// Folds the log into snapshot files (see [`Checkpoint`]).
+    fn checkpoint(&self, py: Python<'_>) -> PyResult<Checkpoint> {
+        let store = self.handle(py)?;
+        let s = retry_busy(py, self.wait, || store.checkpoint())?;
+        Ok((
+            s.generation,
+            s.txn_id,
+            s.keys_changed,
+            s.files_written,
+            s.files_kept,
+            s.files_removed,
+            s.bytes_written,
+            s.wal_bytes,
+            s.micros,
+        ))
+    }
+
+    /// Writes a consistent copy to `dest` (missing or empty): (txn id, keys, bytes, files).
+    fn backup(&self, py: Python<'_>, dest: std::path::PathBuf) -> PyResult<(u64, u64, u64, usize)> {
+        let store = self.handle(py)?;
+        let s = retry_busy(py, None, || store.backup(&dest, |_| {}))?;
+        Ok((s.txn_id, s.keys, s.bytes, s.files))
+    }
+
+    /// Sizes, generation and counters (the fields of `walstore info --json`).
+    fn info(&self, py: Python<'_>) -> PyResult<InfoFields> {
+        let store = self.handle(py)?;
+        let i = retry_busy(py, None, || store.info())?;
+        Ok(vec![
+            (
+                "path",
+                i.path.to_string_lossy().into_owned().into_py_any(py)?,
+            ),
+            ("generation", i.generation.into_py_any(py)?),
+            ("last_txn", i.last_txn.into_py_any(py)?),
+            ("checkpoint_txn", i.checkpoint_txn.into_py_any(py)?),
+            (
+                "txns_since_checkpoint",
+                i.txns_since_checkpoint.into_py_any(py)?,
+            ),
+            ("wal_bytes", i.wal_bytes.into_py_any(py)?),
+            ("wal_file_bytes", i.wal_file_bytes.into_py_any(py)?),
+            ("runs", i.runs.into_py_any(py)?),
+            ("snapshot_files", i.snapshot_files.into_py_any(py)?),
+            ("memtable_keys", i.memtable_keys.into_py_any(py)?),
+            ("commits", i.commits.into_py_any(py)?),
+            ("wal_syncs", i.wal_syncs.into_py_any(py)?),
+            ("checkpoints", i.checkpoints.into_py_any(py)?),
+            ("read_only", i.read_only.into_py_any(py)?),
+        ])
+    }
+
     /// Puts (`Some`) or deletes (`None`) every entry in one write transaction.
     fn apply(&self, py: Python<'_>, writes: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> PyResult<()> {
         let store = self.handle(py)?;
-        py.detach(|| {
+        retry_busy(py, self.wait, || {
             store.update(|tx| {
                 for (key, value) in &writes {
                     match value {
@@ -229,7 +351,6 @@ impl NativeStore {
                 Ok::<_, walstore::Error>(())
             })
         })
-        .into_py_result(py)
     }
 
     /// Makes every commit made through this handle durable (after `buffered` ones).
@@ -309,9 +430,26 @@ impl NativeWrite {
         self.with_tx(py, |tx| tx.delete(key))
     }
 
-    #[pyo3(signature = (prefix, reverse=false))]
-    fn scan(&self, py: Python<'_>, prefix: &[u8], reverse: bool) -> PyResult<Vec<Entry>> {
-        self.with_tx(py, |tx| collect(tx.scan_prefix(prefix), reverse))
+    /// Up to `limit` entries from `lo` to `hi` (see [`page_bounds`]), descending when
+    /// `reverse`: one page of a listing, own writes included.
+    #[pyo3(signature = (lo, lo_excl, hi, reverse, limit))]
+    fn page(
+        &self,
+        py: Python<'_>,
+        lo: Option<Vec<u8>>,
+        lo_excl: bool,
+        hi: Option<Vec<u8>>,
+        reverse: bool,
+        limit: usize,
+    ) -> PyResult<Vec<Entry>> {
+        let range = page_bounds(lo, lo_excl, hi);
+        self.with_tx(py, |tx| take_page(tx.range(range), reverse, limit))
+    }
+
+    /// How many keys lie from `lo` (included) to `hi` (excluded), own writes included.
+    fn count(&self, py: Python<'_>, lo: Option<Vec<u8>>, hi: Option<Vec<u8>>) -> PyResult<usize> {
+        let range = page_bounds(lo, false, hi);
+        self.with_tx(py, |tx| count(tx.range(range)))
     }
 
     /// Removes every key starting with `prefix` (one range deletion).
@@ -378,9 +516,27 @@ impl NativeRead {
         Ok(to_bytes(py, value))
     }
 
-    #[pyo3(signature = (prefix, reverse=false))]
-    fn scan(&self, py: Python<'_>, prefix: &[u8], reverse: bool) -> PyResult<Vec<Entry>> {
-        py.detach(|| collect(self.read.scan_prefix(prefix), reverse))
+    /// Up to `limit` entries from `lo` to `hi` (see [`page_bounds`]), descending when
+    /// `reverse`: one page of a listing of this snapshot.
+    #[pyo3(signature = (lo, lo_excl, hi, reverse, limit))]
+    fn page(
+        &self,
+        py: Python<'_>,
+        lo: Option<Vec<u8>>,
+        lo_excl: bool,
+        hi: Option<Vec<u8>>,
+        reverse: bool,
+        limit: usize,
+    ) -> PyResult<Vec<Entry>> {
+        let range = page_bounds(lo, lo_excl, hi);
+        py.detach(|| take_page(self.read.range(range), reverse, limit))
+            .into_py_result(py)
+    }
+
+    /// How many keys of this snapshot lie from `lo` (included) to `hi` (excluded).
+    fn count(&self, py: Python<'_>, lo: Option<Vec<u8>>, hi: Option<Vec<u8>>) -> PyResult<usize> {
+        let range = page_bounds(lo, false, hi);
+        py.detach(|| count(self.read.range(range)))
             .into_py_result(py)
     }
 
@@ -496,4 +652,38 @@ impl NativeWatch {
     fn closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
+}
+
+/// One file as `verify` reports it: name, bytes, benign problem (None: every check passed).
+type FileReport = (String, u64, Option<String>);
+
+/// Checks every checksum of every file of the store in `path` with the GIL released:
+/// `CorruptionError` (with `.file` and `.offset`) at the first damaged file; otherwise the
+/// bytes checked and, per file, (name, bytes, benign problem or None), such as a torn tail.
+#[pyfunction]
+pub(crate) fn verify(py: Python<'_>, path: std::path::PathBuf) -> PyResult<(u64, Vec<FileReport>)> {
+    let storage = walstore::storage::FsStorage::new();
+    let report = py
+        .detach(|| walstore::inspect::verify(&storage, &path, |_, _| {}))
+        .into_py_result(py)?;
+    if let Some((file, problem)) = report.first_damage() {
+        let error = walstore::Error::Corruption {
+            file: path.join(&file.name),
+            offset: problem.offset,
+            detail: problem.detail.clone(),
+        };
+        return Err(errors::to_py(py, error));
+    }
+    let files = report
+        .files
+        .iter()
+        .map(|f| {
+            let problem = f
+                .problem
+                .as_ref()
+                .map(|p| format!("at byte offset {}: {}", p.offset, p.detail));
+            (f.name.clone(), f.bytes, problem)
+        })
+        .collect();
+    Ok((report.bytes_checked, files))
 }

@@ -55,6 +55,21 @@ pub(crate) fn decode<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, P
     decoded.into_py_result(py)
 }
 
+/// The typed value of `data`, or `data` itself as `bytes` when it is not exactly one typed
+/// value (text written by `walstore set`, bytes by `put_bytes`): what a listing returns, so
+/// one untyped value never fails the whole listing.
+#[pyfunction]
+pub(crate) fn decode_or_bytes<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyBytes>,
+) -> PyResult<Bound<'py, PyAny>> {
+    match decode(py, data.as_bytes()) {
+        Ok(value) => Ok(value),
+        Err(error) if crate::errors::is_type_mismatch(py, &error) => Ok(data.clone().into_any()),
+        Err(error) => Err(error),
+    }
+}
+
 /// The typed encoding of `value`, as bytes.
 pub(crate) fn encode_bytes(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     let failure = RefCell::new(None);

@@ -60,16 +60,16 @@ def test_a_value_that_cannot_be_stored_raises_before_anything_is_written(store_p
                 tx["keep"] = "new"
                 tx["bad"] = object()
         assert store["keep"] == "old"
-        assert store.keys() == ["keep"]
+        assert list(store.keys()) == ["keep"]
 
 
 def test_mapping_methods_on_store_transaction_and_snapshot(store_path):
     with walstore.open(store_path) as store:
         store.update({"b": 2, "a": 1}, c=3)
         store.put_bytes(b"\xff raw", b"\x00\x01")
-        assert store.keys() == ["a", "b", "c", b"\xff raw"]
-        assert store.keys(prefix="b") == ["b"]
-        assert store.items(prefix="a") == [("a", 1)]
+        assert list(store.keys()) == ["a", "b", "c", b"\xff raw"]
+        assert list(store.keys(prefix="b")) == ["b"]
+        assert list(store.items(prefix="a")) == [("a", 1)]
         assert store.get("missing") is None and store.get("missing", 7) == 7
         assert "a" in store and "zz" not in store and b"a" in store
         assert store.get_bytes(b"\xff raw") == b"\x00\x01"
@@ -82,7 +82,7 @@ def test_mapping_methods_on_store_transaction_and_snapshot(store_path):
         with store.transaction() as tx:
             tx["a"] = tx["a"] + 10
             del tx["b"]
-            assert tx.keys() == ["a", b"\xff raw"]  # own writes are visible
+            assert list(tx.keys()) == ["a", b"\xff raw"]  # own writes are visible
             tx.put_bytes("text", b"plain")
         with store.snapshot() as snap:
             assert snap["a"] == 11 and "b" not in snap

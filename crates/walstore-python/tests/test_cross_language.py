@@ -92,12 +92,35 @@ def test_walstore_incr_and_python_agree_on_one_counter(store_path, cli):
 
 
 def test_a_text_counter_of_the_cli_stays_text(store_path, cli):
+    assert run(cli, "set", store_path, "t=0").returncode == 0  # decimal text
     for _ in range(12):
         assert run(cli, "incr", store_path, "t").returncode == 0
     with walstore.open(store_path) as store:
         assert store.get_bytes("t") == b"12"
-        with pytest.raises(walstore.TypeMismatchError):
+        with pytest.raises(walstore.TypeMismatchError, match="get_bytes"):
             store["t"]
+        assert dict(store.items()) == {"t": b"12"}  # a listing gives it as bytes
+
+
+@pytest.mark.parametrize("shell_first", [True, False])
+def test_a_counter_made_by_incr_or_by_python_is_one_typed_counter(store_path, cli, shell_first):
+    """README's shell and Python counters on one store, in either order."""
+
+    def shell() -> None:
+        for _ in range(3):
+            assert run(cli, "incr", store_path, "hits").returncode == 0
+
+    def python() -> None:
+        with walstore.open(store_path) as store:
+            for _ in range(3):
+                with store.transaction() as tx:
+                    tx["hits"] = tx.get("hits", 0) + 1
+
+    for step in (shell, python) if shell_first else (python, shell):
+        step()
+    with walstore.open(store_path) as store:
+        assert store["hits"] == 6
+    assert run(cli, "get", store_path, "hits").stdout == "6"
 
 
 def test_cli_get_of_several_keys_reads_one_snapshot_and_a_missing_store_is_missing(

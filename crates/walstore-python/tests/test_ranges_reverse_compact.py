@@ -27,16 +27,16 @@ def test_delete_prefix_removes_exactly_the_keys_with_the_prefix(store_path):
             tx["b/5"] = "written in this transaction"
             tx.delete_prefix("b/")
             # The transaction sees its own deletion at once; a later write is not hidden.
-            assert tx.keys() == ["a", "b", "b0", "c"]
+            assert list(tx.keys()) == ["a", "b", "b0", "c"]
             assert "b/5" not in tx and tx.get("b/1") is None
             tx["b/7"] = "after the deletion"
-        assert store.keys() == ["a", "b", "b/7", "b0", "c"]
+        assert list(store.keys()) == ["a", "b", "b/7", "b0", "c"]
         assert store["b0"] == 3
         store.delete_prefix(b"b/")  # a transaction of its own; bytes work as well as str
-        assert store.keys() == ["a", "b", "b0", "c"]
+        assert list(store.keys()) == ["a", "b", "b0", "c"]
         store.delete_prefix("nothing-here")  # no match is fine
     with walstore.open(store_path, read_only=True) as again:
-        assert again.keys() == ["a", "b", "b0", "c"]
+        assert list(again.keys()) == ["a", "b", "b0", "c"]
 
 
 def test_a_range_deletion_rolls_back_with_its_transaction(store_path):
@@ -46,12 +46,12 @@ def test_a_range_deletion_rolls_back_with_its_transaction(store_path):
             with store.transaction() as tx:
                 tx.delete_prefix("b")
                 tx.delete_range()
-                assert tx.keys() == []
+                assert list(tx.keys()) == []
                 raise RuntimeError("roll back")
         tx = store.transaction()
         tx.delete_range("a", "c")
         tx.rollback()
-        assert store.keys() == sorted(NEIGHBOURS)
+        assert list(store.keys()) == sorted(NEIGHBOURS)
 
 
 def test_delete_range_excludes_the_end_and_none_leaves_a_side_open(store_path):
@@ -59,23 +59,23 @@ def test_delete_range_excludes_the_end_and_none_leaves_a_side_open(store_path):
         store.update({f"k{i}": i for i in range(1, 6)})
         store["z"] = 26
         store.delete_range("k2", "k4")
-        assert store.keys() == ["k1", "k4", "k5", "z"]
+        assert list(store.keys()) == ["k1", "k4", "k5", "z"]
         store.delete_range(start="k5")
-        assert store.keys() == ["k1", "k4"]
+        assert list(store.keys()) == ["k1", "k4"]
         store.delete_range(end="k4")
-        assert store.keys() == ["k4"]
+        assert list(store.keys()) == ["k4"]
         # An empty range removes nothing: the end not after the start, or an empty end.
         store.delete_range("k9", "k1")
         store.delete_range("k4", "k4")
         store.delete_range(end="")
-        assert store.keys() == ["k4"]
+        assert list(store.keys()) == ["k4"]
         # An empty start is the first key (keys are never empty).
         store.update({"a": 1, b"\x00bin": 2})
         store.delete_range("", "k")
-        assert store.keys() == ["k4"]
+        assert list(store.keys()) == ["k4"]
         store.put_bytes(b"\xff\xff", b"last")
         store.delete_range()
-        assert store.keys() == []
+        assert list(store.keys()) == []
 
 
 def test_bad_prefixes_and_bounds_raise_invalid_key_and_change_nothing(store_path):
@@ -98,7 +98,7 @@ def test_bad_prefixes_and_bounds_raise_invalid_key_and_change_nothing(store_path
             tx.delete_prefix("k" * walstore.MAX_KEY_BYTES)  # the longest key is a prefix
         with pytest.raises(walstore.InvalidKeyError):
             store.delete_prefix("")
-        assert store.keys() == sorted(NEIGHBOURS)
+        assert list(store.keys()) == sorted(NEIGHBOURS)
         tx = store.transaction()
         tx.commit()
         with pytest.raises(walstore.ClosedError):
@@ -122,25 +122,25 @@ def test_reverse_reads_list_keys_in_descending_byte_order_everywhere(store_path)
         store.put_bytes(b"\xff", b"raw")
         store.discard("d")
         expected = ["a", "b", "c", "p/1", "p/2", "p/3", b"\xff"]
-        assert store.keys() == expected
-        assert store.keys(reverse=True) == expected[::-1]
+        assert list(store.keys()) == expected
+        assert list(store.keys(reverse=True)) == expected[::-1]
         assert list(reversed(store)) == expected[::-1]
-        assert store.keys("p/", reverse=True) == ["p/3", "p/2", "p/1"]
-        assert store.items(prefix="p/", reverse=True) == [("p/3", "z"), ("p/2", "y"), ("p/1", "x")]
-        assert store.values("p/", reverse=True) == ["z", "y", "x"]
-        assert store.items_bytes(reverse=True)[0] == (b"\xff", b"raw")
-        assert store.keys("q", reverse=True) == []
+        assert list(store.keys("p/", reverse=True)) == ["p/3", "p/2", "p/1"]
+        assert list(store.items(prefix="p/", reverse=True)) == [("p/3", "z"), ("p/2", "y"), ("p/1", "x")]
+        assert list(store.values("p/", reverse=True)) == ["z", "y", "x"]
+        assert list(store.items_bytes(reverse=True))[0] == (b"\xff", b"raw")
+        assert list(store.keys("q", reverse=True)) == []
         with store.snapshot() as snap:
             store["e"] = 5  # after the snapshot: not in it
-            assert snap.keys(reverse=True) == expected[::-1]
+            assert list(snap.keys(reverse=True)) == expected[::-1]
             assert list(reversed(snap)) == expected[::-1]
         with store.transaction() as tx:
             tx["c2"] = "own write"
             tx.discard("b")
             tx.delete_prefix("p/")
-            assert tx.keys(reverse=True) == [b"\xff", "e", "c2", "c", "a"]
-            assert tx.items("c", reverse=True) == [("c2", "own write"), ("c", 3)]
-            assert tx.items_bytes(reverse=True)[0] == (b"\xff", b"raw")
+            assert list(tx.keys(reverse=True)) == [b"\xff", "e", "c2", "c", "a"]
+            assert list(tx.items("c", reverse=True)) == [("c2", "own write"), ("c", 3)]
+            assert list(tx.items_bytes(reverse=True))[0] == (b"\xff", b"raw")
         with pytest.raises(TypeError):
             store.keys("p/", True)  # type: ignore[misc]  # reverse is keyword-only
 
@@ -171,9 +171,9 @@ def test_compact_merges_every_run_into_one_and_keeps_the_data(store_path, cli):
             "bytes_written",
             "bottom",
         }
-        assert store.items() == [("kept", 1), ("later", 2)]
+        assert list(store.items()) == [("kept", 1), ("later", 2)]
     answer = info(cli, store_path)
     assert answer["runs"] == 1, answer
     assert sum(f["entries"] for f in answer["snapshot_files"]) == 2, answer
     with walstore.open(store_path) as again:
-        assert again.items() == [("kept", 1), ("later", 2)]
+        assert list(again.items()) == [("kept", 1), ("later", 2)]

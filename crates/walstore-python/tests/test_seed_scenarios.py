@@ -52,7 +52,7 @@ def kill_during_saves(store_path: str) -> tuple[bool, int]:
 def check_context(store_path: str, acked: int) -> None:
     """The four documents come from one save, and that save is at least the last acked."""
     with walstore.open(store_path, read_only=True) as store, store.snapshot() as snap:
-        documents = snap.items(prefix="ctx/")
+        documents = list(snap.items(prefix="ctx/"))
     saves = {doc["save"] for _, doc in documents}
     assert len(documents) in (0, 4), documents
     assert len(saves) <= 1, f"a mix of two saves: {saves}"
@@ -151,7 +151,7 @@ def test_a_store_read_before_its_first_write_is_empty(store_path):
         """
         import sys, walstore
         with walstore.open(sys.argv[1]) as store:
-            assert store.get("ctx/meta") is None and store.keys() == []
+            assert store.get("ctx/meta") is None and list(store.keys()) == []
         """,
         store_path,
     )

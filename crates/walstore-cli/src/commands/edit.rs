@@ -207,8 +207,9 @@ fn del_span(cx: &Context<'_>, store: &Path, span: &Span) -> Outcome {
     report(cx.json, String::new, &json!({"deleted": existed}))
 }
 
-/// How a counter is stored: decimal text (what `incr` writes to a missing key) or a typed
-/// integer (what Rust's `put_as` and Python write). `incr` keeps the form it found.
+/// How a counter is stored: a typed integer (what `incr` writes to a missing key, and what
+/// Rust's `put_as` and Python write) or decimal text (what `walstore set` writes). `incr`
+/// keeps the form it found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Counter {
     Text(i64),
@@ -231,12 +232,12 @@ impl Counter {
     }
 }
 
-/// The counter's current value: missing counts as 0 (text); decimal text may have
+/// The counter's current value: missing counts as 0 (typed); decimal text may have
 /// surrounding whitespace. Decimal text is never a typed value (docs/VALUES.md), so the two
 /// forms cannot be confused.
 fn parse_counter(key: &[u8], value: Option<&[u8]>) -> Result<Counter, Failure> {
     let Some(value) = value else {
-        return Ok(Counter::Text(0));
+        return Ok(Counter::Typed(0));
     };
     let text = std::str::from_utf8(value)
         .ok()
@@ -348,7 +349,7 @@ mod tests {
 
     #[test]
     fn counters_are_decimal_text_or_typed_integers_and_keep_their_form() {
-        assert_eq!(parse_counter(b"n", None).ok(), Some(Counter::Text(0)));
+        assert_eq!(parse_counter(b"n", None).ok(), Some(Counter::Typed(0)));
         assert_eq!(
             parse_counter(b"n", Some(b" -42\n")).ok(),
             Some(Counter::Text(-42))

@@ -96,7 +96,7 @@ pub(crate) fn execute(cli: &Cli, backend: &Backend) -> Outcome {
     };
     match &cli.command {
         Command::Set { store, pairs } => edit::set(&cx, store, pairs),
-        Command::Get { store, keys } => read::get(&cx, store, keys),
+        Command::Get { store, keys, raw } => read::get(&cx, store, keys, *raw),
         Command::Del {
             store,
             keys,
@@ -120,7 +120,8 @@ pub(crate) fn execute(cli: &Cli, backend: &Backend) -> Outcome {
             prefix,
             reverse,
             limit,
-        } => read::scan(&cx, store, prefix.as_deref(), *reverse, *limit),
+            raw,
+        } => read::scan(&cx, store, prefix.as_deref(), *reverse, *limit, *raw),
         Command::Watch {
             store,
             prefix,

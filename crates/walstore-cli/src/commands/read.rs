@@ -9,6 +9,7 @@ use crate::encoding::{display, to_json};
 use crate::exit::{Exit, Failure};
 use crate::output::{print_json, refuse, write_out, Outcome};
 use serde_json::{json, Value as Json};
+use std::borrow::Cow;
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::path::Path;
@@ -23,6 +24,21 @@ pub(crate) fn pair_json(key: &[u8], value: &[u8]) -> Json {
         pair["json"] = typed;
     }
     pair
+}
+
+/// A value as plain `get` and `scan` print it: a typed string as its text, another typed
+/// value (that has a JSON form) as JSON, any other bytes exactly; with `raw`, the stored bytes
+/// exactly. So a value set from Python or Rust reads as the text or JSON it means, and text
+/// set by `walstore set` reads as it was set (text is never a typed value, docs/VALUES.md).
+pub(crate) fn shown(value: &[u8], raw: bool) -> Cow<'_, [u8]> {
+    if raw {
+        return Cow::Borrowed(value);
+    }
+    match walstore::typed::decode::<Json>(value) {
+        Ok(Json::String(text)) => Cow::Owned(text.into_bytes()),
+        Ok(json) => Cow::Owned(json.to_string().into_bytes()),
+        Err(_) => Cow::Borrowed(value),
+    }
 }
 
 /// One key and what `get` found: [`pair_json`] and `found`.
@@ -54,21 +70,23 @@ fn read_values(
     Ok(values)
 }
 
-/// One key: its bytes exactly. Several: one `KEY<TAB>VALUE` line each, as `scan` prints.
-fn print_text(keys: &[Vec<u8>], values: &[Option<Value>]) -> Result<(), Failure> {
+/// One key: its value as [`shown`]. Several: one `KEY<TAB>VALUE` line each, as `scan`
+/// prints.
+fn print_text(keys: &[Vec<u8>], values: &[Option<Value>], raw: bool) -> Result<(), Failure> {
     if let [Some(value)] = values {
-        return write_out(value);
+        return write_out(&shown(value, raw));
     }
     let mut text = String::new();
     for (key, value) in keys.iter().zip(values) {
         if let Some(value) = value {
-            text.push_str(&format!("{}\t{}\n", display(key), display(value)));
+            let value = shown(value, raw);
+            text.push_str(&format!("{}\t{}\n", display(key), display(&value)));
         }
     }
     write_out(text.as_bytes())
 }
 
-pub(crate) fn get(cx: &Context<'_>, store: &Path, keys: &[OsString]) -> Outcome {
+pub(crate) fn get(cx: &Context<'_>, store: &Path, keys: &[OsString], raw: bool) -> Outcome {
     let keys: Vec<Vec<u8>> = keys.iter().map(|k| arg_bytes(k)).collect();
     let values = read_values(cx, store, &keys)?;
     let missing: Vec<&[u8]> = keys
@@ -105,7 +123,7 @@ pub(crate) fn get(cx: &Context<'_>, store: &Path, keys: &[OsString]) -> Outcome 
             json!({"entries": entries}),
         ))?;
     } else {
-        print_text(&keys, &values)?;
+        print_text(&keys, &values, raw)?;
     }
     Ok(Exit::Ok)
 }
@@ -116,6 +134,7 @@ pub(crate) fn scan(
     prefix: Option<&OsStr>,
     reverse: bool,
     limit: Option<usize>,
+    raw: bool,
 ) -> Outcome {
     let prefix = prefix.map(arg_bytes).unwrap_or_default();
     let Some(store) = cx.open_if_exists(store)? else {
@@ -134,7 +153,7 @@ pub(crate) fn scan(
         let written = if cx.json {
             writeln!(out, "{}", pair_json(&k, &v))
         } else {
-            writeln!(out, "{}\t{}", display(&k), display(&v))
+            writeln!(out, "{}\t{}", display(&k), display(&shown(&v, raw)))
         };
         written.map_err(|e| Failure::stdout(&e))?;
     }

@@ -14,6 +14,8 @@ __all__ = [
     "ReadOnlyError",
     "ForkedError",
     "NotAStoreError",
+    "StoreNotFoundError",
+    "NestedTransactionError",
     "UnsupportedFormatError",
     "StorageError",
     "InvalidKeyError",
@@ -27,15 +29,17 @@ class Error(Exception):
     """Base class of every walstore exception."""
 
 
-class BusyError(Error):
-    """Another writer held the lock for longer than ``wait`` seconds: retry later."""
+class BusyError(Error, TimeoutError):
+    """Another writer held the lock for longer than ``wait`` seconds: retry later. Also a
+    ``TimeoutError``, as ``filelock.Timeout`` is."""
 
 
 class CorruptionError(Error):
     """Durable bytes no longer check out. Nothing on disk was changed.
 
     ``file`` is the damaged file and ``offset`` the byte offset of the first damage found
-    (``walstore verify STORE`` lists every damaged file).
+    (``walstore verify STORE`` lists every damaged file; ``walstore.open(path, salvage=True)``
+    reads what is intact).
     """
 
     def __init__(self, message: str, file: str, offset: int) -> None:
@@ -57,7 +61,22 @@ class ForkedError(Error):
 
 
 class NotAStoreError(Error):
-    """The path exists and holds something that is not a walstore store."""
+    """The path holds something that is not a walstore store, or (``StoreNotFoundError``)
+    nothing at all."""
+
+
+class StoreNotFoundError(NotAStoreError, FileNotFoundError):
+    """A store opened with ``read_only=True`` (or ``salvage=True``) does not exist: a
+    ``NotAStoreError`` that is also a ``FileNotFoundError`` (``errno.ENOENT``, ``filename``)."""
+
+
+class NestedTransactionError(Error, RuntimeError):
+    """A write through the store (``store[k] = v``, ``update``, a second ``transaction()``,
+    ``compact``...) in a thread that holds an open write transaction of the same store.
+
+    Raised at once: the write would otherwise wait for a writer lock that this thread holds.
+    Write through the open transaction (``tx[k] = v``) instead, or end it first. sqlite3 does
+    the same for a second ``BEGIN`` on one connection."""
 
 
 class UnsupportedFormatError(Error):
@@ -81,7 +100,8 @@ class ValueTooLargeError(Error, ValueError):
 
 class TypeMismatchError(Error, ValueError):
     """A stored value is not a typed value (for example text written by ``walstore set``):
-    read it with ``get_bytes``."""
+    read it with ``get_bytes``. Listings (``items()``, ``values()``, ``Watch``) do not raise
+    it: they return such a value as ``bytes``."""
 
 
 class ClosedError(Error, ValueError):

@@ -192,8 +192,15 @@ impl StorageLock for FsLock {
         }
     }
 
+    /// Blocks until the lock is held. A signal that interrupts the wait (EINTR) is not an
+    /// error: the wait goes on, as CPython (PEP 475) and the C library's own waits do.
     fn lock(&self) -> io::Result<()> {
-        self.0.lock()
+        loop {
+            match self.0.lock() {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
     }
 
     fn unlock(&self) -> io::Result<()> {
