@@ -73,7 +73,7 @@ pub(crate) fn to_py(py: Python<'_>, error: Error) -> PyErr {
         Error::Poisoned { .. } => simple(&POISONED),
         Error::ReadOnly => simple(&READ_ONLY),
         Error::Forked { .. } => simple(&FORKED),
-        Error::NotAStore { .. } => simple(&NOT_A_STORE),
+        Error::NotAStore { .. } | Error::NotARegularFile { .. } => simple(&NOT_A_STORE),
         Error::UnsupportedFormat { .. } => simple(&UNSUPPORTED),
         Error::Io { source, path, .. } => {
             let errno = source.raw_os_error().unwrap_or(0);

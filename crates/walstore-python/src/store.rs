@@ -221,8 +221,8 @@ impl NativeStore {
 }
 
 /// What `Store.checkpoint` reports: generation, transaction id, keys changed, files written,
-/// files kept, files removed, bytes written, log bytes folded, microseconds.
-type Checkpoint = (u64, u64, usize, usize, usize, usize, u64, u64, u64);
+/// files kept, bytes written, log bytes folded, microseconds.
+type Checkpoint = (u64, u64, usize, usize, usize, u64, u64, u64);
 
 /// What `Store.info` reports, as (name, value) pairs: the fields of `walstore info --json`.
 type InfoFields = Vec<(&'static str, Py<PyAny>)>;
@@ -295,7 +295,6 @@ impl NativeStore {
             s.keys_changed,
             s.files_written,
             s.files_kept,
-            s.files_removed,
             s.bytes_written,
             s.wal_bytes,
             s.micros,

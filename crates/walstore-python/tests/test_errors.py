@@ -245,3 +245,22 @@ def test_a_full_disk_is_a_storage_error_with_enospc_then_poisoned(tmp_path):
             assert again["first"] == "acknowledged"
     finally:
         Tmpfs.unmount(tmp_path / "small")
+
+
+@pytest.mark.parametrize("name", ["wal", "SHM", "LOCK", "MANIFEST"])
+def test_a_symbolic_link_in_place_of_a_store_file_is_refused_and_never_written_through(
+    tmp_path, name
+):
+    path = tmp_path / "store"
+    with walstore.open(path) as store:
+        store["k"] = "v"
+    target = tmp_path / "precious"
+    target.write_bytes(b"precious data")
+    (path / name).unlink()
+    (path / name).symlink_to(target)
+    with pytest.raises(walstore.NotAStoreError, match=name + ".*symbolic link"):
+        walstore.open(path)
+    if name != "LOCK":  # a read-only open never opens LOCK
+        with pytest.raises(walstore.NotAStoreError, match="symbolic link"):
+            walstore.open(path, read_only=True)
+    assert target.read_bytes() == b"precious data"

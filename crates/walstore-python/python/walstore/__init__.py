@@ -140,8 +140,6 @@ class CheckpointStats(NamedTuple):
     files_written: int
     #: Snapshot files kept unchanged.
     files_kept: int
-    #: Snapshot files replaced.
-    files_removed: int
     #: Bytes written to snapshot files.
     bytes_written: int
     #: Log bytes folded.
