@@ -26,6 +26,8 @@ pub(crate) struct Job {
     pub classes: Vec<FaultClass>,
     /// Stdout lines acknowledged at the crash point.
     pub acked: usize,
+    /// Files whose bytes or presence differ from the live state.
+    pub lost: Vec<String>,
 }
 
 impl Job {

@@ -19,11 +19,12 @@
 //! directory's state (`selfcheck.rs`); otherwise [`ProgramError`] (exit status 2).
 //!
 //! Module layering (no module imports one above it): `ops`, `config` <- `strace`, `replay`,
-//! `outcome` <- `dirimage`, `selfcheck`, `report` <- `record`, `checker` <- `run` <- this file
+//! `outcome`, `diagnosis` <- `dirimage`, `selfcheck`, `report` <- `record`, `checker` <- `run` <- this file
 //! (re-exports only).
 
 mod checker;
 mod config;
+mod diagnosis;
 mod dirimage;
 pub mod ops;
 mod outcome;
@@ -35,6 +36,7 @@ mod selfcheck;
 pub mod strace;
 
 pub use config::{media_by_name, ProgramConfig, ProgramError, Tier};
+pub use diagnosis::{remedy, RENAMED_UNSYNCED};
 pub use dirimage::{read_dir_image, write_image};
 pub use outcome::{total_time, ClassCount, Outcome, Violation};
 pub use report::{describe, report};

@@ -27,6 +27,12 @@ pub struct Violation {
     pub checker_output: String,
     /// A command that materialises the image.
     pub materialise: String,
+    /// Files of the directory whose bytes (or presence) in the image are not the live ones.
+    #[serde(default)]
+    pub lost_files: Vec<String>,
+    /// What the faults mean for the program, one line each, the most telling first.
+    #[serde(default)]
+    pub diagnosis: Vec<String>,
 }
 
 /// Images checked and rejected, per fault class.

@@ -61,8 +61,13 @@ pub fn report(cfg: &ProgramConfig, outcome: &Outcome) -> String {
             .iter()
             .map(|c| format!("{c} ({})", describe(*c)))
             .collect();
+        let fix = outcome.violations[0]
+            .diagnosis
+            .first()
+            .cloned()
+            .unwrap_or_default();
         format!(
-            "FAIL: {} of {} images rejected; broken by {}",
+            "FAIL: {} of {} images rejected; broken by {}\nfirst fix (from violation 1, the simplest): {fix}",
             outcome.violations.len(),
             outcome.images_checked,
             broken.join(", ")
@@ -96,6 +101,16 @@ fn violation(s: &mut String, n: usize, v: &Violation, ops: &[Op]) {
         v.seed,
         v.media
     );
+    for line in &v.diagnosis {
+        let _ = writeln!(s, "  diagnosis: {line}");
+    }
+    if !v.lost_files.is_empty() {
+        let _ = writeln!(
+            s,
+            "  files not as the program left them: {}",
+            v.lost_files.join(", ")
+        );
+    }
     let _ = writeln!(s, "  acknowledged: {:?}", v.acked);
     let _ = writeln!(s, "  operations leading to it:");
     let end = v.after_op.map_or(0, |i| i + 1);

@@ -3,11 +3,12 @@
 
 use super::checker::{check_all, check_image, Job};
 use super::config::{io_err, shell, with_dir, ProgramConfig, ProgramError};
+use super::diagnosis::{diagnose, renamed_unsynced, simplicity};
 use super::dirimage::{read_dir_image, write_image};
 use super::ops::{Op, Recording};
 use super::outcome::{Outcome, Violation};
 use super::record::record;
-use super::replay::{name_faults, replay, Point, Replay};
+use super::replay::{name_faults, replay, Point, Replay, ROOT};
 use super::selfcheck::differences;
 use crate::crashgen::{generate, FaultClass, MediaModel, Variant};
 use crate::image::Image;
@@ -78,10 +79,13 @@ pub fn run_program(
             count.rejected += u64::from(!ok);
         }
         if !ok {
-            let violation = violation(&dirs.artifacts, job, &lines, status, output);
+            let violation = violation(&dirs.artifacts, job, &recording, status, output);
             outcome.violations.push(violation);
         }
     }
+    outcome
+        .violations
+        .sort_by_key(|v| simplicity(&v.classes, v.lost_files.len(), v.after_op));
     outcome.recording = recording;
     outcome.check_secs = started.elapsed().as_secs_f64();
     let _ = fs::remove_dir_all(&work);
@@ -255,7 +259,9 @@ fn job_of(
         classes.clear();
         classes.insert(FaultClass::F15);
     }
+    let lost = lost_files(&image, live);
     Some(Job {
+        lost,
         after: point.after,
         variant,
         seed,
@@ -266,13 +272,25 @@ fn job_of(
     })
 }
 
+/// Files of the directory whose presence or bytes in `image` are not those of `live`.
+fn lost_files(image: &Image, live: &Image) -> Vec<String> {
+    let names: BTreeSet<&PathBuf> = image.files.keys().chain(live.files.keys()).collect();
+    names
+        .into_iter()
+        .filter(|p| p.starts_with(ROOT) && image.files.get(*p) != live.files.get(*p))
+        .map(|p| p.strip_prefix(ROOT).unwrap_or(p).display().to_string())
+        .collect()
+}
+
 fn violation(
     artifacts: &Path,
     job: Job,
-    lines: &[String],
+    recording: &Recording,
     status: Option<i32>,
     output: String,
 ) -> Violation {
+    let lines = stdout_lines(recording);
+    let renamed = renamed_unsynced(&recording.ops, job.after, &job.lost);
     let exe = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "walstore-crashtest".into());
@@ -289,11 +307,13 @@ fn violation(
         variant: job.variant,
         seed: job.seed,
         media: job.media.to_string(),
-        classes: job.classes,
+        classes: job.classes.clone(),
         acked: lines[..job.acked].to_vec(),
         checker_status: status,
         checker_output: output,
         materialise,
+        diagnosis: diagnose(&job.classes, renamed),
+        lost_files: job.lost,
     }
 }
 
