@@ -1,6 +1,10 @@
 //! `walstore-crashtest program` on the example programs of `examples/programs/`: the verdict
-//! on each (and the fault class that breaks it) must not change. Needs `strace` and
-//! `python3` (CI installs strace; see .ci/run).
+//! on each (and the fault class that breaks it) must not change; the fork program (a child
+//! writing while its parent reads on the same descriptor number) is accepted; every run that
+//! cannot be judged exits 2 with no verdict (state outside --dir, a failing --run, an
+//! operation not modelled, a failed self-check, a checker killed or past its timeout). Needs
+//! `strace` and `python3` (CI installs strace; see .ci/run). The real programs are in
+//! `programs_real.rs`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -126,7 +130,6 @@ fn assert_broken_by(run: &Run, class: &str) {
 fn assert_pass(run: &Run) {
     assert_eq!(run.code, 0, "expected no violation");
     assert!(verdict_line(run).starts_with("PASS"));
-    assert!(!run.stdout.contains("replay refused"));
 }
 
 #[test]

@@ -65,7 +65,9 @@ pub(crate) fn record(
     }
     let mut allowed = vec![artifacts.to_path_buf()];
     for a in &cfg.allow_outside {
-        allowed.push(std::path::absolute(a).map_err(io_err("--allow-outside"))?);
+        // strace names files by their real paths: resolve links where the path exists.
+        let path = fs::canonicalize(a).or_else(|_| std::path::absolute(a));
+        allowed.push(path.map_err(io_err("--allow-outside"))?);
     }
     let (files, dirs) = initial_files(initial);
     let parser = strace::Parser::new(strace::Setup {

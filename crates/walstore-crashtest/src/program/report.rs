@@ -8,24 +8,8 @@ use crate::crashgen::FaultClass;
 /// The report printed by the `program` command.
 pub fn report(cfg: &ProgramConfig, outcome: &Outcome) -> String {
     use std::fmt::Write as _;
-    let mut s = String::new();
+    let mut s = header(outcome);
     let ops = &outcome.recording.ops;
-    let _ = writeln!(
-        s,
-        "program: {} operations recorded ({} file-system, {} stdout lines), program exit status {}",
-        ops.len(),
-        ops.iter().filter(|o| o.is_fs()).count(),
-        ops.iter().filter(|o| !o.is_fs()).count(),
-        outcome
-            .run_status
-            .map_or("(signal)".to_string(), |c| c.to_string())
-    );
-    for u in &outcome.recording.unmodelled {
-        let _ = writeln!(s, "  not modelled: {u}");
-    }
-    for r in &outcome.refused {
-        let _ = writeln!(s, "  replay refused: {r}");
-    }
     let _ = writeln!(
         s,
         "crash points: {}, images generated: {}, distinct images checked: {}",
@@ -78,6 +62,30 @@ pub fn report(cfg: &ProgramConfig, outcome: &Outcome) -> String {
         "\n{verdict}\ntime: record {:.2}s, images {:.2}s",
         outcome.record_secs, outcome.check_secs
     );
+    s
+}
+
+/// The recording's summary line and the shared-memory files.
+fn header(outcome: &Outcome) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let ops = &outcome.recording.ops;
+    let _ = writeln!(
+        s,
+        "program: {} operations recorded ({} file-system, {} stdout lines), program exit status {}",
+        ops.len(),
+        ops.iter().filter(|o| o.is_fs()).count(),
+        ops.iter().filter(|o| !o.is_fs()).count(),
+        outcome
+            .run_status
+            .map_or("(signal)".to_string(), |c| c.to_string())
+    );
+    for m in &outcome.recording.mapped {
+        let _ = writeln!(
+            s,
+            "  shared memory: {m} (mapped writable and shared; bytes written through the map are not recorded)"
+        );
+    }
     s
 }
 
