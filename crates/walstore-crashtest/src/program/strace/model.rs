@@ -18,7 +18,7 @@ pub enum Loc {
     Inside(String),
     /// Elsewhere, a file whose state may matter.
     Outside(PathBuf),
-    /// A pipe, socket, device, `/proc`, an unlinked file, or a path the user allowed.
+    /// A pipe, socket, device, `/proc`, `/sys`, or an unlinked file.
     Ignored,
 }
 
@@ -86,11 +86,11 @@ impl Model {
             }
         }
         let special = ["/dev", "/proc", "/sys"];
-        if special.iter().any(|s| path.starts_with(s))
-            || self.allowed.iter().any(|a| path.starts_with(a))
-        {
+        if special.iter().any(|s| path.starts_with(s)) {
             return Loc::Ignored;
         }
+        // Allowed paths are followed too (a file there may be moved in later); they are only
+        // left out of what the program left outside.
         Loc::Outside(path.to_path_buf())
     }
 
@@ -407,6 +407,7 @@ impl Model {
             .keys()
             .chain(self.outside_dirs.iter())
             .chain(self.outside_removed.iter())
+            .filter(|p| !self.allowed.iter().any(|a| p.starts_with(a)))
             .map(|p| p.display().to_string())
             .collect();
         self.out.outside.extend(std::mem::take(&mut outside));

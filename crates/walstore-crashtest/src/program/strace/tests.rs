@@ -6,14 +6,18 @@ fn hex(s: &str) -> String {
 }
 
 fn parser() -> Parser {
-    Parser::new(Setup {
+    Parser::new(setup())
+}
+
+fn setup() -> Setup {
+    Setup {
         roots: vec![PathBuf::from("/d")],
         allowed: Vec::new(),
         stdout: PathBuf::from("/out"),
         cwd: PathBuf::from("/"),
         files: BTreeMap::from([("old".to_string(), b"12345".to_vec())]),
         dirs: BTreeSet::new(),
-    })
+    }
 }
 
 fn shown(rec: &Recording) -> Vec<String> {
@@ -154,6 +158,26 @@ fn state_left_outside_is_listed_and_temporary_files_are_not() {
     );
     let rec = parser().parse_log(&log);
     assert_eq!(rec.outside, vec!["/home/u/state".to_string()]);
+}
+
+#[test]
+fn a_file_moved_in_from_an_allowed_path_keeps_its_bytes() {
+    let (t, f) = (hex("/tmp/x"), hex("/d/f"));
+    let log = format!(
+        "1 openat(AT_FDCWD, \"{t}\", O_WRONLY|O_CREAT|O_EXCL, 0600) = 3<{t}>\n\
+         1 write(3<{t}>, \"{}\", 2) = 2\n\
+         1 openat(AT_FDCWD, \"{}\", O_WRONLY|O_CREAT|O_TRUNC, 0600) = 4<{}>\n\
+         1 rename(\"{t}\", \"{f}\") = 0\n",
+        hex("ok"),
+        hex("/tmp/left"),
+        hex("/tmp/left"),
+    );
+    let mut setup = setup();
+    setup.allowed = vec![PathBuf::from("/tmp")];
+    let rec = Parser::new(setup).parse_log(&log);
+    assert!(rec.unmodelled.is_empty(), "{:?}", rec.unmodelled);
+    assert!(rec.outside.is_empty(), "allowed: {:?}", rec.outside);
+    assert_eq!(shown(&rec), vec!["move in f (2 bytes, not synced)"]);
 }
 
 #[test]
