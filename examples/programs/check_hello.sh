@@ -1,5 +1,6 @@
 #!/bin/sh
-# --check for fork_child_writes.py: once "saved" was acknowledged, DIR/out holds "hello".
+# --check for fork_child_writes.py: once "saved" was acknowledged, DIR/out holds exactly
+# "hello\n" (compared byte for byte: a shell's "$(cat ...)" would drop NUL bytes).
 # Usage: check_hello.sh DIR
 grep -q saved "$CRASHTEST_ACKED" || exit 0
-[ "$(cat "$1/out" 2>/dev/null)" = hello ] || { echo "out: $(head -c 60 "$1/out" 2>&1 | od -c | head -2)"; exit 1; }
+printf 'hello\n' | cmp -s - "$1/out" || { echo "out: $(od -c "$1/out" 2>&1 | head -n 2)"; exit 1; }
