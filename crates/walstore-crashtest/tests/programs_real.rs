@@ -1,6 +1,6 @@
 //! The catalogue of real programs (`examples/programs/real/`, docs/CRASHTEST.md "A catalogue
 //! of real programs"): each one's verdict, the fault class that breaks it and the first fix
-//! must not change. The tools come from Debian packages (git, sqlite3, jq, moreutils); a
+//! must not change. Besides python3, the tools come from Debian packages (git, sqlite3, jq, moreutils); a
 //! missing tool fails the test naming its package (CI: `apt-get install -y git sqlite3 jq
 //! moreutils`).
 
@@ -150,14 +150,26 @@ fn jq_through_sponge_is_a_move_in_from_tmpdir_and_loses_the_rename() {
     assert_fails(&v, "F", "a rename was lost or half done");
 }
 
-#[test]
-fn a_python_atomic_writer_passes() {
+/// The interpreter itself, not a shim.
+fn python(script: &str) -> String {
     let py = Command::new("python3")
         .args(["-c", "import sys; print(sys.executable)"])
         .output()
         .expect("python3 runs");
     let py = String::from_utf8_lossy(&py.stdout).trim().to_string();
-    let cmd = format!("{py} -B {}", real().join("atomic_writer.py").display());
-    let v = catalogue(&cmd, &[]);
+    format!("{py} -B {}", real().join(script).display())
+}
+
+#[test]
+fn a_python_atomic_writer_passes() {
+    let v = catalogue(&python("atomic_writer.py"), &[]);
     assert_passes(&v);
+}
+
+#[test]
+fn shelve_over_dbm_dumb_breaks_at_a_process_kill() {
+    // dbm.dumb renames its index to .bak and then writes a new one: a kill in between leaves
+    // no index.
+    let v = catalogue(&python("dbm_dumb.py"), &[]);
+    assert_fails(&v, "F15 ", "a process kill alone breaks it");
 }
