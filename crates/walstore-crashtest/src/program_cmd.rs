@@ -35,6 +35,17 @@ pub struct ProgramArgs {
     /// Most violations printed in full.
     #[arg(long, default_value_t = 10)]
     print_limit: usize,
+    /// A path outside DIR the program may create, change or remove (repeatable; a directory
+    /// covers everything under it). Otherwise state left outside DIR exits 2.
+    #[arg(long, value_name = "PATH")]
+    allow_outside: Vec<PathBuf>,
+    /// A `--run` that exits non-zero is expected (otherwise it exits 2, with no verdict).
+    #[arg(long)]
+    run_may_fail: bool,
+    /// The longest one checker run may take, in seconds (a checker still running then is
+    /// killed and the run exits 2).
+    #[arg(long, default_value_t = 60)]
+    check_timeout: u64,
 }
 
 /// `program-image`: materialise one image of a `program` run into a directory.
@@ -77,6 +88,9 @@ pub fn program(args: ProgramArgs) -> ExitCode {
         tier,
         artifacts,
         print_limit: args.print_limit,
+        allow_outside: args.allow_outside,
+        run_may_fail: args.run_may_fail,
+        check_timeout: std::time::Duration::from_secs(args.check_timeout),
     };
     match run_program(&cfg, &mut |msg| eprintln!("{msg}")) {
         Ok(outcome) => {

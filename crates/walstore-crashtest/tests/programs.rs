@@ -1,6 +1,10 @@
 //! `walstore-crashtest program` on the example programs of `examples/programs/`: the verdict
-//! on each (and the fault class that breaks it) must not change. Needs `strace` and
-//! `python3` (CI installs strace; see .ci/run).
+//! on each (and the fault class that breaks it) must not change; the fork program (a child
+//! writing while its parent reads on the same descriptor number) is accepted; every run that
+//! cannot be judged exits 2 with no verdict (state outside --dir, a failing --run, an
+//! operation not modelled, a failed self-check, a checker killed or past its timeout). Needs
+//! `strace` and `python3` (CI installs strace; see .ci/run). The real programs are in
+//! `programs_real.rs`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -126,7 +130,6 @@ fn assert_broken_by(run: &Run, class: &str) {
 fn assert_pass(run: &Run) {
     assert_eq!(run.code, 0, "expected no violation");
     assert!(verdict_line(run).starts_with("PASS"));
-    assert!(!run.stdout.contains("replay refused"));
 }
 
 #[test]
@@ -319,4 +322,111 @@ fn a_checker_that_rejects_the_initial_state_is_bad_usage() {
     ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("rejects the state"));
+}
+
+/// `program` on a fresh directory with shell commands; returns the exit status, stdout and
+/// stderr.
+fn program_sh(init: Option<&str>, run: &str, check: &str, extra: &[&str]) -> (i32, String, String) {
+    let dir = tempfile::tempdir().expect("a directory");
+    let artifacts = tempfile::tempdir().expect("a directory");
+    let d = dir.path().display().to_string();
+    let a = artifacts.path().display().to_string();
+    let mut args = vec!["program", "--dir", &d, "--run", run, "--check", check];
+    args.extend(["--artifacts", &a, "--print-limit", "1"]);
+    if let Some(init) = init {
+        args.extend(["--init", init]);
+    }
+    args.extend(extra);
+    let out = crashtest(&args);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    eprintln!("{run}\n{stdout}{stderr}");
+    (out.status.code().unwrap_or(-1), stdout, stderr)
+}
+
+#[test]
+fn a_child_that_writes_and_syncs_while_its_parent_reads_is_accepted() {
+    let (py, e) = (python(), examples());
+    let run = format!("{py} -B {}/fork_child_writes.py {{dir}}", e.display());
+    let check = format!("sh {}/check_hello.sh {{dir}}", e.display());
+    let (code, stdout, _) = program_sh(None, &run, &check, &[]);
+    assert_eq!(code, 0, "expected PASS");
+    assert!(stdout.contains("PASS: every image accepted"));
+    assert!(
+        stdout.contains("1 stdout lines"),
+        "the acknowledgement was recorded"
+    );
+}
+
+#[test]
+fn state_left_outside_the_directory_exits_2_naming_it_unless_allowed() {
+    let outside = tempfile::tempdir().expect("a directory");
+    let file = outside.path().join("state.txt");
+    let run = format!("echo 1 > {}; echo 1 > {{dir}}/f", file.display());
+    let (code, _, stderr) = program_sh(None, &run, "true", &[]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("outside --dir"), "{stderr}");
+    assert!(stderr.contains(&file.display().to_string()), "{stderr}");
+    let allowed = outside.path().display().to_string();
+    let (code, stdout, _) = program_sh(None, &run, "true", &["--allow-outside", &allowed]);
+    assert_eq!(code, 0, "{stdout}");
+}
+
+#[test]
+fn a_failing_run_exits_2_unless_failure_is_expected() {
+    let run = "echo 1 > {dir}/f; exit 3";
+    let (code, _, stderr) = program_sh(None, run, "true", &[]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("--run failed (exit 3"), "{stderr}");
+    let (code, stdout, _) = program_sh(None, run, "true", &["--run-may-fail"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("program exit status 3"), "{stdout}");
+}
+
+#[test]
+fn a_checker_killed_by_a_signal_is_reported_with_it() {
+    let (code, _, stderr) = program_sh(None, "true", "kill -SEGV $$", &[]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("signal 11 (SIGSEGV)"), "{stderr}");
+}
+
+#[test]
+fn a_checker_past_its_timeout_is_killed_and_named() {
+    // The checker waits for a file that never appears; the timeout ends it.
+    let check = "while [ ! -e {dir}/never ]; do sleep 0.05; done";
+    let (code, _, stderr) = program_sh(None, "true", check, &["--check-timeout", "1"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("longer than --check-timeout (1 s)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_operation_that_is_not_modelled_exits_2_naming_it() {
+    let (code, stdout, stderr) = program_sh(None, "ln -s target {dir}/link", "true", &[]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("symlink link -> target"), "{stderr}");
+    assert!(
+        !stdout.contains("PASS") && !stdout.contains("FAIL"),
+        "no verdict"
+    );
+}
+
+#[test]
+fn a_change_the_recording_missed_fails_the_self_check() {
+    // A writer started by --init (not traced) waits for the run's signal file and then writes
+    // into the directory; the run waits for its file, so the change happens during the run.
+    let init = "(while [ ! -e {dir}/go ]; do sleep 0.05; done; echo late > {dir}/late) \
+                >/dev/null 2>&1 &";
+    let run = "touch {dir}/go; while [ ! -e {dir}/late ]; do sleep 0.05; done";
+    let (code, _, stderr) = program_sh(Some(init), run, "true", &[]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("self-check"), "{stderr}");
+    assert!(
+        stderr.contains("late: in the directory, not in the replay"),
+        "{stderr}"
+    );
 }

@@ -37,6 +37,24 @@ pub enum Op {
         /// New name (replaced if it exists).
         to: String,
     },
+    /// A hard link inside the directory (`link`, `linkat`): `to` names `from`'s file too.
+    Link {
+        /// The existing name.
+        from: String,
+        /// The new name.
+        to: String,
+    },
+    /// A file moved or linked in from outside the directory (or an `O_TMPFILE` file linked
+    /// in): a rename onto `path` of a file holding `data`, synced before the move if `synced`.
+    MoveIn {
+        /// The name inside the directory (replaced if it exists).
+        path: String,
+        /// The file's bytes.
+        #[serde(with = "hex_bytes")]
+        data: Vec<u8>,
+        /// Whether the file was synced after its last change, before the move.
+        synced: bool,
+    },
     /// An unlink.
     Unlink {
         /// The name.
@@ -93,6 +111,11 @@ impl fmt::Display for Op {
                 )
             }
             Op::Rename { from, to } => write!(f, "rename {from} -> {to}"),
+            Op::Link { from, to } => write!(f, "link {from} -> {to}"),
+            Op::MoveIn { path, data, synced } => {
+                let state = if *synced { "synced" } else { "not synced" };
+                write!(f, "move in {path} ({} bytes, {state})", data.len())
+            }
             Op::Unlink { path } => write!(f, "unlink {path}"),
             Op::Mkdir { path } => write!(f, "mkdir {path}"),
             Op::Fsync { path, data_only } => {
@@ -114,9 +137,17 @@ impl fmt::Display for Op {
 pub struct Recording {
     /// The operations, in order.
     pub ops: Vec<Op>,
-    /// Calls inside the directory that were seen but not modelled (hard links, `fallocate`,
-    /// renames across the directory's boundary, ...).
+    /// Calls inside the directory that were seen but cannot be modelled (a rename of a
+    /// directory, a symbolic link, data the recording does not have, ...): such a run is not
+    /// judged.
     pub unmodelled: Vec<String>,
+    /// Paths outside the directory the program created, changed or removed and left so.
+    #[serde(default)]
+    pub outside: Vec<String>,
+    /// Files of the directory mapped writable and shared (shared memory: bytes written
+    /// through the map are not recorded).
+    #[serde(default)]
+    pub mapped: Vec<String>,
 }
 
 mod hex_bytes {

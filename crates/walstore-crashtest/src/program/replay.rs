@@ -46,7 +46,7 @@ pub struct Replay {
 
 /// Replays `rec` on top of `initial` (all durable).
 pub fn replay(initial: &Image, rec: &Recording) -> Replay {
-    let fs = SimFs::from_state(initial.to_state());
+    let mut fs = SimFs::from_state(initial.to_state());
     fs.set_capture(Capture::Off);
     let mut out = Replay::default();
     let stdout_before: Vec<usize> = rec
@@ -78,7 +78,12 @@ pub fn replay(initial: &Image, rec: &Recording) -> Replay {
         if !op.is_fs() {
             continue;
         }
-        if let Err(e) = apply(&fs, op) {
+        let applied = match op {
+            Op::Link { from, to } => link(&mut fs, from, to),
+            Op::MoveIn { path, data, synced } => move_in(&fs, i, path, data, *synced),
+            _ => apply(&fs, op),
+        };
+        if let Err(e) = applied {
             out.refused.push(format!("op {i} ({op}): {e}"));
             continue;
         }
@@ -122,8 +127,57 @@ fn apply(fs: &SimFs, op: &Op) -> std::io::Result<()> {
             }
             Ok(())
         }
-        Op::Stdout { .. } => Ok(()),
+        Op::Stdout { .. } | Op::Link { .. } | Op::MoveIn { .. } => Ok(()),
     }
+}
+
+/// A hard link: `to` names `from`'s file, a new name that needs a sync of its directory. The
+/// storage trait has no link, so the state is edited and the file system rebuilt on it.
+fn link(fs: &mut SimFs, from: &str, to: &str) -> std::io::Result<()> {
+    let mut state = fs.state();
+    let (from, to) = (sim_path(from), sim_path(to));
+    let inode = *state
+        .names
+        .get(&from)
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"))?;
+    if state.names.contains_key(&to) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "the new name exists",
+        ));
+    }
+    let op = state
+        .pending_dir
+        .iter()
+        .map(|d| match d {
+            DirOp::Create { op, .. } | DirOp::Rename { op, .. } | DirOp::Unlink { op, .. } => *op,
+        })
+        .max()
+        .unwrap_or(0);
+    state.names.insert(to.clone(), inode);
+    state.pending_dir.push(DirOp::Create {
+        op,
+        path: to,
+        inode,
+    });
+    *fs = SimFs::from_state(state);
+    fs.set_capture(Capture::Off);
+    Ok(())
+}
+
+/// A file moved in from outside: made outside the recorded directory (its name there made
+/// durable at once: only the target's directory matters), written, synced if it was, then
+/// renamed onto `path`.
+fn move_in(fs: &SimFs, i: usize, path: &str, data: &[u8], synced: bool) -> std::io::Result<()> {
+    let outside = PathBuf::from(format!("/moved-in-{i}"));
+    let file = fs.open(&outside, OpenMode::Create)?;
+    file.write_all_at(data, 0)?;
+    if synced {
+        file.sync_all()?;
+    }
+    drop(file);
+    fs.sync_dir(Path::new("/"))?;
+    fs.rename(&outside, &sim_path(path))
 }
 
 /// The name faults an image shows against its crash point: a created name missing (F7), a
@@ -210,7 +264,7 @@ mod tests {
         });
         Recording {
             ops,
-            unmodelled: Vec::new(),
+            ..Recording::default()
         }
     }
 
