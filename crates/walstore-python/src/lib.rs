@@ -15,7 +15,10 @@
 
 mod errors;
 mod store;
+mod support;
+mod txn;
 mod value;
+mod verify;
 
 use pyo3::prelude::*;
 
@@ -23,14 +26,14 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<store::NativeStore>()?;
-    module.add_class::<store::NativeWrite>()?;
-    module.add_class::<store::NativeRead>()?;
+    module.add_class::<txn::NativeWrite>()?;
+    module.add_class::<txn::NativeRead>()?;
     module.add_class::<store::NativeWatch>()?;
     module.add_function(wrap_pyfunction!(store::open_store, module)?)?;
     module.add_function(wrap_pyfunction!(value::encode, module)?)?;
     module.add_function(wrap_pyfunction!(value::decode, module)?)?;
     module.add_function(wrap_pyfunction!(value::decode_or_bytes, module)?)?;
-    module.add_function(wrap_pyfunction!(store::verify, module)?)?;
+    module.add_function(wrap_pyfunction!(verify::verify, module)?)?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     module.add("MAX_KEY_BYTES", walstore::MAX_KEY_BYTES)?;
     module.add("MAX_VALUE_BYTES", walstore::MAX_VALUE_BYTES)?;

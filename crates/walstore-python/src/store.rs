@@ -15,74 +15,18 @@
 //! `KeyboardInterrupt`; one that returns lets it go on).
 
 use crate::errors::{self, IntoPyResult};
+use crate::support::{
+    parse_durability, parse_wait, retry_busy, to_bytes, ForkSafe, Merge, LOCK_SLICE,
+};
+use crate::txn::{NativeRead, NativeWrite};
 use parking_lot::Mutex;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use pyo3::IntoPyObjectExt;
-use std::ops::Bound as KeyBound;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use walstore::{Durability, LockWait, Options, ReadTxn, RecoveryMode, Store, Watch, WriteTxn};
-
-/// A key and its value, as bytes.
-type Entry = (Vec<u8>, Vec<u8>);
-
-/// Holds an engine object and the process that made it. Dropped in another process (a forked
-/// child), the object is leaked instead: dropping it there would release the parent's
-/// writer lock (a `flock` is shared across `fork`) or join a thread that does not exist.
-struct ForkSafe<T> {
-    value: Option<T>,
-    pid: u32,
-    /// `walstore::fork_epoch()` when it was made: compared on drop without a `getpid`.
-    epoch: u64,
-}
-
-impl<T> ForkSafe<T> {
-    fn new(value: T) -> Self {
-        ForkSafe {
-            value: Some(value),
-            pid: std::process::id(),
-            epoch: walstore::fork_epoch(),
-        }
-    }
-}
-
-impl<T> Drop for ForkSafe<T> {
-    fn drop(&mut self) {
-        if walstore::fork_epoch() != self.epoch {
-            std::mem::forget(self.value.take());
-        }
-    }
-}
-
-/// Longest single wait for the writer lock with the GIL released: signals are handled
-/// between two of them, so Ctrl-C ends a wait within about this long.
-const LOCK_SLICE: Duration = Duration::from_millis(100);
-
-/// Runs `f` with the GIL released until it returns something other than `Busy`, or until
-/// `wait` (None: forever) has passed since the first try; Python's signal handlers run
-/// between two tries. `f` must be safe to repeat after `Busy` (it changed nothing).
-fn retry_busy<T: Send>(
-    py: Python<'_>,
-    wait: Option<Duration>,
-    mut f: impl FnMut() -> walstore::Result<T> + Send,
-) -> PyResult<T> {
-    let started = Instant::now();
-    loop {
-        match py.detach(&mut f) {
-            Err(walstore::Error::Busy { .. }) => {
-                let waited = started.elapsed();
-                if let Some(limit) = wait.filter(|limit| waited >= *limit) {
-                    let waited = if limit.is_zero() { limit } else { waited };
-                    return Err(errors::busy(py, waited));
-                }
-                py.check_signals()?;
-            }
-            other => return other.into_py_result(py),
-        }
-    }
-}
+use walstore::{LockWait, Options, RecoveryMode, Store, Watch};
 
 /// Opens (creating if needed, unless read-only) the store in `path`; `salvage` opens a
 /// damaged store read-only with everything intact (`RecoveryMode::Salvage`).
@@ -117,88 +61,6 @@ pub(crate) fn open_store(
         store: Mutex::new(ForkSafe::new(store)),
         wait,
     })
-}
-
-fn parse_durability(durability: &str) -> PyResult<Durability> {
-    match durability {
-        "immediate" => Ok(Durability::Immediate),
-        "buffered" => Ok(Durability::Buffered),
-        other => Err(PyValueError::new_err(format!(
-            "durability must be \"immediate\" or \"buffered\", not {other:?}"
-        ))),
-    }
-}
-
-/// `wait` in seconds: None waits forever, 0 not at all.
-fn parse_wait(wait: Option<f64>) -> PyResult<Option<Duration>> {
-    match wait {
-        None => Ok(None),
-        Some(s) if s.is_nan() || s < 0.0 => Err(PyValueError::new_err(format!(
-            "wait must be None or a number of seconds >= 0, not {s}"
-        ))),
-        Some(s) if s.is_infinite() => Ok(None),
-        Some(s) => Ok(Some(Duration::from_secs_f64(s.min(1e9)))),
-    }
-}
-
-/// The bounds of one page of a listing: from `lo` (excluded when `lo_excl`; None: the first
-/// key) to `hi` (excluded; None: the last key).
-fn page_bounds(
-    lo: Option<Vec<u8>>,
-    lo_excl: bool,
-    hi: Option<Vec<u8>>,
-) -> (KeyBound<Vec<u8>>, KeyBound<Vec<u8>>) {
-    let lo = match lo {
-        Some(k) if lo_excl => KeyBound::Excluded(k),
-        Some(k) if !k.is_empty() => KeyBound::Included(k),
-        _ => KeyBound::Unbounded,
-    };
-    (lo, hi.map_or(KeyBound::Unbounded, KeyBound::Excluded))
-}
-
-/// Up to `limit` key/value pairs of `iter` (descending when `reverse`), copied out so that a
-/// Python list can be built after the GIL is back.
-fn take_page(
-    iter: walstore::Result<walstore::Iter<'_>>,
-    reverse: bool,
-    limit: usize,
-) -> walstore::Result<Vec<Entry>> {
-    let iter = iter?;
-    let iter = if reverse { iter.rev() } else { iter };
-    iter.take(limit)
-        .map(|item| item.map(|(k, v)| (k.to_vec(), v.to_vec())))
-        .collect()
-}
-
-/// How many entries `iter` yields.
-fn count(iter: walstore::Result<walstore::Iter<'_>>) -> walstore::Result<usize> {
-    let mut n = 0;
-    for item in iter? {
-        item?;
-        n += 1;
-    }
-    Ok(n)
-}
-
-/// What `Store.compact` reports for one merge: runs merged, files read, files written, bytes
-/// read, bytes written, whether the oldest run was included.
-type Merge = (usize, usize, usize, u64, u64, bool);
-
-/// `delete_range`'s bounds: `start` included (None, or empty: from the first key, as keys are
-/// never empty), `end` excluded (None: to the last key).
-fn key_range(
-    start: Option<Vec<u8>>,
-    end: Option<Vec<u8>>,
-) -> (KeyBound<Vec<u8>>, KeyBound<Vec<u8>>) {
-    let start = match start {
-        Some(start) if !start.is_empty() => KeyBound::Included(start),
-        _ => KeyBound::Unbounded,
-    };
-    (start, end.map_or(KeyBound::Unbounded, KeyBound::Excluded))
-}
-
-fn to_bytes<'py>(py: Python<'py>, value: Option<walstore::Value>) -> Option<Bound<'py, PyBytes>> {
-    value.map(|v| PyBytes::new(py, &v))
 }
 
 /// An open store (`walstore.Store` wraps it).
@@ -393,159 +255,6 @@ impl NativeStore {
     }
 }
 
-/// The write transaction (`walstore.Transaction` wraps it).
-#[pyclass(frozen, module = "walstore._native")]
-pub(crate) struct NativeWrite {
-    tx: Mutex<ForkSafe<WriteTxn>>,
-}
-
-impl NativeWrite {
-    /// Runs `f` on the open transaction with the GIL released.
-    fn with_tx<T: Send>(
-        &self,
-        py: Python<'_>,
-        f: impl FnOnce(&mut WriteTxn) -> walstore::Result<T> + Send,
-    ) -> PyResult<T> {
-        let result = py.detach(|| self.tx.lock().value.as_mut().map(f));
-        match result {
-            Some(result) => result.into_py_result(py),
-            None => Err(errors::closed(py, "the transaction has ended")),
-        }
-    }
-}
-
-#[pymethods]
-impl NativeWrite {
-    fn get<'py>(&self, py: Python<'py>, key: &[u8]) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let value = self.with_tx(py, |tx| tx.get(key))?;
-        Ok(to_bytes(py, value))
-    }
-
-    fn put(&self, py: Python<'_>, key: &[u8], value: &[u8]) -> PyResult<()> {
-        self.with_tx(py, |tx| tx.put(key, value))
-    }
-
-    fn delete(&self, py: Python<'_>, key: &[u8]) -> PyResult<()> {
-        self.with_tx(py, |tx| tx.delete(key))
-    }
-
-    /// Up to `limit` entries from `lo` to `hi` (see [`page_bounds`]), descending when
-    /// `reverse`: one page of a listing, own writes included.
-    #[pyo3(signature = (lo, lo_excl, hi, reverse, limit))]
-    fn page(
-        &self,
-        py: Python<'_>,
-        lo: Option<Vec<u8>>,
-        lo_excl: bool,
-        hi: Option<Vec<u8>>,
-        reverse: bool,
-        limit: usize,
-    ) -> PyResult<Vec<Entry>> {
-        let range = page_bounds(lo, lo_excl, hi);
-        self.with_tx(py, |tx| take_page(tx.range(range), reverse, limit))
-    }
-
-    /// How many keys lie from `lo` (included) to `hi` (excluded), own writes included.
-    fn count(&self, py: Python<'_>, lo: Option<Vec<u8>>, hi: Option<Vec<u8>>) -> PyResult<usize> {
-        let range = page_bounds(lo, false, hi);
-        self.with_tx(py, |tx| count(tx.range(range)))
-    }
-
-    /// Removes every key starting with `prefix` (one range deletion).
-    fn delete_prefix(&self, py: Python<'_>, prefix: &[u8]) -> PyResult<()> {
-        self.with_tx(py, |tx| tx.delete_prefix(prefix))
-    }
-
-    /// Removes every key from `start` (included) to `end` (excluded); None is unbounded.
-    #[pyo3(signature = (start=None, end=None))]
-    fn delete_range(
-        &self,
-        py: Python<'_>,
-        start: Option<Vec<u8>>,
-        end: Option<Vec<u8>>,
-    ) -> PyResult<()> {
-        let range = key_range(start, end);
-        self.with_tx(py, |tx| tx.delete_range(range))
-    }
-
-    /// Sets this transaction's durability ("immediate" or "buffered").
-    fn set_durability(&self, py: Python<'_>, durability: &str) -> PyResult<()> {
-        let durability = parse_durability(durability)?;
-        self.with_tx(py, |tx| {
-            tx.set_durability(durability);
-            Ok(())
-        })
-    }
-
-    /// Commits every write at once. Ends the transaction, also when it fails.
-    fn commit(&self, py: Python<'_>) -> PyResult<()> {
-        let result = py.detach(|| self.tx.lock().value.take().map(WriteTxn::commit));
-        match result {
-            Some(result) => result.into_py_result(py),
-            None => Err(errors::closed(py, "the transaction has ended")),
-        }
-    }
-
-    /// Discards every write and releases the writer lock. Allowed after the end.
-    fn rollback(&self, py: Python<'_>) {
-        py.detach(|| {
-            if let Some(tx) = self.tx.lock().value.take() {
-                tx.abort();
-            }
-        });
-    }
-
-    /// Whether the transaction was committed or rolled back.
-    #[getter]
-    fn ended(&self, py: Python<'_>) -> bool {
-        py.detach(|| self.tx.lock().value.is_none())
-    }
-}
-
-/// A read snapshot (`walstore.Snapshot` wraps it). Immutable, so no lock.
-#[pyclass(frozen, module = "walstore._native")]
-pub(crate) struct NativeRead {
-    read: ReadTxn,
-}
-
-#[pymethods]
-impl NativeRead {
-    fn get<'py>(&self, py: Python<'py>, key: &[u8]) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let value = py.detach(|| self.read.get(key)).into_py_result(py)?;
-        Ok(to_bytes(py, value))
-    }
-
-    /// Up to `limit` entries from `lo` to `hi` (see [`page_bounds`]), descending when
-    /// `reverse`: one page of a listing of this snapshot.
-    #[pyo3(signature = (lo, lo_excl, hi, reverse, limit))]
-    fn page(
-        &self,
-        py: Python<'_>,
-        lo: Option<Vec<u8>>,
-        lo_excl: bool,
-        hi: Option<Vec<u8>>,
-        reverse: bool,
-        limit: usize,
-    ) -> PyResult<Vec<Entry>> {
-        let range = page_bounds(lo, lo_excl, hi);
-        py.detach(|| take_page(self.read.range(range), reverse, limit))
-            .into_py_result(py)
-    }
-
-    /// How many keys of this snapshot lie from `lo` (included) to `hi` (excluded).
-    fn count(&self, py: Python<'_>, lo: Option<Vec<u8>>, hi: Option<Vec<u8>>) -> PyResult<usize> {
-        let range = page_bounds(lo, false, hi);
-        py.detach(|| count(self.read.range(range)))
-            .into_py_result(py)
-    }
-
-    /// Id of the last transaction this snapshot includes.
-    #[getter]
-    fn txn_id(&self) -> u64 {
-        self.read.txn_id()
-    }
-}
-
 /// One change as `NativeWatch.next` returns it: key, value (None: deleted), transaction id.
 type ChangeTuple = (Vec<u8>, Option<Vec<u8>>, u64);
 
@@ -651,38 +360,4 @@ impl NativeWatch {
     fn closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
-}
-
-/// One file as `verify` reports it: name, bytes, benign problem (None: every check passed).
-type FileReport = (String, u64, Option<String>);
-
-/// Checks every checksum of every file of the store in `path` with the GIL released:
-/// `CorruptionError` (with `.file` and `.offset`) at the first damaged file; otherwise the
-/// bytes checked and, per file, (name, bytes, benign problem or None), such as a torn tail.
-#[pyfunction]
-pub(crate) fn verify(py: Python<'_>, path: std::path::PathBuf) -> PyResult<(u64, Vec<FileReport>)> {
-    let storage = walstore::storage::FsStorage::new();
-    let report = py
-        .detach(|| walstore::inspect::verify(&storage, &path, |_, _| {}))
-        .into_py_result(py)?;
-    if let Some((file, problem)) = report.first_damage() {
-        let error = walstore::Error::Corruption {
-            file: path.join(&file.name),
-            offset: problem.offset,
-            detail: problem.detail.clone(),
-        };
-        return Err(errors::to_py(py, error));
-    }
-    let files = report
-        .files
-        .iter()
-        .map(|f| {
-            let problem = f
-                .problem
-                .as_ref()
-                .map(|p| format!("at byte offset {}: {}", p.offset, p.detail));
-            (f.name.clone(), f.bytes, problem)
-        })
-        .collect();
-    Ok((report.bytes_checked, files))
 }
