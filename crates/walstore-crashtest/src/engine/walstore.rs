@@ -1,9 +1,9 @@
 //! walstore as an [`Engine`]: Immediate commits, atomic transactions, and
-//! [`crate::layout`] as its structural check.
+//! [`super::WalstoreLayout`] as its structural check.
 
-use super::{Engine, Entries};
-use super::{EngineError, ErrorKind, Handle, ReadTxn, StructuralCheck, WriteTxn};
-use crate::layout::WalstoreLayout;
+use super::api::{Engine, Entries};
+use super::api::{EngineError, ErrorKind, Handle, ReadTxn, StructuralCheck, WriteTxn};
+use super::layout_check::WalstoreLayout;
 use crate::workload::{Dur, EngineSettings};
 use std::fmt;
 use std::ops::Bound;

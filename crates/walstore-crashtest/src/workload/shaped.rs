@@ -5,8 +5,7 @@
 //! second handle (a second process) next to the first, `threads` two committer threads on
 //! one handle.
 
-use super::scripted::{put, txn};
-use super::{value, Dur, EngineSettings, Step, TxOp, Workload};
+use super::data::{put, txn, value, Dur, EngineSettings, Step, TxOp, Workload};
 use crate::layout::put_value_len_for;
 
 /// Offset of the first record of a new store's log (FORMAT.md §3).
