@@ -47,6 +47,10 @@ pub struct EngineFaults {
     /// including those written while it was in progress (which it may not cover). Caught
     /// only with two committer threads and a sync held in progress.
     pub ack_writes_issued_during_sync: bool,
+    /// A range deletion also deletes its end key (an inclusive end where the API promises an
+    /// exclusive one). Caught by the crash harness's `ranges` workload, whose deletions end
+    /// at keys that exist.
+    pub range_delete_end_inclusive: bool,
 }
 
 impl EngineFaults {
@@ -101,5 +105,25 @@ impl EngineFaults {
     #[inline]
     pub(crate) fn ack_writes_issued_during_sync(&self) -> bool {
         cfg!(feature = "fault-injection") && self.ack_writes_issued_during_sync
+    }
+    /// `d` as the engine records it: with `range_delete_end_inclusive`, its end key is
+    /// deleted too (the end moves to the next key).
+    #[inline]
+    pub(crate) fn range_delete(
+        &self,
+        d: crate::snapshot::RangeDelete,
+    ) -> crate::snapshot::RangeDelete {
+        if !(cfg!(feature = "fault-injection") && self.range_delete_end_inclusive) {
+            return d;
+        }
+        let end = d.end.map(|e| {
+            let mut next = e.to_vec();
+            next.push(0);
+            std::sync::Arc::from(next)
+        });
+        crate::snapshot::RangeDelete {
+            start: d.start,
+            end,
+        }
     }
 }

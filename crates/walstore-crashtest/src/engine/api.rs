@@ -166,6 +166,8 @@ pub trait WriteTxn {
     fn put(&mut self, key: &[u8], value: &[u8]) -> Result<(), EngineError>;
     /// Deletes `key`.
     fn delete(&mut self, key: &[u8]) -> Result<(), EngineError>;
+    /// Deletes every key from `lo` (included) to `hi` (excluded); nothing if `hi <= lo`.
+    fn delete_range(&mut self, lo: &[u8], hi: &[u8]) -> Result<(), EngineError>;
     /// Commits; Ok is an acknowledgement.
     fn commit(self: Box<Self>) -> Result<(), EngineError>;
     /// Rolls back.
@@ -180,6 +182,13 @@ pub trait ReadTxn {
     fn range(&self, lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> Result<Entries, EngineError>;
     /// The entries whose key starts with `prefix`, in key order.
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, EngineError>;
+    /// The entries between two bounds, in reverse key order. The default reverses
+    /// [`ReadTxn::range`], for engines without a reverse read of their own.
+    fn range_rev(&self, lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> Result<Entries, EngineError> {
+        let mut entries = self.range(lo, hi)?;
+        entries.reverse();
+        Ok(entries)
+    }
 }
 
 /// A read transaction over a map held in memory, for engines that load their whole state

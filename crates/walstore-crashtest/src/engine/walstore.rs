@@ -157,6 +157,10 @@ impl WriteTxn for Write {
         self.0.delete(key).map_err(error)
     }
 
+    fn delete_range(&mut self, lo: &[u8], hi: &[u8]) -> Result<(), EngineError> {
+        self.0.delete_range(lo..hi).map_err(error)
+    }
+
     fn commit(self: Box<Self>) -> Result<(), EngineError> {
         self.0.commit().map_err(error)
     }
@@ -188,5 +192,9 @@ impl ReadTxn for Read {
 
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, EngineError> {
         collect(self.0.scan_prefix(prefix))
+    }
+
+    fn range_rev(&self, lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> Result<Entries, EngineError> {
+        collect(self.0.range::<&[u8], _>((lo, hi)).map(walstore::Iter::rev))
     }
 }

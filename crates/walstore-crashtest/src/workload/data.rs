@@ -27,6 +27,13 @@ pub enum TxOp {
         /// Key.
         key: String,
     },
+    /// Delete every key from `lo` (included) to `hi` (excluded).
+    DeleteRange {
+        /// First key deleted.
+        lo: String,
+        /// First key after the range.
+        hi: String,
+    },
 }
 
 /// One step of a workload.
@@ -108,6 +115,39 @@ pub struct Workload {
 }
 
 impl Workload {
+    /// Every key a step of the workload names (puts, deletes, increments, range bounds left
+    /// out): the keys a range deletion can find in the store.
+    pub fn keys(&self) -> std::collections::BTreeSet<String> {
+        fn walk(step: &Step, keys: &mut std::collections::BTreeSet<String>) {
+            match step {
+                Step::Txn { ops, .. } => {
+                    for op in ops {
+                        match op {
+                            TxOp::Put { key, .. } | TxOp::Delete { key } => {
+                                keys.insert(key.clone());
+                            }
+                            TxOp::DeleteRange { .. } => {}
+                        }
+                    }
+                }
+                Step::Increment { key, .. } => {
+                    keys.insert(key.clone());
+                }
+                Step::Other(inner) => walk(inner, keys),
+                Step::Concurrent(a, b) => {
+                    walk(a, keys);
+                    walk(b, keys);
+                }
+                _ => {}
+            }
+        }
+        let mut keys = std::collections::BTreeSet::new();
+        for step in &self.steps {
+            walk(step, &mut keys);
+        }
+        keys
+    }
+
     /// Number of commit attempts (transactions not meant to abort, and increments).
     pub fn commit_count(&self) -> usize {
         self.steps
@@ -154,5 +194,13 @@ pub fn txn(serial: u64, ops: Vec<TxOp>, durability: Dur) -> Step {
         ops,
         durability,
         abort: false,
+    }
+}
+
+/// A deletion of every key from `lo` (included) to `hi` (excluded).
+pub fn delete_range(lo: &str, hi: &str) -> TxOp {
+    TxOp::DeleteRange {
+        lo: lo.to_string(),
+        hi: hi.to_string(),
     }
 }

@@ -35,6 +35,7 @@ pub fn scripted(name: &str) -> Option<Workload> {
         "two-handles" => return Some(shaped::two_handles()),
         "threads" => return Some(shaped::threads()),
         "handoff" => return Some(shaped::handoff()),
+        "ranges" => return Some(shaped::ranges()),
         _ => return None,
     };
     Some(Workload {
