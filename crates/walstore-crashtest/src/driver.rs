@@ -245,6 +245,13 @@ impl Driver<'_> {
                 }
                 Ok(result)
             }
+            Step::Merge => {
+                let result = self.simple("merge", |s| s.merge())?;
+                if result.is_ok() {
+                    self.check_reads_now()?;
+                }
+                Ok(result)
+            }
             Step::Sync => self.simple("sync", |s| s.sync()),
             Step::Reopen => {
                 self.reopen_in = Some(0);

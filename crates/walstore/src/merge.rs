@@ -156,6 +156,7 @@ fn merge(
     )?;
     drop(current);
     let bottom = chosen.end == manifest.runs.len();
+    let bottom = core.opts().faults.merge_bottom(bottom);
     let bytes_read: u64 = inputs.iter().map(|r| r.bytes()).sum();
     let mut stats = MergeStats {
         runs_merged: inputs.len(),

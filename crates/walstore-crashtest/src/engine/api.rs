@@ -156,6 +156,11 @@ pub trait Handle: Send + Sync {
     fn compact(&self) -> Result<(), EngineError> {
         self.checkpoint()
     }
+    /// Merges the store's files as the engine's own merge policy picks them, which may leave
+    /// the oldest out (engines without one: nothing to do).
+    fn merge(&self) -> Result<(), EngineError> {
+        Ok(())
+    }
 }
 
 /// A write transaction.

@@ -140,6 +140,10 @@ impl Handle for WalstoreHandle {
     fn compact(&self) -> Result<(), EngineError> {
         self.0.compact().map(|_| ()).map_err(error)
     }
+
+    fn merge(&self) -> Result<(), EngineError> {
+        self.0.merge_by_policy().map(|_| ()).map_err(error)
+    }
 }
 
 struct Write(walstore::WriteTxn);

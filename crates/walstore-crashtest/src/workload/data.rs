@@ -63,6 +63,9 @@ pub enum Step {
     Checkpoint,
     /// `Store::compact` (a checkpoint, then every run merged into one).
     Compact,
+    /// The engine's merge policy run once (`Store::merge_by_policy`: runs of one size tier,
+    /// newest first, which may leave the oldest out).
+    Merge,
     /// `Store::sync` (makes Buffered commits durable).
     Sync,
     /// Close the store and open it again (no crash).

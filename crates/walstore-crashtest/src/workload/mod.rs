@@ -36,6 +36,7 @@ pub fn scripted(name: &str) -> Option<Workload> {
         "threads" => return Some(shaped::threads()),
         "handoff" => return Some(shaped::handoff()),
         "ranges" => return Some(shaped::ranges()),
+        "merges" => return Some(shaped::merges()),
         _ => return None,
     };
     Some(Workload {

@@ -240,6 +240,46 @@ pub fn ranges() -> Workload {
     }
 }
 
+/// A routine merge that leaves the oldest run out: five runs (a checkpoint after each
+/// commit), the second oldest holding a tombstone and a range deletion over keys the oldest
+/// holds; the policy merges the four newest runs of one size tier, so the deletes must
+/// survive the merge. Then a commit and a compaction (every run, deletes dropped).
+pub fn merges() -> Workload {
+    let mut steps = vec![
+        txn(
+            1,
+            vec![put(1, "m/a", "old"), put(1, "m/b", "old")],
+            Dur::Immediate,
+        ),
+        Step::Checkpoint,
+        txn(
+            2,
+            vec![
+                delete_range("m/b", "m/c"),
+                TxOp::Delete { key: "m/a".into() },
+            ],
+            Dur::Immediate,
+        ),
+        Step::Checkpoint,
+    ];
+    for s in 3..=5 {
+        steps.push(txn(
+            s,
+            vec![put(s, &format!("m/{s}"), "new")],
+            Dur::Immediate,
+        ));
+        steps.push(Step::Checkpoint);
+    }
+    steps.push(Step::Merge);
+    steps.push(txn(6, vec![put(6, "m/6", "after")], Dur::Buffered));
+    steps.push(Step::Compact);
+    Workload {
+        name: "merges".into(),
+        steps,
+        settings: EngineSettings::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
