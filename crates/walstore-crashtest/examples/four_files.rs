@@ -207,6 +207,12 @@ impl WriteTxn for Save<'_> {
         Ok(())
     }
 
+    fn delete_range(&mut self, lo: &[u8], hi: &[u8]) -> Result<(), EngineError> {
+        self.base
+            .retain(|k, _| k.as_slice() < lo || k.as_slice() >= hi);
+        Ok(())
+    }
+
     fn commit(self: Box<Self>) -> Result<(), EngineError> {
         let mut map = self.context.map.lock();
         self.context.save(&self.base)?;

@@ -15,6 +15,7 @@ use crate::simfs::inject::{CountdownFault, SwarmProbabilities};
 use crate::simfs::{Capture, CrashPoint, SimFs};
 use crate::trace::OpClass;
 use crate::workload::{counter_of, value, Dur, Step, TxOp, Workload};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -85,6 +86,8 @@ struct Driver<'a> {
     reopen_in: Option<u32>,
     /// The second handle's fields while the first one runs, and the other way round.
     other: handles::Parked,
+    /// Every key the workload names (what a range deletion can find).
+    keys: BTreeSet<String>,
 }
 
 /// Runs `workload` with `config`; the engine is created fresh on an empty file system.
@@ -108,6 +111,7 @@ pub fn run_workload(workload: &Workload, engine: &EngineConfig, config: &RunConf
         must_be_poisoned: None,
         reopen_in: None,
         other: handles::Parked::default(),
+        keys: workload.keys(),
     };
     let steps = match engine.promises().atomicity {
         AtomicityUnit::Transaction => workload.steps.clone(),
@@ -241,6 +245,13 @@ impl Driver<'_> {
                 }
                 Ok(result)
             }
+            Step::Merge => {
+                let result = self.simple("merge", |s| s.merge())?;
+                if result.is_ok() {
+                    self.check_reads_now()?;
+                }
+                Ok(result)
+            }
             Step::Sync => self.simple("sync", |s| s.sync()),
             Step::Reopen => {
                 self.reopen_in = Some(0);
@@ -324,22 +335,8 @@ impl Driver<'_> {
         dur: Dur,
         abort: bool,
     ) -> Result<Result<(), EngineError>, Violation> {
-        let writes = ops
-            .iter()
-            .map(|op| match op {
-                TxOp::Put { key, value } => (key.clone(), Some(value.clone())),
-                TxOp::Delete { key } => (key.clone(), None),
-            })
-            .collect();
-        let apply = |tx: &mut dyn WriteTxn| -> Result<(), EngineError> {
-            for op in ops {
-                match op {
-                    TxOp::Put { key, value } => tx.put(key.as_bytes(), value.as_bytes())?,
-                    TxOp::Delete { key } => tx.delete(key.as_bytes())?,
-                }
-            }
-            Ok(())
-        };
+        let writes = writes_of(ops, &self.keys);
+        let apply = |tx: &mut dyn WriteTxn| apply_ops(tx, ops);
         if abort {
             self.history.aborted.insert(serial);
             let phase = format!("abort {serial}");
@@ -358,7 +355,14 @@ impl Driver<'_> {
             self.collect(&snapshot, &phase);
             return result.map_err(|p| panic_violation(&phase, p));
         }
-        self.commit(serial, writes, dur, |tx| apply(tx))
+        let result = self.commit(serial, writes, dur, |tx| apply(tx))?;
+        let ranged = ops.iter().any(|op| matches!(op, TxOp::DeleteRange { .. }));
+        if ranged && result.is_ok() {
+            // Range deletions hide keys of the runs below the memtable: bounded reads, reverse
+            // reads and point gets must agree with the model right away.
+            self.check_reads_now()?;
+        }
+        Ok(result)
     }
 
     fn increment(
@@ -508,6 +512,36 @@ fn panic_violation(phase: &str, panic: String) -> Violation {
 /// The steps with every committed transaction of several writes split into transactions of
 /// one write each (for engines whose atomicity unit is a single write). The parts keep the
 /// transaction's serial number, so the values they write are the same.
+/// Applies a transaction's changes to `tx`, in order.
+fn apply_ops(tx: &mut dyn WriteTxn, ops: &[TxOp]) -> Result<(), EngineError> {
+    for op in ops {
+        match op {
+            TxOp::Put { key, value } => tx.put(key.as_bytes(), value.as_bytes())?,
+            TxOp::Delete { key } => tx.delete(key.as_bytes())?,
+            TxOp::DeleteRange { lo, hi } => tx.delete_range(lo.as_bytes(), hi.as_bytes())?,
+        }
+    }
+    Ok(())
+}
+
+/// A transaction's changes as the model's writes, in order: a range deletion deletes each of
+/// `keys` (every key the workload names, so every key the store can hold) that it covers.
+fn writes_of(ops: &[TxOp], keys: &BTreeSet<String>) -> Vec<(String, Option<String>)> {
+    let mut writes = Vec::new();
+    for op in ops {
+        match op {
+            TxOp::Put { key, value } => writes.push((key.clone(), Some(value.clone()))),
+            TxOp::Delete { key } => writes.push((key.clone(), None)),
+            TxOp::DeleteRange { lo, hi } => writes.extend(
+                keys.iter()
+                    .filter(|k| *k >= lo && *k < hi)
+                    .map(|k| (k.clone(), None)),
+            ),
+        }
+    }
+    writes
+}
+
 fn split_writes(steps: &[Step]) -> Vec<Step> {
     let split = |step: &Step| -> Vec<Step> {
         match step {

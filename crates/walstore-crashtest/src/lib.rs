@@ -4,7 +4,7 @@
 //! Code map, bottom up:
 //! - [`engine`]: the engine under test as a trait ([`engine::Engine`]: open on a `Storage`,
 //!   transactions, sync, checkpoint, promises, an optional structural check); walstore is
-//!   `engine::Walstore`, its structural check [`layout`].
+//!   `engine::Walstore`, its structural check [`engine::WalstoreLayout`] on [`layout`].
 //! - [`simfs`]: a simulated file system implementing `walstore::storage::Storage` that keeps
 //!   live and durable state apart, records an operation [`trace`], injects I/O errors and
 //!   captures crash points.
@@ -21,8 +21,9 @@
 //!   replays them into [`simfs`] and runs its checker on every distinct crash image.
 //!
 //! Invariant: the harness knows the engine only through the [`engine::Engine`] trait; walstore's
-//! specifics are `engine::Walstore` and [`layout`] (the manifest's list of snapshot files,
-//! the snapshot checksums, the fields of each file), behind the structural check hook.
+//! specifics are `engine::Walstore`, `engine::WalstoreLayout` and [`layout`] (the manifest's
+//! list of snapshot files, the snapshot checksums, the fields of each file), behind the
+//! structural check hook.
 //!
 //! ```
 //! # #[cfg(feature = "walstore-engine")] {

@@ -91,57 +91,63 @@ impl Media {
     }
 }
 
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// `random`, or a scripted workload (context-save, config, counter, checkpoints,
+    /// torn-tails, large).
+    #[arg(long, default_value = "random")]
+    workload: String,
+    /// power (crash after every op), sync (crash after every fsync), io (countdown
+    /// errors), swarm (random errors and crashes).
+    #[arg(long, default_value = "swarm")]
+    profile: String,
+    /// First seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Number of seeds.
+    #[arg(long, default_value_t = 100)]
+    seeds: u64,
+    /// Steps per random workload.
+    #[arg(long, default_value_t = 24)]
+    steps: usize,
+    /// Stop after this many seconds.
+    #[arg(long, default_value_t = 60)]
+    time_budget_secs: u64,
+    #[command(flatten)]
+    media: Media,
+}
+
+#[derive(Args, Debug)]
+struct ExploreArgs {
+    /// A named tier; overrides --workload and --strategy.
+    #[arg(long)]
+    tier: Option<String>,
+    /// A scripted workload, `random-<seed>`, or `all`.
+    #[arg(long, default_value = "all")]
+    workload: String,
+    /// sync-points, every-op, countdown, recovery-crash, swarm, aimed, torn-tails, or
+    /// `all`.
+    #[arg(long, default_value = "all")]
+    strategy: String,
+    /// Seeded images per recipe and crash point.
+    #[arg(long, default_value_t = 2)]
+    rounds: u64,
+    /// Seed of the image recipes.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Keep going after a failure (always so with --tier).
+    #[arg(long)]
+    keep_going: bool,
+    #[command(flatten)]
+    media: Media,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Seeded runs of a workload under a fault profile, within a time budget.
-    Run {
-        /// `random`, or a scripted workload (context-save, config, counter, checkpoints,
-        /// torn-tails, large).
-        #[arg(long, default_value = "random")]
-        workload: String,
-        /// power (crash after every op), sync (crash after every fsync), io (countdown
-        /// errors), swarm (random errors and crashes).
-        #[arg(long, default_value = "swarm")]
-        profile: String,
-        /// First seed.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Number of seeds.
-        #[arg(long, default_value_t = 100)]
-        seeds: u64,
-        /// Steps per random workload.
-        #[arg(long, default_value_t = 24)]
-        steps: usize,
-        /// Stop after this many seconds.
-        #[arg(long, default_value_t = 60)]
-        time_budget_secs: u64,
-        #[command(flatten)]
-        media: Media,
-    },
+    Run(RunArgs),
     /// Exhaustive strategies over the scripted workloads (`--tier ci` for CI, `--tier full`).
-    Explore {
-        /// A named tier; overrides --workload and --strategy.
-        #[arg(long)]
-        tier: Option<String>,
-        /// A scripted workload, `random-<seed>`, or `all`.
-        #[arg(long, default_value = "all")]
-        workload: String,
-        /// sync-points, every-op, countdown, recovery-crash, swarm, aimed, torn-tails, or
-        /// `all`.
-        #[arg(long, default_value = "all")]
-        strategy: String,
-        /// Seeded images per recipe and crash point.
-        #[arg(long, default_value_t = 2)]
-        rounds: u64,
-        /// Seed of the image recipes.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Keep going after a failure (always so with --tier).
-        #[arg(long)]
-        keep_going: bool,
-        #[command(flatten)]
-        media: Media,
-    },
+    Explore(ExploreArgs),
     /// Re-checks a saved failure artifact.
     Replay {
         /// The artifact directory.
@@ -188,91 +194,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run {
-            workload,
-            profile,
-            seed,
-            seeds,
-            steps,
-            time_budget_secs,
-            media,
-        } => {
-            let Some(strategy) = profile_strategy(&profile) else {
-                eprintln!("unknown profile {profile}: use power, sync, io or swarm");
-                return ExitCode::from(2);
-            };
-            let config = ExploreConfig {
-                media: media.model(),
-                ..ExploreConfig::default()
-            };
-            let tasks: Vec<Task> = if workload == "random" {
-                random_tasks(seed..=seed + seeds.saturating_sub(1), steps, &config, 0)
-                    .into_iter()
-                    .filter(|t| t.strategy == Strategy::Swarm)
-                    .map(|t| Task { strategy, ..t })
-                    .collect()
-            } else {
-                let Some(w) = Workload::by_name(&workload) else {
-                    eprintln!("unknown workload {workload}");
-                    return ExitCode::from(2);
-                };
-                (seed..seed + seeds)
-                    .map(|s| Task {
-                        workload: w.clone(),
-                        strategy,
-                        config: ExploreConfig {
-                            seed: s,
-                            ..config.clone()
-                        },
-                    })
-                    .collect()
-            };
-            let tasks = media.apply(tasks);
-            execute(
-                &tasks,
-                Some(Duration::from_secs(time_budget_secs)),
-                false,
-                &media.artifacts,
-            )
-        }
-        Command::Explore {
-            tier: tier_name,
-            workload,
-            strategy,
-            rounds,
-            seed,
-            keep_going,
-            media,
-        } => {
-            // A tier reports every failing task; a single exploration stops at the first.
-            let stop_at_first = !keep_going && tier_name.is_none();
-            let tasks = match tier_name {
-                Some(name) => match tier(&name, media.model()) {
-                    Some(t) => t,
-                    None => {
-                        eprintln!("unknown tier {name}: use ci or full");
-                        return ExitCode::from(2);
-                    }
-                },
-                None => {
-                    let config = ExploreConfig {
-                        rounds,
-                        seed,
-                        media: media.model(),
-                        ..ExploreConfig::default()
-                    };
-                    match explicit_tasks(&workload, &strategy, &config) {
-                        Ok(t) => t,
-                        Err(e) => {
-                            eprintln!("{e}");
-                            return ExitCode::from(2);
-                        }
-                    }
-                }
-            };
-            let tasks = media.apply(tasks);
-            execute(&tasks, None, stop_at_first, &media.artifacts)
-        }
+        Command::Run(args) => run(args),
+        Command::Explore(args) => explore(args),
         Command::Replay { dir } => replay(&dir),
         Command::Minimize { dir } => minimize_artifact(&dir),
         Command::Kill {
@@ -292,6 +215,92 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// `run`: seeded runs of a workload under a fault profile, within a time budget.
+fn run(args: RunArgs) -> ExitCode {
+    let Some(strategy) = profile_strategy(&args.profile) else {
+        eprintln!(
+            "unknown profile {}: use power, sync, io or swarm",
+            args.profile
+        );
+        return ExitCode::from(2);
+    };
+    let config = ExploreConfig {
+        media: args.media.model(),
+        ..ExploreConfig::default()
+    };
+    let Some(tasks) = run_tasks_of(&args, strategy, &config) else {
+        eprintln!("unknown workload {}", args.workload);
+        return ExitCode::from(2);
+    };
+    let tasks = args.media.apply(tasks);
+    execute(
+        &tasks,
+        Some(Duration::from_secs(args.time_budget_secs)),
+        false,
+        &args.media.artifacts,
+    )
+}
+
+/// The tasks of `run`: random workloads under the swarm's seeds, or one scripted workload
+/// once a seed; `None` for an unknown workload.
+fn run_tasks_of(args: &RunArgs, strategy: Strategy, config: &ExploreConfig) -> Option<Vec<Task>> {
+    let (seed, seeds) = (args.seed, args.seeds);
+    if args.workload == "random" {
+        return Some(
+            random_tasks(seed..=seed + seeds.saturating_sub(1), args.steps, config, 0)
+                .into_iter()
+                .filter(|t| t.strategy == Strategy::Swarm)
+                .map(|t| Task { strategy, ..t })
+                .collect(),
+        );
+    }
+    let w = Workload::by_name(&args.workload)?;
+    Some(
+        (seed..seed + seeds)
+            .map(|s| Task {
+                workload: w.clone(),
+                strategy,
+                config: ExploreConfig {
+                    seed: s,
+                    ..config.clone()
+                },
+            })
+            .collect(),
+    )
+}
+
+/// `explore`: a named tier, or the strategies named over the workloads named.
+fn explore(args: ExploreArgs) -> ExitCode {
+    // A tier reports every failing task; a single exploration stops at the first.
+    let stop_at_first = !args.keep_going && args.tier.is_none();
+    let tasks = match &args.tier {
+        Some(name) => match tier(name, args.media.model()) {
+            Some(t) => t,
+            None => {
+                eprintln!("unknown tier {name}: use ci or full");
+                return ExitCode::from(2);
+            }
+        },
+        None => {
+            let config = ExploreConfig {
+                rounds: args.rounds,
+                seed: args.seed,
+                media: args.media.model(),
+                ..ExploreConfig::default()
+            };
+            match explicit_tasks(&args.workload, &args.strategy, &config) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    };
+    let tasks = args.media.apply(tasks);
+    execute(&tasks, None, stop_at_first, &args.media.artifacts)
 }
 
 fn profile_strategy(profile: &str) -> Option<Strategy> {

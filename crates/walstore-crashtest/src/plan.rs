@@ -65,9 +65,11 @@ pub fn tier(name: &str, media: MediaModel) -> Option<Vec<Task>> {
 /// every constructed torn tail of `torn-tails` with every crash point of its repair, and
 /// `large` (records and a transaction over the engine's 1 MiB read chunk, hundreds of keys
 /// over many snapshot files) at its sync points with the cheaper recipes (its images are
-/// megabytes each), and `two-handles` (a second handle next to the first) and `threads` (two
-/// committer threads, one writing while the other's sync is in progress) with the
-/// crash-point strategies and aimed corruption (not with injected I/O errors: the driver
+/// megabytes each), `merges` (a routine merge that leaves the oldest run out) at its sync
+/// points, and `two-handles` (a second handle next to the first), `handoff`,
+/// `threads` (two committer threads, one writing while the other's sync is in progress) and
+/// `ranges` (range deletions over runs, the memtable, a second handle's catch-up and a reopen)
+/// with the crash-point strategies and aimed corruption (not with injected I/O errors: the driver
 /// tracks poisoning per handle and step, not what one failed sync does to the other's
 /// pages).
 pub fn shaped_tasks(config: &ExploreConfig, aimed_bits: Option<u64>) -> Vec<Task> {
@@ -104,7 +106,8 @@ pub fn shaped_tasks(config: &ExploreConfig, aimed_bits: Option<u64>) -> Vec<Task
         ..config.clone()
     };
     tasks.extend(task("large", Strategy::SyncPoints, large));
-    for name in ["two-handles", "handoff", "threads"] {
+    tasks.extend(task("merges", Strategy::SyncPoints, config.clone()));
+    for name in ["two-handles", "handoff", "threads", "ranges"] {
         for strategy in [
             Strategy::SyncPoints,
             Strategy::EveryOp,

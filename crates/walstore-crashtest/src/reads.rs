@@ -3,10 +3,12 @@
 //! whole-store scan and point gets of present keys cannot see a range read that starts one
 //! entry early in a snapshot file, or a prefix scan that misses the first file of its range.
 //!
+//! Every range is also read backwards, which must give the same entries in reverse order.
+//!
 //! The queries are drawn from the state's own keys and their neighbours (a key with a byte
 //! added or removed), seeded, so a failure names the query and replays.
 
-use crate::engine::{to_state, EngineError, Entries, Handle};
+use crate::engine::{to_state, EngineError, Entries, Handle, ReadTxn};
 use crate::oracle::{describe, Invariant, State, Violation};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -37,6 +39,7 @@ pub fn check_reads(store: &dyn Handle, expected: &State, seed: u64) -> Result<()
         let got = collect(read.range(bytes.0, bytes.1))
             .map_err(|e| violation(&format!("range {lo:?}..{hi:?} failed"), &describe(&want), e))?;
         compare(&format!("range ({lo:?}, {hi:?})"), &want, &got)?;
+        check_reverse(&*read, (&lo, &hi), &want)?;
     }
     for _ in 0..PREFIXES {
         let prefix = a_prefix(&mut rng, &keys);
@@ -157,6 +160,52 @@ fn compare(query: &str, want: &State, got: &State) -> Result<(), Violation> {
         &format!("{query} disagrees with the state"),
         &describe(want),
         describe(got),
+    ))
+}
+
+/// The same range read backwards holds the same entries, last key first.
+fn check_reverse(
+    read: &dyn ReadTxn,
+    (lo, hi): (&Bound<String>, &Bound<String>),
+    want: &State,
+) -> Result<(), Violation> {
+    let want: Vec<(String, String)> = want
+        .iter()
+        .rev()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let shown = |entries: &[(String, String)]| describe(&entries.iter().cloned().collect());
+    let got: Vec<(String, String)> = read
+        .range_rev(as_bytes(lo), as_bytes(hi))
+        .map_err(|e| {
+            violation(
+                &format!("reverse range {lo:?}..{hi:?} failed"),
+                &shown(&want),
+                e.to_string(),
+            )
+        })?
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                String::from_utf8_lossy(&k).into_owned(),
+                String::from_utf8_lossy(&v).into_owned(),
+            )
+        })
+        .collect();
+    if got == want {
+        return Ok(());
+    }
+    let keys = |entries: &[(String, String)]| {
+        entries
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    Err(violation(
+        &format!("reverse range ({lo:?}, {hi:?}) disagrees with the state"),
+        &format!("keys {}", keys(&want)),
+        format!("keys {}", keys(&got)),
     ))
 }
 

@@ -273,6 +273,17 @@ fn after_recovery(
         structure.check_after_checkpoint(&fs, Path::new(STORE_DIR))?;
     }
     drop(store);
+    after_probe(engine, &fs, state, probe)
+}
+
+/// After the probe's commit and checkpoint on `fs`: a power cut leaves a store that opens,
+/// reads right, and holds `state` with the probe and nothing else.
+fn after_probe(
+    engine: &EngineConfig,
+    fs: &SimFs,
+    state: &State,
+    probe: &str,
+) -> Result<(), Violation> {
     let fs = Image::durable_of(&fs.state()).to_simfs();
     let store = open(engine, &fs, "reopen after the post-recovery checkpoint")?.map_err(|e| {
         if e.is_corruption() {

@@ -218,6 +218,39 @@ fn a_group_commit_acknowledging_writes_issued_during_its_sync_is_caught_only_wit
 }
 
 #[test]
+fn a_range_deletion_with_an_inclusive_end_is_caught_only_by_a_workload_that_deletes_ranges() {
+    let engine = broken(|f| f.range_delete_end_inclusive = true);
+    // No other workload deletes a range: nothing to see.
+    assert!(passes(
+        &engine,
+        &Workload::by_name("checkpoints").expect("scripted workload"),
+        Strategy::SyncPoints
+    ));
+    // The deletion of r/03..r/07 also deletes r/07, which the reads right after it show.
+    assert_eq!(
+        caught_by_ci_task(&engine, "ranges", Strategy::SyncPoints),
+        Invariant::ReadsAgree
+    );
+}
+
+#[test]
+fn a_merge_of_the_newer_runs_dropping_deletes_is_caught_only_by_a_routine_merge() {
+    let engine = broken(|f| f.merge_drops_deletes_above_oldest = true);
+    // A compaction merges every run, the oldest too: dropping deletes is right there.
+    assert!(passes(
+        &engine,
+        &Workload::by_name("checkpoints").expect("scripted workload"),
+        Strategy::SyncPoints
+    ));
+    // The policy merges the four newest runs; the oldest still holds m/a and m/b, which
+    // come back when the merged run loses the tombstone and the range deletion.
+    assert_eq!(
+        caught_by_ci_task(&engine, "merges", Strategy::SyncPoints),
+        Invariant::ReadsAgree
+    );
+}
+
+#[test]
 fn a_failure_shrinks_to_fewer_steps_and_still_fails_the_same_way() {
     let engine = broken(|f| f.skip_wal_fsync = true);
     let workload = Workload::by_name("config").expect("scripted workload");

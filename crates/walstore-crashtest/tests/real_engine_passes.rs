@@ -167,3 +167,21 @@ fn writers_taking_turns_across_a_generation_survive_aimed_corruption() {
     let workload = Workload::by_name("handoff").expect("scripted");
     assert_passes(&workload, Strategy::Aimed, &every_recipe(1));
 }
+
+#[test]
+fn a_routine_merge_of_the_newer_runs_survives_a_crash_after_every_operation() {
+    let workload = Workload::by_name("merges").expect("scripted");
+    for strategy in [Strategy::EveryOp, Strategy::RecoveryCrash] {
+        assert_passes(&workload, strategy, &every_recipe(1));
+    }
+}
+
+#[test]
+fn range_deletions_and_reverse_reads_survive_a_crash_after_every_operation_and_inside_recovery() {
+    // ranges: range deletions over runs and the memtable, across a second handle, a reopen, a
+    // checkpoint and a compaction; reads (forward, reverse, point) checked after each of them.
+    let workload = Workload::by_name("ranges").expect("scripted");
+    for strategy in [Strategy::EveryOp, Strategy::RecoveryCrash] {
+        assert_passes(&workload, strategy, &every_recipe(1));
+    }
+}

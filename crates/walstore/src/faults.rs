@@ -47,6 +47,14 @@ pub struct EngineFaults {
     /// including those written while it was in progress (which it may not cover). Caught
     /// only with two committer threads and a sync held in progress.
     pub ack_writes_issued_during_sync: bool,
+    /// A range deletion also deletes its end key (an inclusive end where the API promises an
+    /// exclusive one). Caught by the crash harness's `ranges` workload, whose deletions end
+    /// at keys that exist.
+    pub range_delete_end_inclusive: bool,
+    /// A merge that leaves the oldest run out drops tombstones and range deletions as if it
+    /// merged the oldest: an older run's value of a deleted key comes back. Caught only by
+    /// a routine merge of the newer runs (a compaction merges every run).
+    pub merge_drops_deletes_above_oldest: bool,
 }
 
 impl EngineFaults {
@@ -101,5 +109,31 @@ impl EngineFaults {
     #[inline]
     pub(crate) fn ack_writes_issued_during_sync(&self) -> bool {
         cfg!(feature = "fault-injection") && self.ack_writes_issued_during_sync
+    }
+    /// Whether a merge of `chosen_bottom` (whether it includes the oldest run) drops deletes.
+    #[inline]
+    pub(crate) fn merge_bottom(&self, chosen_bottom: bool) -> bool {
+        chosen_bottom
+            || (cfg!(feature = "fault-injection") && self.merge_drops_deletes_above_oldest)
+    }
+    /// `d` as the engine records it: with `range_delete_end_inclusive`, its end key is
+    /// deleted too (the end moves to the next key).
+    #[inline]
+    pub(crate) fn range_delete(
+        &self,
+        d: crate::snapshot::RangeDelete,
+    ) -> crate::snapshot::RangeDelete {
+        if !(cfg!(feature = "fault-injection") && self.range_delete_end_inclusive) {
+            return d;
+        }
+        let end = d.end.map(|e| {
+            let mut next = e.to_vec();
+            next.push(0);
+            std::sync::Arc::from(next)
+        });
+        crate::snapshot::RangeDelete {
+            start: d.start,
+            end,
+        }
     }
 }

@@ -152,6 +152,7 @@ fn merge(
     let inputs = runs::map(core, &chosen_only, &core.current().runs, access)?
         .ok_or_else(|| Error::corruption(core.dir(), 0, "a run being merged lost a file"))?;
     let bottom = chosen.end == manifest.runs.len();
+    let bottom = core.opts().faults.merge_bottom(bottom);
     let bytes_read: u64 = inputs.iter().map(|r| r.bytes()).sum();
     let mut stats = MergeStats {
         runs_merged: inputs.len(),

@@ -201,6 +201,17 @@ impl Store {
         crate::merge::run(core, true, &|| false)
     }
 
+    /// Merges sorted runs as the background merger's policy picks them (runs of one size tier,
+    /// newest first), in the calling thread, until it picks none. A store merges on its own
+    /// in the background; this is for the crash harness, whose stores run without background
+    /// work. Returns an empty list when another handle is merging at the moment.
+    #[doc(hidden)]
+    pub fn merge_by_policy(&self) -> Result<Vec<crate::merge::MergeStats>> {
+        let core = self.core();
+        core.check_usable(true)?;
+        crate::merge::run(core, false, &|| false)
+    }
+
     /// Sizes, generation and counters.
     pub fn info(&self) -> Result<StoreInfo> {
         let core = self.core();

@@ -229,6 +229,7 @@ impl WriteTxn {
         let Some(d) = range_delete(&owned_range(&range))? else {
             return Ok(());
         };
+        let d = self.core.opts().faults.range_delete(d);
         let doomed: Vec<Bytes> = self
             .writes
             .range::<[u8], _>(crate::deletes::delete_bounds(&d))

@@ -9,7 +9,7 @@
 //! asks the file system which WAL writes are still unsynced: a commit acknowledged while its
 //! own write is among them was acknowledged on a sync that had not seen it (invariant 3).
 
-use super::{panic_violation, Driver};
+use super::{apply_ops, panic_violation, writes_of, Driver};
 use crate::engine::{guarded, EngineError, Handle};
 use crate::oracle::{Invariant, Status, Violation};
 use crate::workload::{Dur, Step, TxOp};
@@ -39,22 +39,8 @@ fn as_half(step: &Step) -> Option<(u64, &[TxOp], Dur)> {
 
 fn commit_on(store: &dyn Handle, ops: &[TxOp], dur: Dur) -> Result<(), EngineError> {
     let mut tx = store.begin_write(dur)?;
-    for op in ops {
-        match op {
-            TxOp::Put { key, value } => tx.put(key.as_bytes(), value.as_bytes())?,
-            TxOp::Delete { key } => tx.delete(key.as_bytes())?,
-        }
-    }
+    apply_ops(&mut *tx, ops)?;
     tx.commit()
-}
-
-fn writes_of(ops: &[TxOp]) -> Vec<(String, Option<String>)> {
-    ops.iter()
-        .map(|op| match op {
-            TxOp::Put { key, value } => (key.clone(), Some(value.clone())),
-            TxOp::Delete { key } => (key.clone(), None),
-        })
-        .collect()
 }
 
 impl Driver<'_> {
@@ -73,8 +59,12 @@ impl Driver<'_> {
             (a.0, a.1, self.engine.promised(a.2)),
             (b.0, b.1, self.engine.promised(b.2)),
         );
-        let ia = self.history.begin_commit(a.0, writes_of(a.1), a.2, start);
-        let ib = self.history.begin_commit(b.0, writes_of(b.1), b.2, start);
+        let ia = self
+            .history
+            .begin_commit(a.0, writes_of(a.1, &self.keys), a.2, start);
+        let ib = self
+            .history
+            .begin_commit(b.0, writes_of(b.1, &self.keys), b.2, start);
         let snapshot = Arc::new(self.history.clone());
         let store = self
             .store

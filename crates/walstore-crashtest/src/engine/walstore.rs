@@ -1,9 +1,9 @@
 //! walstore as an [`Engine`]: Immediate commits, atomic transactions, and
-//! [`crate::layout`] as its structural check.
+//! [`super::WalstoreLayout`] as its structural check.
 
-use super::{Engine, Entries};
-use super::{EngineError, ErrorKind, Handle, ReadTxn, StructuralCheck, WriteTxn};
-use crate::layout::WalstoreLayout;
+use super::api::{Engine, Entries};
+use super::api::{EngineError, ErrorKind, Handle, ReadTxn, StructuralCheck, WriteTxn};
+use super::layout_check::WalstoreLayout;
 use crate::workload::{Dur, EngineSettings};
 use std::fmt;
 use std::ops::Bound;
@@ -140,6 +140,10 @@ impl Handle for WalstoreHandle {
     fn compact(&self) -> Result<(), EngineError> {
         self.0.compact().map(|_| ()).map_err(error)
     }
+
+    fn merge(&self) -> Result<(), EngineError> {
+        self.0.merge_by_policy().map(|_| ()).map_err(error)
+    }
 }
 
 struct Write(walstore::WriteTxn);
@@ -155,6 +159,10 @@ impl WriteTxn for Write {
 
     fn delete(&mut self, key: &[u8]) -> Result<(), EngineError> {
         self.0.delete(key).map_err(error)
+    }
+
+    fn delete_range(&mut self, lo: &[u8], hi: &[u8]) -> Result<(), EngineError> {
+        self.0.delete_range(lo..hi).map_err(error)
     }
 
     fn commit(self: Box<Self>) -> Result<(), EngineError> {
@@ -188,5 +196,9 @@ impl ReadTxn for Read {
 
     fn scan_prefix(&self, prefix: &[u8]) -> Result<Entries, EngineError> {
         collect(self.0.scan_prefix(prefix))
+    }
+
+    fn range_rev(&self, lo: Bound<&[u8]>, hi: Bound<&[u8]>) -> Result<Entries, EngineError> {
+        collect(self.0.range::<&[u8], _>((lo, hi)).map(walstore::Iter::rev))
     }
 }

@@ -216,7 +216,7 @@ pub fn explore(
 ) -> Outcome {
     let engine = engine.with_settings(workload.settings);
     // Engines without a structural check do not run the recipes aimed at walstore's files.
-    let config = &engine.restrict(config);
+    let config = &restrict(&engine, config);
     match strategy {
         Strategy::SyncPoints => points::explore_points(workload, &engine, config, false, None),
         Strategy::EveryOp => points::explore_points(workload, &engine, config, true, None),
@@ -231,14 +231,32 @@ pub fn explore(
         Strategy::Countdown => countdown::explore_countdown(workload, &engine, config, None),
         Strategy::Swarm => swarm::explore_swarm(workload, &engine, config, None),
         Strategy::Aimed => {
-            let config = engine.restrict(&aimed(config));
+            let config = restrict(&engine, &aimed(config));
             points::explore_points(workload, &engine, &config, false, None)
         }
         Strategy::TornTails => {
-            let config = engine.restrict(&torn_tails(config));
+            let config = restrict(&engine, &torn_tails(config));
             points::explore_points(workload, &engine, &config, true, None)
         }
     }
+}
+
+/// `config` without the image recipes that aim at walstore's files by name (damage to its
+/// log, manifest and snapshot files, constructed torn tails of its log) when the engine has no
+/// structural check: judging them needs to know which commits the bytes hit.
+fn restrict(engine: &EngineConfig, config: &ExploreConfig) -> ExploreConfig {
+    let mut config = config.clone();
+    if engine.structure().is_none() {
+        let aimed = [
+            Variant::CorruptWal,
+            Variant::CorruptMeta,
+            Variant::CorruptField,
+            Variant::TornTail,
+        ];
+        config.variants.retain(|v| !aimed.contains(v));
+        config.recovery_variants.retain(|v| !aimed.contains(v));
+    }
+    config
 }
 
 /// The knobs of the aimed-corruption strategy.

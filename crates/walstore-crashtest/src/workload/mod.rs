@@ -6,133 +6,47 @@
 //! transaction it came from (an aborted one is a phantom, half of a committed one is an
 //! atomicity violation).
 
+mod data;
 mod random;
 mod scripted;
 mod shaped;
 
+pub use data::{counter_of, serial_of, value, Dur, EngineSettings, Step, TxOp, Workload};
 pub use random::random_mix;
-pub use scripted::{scripted, SCRIPTED};
 
-use serde::{Deserialize, Serialize};
+/// Names of the scripted scenarios.
+pub const SCRIPTED: [&str; 5] = [
+    "context-save",
+    "config",
+    "counter",
+    "checkpoints",
+    "torn-tails",
+];
 
-/// Durability of one commit, as the workload asks for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Dur {
-    /// `Durability::Immediate`: survives power loss once acknowledged.
-    Immediate,
-    /// `Durability::Buffered`: survives a process kill once acknowledged.
-    Buffered,
-}
-
-/// One change inside a transaction.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum TxOp {
-    /// Put a value.
-    Put {
-        /// Key.
-        key: String,
-        /// Value (starts with `s<serial>:`).
-        value: String,
-    },
-    /// Delete a key.
-    Delete {
-        /// Key.
-        key: String,
-    },
-}
-
-/// One step of a workload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Step {
-    /// A write transaction, committed or aborted.
-    Txn {
-        /// Unique serial number.
-        serial: u64,
-        /// Its changes, in order.
-        ops: Vec<TxOp>,
-        /// Commit durability.
-        durability: Dur,
-        /// Roll back instead of committing.
-        abort: bool,
-    },
-    /// Read-modify-write of a counter inside one transaction.
-    Increment {
-        /// Unique serial number.
-        serial: u64,
-        /// The counter's key.
-        key: String,
-        /// Commit durability.
-        durability: Dur,
-    },
-    /// `Store::checkpoint`.
-    Checkpoint,
-    /// `Store::compact` (a checkpoint, then every run merged into one).
-    Compact,
-    /// `Store::sync` (makes Buffered commits durable).
-    Sync,
-    /// Close the store and open it again (no crash).
-    Reopen,
-    /// The step on a second handle of the same store, opened at its first step (a second
-    /// process); `Other(Reopen)` closes that handle.
-    Other(Box<Step>),
-    /// Two transactions committed on two threads of the current handle: the second runs
-    /// while the first one's WAL sync is in progress (other steps run one after the other).
-    Concurrent(Box<Step>, Box<Step>),
-}
-
-/// Engine settings a workload runs with (small, so that files and checkpoints are small).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EngineSettings {
-    /// `Options::wal_preallocate_bytes`.
-    pub wal_preallocate_bytes: u64,
-    /// `Options::segment_size_bytes_target`.
-    pub segment_size_bytes_target: u64,
-    /// The engine's WAL read chunk (hidden `Options::read_chunk_bytes`); `None` keeps the
-    /// engine's 1 MiB. Small chunks make logs of a few KiB cross chunk boundaries.
-    #[serde(default)]
-    pub read_chunk_bytes: Option<usize>,
-    /// `Options::sector_size` (sector padding; 0: off). `--sector-padding` sets 4096, which
-    /// keeps appends apart for 512-byte sectors too.
-    #[serde(default)]
-    pub sector_size: u32,
-}
-
-impl Default for EngineSettings {
-    fn default() -> Self {
-        EngineSettings {
-            wal_preallocate_bytes: 8192,
-            segment_size_bytes_target: 4096,
-            read_chunk_bytes: None,
-            sector_size: 0,
-        }
-    }
-}
-
-/// A named list of steps.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Workload {
-    /// Name (a scripted scenario, or `random-<seed>`).
-    pub name: String,
-    /// The steps.
-    pub steps: Vec<Step>,
-    /// Engine settings.
-    pub settings: EngineSettings,
+/// A scripted scenario by name.
+pub fn scripted(name: &str) -> Option<Workload> {
+    let steps = match name {
+        "context-save" => scripted::context_save(),
+        "config" => scripted::config(),
+        "counter" => scripted::counter(),
+        "checkpoints" => scripted::checkpoints(),
+        "torn-tails" => return Some(shaped::torn_tails()),
+        "large" => return Some(shaped::large()),
+        "two-handles" => return Some(shaped::two_handles()),
+        "threads" => return Some(shaped::threads()),
+        "handoff" => return Some(shaped::handoff()),
+        "ranges" => return Some(shaped::ranges()),
+        "merges" => return Some(shaped::merges()),
+        _ => return None,
+    };
+    Some(Workload {
+        name: name.to_string(),
+        steps,
+        settings: EngineSettings::default(),
+    })
 }
 
 impl Workload {
-    /// Number of commit attempts (transactions not meant to abort, and increments).
-    pub fn commit_count(&self) -> usize {
-        self.steps
-            .iter()
-            .flat_map(|s| match s {
-                Step::Other(inner) => vec![inner.as_ref()],
-                Step::Concurrent(a, b) => vec![a.as_ref(), b.as_ref()],
-                s => vec![s],
-            })
-            .filter(|s| matches!(s, Step::Txn { abort: false, .. } | Step::Increment { .. }))
-            .count()
-    }
-
     /// Looks a workload up by name: a scripted scenario or `random-<seed>`.
     pub fn by_name(name: &str) -> Option<Workload> {
         if let Some(seed) = name.strip_prefix("random-") {
@@ -140,23 +54,6 @@ impl Workload {
         }
         scripted(name)
     }
-}
-
-/// Builds values that carry their transaction's serial number.
-pub fn value(serial: u64, body: &str) -> String {
-    format!("s{serial}:{body}")
-}
-
-/// The transaction serial number a value carries, if it has one.
-pub fn serial_of(value: &str) -> Option<u64> {
-    let rest = value.strip_prefix('s')?;
-    let (digits, _) = rest.split_once(':')?;
-    digits.parse().ok()
-}
-
-/// The counter a value holds (the part after the serial).
-pub fn counter_of(value: &str) -> Option<u64> {
-    value.split_once(':')?.1.parse().ok()
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! durability levels, checkpoints, syncs and reopens; half of them with the engine's read
 //! chunk shrunk.
 
-use super::{value, Dur, EngineSettings, Step, TxOp, Workload};
+use super::data::{value, Dur, EngineSettings, Step, TxOp, Workload};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 

@@ -1,56 +1,10 @@
 //! The seed scenarios: the store's motivating uses, each small enough to explore every crash
 //! point of.
 
-use super::{value, Dur, EngineSettings, Step, TxOp, Workload};
-
-/// Names of the scripted scenarios.
-pub const SCRIPTED: [&str; 5] = [
-    "context-save",
-    "config",
-    "counter",
-    "checkpoints",
-    "torn-tails",
-];
-
-/// A scripted scenario by name.
-pub fn scripted(name: &str) -> Option<Workload> {
-    let steps = match name {
-        "context-save" => context_save(),
-        "config" => config(),
-        "counter" => counter(),
-        "checkpoints" => checkpoints(),
-        "torn-tails" => return Some(super::shaped::torn_tails()),
-        "large" => return Some(super::shaped::large()),
-        "two-handles" => return Some(super::shaped::two_handles()),
-        "threads" => return Some(super::shaped::threads()),
-        "handoff" => return Some(super::shaped::handoff()),
-        _ => return None,
-    };
-    Some(Workload {
-        name: name.to_string(),
-        steps,
-        settings: EngineSettings::default(),
-    })
-}
-
-pub(super) fn put(serial: u64, key: &str, body: &str) -> TxOp {
-    TxOp::Put {
-        key: key.to_string(),
-        value: value(serial, body),
-    }
-}
-
-pub(super) fn txn(serial: u64, ops: Vec<TxOp>, durability: Dur) -> Step {
-    Step::Txn {
-        serial,
-        ops,
-        durability,
-        abort: false,
-    }
-}
+use super::data::{put, txn, Dur, Step, TxOp};
 
 /// An agent saves its context: four files that must change together.
-fn context_save() -> Vec<Step> {
+pub(super) fn context_save() -> Vec<Step> {
     let mut steps = Vec::new();
     for round in 1..=4u64 {
         let s = round;
@@ -82,7 +36,7 @@ fn context_save() -> Vec<Step> {
 }
 
 /// Three settings changed together, some Buffered then synced.
-fn config() -> Vec<Step> {
+pub(super) fn config() -> Vec<Step> {
     let keys = ["server.url", "server.namespace", "server.tls-verify"];
     let mut steps = Vec::new();
     for s in 1..=5u64 {
@@ -117,7 +71,7 @@ fn config() -> Vec<Step> {
 }
 
 /// A counter incremented by read-modify-write, with a reopen in the middle.
-fn counter() -> Vec<Step> {
+pub(super) fn counter() -> Vec<Step> {
     let mut steps = Vec::new();
     for s in 1..=6u64 {
         let durability = if s % 3 == 0 {
@@ -138,7 +92,7 @@ fn counter() -> Vec<Step> {
 }
 
 /// Commits with checkpoints between them, deletes, and enough keys for several snapshot files.
-fn checkpoints() -> Vec<Step> {
+pub(super) fn checkpoints() -> Vec<Step> {
     let mut steps = Vec::new();
     let mut s = 0u64;
     for round in 0..3u64 {

@@ -3,10 +3,9 @@
 //! matter, and `large` goes past the engine's internal sizes (records and transactions over
 //! the 1 MiB read chunk, hundreds of keys over many snapshot files), `two-handles` runs a
 //! second handle (a second process) next to the first, `threads` two committer threads on
-//! one handle.
+//! one handle, `ranges` range deletions over runs and the memtable.
 
-use super::scripted::{put, txn};
-use super::{value, Dur, EngineSettings, Step, TxOp, Workload};
+use super::data::{delete_range, put, txn, value, Dur, EngineSettings, Step, TxOp, Workload};
 use crate::layout::put_value_len_for;
 
 /// Offset of the first record of a new store's log (FORMAT.md §3).
@@ -196,6 +195,91 @@ pub fn threads() -> Workload {
     }
 }
 
+/// Range deletions where they can go wrong: over keys of an older run while the memtable is
+/// empty, ending at a key that exists, in the same transaction as puts before and after,
+/// replayed by a second handle's catch-up and by a reopen, carried into a run by a checkpoint
+/// and merged by a compaction; and a clean close followed by two unsynced commits (a crash
+/// may keep the second without the first; the log then ends at the clean marker with a
+/// stale transaction past it). The driver checks bounded, reverse and point reads after every commit
+/// that deletes a range.
+pub fn ranges() -> Workload {
+    let other = |step: Step| Step::Other(Box::new(step));
+    let key = |i: u64| format!("r/{i:02}");
+    let all = (0..12).map(|i| put(1, &key(i), &format!("v{i}"))).collect();
+    let steps = vec![
+        txn(1, all, Dur::Immediate),
+        Step::Checkpoint,
+        txn(2, vec![delete_range("r/03", "r/07")], Dur::Immediate),
+        txn(
+            3,
+            vec![put(3, "r/04", "back"), delete_range("r/09", "r/10")],
+            Dur::Buffered,
+        ),
+        other(txn(4, vec![delete_range("r/00", "r/02")], Dur::Immediate)),
+        Step::Checkpoint,
+        txn(
+            5,
+            vec![
+                put(5, "r/08", "gone"),
+                delete_range("r/08", "r/09"),
+                put(5, "r/05", "five"),
+            ],
+            Dur::Immediate,
+        ),
+        other(Step::Reopen),
+        Step::Reopen,
+        txn(6, vec![put(6, "r/11", &"six".repeat(20))], Dur::Buffered),
+        txn(7, vec![delete_range("r/10", "r/12")], Dur::Buffered),
+        Step::Compact,
+        txn(8, vec![delete_range("r/02", "r/05")], Dur::Immediate),
+    ];
+    Workload {
+        name: "ranges".into(),
+        steps,
+        settings: EngineSettings::default(),
+    }
+}
+
+/// A routine merge that leaves the oldest run out: five runs (a checkpoint after each
+/// commit), the second oldest holding a tombstone and a range deletion over keys the oldest
+/// holds; the policy merges the four newest runs of one size tier, so the deletes must
+/// survive the merge. Then a commit and a compaction (every run, deletes dropped).
+pub fn merges() -> Workload {
+    let mut steps = vec![
+        txn(
+            1,
+            vec![put(1, "m/a", "old"), put(1, "m/b", "old")],
+            Dur::Immediate,
+        ),
+        Step::Checkpoint,
+        txn(
+            2,
+            vec![
+                delete_range("m/b", "m/c"),
+                TxOp::Delete { key: "m/a".into() },
+            ],
+            Dur::Immediate,
+        ),
+        Step::Checkpoint,
+    ];
+    for s in 3..=5 {
+        steps.push(txn(
+            s,
+            vec![put(s, &format!("m/{s}"), "new")],
+            Dur::Immediate,
+        ));
+        steps.push(Step::Checkpoint);
+    }
+    steps.push(Step::Merge);
+    steps.push(txn(6, vec![put(6, "m/6", "after")], Dur::Buffered));
+    steps.push(Step::Compact);
+    Workload {
+        name: "merges".into(),
+        steps,
+        settings: EngineSettings::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,6 +293,7 @@ mod tests {
                     .map(|op| match op {
                         TxOp::Put { key, value } => 36 + key.len() + value.len(),
                         TxOp::Delete { key } => 32 + key.len(),
+                        TxOp::DeleteRange { .. } => unreachable!("torn-tails deletes no range"),
                     })
                     .sum::<usize>() as u64
                     + 48
