@@ -153,19 +153,22 @@ fn refresh_files(core: &Core, access: Access<'_>) -> Result<Arc<Version>> {
     let same_generation =
         matches!(h1, Ok(h) if h.generation == cur.generation && h.salt == cur.salt);
     if !same_generation {
-        core.publish(reload(core, access)?);
+        let loaded = reload(core, access)?;
+        if let Access::Writer(guard) = access {
+            // The new generation's log holds another handle's transactions: as below (S1b),
+            // and just as much after a reload (issue 23's reload-path question: without this
+            // sync a bit flip in them silently dropped this writer's next acknowledged
+            // commit; `tests/a_writer_vouches_for_what_it_caught_up_on.rs`).
+            vouch_for_caught_up(core, guard, &loaded)?;
+        }
+        core.publish(loaded);
         return Ok(core.current());
     }
     let (next, end, news) = scan_from(core, &cur)?;
     if let Access::Writer(guard) = access {
         settle_tail(core, &next, &end, access, false)?;
-        // Another handle's transactions, perhaps acknowledged Immediate commits: durable
-        // before anything is appended after them, so this handle's next watermark vouches
-        // for them (RECOVERY.md S1b; found by the crash harness with two handles: a bit
-        // flip in one handle's synced commit silently lost it and the other's next one).
         if news {
-            core.assert_writer(guard);
-            core.wal().sync_caught_up(next.position())?;
+            vouch_for_caught_up(core, guard, &next)?;
         }
     } else {
         let h2 = WalHeader::read(wal).map_err(|e| Error::io("read", path, e))?;
@@ -179,6 +182,19 @@ fn refresh_files(core: &Core, access: Access<'_>) -> Result<Arc<Version>> {
         return Ok(core.current());
     }
     Ok(cur)
+}
+
+/// Another handle's transactions, perhaps acknowledged Immediate commits, that no watermark
+/// proves durable: made durable before anything is appended after them, so this handle's
+/// next watermark vouches for them (RECOVERY.md S1b; found by the crash harness with two
+/// handles: a bit flip in one handle's synced commit silently lost it and the other's next
+/// one). Nothing to do when the log holds nothing past its proven end.
+fn vouch_for_caught_up(core: &Core, guard: &WriterGuard, head: &Version) -> Result<()> {
+    core.assert_writer(guard);
+    if head.wal_end > head.proven_end() {
+        core.wal().sync_caught_up(head.position())?;
+    }
+    Ok(())
 }
 
 /// `cur` with the transactions the log holds past its end; whether there were any.
