@@ -293,6 +293,7 @@ fn checkpointer(dir: &Path, stop: &Path) {
     while !stop.exists() && Instant::now() < deadline {
         if store.checkpoint().expect("checkpoint").keys_changed > 0 {
             folded += 1;
+            report_progress(stop, folded);
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -497,12 +498,33 @@ fn merger(dir: &Path, stop: &Path) {
     while !stop.exists() && Instant::now() < deadline {
         if round % 2 == 1 {
             merged += store.compact().expect("compact").len();
+            report_progress(stop, merged);
         } else {
             store.checkpoint().expect("checkpoint");
         }
         round += 1;
     }
     println!("merges {merged}");
+}
+
+/// Where a worker given the stop file `stop` reports how much it has done so far.
+fn progress_file(stop: &Path) -> PathBuf {
+    stop.with_extension("progress")
+}
+
+/// Writes a worker's count so far (under a temporary name, renamed: never read half-written).
+fn report_progress(stop: &Path, count: usize) {
+    let tmp = stop.with_extension("progress.tmp");
+    std::fs::write(&tmp, count.to_string()).expect("progress");
+    std::fs::rename(&tmp, progress_file(stop)).expect("progress");
+}
+
+/// A worker's count so far (0 before its first report).
+fn progress(stop: &Path) -> usize {
+    std::fs::read_to_string(progress_file(stop))
+        .ok()
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// The number after `prefix` on a line of a worker's output.
@@ -513,43 +535,58 @@ fn reported(out: &str, prefix: &str) -> usize {
         .unwrap_or_else(|| panic!("the worker reports `{prefix}`: {out}"))
 }
 
-/// Seeds the accounts in `dir`, then runs worker `mode` (given a stop file) while two bank
-/// writers (seeds from `seed`), an incrementer and two bank readers work; stops it once they
-/// have finished and returns its output.
-fn beside_bank_work(dir: &Path, mode: &str, seed: u64) -> String {
+/// Seeds the accounts in `dir`, then runs worker `mode` (given a stop file) while batches of
+/// other processes work (two bank writers with seeds from `seed`, an incrementer of 200 and
+/// two bank readers each), batch after batch until the worker has reported `wanted` units of
+/// its own work (a condition, not a number of rounds: on a slow machine the others may
+/// finish a batch before the worker got far). Stops the worker once the last batch has
+/// finished; returns its output and the number of batches.
+fn beside_bank_work(dir: &Path, mode: &str, seed: u64, wanted: usize) -> (String, u64) {
     seed_accounts(dir);
     let d = dir.to_str().expect("utf8");
     let stop = dir.with_extension("stop");
     let worker = spawn(&[mode, d, stop.to_str().expect("utf8")]);
-    let writers: Vec<Child> = (0..2)
-        .map(|i| spawn(&["bank-writer", d, "200", &(i + seed).to_string()]))
-        .collect();
-    let incrementer = spawn(&["incr", d, "200", "x"]);
-    let readers: Vec<Child> = (0..2).map(|_| spawn(&["bank-reader", d, "300"])).collect();
-    for c in writers {
-        wait_ok(c, "writer");
-    }
-    wait_ok(incrementer, "incrementer");
-    for c in readers {
-        wait_ok(c, "reader");
+    let mut batches = 0u64;
+    // A bound, so that a worker that never gets anything done fails the test, not hangs it.
+    while batches < 50 && (batches == 0 || progress(&stop) < wanted) {
+        let writers: Vec<Child> = (0..2)
+            .map(|i| {
+                spawn(&[
+                    "bank-writer",
+                    d,
+                    "200",
+                    &(i + seed + 2 * batches).to_string(),
+                ])
+            })
+            .collect();
+        let incrementer = spawn(&["incr", d, "200", "x"]);
+        let readers: Vec<Child> = (0..2).map(|_| spawn(&["bank-reader", d, "300"])).collect();
+        for c in writers {
+            wait_ok(c, "writer");
+        }
+        wait_ok(incrementer, "incrementer");
+        for c in readers {
+            wait_ok(c, "reader");
+        }
+        batches += 1;
     }
     std::fs::write(&stop, b"").expect("stop file");
-    wait_ok(worker, mode)
+    (wait_ok(worker, mode), batches)
 }
 
 fn merges_while_others_work() {
     let (_tmp, dir) = tempdir();
-    let out = beside_bank_work(&dir, "merger", 500);
+    let (out, batches) = beside_bank_work(&dir, "merger", 500, 2);
     let merges = reported(&out, "merges ");
     assert!(
         merges >= 2,
-        "only {merges} merges ran while the others worked"
+        "only {merges} merges ran while {batches} batches of others worked"
     );
     let store = open(&dir);
     assert_eq!(total(&store), ACCOUNTS * INITIAL_BALANCE);
     assert_eq!(
         get_u64(&store, "counter"),
-        200,
+        200 * batches,
         "no lost commit across merges"
     );
     store.compact().expect("compact");
@@ -559,17 +596,17 @@ fn merges_while_others_work() {
 
 fn checkpoints_while_others_work() {
     let (_tmp, dir) = tempdir();
-    let out = beside_bank_work(&dir, "checkpointer", 300);
+    let (out, batches) = beside_bank_work(&dir, "checkpointer", 300, 3);
     let folded = reported(&out, "checkpoints ");
     assert!(
         folded >= 3,
-        "only {folded} checkpoints folded commits in while the others worked"
+        "only {folded} checkpoints folded commits in while {batches} batches of others worked"
     );
     let store = open(&dir);
     assert_eq!(total(&store), ACCOUNTS * INITIAL_BALANCE);
     assert_eq!(
         get_u64(&store, "counter"),
-        200,
+        200 * batches,
         "no lost commit across checkpoints"
     );
     assert!(
