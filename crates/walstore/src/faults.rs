@@ -39,9 +39,11 @@ pub struct EngineFaults {
     /// Look for commit records past the end of the log only one read chunk far (code that
     /// assumes the log ends within a chunk). Caught with the engine's read chunk shrunk.
     pub tail_search_one_chunk: bool,
-    /// At close, append the clean marker without first syncing log bytes this handle caught
-    /// up on (another handle's Buffered commits): the marker vouches for bytes that may not
-    /// be durable. Caught only with a second handle.
+    /// Append the clean marker at close without first syncing log bytes this handle caught
+    /// up on (another handle's Buffered commits), and leave them unsynced at the catch-up
+    /// too (S1b: since the reload path syncs them as well, the marker's own sync alone is no
+    /// longer the last line): the marker vouches for bytes that may not be durable. Caught
+    /// only with a second handle.
     pub clean_marker_without_sync: bool,
     /// Group commit: a finished `fdatasync` acknowledges every commit written by then,
     /// including those written while it was in progress (which it may not cover). Caught
