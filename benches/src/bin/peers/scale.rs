@@ -1,6 +1,7 @@
 //! The scale workload: per store size, a fresh store loaded, read and 10% overwritten, each
 //! phase in a child process that also reports what it wrote to storage.
 
+use crate::measure::timed_commit;
 use crate::spawn::child;
 use std::io::Write as _;
 use std::path::Path;
@@ -154,15 +155,7 @@ fn commit_batches(
             keys[x] = data::key(space::SCALE, idx);
             data::fill_value(seed, &mut values[x]);
         }
-        let writes: Vec<(&[u8], &[u8])> = keys[..this]
-            .iter()
-            .zip(&values[..this])
-            .map(|(k, v)| (&k[..], &v[..]))
-            .collect();
-        // Only the commits are timed, not making up the data.
-        let t = Instant::now();
-        h.commit(&writes)?;
-        let took = t.elapsed();
+        let took = timed_commit(&mut *h, &keys, &values, this)?;
         committing += took;
         each.push(took);
         j += this as u64;

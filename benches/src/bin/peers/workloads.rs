@@ -1,7 +1,7 @@
 //! The measuring phases of workloads a, b, c, d, g, h, e and open, each run in a child
 //! process against one store.
 
-use crate::measure::{as_writes, figure, small_txn, WARMUP_TXNS};
+use crate::measure::{as_writes, figure, small_txn, timed_commit, WARMUP_TXNS};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -132,15 +132,7 @@ pub(crate) fn bulk_load(kind: Kind, dir: &Path, scale: &Scale) -> Result<Vec<Fig
             keys[j] = data::key(space::C, i + j as u64);
             data::fill_value(i + j as u64, &mut values[j]);
         }
-        let writes: Vec<(&[u8], &[u8])> = keys[..this]
-            .iter()
-            .zip(&values[..this])
-            .map(|(k, v)| (&k[..], &v[..]))
-            .collect();
-        // Only the commits are timed, not making up the data.
-        let t = Instant::now();
-        h.commit(&writes)?;
-        let took = t.elapsed();
+        let took = timed_commit(&mut *h, &keys, &values, this)?;
         committing += took;
         each.push(took);
         i += this as u64;
@@ -175,42 +167,52 @@ pub(crate) fn bulk_load(kind: Kind, dir: &Path, scale: &Scale) -> Result<Vec<Fig
 }
 
 pub(crate) fn point_reads(kind: Kind, dir: &Path, scale: &Scale) -> Result<Figure> {
-    let engine = engines::open(kind, dir)?;
-    let mut h = engine.handle()?;
-    let mut positions = Positions::new(42);
-    let n_keys = scale.c_keys;
-    let mut next = || data::key(space::C, positions.next_below(n_keys));
-    let started = Instant::now();
-    let tally = h.point_reads(scale.d_reads, &mut next)?;
-    let elapsed = started.elapsed();
-    if tally.bytes != tally.found * VALUE_LEN as u64 {
-        return Err(format!("values of the wrong length: {tally:?}").into());
-    }
-    let mut f = figure("d", kind, scale.d_reads, elapsed, "gets/s");
-    f.note = format!("over {n_keys} keys, page cache warm");
+    let mut f = timed_gets(kind, dir, scale, "d", |h, n, next| h.point_reads(n, next))?;
+    f.note = format!("over {} keys, page cache warm", scale.c_keys);
     Ok(f)
 }
 
 /// Workload g: the key stream of d, as many gets, but each get from a read snapshot of its own.
 pub(crate) fn gets_per_snapshot(kind: Kind, dir: &Path, scale: &Scale) -> Result<Figure> {
+    let mut f = timed_gets(kind, dir, scale, "g", |h, n, next| {
+        h.gets_per_snapshot(n, next)
+    })?;
+    f.note = format!(
+        "over {} keys, one snapshot per get, page cache warm",
+        scale.c_keys
+    );
+    if kind == Kind::Fjall {
+        f.note
+            .push_str("; fjall's d makes the same calls (Keyspace::get, a view per call)");
+    }
+    Ok(f)
+}
+
+/// `scale.d_reads` gets of random existing keys of c's store through `gets`, timed, as the
+/// figure `name` (d and g differ only in how each get is made).
+fn timed_gets(
+    kind: Kind,
+    dir: &Path,
+    scale: &Scale,
+    name: &str,
+    gets: impl FnOnce(
+        &mut dyn engines::Handle,
+        u64,
+        &mut dyn FnMut() -> [u8; KEY_LEN],
+    ) -> Result<engines::ReadTally>,
+) -> Result<Figure> {
     let engine = engines::open(kind, dir)?;
     let mut h = engine.handle()?;
     let mut positions = Positions::new(42);
     let n_keys = scale.c_keys;
     let mut next = || data::key(space::C, positions.next_below(n_keys));
     let started = Instant::now();
-    let tally = h.gets_per_snapshot(scale.d_reads, &mut next)?;
+    let tally = gets(&mut *h, scale.d_reads, &mut next)?;
     let elapsed = started.elapsed();
     if tally.bytes != tally.found * VALUE_LEN as u64 {
         return Err(format!("values of the wrong length: {tally:?}").into());
     }
-    let mut f = figure("g", kind, scale.d_reads, elapsed, "gets/s");
-    f.note = format!("over {n_keys} keys, one snapshot per get, page cache warm");
-    if kind == Kind::Fjall {
-        f.note
-            .push_str("; fjall's d makes the same calls (Keyspace::get, a view per call)");
-    }
-    Ok(f)
+    Ok(figure(name, kind, scale.d_reads, elapsed, "gets/s"))
 }
 
 /// Workload h: two threads doing g's gets (`scale.h_reads_per_reader` each, a snapshot per
