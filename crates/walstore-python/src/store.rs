@@ -191,6 +191,8 @@ impl NativeStore {
             ("runs", i.runs.into_py_any(py)?),
             ("snapshot_files", i.snapshot_files.into_py_any(py)?),
             ("memtable_keys", i.memtable_keys.into_py_any(py)?),
+            ("log_index_entries", i.log_index_entries.into_py_any(py)?),
+            ("log_index_bytes", i.log_index_bytes.into_py_any(py)?),
             ("commits", i.commits.into_py_any(py)?),
             ("wal_syncs", i.wal_syncs.into_py_any(py)?),
             ("checkpoints", i.checkpoints.into_py_any(py)?),

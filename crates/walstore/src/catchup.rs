@@ -13,6 +13,7 @@
 
 use crate::core::{head_of, Access, Core, WriterGuard};
 use crate::error::{Error, Result};
+use crate::indexed;
 use crate::load::reload;
 use crate::tail::settle_tail;
 use crate::version::Version;
@@ -112,6 +113,14 @@ pub(crate) fn view_at(core: &Core, at: LogPosition) -> Result<Option<Arc<Version
             ))
         }
     };
+    // The log index holds other processes' commits: no log to read.
+    if let Some(ix) = core.log_index_for(base.generation, base.salt, false) {
+        if let Some(v) = indexed::version_at(&ix, &base, at.offset)? {
+            let v = Arc::new(v);
+            core.publish(Arc::clone(&v));
+            return Ok(Some(v));
+        }
+    }
     let mut next = Version::clone(&base);
     scan(
         core.wal().file(),
@@ -131,8 +140,8 @@ pub(crate) fn view_at(core: &Core, at: LogPosition) -> Result<Option<Arc<Version
     Ok(Some(next))
 }
 
-/// Adds one scanned transaction to `next`.
-fn apply_scanned(next: &mut Version, t: ScannedTxn) {
+/// Adds one scanned transaction to `next`'s own memtable.
+pub(crate) fn apply_scanned(next: &mut Version, t: ScannedTxn) {
     if !t.writes.is_empty() || !t.deletes.is_empty() {
         next.data_end = t.end;
     }
@@ -164,19 +173,28 @@ fn refresh_files(core: &Core, access: Access<'_>) -> Result<Arc<Version>> {
         core.publish(loaded);
         return Ok(core.current());
     }
-    let (next, end, news) = scan_from(core, &cur)?;
-    if let Access::Writer(guard) = access {
+    let (next, end, news, txns) = scan_from(core, &cur)?;
+    let next = if let Access::Writer(guard) = access {
         settle_tail(core, &next, &end, access, false)?;
         if news {
             vouch_for_caught_up(core, guard, &next)?;
         }
+        // What another writer appended (or a killed one did not finish adding) goes into
+        // the log index, which then serves the new head.
+        if let Some(ix) = core.log_index_for(next.generation, next.salt, false) {
+            if cur.private_is_empty() {
+                indexed::add_scanned(&ix, &cur, cur.wal_end, &txns);
+            }
+        }
+        indexed::prefer_index(core.log_index(), next)?
     } else {
         let h2 = WalHeader::read(wal).map_err(|e| Error::io("read", path, e))?;
         if h2 != h1 {
             core.publish(reload(core, access)?);
             return Ok(core.current());
         }
-    }
+        indexed::prefer_index(core.log_index(), next)?
+    };
     if news {
         core.publish(Arc::new(next));
         return Ok(core.current());
@@ -200,14 +218,20 @@ fn vouch_for_caught_up(core: &Core, guard: &WriterGuard, head: &Version) -> Resu
     Ok(())
 }
 
-/// `cur` with the transactions the log holds past its end; whether there were any.
-fn scan_from(core: &Core, cur: &Version) -> Result<(Version, crate::wal::scan::ScanEnd, bool)> {
+/// `cur` with the transactions the log holds past its end; whether there were any, and
+/// the transactions.
+#[allow(clippy::type_complexity)]
+fn scan_from(
+    core: &Core,
+    cur: &Version,
+) -> Result<(Version, crate::wal::scan::ScanEnd, bool, Vec<ScannedTxn>)> {
     // No fstat here: querying the WAL's timestamps makes the kernel give the next write a
     // fine-grained mtime, which makes every commit's fdatasync ~50% slower (measured with
     // examples/commit_floor.rs). Reads stop at the end of the file by themselves.
     let limit = u64::MAX;
     let mut next = Version::clone(cur);
     let mut news = false;
+    let mut txns = Vec::new();
     let end = scan(
         core.wal().file(),
         limit,
@@ -216,11 +240,12 @@ fn scan_from(core: &Core, cur: &Version) -> Result<(Version, crate::wal::scan::S
         cur.last_txn + 1,
         ReadConfig::of(core.opts()),
         |t| {
+            txns.push(t.clone());
             apply_scanned(&mut next, t);
             news = true;
         },
     )
     .map_err(|e| Error::io("read", core.wal().path(), e))?;
     next.synced_through = next.synced_through.max(end.synced_through);
-    Ok((next, end, news))
+    Ok((next, end, news, txns))
 }

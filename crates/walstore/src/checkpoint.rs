@@ -105,15 +105,16 @@ pub(crate) fn fold_unlocked(
             ..Default::default()
         });
     };
+    let (entries, deletes) = frozen.version.log_contents()?;
     let mut stats = CheckpointStats {
-        keys_changed: frozen.version.mem.len(),
+        keys_changed: entries.len(),
         ..Default::default()
     };
     let first_id = frozen.manifest.next_file_id;
     let mut out = Output::in_dir(core.storage(), core.dir(), core.opts(), first_id);
     let run0 = out.write_run(
-        memtable_entries(&frozen.version.mem),
-        frozen.version.mem_deletes.to_vec(),
+        entries.into_iter(),
+        deletes,
         frozen.manifest.runs.is_empty(),
     )?;
     if out.next_id - first_id > frozen.reserved {
@@ -304,14 +305,15 @@ pub(crate) fn fold(
     let mut folded = Version::clone(base);
     folded.fold_layers();
     let base = &folded;
+    let (entries, deletes) = base.log_contents()?;
     let mut stats = CheckpointStats {
         generation: base.generation,
         txn_id: base.last_txn,
-        keys_changed: base.mem.len(),
+        keys_changed: entries.len(),
         wal_bytes: base.wal_end - WAL_HEADER_BYTES,
         ..Default::default()
     };
-    if base.mem.is_empty() && base.wal_end == WAL_HEADER_BYTES {
+    if entries.is_empty() && base.wal_end == WAL_HEADER_BYTES {
         return Ok(stats);
     }
     let current = runs::read_locked(core, guard)?;
@@ -323,11 +325,7 @@ pub(crate) fn fold(
         core.opts(),
         current.next_file_id,
     );
-    let run = out.write_run(
-        memtable_entries(&base.mem),
-        base.mem_deletes.to_vec(),
-        current.runs.is_empty(),
-    )?;
+    let run = out.write_run(entries.into_iter(), deletes, current.runs.is_empty())?;
     stats.files_written = run.len();
     stats.bytes_written = run.iter().map(|m| m.file_len).sum();
     stats.files_kept = current.files().count();
@@ -360,6 +358,9 @@ fn switch_generation(
     base: &Version,
 ) -> Result<Manifest> {
     let manifest = runs::apply(core, guard, current, edit)?;
+    // The new generation's log index exists before the WAL names the generation, so every
+    // handle that sees the new generation finds it (FORMAT.md §9).
+    let index = core.log_index_for(manifest.generation, manifest.salt, true);
     core.wal().reset_header(&manifest.wal_header(), true)?;
     // The index learns of the new generation before anything else can fail: a failure
     // below leaves this handle's head behind the index, and the next holder of the writer
@@ -375,6 +376,11 @@ fn switch_generation(
         index.set_head(head_of(&next), true);
     }
     next.runs = runs::map_locked(core, guard, &manifest, &base.runs)?;
+    if let Some(ix) = index {
+        if let Some(v) = crate::indexed::version_at(&ix, &next, WAL_HEADER_BYTES)? {
+            next = v;
+        }
+    }
     core.publish(Arc::new(next));
     Ok(manifest)
 }

@@ -93,6 +93,8 @@ pub const LOCK_NAME: &str = "LOCK";
 pub const MERGE_LOCK_NAME: &str = "MERGE";
 /// The commit index's shared-memory file (FORMAT.md §8): never durable state.
 pub const INDEX_NAME: &str = "SHM";
+/// The log index's shared file (FORMAT.md §9): never durable state.
+pub const LOG_INDEX_NAME: &str = "LOGINDEX";
 pub const SNAPSHOT_PREFIX: &str = "snap-";
 pub const SNAPSHOT_SUFFIX: &str = ".dat";
 pub const SNAPSHOT_TMP_SUFFIX: &str = ".tmp";
@@ -125,7 +127,13 @@ pub fn parse_snapshot_name(name: &str) -> Option<(u64, bool)> {
 pub fn is_store_file(name: &str) -> bool {
     matches!(
         name,
-        MANIFEST_NAME | MANIFEST_TMP_NAME | WAL_NAME | LOCK_NAME | MERGE_LOCK_NAME | INDEX_NAME
+        MANIFEST_NAME
+            | MANIFEST_TMP_NAME
+            | WAL_NAME
+            | LOCK_NAME
+            | MERGE_LOCK_NAME
+            | INDEX_NAME
+            | LOG_INDEX_NAME
     ) || parse_snapshot_name(name).is_some()
 }
 

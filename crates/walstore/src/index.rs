@@ -43,12 +43,13 @@ mod w {
     pub const POISONED_BY: usize = 13;
     pub const WATCHERS: usize = 14;
     pub const DIRTY: usize = 15;
+    pub const LOG_INDEX_ID: usize = 16;
 }
 
 /// How many words [`decode`] reads: magic through the visible LSN.
 pub const INDEX_WORDS: usize = w::VISIBLE_LSN + 1;
 
-const _: () = assert!(w::DIRTY < REGION_WORDS);
+const _: () = assert!(w::LOG_INDEX_ID < REGION_WORDS);
 
 /// What a consistent read of the index says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,9 +278,13 @@ impl CommitIndex {
     /// Sets up a fresh index (the first handle to open the store, under the writer lock):
     /// `head` is the recovered log, all of it durable.
     pub(crate) fn rebuild(&self, head: Head) {
+        // The log index named so far was made by this region's handles (this open's load, in a
+        // fresh region): it stays named.
+        let log_index = self.log_index_id();
         for i in 0..REGION_WORDS {
             self.word(i).store(0, Ordering::Relaxed);
         }
+        self.set_log_index_id(log_index);
         let state = IndexState {
             generation: head.generation,
             salt: head.salt,
@@ -393,6 +398,18 @@ impl CommitIndex {
     }
 
     /// The process that poisoned the store (a failed write or sync), if one did.
+    /// The id of the log index file the handles of this index use (FORMAT.md §9); 0: none
+    /// yet. Zero in a fresh index, so no file left over from before is ever taken for it.
+    pub(crate) fn log_index_id(&self) -> u64 {
+        self.word(w::LOG_INDEX_ID).load(Ordering::Acquire)
+    }
+
+    /// Names the log index file the handles use from now on (its creator: the writer lock's
+    /// holder, or the first handle to open the store).
+    pub(crate) fn set_log_index_id(&self, id: u64) {
+        self.word(w::LOG_INDEX_ID).store(id, Ordering::Release);
+    }
+
     pub(crate) fn poisoned_by(&self) -> Option<u64> {
         match self.word(w::POISONED_BY).load(Ordering::Acquire) {
             0 => None,

@@ -9,6 +9,7 @@
 use crate::cases::{classify_header, Authority, HeaderCase};
 use crate::core::{Access, Core, WriterGuard};
 use crate::error::{Error, Result};
+use crate::indexed;
 use crate::manifest::Manifest;
 use crate::run::SegmentSet;
 use crate::runs;
@@ -17,7 +18,7 @@ use crate::value::Bytes;
 use crate::version::{Memtable, Version};
 
 use crate::wal::scan::{has_record_of, scan, ReadConfig, ScanEnd};
-use crate::wal::{WalHeader, WAL_HEADER_BYTES};
+use crate::wal::WalHeader;
 use std::sync::Arc;
 
 /// How many times an unlocked load retries when a concurrent checkpoint changes the files
@@ -141,14 +142,18 @@ fn try_reload(core: &Core, access: Access<'_>) -> Result<Option<Version>> {
             })
         }
     }
-    let (version, end) = load_log(core, start_of(&manifest, runs))?;
+    let (version, end) = load_log(core, access, start_of(&manifest, runs))?;
     if access.authority() == Authority::Reader {
         let again = WalHeader::read(wal).map_err(|e| Error::io("read", path, e))?;
         if again != header {
             return Ok(None);
         }
     }
-    settle_tail(core, &version, &end, access, true)?;
+    // Joining live handles at the end their commit index names, the end is known: no look
+    // past it (RECOVERY.md "Log index").
+    let known_end = matches!(access, Access::Open) && core.ends_where_index_says(&version);
+    let look = if known_end { Access::Reader } else { access };
+    settle_tail(core, &version, &end, look, true)?;
     if let (HeaderCase::LaggingWithRecords, Some(guard)) = (case, repairer) {
         // Only now that the log checked out: a damaged store is never modified (H3).
         repair_header(core, guard, &manifest)?;
@@ -160,13 +165,58 @@ fn try_reload(core: &Core, access: Access<'_>) -> Result<Option<Version>> {
 /// memtable from them in key order (inserting a sorted run into the persistent map is several
 /// times faster than inserting in log order, which for random keys misses the cache at every
 /// level).
-fn load_log(core: &Core, mut version: Version) -> Result<(Version, ScanEnd)> {
+fn load_log(core: &Core, access: Access<'_>, version: Version) -> Result<(Version, ScanEnd)> {
+    // The log index (FORMAT.md §9) holds the log up to its coverage: only the rest is read.
+    // A writer, or a handle that opened the store alone, adds what it reads to it.
+    let build = match access {
+        Access::Writer(_) => true,
+        Access::Open => core.is_building_alone(),
+        _ => false,
+    };
+    let Some(ix) = core.log_index_for(version.generation, version.salt, build) else {
+        return load_log_privately(core, version);
+    };
+    let version = match indexed::version_at(&ix, &version, ix.covered())? {
+        Some(v) => v,
+        None => return load_log_privately(core, version),
+    };
+    if !build {
+        return load_log_privately(core, version);
+    }
+    let mut txns = Vec::new();
+    let end = scan(
+        core.wal().file(),
+        u64::MAX,
+        version.wal_end,
+        version.salt,
+        version.last_txn + 1,
+        ReadConfig::of(core.opts()),
+        |t| txns.push(t),
+    )
+    .map_err(|e| Error::io("read", core.wal().path(), e))?;
+    if indexed::add_scanned(&ix, &version, version.wal_end, &txns) {
+        if let Some(mut v) = indexed::version_at(&ix, &version, end.end)? {
+            v.synced_through = v.synced_through.max(end.synced_through);
+            return Ok((v, end));
+        }
+    }
+    // The index could not take them (full): the rest goes to this handle's memtable.
+    let mut version = version;
+    for t in txns {
+        crate::catchup::apply_scanned(&mut version, t);
+    }
+    version.synced_through = version.synced_through.max(end.synced_through);
+    Ok((version, end))
+}
+
+/// Reads the log of `version`'s generation past `version.wal_end` into its own memtable.
+fn load_log_privately(core: &Core, mut version: Version) -> Result<(Version, ScanEnd)> {
     let path = core.wal().path();
     let mut writes: Vec<(Bytes, Option<Bytes>)> = Vec::new();
     let end = scan(
         core.wal().file(),
         u64::MAX,
-        WAL_HEADER_BYTES,
+        version.wal_end,
         version.salt,
         version.base_txn + 1,
         ReadConfig::of(core.opts()),
@@ -186,7 +236,7 @@ fn load_log(core: &Core, mut version: Version) -> Result<(Version, ScanEnd)> {
     )
     .map_err(|e| Error::io("read", path, e))?;
     add_in_log_order(&mut version, writes);
-    version.synced_through = end.synced_through;
+    version.synced_through = version.synced_through.max(end.synced_through);
     Ok((version, end))
 }
 

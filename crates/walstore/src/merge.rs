@@ -121,7 +121,7 @@ pub(crate) fn run_holding(
         let chosen = if all {
             (!sizes.is_empty() && done.is_empty()).then_some(0..sizes.len())
         } else {
-            pick(&sizes, core.opts().wal_size_bytes_checkpoint)
+            pick(&sizes, core.opts().tier_base_bytes())
         };
         let Some(chosen) = chosen else {
             remove_orphans(core, merging, stopped)?;

@@ -51,6 +51,10 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<Core>> {
         version: Version::start_of(0, 0, 0, Vec::new()),
     }));
     let fresh_index = attach_index(&core, read_only)?;
+    core.set_joined_live(fresh_index == Some(false));
+    // Alone with the store, a read-write open builds a new log index as it reads the log
+    // (FORMAT.md §9; the fresh commit index names none, so nothing left over is trusted).
+    core.set_building_alone(fresh_index == Some(true) && !read_only);
     let version = {
         let _g = core.refresh_lock();
         reload(&core, Access::Open)?
@@ -59,6 +63,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<Core>> {
     if !read_only {
         settle_after_open(&core, &version)?;
     }
+    core.set_building_alone(false);
     if let Some(fresh) = fresh_index {
         finish_index(&core, fresh)?;
     }
@@ -235,7 +240,12 @@ fn settle_locked(core: &Core, guard: &WriterGuard) -> Result<LogPosition> {
     if !version.closed_cleanly() {
         core.sync_store_dir()?;
     }
-    clear_stale_tail(core, guard, &version)?;
+    // Joining live handles that left the log as the index says: the open that set the index
+    // up cleared what lay past the end, and catch-ups under the lock repair what a killed
+    // writer leaves; nothing to look for (and no O(preallocation) read).
+    if !(core.lock_found_clean(guard) && core.ends_where_index_says(&version)) {
+        clear_stale_tail(core, guard, &version)?;
+    }
     let (version, durable_end) = make_durable(core, guard, &version)?;
     if let Some(merging) = core.try_merge_lock() {
         crate::runs::remove_orphans(core, guard, &merging);

@@ -65,6 +65,7 @@ pub struct Options {
     pub(crate) lock_wait: LockWait,
     pub(crate) read_only: bool,
     pub(crate) wal_size_bytes_checkpoint: u64,
+    pub(crate) close_checkpoint_bytes: u64,
     pub(crate) auto_checkpoint: bool,
     pub(crate) wal_preallocate_bytes: u64,
     pub(crate) segment_size_bytes_target: u64,
@@ -82,6 +83,7 @@ impl Default for Options {
             lock_wait: LockWait::Forever,
             read_only: false,
             wal_size_bytes_checkpoint: 64 << 20,
+            close_checkpoint_bytes: 1 << 20,
             auto_checkpoint: true,
             wal_preallocate_bytes: 4 << 20,
             segment_size_bytes_target: 32 << 20,
@@ -128,6 +130,22 @@ impl Options {
     pub fn wal_size_bytes_checkpoint(mut self, bytes: u64) -> Self {
         self.wal_size_bytes_checkpoint = bytes.max(4096);
         self
+    }
+
+    /// WAL size (bytes past its header) above which a handle that committed checkpoints when
+    /// it closes (default 1 MiB; with `auto_checkpoint(false)`, never). The next process to
+    /// open the store alone then reads at most about this much of the log; while another
+    /// process has the store open, an open reads none of it (the log index, FORMAT.md §9).
+    pub fn close_checkpoint_bytes(mut self, bytes: u64) -> Self {
+        self.close_checkpoint_bytes = bytes.max(4096);
+        self
+    }
+
+    /// The size that run tiers are counted from (`merge.rs`): the smaller checkpoint size.
+    pub(crate) fn tier_base_bytes(&self) -> u64 {
+        self.wal_size_bytes_checkpoint
+            .min(self.close_checkpoint_bytes)
+            .max(4096)
     }
 
     /// Whether a background thread checkpoints when the WAL passes the threshold

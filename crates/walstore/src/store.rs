@@ -58,8 +58,14 @@ pub struct StoreInfo {
     pub runs: usize,
     /// Snapshot files, newest run first: (file name, bytes, entries).
     pub snapshot_files: Vec<(String, u64, u64)>,
-    /// Keys changed since the last checkpoint (held in memory).
+    /// Keys changed since the last checkpoint held in this handle's own memory: those the
+    /// log index does not hold (none while it keeps up; FORMAT.md §9).
     pub memtable_keys: usize,
+    /// Entries (one per write of a key) in the shared log index, which every handle of the
+    /// store maps instead of reading the log (0 without one).
+    pub log_index_entries: u64,
+    /// Bytes of the shared log index in use (0 without one).
+    pub log_index_bytes: u64,
     /// Commits made through this handle.
     pub commits: u64,
     /// WAL fdatasyncs made through this handle (fewer than commits under group commit).
@@ -239,6 +245,8 @@ impl Store {
                 })
                 .collect(),
             memtable_keys: v.changed_keys(),
+            log_index_entries: v.shared.as_ref().map_or(0, |s| s.index.entries()),
+            log_index_bytes: v.shared.as_ref().map_or(0, |s| s.index.used_bytes()),
             commits: c.commits.load(Ordering::Relaxed),
             wal_syncs: core.wal().syncs(),
             checkpoints: c.checkpoints.load(Ordering::Relaxed),
@@ -274,7 +282,7 @@ fn close_last(core: &Core) -> Result<()> {
     core.sync_written()?;
     let result = match core.acquire_writer(LockWait::NoWait) {
         Ok(guard) => {
-            let marked = head(core, &guard).and_then(|version| mark_clean(core, &guard, &version));
+            let marked = head(core, &guard).and_then(|version| close_log(core, &guard, &version));
             core.release_writer(guard);
             marked
         }
@@ -286,6 +294,25 @@ fn close_last(core: &Core) -> Result<()> {
         counters.closed_at_commits.store(commits, Ordering::Relaxed);
     }
     result
+}
+
+/// Leaves the log as the next open wants it: folded into a run by a checkpoint when it holds
+/// more than `Options::close_checkpoint_bytes` (the next process to open the store alone then
+/// has little log to read: RECOVERY.md "Close"), else ended by a clean marker. Called under the
+/// writer lock.
+fn close_log(
+    core: &Core,
+    guard: &WriterGuard,
+    version: &Arc<crate::version::Version>,
+) -> Result<()> {
+    let opts = core.opts();
+    let log_bytes = version.wal_end - crate::wal::WAL_HEADER_BYTES;
+    if opts.auto_checkpoint && log_bytes > opts.close_checkpoint_bytes {
+        crate::checkpoint::fold(core, guard, version)?;
+        core.counters().checkpoints.fetch_add(1, Ordering::Relaxed);
+        return Ok(());
+    }
+    mark_clean(core, guard, version)
 }
 
 /// Appends the clean marker (FORMAT.md §4.3) when the log holds unproven data, and publishes
@@ -303,6 +330,7 @@ fn mark_clean(core: &Core, guard: &WriterGuard, version: &crate::version::Versio
     let mut next = version.clone();
     next.wal_end = end;
     next.synced_through = version.wal_end;
+    crate::indexed::add_marker(&mut next, version);
     // The marker is synced: the log is durable through it.
     core.publish_locked(guard, Arc::new(next), true);
     Ok(())

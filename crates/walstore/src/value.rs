@@ -1,6 +1,7 @@
 //! [`Value`]: a value read from the store, served from a snapshot file's map or shared with
 //! the memtable, and [`Bytes`], a key or value as held in memory.
 
+use crate::logindex::LogIndex;
 use crate::snapshot::Segment;
 use std::fmt;
 use std::ops::Deref;
@@ -18,6 +19,11 @@ enum ValueRepr {
     Heap(Bytes),
     Mapped {
         segment: Arc<Segment>,
+        start: usize,
+        end: usize,
+    },
+    Indexed {
+        index: Arc<LogIndex>,
         start: usize,
         end: usize,
     },
@@ -39,6 +45,15 @@ impl Value {
         }))
     }
 
+    /// The bytes `start..end` of the log index, served from its map without a copy.
+    pub(crate) fn in_log_index(index: &Arc<LogIndex>, start: usize, end: usize) -> Value {
+        Value(ValueRepr::Indexed {
+            index: Arc::clone(index),
+            start,
+            end,
+        })
+    }
+
     /// The value's bytes, copied.
     pub fn to_vec(&self) -> Vec<u8> {
         self.deref().to_vec()
@@ -55,6 +70,9 @@ impl Deref for Value {
                 start,
                 end,
             } => segment.bytes().get(*start..*end).unwrap_or_default(),
+            ValueRepr::Indexed { index, start, end } => {
+                index.bytes().bytes(*start, end - start).unwrap_or_default()
+            }
         }
     }
 }

@@ -30,11 +30,12 @@ use std::path::{Path, PathBuf};
 use walstore::storage::{MemoryStorage, Storage, StorageOp};
 use walstore::{Durability, Store};
 
-const TARGETS: [&str; 6] = [
+const TARGETS: [&str; 7] = [
     "wal_record",
     "snapshot",
     "manifest",
     "index",
+    "logindex",
     "recovery",
     "ops",
 ];
@@ -49,6 +50,7 @@ fn check_for(target: &str) -> fn(&[u8]) {
         "snapshot" => checks::snapshot::check,
         "manifest" => checks::manifest::check,
         "index" => checks::index::check,
+        "logindex" => checks::logindex::check,
         "recovery" => checks::recovery::check,
         "ops" => checks::ops::check,
         other => panic!("no target {other}"),
@@ -116,6 +118,11 @@ fn manifest_corpus_and_regressions_pass() {
 #[test]
 fn index_corpus_and_regressions_pass() {
     replay("index");
+}
+
+#[test]
+fn logindex_corpus_and_regressions_pass() {
+    replay("logindex");
 }
 
 #[test]
@@ -220,6 +227,7 @@ fn seed_corpus() -> Seeds {
         .collect();
     decoder_seeds(&bases, &mut out);
     index_seeds(&mut out);
+    logindex_seeds(&mut out);
     // Operation sequences: transactions, checkpoints, reopens, crashes and faults.
     for (name, ops) in ops_seeds() {
         out.push(("ops", name.into(), Op::encode_all(&ops)));
@@ -487,6 +495,59 @@ fn fault(after: u8, only: Option<StorageOp>, errno: i32, persistent: bool) -> Op
         errno,
         persistent,
     }
+}
+
+/// Log index files (FORMAT.md §9) as the engine writes them, in the target's input form
+/// (header part, then the nodes): after puts and a delete, after a range deletion, after
+/// many overwrites of one key.
+fn logindex_seeds(out: &mut Seeds) {
+    let input_of = |file: &[u8]| {
+        let mut input = file[..176.min(file.len())].to_vec();
+        let used = u64::from_le_bytes(file[40..48].try_into().expect("alloc word")) as usize;
+        input.extend_from_slice(&file[4096..used.min(file.len())]);
+        input
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    let store = walstore::Options::new()
+        .durability(Durability::Buffered)
+        .open(&dir)
+        .expect("open");
+    let index = || std::fs::read(dir.join("LOGINDEX")).expect("read LOGINDEX");
+    store
+        .update(|tx| {
+            tx.put(b"a", b"1")?;
+            tx.put(b"b", b"2")?;
+            tx.put(b"c", b"3")
+        })
+        .expect("commit");
+    store.update(|tx| tx.delete(b"b")).expect("commit");
+    out.push(("logindex", "puts-and-a-delete".into(), input_of(&index())));
+    store
+        .update(|tx| {
+            tx.delete_range(&b"a"[..]..&b"c"[..])?;
+            tx.put(b"a", b"after")
+        })
+        .expect("commit");
+    out.push(("logindex", "range-deletion".into(), input_of(&index())));
+    for i in 0..50u32 {
+        store
+            .update(|tx| tx.put(b"hot", &i.to_le_bytes()))
+            .expect("commit");
+    }
+    let file = index();
+    let decoded = walstore::inspect::decode_log_index(&checks::logindex::file_of(&input_of(&file)))
+        .expect("the engine's index decodes");
+    assert_eq!(
+        decoded,
+        vec![
+            (b"a".to_vec(), Some(b"after".to_vec())),
+            (b"b".to_vec(), None),
+            (b"c".to_vec(), Some(b"3".to_vec())),
+            (b"hot".to_vec(), Some(49u32.to_le_bytes().to_vec())),
+        ]
+    );
+    out.push(("logindex", "overwrites".into(), input_of(&file)));
 }
 
 /// The commit index's words (FORMAT.md §8) as a store in use leaves them: new, after

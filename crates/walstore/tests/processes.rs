@@ -783,6 +783,20 @@ impl walstore::storage::Storage for Hooked {
     ) -> std::io::Result<walstore::storage::OpenedRegion> {
         walstore::storage::FsStorage.open_region(path, deadline)
     }
+    fn create_shared(
+        &self,
+        path: &Path,
+        capacity: usize,
+    ) -> std::io::Result<std::sync::Arc<dyn walstore::storage::SharedFile>> {
+        walstore::storage::FsStorage.create_shared(path, capacity)
+    }
+    fn open_shared(
+        &self,
+        path: &Path,
+        capacity: usize,
+    ) -> std::io::Result<std::sync::Arc<dyn walstore::storage::SharedFile>> {
+        walstore::storage::FsStorage.open_shared(path, capacity)
+    }
 }
 
 impl walstore::storage::StorageFile for HookedFile {

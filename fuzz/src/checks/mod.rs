@@ -15,6 +15,7 @@
 pub mod common;
 pub mod index;
 pub mod input;
+pub mod logindex;
 pub mod manifest;
 pub mod ops;
 pub mod recovery;

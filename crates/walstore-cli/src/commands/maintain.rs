@@ -159,13 +159,16 @@ pub(crate) fn info(cx: &Context<'_>, store: &Path) -> Outcome {
         || {
             let mut text = format!(
                 "store: {}\ngeneration: {}\nlast transaction: {}\ntransactions since the last checkpoint: {}\n\
-                 WAL: {} bytes of records in a {} byte file\nruns: {}\nsnapshot files: {} ({} bytes)",
+                 WAL: {} bytes of records in a {} byte file\nlog index: {} entries, {} bytes\n\
+                 runs: {}\nsnapshot files: {} ({} bytes)",
                 i.path.display(),
                 i.generation,
                 i.last_txn,
                 i.txns_since_checkpoint,
                 i.wal_bytes,
                 i.wal_file_bytes,
+                i.log_index_entries,
+                i.log_index_bytes,
                 i.runs,
                 i.snapshot_files.len(),
                 snapshot_bytes
@@ -183,6 +186,8 @@ pub(crate) fn info(cx: &Context<'_>, store: &Path) -> Outcome {
             "txns_since_checkpoint": i.txns_since_checkpoint,
             "wal_bytes": i.wal_bytes,
             "wal_file_bytes": i.wal_file_bytes,
+            "log_index_entries": i.log_index_entries,
+            "log_index_bytes": i.log_index_bytes,
             "runs": i.runs,
             "snapshot_files": files,
             "snapshot_bytes": snapshot_bytes,

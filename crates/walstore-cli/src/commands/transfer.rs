@@ -25,7 +25,9 @@ pub(crate) const EXPORT_HEADER: &str = r#"{"format":"walstore-export","version":
 /// progress bar's length.
 pub(crate) fn approximate_keys(store: &Store) -> Result<u64, Failure> {
     let info = store.info()?;
-    Ok(info.memtable_keys as u64 + info.snapshot_files.iter().map(|f| f.2).sum::<u64>())
+    Ok(info.memtable_keys as u64
+        + info.log_index_entries
+        + info.snapshot_files.iter().map(|f| f.2).sum::<u64>())
 }
 
 pub(crate) fn export(cx: &Context<'_>, store: &Path) -> Outcome {

@@ -28,7 +28,10 @@ use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use walstore::storage::{MemRegions, OpenMode, OpenedRegion, Storage, StorageFile, StorageLock};
+use walstore::storage::{
+    MemRegions, MemSharedFiles, OpenMode, OpenedRegion, SharedFile, Storage, StorageFile,
+    StorageLock,
+};
 
 /// Which operations are crash points worth capturing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,9 +78,11 @@ struct Shared {
     runtime: Mutex<Runtime>,
     lock_released: Condvar,
     sync_gate: gate::SyncGate,
-    /// Shared memory (walstore's commit index): not part of any image. A crash makes a new
-    /// file system from an image, so every process's memory is gone with it.
+    /// Shared memory (walstore's commit index and log index): not part of any image. A
+    /// crash makes a new file system from an image, so every process's memory is gone with
+    /// it.
     regions: MemRegions,
+    shared_files: MemSharedFiles,
 }
 
 /// A simulated file system. Clones share it.
@@ -125,6 +130,7 @@ impl SimFs {
                 lock_released: Condvar::new(),
                 sync_gate: gate::SyncGate::default(),
                 regions: MemRegions::default(),
+                shared_files: MemSharedFiles::default(),
             }),
         }
     }
@@ -477,6 +483,14 @@ impl Storage for SimFs {
         deadline: Option<std::time::Instant>,
     ) -> io::Result<OpenedRegion> {
         self.shared.regions.open(path, deadline)
+    }
+
+    fn create_shared(&self, path: &Path, capacity: usize) -> io::Result<Arc<dyn SharedFile>> {
+        self.shared.shared_files.create(path, capacity)
+    }
+
+    fn open_shared(&self, path: &Path, _capacity: usize) -> io::Result<Arc<dyn SharedFile>> {
+        self.shared.shared_files.open(path)
     }
 
     fn open_lock(&self, path: &Path) -> io::Result<Box<dyn StorageLock>> {

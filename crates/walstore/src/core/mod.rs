@@ -24,6 +24,7 @@ pub(crate) use lock::{retry_while_busy, Access, MergeGuard, WriterGuard};
 
 use crate::error::{Error, Result};
 use crate::index::{CommitIndex, Head};
+use crate::logindex::{CommitNode, LogIndex};
 use crate::options::{Durability, Options};
 use crate::run::SegmentSet;
 use crate::snapshot::RangeDelete;
@@ -66,6 +67,15 @@ pub(crate) struct Core {
     /// The merge lock file, opened at the first merge (`MERGE`, FORMAT.md §2).
     merge_lock: Mutex<Option<Box<dyn StorageLock>>>,
     counters: Counters,
+    /// The log index this handle uses (FORMAT.md §9; `indexed.rs`).
+    log_index: Mutex<Option<Arc<LogIndex>>>,
+    /// Set while an open that found the commit index fresh loads: this handle is alone and
+    /// builds a new log index, trusting none left over.
+    building_alone: AtomicBool,
+    /// Whether this handle opened the store while other handles had it open (the commit
+    /// index was not fresh): they keep the log's end as the index says, so the open has no
+    /// recovery to do (RECOVERY.md "Log index").
+    joined_live: AtomicBool,
 }
 
 impl fmt::Debug for Core {
@@ -111,6 +121,9 @@ impl Core {
             checkpointer: CheckpointSignal::default(),
             merge_lock: Mutex::new(None),
             counters: Counters::default(),
+            log_index: Mutex::new(None),
+            building_alone: AtomicBool::new(false),
+            joined_live: AtomicBool::new(false),
         }
     }
 
@@ -195,6 +208,55 @@ impl Core {
         let hook = Arc::clone(&index);
         self.wal.on_poison(Box::new(move || hook.poison()));
         let _ = self.index.set(index);
+    }
+
+    /// The log index this handle uses, if any.
+    pub(crate) fn log_index(&self) -> Option<Arc<LogIndex>> {
+        self.log_index.lock().clone()
+    }
+
+    /// Makes `index` the log index this handle uses.
+    pub(crate) fn set_log_index(&self, index: Option<Arc<LogIndex>>) {
+        *self.log_index.lock() = index;
+    }
+
+    /// The log index of `generation` (see [`log_index_for`]).
+    pub(crate) fn log_index_for(
+        &self,
+        generation: u64,
+        salt: u64,
+        build: bool,
+    ) -> Option<Arc<LogIndex>> {
+        log_index_for(self, generation, salt, build)
+    }
+
+    /// Whether this handle opened the store alone and is loading it (see `building_alone`).
+    pub(crate) fn is_building_alone(&self) -> bool {
+        self.building_alone.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_building_alone(&self, alone: bool) {
+        self.building_alone.store(alone, Ordering::Release);
+    }
+
+    /// Whether this handle opened the store while other handles had it open.
+    pub(crate) fn joined_live(&self) -> bool {
+        self.joined_live.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_joined_live(&self, live: bool) {
+        self.joined_live.store(live, Ordering::Release);
+    }
+
+    /// Whether `version` ends where the live handles' commit index says the log ends: the
+    /// end of the log is then known, not a guess a look past it must confirm.
+    pub(crate) fn ends_where_index_says(&self, version: &Version) -> bool {
+        self.joined_live()
+            && self.index().and_then(|i| i.read().ok()).is_some_and(|s| {
+                s.generation == version.generation
+                    && s.salt == version.salt
+                    && s.written_end == version.wal_end
+            })
     }
 
     /// The version readers get: with a commit index, the one shown; without, the head.
@@ -295,18 +357,38 @@ impl Core {
     ) -> Result<crate::wal::writer::Appended> {
         self.assert_writer(guard);
         let txn_id = base.last_txn + 1;
+        let watermark = self.wal.watermark(base.generation, base.synced_through);
         let appended = self.wal.append_txn(TxnToAppend {
             generation: base.generation,
             salt: base.salt,
             txn_id,
             at: base.wal_end,
-            watermark: self.wal.watermark(base.generation, base.synced_through),
+            watermark,
             deletes: &deletes,
             writes: &writes,
         })?;
         let mut next = Version::clone(base);
-        next.apply_range_deletes(&deletes);
-        next.push_layer(writes);
+        let commit = CommitNode {
+            end: appended.end,
+            txn: txn_id,
+            synced_through: watermark,
+            data_end: appended.end,
+            prev: 0,
+        };
+        let ix = match &base.shared {
+            Some(view) => Some(Arc::clone(&view.index)),
+            // A generation's first commit may create its index.
+            None => {
+                self.log_index_for(base.generation, base.salt, base.wal_end == WAL_HEADER_BYTES)
+            }
+        };
+        match crate::indexed::add_commit(ix, base, commit, &writes, &deletes)? {
+            Some(view) => next.share(view),
+            None => {
+                next.apply_range_deletes(&deletes);
+                next.push_layer(writes);
+            }
+        }
         // Invariant: transaction ids are dense, and the log only grows within a generation.
         debug_assert_eq!(next.last_txn + 1, txn_id);
         debug_assert!(appended.end > base.wal_end);
@@ -355,6 +437,63 @@ pub(crate) fn head_of(v: &Version) -> Head {
         salt: v.salt,
         wal_end: v.wal_end,
         last_txn: v.last_txn,
+    }
+}
+
+/// Address space of a log index: room for a few checkpoints' worth of log (a generation's
+/// log can outgrow the threshold while a checkpoint runs); a full index is sealed and the
+/// rest of the generation is read the old way.
+fn log_index_capacity(opts: &Options) -> usize {
+    let wanted = opts
+        .wal_size_bytes_checkpoint
+        .saturating_mul(3)
+        .saturating_add(64 << 20);
+    wanted.clamp(64 << 20, 2 << 30) as usize
+}
+
+/// The log index of `generation` (salt `salt`): this handle's, else the store's file if the
+/// commit index names it and it describes that generation; with `build`, a new one when
+/// neither does. `None` without shared memory (no commit index), or when none can be had.
+pub(crate) fn log_index_for(
+    core: &Core,
+    generation: u64,
+    salt: u64,
+    build: bool,
+) -> Option<Arc<LogIndex>> {
+    let commit_index = core.index()?;
+    // The commit index names the file its handles use: zero in a fresh one, so no file left
+    // over from before (a crash, a reboot, an earlier group of processes) is ever taken.
+    let id = commit_index.log_index_id();
+    let usable = |ix: &LogIndex| id != 0 && ix.id() == id && ix.describes(generation, salt);
+    if let Some(ix) = core.log_index() {
+        if usable(&ix) {
+            return Some(ix);
+        }
+    }
+    let path = core.dir().join(crate::format::LOG_INDEX_NAME);
+    let capacity = log_index_capacity(core.opts());
+    if id != 0 {
+        if let Ok(ix) = LogIndex::attach(core.storage(), &path, capacity) {
+            if usable(&ix) {
+                core.set_log_index(Some(Arc::clone(&ix)));
+                return Some(ix);
+            }
+        }
+    }
+    if !build {
+        return None;
+    }
+    let new_id = crate::format::random_u64().max(1);
+    match LogIndex::create(core.storage(), &path, capacity, generation, salt, new_id) {
+        Ok(ix) => {
+            commit_index.set_log_index_id(new_id);
+            core.set_log_index(Some(Arc::clone(&ix)));
+            Some(ix)
+        }
+        Err(_) => {
+            core.set_log_index(None);
+            None
+        }
     }
 }
 

@@ -193,3 +193,18 @@ pub fn encode_wal_header(generation: u64, salt: u64, base_txn: u64) -> Vec<u8> {
     }
     .encode()
 }
+
+/// Reads `bytes` as a log index file (FORMAT.md §9) with every reader the engine has: the
+/// keys a view of everything reads (`None`: a tombstone), in order. Damage is
+/// `Error::Corruption`; nothing here panics or allocates more than the file holds (the
+/// `logindex` fuzz target).
+#[allow(clippy::type_complexity)]
+pub fn decode_log_index(bytes: &[u8]) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>> {
+    crate::logindex::read_file_bytes(bytes).map_err(|_| {
+        Error::corruption(
+            std::path::Path::new(crate::format::LOG_INDEX_NAME),
+            0,
+            "the log index is damaged",
+        )
+    })
+}

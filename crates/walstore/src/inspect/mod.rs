@@ -15,9 +15,9 @@ mod dump;
 mod verify;
 
 pub use codec::{
-    decode_manifest, decode_snapshot, decode_wal_header, decode_wal_record, encode_transaction,
-    encode_transaction_with_deletes, encode_wal_header, FileInfo, ManifestInfo, RangeDeletion,
-    RecordInfo, SnapshotEntry,
+    decode_log_index, decode_manifest, decode_snapshot, decode_wal_header, decode_wal_record,
+    encode_transaction, encode_transaction_with_deletes, encode_wal_header, FileInfo, ManifestInfo,
+    RangeDeletion, RecordInfo, SnapshotEntry,
 };
 pub use dump::{dump_wal, TailVerdict, WalDump};
 pub use verify::{verify, FileCheck, Problem, VerifyReport};

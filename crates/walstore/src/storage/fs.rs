@@ -4,8 +4,8 @@
 #![allow(unsafe_code)]
 
 use super::{
-    retry_until, Mapping, NotARegularFile, OpenMode, OpenedRegion, SharedRegion, Storage,
-    StorageFile, StorageLock, REGION_FILE_BYTES, REGION_WORDS,
+    retry_until, Mapping, NotARegularFile, OpenMode, OpenedRegion, SharedFile, SharedRegion,
+    Storage, StorageFile, StorageLock, REGION_FILE_BYTES, REGION_WORDS,
 };
 use std::fs::{self, File, FileType, OpenOptions, TryLockError};
 use std::io;
@@ -77,6 +77,23 @@ impl Storage for FsStorage {
 
     fn open_region(&self, path: &Path, deadline: Option<Instant>) -> io::Result<OpenedRegion> {
         FsStorage::open_region_file(path, deadline)
+    }
+
+    fn create_shared(&self, path: &Path, capacity: usize) -> io::Result<Arc<dyn SharedFile>> {
+        match fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let file = open_regular(
+            path,
+            OpenOptions::new().read(true).write(true).create_new(true),
+        )?;
+        FsShared::map(file, capacity)
+    }
+
+    fn open_shared(&self, path: &Path, capacity: usize) -> io::Result<Arc<dyn SharedFile>> {
+        let file = open_regular(path, OpenOptions::new().read(true).write(true))?;
+        FsShared::map(file, capacity)
     }
 
     fn open_lock(&self, path: &Path) -> io::Result<Box<dyn StorageLock>> {
@@ -250,6 +267,75 @@ impl FsStorage {
             region: Box::new(FsRegion { file, map, fresh }),
             fresh,
         })
+    }
+}
+
+/// A shared file (`Storage::create_shared`), mapped with its capacity of address space.
+struct FsShared {
+    file: File,
+    map: memmap2::MmapRaw,
+    capacity: usize,
+}
+
+impl std::fmt::Debug for FsShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FsShared")
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
+impl FsShared {
+    fn map(file: File, capacity: usize) -> io::Result<Arc<dyn SharedFile>> {
+        // The map may reach past the end of the file: the engine touches only bytes below a
+        // length it read from the file (`SharedFile::len`) or made it have
+        // (`SharedFile::grow`), and no walstore handle shortens a shared file (a new one is a
+        // new inode). Bytes that other processes write concurrently are accessed through
+        // atomics, or only after an atomic acquire load published them (FORMAT.md §9).
+        let map = memmap2::MmapOptions::new()
+            .len(capacity.max(1))
+            .map_raw(&file)?;
+        Ok(Arc::new(FsShared {
+            file,
+            map,
+            capacity,
+        }))
+    }
+}
+
+impl SharedFile for FsShared {
+    fn as_ptr(&self) -> *mut u8 {
+        self.map.as_mut_ptr()
+    }
+
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    fn grow(&self, len: u64) -> io::Result<()> {
+        if len > self.capacity as u64 {
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "shared file is at its capacity",
+            ));
+        }
+        let now = self.file.metadata()?.len();
+        if len <= now {
+            return Ok(());
+        }
+        // Blocks allocated now: a store through the map into a hole of a full file system
+        // would raise SIGBUS instead of returning an error.
+        rustix::fs::fallocate(
+            &self.file,
+            rustix::fs::FallocateFlags::empty(),
+            now,
+            len - now,
+        )
+        .map_err(io::Error::from)
     }
 }
 

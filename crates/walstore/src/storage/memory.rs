@@ -75,6 +75,7 @@ pub struct MemoryStorage {
     fs: Arc<Mutex<MemFs>>,
     lock_released: Arc<Condvar>,
     regions: super::MemRegions,
+    shared: super::MemSharedFiles,
 }
 
 impl MemoryStorage {
@@ -102,6 +103,7 @@ impl MemoryStorage {
         // Every process died: the next open finds no shared region (the old handles keep
         // theirs, and fail at their next file access).
         self.regions.forget_all();
+        self.shared.forget_all();
         self.lock_released.notify_all();
     }
 
@@ -311,6 +313,18 @@ impl Storage for MemoryStorage {
         // Shared memory is not a file: a crash does not touch it, and it is gone when the
         // last handle closes (as when every process with the store open has exited).
         self.regions.open(path, deadline)
+    }
+
+    fn create_shared(
+        &self,
+        path: &Path,
+        capacity: usize,
+    ) -> io::Result<Arc<dyn super::SharedFile>> {
+        self.shared.create(path, capacity)
+    }
+
+    fn open_shared(&self, path: &Path, _capacity: usize) -> io::Result<Arc<dyn super::SharedFile>> {
+        self.shared.open(path)
     }
 
     fn open_lock(&self, path: &Path) -> io::Result<Box<dyn StorageLock>> {

@@ -22,12 +22,14 @@
 mod fs;
 mod memory;
 mod region;
+mod shared;
 
 pub use fs::FsStorage;
 pub use memory::{MemoryStorage, StorageOp};
 pub use region::{
     retry_until, MemRegions, OpenedRegion, SharedRegion, REGION_FILE_BYTES, REGION_WORDS,
 };
+pub use shared::{MemShared, MemSharedFiles, SharedBytes, SharedFile};
 
 use std::fmt::Debug;
 use std::io;
@@ -111,6 +113,26 @@ pub trait Storage: Send + Sync + Debug + 'static {
     /// §8).
     fn open_region(&self, path: &Path, deadline: Option<Instant>) -> io::Result<OpenedRegion> {
         let _ = (path, deadline);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this storage has no shared memory",
+        ))
+    }
+    /// Creates a new, zero-length shared file at `path` (a new file: handles that map the
+    /// one there keep it as it is), mapped with `capacity` bytes of address space
+    /// (FORMAT.md §9). A backend without shared memory returns `Unsupported` (the default):
+    /// the engine then reads the log into each handle's own memory.
+    fn create_shared(&self, path: &Path, capacity: usize) -> io::Result<Arc<dyn SharedFile>> {
+        let _ = (path, capacity);
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this storage has no shared memory",
+        ))
+    }
+    /// Maps the shared file at `path` with `capacity` bytes of address space (`NotFound` if
+    /// there is none).
+    fn open_shared(&self, path: &Path, capacity: usize) -> io::Result<Arc<dyn SharedFile>> {
+        let _ = (path, capacity);
         Err(io::Error::new(
             io::ErrorKind::Unsupported,
             "this storage has no shared memory",

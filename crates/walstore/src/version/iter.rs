@@ -5,6 +5,7 @@
 use super::{Layer, Version};
 use crate::deletes::covered;
 use crate::error::Result;
+use crate::logindex::Cursor;
 use crate::run::SegmentSet;
 use crate::snapshot::{RangeDelete, Segment};
 use crate::value::{Bytes, Value};
@@ -167,6 +168,21 @@ impl<'a> Iter<'a> {
             source: directed(mem, reverse),
             masks: &version.mem_deletes,
         });
+        if let Some(view) = &version.shared {
+            let index = &view.index;
+            let cursor = Cursor::new(index, view.limit, &view.deletes, range.clone(), reverse);
+            let it = cursor.map(move |item| match item {
+                Ok((key, value)) => Ok((
+                    KeyRef::Borrowed(key),
+                    value.map(|(s, e)| Value::in_log_index(index, s, e)),
+                )),
+                Err(_) => Err(super::damaged(index)),
+            });
+            inputs.push(Input {
+                source: (Box::new(it) as Box<dyn Iterator<Item = SourceItem<'a>>>).peekable(),
+                masks: &view.masks,
+            });
+        }
         for run in &version.runs {
             let it = SegmentIter::new(run, range.clone(), reverse);
             inputs.push(Input {

@@ -13,6 +13,7 @@ pub use iter::{prefix_range, Iter, KeyRange};
 
 use crate::deletes::{add_deletes, covered, delete_bounds};
 use crate::error::Result;
+use crate::logindex::{masks_of, Cursor, LogIndex, StampedDelete};
 use crate::run::{Lookup, SegmentSet};
 use crate::snapshot::{KeyHash, RangeDelete};
 use crate::value::{Bytes, Value};
@@ -53,6 +54,85 @@ pub struct Version {
     /// [`MAX_LAYERS`] commits the layers are folded into `mem` at once, so the persistent
     /// map's path copying is paid once per fold rather than once per commit.
     pub layers: Vec<Arc<Layer>>,
+    /// The log index's view of the log before the memtable's writes (FORMAT.md §9): the
+    /// shared memtable. `mem`, `mem_deletes` and `layers` hold only what the log holds past
+    /// its limit (nothing, when the index keeps up).
+    pub shared: Option<SharedView>,
+}
+
+/// A view of the log index: the writes of the log up to `limit`.
+#[derive(Debug, Clone)]
+pub struct SharedView {
+    pub(crate) index: Arc<LogIndex>,
+    /// Log offset: entries stamped up to here are seen.
+    pub limit: u64,
+    /// The range deletions seen, oldest first.
+    pub(crate) deletes: Arc<Vec<StampedDelete>>,
+    /// The same ranges, sorted and disjoint: what they hide in the runs.
+    pub(crate) masks: Arc<Vec<RangeDelete>>,
+}
+
+impl SharedView {
+    /// The view of `index` at `limit`; `previous` (a view of the same index) lends its range
+    /// deletions when no new one was added.
+    pub(crate) fn at(
+        index: &Arc<LogIndex>,
+        limit: u64,
+        previous: Option<&SharedView>,
+    ) -> Result<SharedView> {
+        let deletes = index.deletes_at(limit).map_err(|_| damaged(index))?;
+        if let Some(p) = previous {
+            if Arc::ptr_eq(&p.index, index) && p.deletes.len() == deletes.len() {
+                return Ok(SharedView {
+                    index: Arc::clone(index),
+                    limit,
+                    deletes: Arc::clone(&p.deletes),
+                    masks: Arc::clone(&p.masks),
+                });
+            }
+        }
+        Ok(SharedView {
+            index: Arc::clone(index),
+            limit,
+            masks: Arc::new(masks_of(&deletes)),
+            deletes: Arc::new(deletes),
+        })
+    }
+
+    /// What the view says about `key`.
+    fn lookup(&self, key: &[u8]) -> Result<Lookup> {
+        let entry = self
+            .index
+            .lookup(key, self.limit)
+            .map_err(|_| damaged(&self.index))?;
+        let deleted_at = self
+            .deletes
+            .iter()
+            .rev()
+            .find(|d| d.range.covers(key))
+            .map(|d| d.stamp);
+        // A transaction's writes come after its range deletions: an equal stamp keeps the
+        // write.
+        let live = entry.filter(|e| deleted_at.is_none_or(|d| e.stamp >= d));
+        Ok(match (live, deleted_at) {
+            (Some(e), _) => match e.value {
+                Some((start, end)) => Lookup::Found(Value::in_log_index(&self.index, start, end)),
+                None => Lookup::Deleted,
+            },
+            (None, Some(_)) => Lookup::Deleted,
+            (None, None) => Lookup::Missing,
+        })
+    }
+}
+
+/// The error for a damaged log index (it is rebuilt by the next handle that opens the store
+/// alone; nothing durable is lost).
+pub(crate) fn damaged(_index: &LogIndex) -> crate::error::Error {
+    crate::error::Error::corruption(
+        std::path::Path::new(crate::format::LOG_INDEX_NAME),
+        0,
+        "the log index (shared memory) is damaged; reopen the store after every process closed it",
+    )
 }
 
 /// One transaction's writes.
@@ -76,7 +156,23 @@ impl Version {
             mem: Memtable::default(),
             mem_deletes: Arc::default(),
             layers: Vec::new(),
+            shared: None,
         }
+    }
+
+    /// Whether the memtable of this handle's own holds nothing (everything of the log is in
+    /// the shared view, or there is no log).
+    pub fn private_is_empty(&self) -> bool {
+        self.mem.is_empty() && self.layers.is_empty() && self.mem_deletes.is_empty()
+    }
+
+    /// Drops the memtable of this handle's own and reads everything of the log up to
+    /// `wal_end` through `view` instead.
+    pub(crate) fn share(&mut self, view: SharedView) {
+        self.mem = Memtable::default();
+        self.mem_deletes = Arc::default();
+        self.layers.clear();
+        self.shared = Some(view);
     }
 
     /// Where this version ends in the log.
@@ -113,7 +209,14 @@ impl Version {
             Some(Some(v)) => Ok(Some(Value::heap(Arc::clone(v)))),
             Some(None) => Ok(None),
             None if covered(&self.mem_deletes, key) => Ok(None),
-            None => self.get_from_runs(key),
+            None => match &self.shared {
+                None => self.get_from_runs(key),
+                Some(view) => match view.lookup(key)? {
+                    Lookup::Found(v) => Ok(Some(v)),
+                    Lookup::Deleted => Ok(None),
+                    Lookup::Missing => self.get_from_runs(key),
+                },
+            },
         }
     }
 
@@ -178,6 +281,62 @@ impl Version {
                 }),
             }
         }
+    }
+
+    /// The log's contents in key order, for a checkpoint's run (`None`: a tombstone), and
+    /// its range deletions: the memtable over the shared view. Layers must be folded.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn log_contents(&self) -> Result<(Vec<(&[u8], Option<&[u8]>)>, Vec<RangeDelete>)> {
+        debug_assert!(self.layers.is_empty());
+        let Some(view) = &self.shared else {
+            let entries = self
+                .mem
+                .iter()
+                .map(|(k, v)| (&k[..], v.as_deref()))
+                .collect();
+            return Ok((entries, self.mem_deletes.to_vec()));
+        };
+        let bytes = view.index.bytes();
+        let cursor = Cursor::new(
+            &view.index,
+            view.limit,
+            &view.deletes,
+            (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded),
+            false,
+        );
+        let mut shared: Vec<(&[u8], Option<&[u8]>)> = Vec::new();
+        for item in cursor {
+            let (key, value) = item.map_err(|_| damaged(&view.index))?;
+            // A range deletion of the memtable is newer than everything in the view.
+            if covered(&self.mem_deletes, key) {
+                continue;
+            }
+            let value = match value {
+                Some((s, e)) => Some(bytes.bytes(s, e - s).ok_or_else(|| damaged(&view.index))?),
+                None => None,
+            };
+            shared.push((key, value));
+        }
+        let mut out = Vec::with_capacity(shared.len() + self.mem.len());
+        let mut own = self
+            .mem
+            .iter()
+            .map(|(k, v)| (&k[..], v.as_deref()))
+            .peekable();
+        for (key, value) in shared {
+            while let Some(&(k, v)) = own.peek() {
+                if k > key {
+                    break;
+                }
+                out.push((k, v));
+                own.next();
+            }
+            if out.last().is_none_or(|(k, _)| *k != key) {
+                out.push((key, value));
+            }
+        }
+        out.extend(own);
+        Ok((out, add_deletes(&view.masks, &self.mem_deletes)))
     }
 
     /// Keys changed since the snapshot (counting a key once per layer it is in).

@@ -67,7 +67,7 @@ pub struct ScanEnd {
 }
 
 /// A committed transaction as the scan hands it over.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ScannedTxn {
     pub txn_id: u64,
     /// Its range deletions, applied before its writes.
@@ -75,6 +75,8 @@ pub struct ScannedTxn {
     pub writes: Vec<Write>,
     /// Offset just past its commit record.
     pub end: u64,
+    /// The watermark its commit record carries.
+    pub watermark: u64,
 }
 
 /// Scans committed transactions from `from` (a transaction boundary), calling `on_txn` for
@@ -109,6 +111,7 @@ pub fn scan(
                     deletes: parts.deletes,
                     writes: parts.writes,
                     end: next,
+                    watermark: parts.marker.synced_through,
                 });
                 end = next;
             }

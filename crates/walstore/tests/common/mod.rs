@@ -216,6 +216,20 @@ impl Storage for Failing {
     ) -> std::io::Result<walstore::storage::OpenedRegion> {
         self.inner.open_region(path, deadline)
     }
+    fn create_shared(
+        &self,
+        path: &std::path::Path,
+        capacity: usize,
+    ) -> std::io::Result<Arc<dyn walstore::storage::SharedFile>> {
+        self.inner.create_shared(path, capacity)
+    }
+    fn open_shared(
+        &self,
+        path: &std::path::Path,
+        capacity: usize,
+    ) -> std::io::Result<Arc<dyn walstore::storage::SharedFile>> {
+        self.inner.open_shared(path, capacity)
+    }
 }
 
 #[derive(Debug)]
@@ -256,6 +270,10 @@ impl StorageFile for FailingFile {
 pub trait Observer: Send + Sync + std::fmt::Debug + 'static {
     /// Bytes read from a file (by `read_at`, or a whole file by `map`).
     fn read(&self, _bytes: usize) {}
+    /// Bytes read from the file at `path` (then [`Observer::read`] by default).
+    fn read_file(&self, _path: &std::path::Path, bytes: usize) {
+        self.read(bytes)
+    }
     /// A write to the file at `path`.
     fn write(&self, _path: &std::path::Path) {}
     /// A file's `sync_data` (fdatasync).
@@ -322,12 +340,26 @@ impl Storage for Observed {
     ) -> std::io::Result<walstore::storage::OpenedRegion> {
         self.inner.open_region(path, deadline)
     }
+    fn create_shared(
+        &self,
+        path: &std::path::Path,
+        capacity: usize,
+    ) -> std::io::Result<Arc<dyn walstore::storage::SharedFile>> {
+        self.inner.create_shared(path, capacity)
+    }
+    fn open_shared(
+        &self,
+        path: &std::path::Path,
+        capacity: usize,
+    ) -> std::io::Result<Arc<dyn walstore::storage::SharedFile>> {
+        self.inner.open_shared(path, capacity)
+    }
 }
 
 impl StorageFile for ObservedFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
         let n = self.inner.read_at(buf, offset)?;
-        self.observer.read(n);
+        self.observer.read_file(&self.path, n);
         Ok(n)
     }
     fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
@@ -351,7 +383,7 @@ impl StorageFile for ObservedFile {
     fn map(&self) -> std::io::Result<Arc<dyn Mapping>> {
         let map = self.inner.map()?;
         // A map is read whole when the file is validated.
-        self.observer.read(map.bytes().len());
+        self.observer.read_file(&self.path, map.bytes().len());
         Ok(map)
     }
 }

@@ -1,0 +1,293 @@
+//! The log index (FORMAT.md §9): a handle that opens a store another handle has open, or
+//! catches up with its commits, reads them through the shared index instead of reading the
+//! log; a closing writer folds a long log into a run, so the next process to open the store
+//! alone reads little of it; an index left over from before is never trusted; and two
+//! handles taking turns at random operations always read what a model says.
+
+mod common;
+
+use common::{Observed, Observer};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use walstore::storage::{FsStorage, MemoryStorage, Storage};
+use walstore::{Durability, Options, Store};
+
+/// Counts the bytes read from the WAL (`wal` in the store directory).
+#[derive(Debug, Default)]
+struct WalReads(AtomicU64);
+
+impl Observer for WalReads {
+    fn read_file(&self, path: &Path, bytes: usize) {
+        if path.file_name().is_some_and(|n| n == "wal") {
+            self.0.fetch_add(bytes as u64, Ordering::SeqCst);
+        }
+    }
+}
+
+impl WalReads {
+    fn take(&self) -> u64 {
+        self.0.swap(0, Ordering::SeqCst)
+    }
+}
+
+fn counted(inner: Arc<dyn Storage>, reads: &Arc<WalReads>) -> Options {
+    Options::new()
+        .storage(Arc::new(Observed {
+            inner,
+            observer: Arc::clone(reads) as Arc<dyn Observer>,
+        }))
+        .durability(Durability::Buffered)
+}
+
+fn value(i: u64, round: u64) -> Vec<u8> {
+    let mut v = format!("value {i} of round {round} ").into_bytes();
+    v.resize(10_000, b'.');
+    v
+}
+
+/// Writes about `mib` MiB of log in transactions of ten 10 kB values.
+fn write_log(store: &Store, mib: u64, round: u64) {
+    for t in 0..mib * 10 {
+        store
+            .update(|tx| {
+                for i in t * 10..t * 10 + 10 {
+                    tx.put(format!("key{i:06}").as_bytes(), &value(i, round))?;
+                }
+                Ok::<(), walstore::Error>(())
+            })
+            .expect("commit");
+    }
+}
+
+fn put(store: &Store, key: &[u8], value: &[u8]) {
+    store.update(|tx| tx.put(key, value)).expect("put");
+}
+
+fn read(store: &Store, key: &str) -> Option<Vec<u8>> {
+    let r = store.begin_read().expect("read");
+    r.get(key.as_bytes()).expect("get").map(|v| v.to_vec())
+}
+
+#[test]
+fn an_open_beside_a_live_handle_reads_almost_none_of_a_40_mb_log() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    let writer = Options::new()
+        .durability(Durability::Buffered)
+        .open(&dir)
+        .expect("open");
+    write_log(&writer, 40, 1);
+    let info = writer.info().expect("info");
+    assert!(
+        info.wal_bytes > 40_000_000,
+        "log of {} bytes",
+        info.wal_bytes
+    );
+    assert_eq!(info.memtable_keys, 0, "the writer's log is in the index");
+    assert!(info.log_index_entries >= 4000);
+
+    let reads = Arc::new(WalReads::default());
+    let other = counted(Arc::new(FsStorage), &reads)
+        .open(&dir)
+        .expect("open");
+    assert_eq!(read(&other, "key003999"), Some(value(3999, 1)));
+    let scanned = other
+        .begin_read()
+        .expect("read")
+        .range::<&[u8], _>(..)
+        .expect("range")
+        .count();
+    assert_eq!(scanned, 4000);
+    let read_bytes = reads.take();
+    assert!(
+        read_bytes < 1 << 20,
+        "an open and a scan beside a live handle read {read_bytes} bytes of the log"
+    );
+    assert_eq!(other.info().expect("info").memtable_keys, 0);
+}
+
+#[test]
+fn a_reader_catches_up_through_the_index_without_reading_the_values() {
+    let mem = MemoryStorage::new();
+    let reads = Arc::new(WalReads::default());
+    let writer = Options::new()
+        .storage(Arc::new(mem.clone()))
+        .durability(Durability::Buffered)
+        .open("/db")
+        .expect("open");
+    let reader = counted(Arc::new(mem.clone()), &reads)
+        .open("/db")
+        .expect("open");
+    reads.take();
+    write_log(&writer, 2, 7);
+    assert_eq!(read(&reader, "key000199"), Some(value(199, 7)));
+    let read_bytes = reads.take();
+    assert!(
+        read_bytes < 64 << 10,
+        "catching up with 2 MiB of another handle's commits read {read_bytes} bytes of the log"
+    );
+}
+
+#[test]
+fn a_closing_writer_folds_a_long_log_so_the_next_lone_open_reads_little() {
+    let mem = MemoryStorage::new();
+    let store = Options::new()
+        .storage(Arc::new(mem.clone()))
+        .durability(Durability::Buffered)
+        .open("/db")
+        .expect("open");
+    write_log(&store, 3, 2);
+    store.close().expect("close");
+
+    let reads = Arc::new(WalReads::default());
+    let next = counted(Arc::new(mem.clone()), &reads)
+        .open("/db")
+        .expect("open");
+    assert_eq!(read(&next, "key000005"), Some(value(5, 2)));
+    let info = next.info().expect("info");
+    assert_eq!(info.wal_bytes, 0, "the close left the log folded");
+    let read_bytes = reads.take();
+    assert!(
+        read_bytes < 256 << 10,
+        "a lone open read {read_bytes} bytes of the log"
+    );
+
+    // Below the bound a close leaves the log as it is (a clean marker).
+    put(&next, b"small", b"1");
+    next.close().expect("close");
+    let again = Options::new()
+        .storage(Arc::new(mem))
+        .open("/db")
+        .expect("open");
+    assert!(again.info().expect("info").wal_bytes > 0);
+    assert_eq!(read(&again, "small"), Some(b"1".to_vec()));
+}
+
+#[test]
+fn an_index_left_over_from_before_is_never_trusted() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    let opts = || {
+        Options::new()
+            .durability(Durability::Buffered)
+            .auto_checkpoint(false)
+    };
+    let store = opts().open(&dir).expect("open");
+    put(&store, b"k", b"old");
+    // The index as it was: it describes this generation, and says `k` is "old".
+    let stale = std::fs::read(dir.join("LOGINDEX")).expect("read the index");
+    put(&store, b"k", b"new");
+    put(&store, b"gone", b"x");
+    store.update(|tx| tx.delete(b"gone")).expect("delete");
+    store.close().expect("close");
+
+    std::fs::write(dir.join("LOGINDEX"), &stale).expect("put the old index back");
+    let reopened = opts().open(&dir).expect("open");
+    assert_eq!(read(&reopened, "k"), Some(b"new".to_vec()));
+    assert_eq!(read(&reopened, "gone"), None);
+    reopened.close().expect("close");
+
+    // Garbage in its place: rebuilt too.
+    std::fs::write(dir.join("LOGINDEX"), vec![0xA5u8; 10_000]).expect("garbage");
+    let reopened = opts().open(&dir).expect("open");
+    assert_eq!(read(&reopened, "k"), Some(b"new".to_vec()));
+}
+
+/// Two handles of one store take turns at random transactions (puts, deletes, range
+/// deletions), checkpoints, scans both ways and reopens of either handle; after each step
+/// both read what a model says.
+#[test]
+fn two_handles_taking_turns_read_what_a_model_says() {
+    for seed in 1..=12u64 {
+        let mem = MemoryStorage::new();
+        let open = || {
+            Options::new()
+                .storage(Arc::new(mem.clone()))
+                .durability(Durability::Buffered)
+                .auto_checkpoint(false)
+                .open("/db")
+                .expect("open")
+        };
+        let mut handles = [open(), open()];
+        let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        for step in 0..250u32 {
+            let h = next(2) as usize;
+            match next(20) {
+                0 => {
+                    handles[h].checkpoint().expect("checkpoint");
+                }
+                1 => {
+                    handles[h] = open();
+                }
+                2 => {
+                    let lo = format!("k{:02}", next(40)).into_bytes();
+                    let hi = format!("k{:02}", next(40)).into_bytes();
+                    handles[h]
+                        .update(|tx| tx.delete_range(&lo[..]..&hi[..]))
+                        .expect("delete_range");
+                    model.retain(|k, _| !(k >= &lo && k < &hi));
+                }
+                _ => {
+                    let writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = (0..1 + next(4))
+                        .map(|_| {
+                            let k = format!("k{:02}", next(40)).into_bytes();
+                            let v = (next(5) != 0).then(|| format!("{seed}-{step}").into_bytes());
+                            (k, v)
+                        })
+                        .collect();
+                    handles[h]
+                        .update(|tx| {
+                            for (k, v) in &writes {
+                                match v {
+                                    Some(v) => tx.put(k, v)?,
+                                    None => tx.delete(k)?,
+                                }
+                            }
+                            Ok::<(), walstore::Error>(())
+                        })
+                        .expect("update");
+                    for (k, v) in writes {
+                        match v {
+                            Some(v) => model.insert(k, v),
+                            None => model.remove(&k),
+                        };
+                    }
+                }
+            }
+            for (i, handle) in handles.iter().enumerate() {
+                let r = handle.begin_read().expect("read");
+                let forward: Vec<(Vec<u8>, Vec<u8>)> = r
+                    .range::<&[u8], _>(..)
+                    .expect("range")
+                    .map(|x| x.map(|(k, v)| (k, v.to_vec())).expect("item"))
+                    .collect();
+                let want: Vec<(Vec<u8>, Vec<u8>)> =
+                    model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                assert_eq!(forward, want, "seed {seed} step {step} handle {i}");
+                let mut backward: Vec<(Vec<u8>, Vec<u8>)> = r
+                    .range::<&[u8], _>(..)
+                    .expect("range")
+                    .rev()
+                    .map(|x| x.map(|(k, v)| (k, v.to_vec())).expect("item"))
+                    .collect();
+                backward.reverse();
+                assert_eq!(
+                    backward, want,
+                    "seed {seed} step {step} handle {i} backwards"
+                );
+                let probe = format!("k{:02}", next(40)).into_bytes();
+                let got = r.get(&probe).expect("get").map(|v| v.to_vec());
+                assert_eq!(got.as_ref(), model.get(&probe), "seed {seed} step {step}");
+            }
+        }
+    }
+}
