@@ -28,7 +28,7 @@ pub use self::walstore::SECTOR_SIZE_ENV;
 pub use interface::{Engine, Handle, Kind, ReadTally};
 pub use plain_files::atomic_replace;
 pub use sqlite::{
-    sqlite_connection, sqlite_one_connection_commit, sqlite_one_connection_get, SQLITE_FILE,
+    sqlite_connection, sqlite_one_connection, sqlite_one_connection_commit, SQLITE_FILE,
 };
 
 use crate::Result;
@@ -131,14 +131,18 @@ mod tests {
     }
 
     #[test]
-    fn sqlite_one_connection_get_reads_what_a_commit_wrote() -> Result<()> {
+    fn sqlite_one_connection_reads_what_a_commit_wrote() -> Result<()> {
         let dir = tempfile::tempdir()?;
         let key = crate::data::key(9, 1);
         sqlite_one_connection_commit(dir.path(), true, &[(&key[..], &b"v"[..])])?;
-        let got = sqlite_one_connection_get(dir.path(), true, &key)?;
-        assert_eq!(got.as_deref(), Some(&b"v"[..]));
-        let other = crate::data::key(9, 2);
-        assert_eq!(sqlite_one_connection_get(dir.path(), true, &other)?, None);
+        let mut h = sqlite_one_connection(dir.path(), true)?;
+        assert_eq!(h.get(&key)?.as_deref(), Some(&b"v"[..]));
+        assert_eq!(h.get(&crate::data::key(9, 2))?, None);
+        let other = crate::data::key(9, 3);
+        h.commit(&[(&other[..], &b"w"[..])])?;
+        drop(h);
+        let mut again = sqlite_one_connection(dir.path(), true)?;
+        assert_eq!(again.get(&other)?.as_deref(), Some(&b"w"[..]));
         Ok(())
     }
 }

@@ -62,15 +62,13 @@ pub fn sqlite_connection(dir: &Path, full: bool) -> Result<rusqlite::Connection>
 /// `-wal` appended).
 pub const SQLITE_FILE: &str = "db.sqlite";
 
-/// What a short-lived process does to read one value: one connection set up as [`open`] sets
-/// up every connection, one autocommit `SELECT`, the connection closed (as the last
-/// connection, SQLite checkpoints and removes its WAL file on close).
-pub fn sqlite_one_connection_get(dir: &Path, full: bool, key: &[u8]) -> Result<Option<Vec<u8>>> {
-    let conn = sqlite_connection(dir, full)?;
-    let mut handle = SqliteHandle { conn };
-    let value = handle.get(key)?;
-    handle.conn.close().map_err(|(_, e)| e)?;
-    Ok(value)
+/// The handle a short-lived process has: one connection set up as [`open`] sets up every
+/// connection, without the adapter's set-up connection (as the last connection, SQLite
+/// checkpoints and removes its WAL file when it is dropped).
+pub fn sqlite_one_connection(dir: &Path, full: bool) -> Result<Box<dyn Handle>> {
+    Ok(Box::new(SqliteHandle {
+        conn: sqlite_connection(dir, full)?,
+    }))
 }
 
 struct Sqlite {

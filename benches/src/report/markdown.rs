@@ -263,11 +263,16 @@ impl Report {
                     out,
                     "\nLog size, {op}, {mode}: {what}. ms = the process's wall time as its parent \
                      sees it (median, 90th percentile); RSS = the highest peak resident set \
-                     (`VmHWM`) of the processes.\n\n| log MiB |"
+                     (`VmHWM`) of the processes, and in brackets the highest anonymous / \
+                     file-backed resident memory (`RssAnon` / `RssFile`, this binary's pages \
+                     included) after the operation, the store still open.\n\n| log MiB |"
                 );
                 for k in &engines {
                     let l = k.label();
-                    let _ = write!(out, " {l} ms p50 | {l} p90 | {l} peak RSS MiB |");
+                    let _ = write!(
+                        out,
+                        " {l} ms p50 | {l} p90 | {l} peak RSS MiB (anon / file) |"
+                    );
                 }
                 out.push_str(" walstore / SQLite (p50) |\n|---:|");
                 for _ in &engines {
@@ -281,10 +286,12 @@ impl Report {
                             Some(r) => {
                                 let _ = write!(
                                     out,
-                                    " {:.2} | {:.2} | {:.1} |",
+                                    " {:.2} | {:.2} | {:.1} ({:.1} / {:.1}) |",
                                     r.p50_ms,
                                     r.p90_ms,
-                                    r.peak_rss_kib as f64 / 1024.0
+                                    r.peak_rss_kib as f64 / 1024.0,
+                                    r.open_rss_anon_kib as f64 / 1024.0,
+                                    r.open_rss_file_kib as f64 / 1024.0,
                                 );
                             }
                             None => out.push_str(" – | – | – |"),

@@ -234,25 +234,35 @@ pub struct LogsizeRow {
     pub peak_rss_kib: u64,
     /// The median process's peak resident set, KiB.
     pub peak_rss_p50_kib: u64,
+    /// Anonymous resident memory (`RssAnon`: heap, the store's caches) after the operation,
+    /// the store still open, the highest of the processes, KiB.
+    #[serde(default)]
+    pub open_rss_anon_kib: u64,
+    /// File-backed resident memory (`RssFile`: mapped files, this binary's included) at the
+    /// same point, the highest of the processes, KiB.
+    #[serde(default)]
+    pub open_rss_file_kib: u64,
 }
 
 impl LogsizeRow {
-    /// The row of processes that took `ms` each (not empty) and peaked at `peak_kib` each.
+    /// The row of processes that took `ms` each (not empty), each with its peak resident set
+    /// (KiB) and its memory after the operation with the store open (`mems`).
     pub fn from_runs(
         op: &str,
         mode: &str,
         size_mib: u64,
         engine: &str,
         ms: &[f64],
-        peak_kib: &[u64],
+        mems: &[(u64, MemKib)],
     ) -> Option<LogsizeRow> {
         if ms.is_empty() {
             return None;
         }
         let mut sorted = ms.to_vec();
         sorted.sort_by(f64::total_cmp);
-        let mut peaks = peak_kib.to_vec();
+        let mut peaks: Vec<u64> = mems.iter().map(|m| m.0).collect();
         peaks.sort_unstable();
+        let highest = |f: fn(&MemKib) -> u64| mems.iter().map(|m| f(&m.1)).max().unwrap_or(0);
         Some(LogsizeRow {
             op: op.into(),
             mode: mode.into(),
@@ -264,7 +274,13 @@ impl LogsizeRow {
             p90_ms: percentile(&sorted, 90),
             max_ms: sorted[sorted.len() - 1],
             peak_rss_kib: peaks.last().copied().unwrap_or(0),
-            peak_rss_p50_kib: percentile(&peaks, 50),
+            peak_rss_p50_kib: if peaks.is_empty() {
+                0
+            } else {
+                percentile(&peaks, 50)
+            },
+            open_rss_anon_kib: highest(|m| m.rss_anon),
+            open_rss_file_kib: highest(|m| m.rss_file),
         })
     }
 }
@@ -689,8 +705,17 @@ mod tests {
     fn logsize_rows_targets_and_tables() {
         // Medians and the 90th percentile as the one-shot rows take them.
         let ms: Vec<f64> = (1..=10).rev().map(f64::from).collect();
-        let peaks = [7000, 7100, 7200, 7300, 7400, 7500, 7600, 7700, 7800, 7900];
-        let r = LogsizeRow::from_runs("get", "closed", 0, "walstore", &ms, &peaks)
+        let mems: Vec<(u64, MemKib)> = (0..10)
+            .map(|i| {
+                let open = MemKib {
+                    peak_rss: 0,
+                    rss_anon: 3000 + 10 * (i % 3),
+                    rss_file: 2000 - 10 * i,
+                };
+                (7000 + 100 * i, open)
+            })
+            .collect();
+        let r = LogsizeRow::from_runs("get", "closed", 0, "walstore", &ms, &mems)
             .expect("ten runs make a row");
         assert_eq!(
             (r.runs, r.p50_ms, r.p90_ms, r.max_ms),
@@ -698,6 +723,7 @@ mod tests {
         );
         assert_eq!(r.mean_ms, 5.5);
         assert_eq!((r.peak_rss_kib, r.peak_rss_p50_kib), (7900, 7500));
+        assert_eq!((r.open_rss_anon_kib, r.open_rss_file_kib), (3020, 2000));
         assert!(LogsizeRow::from_runs("get", "closed", 0, "walstore", &[], &[]).is_none());
         assert_eq!(percentile(&[1, 2, 3], 99), 3);
 
@@ -754,9 +780,9 @@ mod tests {
         );
         let md = report.markdown();
         assert!(md.contains("| closed | 48 | walstore | 100000 | 32000 | 50331648 | 53477376 |"));
-        assert!(md.contains("| 48 | 6.00 | 0.00 | 9.0 | 5.00 | 0.00 | 6.0 | – | – | – | 1.20 |"));
+        assert!(md.contains("| 48 | 6.00 | 0.00 | 9.0 (0.0 / 0.0) | 5.00 | 0.00 | 6.0 (0.0 / 0.0) | – | – | – | 1.20 |"));
         assert!(md.contains(
-            "| 48 | 10.00 | 0.00 | 40.0 | 20.00 | 0.00 | 6.0 | 30.00 | 0.00 | 5.0 | 0.50 |"
+            "| 48 | 10.00 | 0.00 | 40.0 (0.0 / 0.0) | 20.00 | 0.00 | 6.0 (0.0 / 0.0) | 30.00 | 0.00 | 5.0 (0.0 / 0.0) | 0.50 |"
         ));
         assert!(md.contains("| log size, get, closed: walstore peak RSS at 48 MiB of log − at 0 | ≤ 2.00 MiB | 1.00 MiB | met |"));
         assert!(!md.contains("Log size, get, held"));

@@ -189,7 +189,7 @@ impl Round<'_> {
     /// stores taking turns; one report row per store.
     fn time_op(&self, op: &str, ready: &[(Kind, u64)], runs: u64, report: &mut Report) {
         let mut ms: Vec<Vec<f64>> = vec![Vec::new(); ready.len()];
-        let mut peaks: Vec<Vec<u64>> = vec![Vec::new(); ready.len()];
+        let mut mems: Vec<Vec<(u64, MemKib)>> = vec![Vec::new(); ready.len()];
         let mut failed = vec![false; ready.len()];
         for i in 1..=runs {
             for (slot, &(kind, txns)) in ready.iter().enumerate() {
@@ -208,10 +208,10 @@ impl Round<'_> {
                 let t = Instant::now();
                 let out = run_checked(Command::new(self.exe).args(args));
                 let took = t.elapsed();
-                match out.and_then(|o| Ok(serde_json::from_slice::<MemKib>(&o)?)) {
-                    Ok(m) => {
+                match out.and_then(|o| Ok(serde_json::from_slice::<Shot>(&o)?)) {
+                    Ok(shot) => {
                         ms[slot].push(took.as_secs_f64() * 1e3);
-                        peaks[slot].push(m.peak_rss);
+                        mems[slot].push((shot.peak.peak_rss, shot.open));
                     }
                     Err(e) => {
                         failed[slot] = true;
@@ -230,7 +230,7 @@ impl Round<'_> {
                 self.size_mib,
                 kind.id(),
                 &ms[slot],
-                &peaks[slot],
+                &mems[slot],
             ) {
                 eprint!("{op} {} {:.1} ms  ", kind.id(), row.p50_ms);
                 report.logsize.push(row);
@@ -374,12 +374,12 @@ pub(crate) fn run_child(
             setup(kind, dir, base, n, "held")?;
         }
         "logsize-get" => {
-            get(kind, dir, base, n)?;
-            println!("{}", serde_json::to_string(&mem::current())?);
+            let (peak, open) = get(kind, dir, base, n)?;
+            println!("{}", serde_json::to_string(&Shot { peak, open })?);
         }
         "logsize-put3" => {
-            put3(kind, dir, n)?;
-            println!("{}", serde_json::to_string(&mem::current())?);
+            let (peak, open) = put3(kind, dir, n)?;
+            println!("{}", serde_json::to_string(&Shot { peak, open })?);
         }
         other => return Err(format!("unknown workload {other:?}").into()),
     }
@@ -689,37 +689,59 @@ impl Filler for AdapterFiller {
     }
 }
 
+/// What a one-shot process of the log-size workload reports: its memory at its end (the peak
+/// of the whole process), and with the store still open after the operation.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Shot {
+    peak: MemKib,
+    open: MemKib,
+}
+
+/// An open store of a short-lived process (none for SQLite's single connection) and its
+/// handle.
+type Opened = (Option<Box<dyn engines::Engine>>, Box<dyn engines::Handle>);
+
+/// The store of `kind` in `dir` as a short-lived process opens it: the adapter's store (redb
+/// without its table creation) and a handle; SQLite a single connection, as the one-shot
+/// workload opens it.
+fn one_process_handle(kind: Kind, dir: &Path) -> Result<Opened> {
+    if kind == Kind::SqliteFull {
+        return Ok((None, engines::sqlite_one_connection(dir, true)?));
+    }
+    let store = engines::open_existing(kind, dir)?;
+    let h = store.handle()?;
+    Ok((Some(store), h))
+}
+
 /// One get in a fresh process: open the existing store in `dir`, read the key the log's last
 /// transaction overwrote (`txns` of them over `base` keys; without a log a base key), check
-/// its value, exit. SQLite with a single connection, as the one-shot workload opens it.
-fn get(kind: Kind, dir: &Path, base: u64, txns: u64) -> Result<()> {
+/// its value, close. The process's memory at the end, and before the close.
+fn get(kind: Kind, dir: &Path, base: u64, txns: u64) -> Result<(MemKib, MemKib)> {
     let (index, seed) = data::logsize_probe(txns, base);
     let key = data::key(space::LOGSIZE, index);
-    let value = if kind == Kind::SqliteFull {
-        engines::sqlite_one_connection_get(dir, true, &key)?
-    } else {
-        let store = engines::open_existing(kind, dir)?;
-        let mut h = store.handle()?;
-        h.get(&key)?
-    };
+    let (store, mut h) = one_process_handle(kind, dir)?;
+    let value = h.get(&key)?;
+    let open = mem::current();
+    drop(h);
+    drop(store);
     let mut expected = [0u8; VALUE_LEN];
     data::fill_value(seed, &mut expected);
     match value {
-        Some(v) if v == expected => Ok(()),
+        Some(v) if v == expected => Ok((mem::current(), open)),
         Some(_) => Err(format!("key {index} has the wrong value").into()),
         None => Err(format!("key {index} not found").into()),
     }
 }
 
 /// One durable commit of 3 new keys in a fresh process (keys of process `i`), as the one-shot
-/// workload does it, on the log-size store.
-fn put3(kind: Kind, dir: &Path, i: u64) -> Result<()> {
+/// workload does it, on the log-size store. The process's memory at the end, and before the
+/// close.
+fn put3(kind: Kind, dir: &Path, i: u64) -> Result<(MemKib, MemKib)> {
     let txn = small_txn(space::LOGSIZE_PUT, i);
-    if kind == Kind::SqliteFull {
-        return engines::sqlite_one_connection_commit(dir, true, &as_writes(&txn));
-    }
-    let store = engines::open_existing(kind, dir)?;
-    let mut h = store.handle()?;
+    let (store, mut h) = one_process_handle(kind, dir)?;
     h.commit(&as_writes(&txn))?;
-    Ok(())
+    let open = mem::current();
+    drop(h);
+    drop(store);
+    Ok((mem::current(), open))
 }
