@@ -166,7 +166,14 @@ impl Round<'_> {
                 .spawn()?;
             self.holders.push((kind, holder));
             let (_, holder) = self.holders.last_mut().expect("just pushed");
-            wait_ready(holder, &marker(&dir, "ready"))?
+            match wait_ready(holder, &marker(&dir, "ready")) {
+                Ok(store) => store,
+                Err(e) => {
+                    // It has exited, or was killed: nothing to stop.
+                    self.holders.pop();
+                    return Err(e);
+                }
+            }
         };
         store.size_mib = self.size_mib;
         store.log_file_at_ops =
