@@ -659,8 +659,9 @@ impl Filler for SqliteFiller {
 /// redb through its adapter: unsynced commits `Durability::None`, the last `Immediate`. No
 /// log, so nothing to checkpoint.
 struct AdapterFiller {
-    _engine: Box<dyn engines::Engine>,
+    // Dropped in this order: the handle, then the store.
     handle: Box<dyn engines::Handle>,
+    _engine: Box<dyn engines::Engine>,
 }
 
 impl AdapterFiller {
@@ -668,8 +669,8 @@ impl AdapterFiller {
         let engine = engines::open(kind, dir)?;
         let handle = engine.handle()?;
         Ok(AdapterFiller {
-            _engine: engine,
             handle,
+            _engine: engine,
         })
     }
 }
