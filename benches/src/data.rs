@@ -87,6 +87,16 @@ pub struct Scale {
     /// One-shot: processes per store, unless `--oneshot-runs` says otherwise.
     #[serde(default)]
     pub oneshot_runs: u64,
+    /// Log size: processes per size, mode, store and operation, unless `--logsize-runs` says
+    /// otherwise.
+    #[serde(default)]
+    pub logsize_runs: u64,
+    /// Log size: keys loaded (and, in walstore, checkpointed) before the log is written.
+    #[serde(default)]
+    pub logsize_base_keys: u64,
+    /// Log size: MiB of walstore log beyond the last checkpoint, one store per size.
+    #[serde(default)]
+    pub logsize_mib: [u64; 4],
 }
 
 impl Scale {
@@ -103,6 +113,9 @@ impl Scale {
         open_wal_bytes: 256 << 20,
         scale_reads: 1_000_000,
         oneshot_runs: 200,
+        logsize_runs: 50,
+        logsize_base_keys: 100_000,
+        logsize_mib: [0, 4, 16, 48],
     };
 
     /// Small sizes for CI: proves every path works in well under a minute.
@@ -118,6 +131,9 @@ impl Scale {
         open_wal_bytes: 16 << 20,
         scale_reads: 20_000,
         oneshot_runs: 10,
+        logsize_runs: 5,
+        logsize_base_keys: 20_000,
+        logsize_mib: [0, 1, 2, 4],
     };
 
     /// Store sizes (keys) of the scale workload, unless `--scale-sizes` names others.
@@ -143,6 +159,39 @@ pub fn overwrite_index(j: u64, n: u64) -> u64 {
     ((u128::from(j) * STEP) % u128::from(n.max(1))) as u64
 }
 
+/// Log-size workload: keys per transaction of the log written after the checkpoint (half of
+/// them overwrite base keys, half are new keys).
+pub const LOGSIZE_TXN_KEYS: u64 = 10;
+
+/// Marks the value seeds of the log-size workload's log writes, so that a base key's
+/// overwritten value differs from its base value.
+const LOGSIZE_LOG_SEED: u64 = 1 << 62;
+
+/// Write `j` (below [`LOGSIZE_TXN_KEYS`]) of log transaction `t` of the log-size workload over
+/// a base of keys `0..base`: the key's index (in [`space::LOGSIZE`]) and the seed of its value
+/// ([`fill_value`]). The first half of a transaction's writes overwrite base keys (distinct
+/// for the first `base` overwrites, then round again), the second half add keys from `base` up.
+pub fn logsize_write(t: u64, j: u64, base: u64) -> (u64, u64) {
+    let half = LOGSIZE_TXN_KEYS / 2;
+    let index = if j < half {
+        overwrite_index(t * half + j, base)
+    } else {
+        base + t * half + (j - half)
+    };
+    (index, (t * LOGSIZE_TXN_KEYS + j) | LOGSIZE_LOG_SEED)
+}
+
+/// The key a get of the log-size workload reads from a store with `txns` log transactions over
+/// a base of `base` keys, and the seed of the value it must find: the first write of the last
+/// log transaction (a base key it overwrote, in the log), or without a log a base key.
+pub fn logsize_probe(txns: u64, base: u64) -> (u64, u64) {
+    if txns == 0 {
+        (base / 2, base / 2)
+    } else {
+        logsize_write(txns - 1, 0, base)
+    }
+}
+
 /// Key spaces, one per workload.
 pub mod space {
     /// Workload a.
@@ -160,6 +209,10 @@ pub mod space {
     pub const ONESHOT: u8 = 7;
     /// Workload h's writer (commits into c's store, beside c's keys).
     pub const H: u8 = 8;
+    /// The log-size workload's base and log.
+    pub const LOGSIZE: u8 = 9;
+    /// The log-size workload's one-shot 3-key commits.
+    pub const LOGSIZE_PUT: u8 = 10;
 }
 
 #[cfg(test)]
@@ -194,6 +247,26 @@ mod tests {
             (0..n / 10).map(|j| overwrite_index(j, n)).collect();
         assert_eq!(seen.len() as u64, n / 10);
         assert!(seen.iter().all(|&i| i < n));
+    }
+
+    #[test]
+    fn logsize_writes_and_probe() {
+        let base = 1000;
+        // One transaction: 5 distinct base keys, then 5 new keys past the base.
+        let txn: Vec<(u64, u64)> = (0..LOGSIZE_TXN_KEYS)
+            .map(|j| logsize_write(7, j, base))
+            .collect();
+        let keys: std::collections::HashSet<u64> = txn.iter().map(|w| w.0).collect();
+        assert_eq!(keys.len() as u64, LOGSIZE_TXN_KEYS);
+        assert!(txn[..5].iter().all(|w| w.0 < base));
+        assert_eq!(txn[5].0, base + 35);
+        // Every log value differs from every base value (seeds below the base).
+        assert!(txn.iter().all(|w| w.1 >= LOGSIZE_LOG_SEED));
+        assert_ne!(logsize_write(0, 0, base).1, logsize_write(0, 1, base).1);
+        // The probe: a base key without a log, else the last transaction's overwrite.
+        assert_eq!(logsize_probe(0, base), (500, 500));
+        assert_eq!(logsize_probe(8, base), txn[0]);
+        assert!(logsize_probe(8, base).0 < base);
     }
 
     #[test]

@@ -52,6 +52,10 @@ impl Handle for FjallHandle {
         Ok(())
     }
 
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.ks.get(key)?.map(|v| v.to_vec()))
+    }
+
     fn point_reads(
         &mut self,
         n: u64,

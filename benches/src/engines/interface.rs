@@ -120,6 +120,15 @@ pub trait Handle: Send {
         n: u64,
         next_key: &mut dyn FnMut() -> [u8; KEY_LEN],
     ) -> Result<ReadTally>;
+    /// Reads one key from a snapshot of its own; its value, if the key is there.
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// Commits `writes` as one transaction without waiting for stable storage where the store
+    /// offers that (walstore `Durability::Buffered`, redb `Durability::None`); a later
+    /// [`Handle::commit`] makes it durable. The other stores commit durably. For filling a
+    /// store before a measurement, never in a timed phase.
+    fn commit_unsynced(&mut self, writes: &[(&[u8], &[u8])]) -> Result<()> {
+        self.commit(writes)
+    }
 }
 
 /// `tally`, or an error unless every one of the `n` keys read was found.

@@ -27,7 +27,9 @@ mod walstore;
 pub use self::walstore::SECTOR_SIZE_ENV;
 pub use interface::{Engine, Handle, Kind, ReadTally};
 pub use plain_files::atomic_replace;
-pub use sqlite::sqlite_one_connection_commit;
+pub use sqlite::{
+    sqlite_connection, sqlite_one_connection, sqlite_one_connection_commit, SQLITE_FILE,
+};
 
 use crate::Result;
 use std::path::Path;
@@ -45,6 +47,15 @@ pub fn open(kind: Kind, dir: &Path) -> Result<Box<dyn Engine>> {
         Kind::Fjall => self::fjall::open(dir),
         Kind::PlainFiles => plain_files::open(dir),
         Kind::BareLog => unreachable!("handled above"),
+    }
+}
+
+/// Opens the existing store of `kind` in `dir` the way a short-lived process does: as [`open`],
+/// except that redb is opened without creating its table (a commit of its own).
+pub fn open_existing(kind: Kind, dir: &Path) -> Result<Box<dyn Engine>> {
+    match kind {
+        Kind::Redb => self::redb::open_existing(dir),
+        _ => open(kind, dir),
     }
 }
 
@@ -88,11 +99,50 @@ mod tests {
                 keys[j - 1]
             })?;
             assert_eq!(tally.found, 3, "{kind:?}");
+            assert_eq!(
+                other.get(&keys[1])?.as_deref(),
+                Some(&b"value"[..]),
+                "{kind:?}"
+            );
+            assert_eq!(other.get(&crate::data::key(10, 0))?, None, "{kind:?}");
+            h.commit_unsynced(&[(&keys[1][..], &b"later"[..])])?;
+            h.commit(&[(&keys[2][..], &b"synced"[..])])?;
+            assert_eq!(
+                other.get(&keys[1])?.as_deref(),
+                Some(&b"later"[..]),
+                "{kind:?}"
+            );
             engine.checkpoint()?;
             let mut missing = || crate::data::key(10, 0);
             assert!(h.point_reads(1, &mut missing).is_err(), "{kind:?}");
             assert!(h.gets_per_snapshot(1, &mut missing).is_err(), "{kind:?}");
+            // Reopened as a short-lived process opens it (redb: one process at a time, so
+            // after this one is closed), the store has the last commit.
+            drop((h, other, engine));
+            let again = open_existing(kind, dir.path())?;
+            let mut h = again.handle()?;
+            assert_eq!(
+                h.get(&keys[2])?.as_deref(),
+                Some(&b"synced"[..]),
+                "{kind:?}"
+            );
         }
+        Ok(())
+    }
+
+    #[test]
+    fn sqlite_one_connection_reads_what_a_commit_wrote() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let key = crate::data::key(9, 1);
+        sqlite_one_connection_commit(dir.path(), true, &[(&key[..], &b"v"[..])])?;
+        let mut h = sqlite_one_connection(dir.path(), true)?;
+        assert_eq!(h.get(&key)?.as_deref(), Some(&b"v"[..]));
+        assert_eq!(h.get(&crate::data::key(9, 2))?, None);
+        let other = crate::data::key(9, 3);
+        h.commit(&[(&other[..], &b"w"[..])])?;
+        drop(h);
+        let mut again = sqlite_one_connection(dir.path(), true)?;
+        assert_eq!(again.get(&other)?.as_deref(), Some(&b"w"[..]));
         Ok(())
     }
 }

@@ -59,6 +59,14 @@ impl Handle for PlainFilesHandle {
         Ok(())
     }
 
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match std::fs::read(self.dir.join(file_name(key))) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     fn point_reads(
         &mut self,
         n: u64,

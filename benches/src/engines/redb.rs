@@ -15,6 +15,13 @@ pub(super) fn open(dir: &Path) -> Result<Box<dyn Engine>> {
     Ok(Box::new(Redb { db: Arc::new(db) }))
 }
 
+/// Opens the existing redb store in `dir` without writing to it (no table creation, which is
+/// a commit in redb): for processes that only open, read or commit once.
+pub(super) fn open_existing(dir: &Path) -> Result<Box<dyn Engine>> {
+    let db = redb::Database::open(dir.join("db.redb"))?;
+    Ok(Box::new(Redb { db: Arc::new(db) }))
+}
+
 const REDB_TABLE: redb::TableDefinition<&[u8], &[u8]> = redb::TableDefinition::new("kv");
 
 struct Redb {
@@ -37,10 +44,14 @@ struct RedbHandle {
     db: Arc<redb::Database>,
 }
 
-impl Handle for RedbHandle {
-    fn commit(&mut self, writes: &[(&[u8], &[u8])]) -> Result<()> {
+impl RedbHandle {
+    fn commit_with(
+        &mut self,
+        writes: &[(&[u8], &[u8])],
+        durability: redb::Durability,
+    ) -> Result<()> {
         let mut tx = self.db.begin_write()?;
-        tx.set_durability(redb::Durability::Immediate)?;
+        tx.set_durability(durability)?;
         {
             let mut table = tx.open_table(REDB_TABLE)?;
             for (k, v) in writes {
@@ -49,6 +60,23 @@ impl Handle for RedbHandle {
         }
         tx.commit()?;
         Ok(())
+    }
+}
+
+impl Handle for RedbHandle {
+    fn commit(&mut self, writes: &[(&[u8], &[u8])]) -> Result<()> {
+        self.commit_with(writes, redb::Durability::Immediate)
+    }
+
+    fn commit_unsynced(&mut self, writes: &[(&[u8], &[u8])]) -> Result<()> {
+        self.commit_with(writes, redb::Durability::None)
+    }
+
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        use redb::ReadableDatabase;
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(REDB_TABLE)?;
+        Ok(table.get(key)?.map(|v| v.value().to_vec()))
     }
 
     fn point_reads(

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// Opens (creating) SQLite in `dir`, `synchronous=FULL` if `full`, else `NORMAL`.
 pub(super) fn open(dir: &Path, full: bool) -> Result<Box<dyn Engine>> {
     let engine = Sqlite {
-        path: dir.join("db.sqlite"),
+        path: dir.join(SQLITE_FILE),
         full,
     };
     let conn = engine.connect()?;
@@ -32,7 +32,7 @@ pub fn sqlite_one_connection_commit(
 ) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let engine = Sqlite {
-        path: dir.join("db.sqlite"),
+        path: dir.join(SQLITE_FILE),
         full,
     };
     let conn = engine.connect()?;
@@ -41,6 +41,34 @@ pub fn sqlite_one_connection_commit(
     handle.commit(writes)?;
     handle.conn.close().map_err(|(_, e)| e)?;
     Ok(())
+}
+
+/// A connection to the SQLite store in `dir` set up as [`open`] sets up every connection (WAL
+/// mode, `synchronous=FULL` or `NORMAL`), the table created if missing: for phases that need
+/// SQLite's own settings beyond the adapter's (the log-size workload's fill sets
+/// `wal_autocheckpoint`). Write to table `kv (k BLOB PRIMARY KEY, v BLOB NOT NULL)`.
+pub fn sqlite_connection(dir: &Path, full: bool) -> Result<rusqlite::Connection> {
+    std::fs::create_dir_all(dir)?;
+    let engine = Sqlite {
+        path: dir.join(SQLITE_FILE),
+        full,
+    };
+    let conn = engine.connect()?;
+    conn.execute_batch(SQLITE_SCHEMA)?;
+    Ok(conn)
+}
+
+/// The name of the SQLite database file in a store directory (its WAL is this name with
+/// `-wal` appended).
+pub const SQLITE_FILE: &str = "db.sqlite";
+
+/// The handle a short-lived process has: one connection set up as [`open`] sets up every
+/// connection, without the adapter's set-up connection (as the last connection, SQLite
+/// checkpoints and removes its WAL file when it is dropped).
+pub fn sqlite_one_connection(dir: &Path, full: bool) -> Result<Box<dyn Handle>> {
+    Ok(Box::new(SqliteHandle {
+        conn: sqlite_connection(dir, full)?,
+    }))
 }
 
 struct Sqlite {
@@ -99,6 +127,15 @@ impl Handle for SqliteHandle {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let mut st = self.conn.prepare_cached("SELECT v FROM kv WHERE k = ?1")?;
+        let mut rows = st.query([key])?;
+        match rows.next()? {
+            Some(row) => Ok(Some(row.get_ref(0)?.as_blob()?.to_vec())),
+            None => Ok(None),
+        }
     }
 
     fn point_reads(

@@ -58,6 +58,20 @@ impl Handle for WalstoreHandle {
         Ok(())
     }
 
+    fn commit_unsynced(&mut self, writes: &[(&[u8], &[u8])]) -> Result<()> {
+        let mut tx = self.store.begin_write()?;
+        tx.set_durability(walstore::Durability::Buffered);
+        for (k, v) in writes {
+            tx.put(k, v)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.store.begin_read()?.get(key)?.map(|v| v.to_vec()))
+    }
+
     fn point_reads(
         &mut self,
         n: u64,

@@ -1,7 +1,10 @@
 //! The report as markdown: the headline table of ratios, the targets, the scale and one-shot
 //! tables, and the detail of every figure.
 
-use super::{engine_label, human, mib, Report, WritePhase, WORKLOADS};
+use super::{
+    engine_label, human, mib, LogsizeStore, Report, Target, WritePhase, LOGSIZE_MODES, LOGSIZE_OPS,
+    WORKLOADS,
+};
 use crate::engines::Kind;
 use std::fmt::Write as _;
 
@@ -29,6 +32,10 @@ impl Report {
         if !self.oneshot.is_empty() {
             out.push('\n');
             out.push_str(&self.oneshot_table());
+        }
+        if !self.logsize.is_empty() || !self.logsize_stores.is_empty() {
+            out.push('\n');
+            out.push_str(&self.logsize_tables());
         }
         if !self.failures.is_empty() {
             out.push_str("\nFailed phases:\n\n");
@@ -82,24 +89,9 @@ impl Report {
         out
     }
 
-    /// The issue's targets with verdicts.
+    /// The targets of the workloads' figures with verdicts.
     pub fn targets_table(&self) -> String {
-        let mut out =
-            String::from("| target | required | measured | verdict |\n|---|---:|---:|---|\n");
-        for t in self.targets() {
-            let measured = t
-                .measured
-                .map_or_else(|| "–".to_string(), |m| format!("{m:.2}×"));
-            let _ = writeln!(
-                out,
-                "| {} | {:.2}× | {} | {} |",
-                t.what,
-                t.required,
-                measured,
-                t.verdict()
-            );
-        }
-        out
+        render_targets(&self.figure_targets())
     }
 
     /// The scale workload: the load and the reads after it, then the overwrite phase.
@@ -109,10 +101,13 @@ impl Report {
              txns of 10,000; then point reads of random existing keys in a fresh process, one \
              read snapshot for all the gets. Write amp. = `write_bytes` of `/proc/self/io` \
              (open to close of the phase's process) / bytes of keys and values committed; size = \
-             sum of file lengths (allocated blocks) after the close. Reopen writes: what the reading \
-             process wrote (work a store does on open).\n\n\
-             | keys | store | load keys/s | commit p50 / p99 / max ms | write amp. | size MiB (alloc.) | close s | peak RSS MiB | gets/s | reopen writes MiB |\n\
-             |---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+             sum of file lengths (allocated blocks) after the close. Memory of the loading process: \
+             its peak resident set (`VmHWM`), and at the end of the load (after the close) its \
+             anonymous (`RssAnon`: heap, caches) and file-backed (`RssFile`: mapped files) \
+             resident memory. Reopen writes: what the reading process wrote (work a store does \
+             on open).\n\n\
+             | keys | store | load keys/s | commit p50 / p99 / max ms | write amp. | size MiB (alloc.) | close s | peak RSS MiB | anon RSS MiB at end | file RSS MiB at end | gets/s | reopen writes MiB |\n\
+             |---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         );
         let amp = |p: &WritePhase| {
             p.write_amp()
@@ -120,10 +115,18 @@ impl Report {
         };
         let lat = |p: &WritePhase| format!("{:.1} / {:.1} / {:.1}", p.p50_ms, p.p99_ms, p.max_ms);
         let size = |p: &WritePhase| format!("{:.1} ({:.1})", mib(p.file_bytes), mib(p.alloc_bytes));
+        let mem = |p: &WritePhase| {
+            format!(
+                "{:.1} | {:.1} | {:.1}",
+                p.mem.peak_rss as f64 / 1024.0,
+                p.mem.rss_anon as f64 / 1024.0,
+                p.mem.rss_file as f64 / 1024.0
+            )
+        };
         for r in &self.scaling {
             let label = engine_label(&r.engine);
             let Some(l) = &r.load else {
-                let _ = writeln!(out, "| {} | {label} | failed | | | | | | | |", r.size);
+                let _ = writeln!(out, "| {} | {label} | failed | | | | | | | | | |", r.size);
                 continue;
             };
             let gets = r.reads.as_ref().map_or("–".to_string(), |g| {
@@ -136,28 +139,28 @@ impl Report {
                 .map_or("n/a".to_string(), |w| format!("{:.2}", mib(w)));
             let _ = writeln!(
                 out,
-                "| {} | {label} | {} | {} | {} | {} | {:.2} | {:.1} | {gets} | {reopen} |",
+                "| {} | {label} | {} | {} | {} | {} | {:.2} | {} | {gets} | {reopen} |",
                 r.size,
                 human(l.keys_per_s()),
                 lat(l),
                 amp(l),
                 size(l),
                 l.close_seconds,
-                l.mem.peak_rss as f64 / 1024.0,
+                mem(l),
             );
         }
         out.push_str(
             "\nScale, overwrite: 10% of the keys (distinct, random order) given new 100 B \
              values, durable txns of 1,000, in a fresh process on the loaded store; same \
              measures.\n\n\
-             | keys | store | overwrite keys/s | commit p50 / p99 / max ms | write amp. | size MiB (alloc.) | close s | peak RSS MiB |\n\
-             |---:|---|---:|---:|---:|---:|---:|---:|\n",
+             | keys | store | overwrite keys/s | commit p50 / p99 / max ms | write amp. | size MiB (alloc.) | close s | peak RSS MiB | anon RSS MiB at end | file RSS MiB at end |\n\
+             |---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         );
         for r in &self.scaling {
             let Some(o) = &r.overwrite else { continue };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {:.2} | {:.1} |",
+                "| {} | {} | {} | {} | {} | {} | {:.2} | {} |",
                 r.size,
                 engine_label(&r.engine),
                 human(o.keys_per_s()),
@@ -165,7 +168,7 @@ impl Report {
                 amp(o),
                 size(o),
                 o.close_seconds,
-                o.mem.peak_rss as f64 / 1024.0,
+                mem(o),
             );
         }
         out
@@ -197,6 +200,114 @@ impl Report {
                 per(r.other_syncs_per_op),
                 r.note
             );
+        }
+        out
+    }
+
+    /// The log-size workload: the stores as set up, then per operation and mode a table of
+    /// sizes against stores, then its targets.
+    pub fn logsize_tables(&self) -> String {
+        let mut out = String::from(
+            "Log size: per size, a store of the base keys (16 B keys, 100 B values; walstore and \
+             SQLite then checkpointed), then that many MiB of walstore log beyond the checkpoint \
+             in transactions of 10 keys (5 overwrites of base keys, 5 new keys); the same \
+             transactions into SQLite FULL (`wal_autocheckpoint=0` while writing) and redb. \
+             \"closed\": the set-up process closed the store and exited; \"held\": it keeps \
+             the store open while the one-shot processes run. Log bytes: walstore's \
+             `wal_bytes` beyond the checkpoint, SQLite's WAL file length, when the writes were \
+             done; at the one-shots: the log file's length when they started (none: no file). \
+             redb locks its file to one process, so it has no held mode. The one-shot processes \
+             open a store as the one-shot workload does (SQLite: one connection with the default \
+             `wal_autocheckpoint`, so in held mode the first put3 process checkpoints the WAL; \
+             the gets run before the put3s).\n\n\
+             | mode | log MiB | store | base keys | txns | log bytes | log file at the one-shots | set-up s | note |\n\
+             |---|---:|---|---:|---:|---:|---:|---:|---|\n",
+        );
+        for s in &self.logsize_stores {
+            let LogsizeStore {
+                mode,
+                size_mib,
+                base_keys,
+                txns,
+                log_bytes,
+                log_file_at_ops,
+                setup_seconds,
+                note,
+                ..
+            } = s;
+            let at_ops = log_file_at_ops.map_or("none".to_string(), |b| b.to_string());
+            let _ = writeln!(
+                out,
+                "| {mode} | {size_mib} | {} | {base_keys} | {txns} | {log_bytes} | {at_ops} | \
+                 {setup_seconds:.1} | {note} |",
+                engine_label(&s.engine),
+            );
+        }
+        let engines: Vec<Kind> = [Kind::Walstore, Kind::SqliteFull, Kind::Redb]
+            .into_iter()
+            .filter(|k| self.logsize.iter().any(|r| r.engine == k.id()))
+            .collect();
+        for mode in LOGSIZE_MODES {
+            for op in LOGSIZE_OPS {
+                if !self.logsize.iter().any(|r| r.op == op && r.mode == mode) {
+                    continue;
+                }
+                let what = if op == "get" {
+                    "a fresh process opens the store, reads one key written in the log (at 0 MiB: \
+                     a base key), checks its value and exits"
+                } else {
+                    "a fresh process opens the store, commits 3 new keys durably in one \
+                     transaction and exits"
+                };
+                let _ = write!(
+                    out,
+                    "\nLog size, {op}, {mode}: {what}. ms = the process's wall time as its parent \
+                     sees it (median, 90th percentile); RSS = the highest peak resident set \
+                     (`VmHWM`) of the processes, and in brackets the highest anonymous / \
+                     file-backed resident memory (`RssAnon` / `RssFile`, this binary's pages \
+                     included) after the operation, the store still open.\n\n| log MiB |"
+                );
+                for k in &engines {
+                    let l = k.label();
+                    let _ = write!(
+                        out,
+                        " {l} ms p50 | {l} p90 | {l} peak RSS MiB (anon / file) |"
+                    );
+                }
+                out.push_str(" walstore / SQLite (p50) |\n|---:|");
+                for _ in &engines {
+                    out.push_str("---:|---:|---:|");
+                }
+                out.push_str("---:|\n");
+                for size in self.logsize_sizes() {
+                    let _ = write!(out, "| {size} |");
+                    for k in &engines {
+                        match self.logsize_row(op, mode, size, *k) {
+                            Some(r) => {
+                                let _ = write!(
+                                    out,
+                                    " {:.2} | {:.2} | {:.1} ({:.1} / {:.1}) |",
+                                    r.p50_ms,
+                                    r.p90_ms,
+                                    r.peak_rss_kib as f64 / 1024.0,
+                                    r.open_rss_anon_kib as f64 / 1024.0,
+                                    r.open_rss_file_kib as f64 / 1024.0,
+                                );
+                            }
+                            None => out.push_str(" – | – | – |"),
+                        }
+                    }
+                    let ratio = self
+                        .logsize_ratio(op, mode, size)
+                        .map_or("–".to_string(), |r| format!("{r:.2}"));
+                    let _ = writeln!(out, " {ratio} |");
+                }
+            }
+        }
+        let targets = self.logsize_targets();
+        if !targets.is_empty() {
+            out.push_str("\nTargets of issue 21 (in the benchmark, not as timed tests):\n\n");
+            out.push_str(&render_targets(&targets));
         }
         out
     }
@@ -233,4 +344,22 @@ impl Report {
         }
         out
     }
+}
+
+/// `targets` with verdicts, as a table.
+fn render_targets(targets: &[Target]) -> String {
+    let mut out = String::from("| target | required | measured | verdict |\n|---|---:|---:|---|\n");
+    for t in targets {
+        let measured = t.measured.map_or_else(|| "–".to_string(), |m| t.show(m));
+        let bound = if t.at_most { "≤ " } else { "" };
+        let _ = writeln!(
+            out,
+            "| {} | {bound}{} | {} | {} |",
+            t.what,
+            t.show(t.required),
+            measured,
+            t.verdict()
+        );
+    }
+    out
 }

@@ -29,9 +29,13 @@ pub(crate) struct Cli {
     /// fjall, plain-files, bare-log).
     #[arg(long, value_delimiter = ',')]
     pub(crate) engines: Vec<String>,
-    /// Only these workloads (comma-separated: a, b, c, d, g, h, e, open, scale, oneshot; d, g
-    /// and h read c's store, so need c). Without it: all of them, except scale in a full run
-    /// unless --scale-sizes is given (its default sizes take a long time).
+    /// Only these workloads (comma-separated: a, b, c, d, g, h, e, open, scale, oneshot,
+    /// logsize; d, g and h read c's store, so need c). Without it: all of them, except scale in
+    /// a full run unless --scale-sizes is given (its default sizes take a long time), and
+    /// logsize in a full run. logsize: stores whose log holds 0, 4, 16 and 48 MiB beyond the
+    /// last checkpoint (0, 1, 2 and 4 with --quick), closed or held open by the process that
+    /// set them up; a fresh process per get of one key and per durable commit of 3 keys, on
+    /// walstore, sqlite-full and redb (needs walstore).
     #[arg(long, value_delimiter = ',')]
     pub(crate) workloads: Vec<String>,
     /// Store sizes (keys) of the scale workload (default 1000000,4000000,10000000; 20000 with
@@ -44,6 +48,10 @@ pub(crate) struct Cli {
     /// Processes per store of the oneshot workload (default 200, 10 with --quick).
     #[arg(long)]
     pub(crate) oneshot_runs: Option<u64>,
+    /// Processes per log size, mode, store and operation of the logsize workload (default 50,
+    /// 5 with --quick).
+    #[arg(long)]
+    pub(crate) logsize_runs: Option<u64>,
     /// Rounds of the commit-bound workloads (a, b, e), the stores taking turns in each round;
     /// the median round is reported (default: 3, 1 with --quick). Device flush times drift,
     /// so taking turns keeps the ratios of one run comparable.
@@ -73,7 +81,9 @@ pub(crate) enum Phase {
         dir: PathBuf,
         #[arg(long)]
         quick: bool,
-        /// Scale: keys in the store; oneshot: the process's number (which keys it writes).
+        /// Scale: keys in the store; oneshot: the process's number (which keys it writes);
+        /// logsize: log bytes or transactions of a set-up, the log's transactions of a get,
+        /// the process's number of a put3.
         #[arg(long, default_value_t = 0)]
         n: u64,
     },

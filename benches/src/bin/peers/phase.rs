@@ -1,5 +1,6 @@
 //! The child: one phase, its figures printed as JSON on standard output.
 
+use crate::logsize;
 use crate::oneshot::oneshot;
 use crate::scale::{scale_read, scale_write};
 use crate::workloads::{
@@ -11,8 +12,8 @@ use walstore_benches::data::Scale;
 use walstore_benches::engines::Kind;
 use walstore_benches::Result;
 
-/// Runs phase `workload` of `engine` in `dir` (`n`: keys of a scale phase, or the number of
-/// a oneshot process) and prints its result.
+/// Runs phase `workload` of `engine` in `dir` (`n`: keys of a scale phase, the number of a
+/// oneshot process, or what a log-size phase says) and prints its result.
 pub(crate) fn run_phase(
     engine: &str,
     workload: &str,
@@ -23,6 +24,10 @@ pub(crate) fn run_phase(
     if workload == "oneshot" {
         // Prints nothing: the parent times the whole process.
         return oneshot(engine, dir, n);
+    }
+    if workload.starts_with("logsize-") {
+        // Prints what its phase reports itself (set-up, or the process's memory).
+        return logsize::run_child(engine, workload, dir, quick, n);
     }
     let kind = Kind::from_id(engine).ok_or_else(|| format!("unknown store {engine:?}"))?;
     let scale = if quick { Scale::QUICK } else { Scale::FULL };

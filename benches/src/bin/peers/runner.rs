@@ -2,6 +2,7 @@
 //! commit-bound workloads in rounds, the stores taking turns), and reports.
 
 use crate::cli::Cli;
+use crate::logsize::run_logsize;
 use crate::machine::machine;
 use crate::oneshot::run_oneshot;
 use crate::scale::run_scale;
@@ -16,8 +17,8 @@ use walstore_benches::Result;
 
 /// Every workload, in the order they run. d, g and h read c's store (h also writes into it,
 /// so it comes last of them).
-const ALL_WORKLOADS: [&str; 10] = [
-    "a", "b", "c", "d", "g", "h", "e", "open", "scale", "oneshot",
+const ALL_WORKLOADS: [&str; 11] = [
+    "a", "b", "c", "d", "g", "h", "e", "open", "scale", "oneshot", "logsize",
 ];
 
 /// Whether workload `w` runs on c's store.
@@ -97,13 +98,14 @@ fn chosen_kinds(cli: &Cli) -> Result<Vec<Kind>> {
 }
 
 /// The workloads asked for, in running order. Without `--workloads`: all of them, except
-/// scale in a full run unless `--scale-sizes` is given.
+/// scale in a full run unless `--scale-sizes` is given, and logsize in a full run (long).
 fn chosen_workloads(cli: &Cli) -> Result<Vec<&'static str>> {
     if cli.workloads.is_empty() {
         let scale_by_default = cli.quick || !cli.scale_sizes.is_empty();
         return Ok(ALL_WORKLOADS
             .into_iter()
             .filter(|w| *w != "scale" || scale_by_default)
+            .filter(|w| *w != "logsize" || cli.quick)
             .collect());
     }
     for w in &cli.workloads {
@@ -150,6 +152,18 @@ impl Runner<'_> {
                 "oneshot" => {
                     let runs = cli.oneshot_runs.unwrap_or(scale.oneshot_runs).max(1);
                     run_oneshot(&self.exe, self.base, &self.kinds, runs, self.quick, report);
+                }
+                "logsize" => {
+                    let runs = cli.logsize_runs.unwrap_or(scale.logsize_runs).max(1);
+                    run_logsize(
+                        &self.exe,
+                        self.base,
+                        &self.kinds,
+                        scale,
+                        runs,
+                        self.quick,
+                        report,
+                    );
                 }
                 w => self.workload(w, report),
             }
