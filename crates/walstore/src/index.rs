@@ -44,12 +44,13 @@ mod w {
     pub const WATCHERS: usize = 14;
     pub const DIRTY: usize = 15;
     pub const LOG_INDEX_ID: usize = 16;
+    pub const HANDLES: usize = 17;
 }
 
 /// How many words [`decode`] reads: magic through the visible LSN.
 pub const INDEX_WORDS: usize = w::VISIBLE_LSN + 1;
 
-const _: () = assert!(w::LOG_INDEX_ID < REGION_WORDS);
+const _: () = assert!(w::HANDLES < REGION_WORDS);
 
 /// What a consistent read of the index says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -380,6 +381,15 @@ impl CommitIndex {
     /// Records that the log of `generation` is durable through `end` (a sync returned):
     /// shows everything up to there, and the `Buffered` commits after it when no
     /// `Immediate` commit after it waits for a sync.
+    /// The log offset of `state`'s generation up to which some handle's sync made the log
+    /// durable (the durable LSN, as an offset).
+    pub(crate) fn durable_end(&self, state: &IndexState) -> u64 {
+        self.word(w::DURABLE_LSN)
+            .load(Ordering::Acquire)
+            .saturating_sub(state.base_lsn)
+            .min(state.written_end)
+    }
+
     pub(crate) fn durable(&self, generation: u64, end: u64) {
         let Ok(s) = self.read() else {
             return;
@@ -398,6 +408,24 @@ impl CommitIndex {
     }
 
     /// The process that poisoned the store (a failed write or sync), if one did.
+    /// Counts a handle that opened the store (its open set the index up, or joined it).
+    pub(crate) fn handle_opened(&self) {
+        self.word(w::HANDLES).fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Counts a handle that closes the store; whether no other handle has it open (as far as
+    /// the count knows: a process killed with the store open is never uncounted, so the count
+    /// errs towards "others are open" until every process has closed it).
+    pub(crate) fn handle_closed(&self) -> bool {
+        let before = self.word(w::HANDLES).fetch_sub(1, Ordering::AcqRel);
+        if before == 0 {
+            // Not counted (a damaged word): put it back, and say others may be open.
+            self.word(w::HANDLES).fetch_add(1, Ordering::AcqRel);
+            return false;
+        }
+        before == 1
+    }
+
     /// The id of the log index file the handles of this index use (FORMAT.md §9); 0: none
     /// yet. Zero in a fresh index, so no file left over from before is ever taken for it.
     pub(crate) fn log_index_id(&self) -> u64 {

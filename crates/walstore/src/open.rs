@@ -125,12 +125,14 @@ fn finish_index(core: &Core, fresh: bool) -> Result<()> {
     if fresh {
         let head = core.current();
         index.rebuild(crate::core::head_of(&head));
+        index.handle_opened();
         index
             .share()
             .map_err(|e| Error::io("flock", core.dir().join(crate::format::INDEX_NAME), e))?;
         core.views().install_shown(head, index.counter());
         return Ok(());
     }
+    index.handle_opened();
     for _ in 0..64 {
         let counter = index.counter();
         let Ok(state) = index.read() else {
@@ -231,6 +233,16 @@ fn settle_after_open(core: &Core, loaded: &Version) -> Result<()> {
 /// [`settle_after_open`] under the writer lock; returns where the log is now durable.
 fn settle_locked(core: &Core, guard: &WriterGuard) -> Result<LogPosition> {
     let version = crate::catchup::head(core, guard)?;
+    // Joining live handles that left the log as the index says (RECOVERY.md X2): the open
+    // that set the index up synced the directory, made the log durable and cleared what lay
+    // past its end, and catch-ups under the lock repair what a killed writer leaves; the
+    // live writers' last commits are theirs to prove (their next commit's watermark, their
+    // clean marker), not a crash's tail to fold. Nothing to look for (no O(preallocation)
+    // read) and nothing to fold (no O(log) checkpoint); at most a sync, so that this
+    // handle's watermarks are true.
+    if core.lock_found_clean(guard) && core.ends_where_index_says(&version) {
+        return joined_live(core, &version);
+    }
     // The names this open found may be in the page cache only: creation (or a checkpoint)
     // whose directory fsync failed, retried by this open (crash harness, strict finding B).
     // One directory fsync makes them durable before anything is appended that depends on them.
@@ -240,17 +252,25 @@ fn settle_locked(core: &Core, guard: &WriterGuard) -> Result<LogPosition> {
     if !version.closed_cleanly() {
         core.sync_store_dir()?;
     }
-    // Joining live handles that left the log as the index says: the open that set the index
-    // up cleared what lay past the end, and catch-ups under the lock repair what a killed
-    // writer leaves; nothing to look for (and no O(preallocation) read).
-    if !(core.lock_found_clean(guard) && core.ends_where_index_says(&version)) {
-        clear_stale_tail(core, guard, &version)?;
-    }
+    clear_stale_tail(core, guard, &version)?;
     let (version, durable_end) = make_durable(core, guard, &version)?;
     if let Some(merging) = core.try_merge_lock() {
         crate::runs::remove_orphans(core, guard, &merging);
     }
     Ok(LogPosition::new(version.generation, durable_end))
+}
+
+/// Where the log is durable for a handle that joined live handles: as far as their syncs
+/// made it, or, if some of it is not known durable yet, everything after one `fdatasync`.
+fn joined_live(core: &Core, version: &Version) -> Result<LogPosition> {
+    let durable = core
+        .index()
+        .and_then(|index| index.read().ok().map(|state| index.durable_end(&state)))
+        .unwrap_or(0);
+    if durable < version.wal_end {
+        core.wal().sync_now("fdatasync at open")?;
+    }
+    Ok(version.position())
 }
 
 /// Zeroes every record of this generation that lies past the end of the log. A crash can keep a

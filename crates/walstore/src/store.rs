@@ -266,25 +266,33 @@ impl Store {
 }
 
 /// The work of [`Store::close`], done by the last clone: stop the background checkpointer
-/// (waiting for a checkpoint it is running), make this handle's commits durable, then append
-/// the clean marker if the writer lock is free.
+/// (waiting for a checkpoint it is running), make this handle's commits durable, then, if the
+/// writer lock is free, leave the log as the next open wants it ([`close_log`]).
 fn close_last(core: &Core) -> Result<()> {
+    // Whether this is the last handle of the store anywhere (without a commit index: as far
+    // as anyone knows, yes). Only the last folds a long log at close: while other handles
+    // have the store open, the log index serves it to every newcomer.
+    let last = core.closing_last();
     core.checkpointer().stop();
     let counters = core.counters();
     let commits = counters.commits.load(Ordering::Relaxed);
-    let unused = core.is_read_only()
-        || commits == 0
-        || commits == counters.closed_at_commits.load(Ordering::Relaxed)
+    let wrote = commits != counters.closed_at_commits.load(Ordering::Relaxed);
+    let skip = core.is_read_only()
+        || counters.closed.load(Ordering::Relaxed)
+        || (!wrote && !last)
         || core.check_usable(true).is_err();
-    if unused {
+    if skip {
         return Ok(());
     }
-    core.sync_written()?;
+    if wrote {
+        core.sync_written()?;
+    }
     let result = match core.acquire_writer(LockWait::NoWait) {
         Ok(guard) => {
-            let marked = head(core, &guard).and_then(|version| close_log(core, &guard, &version));
+            let closed = head(core, &guard)
+                .and_then(|version| close_log(core, &guard, &version, last, wrote));
             core.release_writer(guard);
-            marked
+            closed
         }
         Err(Error::Busy { .. }) => Ok(()),
         Err(e) => Err(e),
@@ -292,27 +300,34 @@ fn close_last(core: &Core) -> Result<()> {
     if result.is_ok() {
         // `close` then drops the handle: its `Drop` has nothing left to do.
         counters.closed_at_commits.store(commits, Ordering::Relaxed);
+        counters.closed.store(true, Ordering::Relaxed);
     }
     result
 }
 
-/// Leaves the log as the next open wants it: folded into a run by a checkpoint when it holds
-/// more than `Options::close_checkpoint_bytes` (the next process to open the store alone then
-/// has little log to read: RECOVERY.md "Close"), else ended by a clean marker. Called under the
-/// writer lock.
+/// Leaves the log as the next open wants it: when this is the last handle of the store (it
+/// need not have written), folded into a run by a checkpoint if it holds more than
+/// `Options::close_checkpoint_bytes` (the next process to open the store alone then has little
+/// log to read: RECOVERY.md S1a); else, if this handle wrote, ended by a clean marker. Called
+/// under the writer lock.
 fn close_log(
     core: &Core,
     guard: &WriterGuard,
     version: &Arc<crate::version::Version>,
+    last: bool,
+    wrote: bool,
 ) -> Result<()> {
     let opts = core.opts();
     let log_bytes = version.wal_end - crate::wal::WAL_HEADER_BYTES;
-    if opts.auto_checkpoint && log_bytes > opts.close_checkpoint_bytes {
+    if last && opts.auto_checkpoint && log_bytes > opts.close_checkpoint_bytes {
         crate::checkpoint::fold(core, guard, version)?;
         core.counters().checkpoints.fetch_add(1, Ordering::Relaxed);
         return Ok(());
     }
-    mark_clean(core, guard, version)
+    if wrote {
+        mark_clean(core, guard, version)?;
+    }
+    Ok(())
 }
 
 /// Appends the clean marker (FORMAT.md §4.3) when the log holds unproven data, and publishes

@@ -166,6 +166,33 @@ fn a_closing_writer_folds_a_long_log_so_the_next_lone_open_reads_little() {
 }
 
 #[test]
+fn only_the_last_handle_to_close_folds_the_log() {
+    let mem = MemoryStorage::new();
+    let open = || {
+        Options::new()
+            .storage(Arc::new(mem.clone()))
+            .durability(Durability::Buffered)
+            .open("/db")
+            .expect("open")
+    };
+    let writer = open();
+    let reader = open();
+    write_log(&writer, 3, 4);
+    writer.close().expect("close");
+    assert_eq!(read(&reader, "key000029"), Some(value(29, 4)));
+    let info = reader.info().expect("info");
+    assert!(
+        info.wal_bytes > 3_000_000 && info.generation == 0,
+        "a handle closing beside another folded the log: {info:?}"
+    );
+    // The reader wrote nothing, but it is the last: it folds.
+    reader.close().expect("close");
+    let next = open();
+    assert_eq!(next.info().expect("info").wal_bytes, 0);
+    assert_eq!(read(&next, "key000029"), Some(value(29, 4)));
+}
+
+#[test]
 fn an_index_left_over_from_before_is_never_trusted() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("store");

@@ -76,6 +76,9 @@ pub(crate) struct Core {
     /// index was not fresh): they keep the log's end as the index says, so the open has no
     /// recovery to do (RECOVERY.md "Log index").
     joined_live: AtomicBool,
+    /// Whether this handle was the last of the store when it closed: 0 not closed yet, 1
+    /// last, 2 not (it is uncounted from the commit index once).
+    closed_last: std::sync::atomic::AtomicU8,
 }
 
 impl fmt::Debug for Core {
@@ -91,6 +94,8 @@ pub(crate) struct Counters {
     pub(crate) checkpoints: AtomicU64,
     /// The commit count when the last close made everything durable and marked the log.
     pub(crate) closed_at_commits: AtomicU64,
+    /// Whether a close finished (the `Drop` after `close` has nothing left to do).
+    pub(crate) closed: AtomicBool,
 }
 
 /// Everything [`Core::new`] needs.
@@ -124,6 +129,7 @@ impl Core {
             log_index: Mutex::new(None),
             building_alone: AtomicBool::new(false),
             joined_live: AtomicBool::new(false),
+            closed_last: std::sync::atomic::AtomicU8::new(0),
         }
     }
 
@@ -237,6 +243,21 @@ impl Core {
 
     pub(crate) fn set_building_alone(&self, alone: bool) {
         self.building_alone.store(alone, Ordering::Release);
+    }
+
+    /// Uncounts this handle from the commit index (once; later calls repeat the answer) and
+    /// says whether it was the last handle of the store anywhere (without a commit index: as
+    /// far as anyone knows, yes).
+    pub(crate) fn closing_last(&self) -> bool {
+        match self.closed_last.load(Ordering::Acquire) {
+            1 => return true,
+            2 => return false,
+            _ => {}
+        }
+        let last = self.index().is_none_or(|index| index.handle_closed());
+        self.closed_last
+            .store(if last { 1 } else { 2 }, Ordering::Release);
+        last
     }
 
     /// Whether this handle opened the store while other handles had it open.
