@@ -5,6 +5,7 @@
 //! ([`handles`]), and two commits on two threads of one handle ([`threads`]).
 
 mod handles;
+mod poison;
 mod threads;
 
 use crate::engine::{
@@ -88,6 +89,9 @@ struct Driver<'a> {
     other: handles::Parked,
     /// Every key the workload names (what a range deletion can find).
     keys: BTreeSet<String>,
+    /// A failed write or sync of the log on some handle since every handle last closed the
+    /// store: every handle may be poisoned ([`poison`]).
+    shared_poison: Option<String>,
 }
 
 /// Runs `workload` with `config`; the engine is created fresh on an empty file system.
@@ -112,6 +116,7 @@ pub fn run_workload(workload: &Workload, engine: &EngineConfig, config: &RunConf
         reopen_in: None,
         other: handles::Parked::default(),
         keys: workload.keys(),
+        shared_poison: None,
     };
     let steps = match engine.promises().atomicity {
         AtomicityUnit::Transaction => workload.steps.clone(),
@@ -161,12 +166,16 @@ impl Driver<'_> {
 
     /// Opens (or reopens) the store and, on a reopen, resolves undecided commits.
     fn open(&mut self, phase: &str) -> Result<(), Violation> {
+        let fired_at_close = self.fs.fired_count();
         self.store = None;
+        self.note_shared_poison(fired_at_close);
+        self.close_other_if_poisoned()?;
         self.fs.set_phase(phase);
         let snapshot = Arc::new(self.history.clone());
         let fired_before = self.fs.fired_count();
         let opened = self.engine.open(&self.fs);
         self.collect(&snapshot, phase);
+        self.note_shared_poison(fired_before);
         let opened = opened.map_err(|panic| {
             Violation::new(
                 Invariant::NoPanic,
@@ -194,6 +203,7 @@ impl Driver<'_> {
             self.resolve(&*store)?;
         }
         self.store = Some(store);
+        self.clear_poison_if_alone();
         Ok(())
     }
 
@@ -262,8 +272,9 @@ impl Driver<'_> {
         }?;
         let fired_now = self.fs.fired_count() > fired_before;
         self.handle_faulted |= fired_now;
+        self.note_shared_poison(fired_before);
         if let Err(e) = result {
-            if !self.handle_faulted {
+            if !self.may_fail() {
                 return Err(Violation::new(
                     Invariant::WritableAfterRecovery,
                     format!("{step:?} failed with no fault injected"),
@@ -315,6 +326,7 @@ impl Driver<'_> {
     /// Remembers a failed WAL fsync (any call) or WAL write (in a commit or sync): the handle
     /// must refuse commits from now on.
     fn note_wal_faults(&mut self, fired_before: usize, commit_path: bool) -> Option<String> {
+        self.note_shared_poison(fired_before);
         let fired = self.fs.fired();
         let hit = fired[fired_before..].iter().find(|f| {
             self.engine.is_log(Path::new(&f.path))
@@ -325,6 +337,7 @@ impl Driver<'_> {
         if self.must_be_poisoned.is_none() {
             self.must_be_poisoned = Some(why.clone());
         }
+        self.poison_other(&why);
         Some(why)
     }
 

@@ -69,9 +69,9 @@ pub fn tier(name: &str, media: MediaModel) -> Option<Vec<Task>> {
 /// points, and `two-handles` (a second handle next to the first), `handoff`,
 /// `threads` (two committer threads, one writing while the other's sync is in progress) and
 /// `ranges` (range deletions over runs, the memtable, a second handle's catch-up and a reopen)
-/// with the crash-point strategies and aimed corruption (not with injected I/O errors: the driver
-/// tracks poisoning per handle and step, not what one failed sync does to the other's
-/// pages).
+/// with the crash-point strategies and aimed corruption; `two-handles`, `handoff` and `ranges`
+/// also with countdown I/O errors (a failed write or sync on one handle poisons the other:
+/// `driver/poison.rs`).
 pub fn shaped_tasks(config: &ExploreConfig, aimed_bits: Option<u64>) -> Vec<Task> {
     let task = |name: &str, strategy, config: ExploreConfig| {
         Workload::by_name(name).map(|workload| Task {
@@ -114,6 +114,9 @@ pub fn shaped_tasks(config: &ExploreConfig, aimed_bits: Option<u64>) -> Vec<Task
             Strategy::RecoveryCrash,
         ] {
             tasks.extend(task(name, strategy, config.clone()));
+        }
+        if name != "threads" {
+            tasks.extend(task(name, Strategy::Countdown, config.clone()));
         }
         if let Some(bits) = aimed_bits {
             let aimed = ExploreConfig {

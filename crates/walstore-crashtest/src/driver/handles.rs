@@ -20,7 +20,7 @@ use std::sync::Arc;
 pub(super) struct Parked {
     store: Option<Arc<dyn Handle>>,
     faulted: bool,
-    poisoned: Option<String>,
+    pub(super) poisoned: Option<String>,
     reopen_in: Option<u32>,
 }
 
@@ -29,10 +29,15 @@ impl Parked {
     pub(super) fn close(&mut self) {
         self.store = None;
     }
+
+    /// Whether the parked handle is open.
+    pub(super) fn is_open(&self) -> bool {
+        self.store.is_some()
+    }
 }
 
 impl Driver<'_> {
-    fn swap_handles(&mut self) {
+    pub(super) fn swap_handles(&mut self) {
         std::mem::swap(&mut self.store, &mut self.other.store);
         std::mem::swap(&mut self.handle_faulted, &mut self.other.faulted);
         std::mem::swap(&mut self.must_be_poisoned, &mut self.other.poisoned);
@@ -67,7 +72,9 @@ impl Driver<'_> {
             let phase = "close the second handle";
             self.fs.set_phase(phase);
             let snapshot = Arc::new(self.history.clone());
+            let fired_before = self.fs.fired_count();
             self.store = None;
+            self.note_shared_poison(fired_before);
             self.collect(&snapshot, phase);
             return Ok(());
         }

@@ -141,7 +141,7 @@ impl Driver<'_> {
                 Err(_) => Status::Indeterminate,
             };
             self.history.finish_commit(half.index, status, end);
-            if result.is_err() && !self.handle_faulted {
+            if result.is_err() && !self.may_fail() {
                 return Err(Violation::new(
                     Invariant::WritableAfterRecovery,
                     format!(
