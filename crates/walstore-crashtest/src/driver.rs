@@ -13,7 +13,7 @@ use crate::engine::{
 };
 use crate::oracle::{History, Invariant, Status, Violation};
 use crate::simfs::inject::{CountdownFault, SwarmProbabilities};
-use crate::simfs::{Capture, CrashPoint, SimFs};
+use crate::simfs::{Capture, CrashPoint, Process, SimFs};
 use crate::trace::OpClass;
 use crate::workload::{counter_of, value, Dur, Step, TxOp, Workload};
 use std::collections::BTreeSet;
@@ -76,6 +76,8 @@ struct Driver<'a> {
     fs: SimFs,
     engine: &'a EngineConfig,
     store: Option<Arc<dyn Handle>>,
+    /// The process the store runs in (a kill ends it).
+    process: Option<Process>,
     history: History,
     points: Vec<PointContext>,
     /// A fault fired on this handle since it was opened.
@@ -109,6 +111,7 @@ pub fn run_workload(workload: &Workload, engine: &EngineConfig, config: &RunConf
         fs: fs.clone(),
         engine,
         store: None,
+        process: None,
         history: History::default(),
         points: Vec::new(),
         handle_faulted: false,
@@ -173,7 +176,9 @@ impl Driver<'_> {
         self.fs.set_phase(phase);
         let snapshot = Arc::new(self.history.clone());
         let fired_before = self.fs.fired_count();
-        let opened = self.engine.open(&self.fs);
+        let process = self.fs.process();
+        let opened = self.engine.open_on(Arc::new(process.clone()));
+        self.process = Some(process);
         self.collect(&snapshot, phase);
         self.note_shared_poison(fired_before);
         let opened = opened.map_err(|panic| {
@@ -269,6 +274,7 @@ impl Driver<'_> {
             }
             Step::Other(inner) => return self.on_other(inner),
             Step::Concurrent(first, second) => return self.concurrent(first, second),
+            Step::Kill => return self.kill(),
         }?;
         let fired_now = self.fs.fired_count() > fired_before;
         self.handle_faulted |= fired_now;

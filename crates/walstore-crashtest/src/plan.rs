@@ -5,7 +5,7 @@ use crate::crashgen::{MediaModel, Variant};
 use crate::engine::EngineConfig;
 use crate::explore::{explore, ExploreConfig, Failure, Strategy};
 use crate::stats::Stats;
-use crate::workload::{random_mix, Workload, SCRIPTED};
+use crate::workload::{handles_mix, random_mix, Workload, HANDLES_STEPS, SCRIPTED};
 use std::time::{Duration, Instant};
 
 /// One workload explored with one strategy.
@@ -21,9 +21,9 @@ pub struct Task {
 
 /// The tasks of a tier: `ci` (a few minutes) or `full`.
 pub fn tier(name: &str, media: MediaModel) -> Option<Vec<Task>> {
-    let (rounds, seeds, steps, deep_seeds): (u64, u64, usize, u64) = match name {
-        "ci" => (3, 120, 24, 15),
-        "full" => (6, 1000, 32, 100),
+    let (rounds, seeds, steps, deep_seeds, handle_seeds): (u64, u64, usize, u64, u64) = match name {
+        "ci" => (3, 120, 24, 15, 4),
+        "full" => (6, 1000, 32, 100, 40),
         _ => return None,
     };
     // Bits flipped per aimed byte; a bit flip does not depend on the sector size, so the CI
@@ -57,6 +57,9 @@ pub fn tier(name: &str, media: MediaModel) -> Option<Vec<Task>> {
         let aimed = (name != "ci" || sector == 512).then_some(aimed_bits);
         tasks.extend(shaped_tasks(&config, aimed));
         tasks.extend(random_tasks(1..=seeds, steps, &config, deep_seeds));
+        if sector == 512 {
+            tasks.extend(handles_tasks(1..=handle_seeds, &config));
+        }
     }
     Some(tasks)
 }
@@ -149,6 +152,27 @@ pub fn random_tasks(
             strategies.extend([Strategy::EveryOp, Strategy::Countdown]);
         }
         for strategy in strategies {
+            tasks.push(Task {
+                workload: workload.clone(),
+                strategy,
+                config: config.clone(),
+            });
+        }
+    }
+    tasks
+}
+
+/// Seeded random schedules over two handles (`handles-<seed>`: threads, a kill of one
+/// handle while the other lives) with sync points, swarm faults and countdown errors.
+pub fn handles_tasks(seeds: std::ops::RangeInclusive<u64>, config: &ExploreConfig) -> Vec<Task> {
+    let mut tasks = Vec::new();
+    for seed in seeds {
+        let workload = handles_mix(seed, HANDLES_STEPS);
+        let config = ExploreConfig {
+            seed,
+            ..config.clone()
+        };
+        for strategy in [Strategy::SyncPoints, Strategy::Swarm, Strategy::Countdown] {
             tasks.push(Task {
                 workload: workload.clone(),
                 strategy,

@@ -251,6 +251,23 @@ fn a_merge_of_the_newer_runs_dropping_deletes_is_caught_only_by_a_routine_merge(
 }
 
 #[test]
+fn random_schedules_over_two_handles_catch_the_variants_that_need_a_second_handle_or_thread() {
+    // A handle closes (or is killed, then the other closes) while the other's Buffered
+    // commits are unsynced: the marker vouches for them.
+    let marker = broken(|f| f.clean_marker_without_sync = true);
+    assert_eq!(
+        caught_by_ci_task(&marker, "handles-1", Strategy::SyncPoints),
+        Invariant::TornTailVersusCorruption
+    );
+    // A pair of commits on two threads of one of the handles.
+    let group = broken(|f| f.ack_writes_issued_during_sync = true);
+    assert_eq!(
+        caught_by_ci_task(&group, "handles-1", Strategy::SyncPoints),
+        Invariant::Durability
+    );
+}
+
+#[test]
 fn a_failure_shrinks_to_fewer_steps_and_still_fails_the_same_way() {
     let engine = broken(|f| f.skip_wal_fsync = true);
     let workload = Workload::by_name("config").expect("scripted workload");

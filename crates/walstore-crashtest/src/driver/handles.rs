@@ -7,9 +7,10 @@
 //! handle's set in, runs as any step does, and swaps it back. The model is shared: both
 //! handles commit into one history.
 
-use super::Driver;
-use crate::engine::Handle;
+use super::{panic_violation, Driver};
+use crate::engine::{guarded, Handle};
 use crate::oracle::Violation;
+use crate::simfs::Process;
 use crate::trace::OpClass;
 use crate::workload::Step;
 use std::path::Path;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 #[derive(Default)]
 pub(super) struct Parked {
     store: Option<Arc<dyn Handle>>,
+    process: Option<Process>,
     faulted: bool,
     pub(super) poisoned: Option<String>,
     reopen_in: Option<u32>,
@@ -39,6 +41,7 @@ impl Parked {
 impl Driver<'_> {
     pub(super) fn swap_handles(&mut self) {
         std::mem::swap(&mut self.store, &mut self.other.store);
+        std::mem::swap(&mut self.process, &mut self.other.process);
         std::mem::swap(&mut self.handle_faulted, &mut self.other.faulted);
         std::mem::swap(&mut self.must_be_poisoned, &mut self.other.poisoned);
         std::mem::swap(&mut self.reopen_in, &mut self.other.reopen_in);
@@ -90,5 +93,23 @@ impl Driver<'_> {
             Step::Other(_) => Ok(()),
             step => self.step(step),
         }
+    }
+
+    /// Kills the running handle's process (`simfs/process.rs`): no close runs, its locks are
+    /// released, what it wrote stays in the page cache. The handle opens again at its next
+    /// step; the other lives on.
+    pub(super) fn kill(&mut self) -> Result<(), Violation> {
+        let Some(store) = self.store.take() else {
+            return Ok(());
+        };
+        let phase = "kill";
+        self.fs.set_phase(phase);
+        if let Some(process) = self.process.take() {
+            process.kill();
+        }
+        // The handle's drop runs in a dead process: every call it makes fails untraced.
+        guarded(move || drop(store)).map_err(|p| panic_violation(phase, p))?;
+        self.reopen_in = None;
+        Ok(())
     }
 }

@@ -53,8 +53,9 @@ impl Driver<'_> {
         };
         let phase = format!("commits {} and {} on two threads", a.0, b.0);
         self.fs.set_phase(&phase);
-        let start = self.fs.op_count();
         let fired_before = self.fs.fired().len();
+        self.catch_up_before_pair();
+        let start = self.fs.op_count();
         let (a, b) = (
             (a.0, a.1, self.engine.promised(a.2)),
             (b.0, b.1, self.engine.promised(b.2)),
@@ -75,7 +76,9 @@ impl Driver<'_> {
         let (ra, rb) = std::thread::scope(|scope| {
             let other = scope.spawn(|| {
                 fs.wait_for_held_sync();
-                guarded(|| commit_on(&*store, b.1, b.2))
+                let result = guarded(|| commit_on(&*store, b.1, b.2));
+                fs.release_held_sync();
+                result
             });
             let ra = guarded(|| commit_on(&*store, a.1, a.2));
             fs.disarm_sync_gate();
@@ -108,6 +111,15 @@ impl Driver<'_> {
             ),
         ];
         self.finish_pair(start, fired_before, halves)
+    }
+
+    /// Catches the handle up on another handle's commits before the pair: a catch-up may
+    /// sync the log under the writer lock, and that sync, held by the gate, would wait for a
+    /// write the second thread cannot issue until the lock is free.
+    fn catch_up_before_pair(&self) {
+        if let Some(store) = &self.store {
+            let _ = guarded(|| store.begin_write(Dur::Buffered).map(|tx| tx.abort()));
+        }
     }
 
     /// The model learns the outcome of both commits: the pair's WAL writes in trace order
