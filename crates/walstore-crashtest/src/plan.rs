@@ -69,7 +69,8 @@ pub fn tier(name: &str, media: MediaModel) -> Option<Vec<Task>> {
 /// `large` (records and a transaction over the engine's 1 MiB read chunk, hundreds of keys
 /// over many snapshot files) at its sync points with the cheaper recipes (its images are
 /// megabytes each), `merges` (a routine merge that leaves the oldest run out) at its sync
-/// points, and `two-handles` (a second handle next to the first), `handoff`,
+/// points, `clean-reopen` (two unsynced commits after a clean close and reopen) with every
+/// constructed torn tail (a stale transaction past a hole at the clean marker), and `two-handles` (a second handle next to the first), `handoff`,
 /// `threads` (two committer threads, one writing while the other's sync is in progress) and
 /// `ranges` (range deletions over runs, the memtable, a second handle's catch-up and a reopen)
 /// with the crash-point strategies and aimed corruption; `two-handles`, `handoff` and `ranges`
@@ -110,6 +111,7 @@ pub fn shaped_tasks(config: &ExploreConfig, aimed_bits: Option<u64>) -> Vec<Task
     };
     tasks.extend(task("large", Strategy::SyncPoints, large));
     tasks.extend(task("merges", Strategy::SyncPoints, config.clone()));
+    tasks.extend(task("clean-reopen", Strategy::TornTails, config.clone()));
     for name in ["two-handles", "handoff", "threads", "ranges"] {
         for strategy in [
             Strategy::SyncPoints,

@@ -39,6 +39,7 @@ pub fn scripted(name: &str) -> Option<Workload> {
         "handoff" => return Some(shaped::handoff()),
         "ranges" => return Some(shaped::ranges()),
         "merges" => return Some(shaped::merges()),
+        "clean-reopen" => return Some(shaped::clean_reopen()),
         _ => return None,
     };
     Some(Workload {

@@ -240,6 +240,25 @@ pub fn ranges() -> Workload {
     }
 }
 
+/// A clean close and reopen, then two unsynced Buffered commits of the same length. A crash
+/// that keeps the second without the first leaves a stale transaction past the clean marker
+/// the close appended; the next open must zero it although the log ends cleanly (RECOVERY.md
+/// L6), or the aligned probe, sized as the first, lines it up as the next transaction.
+pub fn clean_reopen() -> Workload {
+    let steps = vec![
+        txn(1, vec![put(1, "c/1", "one")], Dur::Immediate),
+        txn(2, vec![put(2, "c/2", "two")], Dur::Buffered),
+        Step::Reopen,
+        txn(3, vec![sized_put(3, "c/3", 160)], Dur::Buffered),
+        txn(4, vec![sized_put(4, "c/4", 160)], Dur::Buffered),
+    ];
+    Workload {
+        name: "clean-reopen".into(),
+        steps,
+        settings: EngineSettings::default(),
+    }
+}
+
 /// A routine merge that leaves the oldest run out: five runs (a checkpoint after each
 /// commit), the second oldest holding a tombstone and a range deletion over keys the oldest
 /// holds; the policy merges the four newest runs of one size tier, so the deletes must
