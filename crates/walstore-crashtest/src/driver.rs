@@ -7,6 +7,7 @@
 mod handles;
 mod poison;
 mod threads;
+mod visibility;
 
 use crate::engine::{
     guarded, read_state, AtomicityUnit, EngineConfig, EngineError, Handle, WriteTxn,
@@ -89,6 +90,8 @@ struct Driver<'a> {
     reopen_in: Option<u32>,
     /// The second handle's fields while the first one runs, and the other way round.
     other: handles::Parked,
+    /// How many commit attempts the handle has read as visible (never fewer later).
+    reads_seen: usize,
     /// Every key the workload names (what a range deletion can find).
     keys: BTreeSet<String>,
     /// A failed write or sync of the log on some handle since every handle last closed the
@@ -119,6 +122,7 @@ pub fn run_workload(workload: &Workload, engine: &EngineConfig, config: &RunConf
         reopen_in: None,
         other: handles::Parked::default(),
         keys: workload.keys(),
+        reads_seen: 0,
         shared_poison: None,
     };
     let steps = match engine.promises().atomicity {
@@ -204,6 +208,7 @@ impl Driver<'_> {
         };
         self.handle_faulted = faulted;
         self.must_be_poisoned = None;
+        self.reads_seen = 0;
         if phase != "create" {
             self.resolve(&*store)?;
         }
@@ -275,6 +280,7 @@ impl Driver<'_> {
             Step::Other(inner) => return self.on_other(inner),
             Step::Concurrent(first, second) => return self.concurrent(first, second),
             Step::Kill => return self.kill(),
+            Step::Read => return self.read_step(),
         }?;
         let fired_now = self.fs.fired_count() > fired_before;
         self.handle_faulted |= fired_now;

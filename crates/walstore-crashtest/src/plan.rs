@@ -73,6 +73,8 @@ pub fn tier(name: &str, media: MediaModel) -> Option<Vec<Task>> {
 /// constructed torn tail (a stale transaction past a hole at the clean marker), and `two-handles` (a second handle next to the first), `handoff`,
 /// `threads` (two committer threads, one writing while the other's sync is in progress) and
 /// `ranges` (range deletions over runs, the memtable, a second handle's catch-up and a reopen)
+/// and `visibility` (reads by the other handle after commits and while a sync is held; no
+/// aimed corruption)
 /// with the crash-point strategies and aimed corruption; `two-handles`, `handoff` and `ranges`
 /// also with countdown I/O errors (a failed write or sync on one handle poisons the other:
 /// `driver/poison.rs`).
@@ -112,7 +114,7 @@ pub fn shaped_tasks(config: &ExploreConfig, aimed_bits: Option<u64>) -> Vec<Task
     tasks.extend(task("large", Strategy::SyncPoints, large));
     tasks.extend(task("merges", Strategy::SyncPoints, config.clone()));
     tasks.extend(task("clean-reopen", Strategy::TornTails, config.clone()));
-    for name in ["two-handles", "handoff", "threads", "ranges"] {
+    for name in ["two-handles", "handoff", "threads", "ranges", "visibility"] {
         for strategy in [
             Strategy::SyncPoints,
             Strategy::EveryOp,
@@ -123,7 +125,7 @@ pub fn shaped_tasks(config: &ExploreConfig, aimed_bits: Option<u64>) -> Vec<Task
         if name != "threads" {
             tasks.extend(task(name, Strategy::Countdown, config.clone()));
         }
-        if let Some(bits) = aimed_bits {
+        if let Some(bits) = aimed_bits.filter(|_| name != "visibility") {
             let aimed = ExploreConfig {
                 rounds: bits,
                 ..config.clone()

@@ -286,6 +286,23 @@ fn random_schedules_over_two_handles_catch_the_variants_that_need_a_second_handl
 }
 
 #[test]
+fn an_immediate_commit_shown_before_its_sync_is_caught_by_reads_while_a_sync_is_held() {
+    let engine = broken(|f| f.show_immediate_before_sync = true);
+    // Nobody reads while a sync is in progress: nothing to see.
+    assert!(passes(
+        &engine,
+        &Workload::by_name("config").expect("scripted workload"),
+        Strategy::SyncPoints
+    ));
+    // The second thread of the handle and the other handle read while the first thread's
+    // WAL sync is held: its Immediate commit is already there.
+    assert_eq!(
+        caught_by_ci_task(&engine, "visibility", Strategy::SyncPoints),
+        Invariant::ReadsAgree
+    );
+}
+
+#[test]
 fn a_failure_shrinks_to_fewer_steps_and_still_fails_the_same_way() {
     let engine = broken(|f| f.skip_wal_fsync = true);
     let workload = Workload::by_name("config").expect("scripted workload");

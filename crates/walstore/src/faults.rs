@@ -63,6 +63,10 @@ pub struct EngineFaults {
     /// first, leave a stale transaction past the marker that a later commit of the first
     /// one's length lines up. Caught by the crash harness's `clean-reopen` workload.
     pub skip_stale_check_after_clean_marker: bool,
+    /// Show an `Immediate` commit to readers (in every process) as soon as it is written, as
+    /// a `Buffered` one, before the sync that covers it returns. Caught by the crash
+    /// harness's reads while a sync is held in progress.
+    pub show_immediate_before_sync: bool,
 }
 
 impl EngineFaults {
@@ -128,6 +132,11 @@ impl EngineFaults {
         } else {
             limit
         }
+    }
+    /// Whether a commit written `immediate` waits for its sync to be shown to readers.
+    #[inline]
+    pub(crate) fn wait_for_sync_to_show(&self, immediate: bool) -> bool {
+        immediate && !(cfg!(feature = "fault-injection") && self.show_immediate_before_sync)
     }
     /// Whether a merge of `chosen_bottom` (whether it includes the oldest run) drops deletes.
     #[inline]

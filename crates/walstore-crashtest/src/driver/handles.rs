@@ -24,6 +24,7 @@ pub(super) struct Parked {
     faulted: bool,
     pub(super) poisoned: Option<String>,
     reopen_in: Option<u32>,
+    seen: usize,
 }
 
 impl Parked {
@@ -36,6 +37,11 @@ impl Parked {
     pub(super) fn is_open(&self) -> bool {
         self.store.is_some()
     }
+
+    /// The parked store, if open.
+    pub(super) fn store(&self) -> Option<Arc<dyn Handle>> {
+        self.store.clone()
+    }
 }
 
 impl Driver<'_> {
@@ -45,6 +51,7 @@ impl Driver<'_> {
         std::mem::swap(&mut self.handle_faulted, &mut self.other.faulted);
         std::mem::swap(&mut self.must_be_poisoned, &mut self.other.poisoned);
         std::mem::swap(&mut self.reopen_in, &mut self.other.reopen_in);
+        std::mem::swap(&mut self.reads_seen, &mut self.other.seen);
         self.history.current_handle ^= 1;
     }
 

@@ -9,6 +9,7 @@
 //! asks the file system which WAL writes are still unsynced: a commit acknowledged while its
 //! own write is among them was acknowledged on a sync that had not seen it (invariant 3).
 
+use super::visibility::{check_hidden_while_held, read_while_held};
 use super::{apply_ops, panic_violation, writes_of, Driver};
 use crate::engine::{guarded, EngineError, Handle};
 use crate::oracle::{Invariant, Status, Violation};
@@ -23,6 +24,17 @@ struct Half<'a> {
     ops: &'a [TxOp],
     dur: Dur,
     index: usize,
+}
+
+impl<'a> Half<'a> {
+    fn of((serial, ops, dur): (u64, &'a [TxOp], Dur), index: usize) -> Self {
+        Half {
+            serial,
+            ops,
+            dur,
+            index,
+        }
+    }
 }
 
 fn as_half(step: &Step) -> Option<(u64, &[TxOp], Dur)> {
@@ -72,44 +84,32 @@ impl Driver<'_> {
             .clone()
             .expect("a step runs only with an open store");
         let fs = self.fs.clone();
+        let readers = self.readers();
         fs.arm_sync_gate();
-        let (ra, rb) = std::thread::scope(|scope| {
+        let (ra, (held_reads, rb)) = std::thread::scope(|scope| {
             let other = scope.spawn(|| {
                 fs.wait_for_held_sync();
+                let held_reads = read_while_held(&fs, &readers);
                 let result = guarded(|| commit_on(&*store, b.1, b.2));
                 fs.release_held_sync();
-                result
+                (held_reads, result)
             });
             let ra = guarded(|| commit_on(&*store, a.1, a.2));
             fs.disarm_sync_gate();
-            let rb = other
-                .join()
-                .unwrap_or_else(|_| Err("the second committer thread died".to_string()));
+            let rb = other.join().unwrap_or_else(|_| {
+                let died = Err("the second committer thread died".to_string());
+                (Vec::new(), died)
+            });
             (ra, rb)
         });
+        drop(readers);
         self.collect(&snapshot, &phase);
+        if a.2 == Dur::Immediate {
+            check_hidden_while_held(a.0, &held_reads)?;
+        }
         let ra = ra.map_err(|p| panic_violation(&phase, p))?;
         let rb = rb.map_err(|p| panic_violation(&phase, p))?;
-        let halves = [
-            (
-                Half {
-                    serial: a.0,
-                    ops: a.1,
-                    dur: a.2,
-                    index: ia,
-                },
-                ra,
-            ),
-            (
-                Half {
-                    serial: b.0,
-                    ops: b.1,
-                    dur: b.2,
-                    index: ib,
-                },
-                rb,
-            ),
-        ];
+        let halves = [(Half::of(a, ia), ra), (Half::of(b, ib), rb)];
         self.finish_pair(start, fired_before, halves)
     }
 

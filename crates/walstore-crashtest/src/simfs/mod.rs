@@ -131,6 +131,11 @@ impl SimFs {
         }
     }
 
+    /// Whether a WAL sync is held in progress now (see `gate.rs`).
+    pub fn sync_held(&self) -> bool {
+        self.shared.sync_gate.is_held()
+    }
+
     /// Ends a held sync's wait for another thread's WAL write: that thread's call returned
     /// without one (it failed before writing), so the sync completes now.
     pub fn release_held_sync(&self) {

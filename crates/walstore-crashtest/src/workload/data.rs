@@ -80,6 +80,9 @@ pub enum Step {
     /// the page cache, nothing it does afterwards reaches the file system); it opens again at
     /// its next step. `Other(Kill)` kills the second handle while the first lives.
     Kill,
+    /// The handle reads every key in one read transaction: it must see every acknowledged
+    /// commit, and never less than it saw before (`Other(Read)`: the second handle reads).
+    Read,
 }
 
 /// Engine settings a workload runs with (small, so that files and checkpoints are small).

@@ -316,6 +316,7 @@ impl Core {
         let next = Arc::new(next);
         self.publish(Arc::clone(&next));
         if let Some(index) = self.index() {
+            let immediate = self.opts().faults.wait_for_sync_to_show(immediate);
             index.committed(head_of(&next), immediate);
         }
         Ok(appended)
