@@ -303,6 +303,22 @@ fn an_immediate_commit_shown_before_its_sync_is_caught_by_reads_while_a_sync_is_
 }
 
 #[test]
+fn a_poison_not_shared_with_the_other_handle_is_caught_by_countdown_errors_with_two_handles() {
+    let engine = broken(|f| f.poison_not_shared = true);
+    // One handle: the handle that saw the failure refuses commits as before.
+    assert!(passes(
+        &engine,
+        &Workload::by_name("counter").expect("scripted workload"),
+        Strategy::Countdown
+    ));
+    // A WAL write or sync of one handle fails; the other handle still acknowledges a commit.
+    assert_eq!(
+        caught_by_ci_task(&engine, "two-handles", Strategy::Countdown),
+        Invariant::PoisonAfterFailure
+    );
+}
+
+#[test]
 fn a_failure_shrinks_to_fewer_steps_and_still_fails_the_same_way() {
     let engine = broken(|f| f.skip_wal_fsync = true);
     let workload = Workload::by_name("config").expect("scripted workload");

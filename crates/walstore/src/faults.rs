@@ -67,6 +67,10 @@ pub struct EngineFaults {
     /// a `Buffered` one, before the sync that covers it returns. Caught by the crash
     /// harness's reads while a sync is held in progress.
     pub show_immediate_before_sync: bool,
+    /// A failed WAL write or sync poisons only the handle that saw it, not the other handles
+    /// of the store (its poison goes to a private index). Caught by the crash harness with two
+    /// handles and injected I/O errors.
+    pub poison_not_shared: bool,
 }
 
 impl EngineFaults {
@@ -137,6 +141,20 @@ impl EngineFaults {
     #[inline]
     pub(crate) fn wait_for_sync_to_show(&self, immediate: bool) -> bool {
         immediate && !(cfg!(feature = "fault-injection") && self.show_immediate_before_sync)
+    }
+    /// The commit index a failed WAL write or sync of this handle poisons: `index`, or with
+    /// `poison_not_shared` a private one no other handle sees.
+    pub(crate) fn poison_target(
+        &self,
+        index: std::sync::Arc<crate::index::CommitIndex>,
+    ) -> std::sync::Arc<crate::index::CommitIndex> {
+        if !(cfg!(feature = "fault-injection") && self.poison_not_shared) {
+            return index;
+        }
+        let private = crate::storage::MemRegions::default()
+            .open(std::path::Path::new("private"), None)
+            .expect("a new in-memory region opens");
+        std::sync::Arc::new(crate::index::CommitIndex::new(private.region))
     }
     /// Whether a merge of `chosen_bottom` (whether it includes the oldest run) drops deletes.
     #[inline]

@@ -193,6 +193,7 @@ impl Core {
     /// poisons every handle of the store.
     pub(crate) fn set_index(&self, index: Arc<CommitIndex>) {
         let hook = Arc::clone(&index);
+        let hook = self.opts().faults.poison_target(hook);
         self.wal.on_poison(Box::new(move || hook.poison()));
         let _ = self.index.set(index);
     }
