@@ -319,6 +319,22 @@ fn a_poison_not_shared_with_the_other_handle_is_caught_by_countdown_errors_with_
 }
 
 #[test]
+fn a_buffered_commit_hidden_until_a_sync_is_caught_by_a_read_from_the_other_handle() {
+    let engine = broken(|f| f.hide_buffered_until_sync = true);
+    // Every Buffered commit is followed by a sync or an Immediate commit before anyone reads.
+    assert!(passes(
+        &engine,
+        &Workload::by_name("torn-tails").expect("scripted workload"),
+        Strategy::SyncPoints
+    ));
+    // The other handle reads right after a Buffered commit returned: it is not there.
+    assert_eq!(
+        caught_by_ci_task(&engine, "visibility", Strategy::SyncPoints),
+        Invariant::ReadsAgree
+    );
+}
+
+#[test]
 fn a_failure_shrinks_to_fewer_steps_and_still_fails_the_same_way() {
     let engine = broken(|f| f.skip_wal_fsync = true);
     let workload = Workload::by_name("config").expect("scripted workload");

@@ -71,6 +71,10 @@ pub struct EngineFaults {
     /// of the store (its poison goes to a private index). Caught by the crash harness with two
     /// handles and injected I/O errors.
     pub poison_not_shared: bool,
+    /// Show a `Buffered` commit to readers only once a sync covers it, as an `Immediate`
+    /// one (where the engine promises it visible once written). Caught by the crash
+    /// harness's reads from the other handle right after a commit.
+    pub hide_buffered_until_sync: bool,
 }
 
 impl EngineFaults {
@@ -140,7 +144,10 @@ impl EngineFaults {
     /// Whether a commit written `immediate` waits for its sync to be shown to readers.
     #[inline]
     pub(crate) fn wait_for_sync_to_show(&self, immediate: bool) -> bool {
-        immediate && !(cfg!(feature = "fault-injection") && self.show_immediate_before_sync)
+        if !cfg!(feature = "fault-injection") {
+            return immediate;
+        }
+        (immediate || self.hide_buffered_until_sync) && !self.show_immediate_before_sync
     }
     /// The commit index a failed WAL write or sync of this handle poisons: `index`, or with
     /// `poison_not_shared` a private one no other handle sees.
