@@ -5,14 +5,16 @@
 //! ([`handles`]), and two commits on two threads of one handle ([`threads`]).
 
 mod handles;
+mod poison;
 mod threads;
+mod visibility;
 
 use crate::engine::{
     guarded, read_state, AtomicityUnit, EngineConfig, EngineError, Handle, WriteTxn,
 };
 use crate::oracle::{History, Invariant, Status, Violation};
 use crate::simfs::inject::{CountdownFault, SwarmProbabilities};
-use crate::simfs::{Capture, CrashPoint, SimFs};
+use crate::simfs::{Capture, CrashPoint, Process, SimFs};
 use crate::trace::OpClass;
 use crate::workload::{counter_of, value, Dur, Step, TxOp, Workload};
 use std::collections::BTreeSet;
@@ -75,6 +77,8 @@ struct Driver<'a> {
     fs: SimFs,
     engine: &'a EngineConfig,
     store: Option<Arc<dyn Handle>>,
+    /// The process the store runs in (a kill ends it).
+    process: Option<Process>,
     history: History,
     points: Vec<PointContext>,
     /// A fault fired on this handle since it was opened.
@@ -86,8 +90,13 @@ struct Driver<'a> {
     reopen_in: Option<u32>,
     /// The second handle's fields while the first one runs, and the other way round.
     other: handles::Parked,
+    /// How many commit attempts the handle has read as visible (never fewer later).
+    reads_seen: usize,
     /// Every key the workload names (what a range deletion can find).
     keys: BTreeSet<String>,
+    /// A failed write or sync of the log on some handle since every handle last closed the
+    /// store: every handle may be poisoned ([`poison`]).
+    shared_poison: Option<String>,
 }
 
 /// Runs `workload` with `config`; the engine is created fresh on an empty file system.
@@ -105,6 +114,7 @@ pub fn run_workload(workload: &Workload, engine: &EngineConfig, config: &RunConf
         fs: fs.clone(),
         engine,
         store: None,
+        process: None,
         history: History::default(),
         points: Vec::new(),
         handle_faulted: false,
@@ -112,6 +122,8 @@ pub fn run_workload(workload: &Workload, engine: &EngineConfig, config: &RunConf
         reopen_in: None,
         other: handles::Parked::default(),
         keys: workload.keys(),
+        reads_seen: 0,
+        shared_poison: None,
     };
     let steps = match engine.promises().atomicity {
         AtomicityUnit::Transaction => workload.steps.clone(),
@@ -161,12 +173,18 @@ impl Driver<'_> {
 
     /// Opens (or reopens) the store and, on a reopen, resolves undecided commits.
     fn open(&mut self, phase: &str) -> Result<(), Violation> {
+        let fired_at_close = self.fs.fired_count();
         self.store = None;
+        self.note_shared_poison(fired_at_close);
+        self.close_other_if_poisoned()?;
         self.fs.set_phase(phase);
         let snapshot = Arc::new(self.history.clone());
         let fired_before = self.fs.fired_count();
-        let opened = self.engine.open(&self.fs);
+        let process = self.fs.process();
+        let opened = self.engine.open_on(Arc::new(process.clone()));
+        self.process = Some(process);
         self.collect(&snapshot, phase);
+        self.note_shared_poison(fired_before);
         let opened = opened.map_err(|panic| {
             Violation::new(
                 Invariant::NoPanic,
@@ -190,10 +208,12 @@ impl Driver<'_> {
         };
         self.handle_faulted = faulted;
         self.must_be_poisoned = None;
+        self.reads_seen = 0;
         if phase != "create" {
             self.resolve(&*store)?;
         }
         self.store = Some(store);
+        self.clear_poison_if_alone();
         Ok(())
     }
 
@@ -259,11 +279,14 @@ impl Driver<'_> {
             }
             Step::Other(inner) => return self.on_other(inner),
             Step::Concurrent(first, second) => return self.concurrent(first, second),
+            Step::Kill => return self.kill(),
+            Step::Read => return self.read_step(),
         }?;
         let fired_now = self.fs.fired_count() > fired_before;
         self.handle_faulted |= fired_now;
+        self.note_shared_poison(fired_before);
         if let Err(e) = result {
-            if !self.handle_faulted {
+            if !self.may_fail() {
                 return Err(Violation::new(
                     Invariant::WritableAfterRecovery,
                     format!("{step:?} failed with no fault injected"),
@@ -315,6 +338,7 @@ impl Driver<'_> {
     /// Remembers a failed WAL fsync (any call) or WAL write (in a commit or sync): the handle
     /// must refuse commits from now on.
     fn note_wal_faults(&mut self, fired_before: usize, commit_path: bool) -> Option<String> {
+        self.note_shared_poison(fired_before);
         let fired = self.fs.fired();
         let hit = fired[fired_before..].iter().find(|f| {
             self.engine.is_log(Path::new(&f.path))
@@ -325,6 +349,7 @@ impl Driver<'_> {
         if self.must_be_poisoned.is_none() {
             self.must_be_poisoned = Some(why.clone());
         }
+        self.poison_other(&why);
         Some(why)
     }
 

@@ -122,7 +122,7 @@ struct ExploreArgs {
     /// A named tier; overrides --workload and --strategy.
     #[arg(long)]
     tier: Option<String>,
-    /// A scripted workload, `random-<seed>`, or `all`.
+    /// A scripted workload, `random-<seed>`, `handles-<seed>`, or `all`.
     #[arg(long, default_value = "all")]
     workload: String,
     /// sync-points, every-op, countdown, recovery-crash, swarm, aimed, torn-tails, or

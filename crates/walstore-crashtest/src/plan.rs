@@ -5,7 +5,7 @@ use crate::crashgen::{MediaModel, Variant};
 use crate::engine::EngineConfig;
 use crate::explore::{explore, ExploreConfig, Failure, Strategy};
 use crate::stats::Stats;
-use crate::workload::{random_mix, Workload, SCRIPTED};
+use crate::workload::{handles_mix, random_mix, Workload, HANDLES_STEPS, SCRIPTED};
 use std::time::{Duration, Instant};
 
 /// One workload explored with one strategy.
@@ -21,9 +21,9 @@ pub struct Task {
 
 /// The tasks of a tier: `ci` (a few minutes) or `full`.
 pub fn tier(name: &str, media: MediaModel) -> Option<Vec<Task>> {
-    let (rounds, seeds, steps, deep_seeds): (u64, u64, usize, u64) = match name {
-        "ci" => (3, 120, 24, 15),
-        "full" => (6, 1000, 32, 100),
+    let (rounds, seeds, steps, deep_seeds, handle_seeds): (u64, u64, usize, u64, u64) = match name {
+        "ci" => (3, 120, 24, 15, 4),
+        "full" => (6, 1000, 32, 100, 40),
         _ => return None,
     };
     // Bits flipped per aimed byte; a bit flip does not depend on the sector size, so the CI
@@ -57,6 +57,9 @@ pub fn tier(name: &str, media: MediaModel) -> Option<Vec<Task>> {
         let aimed = (name != "ci" || sector == 512).then_some(aimed_bits);
         tasks.extend(shaped_tasks(&config, aimed));
         tasks.extend(random_tasks(1..=seeds, steps, &config, deep_seeds));
+        if sector == 512 {
+            tasks.extend(handles_tasks(1..=handle_seeds, &config));
+        }
     }
     Some(tasks)
 }
@@ -66,12 +69,15 @@ pub fn tier(name: &str, media: MediaModel) -> Option<Vec<Task>> {
 /// `large` (records and a transaction over the engine's 1 MiB read chunk, hundreds of keys
 /// over many snapshot files) at its sync points with the cheaper recipes (its images are
 /// megabytes each), `merges` (a routine merge that leaves the oldest run out) at its sync
-/// points, and `two-handles` (a second handle next to the first), `handoff`,
+/// points, `clean-reopen` (two unsynced commits after a clean close and reopen) with every
+/// constructed torn tail (a stale transaction past a hole at the clean marker), and `two-handles` (a second handle next to the first), `handoff`,
 /// `threads` (two committer threads, one writing while the other's sync is in progress) and
 /// `ranges` (range deletions over runs, the memtable, a second handle's catch-up and a reopen)
-/// with the crash-point strategies and aimed corruption (not with injected I/O errors: the driver
-/// tracks poisoning per handle and step, not what one failed sync does to the other's
-/// pages).
+/// and `visibility` (reads by the other handle after commits and while a sync is held; no
+/// aimed corruption)
+/// with the crash-point strategies and aimed corruption; `two-handles`, `handoff` and `ranges`
+/// also with countdown I/O errors (a failed write or sync on one handle poisons the other:
+/// `driver/poison.rs`).
 pub fn shaped_tasks(config: &ExploreConfig, aimed_bits: Option<u64>) -> Vec<Task> {
     let task = |name: &str, strategy, config: ExploreConfig| {
         Workload::by_name(name).map(|workload| Task {
@@ -107,7 +113,8 @@ pub fn shaped_tasks(config: &ExploreConfig, aimed_bits: Option<u64>) -> Vec<Task
     };
     tasks.extend(task("large", Strategy::SyncPoints, large));
     tasks.extend(task("merges", Strategy::SyncPoints, config.clone()));
-    for name in ["two-handles", "handoff", "threads", "ranges"] {
+    tasks.extend(task("clean-reopen", Strategy::TornTails, config.clone()));
+    for name in ["two-handles", "handoff", "threads", "ranges", "visibility"] {
         for strategy in [
             Strategy::SyncPoints,
             Strategy::EveryOp,
@@ -115,7 +122,10 @@ pub fn shaped_tasks(config: &ExploreConfig, aimed_bits: Option<u64>) -> Vec<Task
         ] {
             tasks.extend(task(name, strategy, config.clone()));
         }
-        if let Some(bits) = aimed_bits {
+        if name != "threads" {
+            tasks.extend(task(name, Strategy::Countdown, config.clone()));
+        }
+        if let Some(bits) = aimed_bits.filter(|_| name != "visibility") {
             let aimed = ExploreConfig {
                 rounds: bits,
                 ..config.clone()
@@ -146,6 +156,27 @@ pub fn random_tasks(
             strategies.extend([Strategy::EveryOp, Strategy::Countdown]);
         }
         for strategy in strategies {
+            tasks.push(Task {
+                workload: workload.clone(),
+                strategy,
+                config: config.clone(),
+            });
+        }
+    }
+    tasks
+}
+
+/// Seeded random schedules over two handles (`handles-<seed>`: threads, a kill of one
+/// handle while the other lives) with sync points, swarm faults and countdown errors.
+pub fn handles_tasks(seeds: std::ops::RangeInclusive<u64>, config: &ExploreConfig) -> Vec<Task> {
+    let mut tasks = Vec::new();
+    for seed in seeds {
+        let workload = handles_mix(seed, HANDLES_STEPS);
+        let config = ExploreConfig {
+            seed,
+            ..config.clone()
+        };
+        for strategy in [Strategy::SyncPoints, Strategy::Swarm, Strategy::Countdown] {
             tasks.push(Task {
                 workload: workload.clone(),
                 strategy,

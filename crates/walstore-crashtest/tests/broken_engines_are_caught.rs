@@ -251,6 +251,90 @@ fn a_merge_of_the_newer_runs_dropping_deletes_is_caught_only_by_a_routine_merge(
 }
 
 #[test]
+fn an_open_that_skips_the_stale_record_check_after_a_clean_marker_is_caught_by_clean_reopen() {
+    let engine = broken(|f| f.skip_stale_check_after_clean_marker = true);
+    // Unsynced commits after an unclean end: the check still runs (finding E's workload).
+    assert!(passes(
+        &engine,
+        &Workload::by_name("config").expect("scripted workload"),
+        Strategy::EveryOp
+    ));
+    // After a clean close and reopen, a crash keeps the second of two unsynced commits
+    // without the first: the log ends at the clean marker with a stale transaction past it,
+    // which the aligned probe lines up; after the next checkpoint and crash it is back.
+    assert_eq!(
+        caught_by_ci_task(&engine, "clean-reopen", Strategy::TornTails),
+        Invariant::StableIndeterminate
+    );
+}
+
+#[test]
+fn random_schedules_over_two_handles_catch_the_variants_that_need_a_second_handle_or_thread() {
+    // A handle closes (or is killed, then the other closes) while the other's Buffered
+    // commits are unsynced: the marker vouches for them.
+    let marker = broken(|f| f.clean_marker_without_sync = true);
+    assert_eq!(
+        caught_by_ci_task(&marker, "handles-1", Strategy::SyncPoints),
+        Invariant::TornTailVersusCorruption
+    );
+    // A pair of commits on two threads of one of the handles.
+    let group = broken(|f| f.ack_writes_issued_during_sync = true);
+    assert_eq!(
+        caught_by_ci_task(&group, "handles-1", Strategy::SyncPoints),
+        Invariant::Durability
+    );
+}
+
+#[test]
+fn an_immediate_commit_shown_before_its_sync_is_caught_by_reads_while_a_sync_is_held() {
+    let engine = broken(|f| f.show_immediate_before_sync = true);
+    // Nobody reads while a sync is in progress: nothing to see.
+    assert!(passes(
+        &engine,
+        &Workload::by_name("config").expect("scripted workload"),
+        Strategy::SyncPoints
+    ));
+    // The second thread of the handle and the other handle read while the first thread's
+    // WAL sync is held: its Immediate commit is already there.
+    assert_eq!(
+        caught_by_ci_task(&engine, "visibility", Strategy::SyncPoints),
+        Invariant::ReadsAgree
+    );
+}
+
+#[test]
+fn a_poison_not_shared_with_the_other_handle_is_caught_by_countdown_errors_with_two_handles() {
+    let engine = broken(|f| f.poison_not_shared = true);
+    // One handle: the handle that saw the failure refuses commits as before.
+    assert!(passes(
+        &engine,
+        &Workload::by_name("counter").expect("scripted workload"),
+        Strategy::Countdown
+    ));
+    // A WAL write or sync of one handle fails; the other handle still acknowledges a commit.
+    assert_eq!(
+        caught_by_ci_task(&engine, "two-handles", Strategy::Countdown),
+        Invariant::PoisonAfterFailure
+    );
+}
+
+#[test]
+fn a_buffered_commit_hidden_until_a_sync_is_caught_by_a_read_from_the_other_handle() {
+    let engine = broken(|f| f.hide_buffered_until_sync = true);
+    // Every Buffered commit is followed by a sync or an Immediate commit before anyone reads.
+    assert!(passes(
+        &engine,
+        &Workload::by_name("torn-tails").expect("scripted workload"),
+        Strategy::SyncPoints
+    ));
+    // The other handle reads right after a Buffered commit returned: it is not there.
+    assert_eq!(
+        caught_by_ci_task(&engine, "visibility", Strategy::SyncPoints),
+        Invariant::ReadsAgree
+    );
+}
+
+#[test]
 fn a_failure_shrinks_to_fewer_steps_and_still_fails_the_same_way() {
     let engine = broken(|f| f.skip_wal_fsync = true);
     let workload = Workload::by_name("config").expect("scripted workload");

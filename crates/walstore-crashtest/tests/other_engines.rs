@@ -73,6 +73,7 @@ impl Engine for Modest {
         Promises {
             durability: Dur::Buffered,
             atomicity: AtomicityUnit::Write,
+            ..Promises::default()
         }
     }
 

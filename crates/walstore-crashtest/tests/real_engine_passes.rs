@@ -185,3 +185,38 @@ fn range_deletions_and_reverse_reads_survive_a_crash_after_every_operation_and_i
         assert_passes(&workload, strategy, &every_recipe(1));
     }
 }
+
+/// A handle killed with a Buffered commit unsynced: the other handle, opened after the kill
+/// and committing, reads it (it stays in the page cache), and every crash point after the
+/// kill checks what a power cut then leaves.
+#[test]
+fn a_killed_handles_unsynced_commit_is_read_by_the_survivor() {
+    use walstore_crashtest::workload::{value, Dur, EngineSettings, Step, TxOp};
+    let put = |serial: u64, key: &str| Step::Txn {
+        serial,
+        ops: vec![TxOp::Put {
+            key: key.into(),
+            value: value(serial, "v"),
+        }],
+        durability: Dur::Buffered,
+        abort: false,
+    };
+    let other = |step: Step| Step::Other(Box::new(step));
+    let workload = Workload {
+        name: "kill-one-handle".into(),
+        steps: vec![
+            put(1, "k/1"),
+            other(Step::Read),
+            put(2, "k/2"),
+            Step::Kill,
+            other(Step::Read),
+            other(put(3, "k/3")),
+            other(Step::Sync),
+            Step::Read,
+        ],
+        settings: EngineSettings::default(),
+    };
+    for strategy in [Strategy::EveryOp, Strategy::Countdown] {
+        assert_passes(&workload, strategy, &ExploreConfig::default());
+    }
+}

@@ -57,6 +57,24 @@ pub struct EngineFaults {
     /// merged the oldest: an older run's value of a deleted key comes back. Caught only by
     /// a routine merge of the newer runs (a compaction merges every run).
     pub merge_drops_deletes_above_oldest: bool,
+    /// At open, skip the check for stale records past the end of the log (L6) when the log
+    /// ends with a clean marker, as if a clean close left nothing past it: two unsynced
+    /// commits after a clean close and reopen, the second kept by a crash without the
+    /// first, leave a stale transaction past the marker that a later commit of the first
+    /// one's length lines up. Caught by the crash harness's `clean-reopen` workload.
+    pub skip_stale_check_after_clean_marker: bool,
+    /// Show an `Immediate` commit to readers (in every process) as soon as it is written, as
+    /// a `Buffered` one, before the sync that covers it returns. Caught by the crash
+    /// harness's reads while a sync is held in progress.
+    pub show_immediate_before_sync: bool,
+    /// A failed WAL write or sync poisons only the handle that saw it, not the other handles
+    /// of the store (its poison goes to a private index). Caught by the crash harness with two
+    /// handles and injected I/O errors.
+    pub poison_not_shared: bool,
+    /// Show a `Buffered` commit to readers only once a sync covers it, as an `Immediate`
+    /// one (where the engine promises it visible once written). Caught by the crash
+    /// harness's reads from the other handle right after a commit.
+    pub hide_buffered_until_sync: bool,
 }
 
 impl EngineFaults {
@@ -111,6 +129,39 @@ impl EngineFaults {
     #[inline]
     pub(crate) fn ack_writes_issued_during_sync(&self) -> bool {
         cfg!(feature = "fault-injection") && self.ack_writes_issued_during_sync
+    }
+    /// How far the open looks for stale records (`limit`, the log's length): with
+    /// `skip_stale_check_after_clean_marker` and a log that closed cleanly, not past its end.
+    #[inline]
+    pub(crate) fn stale_limit(&self, limit: u64, version: &crate::version::Version) -> u64 {
+        let skip = cfg!(feature = "fault-injection") && self.skip_stale_check_after_clean_marker;
+        if skip && version.closed_cleanly() {
+            version.wal_end.min(limit)
+        } else {
+            limit
+        }
+    }
+    /// Whether a commit written `immediate` waits for its sync to be shown to readers.
+    #[inline]
+    pub(crate) fn wait_for_sync_to_show(&self, immediate: bool) -> bool {
+        if !cfg!(feature = "fault-injection") {
+            return immediate;
+        }
+        (immediate || self.hide_buffered_until_sync) && !self.show_immediate_before_sync
+    }
+    /// The commit index a failed WAL write or sync of this handle poisons: `index`, or with
+    /// `poison_not_shared` a private one no other handle sees.
+    pub(crate) fn poison_target(
+        &self,
+        index: std::sync::Arc<crate::index::CommitIndex>,
+    ) -> std::sync::Arc<crate::index::CommitIndex> {
+        if !(cfg!(feature = "fault-injection") && self.poison_not_shared) {
+            return index;
+        }
+        let private = crate::storage::MemRegions::default()
+            .open(std::path::Path::new("private"), None)
+            .expect("a new in-memory region opens");
+        std::sync::Arc::new(crate::index::CommitIndex::new(private.region))
     }
     /// Whether a merge of `chosen_bottom` (whether it includes the oldest run) drops deletes.
     #[inline]

@@ -283,6 +283,7 @@ fn clear_stale_tail(core: &Core, guard: &WriterGuard, version: &Version) -> Resu
     let wal = core.wal().file();
     let path = core.wal().path();
     let limit = core.wal().len()?;
+    let limit = core.opts().faults.stale_limit(limit, version);
     let class = classify_tail(
         wal,
         limit,

@@ -7,9 +7,10 @@
 //! handle's set in, runs as any step does, and swaps it back. The model is shared: both
 //! handles commit into one history.
 
-use super::Driver;
-use crate::engine::Handle;
+use super::{panic_violation, Driver};
+use crate::engine::{guarded, Handle};
 use crate::oracle::Violation;
+use crate::simfs::Process;
 use crate::trace::OpClass;
 use crate::workload::Step;
 use std::path::Path;
@@ -19,9 +20,11 @@ use std::sync::Arc;
 #[derive(Default)]
 pub(super) struct Parked {
     store: Option<Arc<dyn Handle>>,
+    process: Option<Process>,
     faulted: bool,
-    poisoned: Option<String>,
+    pub(super) poisoned: Option<String>,
     reopen_in: Option<u32>,
+    seen: usize,
 }
 
 impl Parked {
@@ -29,14 +32,26 @@ impl Parked {
     pub(super) fn close(&mut self) {
         self.store = None;
     }
+
+    /// Whether the parked handle is open.
+    pub(super) fn is_open(&self) -> bool {
+        self.store.is_some()
+    }
+
+    /// The parked store, if open.
+    pub(super) fn store(&self) -> Option<Arc<dyn Handle>> {
+        self.store.clone()
+    }
 }
 
 impl Driver<'_> {
-    fn swap_handles(&mut self) {
+    pub(super) fn swap_handles(&mut self) {
         std::mem::swap(&mut self.store, &mut self.other.store);
+        std::mem::swap(&mut self.process, &mut self.other.process);
         std::mem::swap(&mut self.handle_faulted, &mut self.other.faulted);
         std::mem::swap(&mut self.must_be_poisoned, &mut self.other.poisoned);
         std::mem::swap(&mut self.reopen_in, &mut self.other.reopen_in);
+        std::mem::swap(&mut self.reads_seen, &mut self.other.seen);
         self.history.current_handle ^= 1;
     }
 
@@ -67,7 +82,9 @@ impl Driver<'_> {
             let phase = "close the second handle";
             self.fs.set_phase(phase);
             let snapshot = Arc::new(self.history.clone());
+            let fired_before = self.fs.fired_count();
             self.store = None;
+            self.note_shared_poison(fired_before);
             self.collect(&snapshot, phase);
             return Ok(());
         }
@@ -83,5 +100,23 @@ impl Driver<'_> {
             Step::Other(_) => Ok(()),
             step => self.step(step),
         }
+    }
+
+    /// Kills the running handle's process (`simfs/process.rs`): no close runs, its locks are
+    /// released, what it wrote stays in the page cache. The handle opens again at its next
+    /// step; the other lives on.
+    pub(super) fn kill(&mut self) -> Result<(), Violation> {
+        let Some(store) = self.store.take() else {
+            return Ok(());
+        };
+        let phase = "kill";
+        self.fs.set_phase(phase);
+        if let Some(process) = self.process.take() {
+            process.kill();
+        }
+        // The handle's drop runs in a dead process: every call it makes fails untraced.
+        guarded(move || drop(store)).map_err(|p| panic_violation(phase, p))?;
+        self.reopen_in = None;
+        Ok(())
     }
 }

@@ -9,6 +9,7 @@
 //! asks the file system which WAL writes are still unsynced: a commit acknowledged while its
 //! own write is among them was acknowledged on a sync that had not seen it (invariant 3).
 
+use super::visibility::{check_hidden_while_held, read_while_held};
 use super::{apply_ops, panic_violation, writes_of, Driver};
 use crate::engine::{guarded, EngineError, Handle};
 use crate::oracle::{Invariant, Status, Violation};
@@ -23,6 +24,17 @@ struct Half<'a> {
     ops: &'a [TxOp],
     dur: Dur,
     index: usize,
+}
+
+impl<'a> Half<'a> {
+    fn of((serial, ops, dur): (u64, &'a [TxOp], Dur), index: usize) -> Self {
+        Half {
+            serial,
+            ops,
+            dur,
+            index,
+        }
+    }
 }
 
 fn as_half(step: &Step) -> Option<(u64, &[TxOp], Dur)> {
@@ -53,8 +65,9 @@ impl Driver<'_> {
         };
         let phase = format!("commits {} and {} on two threads", a.0, b.0);
         self.fs.set_phase(&phase);
-        let start = self.fs.op_count();
         let fired_before = self.fs.fired().len();
+        self.catch_up_before_pair();
+        let start = self.fs.op_count();
         let (a, b) = (
             (a.0, a.1, self.engine.promised(a.2)),
             (b.0, b.1, self.engine.promised(b.2)),
@@ -71,43 +84,42 @@ impl Driver<'_> {
             .clone()
             .expect("a step runs only with an open store");
         let fs = self.fs.clone();
+        let readers = self.readers();
         fs.arm_sync_gate();
-        let (ra, rb) = std::thread::scope(|scope| {
+        let (ra, (held_reads, rb)) = std::thread::scope(|scope| {
             let other = scope.spawn(|| {
                 fs.wait_for_held_sync();
-                guarded(|| commit_on(&*store, b.1, b.2))
+                let held_reads = read_while_held(&fs, &readers);
+                let result = guarded(|| commit_on(&*store, b.1, b.2));
+                fs.release_held_sync();
+                (held_reads, result)
             });
             let ra = guarded(|| commit_on(&*store, a.1, a.2));
             fs.disarm_sync_gate();
-            let rb = other
-                .join()
-                .unwrap_or_else(|_| Err("the second committer thread died".to_string()));
+            let rb = other.join().unwrap_or_else(|_| {
+                let died = Err("the second committer thread died".to_string());
+                (Vec::new(), died)
+            });
             (ra, rb)
         });
+        drop(readers);
         self.collect(&snapshot, &phase);
+        if a.2 == Dur::Immediate {
+            check_hidden_while_held(a.0, &held_reads)?;
+        }
         let ra = ra.map_err(|p| panic_violation(&phase, p))?;
         let rb = rb.map_err(|p| panic_violation(&phase, p))?;
-        let halves = [
-            (
-                Half {
-                    serial: a.0,
-                    ops: a.1,
-                    dur: a.2,
-                    index: ia,
-                },
-                ra,
-            ),
-            (
-                Half {
-                    serial: b.0,
-                    ops: b.1,
-                    dur: b.2,
-                    index: ib,
-                },
-                rb,
-            ),
-        ];
+        let halves = [(Half::of(a, ia), ra), (Half::of(b, ib), rb)];
         self.finish_pair(start, fired_before, halves)
+    }
+
+    /// Catches the handle up on another handle's commits before the pair: a catch-up may
+    /// sync the log under the writer lock, and that sync, held by the gate, would wait for a
+    /// write the second thread cannot issue until the lock is free.
+    fn catch_up_before_pair(&self) {
+        if let Some(store) = &self.store {
+            let _ = guarded(|| store.begin_write(Dur::Buffered).map(|tx| tx.abort()));
+        }
     }
 
     /// The model learns the outcome of both commits: the pair's WAL writes in trace order
@@ -141,7 +153,7 @@ impl Driver<'_> {
                 Err(_) => Status::Indeterminate,
             };
             self.history.finish_commit(half.index, status, end);
-            if result.is_err() && !self.handle_faulted {
+            if result.is_err() && !self.may_fail() {
                 return Err(Violation::new(
                     Invariant::WritableAfterRecovery,
                     format!(

@@ -99,14 +99,20 @@ pub struct Promises {
     pub durability: Dur,
     /// What a crash may not split.
     pub atomicity: AtomicityUnit,
+    /// A failed log write or sync on one handle poisons every handle of the store (they
+    /// share it), until every handle has closed the store: the others must refuse commits
+    /// too. `false`: only the handle that saw the failure must refuse (the others may still
+    /// fail, as poisoned by it).
+    pub poison_shared: bool,
 }
 
 impl Default for Promises {
-    /// walstore's: Immediate commits, atomic transactions.
+    /// walstore's: Immediate commits, atomic transactions, a poison shared by every handle.
     fn default() -> Self {
         Promises {
             durability: Dur::Immediate,
             atomicity: AtomicityUnit::Transaction,
+            poison_shared: true,
         }
     }
 }

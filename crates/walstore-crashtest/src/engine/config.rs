@@ -92,7 +92,14 @@ impl EngineConfig {
 
     /// Opens the store on `fs`; a panic inside the engine becomes `Err(message)`.
     pub fn open(&self, fs: &SimFs) -> Result<Result<Box<dyn Handle>, EngineError>, String> {
-        let storage = Arc::new(fs.clone()) as Arc<dyn Storage>;
+        self.open_on(Arc::new(fs.clone()))
+    }
+
+    /// Opens the store on `storage` (a process's view of a simulated file system).
+    pub fn open_on(
+        &self,
+        storage: Arc<dyn Storage>,
+    ) -> Result<Result<Box<dyn Handle>, EngineError>, String> {
         guarded(move || {
             self.engine
                 .open(storage, Path::new(STORE_DIR), Some(&self.settings))

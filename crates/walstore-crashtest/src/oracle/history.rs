@@ -140,6 +140,20 @@ impl History {
             .all(|c| !matches!(c.status, Status::InFlight | Status::Indeterminate))
     }
 
+    /// How many commit attempts (of every status) come up to the `k`-th candidate commit
+    /// (the state after candidate `k` holds those of them that are candidates).
+    pub fn commit_count_at(&self, k: usize) -> usize {
+        if k == 0 {
+            return 0;
+        }
+        self.commits
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !matches!(c.status, Status::Failed | Status::Lost))
+            .nth(k - 1)
+            .map_or(self.commits.len(), |(i, _)| i + 1)
+    }
+
     /// The commits that may be part of a recovered state, in order.
     fn candidates(&self) -> impl Iterator<Item = &CommitRecord> {
         self.commits

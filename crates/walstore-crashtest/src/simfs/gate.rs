@@ -67,6 +67,10 @@ impl SyncGate {
     }
 
     /// Called by every WAL write: releases a held sync.
+    pub(super) fn is_held(&self) -> bool {
+        *self.phase.lock() == Phase::Held
+    }
+
     pub(super) fn note_write(&self) {
         let mut phase = self.phase.lock();
         if *phase == Phase::Held {

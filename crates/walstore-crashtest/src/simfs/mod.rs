@@ -17,12 +17,14 @@
 mod file;
 mod gate;
 pub mod inject;
+mod process;
 pub mod state;
 
 use crate::trace::{OpClass, TraceEntry};
 use file::{SimFile, SimLock};
 use inject::{CountdownFault, FiredFault, Injection, Injector, SwarmProbabilities};
 use parking_lot::{Condvar, Mutex};
+pub use process::Process;
 use state::{DirOp, FsState, Pending};
 use std::collections::HashMap;
 use std::io;
@@ -133,6 +135,17 @@ impl SimFs {
                 shared_files: MemSharedFiles::default(),
             }),
         }
+    }
+
+    /// Whether a WAL sync is held in progress now (see `gate.rs`).
+    pub fn sync_held(&self) -> bool {
+        self.shared.sync_gate.is_held()
+    }
+
+    /// Ends a held sync's wait for another thread's WAL write: that thread's call returned
+    /// without one (it failed before writing), so the sync completes now.
+    pub fn release_held_sync(&self) {
+        self.shared.sync_gate.note_write();
     }
 
     /// Holds the next `sync_data` of the WAL open until another thread issues a WAL write

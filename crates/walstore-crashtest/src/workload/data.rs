@@ -76,6 +76,13 @@ pub enum Step {
     /// Two transactions committed on two threads of the current handle: the second runs
     /// while the first one's WAL sync is in progress (other steps run one after the other).
     Concurrent(Box<Step>, Box<Step>),
+    /// Kill the handle's process (no close: its locks are released, what it wrote stays in
+    /// the page cache, nothing it does afterwards reaches the file system); it opens again at
+    /// its next step. `Other(Kill)` kills the second handle while the first lives.
+    Kill,
+    /// The handle reads every key in one read transaction: it must see every acknowledged
+    /// commit, and never less than it saw before (`Other(Read)`: the second handle reads).
+    Read,
 }
 
 /// Engine settings a workload runs with (small, so that files and checkpoints are small).

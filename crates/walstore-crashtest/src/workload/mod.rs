@@ -7,11 +7,13 @@
 //! atomicity violation).
 
 mod data;
+mod handles;
 mod random;
 mod scripted;
 mod shaped;
 
 pub use data::{counter_of, serial_of, value, Dur, EngineSettings, Step, TxOp, Workload};
+pub use handles::{handles_mix, HANDLES_STEPS};
 pub use random::random_mix;
 
 /// Names of the scripted scenarios.
@@ -37,6 +39,9 @@ pub fn scripted(name: &str) -> Option<Workload> {
         "handoff" => return Some(shaped::handoff()),
         "ranges" => return Some(shaped::ranges()),
         "merges" => return Some(shaped::merges()),
+        "clean-reopen" => return Some(shaped::clean_reopen()),
+        "visibility" => return Some(shaped::visibility()),
+        "read-then-commit" => return Some(shaped::read_then_commit()),
         _ => return None,
     };
     Some(Workload {
@@ -47,8 +52,11 @@ pub fn scripted(name: &str) -> Option<Workload> {
 }
 
 impl Workload {
-    /// Looks a workload up by name: a scripted scenario or `random-<seed>`.
+    /// Looks a workload up by name: a scripted scenario, `random-<seed>` or `handles-<seed>`.
     pub fn by_name(name: &str) -> Option<Workload> {
+        if let Some(seed) = name.strip_prefix("handles-") {
+            return seed.parse().ok().map(|s| handles_mix(s, HANDLES_STEPS));
+        }
         if let Some(seed) = name.strip_prefix("random-") {
             return seed.parse().ok().map(|s| random_mix(s, 24));
         }

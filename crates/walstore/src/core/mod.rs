@@ -212,6 +212,7 @@ impl Core {
     /// poisons every handle of the store.
     pub(crate) fn set_index(&self, index: Arc<CommitIndex>) {
         let hook = Arc::clone(&index);
+        let hook = self.opts().faults.poison_target(hook);
         self.wal.on_poison(Box::new(move || hook.poison()));
         let _ = self.index.set(index);
     }
@@ -419,6 +420,7 @@ impl Core {
         let next = Arc::new(next);
         self.publish(Arc::clone(&next));
         if let Some(index) = self.index() {
+            let immediate = self.opts().faults.wait_for_sync_to_show(immediate);
             index.committed(head_of(&next), immediate);
         }
         Ok(appended)
