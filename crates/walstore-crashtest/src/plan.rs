@@ -70,7 +70,9 @@ pub fn tier(name: &str, media: MediaModel) -> Option<Vec<Task>> {
 /// over many snapshot files) at its sync points with the cheaper recipes (its images are
 /// megabytes each), `merges` (a routine merge that leaves the oldest run out) at its sync
 /// points, `clean-reopen` (two unsynced commits after a clean close and reopen) with every
-/// constructed torn tail (a stale transaction past a hole at the clean marker), and `two-handles` (a second handle next to the first), `handoff`,
+/// constructed torn tail (a stale transaction past a hole at the clean marker),
+/// `read-then-commit` (a handle that caught up by reading commits next: finding I) at its sync
+/// points and with aimed corruption, and `two-handles` (a second handle next to the first), `handoff`,
 /// `threads` (two committer threads, one writing while the other's sync is in progress) and
 /// `ranges` (range deletions over runs, the memtable, a second handle's catch-up and a reopen)
 /// and `visibility` (reads by the other handle after commits and while a sync is held; no
@@ -114,6 +116,19 @@ pub fn shaped_tasks(config: &ExploreConfig, aimed_bits: Option<u64>) -> Vec<Task
     tasks.extend(task("large", Strategy::SyncPoints, large));
     tasks.extend(task("merges", Strategy::SyncPoints, config.clone()));
     tasks.extend(task("clean-reopen", Strategy::TornTails, config.clone()));
+    // A handle that read (caught up without the lock) commits next: finding I.
+    tasks.extend(task(
+        "read-then-commit",
+        Strategy::SyncPoints,
+        config.clone(),
+    ));
+    if let Some(bits) = aimed_bits {
+        let aimed = ExploreConfig {
+            rounds: bits,
+            ..config.clone()
+        };
+        tasks.extend(task("read-then-commit", Strategy::Aimed, aimed));
+    }
     for name in ["two-handles", "handoff", "threads", "ranges", "visibility"] {
         for strategy in [
             Strategy::SyncPoints,

@@ -30,6 +30,22 @@ const UNLOCKED_ATTEMPTS: usize = 64;
 /// next commit builds on. Nothing to read when the previous holder of the lock left the log
 /// as the commit index describes this handle's head.
 pub(crate) fn head(core: &Core, guard: &WriterGuard) -> Result<Arc<Version>> {
+    let head = head_as_found(core, guard)?;
+    // Transactions past what this handle answers for (its own appends, its open's recovery)
+    // are other handles'. A reader's catch-up may have taken them in without the lock
+    // (through the commit index or the log index): they are vouched for before anything is
+    // appended after them, as a catch-up under the lock does (S1b; the crash harness's
+    // finding I, `read-then-commit`). Nothing to do when this handle knows them durable.
+    let skip = core.opts().faults.vouch_only_after_scan();
+    if head.position() > core.vouched_end() && !skip {
+        vouch_for_caught_up(core, guard, &head)?;
+        core.vouched_through(head.position());
+    }
+    Ok(head)
+}
+
+/// [`head`] before the vouching.
+fn head_as_found(core: &Core, guard: &WriterGuard) -> Result<Arc<Version>> {
     let Some(index) = core.index() else {
         return refresh_files(core, Access::Writer(guard));
     };

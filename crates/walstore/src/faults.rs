@@ -75,9 +75,17 @@ pub struct EngineFaults {
     /// one (where the engine promises it visible once written). Caught by the crash
     /// harness's reads from the other handle right after a commit.
     pub hide_buffered_until_sync: bool,
+    /// Vouch (sync) for other handles' transactions only when a catch-up under the writer
+    /// lock read them from the log, not when a reader's catch-up had taken them in before
+    /// (the crash harness's finding I). Caught by `read-then-commit` with aimed damage.
+    pub vouch_only_after_scan: bool,
 }
 
 impl EngineFaults {
+    #[inline]
+    pub(crate) fn vouch_only_after_scan(&self) -> bool {
+        cfg!(feature = "fault-injection") && self.vouch_only_after_scan
+    }
     #[inline]
     pub(crate) fn skip_wal_fsync(&self) -> bool {
         cfg!(feature = "fault-injection") && self.skip_wal_fsync

@@ -60,6 +60,8 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<Core>> {
         reload(&core, Access::Open)?
     };
     core.views().install_loaded(Arc::clone(&version));
+    // What this open recovered it answers for itself (S1 makes it durable below).
+    core.vouched_through(version.position());
     if !read_only {
         settle_after_open(&core, &version)?;
     }

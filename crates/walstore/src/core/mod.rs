@@ -76,6 +76,10 @@ pub(crate) struct Core {
     /// index was not fresh): they keep the log's end as the index says, so the open has no
     /// recovery to do (RECOVERY.md "Log index").
     joined_live: AtomicBool,
+    /// How far this handle answers for the log: its own appends, what its open recovered,
+    /// what it synced for others. Transactions past it in its head are other handles' that
+    /// it has not vouched for (RECOVERY.md S1b).
+    vouched_end: Mutex<LogPosition>,
     /// Whether this handle was the last of the store when it closed: 0 not closed yet, 1
     /// last, 2 not (it is uncounted from the commit index once).
     closed_last: std::sync::atomic::AtomicU8,
@@ -130,6 +134,7 @@ impl Core {
             building_alone: AtomicBool::new(false),
             joined_live: AtomicBool::new(false),
             closed_last: std::sync::atomic::AtomicU8::new(0),
+            vouched_end: Mutex::new(LogPosition::default()),
         }
     }
 
@@ -259,6 +264,17 @@ impl Core {
         self.closed_last
             .store(if last { 1 } else { 2 }, Ordering::Release);
         last
+    }
+
+    /// How far this handle answers for the log (see `vouched_end`).
+    pub(crate) fn vouched_end(&self) -> LogPosition {
+        *self.vouched_end.lock()
+    }
+
+    /// Records that this handle answers for the log up to `end`.
+    pub(crate) fn vouched_through(&self, end: LogPosition) {
+        let mut v = self.vouched_end.lock();
+        *v = (*v).max(end);
     }
 
     /// Whether this handle opened the store while other handles had it open.
@@ -417,6 +433,7 @@ impl Core {
         next.last_txn = txn_id;
         next.wal_end = appended.end;
         next.data_end = appended.end;
+        self.vouched_through(next.position());
         let next = Arc::new(next);
         self.publish(Arc::clone(&next));
         if let Some(index) = self.index() {

@@ -335,7 +335,20 @@ impl SharedFile for FsShared {
             now,
             len - now,
         )
-        .map_err(io::Error::from)
+        .map_err(io::Error::from)?;
+        // The new pages are written next: map them all in one call rather than one page
+        // fault each (a hint: older kernels without MADV_POPULATE_WRITE just fault later).
+        let (start, end) = (now as usize, len as usize);
+        // SAFETY: `start..end` lies inside the mapping (`len <= capacity`) and inside the
+        // file (just grown to `len`); populating page tables changes no byte.
+        unsafe {
+            libc::madvise(
+                self.map.as_mut_ptr().add(start).cast(),
+                end - start,
+                libc::MADV_POPULATE_WRITE,
+            );
+        }
+        Ok(())
     }
 }
 
