@@ -71,6 +71,8 @@ pub fn tier(name: &str, media: MediaModel) -> Option<Vec<Task>> {
 /// megabytes each), `merges` (a routine merge that leaves the oldest run out) at its sync
 /// points, `clean-reopen` (two unsynced commits after a clean close and reopen) with every
 /// constructed torn tail (a stale transaction past a hole at the clean marker),
+/// `close-fold` (closes that fold a log above `close_checkpoint_bytes` into a run) at sync
+/// points, every operation and countdown errors,
 /// `read-then-commit` (a handle that caught up by reading commits next: finding I) at its sync
 /// points and with aimed corruption, and `two-handles` (a second handle next to the first), `handoff`,
 /// `threads` (two committer threads, one writing while the other's sync is in progress) and
@@ -116,6 +118,10 @@ pub fn shaped_tasks(config: &ExploreConfig, aimed_bits: Option<u64>) -> Vec<Task
     tasks.extend(task("large", Strategy::SyncPoints, large));
     tasks.extend(task("merges", Strategy::SyncPoints, config.clone()));
     tasks.extend(task("clean-reopen", Strategy::TornTails, config.clone()));
+    // Closes that fold the log into a run (the last handle, a log above the bound).
+    for strategy in [Strategy::SyncPoints, Strategy::EveryOp, Strategy::Countdown] {
+        tasks.extend(task("close-fold", strategy, config.clone()));
+    }
     // A handle that read (caught up without the lock) commits next: finding I.
     tasks.extend(task(
         "read-then-commit",

@@ -367,3 +367,20 @@ fn vouching_only_after_a_scan_is_caught_when_a_handle_that_read_commits() {
         Invariant::TornTailVersusCorruption
     );
 }
+
+#[test]
+fn a_close_that_folds_the_log_is_explored_crash_point_by_crash_point() {
+    let engine = broken(|f| f.rename_snapshot_before_fsync = true);
+    // The closes of `clean-reopen` append clean markers: no snapshot file is written.
+    assert!(passes(
+        &engine,
+        &Workload::by_name("clean-reopen").expect("shaped workload"),
+        Strategy::EveryOp
+    ));
+    // The closes of `close-fold` checkpoint (the last handle, a log above the bound): a
+    // snapshot file renamed before its fsync is caught at the close's crash points.
+    assert_eq!(
+        caught_by_ci_task(&engine, "close-fold", Strategy::EveryOp),
+        Invariant::StructuralIntegrity
+    );
+}

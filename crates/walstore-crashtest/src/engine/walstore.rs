@@ -52,8 +52,17 @@ impl Walstore {
                     .wal_preallocate_bytes(settings.wal_preallocate_bytes)
                     .segment_size_bytes_target(settings.segment_size_bytes_target)
                     .sector_size(settings.sector_size);
-                match settings.read_chunk_bytes {
+                let options = match settings.read_chunk_bytes {
                     Some(bytes) => options.read_chunk_bytes(bytes),
+                    None => options,
+                };
+                match settings.close_checkpoint_bytes {
+                    // Checkpoints at close only: the background one never reaches its
+                    // threshold.
+                    Some(bytes) => options
+                        .auto_checkpoint(true)
+                        .wal_size_bytes_checkpoint(1 << 40)
+                        .close_checkpoint_bytes(bytes),
                     None => options,
                 }
             }

@@ -100,6 +100,10 @@ pub struct EngineSettings {
     /// keeps appends apart for 512-byte sectors too.
     #[serde(default)]
     pub sector_size: u32,
+    /// `Options::close_checkpoint_bytes`: with a value, the last handle to close folds a log
+    /// longer than this into a run (walstore; background checkpoints stay off).
+    #[serde(default)]
+    pub close_checkpoint_bytes: Option<u64>,
 }
 
 impl Default for EngineSettings {
@@ -109,6 +113,7 @@ impl Default for EngineSettings {
             segment_size_bytes_target: 4096,
             read_chunk_bytes: None,
             sector_size: 0,
+            close_checkpoint_bytes: None,
         }
     }
 }

@@ -40,6 +40,7 @@ pub fn scripted(name: &str) -> Option<Workload> {
         "ranges" => return Some(shaped::ranges()),
         "merges" => return Some(shaped::merges()),
         "clean-reopen" => return Some(shaped::clean_reopen()),
+        "close-fold" => return Some(shaped::close_fold()),
         "visibility" => return Some(shaped::visibility()),
         "read-then-commit" => return Some(shaped::read_then_commit()),
         _ => return None,

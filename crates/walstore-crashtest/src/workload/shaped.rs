@@ -59,6 +59,7 @@ pub fn torn_tails() -> Workload {
             segment_size_bytes_target: 4096,
             read_chunk_bytes: Some(256),
             sector_size: 0,
+            close_checkpoint_bytes: None,
         },
     }
 }
@@ -256,6 +257,40 @@ pub fn clean_reopen() -> Workload {
         name: "clean-reopen".into(),
         steps,
         settings: EngineSettings::default(),
+    }
+}
+
+/// Closes that fold the log (`Options::close_checkpoint_bytes` of 4096): the last handle to
+/// close a log above the bound checkpoints it into a run instead of appending a clean
+/// marker, so every crash point of a close checkpoint is explored; a close below the bound
+/// leaves a marker; a close beside the other handle leaves the log to it.
+pub fn close_fold() -> Workload {
+    let other = |step: Step| Step::Other(Box::new(step));
+    let steps = vec![
+        txn(1, vec![sized_put(1, "f/1", 3000)], Dur::Immediate),
+        txn(2, vec![sized_put(2, "f/2", 3000)], Dur::Buffered),
+        Step::Reopen,
+        txn(3, vec![put(3, "f/3", "three")], Dur::Immediate),
+        Step::Reopen,
+        txn(
+            4,
+            vec![
+                TxOp::Delete { key: "f/1".into() },
+                sized_put(4, "f/4", 3000),
+            ],
+            Dur::Buffered,
+        ),
+        other(txn(5, vec![sized_put(5, "f/2", 2000)], Dur::Buffered)),
+        Step::Reopen,
+        txn(6, vec![put(6, "f/5", "six")], Dur::Immediate),
+    ];
+    Workload {
+        name: "close-fold".into(),
+        steps,
+        settings: EngineSettings {
+            close_checkpoint_bytes: Some(4096),
+            ..EngineSettings::default()
+        },
     }
 }
 

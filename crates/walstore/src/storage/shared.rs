@@ -39,6 +39,9 @@ pub trait SharedFile: Send + Sync + Debug {
     fn grow(&self, len: u64) -> io::Result<()>;
 }
 
+/// The largest in-memory shared file.
+pub const MEM_SHARED_MAX: usize = 256 << 20;
+
 /// The in-memory shared files of one simulated file system, by path.
 #[derive(Debug, Default, Clone)]
 pub struct MemSharedFiles {
@@ -51,8 +54,11 @@ impl MemSharedFiles {
         self.live.lock().clear();
     }
 
-    /// Creates a new, zero-filled shared file at `path` (whoever holds the old one keeps it).
+    /// Creates a new, zero-filled shared file at `path` (whoever holds the old one keeps it),
+    /// of at most [`MEM_SHARED_MAX`] bytes (anonymous memory is reserved, not only address
+    /// space: a larger request gets a smaller file, whose writer then seals it when full).
     pub fn create(&self, path: &Path, capacity: usize) -> io::Result<Arc<dyn SharedFile>> {
+        let capacity = capacity.min(MEM_SHARED_MAX);
         let map = memmap2::MmapMut::map_anon(capacity.max(1))?;
         let file = Arc::new(MemShared {
             map,
