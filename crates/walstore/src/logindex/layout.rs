@@ -36,6 +36,8 @@ pub const AT_SEALED: usize = 64;
 pub const AT_ENTRIES: usize = 72;
 /// The random id the commit index names this file by (never 0).
 pub const AT_ID: usize = 80;
+/// The point-read table (`table.rs`; 0: none yet).
+pub const AT_TABLE: usize = 88;
 /// The head's `MAX_HEIGHT` next pointers.
 pub const AT_HEAD: usize = 128;
 

@@ -21,6 +21,7 @@
 
 mod cursor;
 mod layout;
+mod table;
 
 pub(crate) use cursor::Cursor;
 
@@ -41,6 +42,10 @@ type BulkEntry<'a> = (&'a [u8], u64, Option<&'a [u8]>);
 
 /// How much the file grows at a time.
 const GROW_STEP: usize = 4 << 20;
+/// The file's first size, and the unit it grows by until it reaches [`GROW_STEP`]: a store
+/// opened by a one-shot process makes a small index (its pages are allocated and mapped up
+/// front).
+const FIRST_BYTES: usize = 64 << 10;
 
 /// An open log index.
 #[derive(Debug)]
@@ -70,7 +75,7 @@ impl LogIndex {
         id: u64,
     ) -> io::Result<Arc<LogIndex>> {
         let file = storage.create_shared(path, capacity)?;
-        file.grow(GROW_STEP.min(capacity) as u64)?;
+        file.grow(FIRST_BYTES.min(capacity) as u64)?;
         let index = LogIndex {
             bytes: SharedBytes::new(file),
         };
@@ -184,7 +189,7 @@ impl LogIndex {
     }
 
     /// Reserves `n` bytes (8-aligned); `None` when the index is full or cannot grow.
-    fn alloc(&self, n: usize) -> Option<usize> {
+    pub(super) fn alloc(&self, n: usize) -> Option<usize> {
         let word = header_word(&self.bytes, AT_ALLOC)?;
         let at = word.load(Ordering::Relaxed) as usize;
         let end = at.checked_add(align(n))?;
@@ -193,7 +198,9 @@ impl LogIndex {
             return None;
         }
         if !self.bytes.holds(end) {
-            let grown = end.next_multiple_of(GROW_STEP).min(file.capacity());
+            // Doubling up to 4 MiB at a time.
+            let step = end.clamp(FIRST_BYTES, GROW_STEP);
+            let grown = end.next_multiple_of(step).min(file.capacity());
             file.grow(grown as u64).ok()?;
             if !self.bytes.holds(end) {
                 return None;
@@ -248,9 +255,11 @@ impl LogIndex {
     fn add_entry(&self, stamp: u64, key: &[u8], value: Option<&[u8]>) -> Result<(), Damaged> {
         let mut prev = [0usize; MAX_HEIGHT];
         let found = self.find(key, stamp, Some(&mut prev))?;
-        if let Some(e) = found.and_then(|at| entry(&self.bytes, at)) {
+        if let Some((at, e)) = found.and_then(|at| Some((at, entry(&self.bytes, at)?))) {
             if e.key == key && e.stamp == stamp {
-                return Ok(());
+                // Linked by a writer killed before it moved the coverage (perhaps before it
+                // pointed the table at it).
+                return table::note(self, key, at);
             }
         }
         let (at, height) = self.write_node(stamp, key, value).ok_or(Damaged)?;
@@ -264,7 +273,7 @@ impl LogIndex {
             own.store(from.load(Ordering::Acquire), Ordering::Relaxed);
             from.store(at as u32, Ordering::Release);
         }
-        Ok(())
+        table::note(self, key, at)
     }
 
     /// Writes an entry node, not linked yet; its offset and height.
@@ -349,6 +358,10 @@ impl LogIndex {
                 *tail = at;
             }
         }
+        if table::rebuild(self, 0).is_err() {
+            self.seal();
+            return false;
+        }
         if let Some(w) = header_word(&self.bytes, AT_COVERED) {
             w.store(end, Ordering::Release);
         }
@@ -430,6 +443,9 @@ impl LogIndex {
 
     /// The newest version of `key` visible at `limit`.
     pub(crate) fn lookup(&self, key: &[u8], limit: u64) -> Result<Option<Entry<'_>>, Damaged> {
+        if let Some(found) = table::lookup(self, key, limit) {
+            return found;
+        }
         let Some(at) = self.find(key, limit, None)? else {
             return Ok(None);
         };

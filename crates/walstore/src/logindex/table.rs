@@ -1,0 +1,151 @@
+//! The log index's point-read table (FORMAT.md §9): open addressing over the keys' hashes,
+//! each slot the offset of a key's newest entry, so a point read costs a probe or two and a
+//! short walk back through the key's older versions instead of a descent of the skip list.
+//! Kept at most half full; when it would pass that, the writer builds a table twice as large
+//! from the list and publishes it in the header (the old one stays valid and is never
+//! written again).
+
+use super::layout::{entry, header_word, load_next, next_slot, word, Entry, AT_TABLE};
+use super::{Budget, Damaged, LogIndex};
+use std::sync::atomic::Ordering;
+
+/// Slots of the first table.
+const FIRST_SLOTS: usize = 1 << 12;
+/// Bytes before the slots: the slot count (`u32`) and padding.
+const TABLE_FIXED: usize = 8;
+
+fn hash(key: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(key)
+}
+
+/// The table's offset and slot count, if there is one.
+fn current(index: &LogIndex) -> Option<(usize, usize)> {
+    let at = word(index.bytes(), AT_TABLE) as usize;
+    if at == 0 {
+        return None;
+    }
+    let slots = index.bytes().u32_at(at)?.load(Ordering::Acquire) as usize;
+    let whole = slots.is_power_of_two()
+        && slots >= FIRST_SLOTS
+        && index.bytes().holds(at + TABLE_FIXED + 4 * slots);
+    whole.then_some((at, slots))
+}
+
+/// The slot `i` of the table at `at`.
+fn slot(index: &LogIndex, at: usize, i: usize) -> Option<&std::sync::atomic::AtomicU32> {
+    index.bytes().u32_at(at + TABLE_FIXED + 4 * i)
+}
+
+/// The newest version of `key` visible at `limit`, through the table; `None` in the outer
+/// option when there is no table (the caller walks the list instead).
+pub(super) fn lookup<'i>(
+    index: &'i LogIndex,
+    key: &[u8],
+    limit: u64,
+) -> Option<Result<Option<Entry<'i>>, Damaged>> {
+    let (at, slots) = current(index)?;
+    Some(
+        probe(index, at, slots, key).and_then(|newest| match newest {
+            None => Ok(None),
+            Some(node) => visible_version(index, node, key, limit),
+        }),
+    )
+}
+
+/// The node the table holds for `key` (its newest entry), if any.
+fn probe(index: &LogIndex, at: usize, slots: usize, key: &[u8]) -> Result<Option<usize>, Damaged> {
+    let mask = slots - 1;
+    let start = hash(key) as usize & mask;
+    for i in 0..slots {
+        let node = load_next(slot(index, at, (start + i) & mask));
+        if node == 0 {
+            return Ok(None);
+        }
+        if entry(index.bytes(), node).ok_or(Damaged)?.key == key {
+            return Ok(Some(node));
+        }
+    }
+    Err(Damaged)
+}
+
+/// From `key`'s newest entry at `node`, back through its older versions (the entries that
+/// follow it in the list) to the first one stamped up to `limit`.
+fn visible_version<'i>(
+    index: &'i LogIndex,
+    mut node: usize,
+    key: &[u8],
+    limit: u64,
+) -> Result<Option<Entry<'i>>, Damaged> {
+    let mut steps = Budget::of(index);
+    loop {
+        let e = entry(index.bytes(), node).ok_or(Damaged)?;
+        if e.key != key {
+            return Ok(None);
+        }
+        if e.stamp <= limit {
+            return Ok(Some(e));
+        }
+        steps.take()?;
+        node = match index.next_entry(node) {
+            Some(n) => n,
+            None => return Ok(None),
+        };
+    }
+}
+
+/// Points `key`'s slot at `node`, its newest entry (just linked): the writer's side. Grows
+/// the table first when it would pass half full. `Err` when there is no room.
+pub(super) fn note(index: &LogIndex, key: &[u8], node: usize) -> Result<(), Damaged> {
+    let entries = word(index.bytes(), super::layout::AT_ENTRIES) as usize;
+    let (at, slots) = match current(index) {
+        Some((at, slots)) if entries * 2 <= slots => (at, slots),
+        other => return rebuild(index, other.map_or(FIRST_SLOTS, |(_, s)| s * 2)),
+    };
+    put(index, at, slots, key, node)
+}
+
+/// Stores `node` in `key`'s slot of the table at `at`.
+fn put(index: &LogIndex, at: usize, slots: usize, key: &[u8], node: usize) -> Result<(), Damaged> {
+    let mask = slots - 1;
+    let start = hash(key) as usize & mask;
+    for i in 0..slots {
+        let cell = slot(index, at, (start + i) & mask).ok_or(Damaged)?;
+        let held = cell.load(Ordering::Acquire) as usize;
+        if held == 0 || entry(index.bytes(), held).ok_or(Damaged)?.key == key {
+            cell.store(node as u32, Ordering::Release);
+            return Ok(());
+        }
+    }
+    Err(Damaged)
+}
+
+/// Builds a table of at least `slots` slots (more if the list needs it) from the list, each
+/// key's first entry (its newest), and publishes it.
+pub(super) fn rebuild(index: &LogIndex, slots: usize) -> Result<(), Damaged> {
+    let entries = word(index.bytes(), super::layout::AT_ENTRIES) as usize;
+    let slots = slots
+        .max(FIRST_SLOTS)
+        .max((2 * entries + 2).next_power_of_two());
+    let at = index.alloc(TABLE_FIXED + 4 * slots).ok_or(Damaged)?;
+    index
+        .bytes()
+        .u32_at(at)
+        .ok_or(Damaged)?
+        .store(slots as u32, Ordering::Relaxed);
+    let mut steps = Budget::of(index);
+    let mut prev_key: Option<&[u8]> = None;
+    let mut node = load_next(next_slot(index.bytes(), 0, 0));
+    while node != 0 {
+        steps.take()?;
+        let e = entry(index.bytes(), node).ok_or(Damaged)?;
+        if prev_key != Some(e.key) {
+            put(index, at, slots, e.key, node)?;
+            prev_key = Some(e.key);
+        }
+        node = load_next(next_slot(index.bytes(), node, 0));
+    }
+    header_word(index.bytes(), AT_TABLE)
+        .ok_or(Damaged)?
+        .store(at as u64, Ordering::Release);
+    Ok(())
+}
