@@ -457,7 +457,9 @@ impl LogIndex {
     pub(crate) fn deletes_at(&self, limit: u64) -> Result<Vec<StampedDelete>, Damaged> {
         let mut out = Vec::new();
         let mut at = word(&self.bytes, AT_DELETES) as usize;
-        let mut steps = word(&self.bytes, AT_ALLOC) / DELETE_FIXED as u64 + 1;
+        // No more nodes than the map could hold, whatever the header says (a cycle in a
+        // damaged list ends here, not at an allocation per lap).
+        let mut steps = (self.bytes.file().capacity() / DELETE_FIXED) as u64 + 1;
         while at != 0 {
             steps = steps.checked_sub(1).ok_or(Damaged)?;
             let d = delete_node(&self.bytes, at).ok_or(Damaged)?;
@@ -479,7 +481,7 @@ impl LogIndex {
     /// The commit node of the transaction that ends at `end`.
     pub(crate) fn commit_at(&self, end: u64) -> Result<Option<CommitNode>, Damaged> {
         let mut at = word(&self.bytes, AT_COMMITS) as usize;
-        let mut steps = word(&self.bytes, AT_ALLOC) / COMMIT_BYTES as u64 + 1;
+        let mut steps = (self.bytes.file().capacity() / COMMIT_BYTES) as u64 + 1;
         while at != 0 {
             steps = steps.checked_sub(1).ok_or(Damaged)?;
             let c = commit_node(&self.bytes, at).ok_or(Damaged)?;
