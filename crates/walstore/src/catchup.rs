@@ -157,14 +157,8 @@ pub(crate) fn view_at(core: &Core, at: LogPosition) -> Result<Option<Arc<Version
 }
 
 /// Adds one scanned transaction to `next`'s own memtable.
-pub(crate) fn apply_scanned(next: &mut Version, t: ScannedTxn) {
-    if !t.writes.is_empty() || !t.deletes.is_empty() {
-        next.data_end = t.end;
-    }
-    next.apply_range_deletes(&t.deletes);
-    next.apply(t.writes);
-    next.last_txn = t.txn_id;
-    next.wal_end = t.end;
+fn apply_scanned(next: &mut Version, t: ScannedTxn) {
+    next.apply_txn(&t.deletes, t.writes, t.txn_id, t.end);
 }
 
 /// Catches up from the files: the WAL header, the log from where this handle stopped, the
@@ -189,7 +183,8 @@ fn refresh_files(core: &Core, access: Access<'_>) -> Result<Arc<Version>> {
         core.publish(loaded);
         return Ok(core.current());
     }
-    let (next, end, news, txns) = scan_from(core, &cur)?;
+    let writer = matches!(access, Access::Writer(_));
+    let (next, end, news, txns) = scan_from(core, &cur, writer)?;
     let next = if let Access::Writer(guard) = access {
         settle_tail(core, &next, &end, access, false)?;
         if news {
@@ -234,12 +229,13 @@ fn vouch_for_caught_up(core: &Core, guard: &WriterGuard, head: &Version) -> Resu
     Ok(())
 }
 
-/// `cur` with the transactions the log holds past its end; whether there were any, and
-/// the transactions.
+/// `cur` with the transactions the log holds past its end; whether there were any, and,
+/// with `keep` (a writer adds them to the log index), the transactions.
 #[allow(clippy::type_complexity)]
 fn scan_from(
     core: &Core,
     cur: &Version,
+    keep: bool,
 ) -> Result<(Version, crate::wal::scan::ScanEnd, bool, Vec<ScannedTxn>)> {
     // No fstat here: querying the WAL's timestamps makes the kernel give the next write a
     // fine-grained mtime, which makes every commit's fdatasync ~50% slower (measured with
@@ -256,7 +252,9 @@ fn scan_from(
         cur.last_txn + 1,
         ReadConfig::of(core.opts()),
         |t| {
-            txns.push(t.clone());
+            if keep {
+                txns.push(t.clone());
+            }
             apply_scanned(&mut next, t);
             news = true;
         },

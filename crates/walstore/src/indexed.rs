@@ -10,7 +10,7 @@
 //! the log up to its limit, the memtable what the version read past it.
 
 use crate::error::Result;
-use crate::logindex::{CommitNode, LogIndex};
+use crate::logindex::{BulkTxn, CommitNode, LogIndex};
 use crate::snapshot::RangeDelete;
 use crate::value::Bytes;
 use crate::version::{SharedView, Version};
@@ -67,27 +67,37 @@ pub(crate) fn add_scanned(
         synced = synced.max(prev.synced_through);
         data_end = data_end.max(prev.data_end);
     }
-    if ix.is_empty_list() && txns.len() > 1 {
-        return ix.add_bulk(start, synced, data_end, txns);
+    // Each commit node carries what a scan of the log up to it would say.
+    let bulk: Vec<BulkTxn<'_>> = txns
+        .iter()
+        .map(|t| {
+            synced = synced.max(t.watermark);
+            if !t.writes.is_empty() || !t.deletes.is_empty() {
+                data_end = t.end;
+            }
+            BulkTxn {
+                commit: CommitNode {
+                    end: t.end,
+                    txn: t.txn_id,
+                    synced_through: synced,
+                    data_end,
+                    prev: 0,
+                },
+                deletes: &t.deletes,
+                writes: &t.writes,
+            }
+        })
+        .collect();
+    if ix.is_empty_list() && bulk.len() > 1 {
+        return ix.add_bulk(start, &bulk);
     }
     let mut at = start;
-    for t in txns {
-        synced = synced.max(t.watermark);
-        if !t.writes.is_empty() || !t.deletes.is_empty() {
-            data_end = t.end;
-        }
-        let commit = CommitNode {
-            end: t.end,
-            txn: t.txn_id,
-            synced_through: synced,
-            data_end,
-            prev: 0,
-        };
+    for t in &bulk {
         let entries = t.writes.iter().map(|(k, v)| (&k[..], v.as_deref()));
-        if !ix.add_txn(at, commit, &t.deletes, entries) {
+        if !ix.add_txn(at, t.commit, t.deletes, entries) {
             return false;
         }
-        at = t.end;
+        at = t.commit.end;
     }
     true
 }

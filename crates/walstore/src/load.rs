@@ -203,7 +203,7 @@ fn load_log(core: &Core, access: Access<'_>, version: Version) -> Result<(Versio
     // The index could not take them (full): the rest goes to this handle's memtable.
     let mut version = version;
     for t in txns {
-        crate::catchup::apply_scanned(&mut version, t);
+        version.apply_txn(&t.deletes, t.writes, t.txn_id, t.end);
     }
     version.synced_through = version.synced_through.max(end.synced_through);
     Ok((version, end))

@@ -30,7 +30,6 @@ pub(crate) use tool::read_file_bytes;
 use crate::deletes::add_deletes;
 use crate::snapshot::RangeDelete;
 use crate::storage::{SharedBytes, SharedFile, Storage};
-use crate::wal::scan::ScannedTxn;
 use layout::*;
 use std::io;
 use std::path::Path;
@@ -38,6 +37,17 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 pub(crate) use layout::CommitNode;
+
+/// One transaction read from the log, for [`LogIndex::add_bulk`]: its commit node, its range
+/// deletions and its writes (`None`: a deletion).
+pub(crate) struct BulkTxn<'t> {
+    pub(crate) commit: CommitNode,
+    pub(crate) deletes: &'t [RangeDelete],
+    pub(crate) writes: &'t [BulkWrite],
+}
+
+/// A write of a [`BulkTxn`]: key, value (`None`: a deletion).
+pub(crate) type BulkWrite = (Arc<[u8]>, Option<Arc<[u8]>>);
 
 /// An entry of a bulk add: key, stamp, value (`None`: a tombstone).
 type BulkEntry<'a> = (&'a [u8], u64, Option<&'a [u8]>);
@@ -309,37 +319,21 @@ impl LogIndex {
 
     /// Adds transactions read from the log, starting at `start`, to an empty index at once:
     /// the entries sorted and linked in order, with no search (a load builds the index this
-    /// way). `synced` and `data_end`: what the log said before `start`.
-    pub(crate) fn add_bulk(
-        &self,
-        start: u64,
-        mut synced: u64,
-        mut data_end: u64,
-        txns: &[ScannedTxn],
-    ) -> bool {
+    /// way).
+    pub(crate) fn add_bulk(&self, start: u64, txns: &[BulkTxn<'_>]) -> bool {
         if self.is_sealed() || self.covered() != start || !self.is_empty_list() {
             return false;
         }
         let mut entries: Vec<BulkEntry<'_>> = Vec::new();
         let mut end = start;
         for t in txns {
-            synced = synced.max(t.watermark);
-            if !t.writes.is_empty() || !t.deletes.is_empty() {
-                data_end = t.end;
-            }
-            let commit = CommitNode {
-                end: t.end,
-                txn: t.txn_id,
-                synced_through: synced,
-                data_end,
-                prev: 0,
-            };
-            if !t.deletes.iter().all(|d| self.add_delete(t.end, d)) || !self.add_commit(commit) {
+            let stamp = t.commit.end;
+            if !t.deletes.iter().all(|d| self.add_delete(stamp, d)) || !self.add_commit(t.commit) {
                 self.seal();
                 return false;
             }
-            entries.extend(t.writes.iter().map(|(k, v)| (&k[..], t.end, v.as_deref())));
-            end = t.end;
+            entries.extend(t.writes.iter().map(|(k, v)| (&k[..], stamp, v.as_deref())));
+            end = stamp;
         }
         // Keys ascending, stamps descending: the list's order.
         entries.sort_unstable_by(|a, b| a.0.cmp(b.0).then(b.1.cmp(&a.1)));

@@ -261,6 +261,24 @@ impl Version {
         self.mem_deletes = Arc::new(add_deletes(&self.mem_deletes, deletes));
     }
 
+    /// Applies one committed transaction read from the log, which ends at `end`, to the
+    /// memtable of this version's own: its range deletions, then its writes.
+    pub(crate) fn apply_txn(
+        &mut self,
+        deletes: &[RangeDelete],
+        writes: Vec<(Bytes, Option<Bytes>)>,
+        txn_id: u64,
+        end: u64,
+    ) {
+        if !writes.is_empty() || !deletes.is_empty() {
+            self.data_end = end;
+        }
+        self.apply_range_deletes(deletes);
+        self.apply(writes);
+        self.last_txn = txn_id;
+        self.wal_end = end;
+    }
+
     /// Applies writes (in order) straight to the folded map.
     pub fn apply(&mut self, writes: impl IntoIterator<Item = (Bytes, Option<Bytes>)>) {
         self.fold_layers();
