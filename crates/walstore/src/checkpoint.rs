@@ -7,9 +7,11 @@
 //! 3. Write the memtable, tombstones included, as one new run of snapshot files of about the
 //!    target size: `snap-<id>.tmp`, fsync, rename to `snap-<id>.dat`; then fsync the
 //!    directory. No existing file is read or rewritten: the cost follows the change.
-//! 4. Write the new manifest (the new run first, then the others; new generation, new WAL
+//! 4. If the change feed keeps this generation's log (a consumer needs it, or the retention
+//!    policy keeps log), seal it: `log-<gen>.seg` and `FEED` (feed/mod.rs).
+//! 5. Write the new manifest (the new run first, then the others; new generation, new WAL
 //!    salt): a [`RunEdit::NewGeneration`] applied by `runs::apply`.
-//! 5. Reset the WAL: write the new header (the old records now fail the salt check), sync.
+//! 6. Reset the WAL: write the new header (the old records now fail the salt check), sync.
 //!
 //! The background worker (`worker.rs`) merges runs after a checkpoint, which keeps their
 //! number bounded.
@@ -357,6 +359,9 @@ fn switch_generation(
     edit: &RunEdit,
     base: &Version,
 ) -> Result<Manifest> {
+    // The change feed keeps this generation's log if a consumer needs it (feed/mod.rs):
+    // sealed and listed before the manifest switch makes the log resettable.
+    crate::feed::seal(core, guard, base)?;
     let manifest = runs::apply(core, guard, current, edit)?;
     // The new generation's log index exists before the WAL names the generation, so every
     // handle that sees the new generation finds it (FORMAT.md §9).

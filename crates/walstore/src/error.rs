@@ -135,6 +135,34 @@ pub enum Error {
         current: u32,
     },
 
+    /// The change feed no longer holds transaction `wanted`: it was checkpointed and its log
+    /// not kept (no consumer registered for it, or the retention bounds dropped it). Nothing
+    /// is skipped silently: start over from a snapshot (`Store::backup` gives a copy at a
+    /// transaction id) and follow the feed from that id.
+    #[error(
+        "the change feed no longer holds transaction {wanted} (the oldest it holds is \
+         {oldest}): it was checkpointed and its log not kept; start over from a snapshot \
+         (`walstore backup`, or Store::backup, gives a copy at a transaction id) and follow \
+         the feed from that id, and register a consumer (or raise the retention bounds) so \
+         the log is kept"
+    )]
+    FeedGap {
+        /// The transaction asked for.
+        wanted: u64,
+        /// The oldest transaction after it that the feed holds.
+        oldest: u64,
+    },
+
+    /// A change feed consumer operation was refused (an unknown, duplicate or invalid name,
+    /// or a position that would move back or past the newest commit).
+    #[error("consumer {name:?}: {reason}")]
+    InvalidConsumer {
+        /// The consumer's name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+
     /// A typed value could not be encoded with MessagePack.
     #[error("value (de)serialization failed: {0}")]
     Serialization(String),

@@ -134,7 +134,11 @@ pub fn is_store_file(name: &str) -> bool {
             | MERGE_LOCK_NAME
             | INDEX_NAME
             | LOG_INDEX_NAME
+            | crate::feed::FEED_NAME
+            | crate::feed::FEED_TMP_NAME
+            | crate::feed::APPLY_LOCK_NAME
     ) || parse_snapshot_name(name).is_some()
+        || crate::feed::parse_segment_name(name).is_some()
 }
 
 /// CRC-32/IEEE of `bytes`.

@@ -397,7 +397,8 @@ impl CommitIndex {
         if s.generation != generation || end > s.written_end {
             return; // a checkpoint since showed everything of that generation
         }
-        self.word(w::DURABLE_LSN)
+        let before = self
+            .word(w::DURABLE_LSN)
             .fetch_max(s.base_lsn + end, Ordering::AcqRel);
         let upto = if s.barrier_end <= end {
             s.written_end
@@ -405,6 +406,10 @@ impl CommitIndex {
             end
         };
         self.show(s.base_lsn + upto);
+        if before < s.base_lsn + end {
+            // The change feed follows the durable end, which may move after the visible one.
+            self.changed();
+        }
     }
 
     /// The process that poisoned the store (a failed write or sync), if one did.

@@ -51,6 +51,7 @@ mod core;
 mod deletes;
 mod error;
 mod faults;
+pub mod feed;
 mod fork;
 mod format;
 pub mod index;
@@ -82,6 +83,7 @@ pub use checkpoint::CheckpointStats;
 pub use error::{Error, Result};
 #[cfg(feature = "fault-injection")]
 pub use faults::EngineFaults;
+pub use feed::{ApplyStats, Changes, FeedRecord, FeedState, Retention};
 pub use format::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
 pub use merge::MergeStats;
 pub use options::{Durability, LockWait, Options, RecoveryMode};
