@@ -88,7 +88,11 @@ fn every_commit_under_the_prefix_is_read_in_order_with_its_deletions() {
         all.iter().map(|r| r.txn_id).collect::<Vec<_>>(),
         vec![t1, t2, t3]
     );
-    assert_eq!(drain(&store, b"", t2).len(), 1, "reads after since_txn only");
+    assert_eq!(
+        drain(&store, b"", t2).len(),
+        1,
+        "reads after since_txn only"
+    );
 }
 
 #[test]
@@ -166,7 +170,10 @@ fn a_consumer_keeps_the_log_across_checkpoints_and_resumes_after_a_reopen() {
         store.close().expect("close");
     }
     let store = open(dir.path());
-    assert_eq!(store.consumer("indexer").expect("consumer"), Some(expected[1]));
+    assert_eq!(
+        store.consumer("indexer").expect("consumer"),
+        Some(expected[1])
+    );
     let resumed: Vec<u64> = {
         let mut feed = store.consumer_changes("indexer", b"").expect("feed");
         std::iter::from_fn(|| feed.try_next().expect("next"))
@@ -210,7 +217,11 @@ fn the_retention_bound_drops_what_a_stalled_consumer_needs_and_it_is_told() {
     let state = store.feed_state().expect("state");
     assert!(state.retained_bytes() <= 64 << 10, "{state:?}");
     assert!(!state.segments.is_empty());
-    match store.consumer_changes("stalled", b"").expect("feed").try_next() {
+    match store
+        .consumer_changes("stalled", b"")
+        .expect("feed")
+        .try_next()
+    {
         Err(e @ Error::FeedGap { .. }) => {
             assert!(e.to_string().contains("snapshot"), "{e}");
         }
@@ -239,7 +250,11 @@ fn a_replica_fed_by_the_feed_equals_its_source_and_a_replay_changes_nothing() {
             .expect("commit");
         if i == 20 {
             replica
-                .apply_changes(drain(&source, b"", replica.applied_position().expect("pos")))
+                .apply_changes(drain(
+                    &source,
+                    b"",
+                    replica.applied_position().expect("pos"),
+                ))
                 .expect("apply");
         }
     }
@@ -272,11 +287,12 @@ fn a_backup_and_the_kept_feed_restore_three_points_in_time() {
     let base = source.backup(&backup, |_| {}).expect("backup").txn_id;
     let mut points: Vec<(u64, State)> = Vec::new();
     for round in 0..9u32 {
-        let txn = put(&source, &[("a", &round.to_string()), (&format!("r{round}"), "x")]);
+        let txn = put(
+            &source,
+            &[("a", &round.to_string()), (&format!("r{round}"), "x")],
+        );
         if round % 2 == 0 {
-            source
-                .update(|tx| tx.delete(b"b"))
-                .expect("delete");
+            source.update(|tx| tx.delete(b"b")).expect("delete");
             source.checkpoint().expect("checkpoint");
         }
         if round % 3 == 1 {
