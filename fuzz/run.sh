@@ -19,7 +19,7 @@ export CARGO_TERM_COLOR=never
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
-targets="${TARGETS:-wal_record snapshot manifest index logindex recovery ops}"
+targets="${TARGETS:-wal_record snapshot manifest feedfile index logindex recovery ops}"
 cargo fuzz build
 failed=""
 summary=""

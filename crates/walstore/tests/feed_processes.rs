@@ -194,8 +194,7 @@ fn state(dir: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
 fn last_txn(dir: &Path) -> u64 {
     let store = Options::new().open(dir).expect("open");
     store.sync().expect("sync");
-    let txn = store.begin_read().expect("read").txn_id();
-    txn
+    store.begin_read().expect("read").txn_id()
 }
 
 /// Waits until `done` holds, checking every 20 ms, at most [`DEADLINE`].

@@ -30,10 +30,11 @@ use std::path::{Path, PathBuf};
 use walstore::storage::{MemoryStorage, Storage, StorageOp};
 use walstore::{Durability, Store};
 
-const TARGETS: [&str; 7] = [
+const TARGETS: [&str; 8] = [
     "wal_record",
     "snapshot",
     "manifest",
+    "feedfile",
     "index",
     "logindex",
     "recovery",
@@ -49,6 +50,7 @@ fn check_for(target: &str) -> fn(&[u8]) {
         "wal_record" => checks::wal_record::check,
         "snapshot" => checks::snapshot::check,
         "manifest" => checks::manifest::check,
+        "feedfile" => checks::feedfile::check,
         "index" => checks::index::check,
         "logindex" => checks::logindex::check,
         "recovery" => checks::recovery::check,
@@ -113,6 +115,11 @@ fn snapshot_corpus_and_regressions_pass() {
 #[test]
 fn manifest_corpus_and_regressions_pass() {
     replay("manifest");
+}
+
+#[test]
+fn feedfile_corpus_and_regressions_pass() {
+    replay("feedfile");
 }
 
 #[test]
@@ -228,6 +235,7 @@ fn seed_corpus() -> Seeds {
     decoder_seeds(&bases, &mut out);
     index_seeds(&mut out);
     logindex_seeds(&mut out);
+    feedfile_seeds(&mut out);
     // Operation sequences: transactions, checkpoints, reopens, crashes and faults.
     for (name, ops) in ops_seeds() {
         out.push(("ops", name.into(), Op::encode_all(&ops)));
@@ -500,6 +508,55 @@ fn fault(after: u8, only: Option<StorageOp>, errno: i32, persistent: bool) -> Op
 /// Log index files (FORMAT.md §9) as the engine writes them, in the target's input form
 /// (header part, then the nodes): after puts and a delete, after a range deletion, after
 /// many overwrites of one key.
+/// `FEED` files the engine wrote: consumers, sealed segments, a retention policy, a replica's
+/// position; and damaged copies.
+fn feedfile_seeds(out: &mut Seeds) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    let store = walstore::Options::new()
+        .auto_checkpoint(false)
+        .open(&dir)
+        .expect("open");
+    let feed = || std::fs::read(dir.join("FEED")).expect("read FEED");
+    store.register_consumer("search-index").expect("register");
+    out.push(("feedfile", "one-consumer".into(), feed()));
+    for i in 0..3u32 {
+        store
+            .update(|tx| tx.put(b"k", &i.to_le_bytes()))
+            .expect("commit");
+        store.checkpoint().expect("checkpoint");
+    }
+    store.register_consumer("audit").expect("register");
+    store
+        .set_retention(walstore::Retention {
+            keep_bytes: 1 << 20,
+            ..Default::default()
+        })
+        .expect("retention");
+    let full = feed();
+    out.push(("feedfile", "segments-and-retention".into(), full.clone()));
+    out.push((
+        "feedfile",
+        "flipped-body".into(),
+        flipped(&full, full.len() - 5),
+    ));
+    out.push((
+        "feedfile",
+        "truncated".into(),
+        full[..full.len() - 2].to_vec(),
+    ));
+    let replica = tmp.path().join("replica");
+    let copy = walstore::Store::open(&replica).expect("open replica");
+    let records: Vec<_> = std::iter::from_fn({
+        let mut changes = store.changes(b"", 0).expect("changes");
+        move || changes.try_next().expect("next")
+    })
+    .collect();
+    copy.apply_changes(records).expect("apply");
+    let applied = std::fs::read(replica.join("FEED")).expect("read FEED");
+    out.push(("feedfile", "replica-position".into(), applied));
+}
+
 fn logindex_seeds(out: &mut Seeds) {
     let input_of = |file: &[u8]| {
         let mut input = file[..176.min(file.len())].to_vec();

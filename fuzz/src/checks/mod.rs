@@ -13,6 +13,7 @@
 //! global allocator; the test build returns `None` and skips the bound).
 
 pub mod common;
+pub mod feedfile;
 pub mod index;
 pub mod input;
 pub mod logindex;
