@@ -16,7 +16,7 @@ mod walstore;
 
 pub use self::api::{
     apply, guarded, read_state, to_state, AtomicityUnit, Engine, EngineError, Entries, ErrorKind,
-    Handle, MapRead, Promises, ReadTxn, StructuralCheck, WriteTxn, STORE_DIR,
+    FeedRecord, Handle, MapRead, Promises, ReadTxn, StructuralCheck, WriteTxn, STORE_DIR,
 };
 pub use self::config::EngineConfig;
 pub use self::layout_check::WalstoreLayout;

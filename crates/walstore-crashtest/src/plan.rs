@@ -122,6 +122,11 @@ pub fn shaped_tasks(config: &ExploreConfig, aimed_bits: Option<u64>) -> Vec<Task
     for strategy in [Strategy::SyncPoints, Strategy::EveryOp, Strategy::Countdown] {
         tasks.extend(task("close-fold", strategy, config.clone()));
     }
+    // Checkpoints that seal their log for a change feed consumer; the feed is read and
+    // checked after every crash (invariant 13).
+    for strategy in [Strategy::SyncPoints, Strategy::EveryOp] {
+        tasks.extend(task("feed", strategy, config.clone()));
+    }
     // A handle that read (caught up without the lock) commits next: finding I.
     tasks.extend(task(
         "read-then-commit",

@@ -5,6 +5,7 @@
 use crate::crashgen::Damage;
 use crate::engine::{read_state, EngineConfig, EngineError, ErrorKind, Handle, STORE_DIR};
 use crate::image::Image;
+use crate::oracle::feed::{check_feed, feed_failed};
 use crate::oracle::{describe, Expectation, Invariant, State, Violation};
 use crate::reads::check_reads;
 use crate::simfs::{Capture, CrashPoint, SimFs};
@@ -92,15 +93,21 @@ pub fn check_image(
         Err(e) => return judge_open_error(case, engine, lo, e),
     };
     let reads = check_reads(&*store, &state, case.image.digest());
-    drop(store);
     let recovery_points = fs.take_crash_points();
     fs.set_capture(Capture::Off);
+    let feed = store.feed();
+    drop(store);
     let k = case
         .expectation
         .judge(&state, lo)
         .map_err(|v| name_state_violation(case, v))?;
     if case.damage.is_none() {
         reads?;
+        match feed {
+            Some(Ok(records)) => check_feed(case.expectation, &state, lo, &records)?,
+            Some(Err(e)) => return Err(feed_failed(e.to_string())),
+            None => {}
+        }
         after_recovery(
             engine,
             &fs,

@@ -384,3 +384,20 @@ fn a_close_that_folds_the_log_is_explored_crash_point_by_crash_point() {
         Invariant::StructuralIntegrity
     );
 }
+
+#[test]
+fn a_sealed_segment_listed_before_it_is_synced_is_caught_by_the_feed_check() {
+    let engine = broken(|f| f.seal_segment_without_sync = true);
+    // Workloads without a feed consumer never seal: the variant changes nothing there.
+    assert!(passes(
+        &engine,
+        &Workload::by_name("checkpoints").expect("scripted workload"),
+        Strategy::SyncPoints
+    ));
+    // A power cut after the segment is listed loses its unsynced records: the feed read
+    // after recovery fails or misses the sealed commits.
+    assert_eq!(
+        caught_by_ci_task(&engine, "feed", Strategy::SyncPoints),
+        Invariant::FeedAgrees
+    );
+}

@@ -12,6 +12,10 @@ pub struct EngineFaults {
     pub skip_wal_fsync: bool,
     /// Rename a new snapshot file into place before syncing it.
     pub rename_snapshot_before_fsync: bool,
+    /// Seal a generation's log for the change feed (`log-<gen>.seg`) without syncing the
+    /// segment before it is listed: a power cut can leave a listed segment without its
+    /// records, and a consumer's transactions gone. Caught by the `feed` workload.
+    pub seal_segment_without_sync: bool,
     /// Skip the directory fsync after renaming snapshot files and the manifest.
     pub skip_dir_fsync: bool,
     /// Treat a damaged record in the middle of the WAL as a torn tail (silently dropping
@@ -93,6 +97,10 @@ impl EngineFaults {
     #[inline]
     pub(crate) fn rename_snapshot_before_fsync(&self) -> bool {
         cfg!(feature = "fault-injection") && self.rename_snapshot_before_fsync
+    }
+    #[inline]
+    pub(crate) fn seal_segment_without_sync(&self) -> bool {
+        cfg!(feature = "fault-injection") && self.seal_segment_without_sync
     }
     #[inline]
     pub(crate) fn skip_dir_fsync(&self) -> bool {

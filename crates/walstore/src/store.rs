@@ -66,6 +66,12 @@ pub struct StoreInfo {
     pub log_index_entries: u64,
     /// Bytes of the shared log index in use (0 without one).
     pub log_index_bytes: u64,
+    /// Bytes of log kept for the change feed (sealed segments; FORMAT.md §10).
+    pub feed_retained_bytes: u64,
+    /// Sealed log segments kept for the change feed.
+    pub feed_segments: usize,
+    /// Registered change feed consumers.
+    pub feed_consumers: usize,
     /// Commits made through this handle.
     pub commits: u64,
     /// WAL fdatasyncs made through this handle (fewer than commits under group commit).
@@ -223,6 +229,7 @@ impl Store {
         let core = self.core();
         let v = readers_view(core)?;
         let c = core.counters();
+        let feed = crate::feed::FeedState::read(core.storage(), core.dir())?;
         Ok(StoreInfo {
             path: core.dir().to_path_buf(),
             generation: v.generation,
@@ -247,6 +254,9 @@ impl Store {
             memtable_keys: v.changed_keys(),
             log_index_entries: v.shared.as_ref().map_or(0, |s| s.index.entries()),
             log_index_bytes: v.shared.as_ref().map_or(0, |s| s.index.used_bytes()),
+            feed_retained_bytes: feed.retained_bytes(),
+            feed_segments: feed.segments.len(),
+            feed_consumers: feed.consumers.len(),
             commits: c.commits.load(Ordering::Relaxed),
             wal_syncs: core.wal().syncs(),
             checkpoints: c.checkpoints.load(Ordering::Relaxed),

@@ -167,6 +167,22 @@ pub trait Handle: Send + Sync {
     fn merge(&self) -> Result<(), EngineError> {
         Ok(())
     }
+    /// Every durable transaction of the store's change feed from the first on, when the
+    /// workload asked for a feed consumer (`EngineSettings::feed_consumer`) and the engine
+    /// has a feed; `None` otherwise (the feed check, invariant 13, is then skipped).
+    fn feed(&self) -> Option<Result<Vec<FeedRecord>, EngineError>> {
+        None
+    }
+}
+
+/// One committed transaction as an engine's change feed yields it: its range deletions
+/// (`[lo, hi)`, `None`: no upper bound), then its writes (`None`: a delete), as strings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedRecord {
+    /// Range deletions, applied first.
+    pub range_deletes: Vec<(String, Option<String>)>,
+    /// Writes, in order.
+    pub writes: Vec<(String, Option<String>)>,
 }
 
 /// A write transaction.

@@ -1,7 +1,7 @@
 //! walstore as an [`Engine`]: Immediate commits, atomic transactions, and
 //! [`super::WalstoreLayout`] as its structural check.
 
-use super::api::{Engine, Entries};
+use super::api::{Engine, Entries, FeedRecord};
 use super::api::{EngineError, ErrorKind, Handle, ReadTxn, StructuralCheck, WriteTxn};
 use super::layout_check::WalstoreLayout;
 use crate::workload::{Dur, EngineSettings};
@@ -89,6 +89,13 @@ impl Engine for Walstore {
         settings: Option<&EngineSettings>,
     ) -> Result<Box<dyn Handle>, EngineError> {
         let store = self.options(storage, settings).open(dir).map_err(error)?;
+        if settings.is_some_and(|s| s.feed_consumer)
+            && store.consumer(FEED_CONSUMER).map_err(error)?.is_none()
+        {
+            store
+                .register_consumer_at(FEED_CONSUMER, 0)
+                .map_err(error)?;
+        }
         Ok(Box::new(WalstoreHandle(store)))
     }
 
@@ -123,9 +130,39 @@ pub fn durability(d: Dur) -> Durability {
     }
 }
 
+/// The change feed consumer a workload with `feed_consumer` registers (it never
+/// acknowledges, so every checkpoint keeps its log).
+pub const FEED_CONSUMER: &str = "crashtest";
+
 /// An open walstore.
 #[derive(Debug)]
 pub struct WalstoreHandle(pub Store);
+
+/// Strings of the harness's workloads (every key and value it writes is UTF-8).
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Every durable record of the feed from the first transaction on.
+fn read_feed(store: &Store) -> Result<Vec<FeedRecord>, EngineError> {
+    let mut changes = store.changes(b"", 0).map_err(error)?;
+    let mut out = Vec::new();
+    while let Some(r) = changes.try_next().map_err(error)? {
+        out.push(FeedRecord {
+            range_deletes: r
+                .range_deletes
+                .into_iter()
+                .map(|(lo, hi)| (text(lo), hi.map(text)))
+                .collect(),
+            writes: r
+                .writes
+                .into_iter()
+                .map(|(k, v)| (text(k), v.map(text)))
+                .collect(),
+        });
+    }
+    Ok(out)
+}
 
 impl Handle for WalstoreHandle {
     fn begin_write(&self, dur: Dur) -> Result<Box<dyn WriteTxn + '_>, EngineError> {
@@ -152,6 +189,14 @@ impl Handle for WalstoreHandle {
 
     fn merge(&self) -> Result<(), EngineError> {
         self.0.merge_by_policy().map(|_| ()).map_err(error)
+    }
+
+    fn feed(&self) -> Option<Result<Vec<FeedRecord>, EngineError>> {
+        match self.0.consumer(FEED_CONSUMER) {
+            Ok(None) => None,
+            Ok(Some(_)) => Some(read_feed(&self.0)),
+            Err(e) => Some(Err(error(e))),
+        }
     }
 }
 

@@ -32,11 +32,14 @@ pub enum Invariant {
     /// 12. Readers observe committed prefixes: bounded ranges, prefix scans and point
     ///     gets agree with the state.
     ReadsAgree,
+    /// 13. The change feed read after recovery yields exactly the recovered commits, in
+    ///     commit order, each once (engines with a feed, workloads with a consumer).
+    FeedAgrees,
 }
 
 impl Invariant {
     /// Every invariant, in order.
-    pub const ALL: [Invariant; 12] = [
+    pub const ALL: [Invariant; 13] = [
         Invariant::NoPanic,
         Invariant::PrefixConsistency,
         Invariant::Durability,
@@ -49,6 +52,7 @@ impl Invariant {
         Invariant::CheckpointAtomicity,
         Invariant::PoisonAfterFailure,
         Invariant::ReadsAgree,
+        Invariant::FeedAgrees,
     ];
 
     /// The number in the fault model.
@@ -66,6 +70,7 @@ impl Invariant {
             Invariant::CheckpointAtomicity => 10,
             Invariant::PoisonAfterFailure => 11,
             Invariant::ReadsAgree => 12,
+            Invariant::FeedAgrees => 13,
         }
     }
 
@@ -84,6 +89,7 @@ impl Invariant {
             Invariant::CheckpointAtomicity => "checkpoint atomicity",
             Invariant::PoisonAfterFailure => "poison after a failed fsync or write",
             Invariant::ReadsAgree => "bounded reads agree with the state",
+            Invariant::FeedAgrees => "the change feed agrees with the recovered commits",
         }
     }
 }

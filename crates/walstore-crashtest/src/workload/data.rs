@@ -104,6 +104,11 @@ pub struct EngineSettings {
     /// longer than this into a run (walstore; background checkpoints stay off).
     #[serde(default)]
     pub close_checkpoint_bytes: Option<u64>,
+    /// A change feed consumer registered at the first open, which never acknowledges: every
+    /// checkpoint seals its log, and after every crash the whole feed is read and checked
+    /// against the recovered commits (invariant 13; engines without a feed ignore it).
+    #[serde(default)]
+    pub feed_consumer: bool,
 }
 
 impl Default for EngineSettings {
@@ -114,6 +119,7 @@ impl Default for EngineSettings {
             read_chunk_bytes: None,
             sector_size: 0,
             close_checkpoint_bytes: None,
+            feed_consumer: false,
         }
     }
 }

@@ -65,6 +65,7 @@ pub fn random_mix(seed: u64, steps: usize) -> Workload {
             read_chunk_bytes: rng.gen_bool(0.5).then(|| 64 << rng.gen_range(0..5u32)),
             sector_size: 0,
             close_checkpoint_bytes: None,
+            feed_consumer: false,
         },
     }
 }

@@ -60,6 +60,7 @@ pub fn torn_tails() -> Workload {
             read_chunk_bytes: Some(256),
             sector_size: 0,
             close_checkpoint_bytes: None,
+            feed_consumer: false,
         },
     }
 }
