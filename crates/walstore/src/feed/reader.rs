@@ -29,7 +29,8 @@ pub struct FeedRecord {
     /// Its range deletions, `[start, end)` (no end: every key from `start` on), clipped to
     /// the prefix; they apply before the writes.
     pub range_deletes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
-    /// Its writes in commit order: a key and its new value, `None` for a delete.
+    /// Its writes, in key order (a transaction writes each key once: its last write): a key
+    /// and its new value, `None` for a delete.
     pub writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 

@@ -4,6 +4,7 @@
 use super::dump::{dump_wal, open_wal, read_log, TailVerdict};
 use crate::cases::{classify_header, HeaderCase};
 use crate::error::{Error, Result};
+use crate::feed::{segment_name, FeedState, Sealed, FEED_NAME};
 use crate::format::{
     parse_snapshot_name, snapshot_name, MANIFEST_NAME, PREAMBLE_VERSION_AT, WAL_NAME,
 };
@@ -79,6 +80,7 @@ pub fn verify(
     files.push(check_wal(storage, dir, manifest.as_ref()));
     progress(total, total);
     files.extend(unreferenced_snapshots(storage, dir, &metas));
+    files.extend(check_feed(storage, dir, manifest.as_ref()));
     Ok(VerifyReport {
         files,
         bytes_checked: total,
@@ -121,6 +123,83 @@ fn check_snapshot(storage: &dyn Storage, dir: &Path, meta: &SegmentMeta) -> File
         bytes: meta.file_len,
         problem,
     }
+}
+
+/// The change feed's files (FORMAT.md §10): `FEED` decodes, and every sealed segment it
+/// lists of a generation before the manifest's has its header and reads to its last
+/// transaction. Nothing when the store has no `FEED`.
+fn check_feed(storage: &dyn Storage, dir: &Path, manifest: Option<&Manifest>) -> Vec<FileCheck> {
+    let path = dir.join(FEED_NAME);
+    if !storage.exists(&path).unwrap_or(false) {
+        return Vec::new();
+    }
+    let bytes = file_len(storage, &path);
+    let state = match FeedState::read(storage, dir) {
+        Ok(state) => state,
+        Err(e) => {
+            let (offset, detail) = match e {
+                Error::Corruption { offset, detail, .. } => (offset, detail),
+                other => (0, other.to_string()),
+            };
+            let problem = Some(damage(offset, detail));
+            let name = FEED_NAME.into();
+            return vec![FileCheck {
+                name,
+                bytes,
+                problem,
+            }];
+        }
+    };
+    let live = manifest.map_or(u64::MAX, |m| m.generation);
+    let mut files = vec![FileCheck {
+        name: FEED_NAME.into(),
+        bytes,
+        problem: None,
+    }];
+    for seg in state.segments.iter().filter(|s| s.generation < live) {
+        files.push(FileCheck {
+            name: segment_name(seg.generation),
+            bytes: seg.bytes,
+            problem: check_segment(storage, dir, seg).err(),
+        });
+    }
+    files
+}
+
+/// Reads a sealed segment whole: its header matches its listing, its transactions run from
+/// the first listed to the last.
+fn check_segment(
+    storage: &dyn Storage,
+    dir: &Path,
+    seg: &Sealed,
+) -> std::result::Result<(), Problem> {
+    let path = dir.join(segment_name(seg.generation));
+    let file = storage
+        .open(&path, OpenMode::ReadOnly)
+        .map_err(|e| damage(0, format!("listed in FEED but cannot be opened: {e}")))?;
+    let header = match WalHeader::read(file.as_ref()) {
+        Ok(Ok(h)) if h.generation == seg.generation && h.base_txn + 1 == seg.first_txn => h,
+        Ok(_) => return Err(damage(0, "header does not match its listing in FEED")),
+        Err(e) => return Err(damage(0, format!("cannot read: {e}"))),
+    };
+    let end = crate::wal::scan::scan(
+        file.as_ref(),
+        seg.bytes,
+        crate::wal::WAL_HEADER_BYTES,
+        header.salt,
+        seg.first_txn,
+        ReadConfig::default(),
+        |_| {},
+    )
+    .map_err(|e| damage(0, format!("cannot read: {e}")))?;
+    if end.last_txn != seg.last_txn {
+        let detail = format!(
+            "ends at transaction {} where FEED lists {}",
+            end.last_txn, seg.last_txn
+        );
+        return Err(damage(end.stop.offset(), detail));
+    }
+    Ok(())
 }
 
 /// Snapshot files the manifest does not name: harmless leftovers of an interrupted checkpoint.
