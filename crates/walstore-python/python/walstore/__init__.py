@@ -43,12 +43,15 @@ from typing import (
 )
 
 from . import _native
+from ._feed import ApplyStats, Changes, FeedMethods, FeedRecord, apply
 from ._errors import (
     BusyError,
     ClosedError,
     CorruptionError,
     Error,
+    FeedGapError,
     ForkedError,
+    InvalidConsumerError,
     InvalidKeyError,
     NestedTransactionError,
     NotAStoreError,
@@ -64,6 +67,10 @@ from ._errors import (
 __all__ = [
     "open",
     "verify",
+    "apply",
+    "Changes",
+    "FeedRecord",
+    "ApplyStats",
     "Store",
     "Transaction",
     "Snapshot",
@@ -79,7 +86,9 @@ __all__ = [
     "BusyError",
     "ClosedError",
     "CorruptionError",
+    "FeedGapError",
     "ForkedError",
+    "InvalidConsumerError",
     "InvalidKeyError",
     "NestedTransactionError",
     "NotAStoreError",
@@ -635,13 +644,14 @@ class Watch:
         return f"<walstore.Watch of {self.prefix!r} ({state})>"
 
 
-class Store(_Reads, collections.abc.MutableMapping):  # type: ignore[type-arg]
+class Store(FeedMethods, _Reads, collections.abc.MutableMapping):  # type: ignore[type-arg]
     """An open store; create it with ``walstore.open``. Safe to share between threads.
 
     A ``collections.abc.MutableMapping``: each mapping method runs in its own transaction
     (writes: ``pop``, ``setdefault``, ``popitem`` and ``clear`` are each atomic) or snapshot
     (reads; a listing reads one snapshot however long it is iterated). A context manager:
-    ``close()`` at the end of the block.
+    ``close()`` at the end of the block. The change feed's methods (``changes``, consumers,
+    retention) come from ``FeedMethods``.
     """
 
     def __init__(self, native: _native.NativeStore, path: str) -> None:
@@ -774,13 +784,15 @@ class Store(_Reads, collections.abc.MutableMapping):  # type: ignore[type-arg]
     def info(self) -> Dict[str, Any]:
         """Sizes, generation and counters: the fields of ``walstore info --json`` (``wal_bytes``:
         bytes of log since the last checkpoint; ``runs``: sorted runs of snapshot files;
-        ``snapshot_files``: ``{"name", "bytes", "entries"}`` dicts, newest run first)."""
+        ``snapshot_files``: ``{"name", "bytes", "entries"}`` dicts, newest run first; ``feed``:
+        ``feed_state()``)."""
         info = dict(self._native.info())
         files = info["snapshot_files"]
         info["snapshot_files"] = [
             {"name": name, "bytes": size, "entries": entries} for name, size, entries in files
         ]
         info["snapshot_bytes"] = sum(size for _, size, _ in files)
+        info["feed"] = self.feed_state()
         return info
 
     def sync(self) -> None:
