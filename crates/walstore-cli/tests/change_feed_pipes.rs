@@ -205,3 +205,20 @@ fn follow_with_until_exits_once_the_position_reaches_it() {
     let txns: Vec<u64> = read_all(&out.stdout[..]).lines().map(txn_of).collect();
     assert_eq!(txns, vec![1, 3]);
 }
+
+#[test]
+fn a_closed_stdout_ends_a_following_changes_at_the_next_record_with_exit_0() {
+    let (_t, _d, s) = store();
+    ok(&["set", &s, "a=1"]);
+    let mut child = spawn(&["changes", &s, "--follow"], Stdio::null());
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first = lines.next().expect("a line").expect("read");
+    assert_eq!(txn_of(&first), 1);
+    drop(lines);
+    let started = Instant::now();
+    ok(&["set", &s, "b=2"]);
+    let out = child.wait_with_output().expect("wait");
+    assert!(started.elapsed() < DEADLINE);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+}
