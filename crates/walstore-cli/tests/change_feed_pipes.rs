@@ -25,14 +25,57 @@ fn last_txn(s: &str) -> u64 {
         .expect("last_txn")
 }
 
-fn spawn(args: &[&str], stdin: Stdio) -> Child {
-    Command::new(BIN)
+/// A `walstore` process, killed if the test fails while it runs: none outlives its test.
+struct Running(Option<Child>);
+
+impl Running {
+    fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("running")
+    }
+
+    /// Waits for it to exit by itself (failing after [`DEADLINE`]): exit code, stdout, stderr.
+    fn finish(mut self) -> (i32, String, String) {
+        let deadline = Instant::now() + DEADLINE;
+        let child = self.child();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "walstore did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let out = child.stdout.take().map(read_all).unwrap_or_default();
+        let err = child.stderr.take().map(read_all).unwrap_or_default();
+        (status.code().expect("exited, not killed"), out, err)
+    }
+
+    fn kill(mut self) {
+        let child = self.child();
+        child.kill().expect("kill");
+        child.wait().expect("wait");
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            if child.try_wait().ok().flatten().is_none() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+fn spawn(args: &[&str], stdin: Stdio) -> Running {
+    let child = Command::new(BIN)
         .args(args)
         .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn walstore")
+        .expect("spawn walstore");
+    Running(Some(child))
 }
 
 /// Waits until `done` holds, looking every few milliseconds, failing after [`DEADLINE`].
@@ -63,7 +106,7 @@ fn changes_follow_piped_into_apply_keeps_a_replica_equal_to_its_source() {
     ok(&["retention", &a, "--keep-bytes", "1000000000"]);
     ok(&["set", &a, "k1=1", "k2=2", "k3=3"]);
     let mut changes = spawn(&["changes", &a, "--follow"], Stdio::null());
-    let pipe = changes.stdout.take().expect("stdout");
+    let pipe = changes.child().stdout.take().expect("stdout");
     let apply = spawn(&["apply", &b], Stdio::from(pipe));
 
     ok(&["del", &a, "k1"]);
@@ -79,11 +122,9 @@ fn changes_follow_piped_into_apply_keeps_a_replica_equal_to_its_source() {
     assert_eq!(ok(&["export", &b]), ok(&["export", &a]));
 
     // The source's follower ends (killed); apply reads the end of its input and exits 0.
-    changes.kill().expect("kill");
-    changes.wait().expect("wait");
-    let out = apply.wait_with_output().expect("apply");
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let summary = stderr(&out);
+    changes.kill();
+    let (exit, _, summary) = apply.finish();
+    assert_eq!(exit, 0, "{summary}");
     assert!(
         summary.starts_with("walstore: applied ")
             && summary.ends_with(&format!("position {last}\n")),
@@ -108,7 +149,7 @@ fn a_killed_acknowledging_consumer_resumes_after_its_last_acknowledged_record() 
         &["changes", &s, "--consumer", "c", "--ack", "--follow"],
         Stdio::null(),
     );
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut lines = BufReader::new(child.child().stdout.take().expect("stdout")).lines();
     let first: Vec<String> = (0..3)
         .map(|_| lines.next().expect("a line").expect("read"))
         .collect();
@@ -116,8 +157,7 @@ fn a_killed_acknowledging_consumer_resumes_after_its_last_acknowledged_record() 
     wait_for("the third record's acknowledgement", || {
         feed_state(&dir).and_then(|f| f.consumers.get("c").copied()) == Some(third)
     });
-    child.kill().expect("kill");
-    child.wait().expect("wait");
+    child.kill();
 
     // Committed while it is down: the restarted consumer prints these and nothing before.
     ok(&["set", &s, "k3=3"]);
@@ -200,9 +240,9 @@ fn follow_with_until_exits_once_the_position_reaches_it() {
     ok(&["set", &s, "b=2"]);
     ok(&["set", &s, "a=3"]);
     ok(&["set", &s, "a=4"]);
-    let out = child.wait_with_output().expect("wait");
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    let txns: Vec<u64> = read_all(&out.stdout[..]).lines().map(txn_of).collect();
+    let (exit, out, err) = child.finish();
+    assert_eq!(exit, 0, "{err}");
+    let txns: Vec<u64> = out.lines().map(txn_of).collect();
     assert_eq!(txns, vec![1, 3]);
 }
 
@@ -211,14 +251,22 @@ fn a_closed_stdout_ends_a_following_changes_at_the_next_record_with_exit_0() {
     let (_t, _d, s) = store();
     ok(&["set", &s, "a=1"]);
     let mut child = spawn(&["changes", &s, "--follow"], Stdio::null());
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut lines = BufReader::new(child.child().stdout.take().expect("stdout")).lines();
     let first = lines.next().expect("a line").expect("read");
     assert_eq!(txn_of(&first), 1);
     drop(lines);
-    let started = Instant::now();
     ok(&["set", &s, "b=2"]);
-    let out = child.wait_with_output().expect("wait");
-    assert!(started.elapsed() < DEADLINE);
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    assert_eq!(stderr(&out), "");
+    assert_eq!(child.finish(), (0, String::new(), String::new()));
+}
+
+#[test]
+fn a_following_changes_whose_reader_went_away_exits_0_without_a_new_record() {
+    let (_t, _d, s) = store();
+    ok(&["set", &s, "a=1"]);
+    let mut child = spawn(&["changes", &s, "--follow"], Stdio::null());
+    let mut lines = BufReader::new(child.child().stdout.take().expect("stdout")).lines();
+    assert_eq!(txn_of(&lines.next().expect("a line").expect("read")), 1);
+    drop(lines);
+    // Nothing is committed: it notices the closed pipe by itself.
+    assert_eq!(child.finish(), (0, String::new(), String::new()));
 }

@@ -24,8 +24,9 @@ type Pair = (Vec<u8>, Option<Vec<u8>>);
 /// Records applied in one transaction at most, when more are waiting on stdin.
 pub(crate) const BATCH_RECORDS: usize = 1000;
 
-/// How long one wait for a commit lasts with `--follow` and no `--until`.
-const WAIT_SLICE: Duration = Duration::from_secs(3600);
+/// How long one wait for a commit lasts with `--follow` and no `--until`: between two, it
+/// looks whether the reader of its output has gone.
+const WAIT_SLICE: Duration = Duration::from_millis(500);
 
 /// How long one wait lasts with `--follow --until`: the feed's position also moves past
 /// transactions outside the prefix, which wake no wait, so it is looked at this often.
@@ -165,7 +166,7 @@ pub(crate) fn changes(cx: &Context<'_>, path: &Path, spec: &ChangesSpec<'_>) -> 
             break;
         }
         let Some(record) = next_record(&mut feed, spec.follow, stop)? else {
-            if spec.follow {
+            if spec.follow && !reader_gone() {
                 continue;
             }
             break;
@@ -188,6 +189,29 @@ pub(crate) fn changes(cx: &Context<'_>, path: &Path, spec: &ChangesSpec<'_>) -> 
     drop(feed);
     cx.close(store)?;
     Ok(Exit::Ok)
+}
+
+/// Whether stdout is a pipe whose reader has gone (poll reports an error or a hang-up),
+/// so that a following `changes` ends without waiting for a record to write.
+#[cfg(unix)]
+fn reader_gone() -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let stdout = std::io::stdout();
+    let mut fds = [PollFd::new(&stdout, PollFlags::empty())];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    match poll(&mut fds, Some(&now)) {
+        Ok(n) if n > 0 => fds[0].revents().intersects(PollFlags::ERR | PollFlags::HUP),
+        _ => false,
+    }
+}
+
+/// Elsewhere the reader's leaving is noticed at the next record written.
+#[cfg(not(unix))]
+fn reader_gone() -> bool {
+    false
 }
 
 /// What `apply` did in all.
