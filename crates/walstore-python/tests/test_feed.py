@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 
 import pytest
@@ -169,3 +171,35 @@ def test_a_blocking_iterator_wakes_on_a_commit_from_another_thread(store_path):
         assert not reader.is_alive()
         assert got == [FeedRecord(2, [], [(b"new", b"v")])]
         assert changes.position == 2
+
+
+def test_ctrl_c_interrupts_a_waiting_iterator(store_path):
+    with walstore.open(store_path) as store:
+        changes = store.changes()
+        done = threading.Event()
+
+        def fallback() -> None:  # only if the interrupt never came: a record ends the wait
+            if not done.wait(WAIT):
+                store["fallback"] = 1
+
+        rescuer = threading.Thread(target=fallback)
+        rescuer.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                threading.Thread(target=lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+                next(changes)
+        finally:
+            done.set()
+            rescuer.join()
+
+
+def test_closing_the_store_ends_a_waiting_iterator(store_path):
+    store = walstore.open(store_path)
+    changes = store.changes()
+    closer = threading.Thread(target=store.close)
+    closer.start()
+    with pytest.raises(walstore.ClosedError):
+        changes.next(timeout=WAIT)
+    closer.join()
+    with pytest.raises(walstore.ClosedError):
+        store.changes()
