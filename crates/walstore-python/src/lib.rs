@@ -1,9 +1,10 @@
 //! `walstore._native`: the Rust half of the Python package `walstore`.
 //!
-//! The Python half (`python/walstore/__init__.py`) owns the public API (mapping methods,
-//! context managers, key conversion, docstrings); this module owns everything that touches the
-//! engine: opening, transactions and snapshots ([`store`]), the change feed ([`feed`]), typed
-//! values ([`value`]) and the translation of engine errors into Python exceptions ([`errors`]).
+//! The Python half (`python/walstore/`: `__init__.py`, with `_mapping.py` and `_feed.py`) owns
+//! the public API (mapping methods, context managers, key conversion, docstrings); this module
+//! owns everything that touches the engine: opening, transactions and snapshots ([`store`]),
+//! the change feed ([`feed`]), typed values ([`value`]) and the translation of engine errors
+//! into Python exceptions ([`errors`]).
 //!
 //! Invariant: the GIL is released around every engine call that may do I/O, sync or wait for
 //! the writer lock, and no Rust lock is ever waited for while the GIL is held.

@@ -10,8 +10,7 @@ from __future__ import annotations
 from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple, Union
 
 from . import _native
-
-Key = Union[str, bytes]
+from ._mapping import Key, _key
 
 #: A key and its value (None: deleted), or a range's start and excluded end (None: no end).
 Pair = Tuple[bytes, Optional[bytes]]
@@ -39,13 +38,7 @@ class ApplyStats(NamedTuple):
 
 
 def _prefix(prefix: Optional[Key]) -> bytes:
-    if prefix is None:
-        return b""
-    if isinstance(prefix, str):
-        return prefix.encode("utf-8")
-    if isinstance(prefix, (bytes, bytearray, memoryview)):
-        return bytes(prefix)
-    raise TypeError(f"a prefix is str or bytes, not {type(prefix).__name__}")
+    return _key(prefix or b"")
 
 
 def _record(raw: Optional[Tuple[int, List[Pair], List[Pair]]]) -> Optional[FeedRecord]:
