@@ -280,3 +280,27 @@ pub(crate) fn apply(cx: &Context<'_>, path: &Path) -> Outcome {
     }
     Ok(Exit::Ok)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_line_parses_back_to_the_same_record() {
+        let record = FeedRecord {
+            txn_id: 42,
+            range_deletes: vec![(b"a".to_vec(), Some(vec![0xff])), (b"z".to_vec(), None)],
+            writes: vec![
+                (vec![0x00, 0x80], Some(b"v".to_vec())),
+                (b"k".to_vec(), None),
+            ],
+        };
+        let line = record_line(&record);
+        assert!(line.starts_with("{\"txn\":42,\"range_deletes\":[[\"a\",{\"base64\":\"/w==\"}]"));
+        assert_eq!(parse_record(1, &line).ok(), Some(record));
+        let empty = r#"{"txn":1,"range_deletes":[],"writes":[]}"#;
+        assert!(parse_record(1, empty).is_ok());
+        let failure = parse_record(7, r#"{"txn":1,"range_deletes":[],"writes":[1]}"#);
+        assert!(failure.is_err_and(|f| f.message.starts_with("stdin line 7: ")));
+    }
+}
