@@ -194,6 +194,86 @@ pub enum Command {
         /// Where the copy goes: a directory that does not exist or is empty.
         dest: PathBuf,
     },
+    /// Print each committed transaction's changes (under --prefix) as one JSON line, in
+    /// commit order: {"txn":N,"range_deletes":[[START,END|null]...],"writes":[[KEY,VALUE|null]...]}.
+    /// Without --follow: what is durable now, then exit 0.
+    Changes {
+        /// The store directory.
+        store: PathBuf,
+        /// Only changes to keys starting with PREFIX.
+        #[arg(long, value_name = "PREFIX")]
+        prefix: Option<OsString>,
+        /// Start after transaction N (default 0: from the first one the store holds).
+        #[arg(long, value_name = "N", conflicts_with = "consumer")]
+        since: Option<u64>,
+        /// Start after consumer NAME's last acknowledged transaction.
+        #[arg(long, value_name = "NAME")]
+        consumer: Option<String>,
+        /// Stop after the last record with a transaction id <= N.
+        #[arg(long, value_name = "N")]
+        until: Option<u64>,
+        /// Keep printing new durable commits until killed (or --until is reached).
+        #[arg(long)]
+        follow: bool,
+        /// With --consumer: acknowledge each record once it is printed.
+        #[arg(long, requires = "consumer")]
+        ack: bool,
+    },
+    /// Apply `changes` JSON lines read from stdin to STORE, a replica (records it already
+    /// applied are skipped); print what it did on stderr.
+    Apply {
+        /// The replica's directory (created if missing).
+        store: PathBuf,
+    },
+    /// Register, acknowledge, unregister or list the change feed's named consumers.
+    Consumer {
+        /// The store directory.
+        store: PathBuf,
+        /// What to do.
+        #[command(subcommand)]
+        action: ConsumerAction,
+    },
+    /// Show the change feed's retention policy and what it keeps; set the fields given.
+    Retention {
+        /// The store directory.
+        store: PathBuf,
+        /// Sealed log kept whether or not a consumer needs it (for point-in-time restores).
+        #[arg(long, value_name = "BYTES")]
+        keep_bytes: Option<u64>,
+        /// The most sealed log kept, even for consumers that still need it.
+        #[arg(long, value_name = "BYTES")]
+        max_bytes: Option<u64>,
+        /// The oldest sealed log kept, even for consumers that still need it.
+        #[arg(long, value_name = "SECONDS")]
+        max_age_secs: Option<u64>,
+    },
+}
+
+/// `consumer` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConsumerAction {
+    /// Register NAME, positioned after the newest commit (or after --after N); print it.
+    Register {
+        /// The consumer's name.
+        name: String,
+        /// Position it after transaction N (which must still be readable).
+        #[arg(long, value_name = "N")]
+        after: Option<u64>,
+    },
+    /// Record that NAME has processed every transaction through TXN.
+    Ack {
+        /// The consumer's name.
+        name: String,
+        /// The last transaction it processed.
+        txn: u64,
+    },
+    /// Remove NAME (the log kept for it is dropped at the next checkpoint).
+    Unregister {
+        /// The consumer's name.
+        name: String,
+    },
+    /// Print each consumer and its last acknowledged transaction.
+    List,
 }
 
 impl Cli {

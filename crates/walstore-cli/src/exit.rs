@@ -20,6 +20,9 @@ pub enum Exit {
     Corruption = 4,
     /// Any other I/O error, including a full disk.
     Io = 5,
+    /// The change feed no longer holds the transactions asked for (checkpointed and not
+    /// kept): start over from a backup and follow the feed from its transaction id.
+    FeedGap = 6,
 }
 
 impl Exit {
@@ -74,12 +77,14 @@ fn exit_for(e: &walstore::Error) -> Exit {
     use walstore::Error as E;
     match e {
         E::Busy { .. } => Exit::Busy,
+        E::FeedGap { .. } => Exit::FeedGap,
         E::Corruption { .. } => Exit::Corruption,
         E::InvalidKey { .. }
         | E::ValueTooLarge { .. }
         | E::NotAStore { .. }
         | E::NotARegularFile { .. }
-        | E::ReadOnly => Exit::Usage,
+        | E::ReadOnly
+        | E::InvalidConsumer { .. } => Exit::Usage,
         E::Io { source, .. } if source.kind() == io::ErrorKind::NotADirectory => Exit::Usage,
         _ => Exit::Io,
     }
@@ -100,6 +105,10 @@ fn hint_for(e: &walstore::Error, exit: Exit) -> &'static str {
             " (check the path; writing commands create a store only in a missing or empty directory)"
         }
         (Exit::Io, E::Poisoned { .. }) => " (run the command again)",
+        (Exit::FeedGap, _) => {
+            " (`walstore retention STORE --keep-bytes BYTES` keeps more log)"
+        }
+        (Exit::Usage, E::InvalidConsumer { .. }) => " (`walstore consumer STORE list` shows each consumer and its position)",
         _ => "",
     }
 }
@@ -148,6 +157,20 @@ mod tests {
             (io(20), Exit::Usage),
             (io(28), Exit::Io),
             (io(5), Exit::Io),
+            (
+                Error::FeedGap {
+                    wanted: 3,
+                    oldest: 9,
+                },
+                Exit::FeedGap,
+            ),
+            (
+                Error::InvalidConsumer {
+                    name: "c".into(),
+                    reason: "unknown".into(),
+                },
+                Exit::Usage,
+            ),
         ];
         for (error, exit) in cases {
             assert_eq!(Failure::from(error).exit, exit);

@@ -28,7 +28,7 @@ mod exit;
 mod output;
 mod progress;
 
-pub use args::{arg_bytes, Cli, Command, DurabilityArg, WAIT_DEFAULT_SECONDS};
+pub use args::{arg_bytes, Cli, Command, ConsumerAction, DurabilityArg, WAIT_DEFAULT_SECONDS};
 pub use exit::{Exit, Failure};
 
 use serde_json::Value as Json;

@@ -1,5 +1,5 @@
 //! Exit codes 1, 2 and 3, each with its one-line message; a failing command changes nothing.
-//! (4 is in `flipped_wal_byte.rs`, 5 in `full_disk.rs`.)
+//! (4 is in `flipped_wal_byte.rs`, 5 in `full_disk.rs`, 6 in `change_feed.rs`.)
 
 mod common;
 

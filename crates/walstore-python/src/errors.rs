@@ -50,6 +50,8 @@ static INVALID_KEY: ErrorClass = ErrorClass::new("InvalidKeyError");
 static TOO_LARGE: ErrorClass = ErrorClass::new("ValueTooLargeError");
 static TYPE_MISMATCH: ErrorClass = ErrorClass::new("TypeMismatchError");
 static CLOSED: ErrorClass = ErrorClass::new("ClosedError");
+static FEED_GAP: ErrorClass = ErrorClass::new("FeedGapError");
+static INVALID_CONSUMER: ErrorClass = ErrorClass::new("InvalidConsumerError");
 
 /// The Python exception for an engine error, its remedy in Python's spelling.
 pub(crate) fn to_py(py: Python<'_>, error: Error) -> PyErr {
@@ -83,6 +85,12 @@ pub(crate) fn to_py(py: Python<'_>, error: Error) -> PyErr {
         Error::InvalidKey { .. } => simple(&INVALID_KEY),
         Error::ValueTooLarge { .. } => simple(&TOO_LARGE),
         Error::TypeMismatch { .. } => simple(&TYPE_MISMATCH),
+        Error::FeedGap { wanted, oldest } => {
+            FEED_GAP.raise(py, (message.clone(), wanted, oldest), &message)
+        }
+        Error::InvalidConsumer { name, reason } => {
+            INVALID_CONSUMER.raise(py, (message.clone(), name, reason), &message)
+        }
         _ => simple(&ERROR),
     }
 }

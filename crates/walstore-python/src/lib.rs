@@ -1,9 +1,10 @@
 //! `walstore._native`: the Rust half of the Python package `walstore`.
 //!
-//! The Python half (`python/walstore/__init__.py`) owns the public API (mapping methods,
-//! context managers, key conversion, docstrings); this module owns everything that touches the
-//! engine: opening, transactions and snapshots ([`store`]), typed values ([`value`]) and the
-//! translation of engine errors into Python exceptions ([`errors`]).
+//! The Python half (`python/walstore/`: `__init__.py`, with `_mapping.py` and `_feed.py`) owns
+//! the public API (mapping methods, context managers, key conversion, docstrings); this module
+//! owns everything that touches the engine: opening, transactions and snapshots ([`store`]),
+//! the change feed ([`feed`]), typed values ([`value`]) and the translation of engine errors
+//! into Python exceptions ([`errors`]).
 //!
 //! Invariant: the GIL is released around every engine call that may do I/O, sync or wait for
 //! the writer lock, and no Rust lock is ever waited for while the GIL is held.
@@ -14,6 +15,7 @@
 #![allow(unsafe_code)]
 
 mod errors;
+mod feed;
 mod store;
 mod support;
 mod txn;
@@ -29,6 +31,21 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<txn::NativeWrite>()?;
     module.add_class::<txn::NativeRead>()?;
     module.add_class::<store::NativeWatch>()?;
+    module.add_class::<feed::NativeChanges>()?;
+    for function in [
+        wrap_pyfunction!(feed::feed_changes, module)?,
+        wrap_pyfunction!(feed::feed_consumer_changes, module)?,
+        wrap_pyfunction!(feed::feed_register, module)?,
+        wrap_pyfunction!(feed::feed_ack, module)?,
+        wrap_pyfunction!(feed::feed_unregister, module)?,
+        wrap_pyfunction!(feed::feed_consumer, module)?,
+        wrap_pyfunction!(feed::feed_set_retention, module)?,
+        wrap_pyfunction!(feed::feed_state, module)?,
+        wrap_pyfunction!(feed::feed_applied_position, module)?,
+        wrap_pyfunction!(feed::feed_apply, module)?,
+    ] {
+        module.add_function(function)?;
+    }
     module.add_function(wrap_pyfunction!(store::open_store, module)?)?;
     module.add_function(wrap_pyfunction!(value::encode, module)?)?;
     module.add_function(wrap_pyfunction!(value::decode, module)?)?;

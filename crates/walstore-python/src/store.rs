@@ -68,12 +68,12 @@ pub(crate) fn open_store(
 pub(crate) struct NativeStore {
     store: Mutex<ForkSafe<Store>>,
     /// How long a call waits for the writer lock in all (None: forever), in slices.
-    wait: Option<Duration>,
+    pub(crate) wait: Option<Duration>,
 }
 
 impl NativeStore {
     /// A handle to the engine store (clones share it), or `ClosedError`.
-    fn handle(&self, py: Python<'_>) -> PyResult<Store> {
+    pub(crate) fn handle(&self, py: Python<'_>) -> PyResult<Store> {
         self.store
             .lock()
             .value
@@ -246,7 +246,7 @@ impl NativeStore {
 
     /// Whether `close` was called.
     #[getter]
-    fn closed(&self) -> bool {
+    pub(crate) fn closed(&self) -> bool {
         self.store.lock().value.is_none()
     }
 

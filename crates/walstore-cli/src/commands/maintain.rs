@@ -1,5 +1,6 @@
 //! `checkpoint`, `compact`, `info` and `backup`: the store's housekeeping, through the engine's API.
 
+use super::consumers::{feed_json, feed_text};
 use super::transfer::approximate_keys;
 use super::Context;
 use crate::encoding::path_to_json;
@@ -153,6 +154,7 @@ pub(crate) fn info(cx: &Context<'_>, store: &Path) -> Outcome {
         .map(|(name, bytes, entries)| json!({"name": name, "bytes": bytes, "entries": entries}))
         .collect();
     let snapshot_bytes: u64 = i.snapshot_files.iter().map(|f| f.1).sum();
+    let feed = store.feed_state()?;
     cx.close(store)?;
     report(
         cx.json,
@@ -176,6 +178,8 @@ pub(crate) fn info(cx: &Context<'_>, store: &Path) -> Outcome {
             for (name, bytes, entries) in &i.snapshot_files {
                 text.push_str(&format!("\n  {name}: {bytes} bytes, {entries} entries"));
             }
+            text.push('\n');
+            text.push_str(&feed_text(&feed));
             text
         },
         &json!({
@@ -192,6 +196,7 @@ pub(crate) fn info(cx: &Context<'_>, store: &Path) -> Outcome {
             "snapshot_files": files,
             "snapshot_bytes": snapshot_bytes,
             "read_only": i.read_only,
+            "feed": feed_json(&feed),
         }),
     )
 }

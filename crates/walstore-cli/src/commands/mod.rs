@@ -1,11 +1,14 @@
 //! The commands, one module per group: `edit` (set, del, incr, cas), `txn`, `read` (get,
-//! scan, watch), `transfer` (export, import), `maintain` (checkpoint, compact, info, backup) and `inspect`
-//! (dump, verify, which read the files without opening the store).
+//! scan, watch), `transfer` (export, import), `maintain` (checkpoint, compact, info, backup),
+//! `feed` (changes, apply), `consumers` (consumer, retention) and `inspect` (dump, verify,
+//! which read the files without opening the store).
 //!
 //! Invariant: every store is opened through [`Context`], so `--salvage` is read-only
 //! everywhere and reading commands never create or modify a store.
 
+mod consumers;
 mod edit;
+mod feed;
 mod inspect;
 mod maintain;
 mod read;
@@ -137,6 +140,40 @@ pub(crate) fn execute(cli: &Cli, backend: &Backend) -> Outcome {
         Command::Dump { store } => inspect::dump(&cx, store),
         Command::Verify { store } => inspect::verify(&cx, store),
         Command::Backup { store, dest } => maintain::backup(&cx, store, dest),
+        Command::Changes {
+            store,
+            prefix,
+            since,
+            consumer,
+            until,
+            follow,
+            ack,
+        } => {
+            let spec = feed::ChangesSpec {
+                prefix: prefix.as_ref(),
+                since: *since,
+                consumer: consumer.as_deref(),
+                until: *until,
+                follow: *follow,
+                ack: *ack,
+            };
+            feed::changes(&cx, store, &spec)
+        }
+        Command::Apply { store } => feed::apply(&cx, store),
+        Command::Consumer { store, action } => consumers::consumer(&cx, store, action),
+        Command::Retention {
+            store,
+            keep_bytes,
+            max_bytes,
+            max_age_secs,
+        } => {
+            let args = consumers::RetentionArgs {
+                keep_bytes: *keep_bytes,
+                max_bytes: *max_bytes,
+                max_age_secs: *max_age_secs,
+            };
+            consumers::retention(&cx, store, args)
+        }
     }
 }
 

@@ -22,6 +22,8 @@ __all__ = [
     "ValueTooLargeError",
     "TypeMismatchError",
     "ClosedError",
+    "FeedGapError",
+    "InvalidConsumerError",
 ]
 
 
@@ -106,3 +108,29 @@ class TypeMismatchError(Error, ValueError):
 
 class ClosedError(Error, ValueError):
     """The store was closed, or the transaction or snapshot has ended."""
+
+
+class FeedGapError(Error):
+    """The change feed no longer holds the transactions asked for: a checkpoint folded them
+    away and the store did not keep their log. ``wanted`` is the transaction asked for,
+    ``oldest`` the oldest after it that the feed holds.
+
+    Start over from a snapshot (``Store.backup`` gives a copy at a transaction id) and read
+    the feed from that id; a registered consumer, or ``set_retention(keep_bytes=...)``, keeps
+    the log for next time."""
+
+    def __init__(self, message: str, wanted: int, oldest: int) -> None:
+        super().__init__(message)
+        self.wanted = wanted
+        self.oldest = oldest
+
+
+class InvalidConsumerError(Error, ValueError):
+    """A change feed consumer operation was refused: an unknown, duplicate or invalid name
+    (empty, over 128 bytes), or an ``ack`` that would move it back or past the newest commit.
+    ``name`` and ``reason`` say which and why."""
+
+    def __init__(self, message: str, name: str, reason: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.reason = reason
