@@ -281,6 +281,12 @@ impl Driver<'_> {
             Step::Concurrent(first, second) => return self.concurrent(first, second),
             Step::Kill => return self.kill(),
             Step::Read => return self.read_step(),
+            Step::FeedAck => {
+                self.history.feed_ack_begins();
+                let result = self.simple("feed-ack", |s| s.feed_ack().unwrap_or(Ok(())))?;
+                self.history.feed_ack_ends(result.is_ok());
+                Ok(result)
+            }
         }?;
         let fired_now = self.fs.fired_count() > fired_before;
         self.handle_faulted |= fired_now;

@@ -401,3 +401,19 @@ fn a_sealed_segment_listed_before_it_is_synced_is_caught_by_the_feed_check() {
         Invariant::FeedAgrees
     );
 }
+
+#[test]
+fn an_acknowledgement_past_the_durable_log_is_caught_by_the_feed_check() {
+    let engine = broken(|f| f.ack_without_log_sync = true);
+    assert!(passes(
+        &engine,
+        &Workload::by_name("checkpoints").expect("scripted workload"),
+        Strategy::SyncPoints
+    ));
+    // The workload acknowledges a Buffered commit; a power cut loses it, and the
+    // consumer's position names a transaction the log no longer holds.
+    assert_eq!(
+        caught_by_ci_task(&engine, "feed", Strategy::SyncPoints),
+        Invariant::FeedAgrees
+    );
+}

@@ -16,6 +16,10 @@ pub struct EngineFaults {
     /// segment before it is listed: a power cut can leave a listed segment without its
     /// records, and a consumer's transactions gone. Caught by the `feed` workload.
     pub seal_segment_without_sync: bool,
+    /// Acknowledge a change feed position without first making the log durable through it:
+    /// a power cut can lose a Buffered commit the consumer's position names, and the next
+    /// commit (reusing its id) is skipped. Caught by the `feed` workload.
+    pub ack_without_log_sync: bool,
     /// Skip the directory fsync after renaming snapshot files and the manifest.
     pub skip_dir_fsync: bool,
     /// Treat a damaged record in the middle of the WAL as a torn tail (silently dropping
@@ -101,6 +105,10 @@ impl EngineFaults {
     #[inline]
     pub(crate) fn seal_segment_without_sync(&self) -> bool {
         cfg!(feature = "fault-injection") && self.seal_segment_without_sync
+    }
+    #[inline]
+    pub(crate) fn ack_without_log_sync(&self) -> bool {
+        cfg!(feature = "fault-injection") && self.ack_without_log_sync
     }
     #[inline]
     pub(crate) fn skip_dir_fsync(&self) -> bool {

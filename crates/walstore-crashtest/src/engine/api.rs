@@ -167,10 +167,16 @@ pub trait Handle: Send + Sync {
     fn merge(&self) -> Result<(), EngineError> {
         Ok(())
     }
-    /// Every durable transaction of the store's change feed from the first on, when the
-    /// workload asked for a feed consumer (`EngineSettings::feed_consumer`) and the engine
-    /// has a feed; `None` otherwise (the feed check, invariant 13, is then skipped).
+    /// Every durable transaction of the store's change feed after the workload's feed
+    /// consumer's position, when the workload asked for a consumer
+    /// (`EngineSettings::feed_consumer`) and the engine has a feed; `None` otherwise (the
+    /// feed check, invariant 13, is then skipped).
     fn feed(&self) -> Option<Result<Vec<FeedRecord>, EngineError>> {
+        None
+    }
+    /// Acknowledges, for the workload's feed consumer, every transaction committed so far
+    /// (the feed then resumes after them); `None` for an engine without a feed.
+    fn feed_ack(&self) -> Option<Result<(), EngineError>> {
         None
     }
 }

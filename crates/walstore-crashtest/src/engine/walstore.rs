@@ -143,9 +143,9 @@ fn text(bytes: Vec<u8>) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// Every durable record of the feed from the first transaction on.
+/// Every durable record of the feed after the harness consumer's position.
 fn read_feed(store: &Store) -> Result<Vec<FeedRecord>, EngineError> {
-    let mut changes = store.changes(b"", 0).map_err(error)?;
+    let mut changes = store.consumer_changes(FEED_CONSUMER, b"").map_err(error)?;
     let mut out = Vec::new();
     while let Some(r) = changes.try_next().map_err(error)? {
         out.push(FeedRecord {
@@ -197,6 +197,17 @@ impl Handle for WalstoreHandle {
             Ok(Some(_)) => Some(read_feed(&self.0)),
             Err(e) => Some(Err(error(e))),
         }
+    }
+
+    fn feed_ack(&self) -> Option<Result<(), EngineError>> {
+        let registered = match self.0.consumer(FEED_CONSUMER) {
+            Ok(position) => position.is_some(),
+            Err(e) => return Some(Err(error(e))),
+        };
+        registered.then(|| {
+            let last = self.0.begin_read().map_err(error)?.txn_id();
+            self.0.ack(FEED_CONSUMER, last).map_err(error)
+        })
     }
 }
 

@@ -77,6 +77,10 @@ pub struct Expectation {
     /// only its own syncs and those of the transactions it caught up on).
     #[serde(default)]
     pub second_handle_syncs: std::collections::BTreeSet<u64>,
+    /// The feed consumer's position as candidate commits acknowledged: at least the first,
+    /// at most the second (an acknowledgement in progress at the crash).
+    #[serde(default)]
+    pub feed_acked: (usize, usize),
 }
 
 impl Expectation {

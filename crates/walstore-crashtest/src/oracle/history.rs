@@ -62,6 +62,12 @@ pub struct History {
     /// Trace indexes of the WAL syncs the second handle made.
     #[serde(default)]
     pub second_handle_syncs: BTreeSet<u64>,
+    /// Candidate commits the feed consumer's last completed acknowledgement covered.
+    #[serde(default)]
+    pub feed_acked: usize,
+    /// Candidate commits an acknowledgement in progress covers (it may or may not land).
+    #[serde(default)]
+    pub feed_ack_pending: Option<usize>,
 }
 
 impl History {
@@ -124,6 +130,23 @@ impl History {
             if c.status == Status::Acknowledged && c.handle == handle {
                 c.durable = true;
             }
+        }
+    }
+
+    /// Records that an acknowledgement of every commit so far begins.
+    pub fn feed_ack_begins(&mut self) {
+        self.feed_ack_pending = Some(self.candidates().count());
+    }
+
+    /// Records that it ended (`done`: it returned Ok, so it is durable).
+    pub fn feed_ack_ends(&mut self, done: bool) {
+        if let (true, Some(count)) = (done, self.feed_ack_pending) {
+            self.feed_acked = count;
+        }
+        // A failed acknowledgement may still have landed: it stays possible until a reopen
+        // shows the position (the check accepts either).
+        if done {
+            self.feed_ack_pending = None;
         }
     }
 
@@ -223,6 +246,10 @@ impl History {
                 .range(..=crash_op)
                 .copied()
                 .collect(),
+            feed_acked: (
+                self.feed_acked,
+                self.feed_ack_pending.unwrap_or(self.feed_acked),
+            ),
         }
     }
 

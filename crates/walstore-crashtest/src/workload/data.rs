@@ -83,6 +83,9 @@ pub enum Step {
     /// The handle reads every key in one read transaction: it must see every acknowledged
     /// commit, and never less than it saw before (`Other(Read)`: the second handle reads).
     Read,
+    /// The workload's change feed consumer acknowledges every commit so far (engines without
+    /// a feed: nothing): after a crash, the feed resumes after them, never before.
+    FeedAck,
 }
 
 /// Engine settings a workload runs with (small, so that files and checkpoints are small).

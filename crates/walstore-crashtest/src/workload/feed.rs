@@ -1,12 +1,14 @@
-//! The `feed` workload: a change feed consumer that never acknowledges is registered at the
-//! first open, so every checkpoint seals its generation's log (`log-<gen>.seg`, then `FEED`
-//! listing it, before the manifest switch), and after every crash the whole feed is read and
-//! checked against the recovered commits (invariant 13): a seal whose segment is not durable
-//! when listed, or a log reset before its seal, loses commits from the feed.
+//! The `feed` workload: a change feed consumer is registered at the first open, so every
+//! checkpoint seals its generation's log (`log-<gen>.seg`, then `FEED` listing it, before the
+//! manifest switch) until the consumer acknowledges it; after every crash the feed is read
+//! from the consumer's position and checked against the recovered commits (invariant 13): a
+//! seal whose segment is not durable when listed, a log reset before its seal, or an
+//! acknowledgement that outlives the commits it names, loses or repeats commits.
 
 use super::data::{delete_range, put, txn, Dur, EngineSettings, Step, TxOp, Workload};
 
-/// Commits of both durabilities, a range deletion, three checkpoints (three seals), a reopen.
+/// Commits of both durabilities, a range deletion, three checkpoints (seals), two
+/// acknowledgements (one of a Buffered commit), a reopen.
 pub fn feed() -> Workload {
     let steps = vec![
         txn(
@@ -22,6 +24,8 @@ pub fn feed() -> Workload {
         Step::Sync,
         Step::Checkpoint,
         txn(3, vec![put(3, "a/3", "three")], Dur::Immediate),
+        // Acknowledges 1-3: the sealed segment of 1-2 is dropped, 3 is in the live log.
+        Step::FeedAck,
         txn(
             4,
             vec![TxOp::Delete { key: "a/2".into() }, put(4, "b/2", "four")],
@@ -29,7 +33,9 @@ pub fn feed() -> Workload {
         ),
         Step::Checkpoint,
         Step::Reopen,
-        txn(5, vec![put(5, "a/1", "five")], Dur::Immediate),
+        txn(5, vec![put(5, "a/1", "five")], Dur::Buffered),
+        // Acknowledges a Buffered commit: the log is made durable first.
+        Step::FeedAck,
         Step::Checkpoint,
         txn(6, vec![put(6, "c/1", "six")], Dur::Immediate),
     ];

@@ -70,15 +70,24 @@ impl Store {
 
     /// Records that consumer `name` has processed every transaction through `txn`: the next
     /// [`Store::consumer_changes`] resumes after it, and the log before it may be dropped.
-    /// Durable when it returns. A position never moves back, nor past the newest commit.
+    /// Durable when it returns, and so is every transaction through `txn` (the log is synced
+    /// first if it must be). A position never moves back, nor past the newest commit.
     pub fn ack(&self, name: &str, txn: u64) -> Result<()> {
         self.feed_edit(|core, guard| {
-            let last = head(core, guard)?.last_txn;
+            let base = head(core, guard)?;
+            let last = base.last_txn;
             if txn > last {
                 return Err(Error::InvalidConsumer {
                     name: name.into(),
                     reason: format!("transaction {txn} is not committed (the last is {last})"),
                 });
+            }
+            // A position past the durable log could outlive the transactions it names (a
+            // Buffered commit lost in a power cut): the log is made durable through the
+            // head first (no sync when it already is).
+            let end = crate::wal::LogPosition::new(base.generation, base.wal_end);
+            if !core.opts().faults.ack_without_log_sync() {
+                core.wal().sync_caught_up(end)?;
             }
             let edit = FeedEdit::Ack {
                 name: name.into(),
