@@ -50,11 +50,11 @@ fn main() -> Result<()> {
     println!(
         "| lag, commit return to follower receipt | | median {median:.0} µs, p99 {p99:.0} µs |"
     );
-    let (retained, wal) = stalled_retention(keys)?;
+    let (retained, segments, written) = stalled_retention(keys)?;
     println!(
-        "| retained after overwriting {keys} keys with a consumer that never acknowledges | | {:.1} MiB of {:.1} MiB of log (bound {} MiB) |",
+        "| retained after writing {keys} keys twice with a consumer that never acknowledges | | {:.1} MiB in {segments} sealed segments ({:.1} MiB of keys and values written; bound {} MiB) |",
         retained as f64 / (1 << 20) as f64,
-        wal as f64 / (1 << 20) as f64,
+        written as f64 / (1 << 20) as f64,
         walstore::Retention::default().max_bytes >> 20
     );
     Ok(())
@@ -191,25 +191,29 @@ fn lag(n: u64) -> Result<(f64, f64)> {
     Ok((at(0.5), at(0.99)))
 }
 
-/// Retained bytes, and log bytes written, after writing `keys` keys twice (a load and an
-/// overwrite) with a consumer registered at the start that never acknowledges.
-fn stalled_retention(keys: u64) -> Result<(u64, u64)> {
+/// Retained bytes and sealed segments after writing `keys` keys twice (a load and an
+/// overwrite, background checkpoints on, a checkpoint after each pass) with a consumer
+/// registered at the start that never acknowledges; and the bytes of keys and values written.
+fn stalled_retention(keys: u64) -> Result<(u64, usize, u64)> {
     let dir = tempfile::tempdir()?;
     let store: Store = Options::new()
         .durability(walstore::Durability::Buffered)
         .open(dir.path())?;
     store.register_consumer("stalled")?;
-    let mut wal = 0u64;
+    let mut written = 0u64;
     for round in 0..2u64 {
         for chunk in 0..keys.div_ceil(1000) {
             store.update(|tx| {
                 for i in chunk * 1000..((chunk + 1) * 1000).min(keys) {
-                    tx.put(format!("key{i:010}").as_bytes(), &value(i + round))?;
+                    let key = format!("key{i:010}");
+                    tx.put(key.as_bytes(), &value(i + round))?;
+                    written += (key.len() + 100) as u64;
                 }
                 Ok::<_, Error>(())
             })?;
         }
-        wal += store.checkpoint()?.wal_bytes;
+        store.checkpoint()?;
     }
-    Ok((store.feed_state()?.retained_bytes(), wal))
+    let state = store.feed_state()?;
+    Ok((state.retained_bytes(), state.segments.len(), written))
 }
