@@ -5,6 +5,7 @@
 //! ([`handles`]), and two commits on two threads of one handle ([`threads`]).
 
 mod handles;
+mod ops;
 mod poison;
 mod threads;
 mod visibility;
@@ -17,6 +18,7 @@ use crate::simfs::inject::{CountdownFault, SwarmProbabilities};
 use crate::simfs::{Capture, CrashPoint, Process, SimFs};
 use crate::trace::OpClass;
 use crate::workload::{counter_of, value, Dur, Step, TxOp, Workload};
+use ops::{apply_ops, split_writes, writes_of};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
@@ -386,6 +388,7 @@ impl Driver<'_> {
             // Range deletions hide keys of the runs below the memtable: bounded reads, reverse
             // reads and point gets must agree with the model right away.
             self.check_reads_now()?;
+            self.check_range_deleted_gets(ops)?;
         }
         Ok(result)
     }
@@ -532,64 +535,4 @@ fn panic_violation(phase: &str, panic: String) -> Violation {
         "Ok or a typed error",
         panic,
     )
-}
-
-/// The steps with every committed transaction of several writes split into transactions of
-/// one write each (for engines whose atomicity unit is a single write). The parts keep the
-/// transaction's serial number, so the values they write are the same.
-/// Applies a transaction's changes to `tx`, in order.
-fn apply_ops(tx: &mut dyn WriteTxn, ops: &[TxOp]) -> Result<(), EngineError> {
-    for op in ops {
-        match op {
-            TxOp::Put { key, value } => tx.put(key.as_bytes(), value.as_bytes())?,
-            TxOp::Delete { key } => tx.delete(key.as_bytes())?,
-            TxOp::DeleteRange { lo, hi } => tx.delete_range(lo.as_bytes(), hi.as_bytes())?,
-        }
-    }
-    Ok(())
-}
-
-/// A transaction's changes as the model's writes, in order: a range deletion deletes each of
-/// `keys` (every key the workload names, so every key the store can hold) that it covers.
-fn writes_of(ops: &[TxOp], keys: &BTreeSet<String>) -> Vec<(String, Option<String>)> {
-    let mut writes = Vec::new();
-    for op in ops {
-        match op {
-            TxOp::Put { key, value } => writes.push((key.clone(), Some(value.clone()))),
-            TxOp::Delete { key } => writes.push((key.clone(), None)),
-            TxOp::DeleteRange { lo, hi } => writes.extend(
-                keys.iter()
-                    .filter(|k| *k >= lo && *k < hi)
-                    .map(|k| (k.clone(), None)),
-            ),
-        }
-    }
-    writes
-}
-
-fn split_writes(steps: &[Step]) -> Vec<Step> {
-    let split = |step: &Step| -> Vec<Step> {
-        match step {
-            Step::Txn {
-                serial,
-                ops,
-                durability,
-                abort: false,
-            } if ops.len() > 1 => ops
-                .iter()
-                .map(|op| Step::Txn {
-                    serial: *serial,
-                    ops: vec![op.clone()],
-                    durability: *durability,
-                    abort: false,
-                })
-                .collect(),
-            Step::Other(inner) => split_writes(std::slice::from_ref(inner.as_ref()))
-                .into_iter()
-                .map(|s| Step::Other(Box::new(s)))
-                .collect(),
-            step => vec![step.clone()],
-        }
-    };
-    steps.iter().flat_map(split).collect()
 }

@@ -384,3 +384,30 @@ fn a_close_that_folds_the_log_is_explored_crash_point_by_crash_point() {
         Invariant::StructuralIntegrity
     );
 }
+
+#[test]
+fn a_reverse_range_that_starts_one_entry_past_its_end_is_caught_by_reverse_reads() {
+    let engine = broken(|f| f.reverse_seek_one_past_end = true);
+    // A bounded range read backwards inside a snapshot file shows the key past its end.
+    // (Any workload whose recovery folds a log into a run reaches it: no passing workload.)
+    assert_eq!(
+        caught_by_ci_task(&engine, "checkpoints", Strategy::SyncPoints),
+        Invariant::ReadsAgree
+    );
+}
+
+#[test]
+fn a_point_get_that_ignores_range_deletions_is_caught_by_gets_after_a_range_deletion() {
+    let engine = broken(|f| f.get_ignores_range_deletes = true);
+    // No range deletion: nothing to see.
+    assert!(passes(
+        &engine,
+        &Workload::by_name("checkpoints").expect("scripted workload"),
+        Strategy::SyncPoints
+    ));
+    // The deletion of r/03..r/07 over an older run: a get of r/04 finds the run's value.
+    assert_eq!(
+        caught_by_ci_task(&engine, "ranges", Strategy::SyncPoints),
+        Invariant::ReadsAgree
+    );
+}
