@@ -4,6 +4,7 @@
 //! the model as it stood when the crash happened. Steps can run on a second handle
 //! ([`handles`]), and two commits on two threads of one handle ([`threads`]).
 
+mod fold;
 mod handles;
 mod ops;
 mod poison;

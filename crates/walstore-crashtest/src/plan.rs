@@ -73,6 +73,8 @@ pub fn tier(name: &str, media: MediaModel) -> Option<Vec<Task>> {
 /// constructed torn tail (a stale transaction past a hole at the clean marker),
 /// `close-fold` (closes that fold a log above `close_checkpoint_bytes` into a run) at sync
 /// points, every operation and countdown errors,
+/// `checkpoint-tail` (commits of another thread and of the other handle while a checkpoint
+/// writes its run) with the crash-point strategies and countdown errors,
 /// `read-then-commit` (a handle that caught up by reading commits next: finding I) at its sync
 /// points and with aimed corruption, and `two-handles` (a second handle next to the first), `handoff`,
 /// `threads` (two committer threads, one writing while the other's sync is in progress) and
@@ -121,6 +123,15 @@ pub fn shaped_tasks(config: &ExploreConfig, aimed_bits: Option<u64>) -> Vec<Task
     // Closes that fold the log into a run (the last handle, a log above the bound).
     for strategy in [Strategy::SyncPoints, Strategy::EveryOp, Strategy::Countdown] {
         tasks.extend(task("close-fold", strategy, config.clone()));
+    }
+    // Commits of another thread and of the other handle while a checkpoint writes its run.
+    for strategy in [
+        Strategy::SyncPoints,
+        Strategy::EveryOp,
+        Strategy::RecoveryCrash,
+        Strategy::Countdown,
+    ] {
+        tasks.extend(task("checkpoint-tail", strategy, config.clone()));
     }
     // A handle that read (caught up without the lock) commits next: finding I.
     tasks.extend(task(

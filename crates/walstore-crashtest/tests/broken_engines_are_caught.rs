@@ -411,3 +411,20 @@ fn a_point_get_that_ignores_range_deletions_is_caught_by_gets_after_a_range_dele
         Invariant::ReadsAgree
     );
 }
+
+#[test]
+fn a_checkpoint_tail_run_below_the_first_run_is_caught_only_with_commits_during_a_checkpoint() {
+    let engine = broken(|f| f.checkpoint_tail_run_below = true);
+    // Checkpoints with nobody committing meanwhile write one run: nothing to see.
+    assert!(passes(
+        &engine,
+        &Workload::by_name("checkpoints").expect("scripted workload"),
+        Strategy::SyncPoints
+    ));
+    // A commit of another thread while the checkpoint writes its run lands in phase 2's
+    // tail run; listed below the first run, the frozen c/a = one wins over the tail's three.
+    assert_eq!(
+        caught_by_ci_task(&engine, "checkpoint-tail", Strategy::SyncPoints),
+        Invariant::ReadsAgree
+    );
+}

@@ -7,6 +7,7 @@
 //! atomicity violation).
 
 mod data;
+mod during;
 mod handles;
 mod random;
 mod scripted;
@@ -43,6 +44,7 @@ pub fn scripted(name: &str) -> Option<Workload> {
         "close-fold" => return Some(shaped::close_fold()),
         "visibility" => return Some(shaped::visibility()),
         "read-then-commit" => return Some(shaped::read_then_commit()),
+        "checkpoint-tail" => return Some(during::checkpoint_tail()),
         _ => return None,
     };
     Some(Workload {

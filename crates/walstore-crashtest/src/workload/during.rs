@@ -1,0 +1,51 @@
+//! Workloads of commits made while something else is in progress: `checkpoint-tail`, commits
+//! of another thread and of another handle while a checkpoint writes its run.
+
+use super::data::{delete_range, put, txn, Dur, EngineSettings, Step, TxOp, Workload};
+
+/// Two checkpoints, each with a commit made while it writes its first run (walstore's
+/// two-phase checkpoint: the commit lands in phase 2's tail run): the first by another
+/// thread of the handle (Buffered: a rewrite, a delete and a range deletion of keys the
+/// frozen memtable holds), the second by the other handle (Immediate: rewrites). The tail
+/// run must rank above the first run: reads right after each checkpoint, the other handle's
+/// read, a reopen and every crash point after it see the tail's values.
+pub fn checkpoint_tail() -> Workload {
+    let other = |step: Step| Step::Other(Box::new(step));
+    let during = |step: Step| Step::Concurrent(Box::new(Step::Checkpoint), Box::new(step));
+    let keys = ["c/a", "c/b", "c/c", "c/d", "c/e"];
+    let steps = vec![
+        txn(
+            1,
+            keys.iter().map(|k| put(1, k, "one")).collect(),
+            Dur::Immediate,
+        ),
+        other(txn(2, vec![put(2, "c/f", "two")], Dur::Immediate)),
+        during(txn(
+            3,
+            vec![
+                put(3, "c/a", "three"),
+                TxOp::Delete { key: "c/b".into() },
+                delete_range("c/c", "c/e"),
+            ],
+            Dur::Buffered,
+        )),
+        txn(
+            4,
+            vec![put(4, "c/b", "four"), put(4, "c/c", "four")],
+            Dur::Immediate,
+        ),
+        during(other(txn(
+            5,
+            vec![put(5, "c/a", "five"), put(5, "c/c", "five")],
+            Dur::Immediate,
+        ))),
+        other(Step::Read),
+        Step::Reopen,
+        txn(6, vec![put(6, "c/g", "six")], Dur::Immediate),
+    ];
+    Workload {
+        name: "checkpoint-tail".into(),
+        steps,
+        settings: EngineSettings::default(),
+    }
+}
