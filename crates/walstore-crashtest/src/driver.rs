@@ -93,6 +93,8 @@ struct Driver<'a> {
     reopen_in: Option<u32>,
     /// The second handle's fields while the first one runs, and the other way round.
     other: handles::Parked,
+    /// The third handle's fields (`Step::Other(Other(..))`) while another one runs.
+    third: handles::Parked,
     /// How many commit attempts the handle has read as visible (never fewer later).
     reads_seen: usize,
     /// Every key the workload names (what a range deletion can find).
@@ -123,7 +125,8 @@ pub fn run_workload(workload: &Workload, engine: &EngineConfig, config: &RunConf
         handle_faulted: false,
         must_be_poisoned: None,
         reopen_in: None,
-        other: handles::Parked::default(),
+        other: handles::Parked::handle(1),
+        third: handles::Parked::handle(2),
         keys: workload.keys(),
         reads_seen: 0,
         shared_poison: None,
@@ -136,6 +139,7 @@ pub fn run_workload(workload: &Workload, engine: &EngineConfig, config: &RunConf
     let final_state = fs.state();
     d.store = None;
     d.other.close();
+    d.third.close();
     fs.set_capture(Capture::Off);
     RunOutcome {
         fs,
@@ -280,7 +284,7 @@ impl Driver<'_> {
                 self.reopen_in = Some(0);
                 return Ok(());
             }
-            Step::Other(inner) => return self.on_other(inner),
+            Step::Other(inner) => return self.on_handle(inner),
             Step::Concurrent(first, second) => return self.concurrent(first, second),
             Step::Kill => return self.kill(),
             Step::Read => return self.read_step(),

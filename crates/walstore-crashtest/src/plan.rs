@@ -5,7 +5,7 @@ use crate::crashgen::{MediaModel, Variant};
 use crate::engine::EngineConfig;
 use crate::explore::{explore, ExploreConfig, Failure, Strategy};
 use crate::stats::Stats;
-use crate::workload::{handles_mix, random_mix, Workload, HANDLES_STEPS, SCRIPTED};
+use crate::workload::{handles_mix_over, random_mix, Workload, HANDLES_STEPS, SCRIPTED};
 use std::time::{Duration, Instant};
 
 /// One workload explored with one strategy.
@@ -58,7 +58,8 @@ pub fn tier(name: &str, media: MediaModel) -> Option<Vec<Task>> {
         tasks.extend(shaped_tasks(&config, aimed));
         tasks.extend(random_tasks(1..=seeds, steps, &config, deep_seeds));
         if sector == 512 {
-            tasks.extend(handles_tasks(1..=handle_seeds, &config));
+            tasks.extend(handles_tasks(1..=handle_seeds, &config, 2));
+            tasks.extend(handles_tasks(1..=handle_seeds / 2, &config, 3));
         }
     }
     Some(tasks)
@@ -198,12 +199,17 @@ pub fn random_tasks(
     tasks
 }
 
-/// Seeded random schedules over two handles (`handles-<seed>`: threads, a kill of one
-/// handle while the other lives) with sync points, swarm faults and countdown errors.
-pub fn handles_tasks(seeds: std::ops::RangeInclusive<u64>, config: &ExploreConfig) -> Vec<Task> {
+/// Seeded random schedules over `handles` handles (`handles-<seed>` over two,
+/// `handles3-<seed>` over three: threads, a kill of one handle while the others live) with
+/// sync points, swarm faults and countdown errors.
+pub fn handles_tasks(
+    seeds: std::ops::RangeInclusive<u64>,
+    config: &ExploreConfig,
+    handles: u32,
+) -> Vec<Task> {
     let mut tasks = Vec::new();
     for seed in seeds {
-        let workload = handles_mix(seed, HANDLES_STEPS);
+        let workload = handles_mix_over(seed, HANDLES_STEPS, handles);
         let config = ExploreConfig {
             seed,
             ..config.clone()

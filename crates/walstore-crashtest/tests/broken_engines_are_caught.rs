@@ -273,13 +273,33 @@ fn random_schedules_over_two_handles_catch_the_variants_that_need_a_second_handl
     // (`clean_marker_without_sync`, a marker that vouches for the other handle's unsynced
     // Buffered commits, was caught here too before the log index: a handle that opens beside
     // a live one now syncs at open (RECOVERY.md X2), and these schedules no longer reach the
-    // window. `two-handles` still catches it in the CI tier: see its own test.)
+    // window. `two-handles` and `handles3-1` still catch it in the CI tier: see their tests.)
     // A pair of commits on two threads of one of the handles.
     let group = broken(|f| f.ack_writes_issued_during_sync = true);
     assert_eq!(
         caught_by_ci_task(&group, "handles-1", Strategy::SyncPoints),
         Invariant::Durability
     );
+    // Over three handles.
+    assert_eq!(
+        caught_by_ci_task(&group, "handles3-2", Strategy::SyncPoints),
+        Invariant::Durability
+    );
+}
+
+/// Runs every task of the CI tier whose workload name starts with `prefix` on `engine`;
+/// returns each caught task with its invariant.
+fn caught_by_ci_tasks_of(engine: &EngineConfig, prefix: &str) -> Vec<(String, Invariant)> {
+    let tasks = tier("ci", MediaModel::default()).expect("the ci tier");
+    tasks
+        .iter()
+        .filter(|t| t.workload.name.starts_with(prefix))
+        .filter_map(|t| {
+            let outcome = explore(&t.workload, t.strategy, engine, &t.config);
+            let name = format!("{} / {}", t.workload.name, t.strategy);
+            outcome.failure.map(|f| (name, f.violation.invariant))
+        })
+        .collect()
 }
 
 #[test]
@@ -426,5 +446,19 @@ fn a_checkpoint_tail_run_below_the_first_run_is_caught_only_with_commits_during_
     assert_eq!(
         caught_by_ci_task(&engine, "checkpoint-tail", Strategy::SyncPoints),
         Invariant::ReadsAgree
+    );
+}
+
+#[test]
+fn a_clean_marker_before_the_caught_up_log_is_synced_is_caught_by_schedules_over_three_handles() {
+    let engine = broken(|f| f.clean_marker_without_sync = true);
+    // Over two handles, a handle that opens beside a live one syncs at open (RECOVERY.md X2):
+    // no task of the CI tier's `handles-<seed>` reaches the window.
+    assert_eq!(caught_by_ci_tasks_of(&engine, "handles-"), []);
+    // Over three, a handle closes while another's Buffered commits, which it caught up on
+    // after its open, are unsynced: its marker vouches for them.
+    assert_eq!(
+        caught_by_ci_task(&engine, "handles3-1", Strategy::SyncPoints),
+        Invariant::TornTailVersusCorruption
     );
 }

@@ -220,3 +220,52 @@ fn a_killed_handles_unsynced_commit_is_read_by_the_survivor() {
         assert_passes(&workload, strategy, &ExploreConfig::default());
     }
 }
+
+/// Three handles (three processes): the third (`Other(Other(step))`) commits, checkpoints and
+/// is killed while the other two commit and read; every handle's commits reach the model
+/// under its own number, and the run passes every crash point and countdown errors.
+#[test]
+fn three_handles_commit_read_and_survive_a_kill_of_one() {
+    use walstore_crashtest::driver::{run_workload, RunConfig};
+    use walstore_crashtest::simfs::Capture;
+    use walstore_crashtest::workload::{value, Dur, EngineSettings, Step, TxOp};
+    let put = |serial: u64, key: &str, durability| Step::Txn {
+        serial,
+        ops: vec![TxOp::Put {
+            key: key.into(),
+            value: value(serial, "v"),
+        }],
+        durability,
+        abort: false,
+    };
+    let other = |step: Step| Step::Other(Box::new(step));
+    let third = |step: Step| other(other(step));
+    let workload = Workload {
+        name: "three-handles".into(),
+        steps: vec![
+            put(1, "t/1", Dur::Immediate),
+            other(put(2, "t/2", Dur::Buffered)),
+            third(put(3, "t/3", Dur::Buffered)),
+            Step::Read,
+            third(Step::Checkpoint),
+            other(Step::Read),
+            third(put(4, "t/1", Dur::Buffered)),
+            third(Step::Kill),
+            put(5, "t/5", Dur::Immediate),
+            third(Step::Read),
+            other(Step::Sync),
+        ],
+        settings: EngineSettings::default(),
+    };
+    let outcome = run_workload(
+        &workload,
+        &EngineConfig::default(),
+        &RunConfig::capture(Capture::Off),
+    );
+    assert!(outcome.violation.is_none(), "{:?}", outcome.violation);
+    let handles: Vec<u8> = outcome.history.commits.iter().map(|c| c.handle).collect();
+    assert_eq!(handles, [0, 1, 2, 2, 0]);
+    for strategy in [Strategy::EveryOp, Strategy::Countdown] {
+        assert_passes(&workload, strategy, &ExploreConfig::default());
+    }
+}

@@ -45,11 +45,17 @@ impl Driver<'_> {
         self.fs.set_phase(&phase);
         let fired_before = self.fs.fired().len();
         let start = self.fs.op_count();
-        self.history.current_handle ^= u8::from(on_other);
+        let handle = if on_other {
+            self.other.id
+        } else {
+            self.history.current_handle
+        };
         let index = self
             .history
             .begin_commit(serial, writes_of(ops, &self.keys), dur, start);
-        self.history.current_handle ^= u8::from(on_other);
+        if let Some(c) = self.history.commits.get_mut(index) {
+            c.handle = handle;
+        }
         let snapshot = Arc::new(self.history.clone());
         let (checkpoint, committed) = self.run_both(&*committer, ops, dur);
         self.collect(&snapshot, &phase);
@@ -60,6 +66,7 @@ impl Driver<'_> {
             .map_err(|p| panic_violation(&phase, p))?;
         if on_other {
             let syncs = self.log_ops(committed.window, OpClass::Sync);
+            let syncs = syncs.into_iter().map(|op| (op, handle));
             self.history.second_handle_syncs.extend(syncs);
         }
         let faulted = self.fs.fired().len() > fired_before;

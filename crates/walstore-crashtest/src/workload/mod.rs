@@ -14,7 +14,7 @@ mod scripted;
 mod shaped;
 
 pub use data::{counter_of, serial_of, value, Dur, EngineSettings, Step, TxOp, Workload};
-pub use handles::{handles_mix, HANDLES_STEPS};
+pub use handles::{handles_mix, handles_mix_over, HANDLES_STEPS};
 pub use random::random_mix;
 
 /// Names of the scripted scenarios.
@@ -55,8 +55,15 @@ pub fn scripted(name: &str) -> Option<Workload> {
 }
 
 impl Workload {
-    /// Looks a workload up by name: a scripted scenario, `random-<seed>` or `handles-<seed>`.
+    /// Looks a workload up by name: a scripted scenario, `random-<seed>`, `handles-<seed>` or
+    /// `handles3-<seed>` (three handles).
     pub fn by_name(name: &str) -> Option<Workload> {
+        if let Some(seed) = name.strip_prefix("handles3-") {
+            return seed
+                .parse()
+                .ok()
+                .map(|s| handles_mix_over(s, HANDLES_STEPS, 3));
+        }
         if let Some(seed) = name.strip_prefix("handles-") {
             return seed.parse().ok().map(|s| handles_mix(s, HANDLES_STEPS));
         }
