@@ -6,6 +6,7 @@
 
 mod fold;
 mod handles;
+mod killmid;
 mod ops;
 mod poison;
 mod threads;

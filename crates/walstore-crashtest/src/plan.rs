@@ -75,7 +75,9 @@ pub fn tier(name: &str, media: MediaModel) -> Option<Vec<Task>> {
 /// `close-fold` (closes that fold a log above `close_checkpoint_bytes` into a run) at sync
 /// points, every operation and countdown errors,
 /// `checkpoint-tail` (commits of another thread and of the other handle while a checkpoint
-/// writes its run) with the crash-point strategies and countdown errors,
+/// writes its run) and `kill-mid-commit` (a handle killed between its log write and its
+/// commit-index update, the other writing next) with the crash-point strategies and
+/// countdown errors,
 /// `read-then-commit` (a handle that caught up by reading commits next: finding I) at its sync
 /// points and with aimed corruption, and `two-handles` (a second handle next to the first), `handoff`,
 /// `threads` (two committer threads, one writing while the other's sync is in progress) and
@@ -125,7 +127,8 @@ pub fn shaped_tasks(config: &ExploreConfig, aimed_bits: Option<u64>) -> Vec<Task
     for strategy in [Strategy::SyncPoints, Strategy::EveryOp, Strategy::Countdown] {
         tasks.extend(task("close-fold", strategy, config.clone()));
     }
-    // Commits of another thread and of the other handle while a checkpoint writes its run.
+    // Commits of another thread and of the other handle while a checkpoint writes its run;
+    // a kill of the writer lock's holder in the middle of its commit.
     for strategy in [
         Strategy::SyncPoints,
         Strategy::EveryOp,
@@ -133,6 +136,7 @@ pub fn shaped_tasks(config: &ExploreConfig, aimed_bits: Option<u64>) -> Vec<Task
         Strategy::Countdown,
     ] {
         tasks.extend(task("checkpoint-tail", strategy, config.clone()));
+        tasks.extend(task("kill-mid-commit", strategy, config.clone()));
     }
     // A handle that read (caught up without the lock) commits next: finding I.
     tasks.extend(task(

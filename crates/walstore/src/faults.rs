@@ -91,9 +91,18 @@ pub struct EngineFaults {
     /// tail) below that first run instead of above it: an older value of a key the tail
     /// rewrote wins. Caught only with a commit made while a checkpoint writes its run.
     pub checkpoint_tail_run_below: bool,
+    /// The holder of the writer lock trusts the commit index's section even when the lock
+    /// is dirty (the previous holder died holding it, RECOVERY.md I4): a transaction a killed
+    /// writer appended but never published is written over. Caught only by a kill of the
+    /// lock's holder between its log write and its commit-index update.
+    pub trust_dirty_lock: bool,
 }
 
 impl EngineFaults {
+    #[inline]
+    pub(crate) fn trust_dirty_lock(&self) -> bool {
+        cfg!(feature = "fault-injection") && self.trust_dirty_lock
+    }
     #[inline]
     pub(crate) fn reverse_seek_one_past_end(&self) -> bool {
         cfg!(feature = "fault-injection") && self.reverse_seek_one_past_end

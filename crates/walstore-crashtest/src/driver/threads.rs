@@ -62,6 +62,9 @@ impl Driver<'_> {
         if matches!(first, Step::Checkpoint) {
             return self.checkpoint_during(second);
         }
+        if matches!(first, Step::Kill) {
+            return self.kill_mid_commit(second);
+        }
         let (Some(a), Some(b)) = (as_half(first), as_half(second)) else {
             self.step(first)?;
             return self.step(second);

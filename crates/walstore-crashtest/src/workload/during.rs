@@ -1,5 +1,7 @@
 //! Workloads of commits made while something else is in progress: `checkpoint-tail`, commits
-//! of another thread and of another handle while a checkpoint writes its run.
+//! of another thread and of another handle while a checkpoint writes its run;
+//! `kill-mid-commit`, a handle's process killed between its log write and its commit-index
+//! update, the other handle writing next.
 
 use super::data::{delete_range, put, txn, Dur, EngineSettings, Step, TxOp, Workload};
 
@@ -45,6 +47,38 @@ pub fn checkpoint_tail() -> Workload {
     ];
     Workload {
         name: "checkpoint-tail".into(),
+        steps,
+        settings: EngineSettings::default(),
+    }
+}
+
+/// Each handle's process killed in the middle of a commit, after its log write and before
+/// it publishes the commit (the writer lock released dirty): the other handle reads, then
+/// commits (it must keep the killed commit, which the log holds), reads again; a Buffered
+/// and an Immediate commit killed, then a reopen.
+pub fn kill_mid_commit() -> Workload {
+    let other = |step: Step| Step::Other(Box::new(step));
+    let killed = |step: Step| Step::Concurrent(Box::new(Step::Kill), Box::new(step));
+    let steps = vec![
+        txn(
+            1,
+            vec![put(1, "k/a", "one"), put(1, "k/b", "one")],
+            Dur::Immediate,
+        ),
+        other(txn(2, vec![put(2, "k/c", "two")], Dur::Immediate)),
+        killed(txn(3, vec![put(3, "k/a", "three")], Dur::Buffered)),
+        other(Step::Read),
+        other(txn(4, vec![put(4, "k/d", "four")], Dur::Immediate)),
+        other(Step::Read),
+        txn(5, vec![put(5, "k/b", "five")], Dur::Buffered),
+        other(killed(txn(6, vec![put(6, "k/c", "six")], Dur::Immediate))),
+        txn(7, vec![put(7, "k/e", "seven")], Dur::Immediate),
+        Step::Read,
+        Step::Reopen,
+        txn(8, vec![put(8, "k/f", "eight")], Dur::Immediate),
+    ];
+    Workload {
+        name: "kill-mid-commit".into(),
         steps,
         settings: EngineSettings::default(),
     }

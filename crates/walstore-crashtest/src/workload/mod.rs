@@ -45,6 +45,7 @@ pub fn scripted(name: &str) -> Option<Workload> {
         "visibility" => return Some(shaped::visibility()),
         "read-then-commit" => return Some(shaped::read_then_commit()),
         "checkpoint-tail" => return Some(during::checkpoint_tail()),
+        "kill-mid-commit" => return Some(during::kill_mid_commit()),
         _ => return None,
     };
     Some(Workload {
