@@ -71,7 +71,8 @@ pub fn tier(name: &str, media: MediaModel) -> Option<Vec<Task>> {
 /// over many snapshot files) at its sync points with the cheaper recipes (its images are
 /// megabytes each), `merges` (a routine merge that leaves the oldest run out) at its sync
 /// points, `clean-reopen` (two unsynced commits after a clean close and reopen) with every
-/// constructed torn tail (a stale transaction past a hole at the clean marker),
+/// constructed torn tail (a stale transaction past a hole at the clean marker), `zero-runs`
+/// (values with zero runs over whole sectors) with every constructed torn tail,
 /// `close-fold` (closes that fold a log above `close_checkpoint_bytes` into a run) at sync
 /// points, every operation and countdown errors,
 /// `checkpoint-tail` (commits of another thread and of the other handle while a checkpoint
@@ -123,6 +124,9 @@ pub fn shaped_tasks(config: &ExploreConfig, aimed_bits: Option<u64>) -> Vec<Task
     tasks.extend(task("large", Strategy::SyncPoints, large));
     tasks.extend(task("merges", Strategy::SyncPoints, config.clone()));
     tasks.extend(task("clean-reopen", Strategy::TornTails, config.clone()));
+    // Zero runs over whole sectors: a torn tail whose only damage lies in zero bytes, at any
+    // sector of a transaction, and the repair's writes reordered without a sync between.
+    tasks.extend(task("zero-runs", Strategy::TornTails, config.clone()));
     // Closes that fold the log into a run (the last handle, a log above the bound).
     for strategy in [Strategy::SyncPoints, Strategy::EveryOp, Strategy::Countdown] {
         tasks.extend(task("close-fold", strategy, config.clone()));

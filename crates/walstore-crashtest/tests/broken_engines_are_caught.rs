@@ -476,3 +476,52 @@ fn a_writer_that_trusts_a_dirty_commit_index_is_caught_only_by_a_kill_in_the_mid
         Invariant::ReadsAgree
     );
 }
+
+/// `zero-runs` with its zero bytes replaced by `x`: no sector of a transaction holds zeros
+/// only (but the watermark's high bytes, which its layout puts nowhere near a sector start).
+fn zero_runs_without_zeros() -> Workload {
+    use walstore_crashtest::workload::{Step, TxOp};
+    let mut w = Workload::by_name("zero-runs").expect("shaped workload");
+    for step in &mut w.steps {
+        if let Step::Txn { ops, .. } = step {
+            for op in ops {
+                if let TxOp::Put { value, .. } = op {
+                    *value = value.replace('\0', "x");
+                }
+            }
+        }
+    }
+    w
+}
+
+#[test]
+fn an_unordered_torn_tail_repair_is_caught_at_any_zero_sector_of_a_transaction() {
+    let engine = broken(|f| f.unordered_torn_tail_repair = true);
+    assert!(passes(
+        &engine,
+        &zero_runs_without_zeros(),
+        Strategy::TornTails
+    ));
+    // Garbage over a sector of a value's zero run; a crash keeps the repair's zeroing of
+    // that sector alone: the transaction the first open discarded is whole again.
+    assert_eq!(
+        caught_by_ci_task(&engine, "zero-runs", Strategy::TornTails),
+        Invariant::StableIndeterminate
+    );
+}
+
+#[test]
+fn a_torn_tail_repair_with_one_sync_for_both_writes_is_caught_by_its_writes_reordered() {
+    let engine = broken(|f| f.torn_tail_repair_one_sync = true);
+    assert!(passes(
+        &engine,
+        &zero_runs_without_zeros(),
+        Strategy::TornTails
+    ));
+    // The first record header's zeroing and the rest's, unsynced together: a crash keeps
+    // the rest's zeroing of the garbage sector without the header's.
+    assert_eq!(
+        caught_by_ci_task(&engine, "zero-runs", Strategy::TornTails),
+        Invariant::StableIndeterminate
+    );
+}

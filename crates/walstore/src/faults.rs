@@ -96,9 +96,18 @@ pub struct EngineFaults {
     /// writer appended but never published is written over. Caught only by a kill of the
     /// lock's holder between its log write and its commit-index update.
     pub trust_dirty_lock: bool,
+    /// Zero a torn tail's first record header and the rest in two writes but one sync, after
+    /// both (the header's own sync skipped): a crash may keep the second write without the
+    /// first, and a transaction whose only damage lay in zero bytes is whole again. Caught by
+    /// the crash points of the repair with its writes kept or dropped independently.
+    pub torn_tail_repair_one_sync: bool,
 }
 
 impl EngineFaults {
+    #[inline]
+    pub(crate) fn torn_tail_repair_one_sync(&self) -> bool {
+        cfg!(feature = "fault-injection") && self.torn_tail_repair_one_sync
+    }
     #[inline]
     pub(crate) fn trust_dirty_lock(&self) -> bool {
         cfg!(feature = "fault-injection") && self.trust_dirty_lock

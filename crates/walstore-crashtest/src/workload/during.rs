@@ -83,3 +83,38 @@ pub fn kill_mid_commit() -> Workload {
         settings: EngineSettings::default(),
     }
 }
+
+/// Transactions whose values hold runs of zero bytes over whole sectors (at 512 and 4096
+/// bytes), left unsynced by Buffered commits and synced by Immediate ones: a torn write of one
+/// with garbage only over its zero sectors is a torn tail that zeroing makes whole again. Any
+/// repair of the torn tail whose first record header is not zeroed and synced before the rest
+/// may, cut by a crash, bring back a transaction the first open discarded (finding F's class:
+/// at any zero sector of a transaction, not only a watermark's high bytes at a sector's start).
+pub fn zero_runs() -> Workload {
+    let zeros = |serial: u64, key: &str, sectors: usize| {
+        let body = format!("<{}>", "\0".repeat(sectors * 4096));
+        put(serial, key, &body)
+    };
+    let steps = vec![
+        txn(1, vec![put(1, "z/a", "one")], Dur::Immediate),
+        txn(2, vec![zeros(2, "z/b", 2)], Dur::Buffered),
+        txn(
+            3,
+            vec![put(3, "z/c", "three"), zeros(3, "z/d", 1)],
+            Dur::Immediate,
+        ),
+        txn(
+            4,
+            vec![zeros(4, "z/e", 2), put(4, "z/a", "four")],
+            Dur::Buffered,
+        ),
+    ];
+    Workload {
+        name: "zero-runs".into(),
+        steps,
+        settings: EngineSettings {
+            wal_preallocate_bytes: 32768,
+            ..EngineSettings::default()
+        },
+    }
+}

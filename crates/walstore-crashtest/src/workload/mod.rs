@@ -46,6 +46,7 @@ pub fn scripted(name: &str) -> Option<Workload> {
         "read-then-commit" => return Some(shaped::read_then_commit()),
         "checkpoint-tail" => return Some(during::checkpoint_tail()),
         "kill-mid-commit" => return Some(during::kill_mid_commit()),
+        "zero-runs" => return Some(during::zero_runs()),
         _ => return None,
     };
     Some(Workload {
