@@ -298,3 +298,47 @@ fn handles_in_simulated_processes_share_the_log_index() {
     let index = fs.open_shared(Path::new("/db/LOGINDEX"), 1 << 20);
     assert!(index.is_ok(), "no log index: {index:?}");
 }
+
+/// In `checkpoint-tail`, each commit (another thread's, then the other handle's) is written
+/// while the checkpoint writes its first run without the writer lock: after the file of that
+/// run was created (its first write is held), before the manifest switch that ends the
+/// checkpoint. The run passes every crash point.
+#[test]
+fn commits_during_a_checkpoint_land_between_its_first_run_and_its_manifest_switch() {
+    use walstore_crashtest::driver::{run_workload, RunConfig};
+    use walstore_crashtest::simfs::Capture;
+    use walstore_crashtest::trace::OpClass;
+    let workload = Workload::by_name("checkpoint-tail").expect("shaped workload");
+    let run = run_workload(
+        &workload,
+        &EngineConfig::default(),
+        &RunConfig::capture(Capture::Off),
+    );
+    assert!(run.violation.is_none(), "{:?}", run.violation);
+    let trace = run.fs.trace();
+    for serial in [3, 5] {
+        let phase = format!("checkpoint, commit {serial} while it writes its run");
+        let ops: Vec<_> = trace.iter().filter(|t| t.phase == phase).collect();
+        let run_file = ops
+            .iter()
+            .find(|t| t.path.contains("/snap-"))
+            .map(|t| t.index)
+            .expect("a run");
+        let log_write = ops
+            .iter()
+            .find(|t| t.class == OpClass::Write && t.path.ends_with("/wal"))
+            .map(|t| t.index)
+            .expect("the commit's write");
+        let switch = ops
+            .iter()
+            .rev()
+            .find(|t| t.class == OpClass::Rename && t.detail.contains("MANIFEST"))
+            .map(|t| t.index)
+            .expect("the manifest switch");
+        assert!(
+            run_file < log_write && log_write < switch,
+            "commit {serial}: run file #{run_file}, log write #{log_write}, switch #{switch}"
+        );
+    }
+    assert_passes(&workload, Strategy::EveryOp, &ExploreConfig::default());
+}
