@@ -4,7 +4,10 @@
 //! the model as it stood when the crash happened. Steps can run on a second handle
 //! ([`handles`]), and two commits on two threads of one handle ([`threads`]).
 
+mod fold;
 mod handles;
+mod killmid;
+mod ops;
 mod poison;
 mod threads;
 mod visibility;
@@ -17,6 +20,7 @@ use crate::simfs::inject::{CountdownFault, SwarmProbabilities};
 use crate::simfs::{Capture, CrashPoint, Process, SimFs};
 use crate::trace::OpClass;
 use crate::workload::{counter_of, value, Dur, Step, TxOp, Workload};
+use ops::{apply_ops, split_writes, writes_of};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
@@ -90,6 +94,8 @@ struct Driver<'a> {
     reopen_in: Option<u32>,
     /// The second handle's fields while the first one runs, and the other way round.
     other: handles::Parked,
+    /// The third handle's fields (`Step::Other(Other(..))`) while another one runs.
+    third: handles::Parked,
     /// How many commit attempts the handle has read as visible (never fewer later).
     reads_seen: usize,
     /// Every key the workload names (what a range deletion can find).
@@ -120,7 +126,8 @@ pub fn run_workload(workload: &Workload, engine: &EngineConfig, config: &RunConf
         handle_faulted: false,
         must_be_poisoned: None,
         reopen_in: None,
-        other: handles::Parked::default(),
+        other: handles::Parked::handle(1),
+        third: handles::Parked::handle(2),
         keys: workload.keys(),
         reads_seen: 0,
         shared_poison: None,
@@ -133,6 +140,7 @@ pub fn run_workload(workload: &Workload, engine: &EngineConfig, config: &RunConf
     let final_state = fs.state();
     d.store = None;
     d.other.close();
+    d.third.close();
     fs.set_capture(Capture::Off);
     RunOutcome {
         fs,
@@ -277,7 +285,7 @@ impl Driver<'_> {
                 self.reopen_in = Some(0);
                 return Ok(());
             }
-            Step::Other(inner) => return self.on_other(inner),
+            Step::Other(inner) => return self.on_handle(inner),
             Step::Concurrent(first, second) => return self.concurrent(first, second),
             Step::Kill => return self.kill(),
             Step::Read => return self.read_step(),
@@ -392,6 +400,7 @@ impl Driver<'_> {
             // Range deletions hide keys of the runs below the memtable: bounded reads, reverse
             // reads and point gets must agree with the model right away.
             self.check_reads_now()?;
+            self.check_range_deleted_gets(ops)?;
         }
         Ok(result)
     }
@@ -538,64 +547,4 @@ fn panic_violation(phase: &str, panic: String) -> Violation {
         "Ok or a typed error",
         panic,
     )
-}
-
-/// The steps with every committed transaction of several writes split into transactions of
-/// one write each (for engines whose atomicity unit is a single write). The parts keep the
-/// transaction's serial number, so the values they write are the same.
-/// Applies a transaction's changes to `tx`, in order.
-fn apply_ops(tx: &mut dyn WriteTxn, ops: &[TxOp]) -> Result<(), EngineError> {
-    for op in ops {
-        match op {
-            TxOp::Put { key, value } => tx.put(key.as_bytes(), value.as_bytes())?,
-            TxOp::Delete { key } => tx.delete(key.as_bytes())?,
-            TxOp::DeleteRange { lo, hi } => tx.delete_range(lo.as_bytes(), hi.as_bytes())?,
-        }
-    }
-    Ok(())
-}
-
-/// A transaction's changes as the model's writes, in order: a range deletion deletes each of
-/// `keys` (every key the workload names, so every key the store can hold) that it covers.
-fn writes_of(ops: &[TxOp], keys: &BTreeSet<String>) -> Vec<(String, Option<String>)> {
-    let mut writes = Vec::new();
-    for op in ops {
-        match op {
-            TxOp::Put { key, value } => writes.push((key.clone(), Some(value.clone()))),
-            TxOp::Delete { key } => writes.push((key.clone(), None)),
-            TxOp::DeleteRange { lo, hi } => writes.extend(
-                keys.iter()
-                    .filter(|k| *k >= lo && *k < hi)
-                    .map(|k| (k.clone(), None)),
-            ),
-        }
-    }
-    writes
-}
-
-fn split_writes(steps: &[Step]) -> Vec<Step> {
-    let split = |step: &Step| -> Vec<Step> {
-        match step {
-            Step::Txn {
-                serial,
-                ops,
-                durability,
-                abort: false,
-            } if ops.len() > 1 => ops
-                .iter()
-                .map(|op| Step::Txn {
-                    serial: *serial,
-                    ops: vec![op.clone()],
-                    durability: *durability,
-                    abort: false,
-                })
-                .collect(),
-            Step::Other(inner) => split_writes(std::slice::from_ref(inner.as_ref()))
-                .into_iter()
-                .map(|s| Step::Other(Box::new(s)))
-                .collect(),
-            step => vec![step.clone()],
-        }
-    };
-    steps.iter().flat_map(split).collect()
 }

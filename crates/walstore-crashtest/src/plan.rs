@@ -5,7 +5,7 @@ use crate::crashgen::{MediaModel, Variant};
 use crate::engine::EngineConfig;
 use crate::explore::{explore, ExploreConfig, Failure, Strategy};
 use crate::stats::Stats;
-use crate::workload::{handles_mix, random_mix, Workload, HANDLES_STEPS, SCRIPTED};
+use crate::workload::{handles_mix_over, random_mix, Workload, HANDLES_STEPS, SCRIPTED};
 use std::time::{Duration, Instant};
 
 /// One workload explored with one strategy.
@@ -58,7 +58,8 @@ pub fn tier(name: &str, media: MediaModel) -> Option<Vec<Task>> {
         tasks.extend(shaped_tasks(&config, aimed));
         tasks.extend(random_tasks(1..=seeds, steps, &config, deep_seeds));
         if sector == 512 {
-            tasks.extend(handles_tasks(1..=handle_seeds, &config));
+            tasks.extend(handles_tasks(1..=handle_seeds, &config, 2));
+            tasks.extend(handles_tasks(1..=handle_seeds / 2, &config, 3));
         }
     }
     Some(tasks)
@@ -70,9 +71,14 @@ pub fn tier(name: &str, media: MediaModel) -> Option<Vec<Task>> {
 /// over many snapshot files) at its sync points with the cheaper recipes (its images are
 /// megabytes each), `merges` (a routine merge that leaves the oldest run out) at its sync
 /// points, `clean-reopen` (two unsynced commits after a clean close and reopen) with every
-/// constructed torn tail (a stale transaction past a hole at the clean marker),
+/// constructed torn tail (a stale transaction past a hole at the clean marker), `zero-runs`
+/// (values with zero runs over whole sectors) with every constructed torn tail,
 /// `close-fold` (closes that fold a log above `close_checkpoint_bytes` into a run) at sync
 /// points, every operation and countdown errors,
+/// `checkpoint-tail` (commits of another thread and of the other handle while a checkpoint
+/// writes its run) and `kill-mid-commit` (a handle killed between its log write and its
+/// commit-index update, the other writing next) with the crash-point strategies and
+/// countdown errors,
 /// `read-then-commit` (a handle that caught up by reading commits next: finding I) at its sync
 /// points and with aimed corruption, and `two-handles` (a second handle next to the first), `handoff`,
 /// `threads` (two committer threads, one writing while the other's sync is in progress) and
@@ -118,9 +124,23 @@ pub fn shaped_tasks(config: &ExploreConfig, aimed_bits: Option<u64>) -> Vec<Task
     tasks.extend(task("large", Strategy::SyncPoints, large));
     tasks.extend(task("merges", Strategy::SyncPoints, config.clone()));
     tasks.extend(task("clean-reopen", Strategy::TornTails, config.clone()));
+    // Zero runs over whole sectors: a torn tail whose only damage lies in zero bytes, at any
+    // sector of a transaction, and the repair's writes reordered without a sync between.
+    tasks.extend(task("zero-runs", Strategy::TornTails, config.clone()));
     // Closes that fold the log into a run (the last handle, a log above the bound).
     for strategy in [Strategy::SyncPoints, Strategy::EveryOp, Strategy::Countdown] {
         tasks.extend(task("close-fold", strategy, config.clone()));
+    }
+    // Commits of another thread and of the other handle while a checkpoint writes its run;
+    // a kill of the writer lock's holder in the middle of its commit.
+    for strategy in [
+        Strategy::SyncPoints,
+        Strategy::EveryOp,
+        Strategy::RecoveryCrash,
+        Strategy::Countdown,
+    ] {
+        tasks.extend(task("checkpoint-tail", strategy, config.clone()));
+        tasks.extend(task("kill-mid-commit", strategy, config.clone()));
     }
     // Checkpoints that seal their log for a change feed consumer; the feed is read and
     // checked after every crash (invariant 13).
@@ -192,12 +212,17 @@ pub fn random_tasks(
     tasks
 }
 
-/// Seeded random schedules over two handles (`handles-<seed>`: threads, a kill of one
-/// handle while the other lives) with sync points, swarm faults and countdown errors.
-pub fn handles_tasks(seeds: std::ops::RangeInclusive<u64>, config: &ExploreConfig) -> Vec<Task> {
+/// Seeded random schedules over `handles` handles (`handles-<seed>` over two,
+/// `handles3-<seed>` over three: threads, a kill of one handle while the others live) with
+/// sync points, swarm faults and countdown errors.
+pub fn handles_tasks(
+    seeds: std::ops::RangeInclusive<u64>,
+    config: &ExploreConfig,
+    handles: u32,
+) -> Vec<Task> {
     let mut tasks = Vec::new();
     for seed in seeds {
-        let workload = handles_mix(seed, HANDLES_STEPS);
+        let workload = handles_mix_over(seed, HANDLES_STEPS, handles);
         let config = ExploreConfig {
             seed,
             ..config.clone()

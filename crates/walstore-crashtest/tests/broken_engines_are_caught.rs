@@ -273,13 +273,33 @@ fn random_schedules_over_two_handles_catch_the_variants_that_need_a_second_handl
     // (`clean_marker_without_sync`, a marker that vouches for the other handle's unsynced
     // Buffered commits, was caught here too before the log index: a handle that opens beside
     // a live one now syncs at open (RECOVERY.md X2), and these schedules no longer reach the
-    // window. `two-handles` still catches it in the CI tier: see its own test.)
+    // window. `two-handles` and `handles3-1` still catch it in the CI tier: see their tests.)
     // A pair of commits on two threads of one of the handles.
     let group = broken(|f| f.ack_writes_issued_during_sync = true);
     assert_eq!(
         caught_by_ci_task(&group, "handles-1", Strategy::SyncPoints),
         Invariant::Durability
     );
+    // Over three handles.
+    assert_eq!(
+        caught_by_ci_task(&group, "handles3-2", Strategy::SyncPoints),
+        Invariant::Durability
+    );
+}
+
+/// Runs every task of the CI tier whose workload name starts with `prefix` on `engine`;
+/// returns each caught task with its invariant.
+fn caught_by_ci_tasks_of(engine: &EngineConfig, prefix: &str) -> Vec<(String, Invariant)> {
+    let tasks = tier("ci", MediaModel::default()).expect("the ci tier");
+    tasks
+        .iter()
+        .filter(|t| t.workload.name.starts_with(prefix))
+        .filter_map(|t| {
+            let outcome = explore(&t.workload, t.strategy, engine, &t.config);
+            let name = format!("{} / {}", t.workload.name, t.strategy);
+            outcome.failure.map(|f| (name, f.violation.invariant))
+        })
+        .collect()
 }
 
 #[test]
@@ -382,6 +402,127 @@ fn a_close_that_folds_the_log_is_explored_crash_point_by_crash_point() {
     assert_eq!(
         caught_by_ci_task(&engine, "close-fold", Strategy::EveryOp),
         Invariant::StructuralIntegrity
+    );
+}
+
+#[test]
+fn a_reverse_range_that_starts_one_entry_past_its_end_is_caught_by_reverse_reads() {
+    let engine = broken(|f| f.reverse_seek_one_past_end = true);
+    // A bounded range read backwards inside a snapshot file shows the key past its end.
+    // (Any workload whose recovery folds a log into a run reaches it: no passing workload.)
+    assert_eq!(
+        caught_by_ci_task(&engine, "checkpoints", Strategy::SyncPoints),
+        Invariant::ReadsAgree
+    );
+}
+
+#[test]
+fn a_point_get_that_ignores_range_deletions_is_caught_by_gets_after_a_range_deletion() {
+    let engine = broken(|f| f.get_ignores_range_deletes = true);
+    // No range deletion: nothing to see.
+    assert!(passes(
+        &engine,
+        &Workload::by_name("checkpoints").expect("scripted workload"),
+        Strategy::SyncPoints
+    ));
+    // The deletion of r/03..r/07 over an older run: a get of r/04 finds the run's value.
+    assert_eq!(
+        caught_by_ci_task(&engine, "ranges", Strategy::SyncPoints),
+        Invariant::ReadsAgree
+    );
+}
+
+#[test]
+fn a_checkpoint_tail_run_below_the_first_run_is_caught_only_with_commits_during_a_checkpoint() {
+    let engine = broken(|f| f.checkpoint_tail_run_below = true);
+    // Checkpoints with nobody committing meanwhile write one run: nothing to see.
+    assert!(passes(
+        &engine,
+        &Workload::by_name("checkpoints").expect("scripted workload"),
+        Strategy::SyncPoints
+    ));
+    // A commit of another thread while the checkpoint writes its run lands in phase 2's
+    // tail run; listed below the first run, the frozen c/a = one wins over the tail's three.
+    assert_eq!(
+        caught_by_ci_task(&engine, "checkpoint-tail", Strategy::SyncPoints),
+        Invariant::ReadsAgree
+    );
+}
+
+#[test]
+fn a_clean_marker_before_the_caught_up_log_is_synced_is_caught_by_schedules_over_three_handles() {
+    let engine = broken(|f| f.clean_marker_without_sync = true);
+    // Over two handles, a handle that opens beside a live one syncs at open (RECOVERY.md X2):
+    // no task of the CI tier's `handles-<seed>` reaches the window.
+    assert_eq!(caught_by_ci_tasks_of(&engine, "handles-"), []);
+    // Over three, a handle closes while another's Buffered commits, which it caught up on
+    // after its open, are unsynced: its marker vouches for them.
+    assert_eq!(
+        caught_by_ci_task(&engine, "handles3-1", Strategy::SyncPoints),
+        Invariant::TornTailVersusCorruption
+    );
+}
+
+#[test]
+fn a_writer_that_trusts_a_dirty_commit_index_is_caught_only_by_a_kill_in_the_middle_of_a_commit() {
+    let engine = broken(|f| f.trust_dirty_lock = true);
+    // Kills between steps (never while the lock is held) leave the lock clean.
+    assert_eq!(caught_by_ci_tasks_of(&engine, "handles-"), []);
+    // Killed after its log write, the holder never published its commit: the next writer,
+    // trusting the commit index, writes over it though the log held it, and what the
+    // handles read disagrees with every prefix of the commits.
+    assert_eq!(
+        caught_by_ci_task(&engine, "kill-mid-commit", Strategy::SyncPoints),
+        Invariant::ReadsAgree
+    );
+}
+
+/// `zero-runs` with its zero bytes replaced by `x`: no sector of a transaction holds zeros
+/// only (but the watermark's high bytes, which its layout puts nowhere near a sector start).
+fn zero_runs_without_zeros() -> Workload {
+    use walstore_crashtest::workload::{Step, TxOp};
+    let mut w = Workload::by_name("zero-runs").expect("shaped workload");
+    for step in &mut w.steps {
+        if let Step::Txn { ops, .. } = step {
+            for op in ops {
+                if let TxOp::Put { value, .. } = op {
+                    *value = value.replace('\0', "x");
+                }
+            }
+        }
+    }
+    w
+}
+
+#[test]
+fn an_unordered_torn_tail_repair_is_caught_at_any_zero_sector_of_a_transaction() {
+    let engine = broken(|f| f.unordered_torn_tail_repair = true);
+    assert!(passes(
+        &engine,
+        &zero_runs_without_zeros(),
+        Strategy::TornTails
+    ));
+    // Garbage over a sector of a value's zero run; a crash keeps the repair's zeroing of
+    // that sector alone: the transaction the first open discarded is whole again.
+    assert_eq!(
+        caught_by_ci_task(&engine, "zero-runs", Strategy::TornTails),
+        Invariant::StableIndeterminate
+    );
+}
+
+#[test]
+fn a_torn_tail_repair_with_one_sync_for_both_writes_is_caught_by_its_writes_reordered() {
+    let engine = broken(|f| f.torn_tail_repair_one_sync = true);
+    assert!(passes(
+        &engine,
+        &zero_runs_without_zeros(),
+        Strategy::TornTails
+    ));
+    // The first record header's zeroing and the rest's, unsynced together: a crash keeps
+    // the rest's zeroing of the garbage sector without the header's.
+    assert_eq!(
+        caught_by_ci_task(&engine, "zero-runs", Strategy::TornTails),
+        Invariant::StableIndeterminate
     );
 }
 

@@ -220,3 +220,125 @@ fn a_killed_handles_unsynced_commit_is_read_by_the_survivor() {
         assert_passes(&workload, strategy, &ExploreConfig::default());
     }
 }
+
+/// Three handles (three processes): the third (`Other(Other(step))`) commits, checkpoints and
+/// is killed while the other two commit and read; every handle's commits reach the model
+/// under its own number, and the run passes every crash point and countdown errors.
+#[test]
+fn three_handles_commit_read_and_survive_a_kill_of_one() {
+    use walstore_crashtest::driver::{run_workload, RunConfig};
+    use walstore_crashtest::simfs::Capture;
+    use walstore_crashtest::workload::{value, Dur, EngineSettings, Step, TxOp};
+    let put = |serial: u64, key: &str, durability| Step::Txn {
+        serial,
+        ops: vec![TxOp::Put {
+            key: key.into(),
+            value: value(serial, "v"),
+        }],
+        durability,
+        abort: false,
+    };
+    let other = |step: Step| Step::Other(Box::new(step));
+    let third = |step: Step| other(other(step));
+    let workload = Workload {
+        name: "three-handles".into(),
+        steps: vec![
+            put(1, "t/1", Dur::Immediate),
+            other(put(2, "t/2", Dur::Buffered)),
+            third(put(3, "t/3", Dur::Buffered)),
+            Step::Read,
+            third(Step::Checkpoint),
+            other(Step::Read),
+            third(put(4, "t/1", Dur::Buffered)),
+            third(Step::Kill),
+            put(5, "t/5", Dur::Immediate),
+            third(Step::Read),
+            other(Step::Sync),
+        ],
+        settings: EngineSettings::default(),
+    };
+    let outcome = run_workload(
+        &workload,
+        &EngineConfig::default(),
+        &RunConfig::capture(Capture::Off),
+    );
+    assert!(outcome.violation.is_none(), "{:?}", outcome.violation);
+    let handles: Vec<u8> = outcome.history.commits.iter().map(|c| c.handle).collect();
+    assert_eq!(handles, [0, 1, 2, 2, 0]);
+    for strategy in [Strategy::EveryOp, Strategy::Countdown] {
+        assert_passes(&workload, strategy, &ExploreConfig::default());
+    }
+}
+
+/// Handles opened through the harness's processes share walstore's log index (a shared file
+/// of the simulated file system), as handles of real processes do: the second handle reads
+/// the first's commit through it.
+#[test]
+fn handles_in_simulated_processes_share_the_log_index() {
+    use std::path::Path;
+    use std::sync::Arc;
+    use walstore::storage::Storage;
+    use walstore_crashtest::simfs::SimFs;
+    use walstore_crashtest::workload::Dur;
+    let fs = SimFs::new();
+    let engine = EngineConfig::default();
+    let open = || {
+        engine
+            .open_on(Arc::new(fs.process()))
+            .expect("no panic")
+            .expect("opens")
+    };
+    let first = open();
+    let mut tx = first.begin_write(Dur::Immediate).expect("begin");
+    tx.put(b"k", b"v").expect("put");
+    tx.commit().expect("commit");
+    let second = open();
+    let read = second.begin_read().expect("read").get(b"k").expect("get");
+    assert_eq!(read.as_deref(), Some(&b"v"[..]));
+    let index = fs.open_shared(Path::new("/db/LOGINDEX"), 1 << 20);
+    assert!(index.is_ok(), "no log index: {index:?}");
+}
+
+/// In `checkpoint-tail`, each commit (another thread's, then the other handle's) is written
+/// while the checkpoint writes its first run without the writer lock: after the file of that
+/// run was created (its first write is held), before the manifest switch that ends the
+/// checkpoint. The run passes every crash point.
+#[test]
+fn commits_during_a_checkpoint_land_between_its_first_run_and_its_manifest_switch() {
+    use walstore_crashtest::driver::{run_workload, RunConfig};
+    use walstore_crashtest::simfs::Capture;
+    use walstore_crashtest::trace::OpClass;
+    let workload = Workload::by_name("checkpoint-tail").expect("shaped workload");
+    let run = run_workload(
+        &workload,
+        &EngineConfig::default(),
+        &RunConfig::capture(Capture::Off),
+    );
+    assert!(run.violation.is_none(), "{:?}", run.violation);
+    let trace = run.fs.trace();
+    for serial in [3, 5] {
+        let phase = format!("checkpoint, commit {serial} while it writes its run");
+        let ops: Vec<_> = trace.iter().filter(|t| t.phase == phase).collect();
+        let run_file = ops
+            .iter()
+            .find(|t| t.path.contains("/snap-"))
+            .map(|t| t.index)
+            .expect("a run");
+        let log_write = ops
+            .iter()
+            .find(|t| t.class == OpClass::Write && t.path.ends_with("/wal"))
+            .map(|t| t.index)
+            .expect("the commit's write");
+        let switch = ops
+            .iter()
+            .rev()
+            .find(|t| t.class == OpClass::Rename && t.detail.contains("MANIFEST"))
+            .map(|t| t.index)
+            .expect("the manifest switch");
+        assert!(
+            run_file < log_write && log_write < switch,
+            "commit {serial}: run file #{run_file}, log write #{log_write}, switch #{switch}"
+        );
+    }
+    assert_passes(&workload, Strategy::EveryOp, &ExploreConfig::default());
+}

@@ -87,9 +87,66 @@ pub struct EngineFaults {
     /// lock read them from the log, not when a reader's catch-up had taken them in before
     /// (the crash harness's finding I). Caught by `read-then-commit` with aimed damage.
     pub vouch_only_after_scan: bool,
+    /// A reverse range read that starts inside a snapshot file starts one entry past its
+    /// upper bound (an off-by-one in the backwards seek). Caught by the oracle's reverse
+    /// reads.
+    pub reverse_seek_one_past_end: bool,
+    /// A point get ignores the range deletions of the memtable and of the log index (scans
+    /// honour them): a run's value of a key deleted by a range comes back to `get`. Caught
+    /// by point gets of the keys a range deletion removed.
+    pub get_ignores_range_deletes: bool,
+    /// A checkpoint lists the run of the commits made while it wrote its first run (phase 2's
+    /// tail) below that first run instead of above it: an older value of a key the tail
+    /// rewrote wins. Caught only with a commit made while a checkpoint writes its run.
+    pub checkpoint_tail_run_below: bool,
+    /// The holder of the writer lock trusts the commit index's section even when the lock
+    /// is dirty (the previous holder died holding it, RECOVERY.md I4): a transaction a killed
+    /// writer appended but never published is written over. Caught only by a kill of the
+    /// lock's holder between its log write and its commit-index update.
+    pub trust_dirty_lock: bool,
+    /// Zero a torn tail's first record header and the rest in two writes but one sync, after
+    /// both (the header's own sync skipped): a crash may keep the second write without the
+    /// first, and a transaction whose only damage lay in zero bytes is whole again. Caught by
+    /// the crash points of the repair with its writes kept or dropped independently.
+    pub torn_tail_repair_one_sync: bool,
 }
 
 impl EngineFaults {
+    #[inline]
+    pub(crate) fn torn_tail_repair_one_sync(&self) -> bool {
+        cfg!(feature = "fault-injection") && self.torn_tail_repair_one_sync
+    }
+    #[inline]
+    pub(crate) fn trust_dirty_lock(&self) -> bool {
+        cfg!(feature = "fault-injection") && self.trust_dirty_lock
+    }
+    #[inline]
+    pub(crate) fn reverse_seek_one_past_end(&self) -> bool {
+        cfg!(feature = "fault-injection") && self.reverse_seek_one_past_end
+    }
+    #[inline]
+    pub(crate) fn get_ignores_range_deletes(&self) -> bool {
+        cfg!(feature = "fault-injection") && self.get_ignores_range_deletes
+    }
+    /// `edit` as the engine applies it: with `checkpoint_tail_run_below`, a checkpoint that
+    /// adds two runs (the tail run, then the first run) adds them in the other order.
+    pub(crate) fn checkpoint_edit<'e>(
+        &self,
+        edit: &'e crate::runs::RunEdit,
+    ) -> std::borrow::Cow<'e, crate::runs::RunEdit> {
+        use crate::runs::RunEdit;
+        let broken = cfg!(feature = "fault-injection") && self.checkpoint_tail_run_below;
+        match edit {
+            RunEdit::NewGeneration { added, .. } if broken && added.len() == 2 => {
+                let mut swapped = edit.clone();
+                if let RunEdit::NewGeneration { added, .. } = &mut swapped {
+                    added.reverse();
+                }
+                std::borrow::Cow::Owned(swapped)
+            }
+            _ => std::borrow::Cow::Borrowed(edit),
+        }
+    }
     #[inline]
     pub(crate) fn vouch_only_after_scan(&self) -> bool {
         cfg!(feature = "fault-injection") && self.vouch_only_after_scan

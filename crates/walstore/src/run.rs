@@ -16,9 +16,9 @@ pub struct SegmentSet {
     pub metas: Vec<SegmentMeta>,
     /// Every file's range deletions, in key order.
     pub range_deletes: Vec<RangeDelete>,
-    /// The broken variant `EngineFaults::range_seek_one_entry_early` (always false outside
+    /// The broken variants that change how a run is read (`EngineFaults`: all off outside
     /// the crash harness's tests).
-    pub seek_one_entry_early: bool,
+    pub faults: crate::faults::EngineFaults,
 }
 
 /// What one run says about a key.
@@ -44,7 +44,11 @@ impl SegmentSet {
     }
 
     /// Builds a run from its mapped files (in key order) and their metadata.
-    pub fn new(segments: Vec<Arc<Segment>>, metas: Vec<SegmentMeta>, faults: bool) -> Self {
+    pub fn new(
+        segments: Vec<Arc<Segment>>,
+        metas: Vec<SegmentMeta>,
+        faults: crate::faults::EngineFaults,
+    ) -> Self {
         let range_deletes = segments
             .iter()
             .flat_map(|s| s.range_deletes().iter().cloned())
@@ -53,7 +57,7 @@ impl SegmentSet {
             segments,
             metas,
             range_deletes,
-            seek_one_entry_early: faults,
+            faults,
         }
     }
 

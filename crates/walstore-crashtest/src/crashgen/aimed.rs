@@ -40,6 +40,11 @@ enum Shape {
     /// Every sector of the last write new except this one, garbage (garbage over bytes of
     /// the record that are zeros, such as a watermark's high bytes).
     WholeButGarbage(usize),
+    /// Only this sector of the last write new and every earlier unsynced WAL write dropped:
+    /// two writes with no sync between them persisted in the other order, the later one
+    /// torn (a torn-tail repair that zeroes the first record header and the rest with one
+    /// sync after both: only the rest's zeroing of a garbage sector lands).
+    AloneOnlySector(usize),
 }
 
 /// How many distinct images `variant` has at a crash point (`None` for the random recipes);
@@ -121,6 +126,13 @@ impl Builder<'_> {
                 m[j] = 2;
                 plan[last] = Keep::Torn(m);
             }
+            Shape::AloneOnlySector(j) => {
+                for &i in &writes[..writes.len() - 1] {
+                    plan[i] = Keep::Drop;
+                }
+                plan[last] = Keep::Torn(mask(self, last, wal, |k| k == j));
+                self.classes.push(FaultClass::F18);
+            }
         }
         Some(self.build(&names, &plans))
     }
@@ -189,6 +201,9 @@ fn shapes(state: &FsState, sector: usize) -> Vec<Shape> {
             Shape::OnlySector(j),
             Shape::WholeButGarbage(j),
         ]);
+        if writes.len() > 1 {
+            out.push(Shape::AloneOnlySector(j));
+        }
     }
     out
 }

@@ -1,11 +1,11 @@
-//! A second handle on the same simulated file system (the fault model's second process):
-//! its steps interleave with the first handle's, commit through the same writer lock, catch
-//! up on each other's commits, and close with the other still open.
+//! A second and a third handle on the same simulated file system (the fault model's other
+//! processes): their steps interleave with the first handle's, commit through the same
+//! writer lock, catch up on each other's commits, and close with the others still open.
 //!
 //! The driver keeps one set of per-handle fields (the store, whether a fault fired on it,
-//! why it must be poisoned, when to reopen it); a step on the second handle swaps the second
-//! handle's set in, runs as any step does, and swaps it back. The model is shared: both
-//! handles commit into one history.
+//! why it must be poisoned, when to reopen it); a step on another handle (`Other(step)`: the
+//! second, `Other(Other(step))`: the third) swaps that handle's set in, runs as any step
+//! does, and swaps it back. The model is shared: every handle commits into one history.
 
 use super::{panic_violation, Driver};
 use crate::engine::{guarded, Handle};
@@ -16,9 +16,11 @@ use crate::workload::Step;
 use std::path::Path;
 use std::sync::Arc;
 
-/// The per-handle fields of the handle that is not running.
+/// The per-handle fields of a handle that is not running.
 #[derive(Default)]
 pub(super) struct Parked {
+    /// Which handle's fields these are (0: the first).
+    pub(super) id: u8,
     store: Option<Arc<dyn Handle>>,
     process: Option<Process>,
     faulted: bool,
@@ -28,6 +30,14 @@ pub(super) struct Parked {
 }
 
 impl Parked {
+    /// Handle `id`, not open.
+    pub(super) fn handle(id: u8) -> Self {
+        Parked {
+            id,
+            ..Parked::default()
+        }
+    }
+
     /// Drops the parked store (at the end of a run, after the first handle).
     pub(super) fn close(&mut self) {
         self.store = None;
@@ -52,7 +62,35 @@ impl Driver<'_> {
         std::mem::swap(&mut self.must_be_poisoned, &mut self.other.poisoned);
         std::mem::swap(&mut self.reopen_in, &mut self.other.reopen_in);
         std::mem::swap(&mut self.reads_seen, &mut self.other.seen);
-        self.history.current_handle ^= 1;
+        std::mem::swap(&mut self.history.current_handle, &mut self.other.id);
+    }
+
+    /// Swaps the parked third slot with the running handle (as [`Driver::swap_handles`]).
+    pub(super) fn swap_third(&mut self) {
+        std::mem::swap(&mut self.other, &mut self.third);
+        self.swap_handles();
+        std::mem::swap(&mut self.other, &mut self.third);
+    }
+
+    /// `Other(inner)`: `inner` on the second handle, or on the third for `Other(Other(..))`.
+    pub(super) fn on_handle(&mut self, inner: &Step) -> Result<(), Violation> {
+        match inner {
+            Step::Other(third) => self.on_third(third),
+            step => self.on_other(step),
+        }
+    }
+
+    /// Runs `inner` on the handle parked in the third slot.
+    pub(super) fn on_third(&mut self, inner: &Step) -> Result<(), Violation> {
+        std::mem::swap(&mut self.other, &mut self.third);
+        let result = self.on_other(inner);
+        std::mem::swap(&mut self.other, &mut self.third);
+        result
+    }
+
+    /// Whether a handle other than the running one is open.
+    pub(super) fn others_open(&self) -> bool {
+        self.other.is_open() || self.third.is_open()
     }
 
     /// Runs `inner` on the second handle, opening it first if needed; `Step::Reopen` closes
@@ -61,8 +99,15 @@ impl Driver<'_> {
         let before = self.fs.op_count();
         self.swap_handles();
         let result = self.other_step(inner);
+        self.note_syncs_since(before);
         self.swap_handles();
-        let syncs: Vec<u64> = self
+        result
+    }
+
+    /// The log syncs since trace index `before` were the running handle's.
+    pub(super) fn note_syncs_since(&mut self, before: u64) {
+        let handle = self.history.current_handle;
+        let syncs: Vec<(u64, u8)> = self
             .fs
             .trace()
             .iter()
@@ -71,10 +116,9 @@ impl Driver<'_> {
                     && t.class == OpClass::Sync
                     && self.engine.is_log(Path::new(&t.path))
             })
-            .map(|t| t.index)
+            .map(|t| (t.index, handle))
             .collect();
         self.history.second_handle_syncs.extend(syncs);
-        result
     }
 
     fn other_step(&mut self, inner: &Step) -> Result<(), Violation> {

@@ -14,7 +14,6 @@
 
 use super::Driver;
 use crate::oracle::Violation;
-use crate::workload::Step;
 use std::sync::Arc;
 
 impl Driver<'_> {
@@ -33,14 +32,19 @@ impl Driver<'_> {
         }
     }
 
-    /// The running handle must refuse commits because of `why`: so must the other one, if it
-    /// is open and the engine shares its poison.
+    /// The running handle must refuse commits because of `why`: so must the others that are
+    /// open, if the engine shares its poison.
     pub(super) fn poison_other(&mut self, why: &str) {
-        if self.engine.promises().poison_shared && self.other.is_open() {
-            let on = self.history.current_handle;
-            self.other
-                .poisoned
-                .get_or_insert_with(|| format!("{why} (on handle {on}, shared poison)"));
+        if !self.engine.promises().poison_shared {
+            return;
+        }
+        let on = self.history.current_handle;
+        for parked in [&mut self.other, &mut self.third] {
+            if parked.is_open() {
+                parked
+                    .poisoned
+                    .get_or_insert_with(|| format!("{why} (on handle {on}, shared poison)"));
+            }
         }
     }
 
@@ -50,28 +54,42 @@ impl Driver<'_> {
         self.handle_faulted || self.shared_poison.is_some()
     }
 
-    /// Before an open: with the store possibly poisoned, the other handle closes first (every
-    /// handle must close the store before the poison clears).
+    /// Before an open: with the store possibly poisoned, the other handles close first
+    /// (every handle must close the store before the poison clears).
     pub(super) fn close_other_if_poisoned(&mut self) -> Result<(), Violation> {
-        if self.shared_poison.is_none() || !self.other.is_open() {
+        if self.shared_poison.is_none() {
             return Ok(());
         }
-        if self.history.current_handle == 0 {
-            return self.on_other(&Step::Reopen);
+        if self.other.is_open() {
+            self.swap_handles();
+            self.close_for_poison();
+            self.swap_handles();
         }
-        self.swap_handles();
-        let phase = "close the first handle (shared poison)";
-        self.fs.set_phase(phase);
-        let snapshot = Arc::new(self.history.clone());
-        self.store = None;
-        self.collect(&snapshot, phase);
-        self.swap_handles();
+        if self.third.is_open() {
+            self.swap_third();
+            self.close_for_poison();
+            self.swap_third();
+        }
         Ok(())
+    }
+
+    /// Closes the running handle (another one is about to reopen a poisoned store).
+    fn close_for_poison(&mut self) {
+        let phase = format!(
+            "close handle {} (shared poison)",
+            self.history.current_handle
+        );
+        self.fs.set_phase(&phase);
+        let snapshot = Arc::new(self.history.clone());
+        let before = self.fs.op_count();
+        self.store = None;
+        self.collect(&snapshot, &phase);
+        self.note_syncs_since(before);
     }
 
     /// After an open: a handle open alone on the store starts without the poison.
     pub(super) fn clear_poison_if_alone(&mut self) {
-        if self.store.is_some() && !self.other.is_open() {
+        if self.store.is_some() && !self.others_open() {
             self.shared_poison = None;
         }
     }

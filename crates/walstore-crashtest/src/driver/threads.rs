@@ -37,7 +37,7 @@ impl<'a> Half<'a> {
     }
 }
 
-fn as_half(step: &Step) -> Option<(u64, &[TxOp], Dur)> {
+pub(super) fn as_half(step: &Step) -> Option<(u64, &[TxOp], Dur)> {
     match step {
         Step::Txn {
             serial,
@@ -49,7 +49,7 @@ fn as_half(step: &Step) -> Option<(u64, &[TxOp], Dur)> {
     }
 }
 
-fn commit_on(store: &dyn Handle, ops: &[TxOp], dur: Dur) -> Result<(), EngineError> {
+pub(super) fn commit_on(store: &dyn Handle, ops: &[TxOp], dur: Dur) -> Result<(), EngineError> {
     let mut tx = store.begin_write(dur)?;
     apply_ops(&mut *tx, ops)?;
     tx.commit()
@@ -59,6 +59,12 @@ impl Driver<'_> {
     /// Runs two commits on two threads of the current handle (see the module doc). Steps
     /// other than committed transactions run one after the other.
     pub(super) fn concurrent(&mut self, first: &Step, second: &Step) -> Result<(), Violation> {
+        if matches!(first, Step::Checkpoint) {
+            return self.checkpoint_during(second);
+        }
+        if matches!(first, Step::Kill) {
+            return self.kill_mid_commit(second);
+        }
         let (Some(a), Some(b)) = (as_half(first), as_half(second)) else {
             self.step(first)?;
             return self.step(second);

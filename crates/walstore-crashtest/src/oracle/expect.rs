@@ -73,10 +73,11 @@ pub struct Expectation {
     pub crash_op: u64,
     /// What the workload was doing at the crash.
     pub phase: String,
-    /// Trace indexes of the WAL syncs the second handle made (a handle's watermarks know
-    /// only its own syncs and those of the transactions it caught up on).
+    /// Trace indexes of the WAL syncs the handles other than the first made, with the handle
+    /// (a handle's watermarks know only its own syncs and those of the transactions it
+    /// caught up on).
     #[serde(default)]
-    pub second_handle_syncs: std::collections::BTreeSet<u64>,
+    pub second_handle_syncs: std::collections::BTreeMap<u64, u8>,
     /// The feed consumer's position as candidate commits acknowledged: at least the first,
     /// at most the second (an acknowledgement in progress at the crash).
     #[serde(default)]
@@ -136,7 +137,7 @@ impl Expectation {
         // what it caught up on before appending: RECOVERY.md S1b). A handle's own commit
         // synced by another handle's catch-up is unknown to it: its next commit proves
         // nothing.
-        let synced_by = u8::from(self.second_handle_syncs.contains(&sync_op));
+        let synced_by = self.second_handle_syncs.get(&sync_op).copied().unwrap_or(0);
         let covered = self.commits[index + 1..].iter().any(|later| {
             later.durable
                 && later.first_op >= sync_op

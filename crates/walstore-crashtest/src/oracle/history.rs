@@ -42,7 +42,8 @@ pub struct CommitRecord {
     /// WAL byte ranges the commit call wrote.
     #[serde(default)]
     pub wal_ranges: Vec<(u64, u64)>,
-    /// The handle that made it (0 = the first; 1 = the second handle of `Step::Other`).
+    /// The handle that made it (0 = the first; 1 = the second handle of `Step::Other`; 2 =
+    /// the third, of `Step::Other(Other(..))`).
     #[serde(default)]
     pub handle: u8,
 }
@@ -59,9 +60,9 @@ pub struct History {
     /// The handle whose steps run now (commits record it).
     #[serde(default)]
     pub current_handle: u8,
-    /// Trace indexes of the WAL syncs the second handle made.
+    /// Trace indexes of the WAL syncs the handles other than the first made, with the handle.
     #[serde(default)]
-    pub second_handle_syncs: BTreeSet<u64>,
+    pub second_handle_syncs: std::collections::BTreeMap<u64, u8>,
     /// Candidate commits the feed consumer's last completed acknowledgement covered.
     #[serde(default)]
     pub feed_acked: usize,
@@ -244,7 +245,7 @@ impl History {
             second_handle_syncs: self
                 .second_handle_syncs
                 .range(..=crash_op)
-                .copied()
+                .map(|(op, h)| (*op, *h))
                 .collect(),
             feed_acked: (
                 self.feed_acked,

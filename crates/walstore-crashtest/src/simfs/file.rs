@@ -55,6 +55,17 @@ impl SimFile {
         covered
     }
 
+    /// A write to a snapshot file waits here while the run gate holds it (`rungate.rs`).
+    fn hold_snapshot_write(&self) {
+        if self
+            .path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("snap-"))
+        {
+            self.fs.shared.run_gate.hold();
+        }
+    }
+
     fn note_wal_write(&self) {
         if self.is_wal() {
             self.fs.shared.sync_gate.note_write();
@@ -84,6 +95,7 @@ impl StorageFile for SimFile {
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         self.check_writable()?;
+        self.hold_snapshot_write();
         let mut rt = self.fs.runtime();
         if !rt.state.inodes.contains_key(&self.inode) {
             return Err(gone());

@@ -18,6 +18,7 @@ mod file;
 mod gate;
 pub mod inject;
 mod process;
+mod rungate;
 pub mod state;
 
 use crate::trace::{OpClass, TraceEntry};
@@ -80,6 +81,7 @@ struct Shared {
     runtime: Mutex<Runtime>,
     lock_released: Condvar,
     sync_gate: gate::SyncGate,
+    run_gate: rungate::RunGate,
     /// Shared memory (walstore's commit index and log index): not part of any image. A
     /// crash makes a new file system from an image, so every process's memory is gone with
     /// it.
@@ -131,6 +133,7 @@ impl SimFs {
                 }),
                 lock_released: Condvar::new(),
                 sync_gate: gate::SyncGate::default(),
+                run_gate: rungate::RunGate::default(),
                 regions: MemRegions::default(),
                 shared_files: MemSharedFiles::default(),
             }),
@@ -158,6 +161,22 @@ impl SimFs {
     /// Ends a schedule started by [`SimFs::arm_sync_gate`] (releases a waiting thread).
     pub fn disarm_sync_gate(&self) {
         self.shared.sync_gate.disarm();
+    }
+
+    /// Holds the next write to a snapshot file until [`SimFs::release_held_run`] (see
+    /// `rungate.rs`); [`SimFs::wait_for_held_run`] lets another thread start once it is held.
+    pub fn arm_run_gate(&self) {
+        self.shared.run_gate.arm();
+    }
+
+    /// Blocks until the armed snapshot write is held (`true`) or the gate was disarmed.
+    pub fn wait_for_held_run(&self) -> bool {
+        self.shared.run_gate.wait_held()
+    }
+
+    /// Lets a held snapshot write go on and ends the schedule.
+    pub fn release_held_run(&self) {
+        self.shared.run_gate.disarm();
     }
 
     /// Blocks until the armed WAL sync has begun, or the gate was disarmed.

@@ -9,6 +9,10 @@
 //!   while it is dropped (its close fails at the first I/O) reaches no other process;
 //! - what it wrote stays in the page cache (the machine did not crash); only a later crash
 //!   decides what is durable.
+//!
+//! A process can also be killed in the middle of a call: [`Process::kill_after_log_write`]
+//! kills it as its next write to the log (a file named `wal`) returns, before anything it
+//! does next (a commit-index update, a sync) reaches any other process.
 
 use super::SimFs;
 use parking_lot::Mutex;
@@ -18,7 +22,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use walstore::storage::{
-    Mapping, OpenMode, OpenedRegion, SharedRegion, Storage, StorageFile, StorageLock, REGION_WORDS,
+    Mapping, OpenMode, OpenedRegion, SharedFile, SharedRegion, Storage, StorageFile, StorageLock,
+    REGION_WORDS,
 };
 
 type LockSlot = Arc<Mutex<Option<Box<dyn StorageLock>>>>;
@@ -27,9 +32,19 @@ type LockSlot = Arc<Mutex<Option<Box<dyn StorageLock>>>>;
 struct State {
     dead: AtomicBool,
     locks: Mutex<Vec<LockSlot>>,
+    /// Die as the next write to the log returns.
+    kill_after_log_write: AtomicBool,
 }
 
 impl State {
+    fn kill(&self) {
+        self.dead.store(true, Ordering::Release);
+        let slots = std::mem::take(&mut *self.locks.lock());
+        for slot in slots {
+            drop(slot.lock().take());
+        }
+    }
+
     fn alive(&self) -> io::Result<()> {
         if self.dead.load(Ordering::Acquire) {
             Err(io::Error::other("the simulated process was killed"))
@@ -59,11 +74,19 @@ impl SimFs {
 impl Process {
     /// Kills the process: its locks are released and every later call fails.
     pub fn kill(&self) {
-        self.state.dead.store(true, Ordering::Release);
-        let slots = std::mem::take(&mut *self.state.locks.lock());
-        for slot in slots {
-            drop(slot.lock().take());
-        }
+        self.state.kill();
+    }
+
+    /// Arms (or with `false` disarms) a kill as the process's next write to the log returns.
+    pub fn kill_after_log_write(&self, armed: bool) {
+        self.state
+            .kill_after_log_write
+            .store(armed, Ordering::Release);
+    }
+
+    /// Whether the process was killed.
+    pub fn is_dead(&self) -> bool {
+        self.state.dead.load(Ordering::Acquire)
     }
 }
 
@@ -79,6 +102,7 @@ impl Storage for Process {
         Ok(Box::new(ProcFile {
             inner,
             state: Arc::clone(&self.state),
+            is_log: path.file_name().is_some_and(|n| n == "wal"),
         }))
     }
 
@@ -121,6 +145,16 @@ impl Storage for Process {
         })
     }
 
+    fn create_shared(&self, path: &Path, capacity: usize) -> io::Result<Arc<dyn SharedFile>> {
+        self.state.alive()?;
+        self.fs.create_shared(path, capacity)
+    }
+
+    fn open_shared(&self, path: &Path, capacity: usize) -> io::Result<Arc<dyn SharedFile>> {
+        self.state.alive()?;
+        self.fs.open_shared(path, capacity)
+    }
+
     fn open_lock(&self, path: &Path) -> io::Result<Box<dyn StorageLock>> {
         self.state.alive()?;
         let slot: LockSlot = Arc::new(Mutex::new(Some(self.fs.open_lock(path)?)));
@@ -138,6 +172,7 @@ impl Storage for Process {
 struct ProcFile {
     inner: Box<dyn StorageFile>,
     state: Arc<State>,
+    is_log: bool,
 }
 
 impl StorageFile for ProcFile {
@@ -148,7 +183,17 @@ impl StorageFile for ProcFile {
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         self.state.alive()?;
-        self.inner.write_all_at(buf, offset)
+        let written = self.inner.write_all_at(buf, offset);
+        let armed = self.is_log && written.is_ok();
+        if armed
+            && self
+                .state
+                .kill_after_log_write
+                .swap(false, Ordering::AcqRel)
+        {
+            self.state.kill();
+        }
+        written
     }
 
     fn len(&self) -> io::Result<u64> {
@@ -322,5 +367,39 @@ mod tests {
             .expect("lock")
             .try_lock()
             .expect("try"));
+    }
+
+    #[test]
+    fn an_armed_process_dies_as_its_log_write_returns() {
+        let fs = SimFs::new();
+        fs.create_dir_all(Path::new("/db")).expect("dir");
+        let a = fs.process();
+        let lock = a.open_lock(Path::new("/db/LOCK")).expect("lock");
+        assert!(lock.try_lock().expect("try"));
+        let other = a
+            .open(Path::new("/db/snap"), OpenMode::Create)
+            .expect("open");
+        let wal = a
+            .open(Path::new("/db/wal"), OpenMode::Create)
+            .expect("open");
+        a.kill_after_log_write(true);
+        other
+            .write_all_at(b"s", 0)
+            .expect("another file's write does not kill");
+        assert!(!a.is_dead());
+        wal.write_all_at(b"txn", 0)
+            .expect("the log write itself lands");
+        assert!(a.is_dead());
+        assert!(wal.sync_data().is_err(), "nothing after the log write runs");
+        assert!(fs
+            .process()
+            .open_lock(Path::new("/db/LOCK"))
+            .expect("lock")
+            .try_lock()
+            .expect("try"));
+        assert_eq!(
+            fs.read_live(Path::new("/db/wal")).as_deref(),
+            Some(&b"txn"[..])
+        );
     }
 }

@@ -174,15 +174,15 @@ impl Workload {
 
     /// Number of commit attempts (transactions not meant to abort, and increments).
     pub fn commit_count(&self) -> usize {
-        self.steps
-            .iter()
-            .flat_map(|s| match s {
-                Step::Other(inner) => vec![inner.as_ref()],
-                Step::Concurrent(a, b) => vec![a.as_ref(), b.as_ref()],
-                s => vec![s],
-            })
-            .filter(|s| matches!(s, Step::Txn { abort: false, .. } | Step::Increment { .. }))
-            .count()
+        fn count(step: &Step) -> usize {
+            match step {
+                Step::Other(inner) => count(inner),
+                Step::Concurrent(a, b) => count(a) + count(b),
+                Step::Txn { abort: false, .. } | Step::Increment { .. } => 1,
+                _ => 0,
+            }
+        }
+        self.steps.iter().map(count).sum()
     }
 }
 

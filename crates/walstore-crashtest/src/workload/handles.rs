@@ -1,4 +1,5 @@
-//! Seeded random schedules over two handles of one store (two processes), each committing on
+//! Seeded random schedules over two handles of one store (two processes; `handles3-<seed>`:
+//! three handles, three processes), each committing on
 //! one thread or on two (a pair of commits, the second written while the first one's WAL
 //! sync is held in progress), with increments of shared counters (catch-ups), syncs,
 //! checkpoints, closes, and one kill of a handle's process while the other lives (its locks
@@ -15,26 +16,33 @@ pub const HANDLES_STEPS: usize = 20;
 /// A random schedule of `steps` steps over two handles; the same seed gives the same
 /// workload. Exactly one step kills a handle, somewhere in the middle third.
 pub fn handles_mix(seed: u64, steps: usize) -> Workload {
+    handles_mix_over(seed, steps, 2)
+}
+
+/// The same over `handles` handles (2 or 3; the third's steps are `Other(Other(step))`).
+/// With 2 the schedule is `handles_mix`'s; with 3 the workload is `handles3-<seed>`.
+pub fn handles_mix_over(seed: u64, steps: usize, handles: u32) -> Workload {
     let mut rng = StdRng::seed_from_u64(seed);
     let keys = rng.gen_range(3..8u64);
     let kill_at = rng.gen_range(steps / 3..(2 * steps / 3).max(steps / 3 + 1));
     let mut serial = 0u64;
     let mut out = Vec::with_capacity(steps);
     for i in 0..steps {
-        let handle = rng.gen_range(0..2u32);
+        let handle = rng.gen_range(0..handles);
         let step = if i == kill_at {
             Step::Kill
         } else {
             random_step(&mut rng, &mut serial, keys)
         };
-        out.push(if handle == 1 {
-            Step::Other(Box::new(step))
-        } else {
-            step
+        out.push(match handle {
+            0 => step,
+            1 => Step::Other(Box::new(step)),
+            _ => Step::Other(Box::new(Step::Other(Box::new(step)))),
         });
     }
+    let prefix = if handles == 2 { "handles" } else { "handles3" };
     Workload {
-        name: format!("handles-{seed}"),
+        name: format!("{prefix}-{seed}"),
         steps: out,
         settings: EngineSettings {
             wal_preallocate_bytes: 4096 * rng.gen_range(1..3u64),

@@ -7,6 +7,7 @@
 //! atomicity violation).
 
 mod data;
+mod during;
 mod feed;
 mod handles;
 mod random;
@@ -14,7 +15,7 @@ mod scripted;
 mod shaped;
 
 pub use data::{counter_of, serial_of, value, Dur, EngineSettings, Step, TxOp, Workload};
-pub use handles::{handles_mix, HANDLES_STEPS};
+pub use handles::{handles_mix, handles_mix_over, HANDLES_STEPS};
 pub use random::random_mix;
 
 /// Names of the scripted scenarios.
@@ -45,6 +46,9 @@ pub fn scripted(name: &str) -> Option<Workload> {
         "visibility" => return Some(shaped::visibility()),
         "read-then-commit" => return Some(shaped::read_then_commit()),
         "feed" => return Some(feed::feed()),
+        "checkpoint-tail" => return Some(during::checkpoint_tail()),
+        "kill-mid-commit" => return Some(during::kill_mid_commit()),
+        "zero-runs" => return Some(during::zero_runs()),
         _ => return None,
     };
     Some(Workload {
@@ -55,8 +59,15 @@ pub fn scripted(name: &str) -> Option<Workload> {
 }
 
 impl Workload {
-    /// Looks a workload up by name: a scripted scenario, `random-<seed>` or `handles-<seed>`.
+    /// Looks a workload up by name: a scripted scenario, `random-<seed>`, `handles-<seed>` or
+    /// `handles3-<seed>` (three handles).
     pub fn by_name(name: &str) -> Option<Workload> {
+        if let Some(seed) = name.strip_prefix("handles3-") {
+            return seed
+                .parse()
+                .ok()
+                .map(|s| handles_mix_over(s, HANDLES_STEPS, 3));
+        }
         if let Some(seed) = name.strip_prefix("handles-") {
             return seed.parse().ok().map(|s| handles_mix(s, HANDLES_STEPS));
         }

@@ -144,7 +144,8 @@ impl Core {
             }
         }
         if let Some(index) = self.index() {
-            self.lock_clean.store(index.lock_taken(), Ordering::Release);
+            let clean = index.lock_taken() || self.opts().faults.trust_dirty_lock();
+            self.lock_clean.store(clean, Ordering::Release);
         }
         Ok(WriterGuard { mutex })
     }

@@ -87,7 +87,7 @@ pub(crate) fn map(
 ) -> Result<Option<Vec<Arc<SegmentSet>>>> {
     let salvage = core.opts().recovery == RecoveryMode::Salvage;
     let known = run::mapped_files(mapped);
-    let faults = core.opts().faults.range_seek_one_entry_early();
+    let faults = core.opts().faults;
     let mut runs = Vec::with_capacity(manifest.runs.len());
     for metas in &manifest.runs {
         let (mut segments, mut kept) = (Vec::new(), Vec::new());
@@ -149,6 +149,7 @@ pub(crate) fn apply(
     edit: &RunEdit,
 ) -> Result<Manifest> {
     core.assert_writer(guard);
+    let edit = &*core.opts().faults.checkpoint_edit(edit);
     let next = edit
         .transform(base)
         .map_err(|detail| Error::corruption(core.dir().join(MANIFEST_NAME), 0, detail))?;

@@ -310,6 +310,9 @@ impl<'a> SegmentIter<'a> {
             };
             self.segment = self.set.locate(key).unwrap_or(0);
             self.index = self.set.segments[self.segment].lower_bound(key, after)?;
+            if self.set.faults.reverse_seek_one_past_end() {
+                self.index = (self.index + 1).min(self.set.segments[self.segment].len());
+            }
             return Ok(());
         }
         let (key, after) = match &self.range.0 {
@@ -319,7 +322,7 @@ impl<'a> SegmentIter<'a> {
         };
         self.segment = self.set.locate(key).unwrap_or(0);
         self.index = self.set.segments[self.segment].lower_bound(key, after)?;
-        if self.set.seek_one_entry_early {
+        if self.set.faults.range_seek_one_entry_early() {
             self.index = self.index.saturating_sub(1);
         }
         Ok(())

@@ -100,7 +100,9 @@ impl SharedView {
     }
 
     /// What the view says about `key`.
-    fn lookup(&self, key: &[u8]) -> Result<Lookup> {
+    /// `ranges`: whether its range deletions count (`false` only for the broken variant
+    /// `get_ignores_range_deletes`).
+    fn lookup(&self, key: &[u8], ranges: bool) -> Result<Lookup> {
         let entry = self
             .index
             .lookup(key, self.limit)
@@ -109,6 +111,7 @@ impl SharedView {
             .deletes
             .iter()
             .rev()
+            .filter(|_| ranges)
             .find(|d| d.range.covers(key))
             .map(|d| d.stamp);
         // A transaction's writes come after its range deletions: an equal stamp keeps the
@@ -199,6 +202,8 @@ impl Version {
 
     /// Reads `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Value>> {
+        // The broken variant rides on the runs, whose values it brings back.
+        let ranges = !(self.runs.iter()).any(|r| r.faults.get_ignores_range_deletes());
         let hit = self
             .layers
             .iter()
@@ -208,10 +213,10 @@ impl Version {
         match hit {
             Some(Some(v)) => Ok(Some(Value::heap(Arc::clone(v)))),
             Some(None) => Ok(None),
-            None if covered(&self.mem_deletes, key) => Ok(None),
+            None if ranges && covered(&self.mem_deletes, key) => Ok(None),
             None => match &self.shared {
                 None => self.get_from_runs(key),
-                Some(view) => match view.lookup(key)? {
+                Some(view) => match view.lookup(key, ranges)? {
                     Lookup::Found(v) => Ok(Some(v)),
                     Lookup::Deleted => Ok(None),
                     Lookup::Missing => self.get_from_runs(key),

@@ -507,6 +507,13 @@ impl Wal {
                 self.file.sync_data()
             })
         };
+        if self.faults.torn_tail_repair_one_sync() {
+            return self.io("torn tail repair", "zero torn tail", || {
+                write_zeros(self.file.as_ref(), from, head_end)?;
+                write_zeros(self.file.as_ref(), head_end, to)?;
+                self.file.sync_data()
+            });
+        }
         zero(from, head_end)?;
         zero(head_end, to)
     }
