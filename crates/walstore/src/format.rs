@@ -95,6 +95,12 @@ pub const MERGE_LOCK_NAME: &str = "MERGE";
 pub const INDEX_NAME: &str = "SHM";
 /// The log index's shared file (FORMAT.md §9): never durable state.
 pub const LOG_INDEX_NAME: &str = "LOGINDEX";
+/// The change feed's state (FORMAT.md §10).
+pub const FEED_NAME: &str = "FEED";
+/// Its temporary while it is replaced.
+pub const FEED_TMP_NAME: &str = "FEED.tmp";
+/// The lock file that serializes appliers of a replica.
+pub const APPLY_LOCK_NAME: &str = "APPLY";
 pub const SNAPSHOT_PREFIX: &str = "snap-";
 pub const SNAPSHOT_SUFFIX: &str = ".dat";
 pub const SNAPSHOT_TMP_SUFFIX: &str = ".tmp";
@@ -134,11 +140,35 @@ pub fn is_store_file(name: &str) -> bool {
             | MERGE_LOCK_NAME
             | INDEX_NAME
             | LOG_INDEX_NAME
-            | crate::feed::FEED_NAME
-            | crate::feed::FEED_TMP_NAME
-            | crate::feed::APPLY_LOCK_NAME
+            | FEED_NAME
+            | FEED_TMP_NAME
+            | APPLY_LOCK_NAME
     ) || parse_snapshot_name(name).is_some()
-        || crate::feed::parse_segment_name(name).is_some()
+        || parse_segment_name(name).is_some()
+}
+
+/// The name of generation `generation`'s sealed segment.
+pub fn segment_name(generation: u64) -> String {
+    format!("log-{generation:016x}.seg")
+}
+
+/// The name of its temporary while it is written.
+pub fn segment_tmp_name(generation: u64) -> String {
+    format!("log-{generation:016x}.seg.tmp")
+}
+
+/// The generation a sealed segment's file name (or its temporary's) names, and whether it
+/// is the temporary.
+pub fn parse_segment_name(name: &str) -> Option<(u64, bool)> {
+    let rest = name.strip_prefix("log-")?;
+    let (hex, tmp) = match rest.strip_suffix(".seg.tmp") {
+        Some(hex) => (hex, true),
+        None => (rest.strip_suffix(".seg")?, false),
+    };
+    if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok().map(|g| (g, tmp))
 }
 
 /// CRC-32/IEEE of `bytes`.

@@ -27,10 +27,6 @@ pub struct Change {
     pub txn_id: u64,
 }
 
-/// How long a watch without a commit index (a storage without shared memory) sleeps between
-/// looks.
-const POLL_WITHOUT_INDEX: Duration = Duration::from_millis(20);
-
 /// The changes under a prefix after the moment [`crate::Store::watch`] was called. Iterating
 /// blocks until the next change; [`Watch::next_timeout`] waits at most a given time. A watch
 /// holds the store's shared state: it keeps working after the `Store` it came from is closed
@@ -76,7 +72,7 @@ impl Watch {
             if let Some(change) = self.ready.pop_front() {
                 return Ok(Some(change));
             }
-            let seen = self.core.index().map(|i| i.counter());
+            let seen = self.core.change_counter();
             self.look()?;
             if !self.ready.is_empty() {
                 continue;
@@ -85,10 +81,7 @@ impl Watch {
             if left.is_zero() {
                 return Ok(None);
             }
-            match (self.core.index(), seen) {
-                (Some(index), Some(seen)) => index.wait_change(seen, left),
-                _ => std::thread::sleep(left.min(POLL_WITHOUT_INDEX)),
-            }
+            self.core.wait_change(seen, left);
         }
     }
 

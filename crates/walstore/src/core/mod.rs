@@ -213,6 +213,23 @@ impl Core {
         self.index.get()
     }
 
+    /// The commit index's change counter (`None` without one), for [`Core::wait_change`].
+    pub(crate) fn change_counter(&self) -> Option<u64> {
+        self.index().map(|i| i.counter())
+    }
+
+    /// Waits up to `left` for the change counter to move past `seen` (a futex on the shared
+    /// region); without a commit index, sleeps a short poll interval instead. Watches and
+    /// change feeds wait here.
+    pub(crate) fn wait_change(&self, seen: Option<u64>, left: std::time::Duration) {
+        /// How long a waiter without a commit index sleeps between looks.
+        const POLL_WITHOUT_INDEX: std::time::Duration = std::time::Duration::from_millis(20);
+        match (self.index(), seen) {
+            (Some(index), Some(seen)) => index.wait_change(seen, left),
+            _ => std::thread::sleep(left.min(POLL_WITHOUT_INDEX)),
+        }
+    }
+
     /// Sets the commit index (at open, once). A failed WAL write or sync of this handle then
     /// poisons every handle of the store.
     pub(crate) fn set_index(&self, index: Arc<CommitIndex>) {

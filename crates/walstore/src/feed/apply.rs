@@ -12,11 +12,9 @@
 
 use super::{apply as apply_edit, FeedEdit, FeedRecord, FeedState};
 use crate::error::{Error, Result};
+use crate::format::APPLY_LOCK_NAME;
 use crate::options::Durability;
 use crate::store::Store;
-
-/// Name of the lock file that serializes appliers of a replica.
-pub const APPLY_LOCK_NAME: &str = "APPLY";
 
 /// What [`Store::apply_changes`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

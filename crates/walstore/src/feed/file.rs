@@ -11,8 +11,8 @@
 
 use crate::error::{Error, Result};
 use crate::format::{
-    check_preamble, crc32, preamble, read_u32, seal_header, PreambleError, FORMAT_VERSION,
-    PREAMBLE_ALGORITHM_AT, PREAMBLE_BYTES,
+    check_preamble, crc32, preamble, read_u32, seal_header, PreambleError, FEED_NAME,
+    FORMAT_VERSION, PREAMBLE_ALGORITHM_AT, PREAMBLE_BYTES,
 };
 use crate::storage::{OpenMode, Storage};
 use serde::{Deserialize, Serialize};
@@ -23,10 +23,6 @@ use std::time::Duration;
 
 /// Magic bytes at offset 0 of the `FEED` file.
 pub const FEED_MAGIC: [u8; 8] = *b"WSTRFEED";
-/// Name of the feed file in the store directory.
-pub const FEED_NAME: &str = "FEED";
-/// Name of its temporary while it is replaced.
-pub const FEED_TMP_NAME: &str = "FEED.tmp";
 /// Size of the header.
 pub const FEED_HEADER_BYTES: usize = 32;
 const BODY_LEN_AT: usize = PREAMBLE_BYTES;
@@ -282,33 +278,10 @@ fn check_header(bytes: &[u8]) -> std::result::Result<&[u8], Problem> {
     Ok(body)
 }
 
-/// The name of generation `generation`'s sealed segment.
-pub fn segment_name(generation: u64) -> String {
-    format!("log-{generation:016x}.seg")
-}
-
-/// The name of its temporary while it is written.
-pub fn segment_tmp_name(generation: u64) -> String {
-    format!("log-{generation:016x}.seg.tmp")
-}
-
-/// The generation a sealed segment's file name (or its temporary's) names, and whether it
-/// is the temporary.
-pub fn parse_segment_name(name: &str) -> Option<(u64, bool)> {
-    let rest = name.strip_prefix("log-")?;
-    let (hex, tmp) = match rest.strip_suffix(".seg.tmp") {
-        Some(hex) => (hex, true),
-        None => (rest.strip_suffix(".seg")?, false),
-    };
-    if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    u64::from_str_radix(hex, 16).ok().map(|g| (g, tmp))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::{parse_segment_name, segment_name, segment_tmp_name};
 
     fn sample() -> FeedState {
         let mut s = FeedState::default();

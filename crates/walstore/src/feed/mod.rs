@@ -24,11 +24,11 @@ mod apply;
 mod file;
 mod reader;
 
-pub use apply::{ApplyStats, APPLY_LOCK_NAME};
-pub use file::{
-    parse_segment_name, segment_name, FeedState, Retention, Sealed, FEED_NAME, FEED_TMP_NAME,
-    MAX_CONSUMERS, MAX_CONSUMER_NAME_BYTES,
+pub use crate::format::{
+    parse_segment_name, segment_name, APPLY_LOCK_NAME, FEED_NAME, FEED_TMP_NAME,
 };
+pub use apply::ApplyStats;
+pub use file::{FeedState, Retention, Sealed, MAX_CONSUMERS, MAX_CONSUMER_NAME_BYTES};
 pub use reader::{Changes, FeedRecord};
 
 use crate::core::{Core, WriterGuard};
@@ -222,7 +222,7 @@ pub(crate) fn seal(core: &Core, guard: &WriterGuard, base: &Version) -> Result<(
 /// sync, rename (the directory sync is `FEED`'s). Returns its length.
 fn copy_log(core: &Core, base: &Version) -> Result<u64> {
     let (storage, dir) = (core.storage(), core.dir());
-    let tmp = dir.join(file::segment_tmp_name(base.generation));
+    let tmp = dir.join(crate::format::segment_tmp_name(base.generation));
     let out = storage
         .open(&tmp, OpenMode::CreateTruncate)
         .map_err(|e| Error::io("create", &tmp, e))?;

@@ -36,8 +36,6 @@ pub struct FeedRecord {
 
 /// Bytes of log read at a time (a larger transaction is read whole).
 const BATCH_BYTES: u64 = 4 << 20;
-/// How long a feed without a commit index sleeps between looks.
-const POLL_WITHOUT_INDEX: Duration = Duration::from_millis(20);
 /// Looks in a row that may race a checkpoint's reset before a fill gives up for now.
 const RETRIES: usize = 8;
 
@@ -112,7 +110,7 @@ impl Changes {
             if let Some(record) = self.ready.pop_front() {
                 return Ok(Some(record));
             }
-            let seen = self.core.index().map(|i| i.counter());
+            let seen = self.core.change_counter();
             if self.fill()? {
                 continue;
             }
@@ -120,10 +118,7 @@ impl Changes {
             if left.is_zero() {
                 return Ok(None);
             }
-            match (self.core.index(), seen) {
-                (Some(index), Some(seen)) => index.wait_change(seen, left),
-                _ => std::thread::sleep(left.min(POLL_WITHOUT_INDEX)),
-            }
+            self.core.wait_change(seen, left);
         }
     }
 
