@@ -128,24 +128,9 @@ impl EngineFaults {
     pub(crate) fn get_ignores_range_deletes(&self) -> bool {
         cfg!(feature = "fault-injection") && self.get_ignores_range_deletes
     }
-    /// `edit` as the engine applies it: with `checkpoint_tail_run_below`, a checkpoint that
-    /// adds two runs (the tail run, then the first run) adds them in the other order.
-    pub(crate) fn checkpoint_edit<'e>(
-        &self,
-        edit: &'e crate::runs::RunEdit,
-    ) -> std::borrow::Cow<'e, crate::runs::RunEdit> {
-        use crate::runs::RunEdit;
-        let broken = cfg!(feature = "fault-injection") && self.checkpoint_tail_run_below;
-        match edit {
-            RunEdit::NewGeneration { added, .. } if broken && added.len() == 2 => {
-                let mut swapped = edit.clone();
-                if let RunEdit::NewGeneration { added, .. } = &mut swapped {
-                    added.reverse();
-                }
-                std::borrow::Cow::Owned(swapped)
-            }
-            _ => std::borrow::Cow::Borrowed(edit),
-        }
+    #[inline]
+    pub(crate) fn checkpoint_tail_run_below(&self) -> bool {
+        cfg!(feature = "fault-injection") && self.checkpoint_tail_run_below
     }
     #[inline]
     pub(crate) fn vouch_only_after_scan(&self) -> bool {
@@ -212,12 +197,13 @@ impl EngineFaults {
         cfg!(feature = "fault-injection") && self.ack_writes_issued_during_sync
     }
     /// How far the open looks for stale records (`limit`, the log's length): with
-    /// `skip_stale_check_after_clean_marker` and a log that closed cleanly, not past its end.
+    /// `skip_stale_check_after_clean_marker` and a log that closed cleanly, not past its end
+    /// (`wal_end`).
     #[inline]
-    pub(crate) fn stale_limit(&self, limit: u64, version: &crate::version::Version) -> u64 {
+    pub(crate) fn stale_limit(&self, limit: u64, closed_cleanly: bool, wal_end: u64) -> u64 {
         let skip = cfg!(feature = "fault-injection") && self.skip_stale_check_after_clean_marker;
-        if skip && version.closed_cleanly() {
-            version.wal_end.min(limit)
+        if skip && closed_cleanly {
+            wal_end.min(limit)
         } else {
             limit
         }

@@ -285,7 +285,10 @@ fn clear_stale_tail(core: &Core, guard: &WriterGuard, version: &Version) -> Resu
     let wal = core.wal().file();
     let path = core.wal().path();
     let limit = core.wal().len()?;
-    let limit = core.opts().faults.stale_limit(limit, version);
+    let limit = core
+        .opts()
+        .faults
+        .stale_limit(limit, version.closed_cleanly(), version.wal_end);
     let class = classify_tail(
         wal,
         limit,

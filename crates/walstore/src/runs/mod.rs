@@ -149,7 +149,7 @@ pub(crate) fn apply(
     edit: &RunEdit,
 ) -> Result<Manifest> {
     core.assert_writer(guard);
-    let edit = &*core.opts().faults.checkpoint_edit(edit);
+    let edit = &*checkpoint_edit(core.opts().faults, edit);
     let next = edit
         .transform(base)
         .map_err(|detail| Error::corruption(core.dir().join(MANIFEST_NAME), 0, detail))?;
@@ -226,4 +226,25 @@ pub(crate) fn remove_orphans(core: &Core, guard: &WriterGuard, _merging: &MergeG
         .iter()
         .filter(|name| storage.remove_file(&dir.join(name)).is_ok())
         .count()
+}
+
+/// `edit` as the engine applies it: with the broken variant `checkpoint_tail_run_below`, a
+/// checkpoint that adds two runs (the tail run, then the first run) adds them in the other
+/// order (`faults.rs`).
+fn checkpoint_edit(
+    faults: crate::faults::EngineFaults,
+    edit: &RunEdit,
+) -> std::borrow::Cow<'_, RunEdit> {
+    match edit {
+        RunEdit::NewGeneration { added, .. }
+            if faults.checkpoint_tail_run_below() && added.len() == 2 =>
+        {
+            let mut swapped = edit.clone();
+            if let RunEdit::NewGeneration { added, .. } = &mut swapped {
+                added.reverse();
+            }
+            std::borrow::Cow::Owned(swapped)
+        }
+        _ => std::borrow::Cow::Borrowed(edit),
+    }
 }
