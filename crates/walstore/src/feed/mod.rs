@@ -60,10 +60,15 @@ pub(crate) enum FeedEdit {
 pub(crate) fn apply(core: &Core, guard: &WriterGuard, edit: FeedEdit) -> Result<FeedState> {
     core.assert_writer(guard);
     let mut state = FeedState::read(core.storage(), core.dir())?;
+    // Leftover segment files can only appear around a seal (a crash before its listing or
+    // after a drop): the directory is listed then, not at every acknowledgement.
+    let sealing = matches!(edit, FeedEdit::Seal(_));
     change(&mut state, edit)?;
     let dropped = retain(&mut state, now_secs());
     write(core, &state)?;
-    remove_unlisted(core, &state, dropped.iter().map(|s| s.generation));
+    if sealing || !dropped.is_empty() {
+        remove_unlisted(core, &state, dropped.iter().map(|s| s.generation));
+    }
     Ok(state)
 }
 
@@ -177,7 +182,7 @@ fn write(core: &Core, state: &FeedState) -> Result<()> {
 
 /// Removes the files of `dropped` segments, and segment files `FEED` does not list (a
 /// crash before their listing or after their drop). Failures are harmless and ignored: the
-/// next edit removes them.
+/// next seal or drop removes them.
 fn remove_unlisted(core: &Core, state: &FeedState, dropped: impl Iterator<Item = u64>) {
     let (storage, dir) = (core.storage(), core.dir());
     for generation in dropped {
