@@ -270,6 +270,35 @@ fn three_handles_commit_read_and_survive_a_kill_of_one() {
     }
 }
 
+/// Handles opened through the harness's processes share walstore's log index (a shared file
+/// of the simulated file system), as handles of real processes do: the second handle reads
+/// the first's commit through it.
+#[test]
+fn handles_in_simulated_processes_share_the_log_index() {
+    use std::path::Path;
+    use std::sync::Arc;
+    use walstore::storage::Storage;
+    use walstore_crashtest::simfs::SimFs;
+    use walstore_crashtest::workload::Dur;
+    let fs = SimFs::new();
+    let engine = EngineConfig::default();
+    let open = || {
+        engine
+            .open_on(Arc::new(fs.process()))
+            .expect("no panic")
+            .expect("opens")
+    };
+    let first = open();
+    let mut tx = first.begin_write(Dur::Immediate).expect("begin");
+    tx.put(b"k", b"v").expect("put");
+    tx.commit().expect("commit");
+    let second = open();
+    let read = second.begin_read().expect("read").get(b"k").expect("get");
+    assert_eq!(read.as_deref(), Some(&b"v"[..]));
+    let index = fs.open_shared(Path::new("/db/LOGINDEX"), 1 << 20);
+    assert!(index.is_ok(), "no log index: {index:?}");
+}
+
 /// In `checkpoint-tail`, each commit (another thread's, then the other handle's) is written
 /// while the checkpoint writes its first run without the writer lock: after the file of that
 /// run was created (its first write is held), before the manifest switch that ends the

@@ -351,6 +351,14 @@ impl CommitIndex {
     /// Publishes a commit (the caller holds the writer lock and has just written it).
     /// A `Buffered` commit is shown at once unless an earlier `Immediate` commit still waits
     /// for its sync; an `Immediate` one when [`CommitIndex::durable`] says so.
+    ///
+    /// Invariant: a commit and a sync notice never both miss each other. This writes the
+    /// section, then reads the durable LSN; [`CommitIndex::durable`] raises the durable LSN,
+    /// then reads the section; a `SeqCst` fence sits between the two steps of each, so at
+    /// least one of them sees the other's step and shows the commit. (Reading the durable LSN
+    /// before writing the section, as this did, let a sync notice that read the section
+    /// just before and a commit that read the durable LSN just before both decide the
+    /// other would show it: the commit stayed hidden until some later sync. RECOVERY.md I8.)
     pub(crate) fn committed(&self, head: Head, immediate: bool) {
         let Ok(old) = self.read() else {
             // A damaged section: rewrite it (the log is not known durable through this commit).
@@ -369,18 +377,17 @@ impl CommitIndex {
             },
             ..old
         };
+        self.write_section(&state, None);
+        if immediate {
+            return;
+        }
+        fence(Ordering::SeqCst);
         let durable = self.word(w::DURABLE_LSN).load(Ordering::Acquire);
-        let show = !immediate && durable >= old.base_lsn + old.barrier_end;
-        let head_lsn = old.base_lsn + head.wal_end;
-        self.write_section(&state, show.then_some(head_lsn));
-        if show {
-            self.changed();
+        if durable >= old.base_lsn + old.barrier_end {
+            self.show(old.base_lsn + head.wal_end);
         }
     }
 
-    /// Records that the log of `generation` is durable through `end` (a sync returned):
-    /// shows everything up to there, and the `Buffered` commits after it when no
-    /// `Immediate` commit after it waits for a sync.
     /// The log offset of `state`'s generation up to which some handle's sync made the log
     /// durable (the durable LSN, as an offset).
     pub(crate) fn durable_end(&self, state: &IndexState) -> u64 {
@@ -390,18 +397,36 @@ impl CommitIndex {
             .min(state.written_end)
     }
 
+    /// Records that the log of `generation` is durable through `end` (a sync returned):
+    /// shows everything up to there, and the `Buffered` commits after it when no
+    /// `Immediate` commit after it waits for a sync.
+    ///
+    /// `end` may lie past the index's written end: the sync covered bytes the next writer
+    /// appended after the lock passed to it, before its [`CommitIndex::committed`]. The
+    /// notice then counts up to the written end (all of it durable); dropping it instead
+    /// left an `Immediate` commit's barrier standing, so the `Buffered` commit after it
+    /// stayed hidden from every other handle, and from a new open, until some later sync
+    /// (RECOVERY.md I8).
     pub(crate) fn durable(&self, generation: u64, end: u64) {
         let Ok(s) = self.read() else {
             return;
         };
-        if s.generation != generation || end > s.written_end {
+        if s.generation != generation {
             return; // a checkpoint since showed everything of that generation
         }
+        let end = end.min(s.written_end);
         let before = self
             .word(w::DURABLE_LSN)
             .fetch_max(s.base_lsn + end, Ordering::AcqRel);
-        let upto = if s.barrier_end <= end {
-            s.written_end
+        fence(Ordering::SeqCst);
+        // Look at the section again: a commit published since `s` was read may have missed
+        // this notice (see `committed`).
+        let now = match self.read() {
+            Ok(now) if now.generation == s.generation && now.base_lsn == s.base_lsn => now,
+            _ => s,
+        };
+        let upto = if now.barrier_end <= end {
+            now.written_end
         } else {
             end
         };
@@ -530,5 +555,42 @@ mod tests {
             Err(IndexError::Inconsistent)
         );
         assert_eq!(decode(&[0; INDEX_WORDS]), Err(IndexError::Foreign));
+    }
+
+    /// Thread A commits `Immediate` and releases the lock; thread B appends a `Buffered`
+    /// commit; A's sync, which began after B's write, covers it and tells the index before
+    /// B's `committed` does. A's notice must still lift A's barrier, so that B's commit shows
+    /// (found by the crash harness's `handles3-19` under countdown, with handles sharing the
+    /// log index; it hid B's commit from a handle opened next).
+    #[test]
+    fn a_sync_that_covers_the_next_writers_bytes_still_shows_the_commits_after_it() {
+        let h = WAL_HEADER_BYTES;
+        let regions = crate::storage::MemRegions::default();
+        let opened = regions
+            .open(std::path::Path::new("/s/SHM"), None)
+            .expect("region");
+        let index = CommitIndex::new(opened.region);
+        let head = |wal_end, last_txn| Head {
+            generation: 1,
+            salt: 7,
+            wal_end,
+            last_txn,
+        };
+        index.rebuild(head(h, 0));
+        index.committed(head(h + 284, 1), true);
+        // A's sync covered B's bytes, written but not yet in the index.
+        index.durable(1, h + 455);
+        index.committed(head(h + 455, 2), false);
+        let state = index.read().expect("state");
+        assert_eq!(
+            state.visible_end(),
+            h + 455,
+            "B's Buffered commit is hidden"
+        );
+        assert_eq!(index.durable_end(&state), h + 284);
+        // The next sync notice moves the durable end on.
+        index.durable(1, h + 455);
+        let state = index.read().expect("state");
+        assert_eq!(index.durable_end(&state), h + 455);
     }
 }

@@ -22,7 +22,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use walstore::storage::{
-    Mapping, OpenMode, OpenedRegion, SharedRegion, Storage, StorageFile, StorageLock, REGION_WORDS,
+    Mapping, OpenMode, OpenedRegion, SharedFile, SharedRegion, Storage, StorageFile, StorageLock,
+    REGION_WORDS,
 };
 
 type LockSlot = Arc<Mutex<Option<Box<dyn StorageLock>>>>;
@@ -142,6 +143,16 @@ impl Storage for Process {
             }),
             fresh: opened.fresh,
         })
+    }
+
+    fn create_shared(&self, path: &Path, capacity: usize) -> io::Result<Arc<dyn SharedFile>> {
+        self.state.alive()?;
+        self.fs.create_shared(path, capacity)
+    }
+
+    fn open_shared(&self, path: &Path, capacity: usize) -> io::Result<Arc<dyn SharedFile>> {
+        self.state.alive()?;
+        self.fs.open_shared(path, capacity)
     }
 
     fn open_lock(&self, path: &Path) -> io::Result<Box<dyn StorageLock>> {
