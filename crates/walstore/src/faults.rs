@@ -53,6 +53,11 @@ pub struct EngineFaults {
     /// longer the last line): the marker vouches for bytes that may not be durable. Caught
     /// only with a second handle.
     pub clean_marker_without_sync: bool,
+    /// Write an `Immediate` commit after the clean markers the open rewrote without first
+    /// syncing them: its watermark stops short of the markers, and damage to their bytes
+    /// (synced by the commit's own `fdatasync`) reads as a torn tail that drops the
+    /// acknowledged commit silently. Caught by damage aimed at the log after a reopen.
+    pub commit_before_markers_synced: bool,
     /// Group commit: a finished `fdatasync` acknowledges every commit written by then,
     /// including those written while it was in progress (which it may not cover). Caught
     /// only with two committer threads and a sync held in progress.
@@ -187,6 +192,10 @@ impl EngineFaults {
     #[inline]
     pub(crate) fn tail_search_one_chunk(&self) -> bool {
         cfg!(feature = "fault-injection") && self.tail_search_one_chunk
+    }
+    #[inline]
+    pub(crate) fn commit_before_markers_synced(&self) -> bool {
+        cfg!(feature = "fault-injection") && self.commit_before_markers_synced
     }
     #[inline]
     pub(crate) fn clean_marker_without_sync(&self) -> bool {

@@ -277,8 +277,10 @@ impl CommitIndex {
     }
 
     /// Sets up a fresh index (the first handle to open the store, under the writer lock):
-    /// `head` is the recovered log, all of it durable.
-    pub(crate) fn rebuild(&self, head: Head) {
+    /// `head` is the recovered log, all of it durable through `durable_end` (short of the
+    /// head by the clean markers the open rewrote without a sync: a handle that appends
+    /// after them syncs first).
+    pub(crate) fn rebuild(&self, head: Head, durable_end: u64) {
         // The log index named so far was made by this region's handles (this open's load, in a
         // fresh region): it stays named.
         let log_index = self.log_index_id();
@@ -296,7 +298,7 @@ impl CommitIndex {
             visible_lsn: head.wal_end,
         };
         self.word(w::DURABLE_LSN)
-            .store(head.wal_end, Ordering::Relaxed);
+            .store(durable_end.min(head.wal_end), Ordering::Relaxed);
         self.write_section(&state, Some(head.wal_end));
         self.changed();
     }
@@ -576,7 +578,7 @@ mod tests {
             wal_end,
             last_txn,
         };
-        index.rebuild(head(h, 0));
+        index.rebuild(head(h, 0), h);
         index.committed(head(h + 284, 1), true);
         // A's sync covered B's bytes, written but not yet in the index.
         index.durable(1, h + 455);

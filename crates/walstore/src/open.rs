@@ -117,7 +117,8 @@ fn attach_index(core: &Core, read_only: bool) -> Result<Option<bool>> {
 }
 
 /// Ends the open's part in the commit index. A fresh index is set up from what recovery
-/// found (all of it durable now), then shared with other openers. Otherwise readers start
+/// found (all of it durable now, but for clean markers rewritten without a sync), then
+/// shared with other openers. Otherwise readers start
 /// at the index's visible end, which may be short of what the log holds (another process's
 /// commit whose sync has not returned).
 fn finish_index(core: &Core, fresh: bool) -> Result<()> {
@@ -126,7 +127,15 @@ fn finish_index(core: &Core, fresh: bool) -> Result<()> {
     };
     if fresh {
         let head = core.current();
-        index.rebuild(crate::core::head_of(&head));
+        // Durable through the head, but for clean markers a read-write open rewrote without
+        // a sync (a read-only open settles nothing: what it loaded counts, as before).
+        let synced = core.wal().durable_end();
+        let durable = if !core.is_read_only() && synced.generation == head.generation {
+            synced.offset.min(head.wal_end)
+        } else {
+            head.wal_end
+        };
+        index.rebuild(crate::core::head_of(&head), durable);
         index.handle_opened();
         index
             .share()
@@ -333,7 +342,8 @@ fn clear_stale_tail(core: &Core, guard: &WriterGuard, version: &Version) -> Resu
 ///   read-write open succeeds once there is room. Falling back to the rewrite would bring
 ///   the window back (the full tier of the crash harness found it: swarm seed 455);
 /// - an unproven tail of clean markers only carries no data: it is rewritten in place (torn,
-///   it is a torn tail);
+///   it is a torn tail), and synced only before a commit record vouches for it (so a
+///   one-shot process that writes `Buffered`, or only reads, makes no sync for it);
 /// - everything else (zeros cleared past the end of the log) needs only the sync.
 fn make_durable(
     core: &Core,
@@ -352,17 +362,21 @@ fn make_durable(
         let end = folded.wal_end;
         return Ok((folded, end));
     } else if version.proven_end() < version.wal_end {
-        // Clean markers only: rewritten and synced before the next commit's watermark
-        // vouches for them. A watermark that stopped short of them would leave the first
-        // commit after this open unprotected: damage to the marker's synced bytes would then
-        // read as a torn tail and drop that acknowledged commit silently (the crash harness
-        // found it when this sync was left to the commit's own `fdatasync`).
-        version.proven_end()
+        // Clean markers only: written back over themselves now, synced before the first
+        // `Immediate` commit record vouches for them (`Wal::sync_markers`) or by any other
+        // sync of this handle. The log is durable through their start.
+        let proven = version.proven_end();
+        core.wal()
+            .rewrite_markers(version.generation, proven, version.wal_end)?;
+        return Ok((Arc::clone(version), proven));
     } else {
         // Everything is proven durable by a watermark: nothing to write or sync.
         return Ok((Arc::clone(version), version.wal_end));
     };
-    core.wal().rewrite_in_place(proven, version.wal_end)?;
+    // The broken variants: the tail written back in place (or not at all), then synced.
+    core.wal()
+        .rewrite_markers(version.generation, proven, version.wal_end)?;
+    core.wal().sync_now("fdatasync at open")?;
     Ok((Arc::clone(version), version.wal_end))
 }
 

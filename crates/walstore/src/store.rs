@@ -356,8 +356,9 @@ fn mark_clean(core: &Core, guard: &WriterGuard, version: &crate::version::Versio
     next.wal_end = end;
     next.synced_through = version.wal_end;
     crate::indexed::add_marker(&mut next, version);
-    // The marker is synced: the log is durable through it.
-    core.publish_locked(guard, Arc::new(next), true);
+    // The log is durable through the marker's start, not through the marker itself (it is
+    // not synced): a handle that appends after it syncs first (S1b).
+    core.publish_locked(guard, Arc::new(next), false);
     Ok(())
 }
 

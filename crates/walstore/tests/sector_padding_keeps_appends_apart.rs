@@ -104,7 +104,9 @@ fn an_unpadded_log_is_continued_padded_after_reopening_with_the_option() {
     let expected = state(&store);
     drop(store);
     mem.crash();
-    assert_eq!(state(&open(&mem, 4096)), expected);
+    // Read before reopening: the close's marker is not synced, so the power cut took it, and
+    // the reopen folds the log it no longer proves into a run.
     let last = *append_ends(&mem).last().expect("an append");
     assert_eq!(last % 4096, 0, "the first padded append ends aligned");
+    assert_eq!(state(&open(&mem, 4096)), expected);
 }

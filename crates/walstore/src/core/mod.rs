@@ -411,6 +411,11 @@ impl Core {
         immediate: bool,
     ) -> Result<crate::wal::writer::Appended> {
         self.assert_writer(guard);
+        // Clean markers this handle's open rewrote are synced before the first `Immediate`
+        // commit record vouches for them (RECOVERY.md S1).
+        if immediate && self.wal.sync_markers()? {
+            self.tell_durable();
+        }
         let txn_id = base.last_txn + 1;
         let watermark = self.wal.watermark(base.generation, base.synced_through);
         let appended = self.wal.append_txn(TxnToAppend {

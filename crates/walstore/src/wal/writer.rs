@@ -67,6 +67,9 @@ struct SyncState {
     durable_seq: u64,
     /// Where the log is known durable.
     durable_end: LogPosition,
+    /// Clean markers this handle's open wrote back over themselves without a sync end here
+    /// (RECOVERY.md S1): they are synced before a commit record vouches for them.
+    markers_end: LogPosition,
     /// A leader's `fdatasync` is in flight.
     syncing: bool,
 }
@@ -449,8 +452,12 @@ impl Wal {
 
     /// Appends the *clean marker* (FORMAT.md §4.3) at `end`, the end of the log of
     /// `generation`: an empty commit record with the id of the last transaction and `end` as
-    /// its watermark, written only after a sync of the whole log succeeded, then synced.
-    /// Returns the new end of the log.
+    /// its watermark, written only after a sync of the whole log succeeded. The marker
+    /// itself is not synced: it carries no data, proves only what lies before it, and the
+    /// next open writes it again and syncs it before a commit record vouches for it
+    /// ([`Wal::sync_markers`]; RECOVERY.md S1, S1a). Lost or torn at a power cut, it is a
+    /// torn tail, and the log before it an unproven tail that the next open folds. The
+    /// durable end stays at `end`. Returns the new end of the log.
     pub(crate) fn append_clean_marker(
         &self,
         generation: u64,
@@ -461,6 +468,7 @@ impl Wal {
         let skip = self.faults.clean_marker_without_sync();
         if self.durable_end() != LogPosition::new(generation, end) && !skip {
             self.fdatasync("WAL fdatasync at close")?;
+            self.set_durable_end(LogPosition::new(generation, end));
         }
         let mut appender = self.appender.lock();
         appender.scratch.clear();
@@ -473,11 +481,7 @@ impl Wal {
             end,
         );
         self.pad_to_sector(&mut appender.scratch, end);
-        let new_end = self.write_scratch(&mut appender, end, "WAL write at close")?;
-        drop(appender);
-        self.fdatasync("WAL fdatasync at close")?;
-        self.set_durable_end(LogPosition::new(generation, new_end));
-        Ok(new_end)
+        self.write_scratch(&mut appender, end, "WAL write at close")
     }
 
     /// Zeroes records of this generation past the end of the log (`[from, to)`), synced
@@ -518,10 +522,13 @@ impl Wal {
         zero(head_end, to)
     }
 
-    /// Rewrites `[from, to)` with the bytes it holds and syncs: makes bytes the page cache may
-    /// hold in pages marked clean dirty again. Used only for a tail of clean markers, which
-    /// carries no data (torn, it is a torn tail; RECOVERY.md S1).
-    pub(crate) fn rewrite_in_place(&self, from: u64, to: u64) -> Result<()> {
+    /// Writes the clean markers `[from, to)` of `generation` back over themselves, without a
+    /// sync: makes bytes the page cache may hold in pages marked clean (after another
+    /// process's failed `fdatasync`) dirty again, so that the next `fdatasync` of this
+    /// handle writes them. Markers carry no data: torn by a power cut during the rewrite,
+    /// they are a torn tail (RECOVERY.md S1). [`Wal::sync_markers`] syncs them before a
+    /// commit record vouches for them; any other sync of this handle covers them too.
+    pub(crate) fn rewrite_markers(&self, generation: u64, from: u64, to: u64) -> Result<()> {
         // Clean markers are 48 bytes each (a sector with sector padding), written one per
         // close: a small range.
         let mut buf = vec![0u8; to.saturating_sub(from).min(1 << 20) as usize];
@@ -540,7 +547,33 @@ impl Wal {
             }
             at += n as u64;
         }
-        self.fdatasync("fdatasync at open")
+        let mut s = self.sync.lock();
+        s.markers_end = LogPosition::new(generation, to);
+        Ok(())
+    }
+
+    /// Syncs the clean markers [`Wal::rewrite_markers`] wrote, unless a sync since covered
+    /// them: called under the writer lock before an `Immediate` commit record is written, so
+    /// that its watermark vouches for them. A watermark that stopped short of them would
+    /// leave that acknowledged commit unprotected: damage to the markers' synced bytes would
+    /// read as a torn tail and drop it silently (the crash harness found it when this sync
+    /// was left to the commit's own `fdatasync`). Returns whether it synced.
+    pub(crate) fn sync_markers(&self) -> Result<bool> {
+        let written = {
+            let s = self.sync.lock();
+            let pending = s.markers_end.generation == s.durable_end.generation
+                && s.markers_end > s.durable_end;
+            if !pending || self.faults.commit_before_markers_synced() {
+                return Ok(false);
+            }
+            s.written_end.max(s.markers_end)
+        };
+        self.fdatasync("WAL fdatasync of clean markers")?;
+        let mut s = self.sync.lock();
+        if s.durable_end < written {
+            s.durable_end = written;
+        }
+        Ok(true)
     }
 
     /// Writes the header of a new generation and syncs it: the last step of a checkpoint, or
