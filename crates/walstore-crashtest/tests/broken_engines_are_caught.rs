@@ -581,3 +581,15 @@ fn an_immediate_commit_before_the_reopened_markers_are_synced_is_caught() {
         Invariant::TornTailVersusCorruption
     );
 }
+
+#[test]
+fn a_durable_end_that_moves_back_is_caught_by_the_other_handles_read() {
+    let engine = broken(|f| f.durable_lsn_stored = true);
+    // The other handle's sync notice names its open's end, older than the first handle's
+    // synced Immediate commit: stored, it moves the durable end back, and the Buffered
+    // commit after it stays hidden from the other handle's read.
+    assert_eq!(
+        caught_by_ci_task(&engine, "visibility", Strategy::SyncPoints),
+        Invariant::ReadsAgree
+    );
+}

@@ -58,6 +58,11 @@ pub struct EngineFaults {
     /// (synced by the commit's own `fdatasync`) reads as a torn tail that drops the
     /// acknowledged commit silently. Caught by damage aimed at the log after a reopen.
     pub commit_before_markers_synced: bool,
+    /// A sync's notice stores the commit index's durable LSN instead of raising it: a late
+    /// notice of an older sync (another thread's, another handle's) moves it back, and a
+    /// `Buffered` commit after a synced `Immediate` one stays hidden. Caught by reads of
+    /// the other handle.
+    pub durable_lsn_stored: bool,
     /// Group commit: a finished `fdatasync` acknowledges every commit written by then,
     /// including those written while it was in progress (which it may not cover). Caught
     /// only with two committer threads and a sync held in progress.
@@ -192,6 +197,10 @@ impl EngineFaults {
     #[inline]
     pub(crate) fn tail_search_one_chunk(&self) -> bool {
         cfg!(feature = "fault-injection") && self.tail_search_one_chunk
+    }
+    #[inline]
+    pub(crate) fn durable_lsn_stored(&self) -> bool {
+        cfg!(feature = "fault-injection") && self.durable_lsn_stored
     }
     #[inline]
     pub(crate) fn commit_before_markers_synced(&self) -> bool {

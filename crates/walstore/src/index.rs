@@ -410,6 +410,13 @@ impl CommitIndex {
     /// stayed hidden from every other handle, and from a new open, until some later sync
     /// (RECOVERY.md I8).
     pub(crate) fn durable(&self, generation: u64, end: u64) {
+        self.note_durable(generation, end, true);
+    }
+
+    /// [`CommitIndex::durable`]; with `raise` false, the broken variant
+    /// `durable_lsn_stored`: the durable LSN is stored, not raised, so a late notice of an
+    /// older sync moves it back.
+    pub(crate) fn note_durable(&self, generation: u64, end: u64, raise: bool) {
         let Ok(s) = self.read() else {
             return;
         };
@@ -417,9 +424,12 @@ impl CommitIndex {
             return; // a checkpoint since showed everything of that generation
         }
         let end = end.min(s.written_end);
-        let before = self
-            .word(w::DURABLE_LSN)
-            .fetch_max(s.base_lsn + end, Ordering::AcqRel);
+        let word = self.word(w::DURABLE_LSN);
+        let before = if raise {
+            word.fetch_max(s.base_lsn + end, Ordering::AcqRel)
+        } else {
+            word.swap(s.base_lsn + end, Ordering::AcqRel)
+        };
         fence(Ordering::SeqCst);
         // Look at the section again: a commit published since `s` was read may have missed
         // this notice (see `committed`).

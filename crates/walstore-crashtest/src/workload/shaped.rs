@@ -296,8 +296,9 @@ pub fn close_fold() -> Workload {
 }
 
 /// Reads by the other handle right after each commit (Immediate, Buffered, after a
-/// checkpoint of the other handle, after a reopen), and pairs of commits on two threads
-/// whose reads while the first one's sync is held must not show its Immediate commit. The
+/// checkpoint of the other handle, after a reopen, after the other handle's sync notice of
+/// an older log end), and pairs of commits on two threads whose reads while the first one's
+/// sync is held must not show its Immediate commit. The
 /// reading handle never commits after a read here (finding I: `read-then-commit`).
 pub fn visibility() -> Workload {
     let other = |step: Step| Step::Other(Box::new(step));
@@ -318,6 +319,12 @@ pub fn visibility() -> Workload {
         one(7, "v/2", Dur::Immediate),
         other(Step::Read),
         Step::Read,
+        // The other handle's sync notice of a log end older than this commit's: it must not
+        // move the durable end back and so hide the Buffered commit after it.
+        one(8, "v/3", Dur::Immediate),
+        other(Step::Sync),
+        one(9, "v/4", Dur::Buffered),
+        other(Step::Read),
     ];
     Workload {
         name: "visibility".into(),

@@ -477,7 +477,11 @@ impl Core {
         if let Some(index) = self.index() {
             let counter = index.counter();
             let end = self.wal.durable_end();
-            index.durable(end.generation, end.offset);
+            if self.opts().faults.durable_lsn_stored() {
+                index.note_durable(end.generation, end.offset, false);
+            } else {
+                index.durable(end.generation, end.offset);
+            }
             // Move this handle's readers' view along now (a handle that only writes would
             // otherwise keep its first view, and the memory it holds, alive).
             if let Ok(state) = index.read() {
