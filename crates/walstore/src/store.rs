@@ -174,9 +174,15 @@ impl Store {
     }
 
     /// Makes every transaction committed so far through this handle durable (useful after
-    /// `Buffered` commits).
+    /// `Buffered` commits), and the log this handle's open found (the clean marker a previous
+    /// close left is synced before anything vouches for it: RECOVERY.md S1).
     pub fn sync(&self) -> Result<()> {
         self.core().check_usable(true)?;
+        // The clean markers this handle's open wrote back over themselves are part of the log
+        // it found: made durable too (RECOVERY.md S1).
+        if self.core().wal().sync_markers()? {
+            self.core().tell_durable();
+        }
         self.core().sync_written()
     }
 

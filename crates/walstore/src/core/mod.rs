@@ -473,7 +473,7 @@ impl Core {
     }
 
     /// Tells the commit index how far this handle knows the log durable (after a sync).
-    fn tell_durable(&self) {
+    pub(crate) fn tell_durable(&self) {
         if let Some(index) = self.index() {
             let counter = index.counter();
             let end = self.wal.durable_end();
