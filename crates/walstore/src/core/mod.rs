@@ -411,9 +411,12 @@ impl Core {
         immediate: bool,
     ) -> Result<crate::wal::writer::Appended> {
         self.assert_writer(guard);
-        // Clean markers this handle's open rewrote are synced before the first `Immediate`
-        // commit record vouches for them (RECOVERY.md S1).
-        if immediate && self.wal.sync_markers()? {
+        // Clean markers this handle's open rewrote are synced before the first commit record
+        // after them, of any durability, so that its watermark vouches for them (RECOVERY.md
+        // S1): a `Buffered` commit written with a watermark short of them, then made durable
+        // by `Store::sync` or a close, was lost silently when a marker's synced bytes were
+        // damaged (the crash harness's full tier: `random-209`, `random-257`).
+        if self.wal.sync_markers()? {
             self.tell_durable();
         }
         let txn_id = base.last_txn + 1;

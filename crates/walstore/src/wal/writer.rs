@@ -553,11 +553,12 @@ impl Wal {
     }
 
     /// Syncs the clean markers [`Wal::rewrite_markers`] wrote, unless a sync since covered
-    /// them: called under the writer lock before an `Immediate` commit record is written, so
-    /// that its watermark vouches for them. A watermark that stopped short of them would
-    /// leave that acknowledged commit unprotected: damage to the markers' synced bytes would
-    /// read as a torn tail and drop it silently (the crash harness found it when this sync
-    /// was left to the commit's own `fdatasync`). Returns whether it synced.
+    /// them: called under the writer lock before the first commit record after them is
+    /// written, so that its watermark vouches for them. A watermark that stopped short of
+    /// them would leave that commit unprotected once acknowledged (by its own `fdatasync`, or
+    /// a `Buffered` one by `Store::sync` or a close): damage to the markers' synced bytes
+    /// would read as a torn tail and drop it silently (the crash harness found both). Returns
+    /// whether it synced.
     pub(crate) fn sync_markers(&self) -> Result<bool> {
         let written = {
             let s = self.sync.lock();
