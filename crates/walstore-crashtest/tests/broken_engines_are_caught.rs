@@ -568,8 +568,8 @@ fn an_acknowledgement_past_the_durable_log_is_caught_by_the_feed_check() {
 #[test]
 fn an_immediate_commit_before_the_reopened_markers_are_synced_is_caught() {
     let engine = broken(|f| f.commit_before_markers_synced = true);
-    // A handle closes cleanly, the next open rewrites its marker without a sync, and an
-    // Immediate commit follows: its `fdatasync` makes the marker durable, but its watermark
+    // A handle closes cleanly, the next open rewrites its marker without a sync, and a
+    // commit follows: a later `fdatasync` makes the marker durable, but the commit's watermark
     // stops short of it, so damage to the marker reads as a torn tail and drops the commit.
     // Caught by the scripted reopen and by random workloads alike (9 CI tasks in all).
     assert_eq!(

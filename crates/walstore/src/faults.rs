@@ -53,10 +53,10 @@ pub struct EngineFaults {
     /// longer the last line): the marker vouches for bytes that may not be durable. Caught
     /// only with a second handle.
     pub clean_marker_without_sync: bool,
-    /// Write an `Immediate` commit after the clean markers the open rewrote without first
-    /// syncing them: its watermark stops short of the markers, and damage to their bytes
-    /// (synced by the commit's own `fdatasync`) reads as a torn tail that drops the
-    /// acknowledged commit silently. Caught by damage aimed at the log after a reopen.
+    /// Write a commit after the clean markers the open rewrote without first syncing them:
+    /// its watermark stops short of the markers, and damage to their bytes (synced by the
+    /// commit's own `fdatasync`, or a later one) reads as a torn tail that drops the
+    /// acknowledged commit silently. Caught by damage to the log after a reopen.
     pub commit_before_markers_synced: bool,
     /// A sync's notice stores the commit index's durable LSN instead of raising it: a late
     /// notice of an older sync (another thread's, another handle's) moves it back, and a
