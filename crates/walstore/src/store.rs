@@ -180,9 +180,7 @@ impl Store {
         self.core().check_usable(true)?;
         // The clean markers this handle's open wrote back over themselves are part of the log
         // it found: made durable too (RECOVERY.md S1).
-        if self.core().wal().sync_markers()? {
-            self.core().tell_durable();
-        }
+        self.core().sync_markers()?;
         self.core().sync_written()
     }
 

@@ -416,9 +416,7 @@ impl Core {
         // S1): a `Buffered` commit written with a watermark short of them, then made durable
         // by `Store::sync` or a close, was lost silently when a marker's synced bytes were
         // damaged (the crash harness's full tier: `random-209`, `random-257`).
-        if self.wal.sync_markers()? {
-            self.tell_durable();
-        }
+        self.sync_markers()?;
         let txn_id = base.last_txn + 1;
         let watermark = self.wal.watermark(base.generation, base.synced_through);
         let appended = self.wal.append_txn(TxnToAppend {
@@ -468,6 +466,15 @@ impl Core {
         Ok(appended)
     }
 
+    /// Syncs the clean markers this handle's open rewrote, if no sync covered them yet, and
+    /// tells the commit index (RECOVERY.md S1).
+    pub(crate) fn sync_markers(&self) -> Result<()> {
+        if self.wal.sync_markers()? {
+            self.tell_durable();
+        }
+        Ok(())
+    }
+
     /// Makes every write of this handle durable, and tells the commit index.
     pub(crate) fn sync_written(&self) -> Result<()> {
         self.wal.sync_written()?;
@@ -476,7 +483,7 @@ impl Core {
     }
 
     /// Tells the commit index how far this handle knows the log durable (after a sync).
-    pub(crate) fn tell_durable(&self) {
+    fn tell_durable(&self) {
         if let Some(index) = self.index() {
             let counter = index.counter();
             let end = self.wal.durable_end();

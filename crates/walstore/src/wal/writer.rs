@@ -40,6 +40,9 @@ pub(crate) struct Wal {
     /// Called once, when the poison flag is latched (the commit index shares it).
     on_poison: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
     syncs: AtomicU64,
+    /// Whether [`Wal::rewrite_markers`] left markers a sync may not have covered yet (the
+    /// commit path's check, without the sync lock).
+    markers_pending: AtomicBool,
 }
 
 impl fmt::Debug for Wal {
@@ -127,6 +130,7 @@ impl Wal {
             poison: Poison::default(),
             on_poison: std::sync::OnceLock::new(),
             syncs: AtomicU64::new(0),
+            markers_pending: AtomicBool::new(false),
         }
     }
 
@@ -549,6 +553,7 @@ impl Wal {
         }
         let mut s = self.sync.lock();
         s.markers_end = LogPosition::new(generation, to);
+        self.markers_pending.store(true, Ordering::Release);
         Ok(())
     }
 
@@ -560,10 +565,16 @@ impl Wal {
     /// would read as a torn tail and drop it silently (the crash harness found both). Returns
     /// whether it synced.
     pub(crate) fn sync_markers(&self) -> Result<bool> {
+        if !self.markers_pending.load(Ordering::Acquire) {
+            return Ok(false);
+        }
         let written = {
             let s = self.sync.lock();
             let pending = s.markers_end.generation == s.durable_end.generation
                 && s.markers_end > s.durable_end;
+            if !pending {
+                self.markers_pending.store(false, Ordering::Release);
+            }
             if !pending || self.faults.commit_before_markers_synced() {
                 return Ok(false);
             }
