@@ -7,6 +7,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::thread;
 use std::time::Duration;
 use walstore_crashtest::artifact;
 use walstore_crashtest::crashgen::{MediaModel, Variant};
@@ -51,6 +52,10 @@ struct Media {
     /// on a 4 KiB boundary, which closes finding D under `--strict`.
     #[arg(long)]
     sector_padding: bool,
+    /// Worker threads, each exploring one task at a time (default: one per core). The figures
+    /// and failures reported do not depend on it.
+    #[arg(long)]
+    jobs: Option<usize>,
 }
 
 fn parse_variant(name: &str) -> Result<Variant, String> {
@@ -61,6 +66,13 @@ fn parse_variant(name: &str) -> Result<Variant, String> {
 }
 
 impl Media {
+    /// The number of worker threads.
+    fn jobs(&self) -> usize {
+        self.jobs
+            .unwrap_or_else(|| thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1)
+    }
+
     /// Removes the left-out recipes from every task.
     fn apply(&self, tasks: Vec<Task>) -> Vec<Task> {
         tasks
@@ -239,7 +251,7 @@ fn run(args: RunArgs) -> ExitCode {
         &tasks,
         Some(Duration::from_secs(args.time_budget_secs)),
         false,
-        &args.media.artifacts,
+        &args.media,
     )
 }
 
@@ -300,7 +312,7 @@ fn explore(args: ExploreArgs) -> ExitCode {
         }
     };
     let tasks = args.media.apply(tasks);
-    execute(&tasks, None, stop_at_first, &args.media.artifacts)
+    execute(&tasks, None, stop_at_first, &args.media)
 }
 
 fn profile_strategy(profile: &str) -> Option<Strategy> {
@@ -344,7 +356,12 @@ fn explicit_tasks(
 }
 
 /// Runs tasks with a progress bar (only on a terminal), saves failures, prints the summary.
-fn execute(tasks: &[Task], budget: Option<Duration>, stop_at_first: bool, root: &Path) -> ExitCode {
+fn execute(
+    tasks: &[Task],
+    budget: Option<Duration>,
+    stop_at_first: bool,
+    media: &Media,
+) -> ExitCode {
     let bar = ProgressBar::with_draw_target(
         Some(tasks.len() as u64),
         if std::io::stderr().is_terminal() {
@@ -359,16 +376,23 @@ fn execute(tasks: &[Task], budget: Option<Duration>, stop_at_first: bool, root: 
         bar.set_style(style);
     }
     let engine = EngineConfig::default();
-    let (stats, failures) = run_tasks(tasks, &engine, budget, stop_at_first, |done, s: &Stats| {
-        bar.set_position(done as u64);
-        bar.set_message(format!(
-            "{} images, {} violations",
-            s.images_checked, s.violations
-        ));
-    });
+    let (stats, failures) = run_tasks(
+        tasks,
+        &engine,
+        budget,
+        stop_at_first,
+        media.jobs(),
+        |done, s: &Stats| {
+            bar.set_position(done as u64);
+            bar.set_message(format!(
+                "{} images, {} violations",
+                s.images_checked, s.violations
+            ));
+        },
+    );
     bar.finish_and_clear();
     for failure in &failures {
-        report_failure(failure, root);
+        report_failure(failure, &media.artifacts);
     }
     println!("{stats}");
     if failures.is_empty() {

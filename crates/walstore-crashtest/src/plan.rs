@@ -3,9 +3,12 @@
 
 use crate::crashgen::{MediaModel, Variant};
 use crate::engine::EngineConfig;
-use crate::explore::{explore, ExploreConfig, Failure, Strategy};
+use crate::explore::{explore, ExploreConfig, Failure, Outcome, Strategy};
 use crate::stats::Stats;
 use crate::workload::{handles_mix_over, random_mix, Workload, HANDLES_STEPS, SCRIPTED};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 /// One workload explored with one strategy.
@@ -238,33 +241,63 @@ pub fn handles_tasks(
     tasks
 }
 
-/// Runs tasks in order until the budget runs out (or after the first failure when
-/// `stop_at_first`); calls `progress` after each task.
+/// Runs `tasks` on `jobs` worker threads (at least one), each task alone on its thread with its
+/// own simulated disk. Tasks are taken in order and their outcomes merged in task order, so the
+/// figures and the failures reported do not depend on the number of workers. `progress` sees the
+/// number of tasks done and the running figures, on the calling thread. A `budget` stops the
+/// taking of new tasks once spent; `stop_at_first` stops it at the first failure (tasks already
+/// running finish, and failures found by them are reported too).
 pub fn run_tasks(
     tasks: &[Task],
     engine: &EngineConfig,
     budget: Option<Duration>,
     stop_at_first: bool,
+    jobs: usize,
     mut progress: impl FnMut(usize, &Stats),
 ) -> (Stats, Vec<Failure>) {
     let start = Instant::now();
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let mut outcomes: Vec<Option<Outcome>> = (0..tasks.len()).map(|_| None).collect();
     let mut stats = Stats::default();
-    let mut failures = Vec::new();
-    for (i, task) in tasks.iter().enumerate() {
-        if budget.is_some_and(|b| start.elapsed() >= b) {
-            break;
+    thread::scope(|scope| {
+        let (sender, receiver) = mpsc::channel();
+        for _ in 0..jobs.clamp(1, tasks.len().max(1)) {
+            let sender = sender.clone();
+            let (next, stop) = (&next, &stop);
+            scope.spawn(move || loop {
+                if stop.load(Ordering::Relaxed) || budget.is_some_and(|b| start.elapsed() >= b) {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(task) = tasks.get(i) else { break };
+                let outcome = explore(&task.workload, task.strategy, engine, &task.config);
+                if stop_at_first && outcome.failure.is_some() {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                if sender.send((i, outcome)).is_err() {
+                    break;
+                }
+            });
         }
-        let outcome = explore(&task.workload, task.strategy, engine, &task.config);
-        stats.merge(&outcome.stats);
-        stats.elapsed = start.elapsed();
-        progress(i + 1, &stats);
-        if let Some(f) = outcome.failure {
-            failures.push(f);
-            if stop_at_first {
-                break;
-            }
+        drop(sender);
+        let mut done = 0;
+        for (i, outcome) in receiver {
+            done += 1;
+            stats.merge(&outcome.stats);
+            stats.elapsed = start.elapsed();
+            progress(done, &stats);
+            outcomes[i] = Some(outcome);
         }
-    }
+    });
     stats.elapsed = start.elapsed();
+    let mut failures: Vec<Failure> = outcomes
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o.failure)
+        .collect();
+    if stop_at_first {
+        failures.truncate(1);
+    }
     (stats, failures)
 }

@@ -148,7 +148,7 @@ impl SimFs {
     /// Ends a held sync's wait for another thread's WAL write: that thread's call returned
     /// without one (it failed before writing), so the sync completes now.
     pub fn release_held_sync(&self) {
-        self.shared.sync_gate.note_write();
+        self.shared.sync_gate.release();
     }
 
     /// Holds the next `sync_data` of the WAL open until another thread issues a WAL write
