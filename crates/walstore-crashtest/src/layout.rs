@@ -92,12 +92,14 @@ pub fn manifest_snapshot_ids(bytes: &[u8]) -> Result<Vec<u64>, String> {
     Ok(ids)
 }
 
-/// Checks a snapshot file's length and both checksums.
+/// Checks a snapshot file's length and every checksum: the header's, then the body's (format
+/// version 2) or the page table's and every page's (version 3: a CRC per 4 KiB page of the
+/// body, FORMAT.md §5.4).
 pub fn check_snapshot(bytes: &[u8]) -> Result<(), String> {
     if bytes.get(..8) != Some(&b"WSTORSNP"[..]) {
         return Err("bad snapshot magic".into());
     }
-    // Format version 2: a 96-byte header, its checksum at 92.
+    // A 96-byte header, its checksum at 92.
     if bytes.len() < 96 || crc32(&bytes[..92]) != u32_at(bytes, 92)? {
         return Err("snapshot header checksum mismatch".into());
     }
@@ -108,11 +110,37 @@ pub fn check_snapshot(bytes: &[u8]) -> Result<(), String> {
             bytes.len()
         ));
     }
-    if crc32(&bytes[96..]) != u32_at(bytes, 64)? {
-        return Err("snapshot body checksum mismatch".into());
+    match u32_at(bytes, 8)? {
+        2 => {
+            if crc32(&bytes[96..]) != u32_at(bytes, 64)? {
+                return Err("snapshot body checksum mismatch".into());
+            }
+        }
+        3 => {
+            let table = usize::try_from(u64_at(bytes, 80)?)
+                .ok()
+                .filter(|t| (96..=bytes.len()).contains(t))
+                .ok_or("snapshot page table offset out of range")?;
+            let pages = (table - 96).div_ceil(SNAPSHOT_PAGE);
+            if bytes.len() - table != 4 * pages {
+                return Err("snapshot page table length differs from the body's pages".into());
+            }
+            if crc32(&bytes[table..]) != u32_at(bytes, 64)? {
+                return Err("snapshot page table checksum mismatch".into());
+            }
+            for (i, page) in bytes[96..table].chunks(SNAPSHOT_PAGE).enumerate() {
+                if crc32(page) != u32_at(bytes, table + 4 * i)? {
+                    return Err(format!("snapshot page {i} checksum mismatch"));
+                }
+            }
+        }
+        other => return Err(format!("snapshot format version {other}")),
     }
     Ok(())
 }
+
+/// Bytes of a snapshot file's body one page CRC covers (format version 3).
+const SNAPSHOT_PAGE: usize = 4096;
 
 /// One field of a file's format: bytes `start..start + len`, named for reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,7 +188,7 @@ const MANIFEST_FIELDS: [(u64, u64, &str); 11] = [
     (56, 8, "manifest next file id"),
     (64, 4, "manifest run count"),
 ];
-const SNAPSHOT_FIELDS: [(u64, u64, &str); 15] = [
+const SNAPSHOT_FIELDS: [(u64, u64, &str); 16] = [
     (0, 8, "snapshot magic"),
     (8, 4, "snapshot version"),
     (12, 4, "snapshot checksum algorithm"),
@@ -170,10 +198,11 @@ const SNAPSHOT_FIELDS: [(u64, u64, &str); 15] = [
     (40, 8, "snapshot filter offset"),
     (48, 8, "snapshot range deletions offset"),
     (56, 8, "snapshot file length"),
-    (64, 4, "snapshot body checksum"),
+    (64, 4, "snapshot body or page table checksum"),
     (68, 4, "snapshot shared prefix"),
     (72, 4, "snapshot filter probes"),
     (76, 4, "snapshot range deletion count"),
+    (80, 8, "snapshot page table offset"),
     (92, 4, "snapshot header checksum"),
     (96, 8, "snapshot first entry lengths"),
 ];
@@ -200,7 +229,18 @@ pub fn fields_of(name: &str, bytes: &[u8]) -> Vec<Field> {
     } else if name == MANIFEST {
         table(&MANIFEST_FIELDS, 0)
     } else if is_snapshot_name(name) {
-        table(&SNAPSHOT_FIELDS, 0)
+        let mut out = table(&SNAPSHOT_FIELDS, 0);
+        // Version 3: the page table's first CRC (FORMAT.md §5.4).
+        if let Ok(3) = u32_at(bytes, 8) {
+            if let Ok(at) = u64_at(bytes, 80) {
+                out.push(Field {
+                    start: at,
+                    len: 4,
+                    name: "snapshot first page checksum",
+                });
+            }
+        }
+        out
     } else {
         Vec::new()
     };
@@ -275,6 +315,41 @@ mod tests {
         assert_eq!(named("WAL header salt"), 1);
         let watermark = fields.iter().find(|f| f.name == "commit watermark");
         assert_eq!(watermark.map(|f| f.start), Some(4136 + 40));
+    }
+
+    /// A version 3 snapshot file (FORMAT.md §5.4) checks out; a flip in any page of its body,
+    /// in its page table or in the table's offset does not.
+    #[test]
+    fn a_paged_snapshot_checks_out_and_every_damaged_page_does_not() {
+        let body: Vec<u8> = (0..9000u32).map(|i| (i * 7) as u8).collect();
+        let table_at = 96 + body.len();
+        let table: Vec<u8> = body
+            .chunks(SNAPSHOT_PAGE)
+            .flat_map(|p| crc32(p).to_le_bytes())
+            .collect();
+        let mut file = vec![0u8; 96];
+        file[..8].copy_from_slice(b"WSTORSNP");
+        file[8..12].copy_from_slice(&3u32.to_le_bytes());
+        let len = (table_at + table.len()) as u64;
+        file[56..64].copy_from_slice(&len.to_le_bytes());
+        file[64..68].copy_from_slice(&crc32(&table).to_le_bytes());
+        file[80..88].copy_from_slice(&(table_at as u64).to_le_bytes());
+        let header_crc = crc32(&file[..92]);
+        file[92..96].copy_from_slice(&header_crc.to_le_bytes());
+        file.extend_from_slice(&body);
+        file.extend_from_slice(&table);
+        check_snapshot(&file).expect("a valid file");
+        for at in [96, 96 + 4096, file.len() - 5, file.len() - 1] {
+            let mut bad = file.clone();
+            bad[at] ^= 1;
+            assert!(check_snapshot(&bad).is_err(), "byte {at}");
+        }
+        let names: Vec<&str> = fields_of("snap-0000000000000001.dat", &file)
+            .iter()
+            .map(|f| f.name)
+            .collect();
+        assert!(names.contains(&"snapshot page table offset"));
+        assert!(names.contains(&"snapshot first page checksum"));
     }
 
     #[test]

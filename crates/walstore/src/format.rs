@@ -47,28 +47,44 @@ pub fn check_preamble(
     magic: &[u8; 8],
     checksum_at: usize,
 ) -> Result<(), PreambleError> {
+    check_preamble_of(header, magic, checksum_at, FORMAT_VERSION..=FORMAT_VERSION).map(|_| ())
+}
+
+/// [`check_preamble`] for a file kind that has several versions: accepts any of `versions`
+/// and returns the one found.
+pub fn check_preamble_of(
+    header: &[u8],
+    magic: &[u8; 8],
+    checksum_at: usize,
+    versions: std::ops::RangeInclusive<u32>,
+) -> Result<u32, PreambleError> {
     let stored = read_u32(header, checksum_at).ok_or(PreambleError::Short)?;
     if header.get(PREAMBLE_MAGIC_AT..PREAMBLE_MAGIC_AT + 8) != Some(&magic[..]) {
         return Err(PreambleError::BadMagic);
     }
     let version = read_u32(header, PREAMBLE_VERSION_AT).ok_or(PreambleError::Short)?;
-    if version != FORMAT_VERSION {
+    if !versions.contains(&version) {
         return Err(PreambleError::Version(version));
     }
     if crc32(&header[..checksum_at]) != stored {
         return Err(PreambleError::Checksum);
     }
     match read_u32(header, PREAMBLE_ALGORITHM_AT) {
-        Some(CHECKSUM_CRC32_IEEE) => Ok(()),
+        Some(CHECKSUM_CRC32_IEEE) => Ok(version),
         found => Err(PreambleError::Algorithm(found.unwrap_or(0))),
     }
 }
 
 /// The preamble of a file with `magic`: magic, [`FORMAT_VERSION`], [`CHECKSUM_CRC32_IEEE`].
 pub fn preamble(magic: &[u8; 8]) -> [u8; PREAMBLE_BYTES] {
+    preamble_of(magic, FORMAT_VERSION)
+}
+
+/// The preamble of a file with `magic` at format version `version`.
+pub fn preamble_of(magic: &[u8; 8], version: u32) -> [u8; PREAMBLE_BYTES] {
     let mut out = [0u8; PREAMBLE_BYTES];
     out[PREAMBLE_MAGIC_AT..PREAMBLE_VERSION_AT].copy_from_slice(magic);
-    out[PREAMBLE_VERSION_AT..PREAMBLE_ALGORITHM_AT].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out[PREAMBLE_VERSION_AT..PREAMBLE_ALGORITHM_AT].copy_from_slice(&version.to_le_bytes());
     out[PREAMBLE_ALGORITHM_AT..PREAMBLE_BYTES].copy_from_slice(&CHECKSUM_CRC32_IEEE.to_le_bytes());
     out
 }

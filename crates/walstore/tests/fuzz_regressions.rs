@@ -475,6 +475,16 @@ fn decoder_seeds(bases: &Bases, out: &mut Seeds) {
         flipped(&only_wal, 4096 + 40)[4096..].to_vec(),
     ));
     out.push(("snapshot", "flip".into(), flipped(&snap, snap.len() / 2)));
+    // A file of version 2 (one CRC over the body), which stores written before version 3 hold.
+    let id = u64::from_le_bytes(snap[16..24].try_into().expect("8 bytes"));
+    let (entries, deletes) =
+        walstore::inspect::decode_snapshot(id, &snap).expect("the engine's file decodes");
+    let shared = u32::from_le_bytes(snap[68..72].try_into().expect("4 bytes")) as usize;
+    out.push((
+        "snapshot",
+        "version-2".into(),
+        checks::snapshot::encode_snapshot(2, id, &entries, &deletes, shared),
+    ));
     out.push((
         "snapshot",
         "truncated".into(),

@@ -6,8 +6,15 @@ use walstore::{inspect, Error, MAX_KEY_BYTES};
 /// A snapshot entry: key and value (`None`: a tombstone); a range deletion: start and end.
 type Entry = (Vec<u8>, Option<Vec<u8>>);
 
-/// Encodes a snapshot file as FORMAT.md §5 describes it (independently of the engine).
-pub fn encode_snapshot(id: u64, entries: &[Entry], deletes: &[Entry], shared: usize) -> Vec<u8> {
+/// Encodes a snapshot file of format `version` (2: one CRC over the body; 3: a CRC per 4 KiB
+/// page, FORMAT.md §5.4) as FORMAT.md §5 describes it (independently of the engine).
+pub fn encode_snapshot(
+    version: u32,
+    id: u64,
+    entries: &[Entry],
+    deletes: &[Entry],
+    shared: usize,
+) -> Vec<u8> {
     const HEADER: usize = 96;
     let mut body = Vec::new();
     let mut offsets = Vec::with_capacity(entries.len());
@@ -52,10 +59,19 @@ pub fn encode_snapshot(id: u64, entries: &[Entry], deletes: &[Entry], shared: us
         body.extend_from_slice(start);
         body.extend_from_slice(end);
     }
-    let file_len = HEADER + body.len();
+    let table_offset = HEADER + body.len();
+    let table: Vec<u8> = body
+        .chunks(4096)
+        .flat_map(|p| crc32(p).to_le_bytes())
+        .collect();
+    let (file_len, table_crc) = if version == 3 {
+        (table_offset + table.len(), crc32(&table))
+    } else {
+        (table_offset, crc32(&body))
+    };
     let mut out = Vec::with_capacity(file_len);
     out.extend_from_slice(b"WSTORSNP");
-    out.extend_from_slice(&2u32.to_le_bytes());
+    out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&1u32.to_le_bytes());
     out.extend_from_slice(&id.to_le_bytes());
     for v in [
@@ -67,14 +83,19 @@ pub fn encode_snapshot(id: u64, entries: &[Entry], deletes: &[Entry], shared: us
     ] {
         out.extend_from_slice(&(v as u64).to_le_bytes());
     }
-    out.extend_from_slice(&crc32(&body).to_le_bytes());
+    out.extend_from_slice(&table_crc.to_le_bytes());
     out.extend_from_slice(&(shared as u32).to_le_bytes());
     out.extend_from_slice(&probes.to_le_bytes());
     out.extend_from_slice(&(deletes.len() as u32).to_le_bytes());
-    out.extend_from_slice(&[0u8; 12]);
+    let reserved = if version == 3 { table_offset as u64 } else { 0 };
+    out.extend_from_slice(&reserved.to_le_bytes());
+    out.extend_from_slice(&[0u8; 4]);
     let header_crc = crc32(&out[..92]);
     out.extend_from_slice(&header_crc.to_le_bytes());
     out.extend_from_slice(&body);
+    if version == 3 {
+        out.extend_from_slice(&table);
+    }
     out
 }
 
@@ -126,8 +147,9 @@ pub fn check(data: &[u8]) {
                     "a key does not start with the shared prefix"
                 );
             }
+            let version = le_u32(data, 8).expect("an accepted file has a header");
             assert!(
-                encode_snapshot(id, &entries, &deletes, shared) == data,
+                encode_snapshot(version, id, &entries, &deletes, shared) == data,
                 "an accepted snapshot file is not the canonical encoding of what it holds"
             );
             let other = inspect::decode_snapshot(id ^ 1, data);

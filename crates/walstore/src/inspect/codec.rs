@@ -100,6 +100,7 @@ pub type RangeDeletion = (Vec<u8>, Option<Vec<u8>>);
 pub fn decode_snapshot(id: u64, bytes: &[u8]) -> Result<(Vec<SnapshotEntry>, Vec<RangeDeletion>)> {
     let map: Arc<dyn Mapping> = Arc::new(bytes.to_vec());
     let seg = Segment::from_mapping(id, PathBuf::from(snapshot_name(id)), map)?;
+    seg.verify()?;
     let entries = (0..seg.len())
         .map(|i| {
             seg.entry(i)

@@ -112,8 +112,8 @@ fn check_manifest(storage: &dyn Storage, dir: &Path) -> Result<(Option<Manifest>
 /// Maps and validates the snapshot file `meta` names; any failure is damage (the manifest
 /// names only files that were synced before it).
 fn check_snapshot(storage: &dyn Storage, dir: &Path, meta: &SegmentMeta) -> FileCheck {
-    let problem = match Segment::open(storage, dir, meta) {
-        Ok(_) => None,
+    let problem = match Segment::open(storage, dir, meta).and_then(|s| s.verify()) {
+        Ok(()) => None,
         Err(Error::Corruption { offset, detail, .. }) => Some(damage(offset, detail)),
         Err(Error::Io { source, .. }) => Some(damage(0, format!("cannot read: {source}"))),
         Err(e) => Some(damage(0, e.to_string())),

@@ -94,7 +94,15 @@ pub(crate) fn map(
         for meta in metas {
             let segment = match known.get(&meta.file_id) {
                 Some(seg) => Arc::clone(seg),
-                None => match Segment::open(core.storage(), core.dir(), meta) {
+                // A salvage open checks every page now, to leave a damaged file out whole
+                // (a normal open checks each page at its first read, FORMAT.md §5.4).
+                None => match Segment::open(core.storage(), core.dir(), meta).and_then(|seg| {
+                    if salvage {
+                        seg.verify().map(|()| seg)
+                    } else {
+                        Ok(seg)
+                    }
+                }) {
                     Ok(seg) => Arc::new(seg),
                     Err(Error::Io { source, .. })
                         if source.kind() == io::ErrorKind::NotFound

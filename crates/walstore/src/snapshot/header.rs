@@ -1,13 +1,16 @@
 //! The snapshot header, checked against the file's bytes before anything else is read: the
-//! preamble, every field's range, the file length and the body's CRC (FORMAT.md §5).
+//! preamble, every field's range, the file length, and the body's CRC (version 2) or the page
+//! table's (version 3: each page is checked when first read; FORMAT.md §5, §5.4).
 
 use super::layout::{
-    BODY_CRC_AT, ENTRY_COUNT_AT, FILE_LEN_AT, FILTER_OFFSET_AT, FILTER_PROBES_AT, HEADER_CRC_AT,
-    ID_AT, INDEX_ENTRY_BYTES, INDEX_OFFSET_AT, MAX_FILTER_PROBES, RANGE_DELETES_AT,
-    RANGE_DELETE_COUNT_AT, RESERVED_AT, SHARED_PREFIX_AT, SNAPSHOT_HEADER_BYTES, SNAPSHOT_MAGIC,
+    page_count, BODY_CRC_AT, ENTRY_COUNT_AT, FILE_LEN_AT, FILTER_OFFSET_AT, FILTER_PROBES_AT,
+    HEADER_CRC_AT, ID_AT, INDEX_ENTRY_BYTES, INDEX_OFFSET_AT, MAX_FILTER_PROBES, PAGE_TABLE_AT,
+    RANGE_DELETES_AT, RANGE_DELETE_COUNT_AT, RESERVED3_AT, RESERVED_AT, SHARED_PREFIX_AT,
+    SNAPSHOT_HEADER_BYTES, SNAPSHOT_MAGIC, SNAPSHOT_VERSION_PAGED, SNAPSHOT_VERSION_WHOLE,
 };
 use crate::format::{
-    check_preamble, crc32, read_u32, read_u64, PreambleError, MAX_KEY_BYTES, PREAMBLE_ALGORITHM_AT,
+    check_preamble_of, crc32, read_u32, read_u64, PreambleError, MAX_KEY_BYTES,
+    PREAMBLE_ALGORITHM_AT,
 };
 
 /// What a snapshot header says, checked against the file's bytes (FORMAT.md §5).
@@ -20,6 +23,11 @@ pub(super) struct SnapshotHeader {
     pub(super) range_deletes_offset: usize,
     pub(super) range_delete_count: usize,
     pub(super) shared_prefix_len: usize,
+    /// Version 3: where the page table starts (the body ends there). `None`: version 2, whose
+    /// body's CRC was checked here.
+    pub(super) page_table: Option<usize>,
+    /// Where the body ends: the page table (version 3) or the file's end.
+    pub(super) body_end: usize,
 }
 
 /// Why a snapshot header was refused: another format version, or damage at an offset.
@@ -37,15 +45,24 @@ pub(super) fn read_header(bytes: &[u8], expected_id: u64) -> Result<SnapshotHead
     let header = bytes
         .get(..SNAPSHOT_HEADER_BYTES)
         .ok_or(Corrupt(0, "snapshot shorter than its header"))?;
-    check_preamble(header, &SNAPSHOT_MAGIC, HEADER_CRC_AT).map_err(|e| match e {
-        PreambleError::Short => Corrupt(0, "snapshot shorter than its header"),
-        PreambleError::BadMagic => Corrupt(0, "bad snapshot magic"),
-        PreambleError::Version(found) => HeaderProblem::Unsupported(found),
-        PreambleError::Checksum => Corrupt(0, "snapshot header checksum mismatch"),
-        PreambleError::Algorithm(_) => Corrupt(PREAMBLE_ALGORITHM_AT, "unknown checksum algorithm"),
-    })?;
-    let shared_prefix_len = check_identity(header, bytes, expected_id)?;
-    check_layout(header, bytes.len() as u64, shared_prefix_len)
+    let versions = SNAPSHOT_VERSION_WHOLE..=SNAPSHOT_VERSION_PAGED;
+    let version = check_preamble_of(header, &SNAPSHOT_MAGIC, HEADER_CRC_AT, versions).map_err(
+        |e| match e {
+            PreambleError::Short => Corrupt(0, "snapshot shorter than its header"),
+            PreambleError::BadMagic => Corrupt(0, "bad snapshot magic"),
+            PreambleError::Version(found) => HeaderProblem::Unsupported(found),
+            PreambleError::Checksum => Corrupt(0, "snapshot header checksum mismatch"),
+            PreambleError::Algorithm(_) => {
+                Corrupt(PREAMBLE_ALGORITHM_AT, "unknown checksum algorithm")
+            }
+        },
+    )?;
+    let paged = version == SNAPSHOT_VERSION_PAGED;
+    let (shared_prefix_len, body_end) = check_identity(header, bytes, expected_id, paged)?;
+    let mut checked = check_layout(header, body_end as u64, shared_prefix_len)?;
+    checked.page_table = paged.then_some(body_end);
+    checked.body_end = body_end;
+    Ok(checked)
 }
 
 fn field(header: &[u8], at: usize) -> u64 {
@@ -58,8 +75,14 @@ fn word(header: &[u8], at: usize) -> u32 {
 
 /// The header's fields that say which file this is and that its bytes are whole: the shared
 /// prefix length's range, the reserved bytes, the file id, the file length and the body's
-/// CRC. Returns the shared prefix length.
-fn check_identity(header: &[u8], bytes: &[u8], expected_id: u64) -> Result<usize, HeaderProblem> {
+/// CRC (version 2) or the page table's place, length and CRC (version 3, `paged`). Returns
+/// the shared prefix length and where the body ends.
+fn check_identity(
+    header: &[u8],
+    bytes: &[u8],
+    expected_id: u64,
+    paged: bool,
+) -> Result<(usize, usize), HeaderProblem> {
     use HeaderProblem::Corrupt;
     let shared_prefix_len = word(header, SHARED_PREFIX_AT) as usize;
     if shared_prefix_len > MAX_KEY_BYTES {
@@ -68,7 +91,8 @@ fn check_identity(header: &[u8], bytes: &[u8], expected_id: u64) -> Result<usize
             "shared key prefix length out of range",
         ));
     }
-    if header[RESERVED_AT..HEADER_CRC_AT].iter().any(|b| *b != 0) {
+    let reserved = if paged { RESERVED3_AT } else { RESERVED_AT };
+    if header[reserved..HEADER_CRC_AT].iter().any(|b| *b != 0) {
         return Err(Corrupt(
             RESERVED_AT,
             "non-zero reserved bytes in snapshot header",
@@ -83,16 +107,29 @@ fn check_identity(header: &[u8], bytes: &[u8], expected_id: u64) -> Result<usize
             "snapshot length differs from its header",
         ));
     }
-    if crc32(&bytes[SNAPSHOT_HEADER_BYTES..]) != word(header, BODY_CRC_AT) {
-        return Err(Corrupt(
-            SNAPSHOT_HEADER_BYTES,
-            "snapshot body checksum mismatch",
-        ));
+    if !paged {
+        if crc32(&bytes[SNAPSHOT_HEADER_BYTES..]) != word(header, BODY_CRC_AT) {
+            return Err(Corrupt(
+                SNAPSHOT_HEADER_BYTES,
+                "snapshot body checksum mismatch",
+            ));
+        }
+        return Ok((shared_prefix_len, bytes.len()));
     }
-    Ok(shared_prefix_len)
+    // The page table runs from its offset to the file's end: one CRC per page of the body.
+    let table_at = field(header, PAGE_TABLE_AT);
+    let table_fits = table_at >= SNAPSHOT_HEADER_BYTES as u64 && table_at <= bytes.len() as u64;
+    let table_at = table_at as usize;
+    if !table_fits || (bytes.len() - table_at) != 4 * page_count(table_at - SNAPSHOT_HEADER_BYTES) {
+        return Err(Corrupt(PAGE_TABLE_AT, "snapshot page table out of range"));
+    }
+    if crc32(&bytes[table_at..]) != word(header, BODY_CRC_AT) {
+        return Err(Corrupt(table_at, "snapshot page table checksum mismatch"));
+    }
+    Ok((shared_prefix_len, table_at))
 }
 
-/// The header's offsets and counts, checked to tile a file of `file_len` bytes: entries,
+/// The header's offsets and counts, checked to tile a body ending at `file_len`: entries,
 /// index, filter, range deletions.
 fn check_layout(
     header: &[u8],
@@ -142,5 +179,7 @@ fn check_layout(
         range_deletes_offset: range_deletes_offset as usize,
         range_delete_count: range_delete_count as usize,
         shared_prefix_len,
+        page_table: None,
+        body_end: file_len as usize,
     })
 }

@@ -21,8 +21,25 @@ pub(super) const BODY_CRC_AT: usize = 64;
 pub(super) const SHARED_PREFIX_AT: usize = 68;
 pub(super) const FILTER_PROBES_AT: usize = 72;
 pub(super) const RANGE_DELETE_COUNT_AT: usize = 76;
-/// Twelve zero bytes.
+/// Version 2: twelve zero bytes. Version 3: the page table's offset (`u64`), then four zero
+/// bytes.
 pub(super) const RESERVED_AT: usize = 80;
+/// Version 3: where the page table starts (FORMAT.md §5.4).
+pub(super) const PAGE_TABLE_AT: usize = RESERVED_AT;
+/// Version 3: the zero bytes after the page table's offset.
+pub(super) const RESERVED3_AT: usize = PAGE_TABLE_AT + 8;
+/// Snapshot files with one CRC over the whole body, checked at open.
+pub const SNAPSHOT_VERSION_WHOLE: u32 = 2;
+/// Snapshot files with a CRC per page of the body, each checked when first read
+/// (FORMAT.md §5.4): what this version writes.
+pub const SNAPSHOT_VERSION_PAGED: u32 = 3;
+/// Bytes of body a page CRC covers (the last page of a body may be shorter).
+pub const PAGE_BYTES: usize = 4096;
+
+/// Pages of a body of `len` bytes.
+pub(super) fn page_count(len: usize) -> usize {
+    len.div_ceil(PAGE_BYTES)
+}
 /// The header's CRC, over the bytes before it.
 pub(super) const HEADER_CRC_AT: usize = 92;
 const _: () = assert!(ENTRY_COUNT_AT == ID_AT + 8 && INDEX_OFFSET_AT == ENTRY_COUNT_AT + 8);

@@ -1,21 +1,26 @@
-//! An open snapshot file: mapped, validated completely once, then read by index (entries,
-//! key prefixes, the filter, the range deletions) without further checks.
+//! An open snapshot file: mapped, its header checked, then read by index (entries, key
+//! prefixes, the filter, the range deletions). A version 3 file's body is checked page by
+//! page as it is first read (FORMAT.md §5.4): an open costs O(1) of the file, and a read
+//! of a damaged page is `Error::Corruption` naming the page. A version 2 file is checked
+//! completely at open, as before. [`Segment::verify`] checks everything.
 
 use super::filter::{filter_holds, KeyHash};
 use super::header::{read_header, HeaderProblem};
 use super::layout::{
-    decode_range_deletes, key_prefix, RangeDelete, SegmentMeta, ENTRY_COUNT_AT, ENTRY_PREFIX_BYTES,
-    INDEX_ENTRY_BYTES, SHARED_PREFIX_AT, SNAPSHOT_HEADER_BYTES, TOMBSTONE_LEN,
+    decode_range_deletes, key_prefix, page_count, RangeDelete, SegmentMeta, ENTRY_COUNT_AT,
+    ENTRY_PREFIX_BYTES, INDEX_ENTRY_BYTES, PAGE_BYTES, SHARED_PREFIX_AT, SNAPSHOT_HEADER_BYTES,
+    TOMBSTONE_LEN,
 };
 use crate::error::{Error, Result};
-use crate::format::{read_u32, FORMAT_VERSION, MAX_KEY_BYTES, MAX_VALUE_BYTES};
+use crate::format::{crc32, read_u32, MAX_KEY_BYTES, MAX_VALUE_BYTES};
 use crate::storage::{Mapping, OpenMode, Storage};
 use std::cmp::Ordering;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering as AtomicOrdering};
 use std::sync::Arc;
 
-/// An open, validated snapshot file.
+/// An open snapshot file.
 pub struct Segment {
     id: u64,
     path: PathBuf,
@@ -28,6 +33,53 @@ pub struct Segment {
     /// Length of the prefix every key of the file shares; index prefixes start after it.
     shared_prefix_len: usize,
     range_deletes: Vec<RangeDelete>,
+    /// Where the body ends (the page table of a version 3 file, else the file's end).
+    body_end: usize,
+    /// A version 3 file's page CRCs, and which pages this process has checked.
+    pages: Option<Pages>,
+    /// Whether the filter's pages are checked (a shortcut past `pages`).
+    filter_checked: AtomicBool,
+}
+
+/// The page table of a version 3 snapshot file and a bit per page this process has checked
+/// (a page, once checked, is read without checking again).
+struct Pages {
+    table: usize,
+    checked: Box<[AtomicU64]>,
+}
+
+impl Pages {
+    fn new(table: usize) -> Pages {
+        let count = page_count(table - SNAPSHOT_HEADER_BYTES);
+        Pages {
+            table,
+            checked: (0..count.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// Checks every page that `[at, end)` of `bytes` touches and was not checked yet; the
+    /// offset of the first damaged page otherwise.
+    fn check(&self, bytes: &[u8], at: usize, end: usize) -> std::result::Result<(), usize> {
+        if end <= at || end <= SNAPSHOT_HEADER_BYTES {
+            return Ok(());
+        }
+        let first = at.saturating_sub(SNAPSHOT_HEADER_BYTES) / PAGE_BYTES;
+        let last = (end - 1 - SNAPSHOT_HEADER_BYTES) / PAGE_BYTES;
+        for page in first..=last {
+            let (word, bit) = (&self.checked[page / 64], 1u64 << (page % 64));
+            if word.load(AtomicOrdering::Acquire) & bit != 0 {
+                continue;
+            }
+            let start = SNAPSHOT_HEADER_BYTES + page * PAGE_BYTES;
+            let stop = (start + PAGE_BYTES).min(self.table);
+            let stored = read_u32(bytes, self.table + 4 * page);
+            if stored != Some(crc32(&bytes[start..stop])) {
+                return Err(start);
+            }
+            word.fetch_or(bit, AtomicOrdering::AcqRel);
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Debug for Segment {
@@ -76,21 +128,14 @@ impl Segment {
                 return Err(Error::UnsupportedFormat {
                     file: path,
                     found,
-                    supported: FORMAT_VERSION,
+                    supported: super::layout::SNAPSHOT_VERSION_PAGED,
                 })
             }
             Err(HeaderProblem::Corrupt(offset, detail)) => {
                 return Err(Error::corruption(&path, offset as u64, detail))
             }
         };
-        let block = &bytes[header.range_deletes_offset..];
-        let range_deletes = decode_range_deletes(
-            block,
-            header.range_delete_count,
-            header.range_deletes_offset,
-        )
-        .map_err(|(at, detail)| Error::corruption(&path, at as u64, detail))?;
-        let segment = Segment {
+        let mut segment = Segment {
             id: expected_id,
             path,
             map: Arc::clone(&map),
@@ -100,10 +145,46 @@ impl Segment {
             filter_probes: header.filter_probes,
             range_deletes_offset: header.range_deletes_offset,
             shared_prefix_len: header.shared_prefix_len,
-            range_deletes,
+            range_deletes: Vec::new(),
+            body_end: header.body_end,
+            pages: header.page_table.map(Pages::new),
+            filter_checked: AtomicBool::new(false),
         };
-        segment.validate_entries()?;
+        let at = header.range_deletes_offset;
+        let block = segment.checked(at, header.body_end - at)?;
+        segment.range_deletes = decode_range_deletes(block, header.range_delete_count, at)
+            .map_err(|(at, detail)| segment.corrupt(at, detail))?;
+        if segment.pages.is_none() {
+            // Version 2: one CRC over the body, checked at open with everything else.
+            segment.validate_entries()?;
+        }
         Ok(segment)
+    }
+
+    /// Checks the whole file: every page, then every entry's structure (what an open of a
+    /// version 2 file checks; `walstore verify` checks this of every file).
+    pub fn verify(&self) -> Result<()> {
+        if self.pages.is_some() {
+            self.checked(SNAPSHOT_HEADER_BYTES, self.body_end - SNAPSHOT_HEADER_BYTES)?;
+            self.validate_entries()?;
+        }
+        Ok(())
+    }
+
+    /// `len` bytes of the body at `at`, their pages checked first (version 3).
+    #[inline]
+    fn checked(&self, at: usize, len: usize) -> Result<&[u8]> {
+        let end = at
+            .checked_add(len)
+            .filter(|end| *end <= self.body_end)
+            .ok_or_else(|| self.corrupt(at, "read past the snapshot body"))?;
+        let bytes = self.map.bytes();
+        if let Some(pages) = &self.pages {
+            pages
+                .check(bytes, at, end)
+                .map_err(|page| self.corrupt(page, "snapshot page checksum mismatch"))?;
+        }
+        Ok(&bytes[at..end])
     }
 
     /// Checks that the entries tile the body exactly and that keys strictly increase.
@@ -133,7 +214,7 @@ impl Segment {
                     self.corrupt(offset, "key does not start with the file's shared prefix")
                 );
             }
-            if self.prefix(i) != key_prefix(&key[shared..]) {
+            if self.prefix(i)? != key_prefix(&key[shared..]) {
                 return Err(
                     self.corrupt(self.index_slot(i), "index key prefix differs from the key")
                 );
@@ -183,12 +264,19 @@ impl Segment {
     /// certainly does not (the bloom filter, FORMAT.md §5.2). The caller hashes the key once
     /// for every file it asks.
     #[inline]
-    pub fn may_contain_hashed(&self, hash: KeyHash) -> bool {
+    pub fn may_contain_hashed(&self, hash: KeyHash) -> Result<bool> {
         if self.entry_count == 0 {
-            return false;
+            return Ok(false);
         }
-        let filter = &self.map.bytes()[self.filter_offset..self.range_deletes_offset];
-        filter_holds(filter, self.filter_probes, hash)
+        let (at, end) = (self.filter_offset, self.range_deletes_offset);
+        let filter = if self.filter_checked.load(AtomicOrdering::Acquire) {
+            &self.map.bytes()[at..end]
+        } else {
+            let filter = self.checked(at, end - at)?;
+            self.filter_checked.store(true, AtomicOrdering::Release);
+            filter
+        };
+        Ok(filter_holds(filter, self.filter_probes, hash))
     }
 
     /// Number of entries.
@@ -200,18 +288,18 @@ impl Segment {
         self.index_offset + INDEX_ENTRY_BYTES * i
     }
 
-    /// The key prefix stored in index entry `i` (0 when out of bounds; validated at open).
+    /// The key prefix stored in index entry `i`.
     #[inline]
-    fn prefix(&self, i: usize) -> u64 {
-        let at = self.index_slot(i);
-        match self.map.bytes().get(at..at + 8) {
-            Some(b) => u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
-            None => 0,
-        }
+    fn prefix(&self, i: usize) -> Result<u64> {
+        let b = self.checked(self.index_slot(i), 8)?;
+        Ok(u64::from_be_bytes([
+            b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+        ]))
     }
 
     fn entry_offset(&self, i: usize) -> Result<usize> {
-        read_u32(self.map.bytes(), self.index_slot(i) + 8)
+        let slot = self.checked(self.index_slot(i) + 8, 4)?;
+        read_u32(slot, 0)
             .map(|o| o as usize)
             .ok_or_else(|| self.corrupt(self.index_offset, "index entry out of bounds"))
     }
@@ -219,26 +307,24 @@ impl Segment {
     /// Key, value (`None` for a tombstone) and end offset of the entry starting at `offset`.
     #[allow(clippy::type_complexity)]
     fn entry_at(&self, offset: usize) -> Result<(&[u8], Option<&[u8]>, usize)> {
-        let bytes = self.map.bytes();
         let out_of_bounds = || self.corrupt(offset, "entry out of bounds");
-        let key_len = read_u32(bytes, offset).ok_or_else(out_of_bounds)? as usize;
-        let value_len = read_u32(bytes, offset + 4).ok_or_else(out_of_bounds)?;
-        let key_start = offset + ENTRY_PREFIX_BYTES;
-        let value_start = key_start.checked_add(key_len).ok_or_else(out_of_bounds)?;
-        let value_len = if value_len == TOMBSTONE_LEN {
-            0
-        } else {
-            value_len as usize
-        };
-        let end = value_start
-            .checked_add(value_len)
-            .ok_or_else(out_of_bounds)?;
-        if end > self.index_offset {
+        if offset < SNAPSHOT_HEADER_BYTES || offset >= self.index_offset {
             return Err(out_of_bounds());
         }
-        let tombstone = read_u32(bytes, offset + 4) == Some(TOMBSTONE_LEN);
-        let value = (!tombstone).then(|| &bytes[value_start..end]);
-        Ok((&bytes[key_start..value_start], value, end))
+        let head = self.checked(offset, ENTRY_PREFIX_BYTES)?;
+        let key_len = read_u32(head, 0).ok_or_else(out_of_bounds)? as usize;
+        let stored_len = read_u32(head, 4).ok_or_else(out_of_bounds)?;
+        let tombstone = stored_len == TOMBSTONE_LEN;
+        let value_len = if tombstone { 0 } else { stored_len as usize };
+        let key_start = offset + ENTRY_PREFIX_BYTES;
+        let end = key_start
+            .checked_add(key_len)
+            .and_then(|v| v.checked_add(value_len))
+            .filter(|end| *end <= self.index_offset)
+            .ok_or_else(out_of_bounds)?;
+        let kv = self.checked(key_start, end - key_start)?;
+        let (key, value) = kv.split_at(key_len);
+        Ok((key, (!tombstone).then_some(value), end))
     }
 
     /// The key and value (`None`: the key is deleted) of entry `i`.
@@ -284,7 +370,7 @@ impl Segment {
         let (mut lo, mut hi) = (0usize, self.entry_count);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            let order = match self.prefix(mid).cmp(&target) {
+            let order = match self.prefix(mid)?.cmp(&target) {
                 Ordering::Equal => self.entry(mid)?.0.cmp(key),
                 other => other,
             };

@@ -1,15 +1,17 @@
 //! Writing a snapshot file: entries streamed in key order, then the index, the filter, the
-//! range deletions and last the header, which makes the file valid.
+//! range deletions, the page table (a CRC of every page of all that) and last the header,
+//! which makes the file valid (FORMAT.md §5).
 
 use super::filter::build_filter;
 use super::layout::{
     encode_range_deletes, key_prefix, RangeDelete, SegmentMeta, BODY_CRC_AT, ENTRY_COUNT_AT,
     FILE_LEN_AT, FILTER_OFFSET_AT, FILTER_PROBES, FILTER_PROBES_AT, HEADER_CRC_AT, ID_AT,
-    INDEX_OFFSET_AT, RANGE_DELETES_AT, RANGE_DELETE_COUNT_AT, RESERVED_AT, SHARED_PREFIX_AT,
-    SNAPSHOT_HEADER_BYTES, SNAPSHOT_MAGIC, TOMBSTONE_LEN,
+    INDEX_OFFSET_AT, PAGE_BYTES, PAGE_TABLE_AT, RANGE_DELETES_AT, RANGE_DELETE_COUNT_AT,
+    RESERVED_AT, SHARED_PREFIX_AT, SNAPSHOT_HEADER_BYTES, SNAPSHOT_MAGIC, SNAPSHOT_VERSION_PAGED,
+    TOMBSTONE_LEN,
 };
 use crate::error::{Error, Result};
-use crate::format::{preamble, seal_header, MAX_KEY_BYTES, PREAMBLE_BYTES};
+use crate::format::{crc32, preamble_of, seal_header, MAX_KEY_BYTES, PREAMBLE_BYTES};
 use crate::storage::{OpenMode, Storage, StorageFile};
 use std::fmt;
 use std::path::PathBuf;
@@ -27,7 +29,7 @@ pub struct SegmentWriter {
     offsets: Vec<u32>,
     keys: Vec<u8>,
     key_ends: Vec<u32>,
-    body_crc: crc32fast::Hasher,
+    pages: PageCrcs,
     first_key: Option<Arc<[u8]>>,
     range_deletes: Vec<RangeDelete>,
 }
@@ -58,7 +60,7 @@ impl SegmentWriter {
             offsets: Vec::new(),
             keys: Vec::new(),
             key_ends: Vec::new(),
-            body_crc: crc32fast::Hasher::new(),
+            pages: PageCrcs::default(),
             first_key: None,
             range_deletes: Vec::new(),
         })
@@ -100,7 +102,7 @@ impl SegmentWriter {
     }
 
     fn flush(&mut self) -> Result<()> {
-        self.body_crc.update(&self.buf);
+        self.pages.update(&self.buf);
         self.file
             .write_all_at(&self.buf, self.written)
             .map_err(|e| Error::io("write snapshot", &self.path, e))?;
@@ -169,10 +171,23 @@ impl SegmentWriter {
         let range_deletes_offset = self.body_bytes();
         encode_range_deletes(&self.range_deletes, &mut self.buf);
         self.flush()?;
+        // The page table: not itself in a page; the header's CRC covers it.
+        let page_table_offset = self.written;
+        let table: Vec<u8> = std::mem::take(&mut self.pages)
+            .finish()
+            .iter()
+            .flat_map(|crc| crc.to_le_bytes())
+            .collect();
+        self.file
+            .write_all_at(&table, page_table_offset)
+            .map_err(|e| Error::io("write snapshot", &self.path, e))?;
+        self.written += table.len() as u64;
         Ok(Tail {
             index_offset,
             filter_offset,
             range_deletes_offset,
+            page_table_offset,
+            page_table_crc: crc32(&table),
             file_len: self.written,
             shared: shared as u32,
             probes,
@@ -183,7 +198,8 @@ impl SegmentWriter {
     fn header(&self, tail: &Tail) -> [u8; SNAPSHOT_HEADER_BYTES] {
         let count = self.offsets.len() as u64;
         let mut header = [0u8; SNAPSHOT_HEADER_BYTES];
-        header[..PREAMBLE_BYTES].copy_from_slice(&preamble(&SNAPSHOT_MAGIC));
+        header[..PREAMBLE_BYTES]
+            .copy_from_slice(&preamble_of(&SNAPSHOT_MAGIC, SNAPSHOT_VERSION_PAGED));
         header[ID_AT..ENTRY_COUNT_AT].copy_from_slice(&self.id.to_le_bytes());
         header[ENTRY_COUNT_AT..INDEX_OFFSET_AT].copy_from_slice(&count.to_le_bytes());
         header[INDEX_OFFSET_AT..FILTER_OFFSET_AT].copy_from_slice(&tail.index_offset.to_le_bytes());
@@ -192,12 +208,13 @@ impl SegmentWriter {
         header[RANGE_DELETES_AT..FILE_LEN_AT]
             .copy_from_slice(&tail.range_deletes_offset.to_le_bytes());
         header[FILE_LEN_AT..BODY_CRC_AT].copy_from_slice(&tail.file_len.to_le_bytes());
-        let body_crc = self.body_crc.clone().finalize();
-        header[BODY_CRC_AT..SHARED_PREFIX_AT].copy_from_slice(&body_crc.to_le_bytes());
+        header[BODY_CRC_AT..SHARED_PREFIX_AT].copy_from_slice(&tail.page_table_crc.to_le_bytes());
         header[SHARED_PREFIX_AT..FILTER_PROBES_AT].copy_from_slice(&tail.shared.to_le_bytes());
         header[FILTER_PROBES_AT..RANGE_DELETE_COUNT_AT].copy_from_slice(&tail.probes.to_le_bytes());
         let deletes = self.range_deletes.len() as u32;
         header[RANGE_DELETE_COUNT_AT..RESERVED_AT].copy_from_slice(&deletes.to_le_bytes());
+        header[PAGE_TABLE_AT..PAGE_TABLE_AT + 8]
+            .copy_from_slice(&tail.page_table_offset.to_le_bytes());
         seal_header(&mut header, HEADER_CRC_AT);
         header
     }
@@ -208,7 +225,44 @@ struct Tail {
     index_offset: u64,
     filter_offset: u64,
     range_deletes_offset: u64,
+    page_table_offset: u64,
+    /// The CRC of the page table, which the header carries.
+    page_table_crc: u32,
     file_len: u64,
     shared: u32,
     probes: u32,
+}
+
+/// The CRCs of the body's pages ([`PAGE_BYTES`] each, from the end of the header), computed
+/// as the body streams out.
+#[derive(Default)]
+struct PageCrcs {
+    current: crc32fast::Hasher,
+    /// Bytes of the current page seen so far.
+    filled: usize,
+    done: Vec<u32>,
+}
+
+impl PageCrcs {
+    fn update(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let n = (PAGE_BYTES - self.filled).min(bytes.len());
+            self.current.update(&bytes[..n]);
+            self.filled += n;
+            bytes = &bytes[n..];
+            if self.filled == PAGE_BYTES {
+                let full = std::mem::take(&mut self.current);
+                self.done.push(full.finalize());
+                self.filled = 0;
+            }
+        }
+    }
+
+    /// Every page's CRC, the last (short) page's included.
+    fn finish(mut self) -> Vec<u32> {
+        if self.filled > 0 {
+            self.done.push(self.current.finalize());
+        }
+        self.done
+    }
 }
