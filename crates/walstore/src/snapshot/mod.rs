@@ -129,7 +129,18 @@ mod tests {
         assert!(fresh.verify().expect_err("verify").is_corruption());
         fs.write_file_durable(&path, &good);
         let fresh = Segment::open(&fs, Path::new("/s"), &meta).expect("open");
+        let pages = (good.len() - 96).div_ceil(4096 + 4);
+        assert!(
+            fresh.unchecked_pages() + 4 >= pages,
+            "an open checks a few pages: {} of {pages} left",
+            fresh.unchecked_pages()
+        );
         fresh.verify().expect("an intact file verifies");
+        assert_eq!(fresh.unchecked_pages(), 0, "verify checks every page once");
+        assert_eq!(
+            fresh.get(b"key001000").expect("get"),
+            Some(Some(&[b'v'; 40][..]))
+        );
     }
 
     /// A version 2 file (written before version 3: one CRC over the body, checked with
