@@ -43,9 +43,23 @@ pub(super) fn build_filter<'k>(
 }
 
 /// Whether every bit a key of hash `hash` sets in `filter` (built with `probes` probes) is
-/// set: false means the key was certainly not added.
+/// set: false means the key was certainly not added. `check` is called with the offset in
+/// `filter` of each byte before it is read (the reader checks its page, FORMAT.md §5.4); the
+/// first clear bit ends the walk, so only the bytes read are checked.
 #[inline]
-pub(super) fn filter_holds(filter: &[u8], probes: u32, hash: KeyHash) -> bool {
+pub(super) fn filter_holds<E>(
+    filter: &[u8],
+    probes: u32,
+    hash: KeyHash,
+    mut check: impl FnMut(usize) -> Result<(), E>,
+) -> Result<bool, E> {
     let bits = filter.len() as u64 * 8;
-    filter_bits(hash, bits, probes).all(|bit| filter[(bit / 8) as usize] & (1 << (bit % 8)) != 0)
+    for bit in filter_bits(hash, bits, probes) {
+        let byte = (bit / 8) as usize;
+        check(byte)?;
+        if filter[byte] & (1 << (bit % 8)) == 0 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }

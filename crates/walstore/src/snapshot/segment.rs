@@ -17,7 +17,7 @@ use crate::storage::{Mapping, OpenMode, Storage};
 use std::cmp::Ordering;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::Arc;
 
 /// An open snapshot file.
@@ -37,8 +37,6 @@ pub struct Segment {
     body_end: usize,
     /// A version 3 file's page CRCs, and which pages this process has checked.
     pages: Option<Pages>,
-    /// Whether the filter's pages are checked (a shortcut past `pages`).
-    filter_checked: AtomicBool,
 }
 
 /// The page table of a version 3 snapshot file and a bit per page this process has checked
@@ -60,15 +58,18 @@ impl Pages {
         }
     }
 
+    /// Whether every page was checked (by any thread of this process).
+    #[inline]
+    fn all_checked(&self) -> bool {
+        self.unchecked.load(AtomicOrdering::Relaxed) == 0
+    }
+
     /// Checks every page that `[at, end)` of `bytes` touches and was not checked yet; the
     /// offset of the first damaged page otherwise. The file never changes, so a page checked
     /// by any thread stays checked (the bits are a cache of verdicts, not a guard of data).
     #[inline]
     fn check(&self, bytes: &[u8], at: usize, end: usize) -> std::result::Result<(), usize> {
-        if self.unchecked.load(AtomicOrdering::Relaxed) == 0
-            || end <= at
-            || end <= SNAPSHOT_HEADER_BYTES
-        {
+        if self.all_checked() || end <= at || end <= SNAPSHOT_HEADER_BYTES {
             return Ok(());
         }
         let first = at.saturating_sub(SNAPSHOT_HEADER_BYTES) / PAGE_BYTES;
@@ -158,7 +159,6 @@ impl Segment {
             range_deletes: Vec::new(),
             body_end: header.body_end,
             pages: header.page_table.map(Pages::new),
-            filter_checked: AtomicBool::new(false),
         };
         let at = header.range_deletes_offset;
         let block = segment.checked(at, header.body_end - at)?;
@@ -287,14 +287,16 @@ impl Segment {
             return Ok(false);
         }
         let (at, end) = (self.filter_offset, self.range_deletes_offset);
-        let filter = if self.filter_checked.load(AtomicOrdering::Acquire) {
-            &self.map.bytes()[at..end]
-        } else {
-            let filter = self.checked(at, end - at)?;
-            self.filter_checked.store(true, AtomicOrdering::Release);
-            filter
-        };
-        Ok(filter_holds(filter, self.filter_probes, hash))
+        // The header's checks put the filter inside the body.
+        let filter = &self.map.bytes()[at..end];
+        match &self.pages {
+            Some(pages) if !pages.all_checked() => {
+                filter_holds(filter, self.filter_probes, hash, |byte| {
+                    self.checked(at + byte, 1).map(|_| ())
+                })
+            }
+            _ => filter_holds(filter, self.filter_probes, hash, |_| Ok::<(), Error>(())),
+        }
     }
 
     /// Number of entries.
