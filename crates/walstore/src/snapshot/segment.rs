@@ -67,9 +67,18 @@ impl Pages {
     /// Checks every page that `[at, end)` of `bytes` touches and was not checked yet; the
     /// offset of the first damaged page otherwise. The file never changes, so a page checked
     /// by any thread stays checked (the bits are a cache of verdicts, not a guard of data).
-    #[inline]
+    /// Inline: the test of "every page checked"; the rest is out of line.
+    #[inline(always)]
     fn check(&self, bytes: &[u8], at: usize, end: usize) -> std::result::Result<(), usize> {
-        if self.all_checked() || end <= at || end <= SNAPSHOT_HEADER_BYTES {
+        if self.all_checked() {
+            return Ok(());
+        }
+        self.check_pages(bytes, at, end)
+    }
+
+    #[inline(never)]
+    fn check_pages(&self, bytes: &[u8], at: usize, end: usize) -> std::result::Result<(), usize> {
+        if end <= at || end <= SNAPSHOT_HEADER_BYTES {
             return Ok(());
         }
         let first = at.saturating_sub(SNAPSHOT_HEADER_BYTES) / PAGE_BYTES;
@@ -190,17 +199,23 @@ impl Segment {
     }
 
     /// `len` bytes of the body at `at`, their pages checked first (version 3).
-    #[inline]
+    #[inline(always)]
     fn checked(&self, at: usize, len: usize) -> Result<&[u8]> {
-        let end = at
-            .checked_add(len)
-            .filter(|end| *end <= self.body_end)
-            .ok_or_else(|| self.corrupt(at, "read past the snapshot body"))?;
         let bytes = self.map.bytes();
+        self.checked_in(bytes, at, len)
+    }
+
+    /// [`Segment::checked`] of `bytes`, the file's map (callers in a loop fetch it once).
+    #[inline(always)]
+    fn checked_in<'b>(&self, bytes: &'b [u8], at: usize, len: usize) -> Result<&'b [u8]> {
+        let end = match at.checked_add(len) {
+            Some(end) if end <= self.body_end && end <= bytes.len() => end,
+            _ => return Err(self.corrupt(at, "read past the snapshot body")),
+        };
         if let Some(pages) = &self.pages {
-            pages
-                .check(bytes, at, end)
-                .map_err(|page| self.corrupt(page, "snapshot page checksum mismatch"))?;
+            if let Err(page) = pages.check(bytes, at, end) {
+                return Err(self.corrupt(page, "snapshot page checksum mismatch"));
+            }
         }
         Ok(&bytes[at..end])
     }
@@ -252,6 +267,8 @@ impl Segment {
         Ok(())
     }
 
+    #[cold]
+    #[inline(never)]
     fn corrupt(&self, offset: usize, detail: &str) -> Error {
         Error::corruption(&self.path, offset as u64, detail)
     }
@@ -311,12 +328,19 @@ impl Segment {
     /// The key prefix stored in index entry `i`.
     #[inline]
     fn prefix(&self, i: usize) -> Result<u64> {
-        let b = self.checked(self.index_slot(i), 8)?;
+        self.prefix_in(self.map.bytes(), i)
+    }
+
+    /// [`Segment::prefix`] of `bytes`, the file's map.
+    #[inline(always)]
+    fn prefix_in(&self, bytes: &[u8], i: usize) -> Result<u64> {
+        let b = self.checked_in(bytes, self.index_slot(i), 8)?;
         Ok(u64::from_be_bytes([
             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
         ]))
     }
 
+    #[inline]
     fn entry_offset(&self, i: usize) -> Result<usize> {
         let slot = self.checked(self.index_slot(i) + 8, 4)?;
         read_u32(slot, 0)
@@ -326,6 +350,7 @@ impl Segment {
 
     /// Key, value (`None` for a tombstone) and end offset of the entry starting at `offset`.
     #[allow(clippy::type_complexity)]
+    #[inline]
     fn entry_at(&self, offset: usize) -> Result<(&[u8], Option<&[u8]>, usize)> {
         let out_of_bounds = || self.corrupt(offset, "entry out of bounds");
         if offset < SNAPSHOT_HEADER_BYTES || offset >= self.index_offset {
@@ -387,10 +412,11 @@ impl Segment {
             }
         }
         let target = key_prefix(&key[shared..]);
+        let bytes = self.map.bytes();
         let (mut lo, mut hi) = (0usize, self.entry_count);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            let order = match self.prefix(mid)?.cmp(&target) {
+            let order = match self.prefix_in(bytes, mid)?.cmp(&target) {
                 Ordering::Equal => self.entry(mid)?.0.cmp(key),
                 other => other,
             };
