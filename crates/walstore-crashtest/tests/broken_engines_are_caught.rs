@@ -571,13 +571,15 @@ fn an_immediate_commit_before_the_reopened_markers_are_synced_is_caught() {
     // A handle closes cleanly, the next open rewrites its marker without a sync, and a
     // commit follows: a later `fdatasync` makes the marker durable, but the commit's watermark
     // stops short of it, so damage to the marker reads as a torn tail and drops the commit.
-    // Caught by the scripted reopen and by random workloads alike (9 CI tasks in all).
+    // Caught by the scripted reopen and by random workloads alike (12 CI tasks in all with
+    // snapshot files of version 3, whose longer files moved which random tasks catch it:
+    // `random-3` no longer does, `random-11` does).
     assert_eq!(
         caught_by_ci_task(&engine, "kill-mid-commit", Strategy::SyncPoints),
         Invariant::TornTailVersusCorruption
     );
     assert_eq!(
-        caught_by_ci_task(&engine, "random-3", Strategy::EveryOp),
+        caught_by_ci_task(&engine, "random-11", Strategy::EveryOp),
         Invariant::TornTailVersusCorruption
     );
 }
