@@ -23,11 +23,11 @@ pub(super) struct SnapshotHeader {
     pub(super) range_deletes_offset: usize,
     pub(super) range_delete_count: usize,
     pub(super) shared_prefix_len: usize,
-    /// Version 3: where the page table starts (the body ends there). `None`: version 2, whose
-    /// body's CRC was checked here.
-    pub(super) page_table: Option<usize>,
-    /// Where the body ends: the page table (version 3) or the file's end.
+    /// Where the body ends: the page table (version 3) or the file's end (version 2).
     pub(super) body_end: usize,
+    /// Version 3: a page table at `body_end`, whose CRC was checked here. Version 2: the
+    /// body's CRC was checked here.
+    pub(super) paged: bool,
 }
 
 /// Why a snapshot header was refused: another format version, or damage at an offset.
@@ -38,7 +38,8 @@ pub(super) enum HeaderProblem {
 }
 
 /// Checks the header of the snapshot file `bytes` (named for file `expected_id`) and the
-/// body's CRC; the entries are checked by `Segment::validate_entries`. The checks run in a
+/// body's CRC (version 2) or the page table's (version 3); the entries are checked by
+/// `Segment::validate_entries`, a version 3 body's pages as they are read. The checks run in a
 /// fixed order, and the first that fails is the one reported.
 pub(super) fn read_header(bytes: &[u8], expected_id: u64) -> Result<SnapshotHeader, HeaderProblem> {
     use HeaderProblem::Corrupt;
@@ -59,10 +60,7 @@ pub(super) fn read_header(bytes: &[u8], expected_id: u64) -> Result<SnapshotHead
     )?;
     let paged = version == SNAPSHOT_VERSION_PAGED;
     let (shared_prefix_len, body_end) = check_identity(header, bytes, expected_id, paged)?;
-    let mut checked = check_layout(header, body_end as u64, shared_prefix_len)?;
-    checked.page_table = paged.then_some(body_end);
-    checked.body_end = body_end;
-    Ok(checked)
+    check_layout(header, body_end, shared_prefix_len, paged)
 }
 
 fn field(header: &[u8], at: usize) -> u64 {
@@ -129,14 +127,16 @@ fn check_identity(
     Ok((shared_prefix_len, table_at))
 }
 
-/// The header's offsets and counts, checked to tile a body ending at `file_len`: entries,
+/// The header's offsets and counts, checked to tile a body ending at `body_end`: entries,
 /// index, filter, range deletions.
 fn check_layout(
     header: &[u8],
-    file_len: u64,
+    body_end: usize,
     shared_prefix_len: usize,
+    paged: bool,
 ) -> Result<SnapshotHeader, HeaderProblem> {
     use HeaderProblem::Corrupt;
+    let file_len = body_end as u64;
     let (entry_count, index_offset) = (
         field(header, ENTRY_COUNT_AT),
         field(header, INDEX_OFFSET_AT),
@@ -179,7 +179,7 @@ fn check_layout(
         range_deletes_offset: range_deletes_offset as usize,
         range_delete_count: range_delete_count as usize,
         shared_prefix_len,
-        page_table: None,
-        body_end: file_len as usize,
+        body_end,
+        paged,
     })
 }

@@ -16,7 +16,8 @@ pub(super) const INDEX_OFFSET_AT: usize = 32;
 pub(super) const FILTER_OFFSET_AT: usize = 40;
 pub(super) const RANGE_DELETES_AT: usize = 48;
 pub(super) const FILE_LEN_AT: usize = 56;
-/// CRC-32 of the body (entries, index, filter, range deletes).
+/// Version 2: CRC-32 of the body (entries, index, filter, range deletes). Version 3: CRC-32
+/// of the page table.
 pub(super) const BODY_CRC_AT: usize = 64;
 pub(super) const SHARED_PREFIX_AT: usize = 68;
 pub(super) const FILTER_PROBES_AT: usize = 72;
@@ -35,11 +36,6 @@ pub const SNAPSHOT_VERSION_WHOLE: u32 = 2;
 pub const SNAPSHOT_VERSION_PAGED: u32 = 3;
 /// Bytes of body a page CRC covers (the last page of a body may be shorter).
 pub const PAGE_BYTES: usize = 4096;
-
-/// Pages of a body of `len` bytes.
-pub(super) fn page_count(len: usize) -> usize {
-    len.div_ceil(PAGE_BYTES)
-}
 /// The header's CRC, over the bytes before it.
 pub(super) const HEADER_CRC_AT: usize = 92;
 const _: () = assert!(ENTRY_COUNT_AT == ID_AT + 8 && INDEX_OFFSET_AT == ENTRY_COUNT_AT + 8);
@@ -63,6 +59,11 @@ pub const FILTER_BITS_PER_ENTRY: usize = 10;
 pub const FILTER_PROBES: u32 = 7;
 /// Most probes a filter may declare.
 pub(super) const MAX_FILTER_PROBES: u32 = 30;
+
+/// Pages of a body of `len` bytes.
+pub(super) fn page_count(len: usize) -> usize {
+    len.div_ceil(PAGE_BYTES)
+}
 
 /// The first 8 bytes of `key`, zero-padded, as a big-endian number: ordering these numbers
 /// orders keys, up to ties that the full keys break.

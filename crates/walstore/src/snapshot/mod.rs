@@ -29,7 +29,8 @@ pub use writer::SegmentWriter;
 #[cfg(test)]
 mod tests {
     use super::layout::{
-        FILTER_OFFSET_AT, FILTER_PROBES_AT, HEADER_CRC_AT, ID_AT, RESERVED_AT, SHARED_PREFIX_AT,
+        FILTER_OFFSET_AT, FILTER_PROBES_AT, HEADER_CRC_AT, ID_AT, PAGE_TABLE_AT, RESERVED_AT,
+        SHARED_PREFIX_AT,
     };
     use super::*;
     use crate::format::{seal_header, PREAMBLE_ALGORITHM_AT};
@@ -38,14 +39,29 @@ mod tests {
     use crate::Error;
     use std::path::Path;
 
+    /// The path of the file `write_segment` writes.
+    fn segment_path() -> std::path::PathBuf {
+        Path::new("/s").join(crate::format::snapshot_name(1))
+    }
+
     fn write_segment(fs: &MemoryStorage, entries: &[(&[u8], &[u8])]) -> SegmentMeta {
         fs.create_dir_all(Path::new("/s")).expect("mkdir");
-        let path = Path::new("/s").join(crate::format::snapshot_name(1));
-        let mut w = SegmentWriter::create(fs, path, 1).expect("create");
+        let mut w = SegmentWriter::create(fs, segment_path(), 1).expect("create");
         for (k, v) in entries {
             w.add(k, Some(v)).expect("add");
         }
         w.finish(true).expect("finish")
+    }
+
+    /// [`write_segment`], then the file's path and bytes.
+    fn written(
+        fs: &MemoryStorage,
+        entries: &[(&[u8], &[u8])],
+    ) -> (SegmentMeta, std::path::PathBuf, Vec<u8>) {
+        let meta = write_segment(fs, entries);
+        let path = segment_path();
+        let bytes = fs.read_file(&path).expect("file");
+        (meta, path, bytes)
     }
 
     #[test]
@@ -71,9 +87,7 @@ mod tests {
     #[test]
     fn damaged_header_fields_are_reported_at_their_offsets() {
         let fs = MemoryStorage::new();
-        let meta = write_segment(&fs, &[(b"k1", b"v1"), (b"k2", b"v2")]);
-        let path = Path::new("/s").join(crate::format::snapshot_name(1));
-        let good = fs.read_file(&path).expect("file");
+        let (meta, path, good) = written(&fs, &[(b"k1", b"v1"), (b"k2", b"v2")]);
         let cases: [(usize, u8, u64); 5] = [
             (RESERVED_AT + 3, 1, RESERVED_AT as u64),
             (SHARED_PREFIX_AT + 2, 1, SHARED_PREFIX_AT as u64),
@@ -105,9 +119,7 @@ mod tests {
             .map(|i| (format!("key{i:06}").into_bytes(), vec![b'v'; 40]))
             .collect();
         let refs: Vec<(&[u8], &[u8])> = keys.iter().map(|(k, v)| (&k[..], &v[..])).collect();
-        let meta = write_segment(&fs, &refs);
-        let path = Path::new("/s").join(crate::format::snapshot_name(1));
-        let good = fs.read_file(&path).expect("file");
+        let (meta, path, good) = written(&fs, &refs);
         // A byte of the value of entry 1000 (its page is neither the first nor the index's).
         let seg = Segment::open(&fs, Path::new("/s"), &meta).expect("open");
         let (_, value) = seg.entry(1000).expect("entry");
@@ -149,11 +161,9 @@ mod tests {
     #[test]
     fn version_2_files_are_read_and_later_versions_refused() {
         let fs = MemoryStorage::new();
-        let meta = write_segment(&fs, &[(b"k1", b"v1"), (b"k2", b"v2")]);
-        let path = Path::new("/s").join(crate::format::snapshot_name(1));
-        let v3 = fs.read_file(&path).expect("file");
+        let (meta, path, v3) = written(&fs, &[(b"k1", b"v1"), (b"k2", b"v2")]);
         let table = usize::try_from(u64::from_le_bytes(
-            v3[RESERVED_AT..RESERVED_AT + 8]
+            v3[PAGE_TABLE_AT..PAGE_TABLE_AT + 8]
                 .try_into()
                 .expect("8 bytes"),
         ))
@@ -195,9 +205,7 @@ mod tests {
     #[test]
     fn any_flipped_byte_is_corruption() {
         let fs = MemoryStorage::new();
-        let meta = write_segment(&fs, &[(b"k1", b"v1"), (b"k2", b"v2")]);
-        let path = Path::new("/s").join(crate::format::snapshot_name(1));
-        let good = fs.read_file(&path).expect("file");
+        let (meta, path, good) = written(&fs, &[(b"k1", b"v1"), (b"k2", b"v2")]);
         for i in 0..good.len() {
             let mut bad = good.clone();
             bad[i] ^= 0x10;

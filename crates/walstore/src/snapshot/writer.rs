@@ -101,8 +101,14 @@ impl SegmentWriter {
         Ok(())
     }
 
+    /// Writes the buffered body bytes, their page CRCs taken first.
     fn flush(&mut self) -> Result<()> {
         self.pages.update(&self.buf);
+        self.write_buf()
+    }
+
+    /// Appends the buffer to the file and empties it.
+    fn write_buf(&mut self) -> Result<()> {
         self.file
             .write_all_at(&self.buf, self.written)
             .map_err(|e| Error::io("write snapshot", &self.path, e))?;
@@ -173,21 +179,17 @@ impl SegmentWriter {
         self.flush()?;
         // The page table: not itself in a page; the header's CRC covers it.
         let page_table_offset = self.written;
-        let table: Vec<u8> = std::mem::take(&mut self.pages)
-            .finish()
-            .iter()
-            .flat_map(|crc| crc.to_le_bytes())
-            .collect();
-        self.file
-            .write_all_at(&table, page_table_offset)
-            .map_err(|e| Error::io("write snapshot", &self.path, e))?;
-        self.written += table.len() as u64;
+        for crc in std::mem::take(&mut self.pages).finish() {
+            self.buf.extend_from_slice(&crc.to_le_bytes());
+        }
+        let page_table_crc = crc32(&self.buf);
+        self.write_buf()?;
         Ok(Tail {
             index_offset,
             filter_offset,
             range_deletes_offset,
             page_table_offset,
-            page_table_crc: crc32(&table),
+            page_table_crc,
             file_len: self.written,
             shared: shared as u32,
             probes,
