@@ -9,6 +9,7 @@
 //! Invariant: a version's shared view and its own memtable never overlap: the view covers
 //! the log up to its limit, the memtable what the version read past it.
 
+use crate::core::Core;
 use crate::error::Result;
 use crate::logindex::{BulkTxn, CommitNode, LogIndex};
 use crate::snapshot::RangeDelete;
@@ -18,6 +19,29 @@ use crate::wal::scan::ScannedTxn;
 use crate::wal::WAL_HEADER_BYTES;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// The index a commit after `base`, which reads through none, adds to: the generation's, if
+/// the commit index names one; else a new one when nothing before `base.wal_end` holds data
+/// (the generation's first commit, or the first after clean markers: an open that found no
+/// data made no index, `load.rs`). The data-less start is then covered by one empty commit
+/// node, so versions at `base.wal_end` read through the index. Called under the writer lock.
+pub(crate) fn index_for_commit(core: &Core, base: &Version) -> Option<Arc<LogIndex>> {
+    let dataless = base.private_is_empty() && base.data_end == WAL_HEADER_BYTES;
+    let ix = core.log_index_for(base.generation, base.salt, dataless)?;
+    if dataless && base.wal_end > WAL_HEADER_BYTES && ix.covered() == WAL_HEADER_BYTES {
+        let markers = CommitNode {
+            end: base.wal_end,
+            txn: base.last_txn,
+            synced_through: base.synced_through,
+            data_end: base.data_end,
+            prev: 0,
+        };
+        // Refused only by a full or sealed index: the commit then stays in the version's
+        // own memtable (`add_commit` finds the coverage short of `base.wal_end`).
+        let _ = ix.add_txn(WAL_HEADER_BYTES, markers, &[], std::iter::empty());
+    }
+    Some(ix)
+}
 
 /// Adds a commit the writer just appended after `base` to `ix` (the index `base` reads
 /// through, or the generation's); the view the new version reads through, when the index

@@ -173,7 +173,11 @@ fn load_log(core: &Core, access: Access<'_>, version: Version) -> Result<(Versio
         Access::Open => core.is_building_alone(),
         _ => false,
     };
-    let Some(ix) = core.log_index_for(version.generation, version.salt, build) else {
+    let existing = core.log_index_for(version.generation, version.salt, false);
+    if existing.is_none() && build && core.index().is_some() {
+        return load_log_into_new_index(core, version);
+    }
+    let Some(ix) = existing else {
         return load_log_privately(core, version);
     };
     let version = match indexed::version_at(&ix, &version, ix.covered())? {
@@ -202,6 +206,48 @@ fn load_log(core: &Core, access: Access<'_>, version: Version) -> Result<(Versio
     }
     // The index could not take them (full): the rest goes to this handle's memtable.
     let mut version = version;
+    for t in txns {
+        version.apply_txn(&t.deletes, t.writes, t.txn_id, t.end);
+    }
+    version.synced_through = version.synced_through.max(end.synced_through);
+    Ok((version, end))
+}
+
+/// [`load_log`] where no index is named yet and this handle may make one: the log read from
+/// the generation's start (`version`), then a new index made of it, unless it holds no data
+/// (an empty log, or only clean markers: what a one-shot process finds after a clean close).
+/// Then nothing is made: an index costs a file's removal, creation and allocation, most of
+/// what such a process spends on its open, and the first commit that has data for it makes
+/// one (`indexed::index_for_commit`).
+fn load_log_into_new_index(core: &Core, mut version: Version) -> Result<(Version, ScanEnd)> {
+    let mut txns = Vec::new();
+    let end = scan(
+        core.wal().file(),
+        u64::MAX,
+        version.wal_end,
+        version.salt,
+        version.last_txn + 1,
+        ReadConfig::of(core.opts()),
+        |t| txns.push(t),
+    )
+    .map_err(|e| Error::io("read", core.wal().path(), e))?;
+    let has_data = txns
+        .iter()
+        .any(|t| !t.writes.is_empty() || !t.deletes.is_empty());
+    if has_data {
+        if let Some(ix) = core.log_index_for(version.generation, version.salt, true) {
+            let start = version.wal_end;
+            if let Some(at_start) = indexed::version_at(&ix, &version, ix.covered())? {
+                if indexed::add_scanned(&ix, &at_start, start, &txns) {
+                    if let Some(mut v) = indexed::version_at(&ix, &at_start, end.end)? {
+                        v.synced_through = v.synced_through.max(end.synced_through);
+                        return Ok((v, end));
+                    }
+                }
+            }
+        }
+    }
+    // No data, or the index could not take it (none to be had, or full): this handle's own.
     for t in txns {
         version.apply_txn(&t.deletes, t.writes, t.txn_id, t.end);
     }

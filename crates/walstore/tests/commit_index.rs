@@ -235,7 +235,7 @@ fn a_deleted_truncated_or_garbage_index_is_rebuilt_and_nothing_is_lost() {
     }
     assert!(shm.exists(), "the index file is where FORMAT.md says");
     type Damage<'a> = (&'a str, Box<dyn Fn() + 'a>);
-    let damages: [Damage; 4] = [
+    let damages: [Damage; 5] = [
         (
             "deleted",
             Box::new(|| std::fs::remove_file(&shm).expect("rm")),
@@ -248,6 +248,13 @@ fn a_deleted_truncated_or_garbage_index_is_rebuilt_and_nothing_is_lost() {
             "garbage",
             Box::new(|| {
                 let garbage: Vec<u8> = (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect();
+                std::fs::write(&shm, garbage).expect("write")
+            }),
+        ),
+        (
+            "longer than a page, of garbage",
+            Box::new(|| {
+                let garbage: Vec<u8> = (0..10_000u32).map(|i| (i * 31 % 253) as u8).collect();
                 std::fs::write(&shm, garbage).expect("write")
             }),
         ),
@@ -278,6 +285,8 @@ fn a_deleted_truncated_or_garbage_index_is_rebuilt_and_nothing_is_lost() {
             Some(&b"v"[..]),
             "a second handle sees the first one's commit after the index was {what}"
         );
+        let len = std::fs::metadata(&shm).expect("stat").len();
+        assert_eq!(len, 4096, "the index file after it was {what}");
     }
 }
 

@@ -318,3 +318,45 @@ fn two_handles_taking_turns_read_what_a_model_says() {
         }
     }
 }
+
+/// A store whose log holds no data (here: just checkpointed) opens without making a log
+/// index, which would cost a one-shot read a file's removal, creation and allocation for
+/// nothing; the first commit with data makes one, and a handle opened beside it reads that
+/// commit through it.
+#[test]
+fn an_open_that_finds_no_data_in_the_log_makes_no_index_until_a_commit_does() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    let opts = || Options::new().durability(Durability::Buffered);
+    let store = opts().open(&dir).expect("open");
+    put(&store, b"k", b"in a run");
+    store.checkpoint().expect("checkpoint");
+    store.close().expect("close");
+    let index = dir.join("LOGINDEX");
+    let _ = std::fs::remove_file(&index);
+
+    let first = opts().open(&dir).expect("open");
+    assert_eq!(read(&first, "k"), Some(b"in a run".to_vec()));
+    assert!(
+        !index.exists(),
+        "an open of a log without data made a log index"
+    );
+
+    let reads = Arc::new(WalReads::default());
+    let beside = counted(Arc::new(FsStorage), &reads)
+        .open(&dir)
+        .expect("open");
+    reads.take();
+    put(&first, b"new", &value(1, 1));
+    assert!(index.exists(), "the first commit with data made no index");
+    let info = first.info().expect("info");
+    assert_eq!(info.memtable_keys, 0, "the commit is not in the index");
+    assert_eq!(info.log_index_entries, 1);
+    assert_eq!(read(&beside, "new"), Some(value(1, 1)));
+    let read_bytes = reads.take();
+    assert!(
+        read_bytes < 4096,
+        "a handle beside the writer read {read_bytes} bytes of the log to catch up"
+    );
+    assert_eq!(beside.info().expect("info").memtable_keys, 0);
+}

@@ -438,10 +438,7 @@ impl Core {
         };
         let ix = match &base.shared {
             Some(view) => Some(Arc::clone(&view.index)),
-            // A generation's first commit may create its index.
-            None => {
-                self.log_index_for(base.generation, base.salt, base.wal_end == WAL_HEADER_BYTES)
-            }
+            None => crate::indexed::index_for_commit(self, base),
         };
         match crate::indexed::add_commit(ix, base, commit, &writes, &deletes)? {
             Some(view) => next.share(view),
