@@ -15,6 +15,7 @@
 //! block), `header` (the header's checks), `filter` (the bloom filter), `segment` (an open,
 //! validated file) and `writer` (a new file, streamed).
 
+mod fences;
 mod filter;
 mod header;
 mod layout;

@@ -4,6 +4,7 @@
 //! of a damaged page is `Error::Corruption` naming the page. A version 2 file is checked
 //! completely at open, as before. [`Segment::verify`] checks everything.
 
+use super::fences::{window, FenceState, LazyFences, FENCE_STRIDE};
 use super::filter::{filter_holds, KeyHash};
 use super::header::{read_header, HeaderProblem};
 use super::layout::{
@@ -37,6 +38,8 @@ pub struct Segment {
     body_end: usize,
     /// A version 3 file's page CRCs, and which pages this process has checked.
     pages: Option<Pages>,
+    /// Every 64th index key prefix, built once this file has served enough searches.
+    fences: LazyFences,
 }
 
 /// The page table of a version 3 snapshot file and a bit per page this process has checked
@@ -169,6 +172,7 @@ impl Segment {
             range_deletes: Vec::new(),
             body_end: header.body_end,
             pages: header.paged.then(|| Pages::new(header.body_end)),
+            fences: LazyFences::default(),
         };
         let at = header.range_deletes_offset;
         let block = segment.checked(at, header.body_end - at)?;
@@ -392,7 +396,8 @@ impl Segment {
 
     /// Index of the first entry whose key is `>= key` (or `> key` when `after` is true).
     /// The search compares the index's key prefixes first (contiguous, no indirection) and
-    /// reads a full key only when the prefixes tie.
+    /// reads a full key only when the prefixes tie. Once the file has fences (`fences.rs`),
+    /// they narrow the search to a window of (usually) fewer than 64 index entries.
     pub fn lower_bound(&self, key: &[u8], after: bool) -> Result<usize> {
         let shared = self.shared_prefix_len;
         if shared > 0 {
@@ -409,7 +414,76 @@ impl Segment {
         }
         let target = key_prefix(&key[shared..]);
         let bytes = self.map.bytes();
-        let (mut lo, mut hi) = (0usize, self.entry_count);
+        let n = self.entry_count;
+        let fences = match self.fences.state(n) {
+            FenceState::Ready(fences) => Some(fences),
+            FenceState::Build => self.fences.build(n, |i| self.prefix_in(bytes, i)),
+            FenceState::Plain => None,
+        };
+        let (lo, hi) = match fences {
+            Some(fences) => {
+                let (lo, hi) = window(fences, target, n);
+                (lo.min(n), hi.min(n))
+            }
+            None => (0, n),
+        };
+        self.search(bytes, lo.min(hi), hi, key, target, after)
+    }
+
+    /// [`Segment::lower_bound`] within entries `[lo, hi)`, which hold the answer (`hi`
+    /// included); `target` is the key's prefix. A window of at most [`FENCE_STRIDE`] entries
+    /// (a fence search's, or a small file) is read whole, its pages checked once: counting the
+    /// prefixes below and up to `target` makes its cache lines independent loads, fetched
+    /// together, where a binary search would wait for one miss after another. A wider window
+    /// is searched probe by probe, so a search touches only the pages it reads.
+    #[inline]
+    fn search(
+        &self,
+        bytes: &[u8],
+        lo: usize,
+        hi: usize,
+        key: &[u8],
+        target: u64,
+        after: bool,
+    ) -> Result<usize> {
+        if hi - lo > FENCE_STRIDE {
+            return self.search_probes(bytes, lo, hi, key, target, after);
+        }
+        let slots = self.checked_in(bytes, self.index_slot(lo), INDEX_ENTRY_BYTES * (hi - lo))?;
+        let (mut below, mut up_to) = (0, 0);
+        for b in slots.chunks_exact(INDEX_ENTRY_BYTES) {
+            let prefix = u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            below += usize::from(prefix < target);
+            up_to += usize::from(prefix <= target);
+        }
+        // Entries `lo + below .. lo + up_to` share the key's prefix: full keys decide.
+        let (mut lo, mut hi) = (lo + below, lo + up_to);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let go_right = match self.entry(mid)?.0.cmp(key) {
+                Ordering::Less => true,
+                Ordering::Equal => after,
+                Ordering::Greater => false,
+            };
+            if go_right {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo)
+    }
+
+    /// [`Segment::search`] of a window of any width, one checked index slot per probe.
+    fn search_probes(
+        &self,
+        bytes: &[u8],
+        mut lo: usize,
+        mut hi: usize,
+        key: &[u8],
+        target: u64,
+        after: bool,
+    ) -> Result<usize> {
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             let order = match self.prefix_in(bytes, mid)?.cmp(&target) {
@@ -428,5 +502,280 @@ impl Segment {
             }
         }
         Ok(lo)
+    }
+}
+
+#[cfg(test)]
+impl Segment {
+    /// Builds this file's fences now, whatever the searches served (false: not built).
+    fn build_fences_now(&self) -> bool {
+        let bytes = self.map.bytes();
+        self.fences
+            .build(self.entry_count, |i| self.prefix_in(bytes, i))
+            .is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fences::build_after;
+    use super::super::SegmentWriter;
+    use super::*;
+    use crate::storage::{MemoryStorage, Storage};
+    use std::collections::BTreeSet;
+
+    /// A small deterministic generator (tests must be reproducible).
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let x = self.0;
+            (x ^ (x >> 31)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+
+        /// `len` bytes drawn from `alphabet`.
+        fn bytes(&mut self, len: usize, alphabet: &[u8]) -> Vec<u8> {
+            (0..len)
+                .map(|_| alphabet[self.below(alphabet.len() as u64) as usize])
+                .collect()
+        }
+    }
+
+    /// Writes `keys` (sorted, distinct) with short values as snapshot file 1 of `fs`,
+    /// returning its metadata and bytes.
+    fn write(fs: &MemoryStorage, keys: &BTreeSet<Vec<u8>>) -> (SegmentMeta, Vec<u8>) {
+        fs.create_dir_all(Path::new("/s")).expect("mkdir");
+        let path = Path::new("/s").join(crate::format::snapshot_name(1));
+        let mut w = SegmentWriter::create(fs, path.clone(), 1).expect("create");
+        for (i, k) in keys.iter().enumerate() {
+            w.add(k, Some(format!("v{i}").as_bytes())).expect("add");
+        }
+        let meta = w.finish(true).expect("finish");
+        (meta, fs.read_file(&path).expect("file"))
+    }
+
+    fn open(fs: &MemoryStorage, meta: &SegmentMeta) -> Segment {
+        Segment::open(fs, Path::new("/s"), meta).expect("open")
+    }
+
+    /// Key sets of every shape the search must handle: random keys, keys that share a long
+    /// prefix (the file's shared prefix), keys whose first 8 bytes after it tie across many
+    /// fences, short keys (prefixes padded with zeros) and keys that are prefixes of others.
+    fn key_sets() -> Vec<(&'static str, BTreeSet<Vec<u8>>)> {
+        let mut rng = Rng(7);
+        let mut sets = Vec::new();
+        let random: BTreeSet<Vec<u8>> = (0..6000)
+            .map(|_| {
+                let len = 1 + rng.below(24) as usize;
+                rng.bytes(len, b"\x00\x01abcxyz\xfe\xff")
+            })
+            .collect();
+        sets.push(("random", random));
+        let shared: BTreeSet<Vec<u8>> = (0..6000)
+            .map(|_| {
+                let mut k = b"tenant/0042/".to_vec();
+                let len = 1 + rng.below(12) as usize;
+                k.extend(rng.bytes(len, b"abcd"));
+                k
+            })
+            .collect();
+        sets.push(("shared prefix", shared));
+        // 8-byte heads from a handful: thousands of keys per head, so fences tie.
+        let ties: BTreeSet<Vec<u8>> = (0..6000)
+            .map(|_| {
+                let mut k = rng.bytes(8, b"ab");
+                k.truncate(1 + rng.below(8) as usize + 7 * (rng.below(4) != 0) as usize);
+                let len = rng.below(10) as usize;
+                k.extend(rng.bytes(len, b"\x00pq"));
+                k
+            })
+            .collect();
+        sets.push(("tied prefixes", ties));
+        let nested: BTreeSet<Vec<u8>> = (0..3000u32)
+            .flat_map(|i| {
+                let k = format!("{:07}", i * 7).into_bytes();
+                let mut longer = k.clone();
+                longer.extend_from_slice(b"\x00\x00tail");
+                [k, longer]
+            })
+            .collect();
+        sets.push(("nested", nested));
+        sets
+    }
+
+    /// Keys to search for: every key of the file, its neighbours, and random keys, including
+    /// keys below and above every key of the file.
+    fn queries(keys: &BTreeSet<Vec<u8>>, rng: &mut Rng) -> Vec<Vec<u8>> {
+        let mut qs: Vec<Vec<u8>> = vec![vec![0], vec![0; 30], vec![0xff; 30], b"tenant/".to_vec()];
+        for k in keys {
+            qs.push(k.clone());
+            let mut next = k.clone();
+            next.push(0);
+            qs.push(next);
+            let mut shorter = k.clone();
+            shorter.pop();
+            if !shorter.is_empty() {
+                qs.push(shorter);
+            }
+            let mut bumped = k.clone();
+            let last = bumped.len() - 1;
+            bumped[last] = bumped[last].wrapping_add(1);
+            qs.push(bumped);
+        }
+        for _ in 0..3000 {
+            let len = 1 + rng.below(20) as usize;
+            qs.push(rng.bytes(len, b"\x00\x01abcdpqxyz0123456789/t\xff"));
+        }
+        qs
+    }
+
+    /// The model: a plain search of the sorted keys.
+    fn model(keys: &[Vec<u8>], key: &[u8], after: bool) -> usize {
+        keys.partition_point(|k| if after { &k[..] <= key } else { &k[..] < key })
+    }
+
+    #[test]
+    fn searches_through_fences_match_a_model() {
+        let mut rng = Rng(11);
+        for (shape, keys) in key_sets() {
+            let fs = MemoryStorage::new();
+            let (meta, _) = write(&fs, &keys);
+            let sorted: Vec<Vec<u8>> = keys.iter().cloned().collect();
+            let qs = queries(&keys, &mut rng);
+            let plain = open(&fs, &meta);
+            let fenced = open(&fs, &meta);
+            assert!(fenced.build_fences_now(), "{shape}: fences built");
+            for q in &qs {
+                for after in [false, true] {
+                    let expected = model(&sorted, q, after);
+                    let got = (plain.lower_bound(q, after), fenced.lower_bound(q, after));
+                    assert_eq!(
+                        (got.0.expect("plain"), got.1.expect("fenced")),
+                        (expected, expected),
+                        "{shape}: {q:?} after={after}"
+                    );
+                }
+                let value = keys.contains(q).then(|| {
+                    let i = model(&sorted, q, false);
+                    format!("v{i}").into_bytes()
+                });
+                assert_eq!(
+                    fenced.get(q).expect("get").map(|v| v.map(<[u8]>::to_vec)),
+                    value.map(Some),
+                    "{shape}: get {q:?}"
+                );
+            }
+        }
+    }
+
+    /// A file builds its fences by itself after `build_after` searches, not before, and
+    /// searches agree before and after.
+    #[test]
+    fn fences_are_built_after_enough_searches() {
+        let fs = MemoryStorage::new();
+        let keys: BTreeSet<Vec<u8>> = (0..5000u32)
+            .map(|i| format!("key{:08}", i * 3).into_bytes())
+            .collect();
+        let (meta, _) = write(&fs, &keys);
+        let seg = open(&fs, &meta);
+        let sorted: Vec<Vec<u8>> = keys.iter().cloned().collect();
+        let mut rng = Rng(3);
+        for n in 0..build_after(keys.len()) + 100 {
+            assert_eq!(
+                seg.fences.is_built(),
+                n >= build_after(keys.len()),
+                "after {n}"
+            );
+            let q = format!("key{:08}", rng.below(15_100)).into_bytes();
+            let after = n % 2 == 0;
+            assert_eq!(
+                seg.lower_bound(&q, after).expect("search"),
+                model(&sorted, &q, after)
+            );
+        }
+        let fences = seg.fences.get().expect("built");
+        assert_eq!(fences.len(), keys.len().div_ceil(64));
+        // Small files never build them.
+        let small: BTreeSet<Vec<u8>> = keys.iter().take(500).cloned().collect();
+        let fs = MemoryStorage::new();
+        let (meta, _) = write(&fs, &small);
+        let seg = open(&fs, &meta);
+        for _ in 0..2 * build_after(small.len()) {
+            seg.lower_bound(b"key00000300", false).expect("search");
+        }
+        assert!(!seg.fences.is_built());
+    }
+
+    /// A damaged index page is `Error::Corruption` for every search whose window it holds,
+    /// also through fences (built from an intact copy, as if the damage came after the
+    /// build): the window's bytes are checked, never returned as data. Searches elsewhere
+    /// still answer. A build that meets the damage leaves the file without fences.
+    #[test]
+    fn a_damaged_index_page_is_corruption_through_fences() {
+        let fs = MemoryStorage::new();
+        let keys: BTreeSet<Vec<u8>> = (0..6000u32)
+            .map(|i| format!("key{:08}", i * 3).into_bytes())
+            .collect();
+        let sorted: Vec<Vec<u8>> = keys.iter().cloned().collect();
+        let (meta, good) = write(&fs, &keys);
+        let intact = open(&fs, &meta);
+        assert!(intact.build_fences_now());
+        // A prefix byte of entry 5100's index slot (a page a plain search for entry 10 does
+        // not read: its probes are 3000, 1500, ...).
+        let victim = 5100;
+        let at = intact.index_slot(victim) + 5;
+        let page_of = |i: usize| (intact.index_slot(i) - SNAPSHOT_HEADER_BYTES) / PAGE_BYTES;
+        let mut bad = good.clone();
+        bad[at] ^= 0x20;
+        let path = Path::new("/s").join(crate::format::snapshot_name(1));
+        fs.write_file_durable(&path, &bad);
+
+        let damaged = open(&fs, &meta);
+        damaged
+            .fences
+            .install(intact.fences.get().expect("intact fences"));
+        assert!(damaged.fences.is_built());
+        let mut reported = 0;
+        for (i, k) in sorted.iter().enumerate().step_by(7) {
+            for after in [false, true] {
+                match damaged.lower_bound(k, after) {
+                    Ok(found) => {
+                        assert_eq!(found, model(&sorted, k, after), "entry {i}");
+                        assert_ne!(page_of(i), page_of(victim), "entry {i} on the damaged page");
+                    }
+                    Err(e) => {
+                        assert!(e.is_corruption(), "{e}");
+                        reported += 1;
+                    }
+                }
+            }
+        }
+        assert!(reported > 0, "the damaged page was never reported");
+        let err = damaged.get(&sorted[victim]).expect_err("the damaged page");
+        assert!(err.is_corruption(), "{err}");
+        assert_eq!(
+            damaged.get(&sorted[10]).expect("another page"),
+            Some(Some(&b"v10"[..]))
+        );
+
+        // Without installed fences: the build meets the damage and gives up, and searches
+        // stay plain (and still report the damage).
+        let damaged = open(&fs, &meta);
+        assert!(!damaged.build_fences_now());
+        assert!(!damaged.fences.is_built());
+        let err = damaged.get(&sorted[victim]).expect_err("the damaged page");
+        assert!(err.is_corruption(), "{err}");
+        assert_eq!(
+            damaged.get(&sorted[10]).expect("another page"),
+            Some(Some(&b"v10"[..]))
+        );
     }
 }
