@@ -18,11 +18,23 @@ impl KeyHash {
 
 /// The bit positions a key of hash `hash` sets in a filter of `bits` bits with `probes`
 /// probes (FORMAT.md §5.2): the hash split into two 32-bit halves `a` and `b | 1`; probe `j`
-/// is bit `(a + j * b) mod bits`.
+/// is bit `(a + j * b) mod bits`. `a + j * b` stays below 2^64 for every `j` below 2^32,
+/// so the positions are also `a mod bits` stepped by `b mod bits`, wrapping at `bits`: two
+/// divisions per key instead of one per probe.
 fn filter_bits(hash: KeyHash, bits: u64, probes: u32) -> impl Iterator<Item = u64> {
     let h = hash.0;
     let (a, b) = (h & 0xffff_ffff, (h >> 32) | 1);
-    (0..u64::from(probes)).map(move |j| a.wrapping_add(j.wrapping_mul(b)) % bits)
+    let step = b % bits;
+    let mut bit = a % bits;
+    (0..probes).map(move |_| {
+        let this = bit;
+        // Both below `bits`, so one subtraction wraps the sum.
+        bit += step;
+        if bit >= bits {
+            bit -= bits;
+        }
+        this
+    })
 }
 
 /// The filter of `count` keys (`key(i)` for `i` in `0..count`, `count > 0`) with `probes`
@@ -45,7 +57,9 @@ pub(super) fn build_filter<'k>(
 /// Whether every bit a key of hash `hash` sets in `filter` (built with `probes` probes) is
 /// set: false means the key was certainly not added. `check` is called with the offset in
 /// `filter` of each byte before it is read (the reader checks its page, FORMAT.md §5.4); the
-/// first clear bit ends the walk, so only the bytes read are checked.
+/// first clear bit ends the walk, so only the bytes read are checked. (Reading every probe's
+/// byte without the early exit, so that the loads go together, measured slower: a negative
+/// answer then loads 7 cache lines instead of about 2.)
 #[inline]
 pub(super) fn filter_holds<E>(
     filter: &[u8],
@@ -62,4 +76,57 @@ pub(super) fn filter_holds<E>(
         }
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// FORMAT.md §5.2's definition, one division per probe.
+    fn spec_bits(hash: KeyHash, bits: u64, probes: u32) -> Vec<u64> {
+        let h = hash.0;
+        let (a, b) = (h & 0xffff_ffff, (h >> 32) | 1);
+        (0..u64::from(probes))
+            .map(|j| a.wrapping_add(j.wrapping_mul(b)) % bits)
+            .collect()
+    }
+
+    #[test]
+    fn probe_positions_are_the_formats() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for i in 0..20_000u64 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let hash = KeyHash(x ^ (x >> 29));
+            // Filters of 8 bytes up to large ones, and sizes near and above 2^32 bits.
+            let bits = match i % 4 {
+                0 => 64,
+                1 => 8 * (1 + (x >> 40) % 100_000),
+                2 => 1 << 32,
+                _ => (1 << 33) + 8 * (x >> 50),
+            };
+            let probes = 1 + (i % 30) as u32;
+            let ours: Vec<u64> = filter_bits(hash, bits, probes).collect();
+            assert_eq!(
+                ours,
+                spec_bits(hash, bits, probes),
+                "hash {x:x} bits {bits}"
+            );
+        }
+    }
+
+    #[test]
+    fn added_keys_hold_and_most_others_do_not() {
+        let keys: Vec<Vec<u8>> = (0..5000u32).map(|i| format!("k{i}").into_bytes()).collect();
+        let filter = build_filter(keys.len(), 7, |i| &keys[i]);
+        let holds = |k: &[u8]| {
+            filter_holds(&filter, 7, KeyHash::of(k), |_| Ok::<(), ()>(())).expect("no check")
+        };
+        assert!(keys.iter().all(|k| holds(k)));
+        let false_positives = (0..5000u32)
+            .filter(|i| holds(format!("other{i}").as_bytes()))
+            .count();
+        assert!(false_positives < 150, "{false_positives} of 5000");
+    }
 }
