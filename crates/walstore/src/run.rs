@@ -3,8 +3,9 @@
 
 use crate::deletes::covered;
 use crate::error::Result;
-use crate::snapshot::{KeyHash, RangeDelete, Segment, SegmentMeta};
+use crate::snapshot::{key_prefix, KeyHash, RangeDelete, Segment, SegmentMeta};
 use crate::value::Value;
+use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -19,6 +20,9 @@ pub struct SegmentSet {
     /// The broken variants that change how a run is read (`EngineFaults`: all off outside
     /// the crash harness's tests).
     pub faults: crate::faults::EngineFaults,
+    /// The key prefix (`key_prefix`) of each file's first key, in `metas` order: `locate`
+    /// compares these (one cache line, no call) and a first key only when prefixes tie.
+    first_prefixes: Vec<u64>,
 }
 
 /// What one run says about a key.
@@ -39,8 +43,23 @@ impl SegmentSet {
         if self.metas.is_empty() {
             return None;
         }
-        let after = self.metas.partition_point(|m| &m.first_key[..] <= key);
-        Some(after.saturating_sub(1))
+        let target = key_prefix(key);
+        // The first file whose first key is above `key` (a plain binary search).
+        let (mut lo, mut hi) = (0, self.metas.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let at_or_below = match self.first_prefixes.get(mid).map(|p| p.cmp(&target)) {
+                Some(Ordering::Less) => true,
+                Some(Ordering::Greater) => false,
+                _ => &self.metas[mid].first_key[..] <= key,
+            };
+            if at_or_below {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Some(lo.saturating_sub(1))
     }
 
     /// Builds a run from its mapped files (in key order) and their metadata.
@@ -53,11 +72,13 @@ impl SegmentSet {
             .iter()
             .flat_map(|s| s.range_deletes().iter().cloned())
             .collect();
+        let first_prefixes = metas.iter().map(|m| key_prefix(&m.first_key)).collect();
         SegmentSet {
             segments,
             metas,
             range_deletes,
             faults,
+            first_prefixes,
         }
     }
 
@@ -97,4 +118,53 @@ pub fn mapped_files(runs: &[Arc<SegmentSet>]) -> HashMap<u64, &Arc<Segment>> {
     runs.iter()
         .flat_map(|run| run.segments.iter().map(|s| (s.id(), s)))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `locate` through first-key prefixes answers as a search of the first keys does,
+    /// also for first keys that share their first 8 bytes, short keys and keys below all.
+    #[test]
+    fn locate_matches_a_search_of_the_first_keys() {
+        let firsts: Vec<&[u8]> = vec![
+            b"b",
+            b"b\x00",
+            b"bbbbbbbb",
+            b"bbbbbbbb\x00",
+            b"bbbbbbbbaa",
+            b"bbbbbbbbab",
+            b"bbbbbbbc",
+            b"k",
+            b"zzzzzzzzzzzz",
+        ];
+        let metas: Vec<SegmentMeta> = firsts
+            .iter()
+            .enumerate()
+            .map(|(i, k)| SegmentMeta {
+                file_id: i as u64 + 1,
+                file_len: 0,
+                entry_count: 1,
+                first_key: Arc::from(*k),
+            })
+            .collect();
+        let set = SegmentSet::new(Vec::new(), metas, crate::faults::EngineFaults::default());
+        let mut keys: Vec<Vec<u8>> = vec![b"a".to_vec(), b"\x00".to_vec(), vec![0xff; 20]];
+        for k in &firsts {
+            let mut k = k.to_vec();
+            keys.push(k.clone());
+            k.push(0);
+            keys.push(k.clone());
+            k.pop();
+            let last = k.last_mut().expect("not empty");
+            *last = last.wrapping_sub(1);
+            keys.push(k);
+        }
+        for key in &keys {
+            let model = firsts.partition_point(|f| *f <= &key[..]).saturating_sub(1);
+            assert_eq!(set.locate(key), Some(model), "{key:?}");
+        }
+        assert_eq!(SegmentSet::default().locate(b"k"), None);
+    }
 }
