@@ -714,6 +714,37 @@ mod tests {
         assert!(!seg.fences.is_built());
     }
 
+    /// Threads searching one file while one of them builds its fences all get the plain
+    /// search's answers, and exactly one set of fences results.
+    #[test]
+    fn threads_search_while_the_fences_are_built() {
+        let fs = MemoryStorage::new();
+        let keys: BTreeSet<Vec<u8>> = (0..20_000u32)
+            .map(|i| format!("k{:09}", i * 5).into_bytes())
+            .collect();
+        let (meta, _) = write(&fs, &keys);
+        let seg = open(&fs, &meta);
+        let sorted: Vec<Vec<u8>> = keys.iter().cloned().collect();
+        std::thread::scope(|s| {
+            for t in 0..4u64 {
+                let (seg, sorted) = (&seg, &sorted);
+                s.spawn(move || {
+                    let mut rng = Rng(100 + t);
+                    for n in 0..build_after(sorted.len()) {
+                        let q = format!("k{:09}", rng.below(100_010)).into_bytes();
+                        let after = n % 3 == 0;
+                        assert_eq!(
+                            seg.lower_bound(&q, after).expect("search"),
+                            model(sorted, &q, after),
+                            "{q:?} after={after}"
+                        );
+                    }
+                });
+            }
+        });
+        assert!(seg.fences.is_built());
+    }
+
     /// A damaged index page is `Error::Corruption` for every search whose window it holds,
     /// also through fences (built from an intact copy, as if the damage came after the
     /// build): the window's bytes are checked, never returned as data. Searches elsewhere
