@@ -264,7 +264,7 @@ fn load_log_privately(core: &Core, mut version: Version) -> Result<(Version, Sca
         u64::MAX,
         version.wal_end,
         version.salt,
-        version.base_txn + 1,
+        version.last_txn + 1,
         ReadConfig::of(core.opts()),
         |t| {
             if !t.writes.is_empty() || !t.deletes.is_empty() {

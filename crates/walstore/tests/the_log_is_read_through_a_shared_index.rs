@@ -360,3 +360,100 @@ fn an_open_that_finds_no_data_in_the_log_makes_no_index_until_a_commit_does() {
     );
     assert_eq!(beside.info().expect("info").memtable_keys, 0);
 }
+
+/// The in-memory file system with a log index of `SMALL_INDEX` bytes at most: it fills, and
+/// is sealed, after a few hundred small transactions.
+#[derive(Debug, Clone)]
+struct SmallIndex(MemoryStorage);
+
+const SMALL_INDEX: usize = 128 << 10;
+
+impl Storage for SmallIndex {
+    fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
+        self.0.create_dir_all(path)
+    }
+    fn open(
+        &self,
+        path: &Path,
+        mode: walstore::storage::OpenMode,
+    ) -> std::io::Result<Box<dyn walstore::storage::StorageFile>> {
+        self.0.open(path, mode)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.0.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        self.0.remove_file(path)
+    }
+    fn list_dir(&self, path: &Path) -> std::io::Result<Vec<String>> {
+        self.0.list_dir(path)
+    }
+    fn sync_dir(&self, path: &Path) -> std::io::Result<()> {
+        self.0.sync_dir(path)
+    }
+    fn exists(&self, path: &Path) -> std::io::Result<bool> {
+        self.0.exists(path)
+    }
+    fn open_lock(&self, path: &Path) -> std::io::Result<Box<dyn walstore::storage::StorageLock>> {
+        self.0.open_lock(path)
+    }
+    fn open_region(
+        &self,
+        path: &Path,
+        deadline: Option<std::time::Instant>,
+    ) -> std::io::Result<walstore::storage::OpenedRegion> {
+        self.0.open_region(path, deadline)
+    }
+    fn create_shared(
+        &self,
+        path: &Path,
+        _capacity: usize,
+    ) -> std::io::Result<Arc<dyn walstore::storage::SharedFile>> {
+        self.0.create_shared(path, SMALL_INDEX)
+    }
+    fn open_shared(
+        &self,
+        path: &Path,
+        _capacity: usize,
+    ) -> std::io::Result<Arc<dyn walstore::storage::SharedFile>> {
+        self.0.open_shared(path, SMALL_INDEX)
+    }
+}
+
+/// Once the log index is full (sealed, RECOVERY.md X6), later commits are read from the log:
+/// a handle that opens beside the writer reads them all, from where the index stops.
+#[test]
+fn a_handle_opened_after_the_index_filled_reads_every_later_commit() {
+    let storage = Arc::new(SmallIndex(MemoryStorage::new()));
+    let opts = || {
+        Options::new()
+            .storage(Arc::clone(&storage) as Arc<dyn Storage>)
+            .auto_checkpoint(false)
+    };
+    let writer = opts().open("/db").expect("open");
+    let mut n = 0u64;
+    // Until the index takes no more (its entries stop growing), and some commits after.
+    let mut sealed_for = 0;
+    while sealed_for < 20 {
+        let before = writer.info().expect("info").log_index_entries;
+        put(&writer, format!("key{n:06}").as_bytes(), &[b'v'; 200]);
+        n += 1;
+        if writer.info().expect("info").log_index_entries == before {
+            sealed_for += 1;
+        }
+        assert!(n < 100_000, "the index never filled");
+    }
+    let entries = writer.info().expect("info").log_index_entries;
+    assert!(
+        entries > 10 && entries + 20 <= n,
+        "{entries} entries in the index of {n} commits"
+    );
+    let other = opts().open("/db").expect("open beside the writer");
+    for i in [0, n / 2, n - 1] {
+        assert_eq!(
+            read(&other, &format!("key{i:06}")),
+            Some(vec![b'v'; 200]),
+            "key {i} of {n}"
+        );
+    }
+}
