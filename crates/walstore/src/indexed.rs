@@ -9,7 +9,6 @@
 //! Invariant: a version's shared view and its own memtable never overlap: the view covers
 //! the log up to its limit, the memtable what the version read past it.
 
-use crate::core::Core;
 use crate::error::Result;
 use crate::logindex::{BulkTxn, CommitNode, LogIndex};
 use crate::snapshot::RangeDelete;
@@ -24,10 +23,15 @@ use std::sync::Arc;
 /// the commit index names one; else a new one when nothing before `base.wal_end` holds data
 /// (the generation's first commit, or the first after clean markers: an open that found no
 /// data made no index, `load.rs`). The data-less start is then covered by one empty commit
-/// node, so versions at `base.wal_end` read through the index. Called under the writer lock.
-pub(crate) fn index_for_commit(core: &Core, base: &Version) -> Option<Arc<LogIndex>> {
+/// node, so versions at `base.wal_end` read through the index. `index_of(build)` is the
+/// generation's index (`Core::log_index_for`: a new one with `build`). Called under the
+/// writer lock.
+pub(crate) fn index_for_commit(
+    base: &Version,
+    index_of: impl FnOnce(bool) -> Option<Arc<LogIndex>>,
+) -> Option<Arc<LogIndex>> {
     let dataless = base.private_is_empty() && base.data_end == WAL_HEADER_BYTES;
-    let ix = core.log_index_for(base.generation, base.salt, dataless)?;
+    let ix = index_of(dataless)?;
     if dataless && base.wal_end > WAL_HEADER_BYTES && ix.covered() == WAL_HEADER_BYTES {
         let markers = CommitNode {
             end: base.wal_end,

@@ -17,7 +17,7 @@ use crate::tail::settle_tail;
 use crate::value::Bytes;
 use crate::version::{Memtable, Version};
 
-use crate::wal::scan::{has_record_of, scan, ReadConfig, ScanEnd};
+use crate::wal::scan::{has_record_of, scan, ReadConfig, ScanEnd, ScannedTxn};
 use crate::wal::WalHeader;
 use std::sync::Arc;
 
@@ -187,30 +187,8 @@ fn load_log(core: &Core, access: Access<'_>, version: Version) -> Result<(Versio
     if !build {
         return load_log_privately(core, version);
     }
-    let mut txns = Vec::new();
-    let end = scan(
-        core.wal().file(),
-        u64::MAX,
-        version.wal_end,
-        version.salt,
-        version.last_txn + 1,
-        ReadConfig::of(core.opts()),
-        |t| txns.push(t),
-    )
-    .map_err(|e| Error::io("read", core.wal().path(), e))?;
-    if indexed::add_scanned(&ix, &version, version.wal_end, &txns) {
-        if let Some(mut v) = indexed::version_at(&ix, &version, end.end)? {
-            v.synced_through = v.synced_through.max(end.synced_through);
-            return Ok((v, end));
-        }
-    }
-    // The index could not take them (full): the rest goes to this handle's memtable.
-    let mut version = version;
-    for t in txns {
-        version.apply_txn(&t.deletes, t.writes, t.txn_id, t.end);
-    }
-    version.synced_through = version.synced_through.max(end.synced_through);
-    Ok((version, end))
+    let (txns, end) = scan_rest(core, &version)?;
+    add_or_keep(Some((&ix, &version)), version.clone(), txns, end)
 }
 
 /// [`load_log`] where no index is named yet and this handle may make one: the log read from
@@ -219,7 +197,24 @@ fn load_log(core: &Core, access: Access<'_>, version: Version) -> Result<(Versio
 /// Then nothing is made: an index costs a file's removal, creation and allocation, most of
 /// what such a process spends on its open, and the first commit that has data for it makes
 /// one (`indexed::index_for_commit`).
-fn load_log_into_new_index(core: &Core, mut version: Version) -> Result<(Version, ScanEnd)> {
+fn load_log_into_new_index(core: &Core, version: Version) -> Result<(Version, ScanEnd)> {
+    let (txns, end) = scan_rest(core, &version)?;
+    let has_data = txns
+        .iter()
+        .any(|t| !t.writes.is_empty() || !t.deletes.is_empty());
+    let ix = match has_data {
+        true => core.log_index_for(version.generation, version.salt, true),
+        false => None,
+    };
+    let at_start = match &ix {
+        Some(ix) => indexed::version_at(ix, &version, ix.covered())?,
+        None => None,
+    };
+    add_or_keep(ix.as_ref().zip(at_start.as_ref()), version, txns, end)
+}
+
+/// The committed transactions of the log past `version.wal_end`, and where the scan ended.
+fn scan_rest(core: &Core, version: &Version) -> Result<(Vec<ScannedTxn>, ScanEnd)> {
     let mut txns = Vec::new();
     let end = scan(
         core.wal().file(),
@@ -231,28 +226,31 @@ fn load_log_into_new_index(core: &Core, mut version: Version) -> Result<(Version
         |t| txns.push(t),
     )
     .map_err(|e| Error::io("read", core.wal().path(), e))?;
-    let has_data = txns
-        .iter()
-        .any(|t| !t.writes.is_empty() || !t.deletes.is_empty());
-    if has_data {
-        if let Some(ix) = core.log_index_for(version.generation, version.salt, true) {
-            let start = version.wal_end;
-            if let Some(at_start) = indexed::version_at(&ix, &version, ix.covered())? {
-                if indexed::add_scanned(&ix, &at_start, start, &txns) {
-                    if let Some(mut v) = indexed::version_at(&ix, &at_start, end.end)? {
-                        v.synced_through = v.synced_through.max(end.synced_through);
-                        return Ok((v, end));
-                    }
-                }
+    Ok((txns, end))
+}
+
+/// `txns`, read past `before.wal_end`, added to the index `before` reads through, and the
+/// version at `end` taken from it; when there is no index, or it cannot take them (full),
+/// they go into `own`'s memtable instead (`own` ends where `before` does).
+fn add_or_keep(
+    index: Option<(&Arc<crate::logindex::LogIndex>, &Version)>,
+    mut own: Version,
+    txns: Vec<ScannedTxn>,
+    end: ScanEnd,
+) -> Result<(Version, ScanEnd)> {
+    if let Some((ix, before)) = index {
+        if indexed::add_scanned(ix, before, before.wal_end, &txns) {
+            if let Some(mut v) = indexed::version_at(ix, before, end.end)? {
+                v.synced_through = v.synced_through.max(end.synced_through);
+                return Ok((v, end));
             }
         }
     }
-    // No data, or the index could not take it (none to be had, or full): this handle's own.
     for t in txns {
-        version.apply_txn(&t.deletes, t.writes, t.txn_id, t.end);
+        own.apply_txn(&t.deletes, t.writes, t.txn_id, t.end);
     }
-    version.synced_through = version.synced_through.max(end.synced_through);
-    Ok((version, end))
+    own.synced_through = own.synced_through.max(end.synced_through);
+    Ok((own, end))
 }
 
 /// Reads the log of `version`'s generation past `version.wal_end` into its own memtable.

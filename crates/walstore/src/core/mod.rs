@@ -438,7 +438,9 @@ impl Core {
         };
         let ix = match &base.shared {
             Some(view) => Some(Arc::clone(&view.index)),
-            None => crate::indexed::index_for_commit(self, base),
+            None => crate::indexed::index_for_commit(base, |build| {
+                self.log_index_for(base.generation, base.salt, build)
+            }),
         };
         match crate::indexed::add_commit(ix, base, commit, &writes, &deletes)? {
             Some(view) => next.share(view),

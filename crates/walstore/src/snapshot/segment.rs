@@ -457,21 +457,7 @@ impl Segment {
             up_to += usize::from(prefix <= target);
         }
         // Entries `lo + below .. lo + up_to` share the key's prefix: full keys decide.
-        let (mut lo, mut hi) = (lo + below, lo + up_to);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            let go_right = match self.entry(mid)?.0.cmp(key) {
-                Ordering::Less => true,
-                Ordering::Equal => after,
-                Ordering::Greater => false,
-            };
-            if go_right {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        Ok(lo)
+        self.search_probes(bytes, lo + below, lo + up_to, key, target, after)
     }
 
     /// [`Segment::search`] of a window of any width, one checked index slot per probe.
