@@ -32,11 +32,20 @@ fn probe_value(
     if !aligned {
         return PROBE_VALUE.to_string();
     }
+    // From the end of the last commit kept, when it lies before the first one left out in
+    // the same log: clean markers between them are left out too by an open alone (its log
+    // ends where they start, RECOVERY.md S1), so the probe, written there, ends where the
+    // first commit left out ended, and lines up what followed it.
+    let kept_end = k
+        .checked_sub(1)
+        .and_then(|p| expectation.commits.get(p))
+        .and_then(|c| c.wal_ranges.last())
+        .map(|&(_, end)| end);
     let replaced = expectation
         .commits
         .get(k)
         .and_then(|c| c.wal_ranges.last())
-        .map(|&(start, end)| end - start);
+        .map(|&(start, end)| end - kept_end.filter(|&e| e <= start).unwrap_or(start));
     match replaced.and_then(|bytes| structure.probe_value_len(PROBE_KEY, bytes)) {
         Some(len) if len >= 1 => format!("p{}", "r".repeat(len - 1)),
         _ => PROBE_VALUE.to_string(),

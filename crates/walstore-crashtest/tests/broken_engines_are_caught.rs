@@ -391,10 +391,11 @@ fn vouching_only_after_a_scan_is_caught_when_a_handle_that_read_commits() {
 #[test]
 fn a_close_that_folds_the_log_is_explored_crash_point_by_crash_point() {
     let engine = broken(|f| f.rename_snapshot_before_fsync = true);
-    // The closes of `clean-reopen` append clean markers: no snapshot file is written.
+    // The closes of `counter` (it reopens every few increments) append clean markers: no
+    // snapshot file is written.
     assert!(passes(
         &engine,
-        &Workload::by_name("clean-reopen").expect("shaped workload"),
+        &Workload::by_name("counter").expect("scripted workload"),
         Strategy::EveryOp
     ));
     // The closes of `close-fold` checkpoint (the last handle, a log above the bound): a
@@ -566,20 +567,18 @@ fn an_acknowledgement_past_the_durable_log_is_caught_by_the_feed_check() {
 }
 
 #[test]
-fn an_immediate_commit_before_the_reopened_markers_are_synced_is_caught() {
-    let engine = broken(|f| f.commit_before_markers_synced = true);
-    // A handle closes cleanly, the next open rewrites its marker without a sync, and a
-    // commit follows: a later `fdatasync` makes the marker durable, but the commit's watermark
-    // stops short of it, so damage to the marker reads as a torn tail and drops the commit.
-    // Caught by the scripted reopen and by random workloads alike (12 CI tasks in all with
-    // snapshot files of version 3, whose longer files moved which random tasks catch it:
-    // `random-3` no longer does, `random-11` does).
+fn an_open_that_takes_zeroed_markers_for_durable_log_is_caught() {
+    let engine = broken(|f| f.durable_through_zeroed_markers = true);
+    // An open alone zeroes the clean marker that ended the log and writes its first commit
+    // where it started; taking the log durable through the marker's end gives that commit a
+    // watermark past its own start, and a crash that tears it reads as damage to durable
+    // bytes. Caught by random workloads and the scripted ones that reopen (26 CI tasks).
     assert_eq!(
-        caught_by_ci_task(&engine, "kill-mid-commit", Strategy::SyncPoints),
+        caught_by_ci_task(&engine, "random-11", Strategy::EveryOp),
         Invariant::TornTailVersusCorruption
     );
     assert_eq!(
-        caught_by_ci_task(&engine, "random-11", Strategy::EveryOp),
+        caught_by_ci_task(&engine, "ranges", Strategy::EveryOp),
         Invariant::TornTailVersusCorruption
     );
 }

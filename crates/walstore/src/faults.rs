@@ -53,11 +53,12 @@ pub struct EngineFaults {
     /// longer the last line): the marker vouches for bytes that may not be durable. Caught
     /// only with a second handle.
     pub clean_marker_without_sync: bool,
-    /// Write a commit after the clean markers the open rewrote without first syncing them:
-    /// its watermark stops short of the markers, and damage to their bytes (synced by the
-    /// commit's own `fdatasync`, or a later one) reads as a torn tail that drops the
-    /// acknowledged commit silently. Caught by damage to the log after a reopen.
-    pub commit_before_markers_synced: bool,
+    /// An open alone that zeroed the clean markers ending the log takes the log durable
+    /// through their end instead of their start: its first commit, written over them, then
+    /// carries a watermark past its own start, and a crash that tears it reads as damage to
+    /// durable bytes (corruption) where it is a torn tail. Caught by crashes during the
+    /// first commit after a reopen.
+    pub durable_through_zeroed_markers: bool,
     /// A sync's notice stores the commit index's durable LSN instead of raising it: a late
     /// notice of an older sync (another thread's, another handle's) moves it back, and a
     /// `Buffered` commit after a synced `Immediate` one stays hidden. Caught by reads of
@@ -203,8 +204,8 @@ impl EngineFaults {
         cfg!(feature = "fault-injection") && self.durable_lsn_stored
     }
     #[inline]
-    pub(crate) fn commit_before_markers_synced(&self) -> bool {
-        cfg!(feature = "fault-injection") && self.commit_before_markers_synced
+    pub(crate) fn durable_through_zeroed_markers(&self) -> bool {
+        cfg!(feature = "fault-injection") && self.durable_through_zeroed_markers
     }
     #[inline]
     pub(crate) fn clean_marker_without_sync(&self) -> bool {

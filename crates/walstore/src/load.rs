@@ -173,50 +173,90 @@ fn load_log(core: &Core, access: Access<'_>, version: Version) -> Result<(Versio
         Access::Open => core.is_building_alone(),
         _ => false,
     };
+    let opening_alone = build && matches!(access, Access::Open);
     let existing = core.log_index_for(version.generation, version.salt, false);
-    if existing.is_none() && build && core.index().is_some() {
-        return load_log_into_new_index(core, version);
-    }
-    let Some(ix) = existing else {
-        return load_log_privately(core, version);
-    };
-    let version = match indexed::version_at(&ix, &version, ix.covered())? {
-        Some(v) => v,
+    let version = match &existing {
+        Some(ix) => match indexed::version_at(ix, &version, ix.covered())? {
+            Some(v) => v,
+            None => return load_log_privately(core, version),
+        },
+        None if build && core.index().is_some() => version,
         None => return load_log_privately(core, version),
     };
     if !build {
         return load_log_privately(core, version);
     }
-    let (txns, end) = scan_rest(core, &version)?;
-    add_or_keep(Some((&ix, &version)), version.clone(), txns, end)
-}
-
-/// [`load_log`] where no index is named yet and this handle may make one: the log read from
-/// the generation's start (`version`), then a new index made of it, unless it holds no data
-/// (an empty log, or only clean markers: what a one-shot process finds after a clean close).
-/// Then nothing is made: an index costs a file's removal, creation and allocation, most of
-/// what such a process spends on its open, and the first commit that has data for it makes
-/// one (`indexed::index_for_commit`).
-fn load_log_into_new_index(core: &Core, version: Version) -> Result<(Version, ScanEnd)> {
-    let (txns, end) = scan_rest(core, &version)?;
-    let has_data = txns
+    let rest = scan_rest(core, &version, opening_alone)?;
+    let has_data = rest
+        .txns
         .iter()
         .any(|t| !t.writes.is_empty() || !t.deletes.is_empty());
-    let ix = match has_data {
-        true => core.log_index_for(version.generation, version.salt, true),
-        false => None,
-    };
-    let at_start = match &ix {
-        Some(ix) => indexed::version_at(ix, &version, ix.covered())?,
+    // An index is made only for data: an empty log, or clean markers only, is what a one-shot
+    // process finds after a clean close, and making an index costs a file's removal,
+    // creation and allocation, most of what such a process spends on its open. The first
+    // commit with data makes one then (`indexed::index_for_commit`).
+    let ix = match existing {
+        Some(ix) => Some(ix),
+        None if has_data => core.log_index_for(version.generation, version.salt, true),
         None => None,
     };
-    add_or_keep(ix.as_ref().zip(at_start.as_ref()), version, txns, end)
+    if let Some(ix) = ix {
+        let before = match version.shared {
+            Some(_) => Some(version.clone()),
+            None => indexed::version_at(&ix, &version, ix.covered())?,
+        };
+        if let Some(before) = before.filter(|b| b.wal_end == version.wal_end) {
+            if indexed::add_scanned(&ix, &before, before.wal_end, &rest.txns) {
+                if let Some(mut v) = indexed::version_at(&ix, &before, rest.log_end)? {
+                    v.synced_through = v.synced_through.max(rest.synced_through);
+                    return Ok((v, rest.scan_end));
+                }
+            }
+        }
+    }
+    // No data, no index to be had, or the index could not take them (full): this handle's own.
+    let mut version = version;
+    let mut writes: Vec<(Bytes, Option<Bytes>)> = Vec::new();
+    for t in rest.txns {
+        if !t.writes.is_empty() || !t.deletes.is_empty() {
+            version.data_end = t.end;
+        }
+        if !t.deletes.is_empty() {
+            add_in_log_order(&mut version, std::mem::take(&mut writes));
+            version.apply_range_deletes(&t.deletes);
+        }
+        writes.extend(t.writes);
+        version.last_txn = t.txn_id;
+        version.wal_end = t.end;
+    }
+    add_in_log_order(&mut version, writes);
+    version.synced_through = version.synced_through.max(rest.synced_through);
+    Ok((version, rest.scan_end))
 }
 
-/// The committed transactions of the log past `version.wal_end`, and where the scan ended.
-fn scan_rest(core: &Core, version: &Version) -> Result<(Vec<ScannedTxn>, ScanEnd)> {
+/// What [`scan_rest`] read of the log.
+struct Rest {
+    /// The transactions, in log order (without the trailing clean markers it left out).
+    txns: Vec<ScannedTxn>,
+    /// Where the log ends for this handle: past the last of `txns`.
+    log_end: u64,
+    /// What the log proves durable, up to `log_end`.
+    synced_through: u64,
+    /// Where and why the scan stopped (past any markers left out): what the look past the
+    /// end starts from.
+    scan_end: ScanEnd,
+}
+
+/// Reads the log past `version.wal_end`. A handle that opens the store alone (no other
+/// handle has it open, so none can write it) leaves out the clean markers that end the log
+/// when they prove everything before them durable: the log ends at their start for it, and
+/// the open zeroes them under the writer lock before anything else (RECOVERY.md S1,
+/// `Core::set_open_markers`). The first commit is then written where they were, and its one
+/// `fdatasync` is the only one a one-shot write makes (a marker kept in the log would need a
+/// sync of its own before a commit record could vouch for it).
+fn scan_rest(core: &Core, version: &Version, opening_alone: bool) -> Result<Rest> {
     let mut txns = Vec::new();
-    let end = scan(
+    let scan_end = scan(
         core.wal().file(),
         u64::MAX,
         version.wal_end,
@@ -226,31 +266,54 @@ fn scan_rest(core: &Core, version: &Version) -> Result<(Vec<ScannedTxn>, ScanEnd
         |t| txns.push(t),
     )
     .map_err(|e| Error::io("read", core.wal().path(), e))?;
-    Ok((txns, end))
+    let mut rest = Rest {
+        log_end: scan_end.end,
+        synced_through: scan_end.synced_through,
+        txns,
+        scan_end,
+    };
+    if opening_alone {
+        leave_out_markers(core, version, &mut rest);
+    }
+    Ok(rest)
 }
 
-/// `txns`, read past `before.wal_end`, added to the index `before` reads through, and the
-/// version at `end` taken from it; when there is no index, or it cannot take them (full),
-/// they go into `own`'s memtable instead (`own` ends where `before` does).
-fn add_or_keep(
-    index: Option<(&Arc<crate::logindex::LogIndex>, &Version)>,
-    mut own: Version,
-    txns: Vec<ScannedTxn>,
-    end: ScanEnd,
-) -> Result<(Version, ScanEnd)> {
-    if let Some((ix, before)) = index {
-        if indexed::add_scanned(ix, before, before.wal_end, &txns) {
-            if let Some(mut v) = indexed::version_at(ix, before, end.end)? {
-                v.synced_through = v.synced_through.max(end.synced_through);
-                return Ok((v, end));
-            }
-        }
+/// [`scan_rest`]'s leaving out of trailing clean markers, when they prove the log durable
+/// through their start.
+fn leave_out_markers(core: &Core, version: &Version, rest: &mut Rest) {
+    let with_data = rest
+        .txns
+        .iter()
+        .rposition(|t| !t.writes.is_empty() || !t.deletes.is_empty())
+        .map_or(0, |i| i + 1);
+    if with_data == rest.txns.len() {
+        return;
     }
-    for t in txns {
-        own.apply_txn(&t.deletes, t.writes, t.txn_id, t.end);
+    let start = match with_data {
+        0 => version.wal_end,
+        n => rest.txns[n - 1].end,
+    };
+    let proof = rest.txns[with_data..]
+        .iter()
+        .map(|t| t.watermark)
+        .max()
+        .unwrap_or(0);
+    // Markers that do not prove what lies before them durable are left to S1's other cases.
+    if proof < start {
+        return;
     }
-    own.synced_through = own.synced_through.max(end.synced_through);
-    Ok((own, end))
+    rest.txns.truncate(with_data);
+    if let Some(last) = rest.txns.last_mut() {
+        // Its node in the index says what is true: the log is durable through its end (the
+        // markers, zeroed next, proved it).
+        last.watermark = last.watermark.max(start);
+    }
+    core.set_open_markers(Some(crate::core::OpenMarkers {
+        at: crate::wal::LogPosition::new(version.generation, start),
+        end: rest.log_end,
+    }));
+    rest.log_end = start;
+    rest.synced_through = start;
 }
 
 /// Reads the log of `version`'s generation past `version.wal_end` into its own memtable.

@@ -231,6 +231,10 @@ fn open_wal(storage: &dyn Storage, dir: &Path, opts: &Options, read_only: bool) 
 fn settle_after_open(core: &Core, loaded: &Version) -> Result<()> {
     let durable = match core.with_writer(core.opts().lock_wait, |g| settle_locked(core, g)) {
         Ok(durable) => durable,
+        // The log ends for this handle where clean markers start, and they could not be
+        // zeroed: another handle would find them (no other can have the store open, so this
+        // is a process creating or checking it that holds the lock past the wait).
+        Err(e @ Error::Busy { .. }) if core.take_open_markers().is_some() => return Err(e),
         Err(Error::Busy { .. }) => {
             core.wal().sync_now("fdatasync at open")?;
             loaded.position()
@@ -243,6 +247,18 @@ fn settle_after_open(core: &Core, loaded: &Version) -> Result<()> {
 
 /// [`settle_after_open`] under the writer lock; returns where the log is now durable.
 fn settle_locked(core: &Core, guard: &WriterGuard) -> Result<LogPosition> {
+    // An open alone that found the log ended by clean markers took its end to be their start
+    // (`load.rs`): zeroed now, before anything reads the log again, so every reader (this
+    // handle's catch-up first) finds it ending there (RECOVERY.md S1).
+    let markers = core.take_open_markers();
+    if let Some(m) = markers {
+        // Stale records past the markers first (L6), synced: a stale commit's watermark may
+        // vouch for the markers' bytes, and with them zeroed it would read as proof that
+        // durable bytes were damaged, at this check or, after a crash, at the next open (the
+        // crash harness's `clean-reopen`, stop 25).
+        clear_stale_tail(core, guard, &core.current(), m.end, true)?;
+        core.wal().zero_markers(m.at.offset, m.end)?;
+    }
     let version = crate::catchup::head(core, guard)?;
     // Joining live handles that left the log as the index says (RECOVERY.md X2): the open
     // that set the index up synced the directory, made the log durable and cleared what lay
@@ -259,12 +275,21 @@ fn settle_locked(core: &Core, guard: &WriterGuard) -> Result<LogPosition> {
     // One directory fsync makes them durable before anything is appended that depends on them.
     // A log that ends with a clean marker after all of its data was closed by a handle
     // whose every directory fsync succeeded (a failed one poisons, and a poisoned handle
-    // writes no marker) after an open that synced the directory: nothing to do then.
-    if !version.closed_cleanly() {
+    // writes no marker) after an open that synced the directory: nothing to do then; nor
+    // when it did until this open zeroed its markers.
+    let zeroed_here =
+        markers.is_some_and(|m| m.at == LogPosition::new(version.generation, version.wal_end));
+    let ended_cleanly = version.closed_cleanly() || zeroed_here;
+    if !ended_cleanly {
         core.sync_store_dir()?;
     }
-    clear_stale_tail(core, guard, &version)?;
-    let (version, durable_end) = make_durable(core, guard, &version)?;
+    if !zeroed_here {
+        clear_stale_tail(core, guard, &version, version.wal_end, ended_cleanly)?;
+    }
+    let (version, mut durable_end) = make_durable(core, guard, &version)?;
+    if let Some(m) = markers.filter(|_| core.opts().faults.durable_through_zeroed_markers()) {
+        durable_end = durable_end.max(m.end);
+    }
     if let Some(merging) = core.try_merge_lock() {
         crate::runs::remove_orphans(core, guard, &merging);
     }
@@ -284,26 +309,30 @@ fn joined_live(core: &Core, version: &Version) -> Result<LogPosition> {
     Ok(version.position())
 }
 
-/// Zeroes every record of this generation that lies past the end of the log. A crash can keep a
+/// Zeroes every record of this generation that lies past `from`, the end of the log (or of
+/// the clean markers an open alone is about to zero). A crash can keep a
 /// later write while losing an earlier one (the log then ends at zeros or at an older
 /// generation's bytes, with intact records of this generation further on); a later commit of
 /// the same length would line them up as the next transaction and bring a discarded
 /// transaction back (found by the crash harness). Called under the writer lock.
-fn clear_stale_tail(core: &Core, guard: &WriterGuard, version: &Version) -> Result<()> {
+fn clear_stale_tail(
+    core: &Core,
+    guard: &WriterGuard,
+    version: &Version,
+    from: u64,
+    ended_cleanly: bool,
+) -> Result<()> {
     core.assert_writer(guard);
     let wal = core.wal().file();
     let path = core.wal().path();
     let limit = core.wal().len()?;
-    let limit = core
-        .opts()
-        .faults
-        .stale_limit(limit, version.closed_cleanly(), version.wal_end);
+    let limit = core.opts().faults.stale_limit(limit, ended_cleanly, from);
     let class = classify_tail(
         wal,
         limit,
         version.salt,
         version.last_txn + 1,
-        version.wal_end,
+        from,
         crate::wal::scan::ReadConfig::of(core.opts()),
     )
     .map_err(|e| Error::io("read", path, e))?;
@@ -312,14 +341,14 @@ fn clear_stale_tail(core: &Core, guard: &WriterGuard, version: &Version) -> Resu
         None => PastEnd::Unproven,
     };
     let salvage = core.opts().recovery == RecoveryMode::Salvage;
-    match classify_stale(past_end, class.dirty_end, version.wal_end, salvage) {
+    match classify_stale(past_end, class.dirty_end, from, salvage) {
         StaleCase::DurableDamage { offset, detail } => Err(Error::corruption(path, offset, detail)),
         // Synced before anything else is written: a stale commit left past the end carries a
         // watermark that would otherwise vouch for bytes recovery rewrites next (the clean
         // markers of S1), and a torn rewrite of those would read as corruption.
         StaleCase::ZeroThrough { dirty_end } => {
             let to = dirty_end.next_multiple_of(4096).min(limit);
-            core.wal().zero_stale_tail(version.wal_end, to)
+            core.wal().zero_stale_tail(from, to)
         }
         StaleCase::Nothing => Ok(()),
     }
@@ -341,9 +370,9 @@ fn clear_stale_tail(core: &Core, guard: &WriterGuard, version: &Version) -> Resu
 ///   fails (a full disk), so does the open: a read-only open still reads everything, and a
 ///   read-write open succeeds once there is room. Falling back to the rewrite would bring
 ///   the window back (the full tier of the crash harness found it: swarm seed 455);
-/// - an unproven tail of clean markers only carries no data: it is rewritten in place (torn,
-///   it is a torn tail), and synced only before a commit record vouches for it (so a
-///   one-shot process that writes `Buffered`, or only reads, makes no sync for it);
+/// - an unproven tail of clean markers only carries no data: an open alone zeroed it and
+///   ends the log at its start (`load.rs`, [`settle_locked`]), so nothing is unproven here;
+///   an open beside other handles rewrites it in place (torn, it is a torn tail) and syncs it;
 /// - everything else (zeros cleared past the end of the log) needs only the sync.
 fn make_durable(
     core: &Core,
@@ -362,20 +391,19 @@ fn make_durable(
         let end = folded.wal_end;
         return Ok((folded, end));
     } else if version.proven_end() < version.wal_end {
-        // Clean markers only: written back over themselves now, synced before the first
-        // `Immediate` commit record vouches for them (`Wal::sync_markers`) or by any other
-        // sync of this handle. The log is durable through their start.
-        let proven = version.proven_end();
-        core.wal()
-            .rewrite_markers(version.generation, proven, version.wal_end)?;
-        return Ok((Arc::clone(version), proven));
+        // Clean markers only, found by an open that is not alone with the store, or has no
+        // shared memory to know it (one alone left them out, `load.rs`): written back over
+        // themselves, then synced below, before anything can vouch for them. Beside live
+        // handles, only an open after a writer was killed gets here (RECOVERY.md X2
+        // otherwise), so the sync costs nothing that matters.
+        version.proven_end()
     } else {
         // Everything is proven durable by a watermark: nothing to write or sync.
         return Ok((Arc::clone(version), version.wal_end));
     };
-    // The broken variants: the tail written back in place (or not at all), then synced.
-    core.wal()
-        .rewrite_markers(version.generation, proven, version.wal_end)?;
+    // Clean markers (or, in the broken variants, the unproven tail) written back in place
+    // (or not at all), then synced.
+    core.wal().rewrite_markers(proven, version.wal_end)?;
     core.wal().sync_now("fdatasync at open")?;
     Ok((Arc::clone(version), version.wal_end))
 }

@@ -174,13 +174,9 @@ impl Store {
     }
 
     /// Makes every transaction committed so far through this handle durable (useful after
-    /// `Buffered` commits), and the log this handle's open found (the clean marker a previous
-    /// close left is synced before anything vouches for it: RECOVERY.md S1).
+    /// `Buffered` commits).
     pub fn sync(&self) -> Result<()> {
         self.core().check_usable(true)?;
-        // The clean markers this handle's open wrote back over themselves are part of the log
-        // it found: made durable too (RECOVERY.md S1).
-        self.core().sync_markers()?;
         self.core().sync_written()
     }
 
@@ -338,16 +334,26 @@ fn close_log(
         core.counters().checkpoints.fetch_add(1, Ordering::Relaxed);
         return Ok(());
     }
-    if wrote {
-        mark_clean(core, guard, version)?;
-    }
-    Ok(())
+    mark_clean(core, guard, version, wrote)
 }
 
-/// Appends the clean marker (FORMAT.md §4.3) when the log holds unproven data, and publishes
-/// the version it ends. Called under the writer lock.
-fn mark_clean(core: &Core, guard: &WriterGuard, version: &crate::version::Version) -> Result<()> {
-    if !version.has_unproven_data() {
+/// Appends the clean marker (FORMAT.md §4.3), and publishes the version it ends, when the
+/// log holds unproven data this handle wrote (or caught up with as a writer); or, whoever
+/// closes, when its data is all proven but no marker ends it: an open alone zeroed the
+/// markers that did (RECOVERY.md S1), and without one the next open would fold the log
+/// with a checkpoint. Then the marker is written back where it was, and needs no sync.
+/// Called under the writer lock.
+fn mark_clean(
+    core: &Core,
+    guard: &WriterGuard,
+    version: &crate::version::Version,
+    wrote: bool,
+) -> Result<()> {
+    let unproven = version.has_unproven_data();
+    let unmarked = !unproven
+        && version.wal_end == version.data_end
+        && version.data_end > crate::wal::WAL_HEADER_BYTES;
+    if !(wrote && unproven || unmarked) {
         return Ok(());
     }
     let end = core.wal().append_clean_marker(

@@ -242,19 +242,21 @@ pub fn ranges() -> Workload {
     }
 }
 
-/// A clean close and reopen, a sync of the log the reopen found (the close's marker is not
-/// synced since stop 23: without it, the torn-tail shapes drop the marker with the commits and
-/// the log no longer ends cleanly), then two unsynced Buffered commits of the same length. A crash
-/// that keeps the second without the first leaves a stale transaction past the clean marker
-/// the close appended; the next open must zero it although the log ends cleanly (RECOVERY.md
-/// L6), or the aligned probe, sized as the first, lines it up as the next transaction.
+/// A clean close beside a second handle, a reopen that joins it (and syncs the log it found:
+/// the close's marker), then two unsynced Buffered commits of the same length. A crash that
+/// keeps the second without the first leaves a stale transaction past the durable clean
+/// marker; the next open (alone: it ends the log where the marker starts) must zero it
+/// although the log ends cleanly (RECOVERY.md L6), or the aligned probe, sized to end where
+/// the first ended, lines it up as the next transaction. (Until stop 25 the reopen was alone;
+/// an open alone now zeroes the marker and writes its first commit over it, so no durable
+/// marker is left for a stale commit to follow.)
 pub fn clean_reopen() -> Workload {
+    let other = |step: Step| Step::Other(Box::new(step));
     let steps = vec![
         txn(1, vec![put(1, "c/1", "one")], Dur::Immediate),
         txn(2, vec![put(2, "c/2", "two")], Dur::Buffered),
+        other(Step::Sync),
         Step::Reopen,
-        // The reopened handle syncs the log it found (its marker), then writes unsynced.
-        Step::Sync,
         txn(3, vec![sized_put(3, "c/3", 160)], Dur::Buffered),
         txn(4, vec![sized_put(4, "c/4", 160)], Dur::Buffered),
     ];

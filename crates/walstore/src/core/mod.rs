@@ -72,6 +72,10 @@ pub(crate) struct Core {
     /// Set while an open that found the commit index fresh loads: this handle is alone and
     /// builds a new log index, trusting none left over.
     building_alone: AtomicBool,
+    /// The clean markers that ended the log when this handle opened the store alone, left out
+    /// of its version, to be zeroed under the writer lock before anything else (`load.rs`,
+    /// RECOVERY.md S1).
+    open_markers: Mutex<Option<OpenMarkers>>,
     /// Whether this handle opened the store while other handles had it open (the commit
     /// index was not fresh): they keep the log's end as the index says, so the open has no
     /// recovery to do (RECOVERY.md "Log index").
@@ -132,6 +136,7 @@ impl Core {
             counters: Counters::default(),
             log_index: Mutex::new(None),
             building_alone: AtomicBool::new(false),
+            open_markers: Mutex::new(None),
             joined_live: AtomicBool::new(false),
             closed_last: std::sync::atomic::AtomicU8::new(0),
             vouched_end: Mutex::new(LogPosition::default()),
@@ -257,6 +262,16 @@ impl Core {
         build: bool,
     ) -> Option<Arc<LogIndex>> {
         log_index_for(self, generation, salt, build)
+    }
+
+    /// Records the clean markers an open alone left out of its version (see `open_markers`).
+    pub(crate) fn set_open_markers(&self, markers: Option<OpenMarkers>) {
+        *self.open_markers.lock() = markers;
+    }
+
+    /// The clean markers an open alone left out, once (see `open_markers`).
+    pub(crate) fn take_open_markers(&self) -> Option<OpenMarkers> {
+        self.open_markers.lock().take()
     }
 
     /// Whether this handle opened the store alone and is loading it (see `building_alone`).
@@ -411,12 +426,6 @@ impl Core {
         immediate: bool,
     ) -> Result<crate::wal::writer::Appended> {
         self.assert_writer(guard);
-        // Clean markers this handle's open rewrote are synced before the first commit record
-        // after them, of any durability, so that its watermark vouches for them (RECOVERY.md
-        // S1): a `Buffered` commit written with a watermark short of them, then made durable
-        // by `Store::sync` or a close, was lost silently when a marker's synced bytes were
-        // damaged (the crash harness's full tier: `random-209`, `random-257`).
-        self.sync_markers()?;
         let txn_id = base.last_txn + 1;
         let watermark = self.wal.watermark(base.generation, base.synced_through);
         let appended = self.wal.append_txn(TxnToAppend {
@@ -463,15 +472,6 @@ impl Core {
             index.committed(head_of(&next), immediate);
         }
         Ok(appended)
-    }
-
-    /// Syncs the clean markers this handle's open rewrote, if no sync covered them yet, and
-    /// tells the commit index (RECOVERY.md S1).
-    pub(crate) fn sync_markers(&self) -> Result<()> {
-        if self.wal.sync_markers()? {
-            self.tell_durable();
-        }
-        Ok(())
     }
 
     /// Makes every write of this handle durable, and tells the commit index.
@@ -524,6 +524,14 @@ fn log_index_capacity(opts: &Options) -> usize {
         .saturating_mul(3)
         .saturating_add(64 << 20);
     wanted.clamp(64 << 20, 2 << 30) as usize
+}
+
+/// Clean markers that ended the log when a handle opened the store alone: `[at, end)` of
+/// `at`'s generation. The handle's version ends at `at`; the open zeroes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OpenMarkers {
+    pub(crate) at: LogPosition,
+    pub(crate) end: u64,
 }
 
 /// The log index of `generation` (salt `salt`): this handle's, else the store's file if the

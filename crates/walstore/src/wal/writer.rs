@@ -40,9 +40,6 @@ pub(crate) struct Wal {
     /// Called once, when the poison flag is latched (the commit index shares it).
     on_poison: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
     syncs: AtomicU64,
-    /// Whether [`Wal::rewrite_markers`] left markers a sync may not have covered yet (the
-    /// commit path's check, without the sync lock).
-    markers_pending: AtomicBool,
 }
 
 impl fmt::Debug for Wal {
@@ -70,9 +67,6 @@ struct SyncState {
     durable_seq: u64,
     /// Where the log is known durable.
     durable_end: LogPosition,
-    /// Clean markers this handle's open wrote back over themselves without a sync end here
-    /// (RECOVERY.md S1): they are synced before a commit record vouches for them.
-    markers_end: LogPosition,
     /// A leader's `fdatasync` is in flight.
     syncing: bool,
 }
@@ -130,7 +124,6 @@ impl Wal {
             poison: Poison::default(),
             on_poison: std::sync::OnceLock::new(),
             syncs: AtomicU64::new(0),
-            markers_pending: AtomicBool::new(false),
         }
     }
 
@@ -458,8 +451,8 @@ impl Wal {
     /// `generation`: an empty commit record with the id of the last transaction and `end` as
     /// its watermark, written only after a sync of the whole log succeeded. The marker
     /// itself is not synced: it carries no data, proves only what lies before it, and the
-    /// next open writes it again and syncs it before a commit record vouches for it
-    /// ([`Wal::sync_markers`]; RECOVERY.md S1, S1a). Lost or torn at a power cut, it is a
+    /// next open alone zeroes it and writes its first commit over it; an open beside other
+    /// handles writes it back and syncs it (RECOVERY.md S1, S1a). Lost or torn at a power cut, it is a
     /// torn tail, and the log before it an unproven tail that the next open folds. The
     /// durable end stays at `end`. Returns the new end of the log.
     pub(crate) fn append_clean_marker(
@@ -486,6 +479,19 @@ impl Wal {
         );
         self.pad_to_sector(&mut appender.scratch, end);
         self.write_scratch(&mut appender, end, "WAL write at close")
+    }
+
+    /// Zeroes the clean markers `[from, to)` that ended the log when this handle opened the
+    /// store alone, without a sync (RECOVERY.md S1): the log ends at `from` now, and the
+    /// first commit is written there. The markers carry no data and only proved the log
+    /// before `from` durable, which it stays: whether the zeros reach the disk or not, torn
+    /// or whole, what lies at `from` after a crash is the markers (the same proof), zeros or
+    /// garbage (a torn tail whose data before it the next open folds), or a commit written
+    /// over them (whose `fdatasync` also made the zeros after it durable).
+    pub(crate) fn zero_markers(&self, from: u64, to: u64) -> Result<()> {
+        self.io("zero clean markers at open", "write", || {
+            write_zeros(self.file.as_ref(), from, to)
+        })
     }
 
     /// Zeroes records of this generation past the end of the log (`[from, to)`), synced
@@ -526,13 +532,11 @@ impl Wal {
         zero(head_end, to)
     }
 
-    /// Writes the clean markers `[from, to)` of `generation` back over themselves, without a
-    /// sync: makes bytes the page cache may hold in pages marked clean (after another
-    /// process's failed `fdatasync`) dirty again, so that the next `fdatasync` of this
-    /// handle writes them. Markers carry no data: torn by a power cut during the rewrite,
-    /// they are a torn tail (RECOVERY.md S1). [`Wal::sync_markers`] syncs them before a
-    /// commit record vouches for them; any other sync of this handle covers them too.
-    pub(crate) fn rewrite_markers(&self, generation: u64, from: u64, to: u64) -> Result<()> {
+    /// Writes the clean markers `[from, to)` back over themselves: makes bytes the page cache
+    /// may hold in pages marked clean (after another process's failed `fdatasync`) dirty
+    /// again, so that the caller's `fdatasync` writes them. Markers carry no data: torn by a
+    /// power cut during the rewrite, they are a torn tail (RECOVERY.md S1).
+    pub(crate) fn rewrite_markers(&self, from: u64, to: u64) -> Result<()> {
         // Clean markers are 48 bytes each (a sector with sector padding), written one per
         // close: a small range.
         let mut buf = vec![0u8; to.saturating_sub(from).min(1 << 20) as usize];
@@ -551,41 +555,7 @@ impl Wal {
             }
             at += n as u64;
         }
-        let mut s = self.sync.lock();
-        s.markers_end = LogPosition::new(generation, to);
-        self.markers_pending.store(true, Ordering::Release);
         Ok(())
-    }
-
-    /// Syncs the clean markers [`Wal::rewrite_markers`] wrote, unless a sync since covered
-    /// them: called under the writer lock before the first commit record after them is
-    /// written, so that its watermark vouches for them. A watermark that stopped short of
-    /// them would leave that commit unprotected once acknowledged (by its own `fdatasync`, or
-    /// a `Buffered` one by `Store::sync` or a close): damage to the markers' synced bytes
-    /// would read as a torn tail and drop it silently (the crash harness found both). Returns
-    /// whether it synced.
-    pub(crate) fn sync_markers(&self) -> Result<bool> {
-        if !self.markers_pending.load(Ordering::Acquire) {
-            return Ok(false);
-        }
-        let written = {
-            let s = self.sync.lock();
-            let pending = s.markers_end.generation == s.durable_end.generation
-                && s.markers_end > s.durable_end;
-            if !pending {
-                self.markers_pending.store(false, Ordering::Release);
-            }
-            if !pending || self.faults.commit_before_markers_synced() {
-                return Ok(false);
-            }
-            s.written_end.max(s.markers_end)
-        };
-        self.fdatasync("WAL fdatasync of clean markers")?;
-        let mut s = self.sync.lock();
-        if s.durable_end < written {
-            s.durable_end = written;
-        }
-        Ok(true)
     }
 
     /// Writes the header of a new generation and syncs it: the last step of a checkpoint, or
