@@ -348,7 +348,17 @@ fn clear_stale_tail(
         // markers of S1), and a torn rewrite of those would read as corruption.
         StaleCase::ZeroThrough { dirty_end } => {
             let to = dirty_end.next_multiple_of(4096).min(limit);
-            core.wal().zero_stale_tail(from, to)
+            if from > version.wal_end {
+                // Past the clean markers an open alone zeroes next: what starts right at
+                // their end is a torn tail as often as a stale record (no gap lies between),
+                // so it is zeroed as a torn tail is, its first record header first and
+                // synced on its own (finding F: zeroed in any order, a garbage sector could
+                // become the zeros it replaced and make a discarded transaction whole; the
+                // strict tier with sector padding, `clean-reopen`, stop 25).
+                core.wal().zero_torn_tail(from, to)
+            } else {
+                core.wal().zero_stale_tail(from, to)
+            }
         }
         StaleCase::Nothing => Ok(()),
     }
