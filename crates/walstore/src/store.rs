@@ -50,7 +50,10 @@ pub struct StoreInfo {
     pub checkpoint_txn: u64,
     /// Transactions committed since the last checkpoint.
     pub txns_since_checkpoint: u64,
-    /// Bytes of WAL records since the last checkpoint.
+    /// Bytes of WAL records since the last checkpoint, up to the end of the last transaction
+    /// with writes: clean markers after it carry no data and are not counted, so every
+    /// handle reports the same figure whether its open left them out or not (0 after a
+    /// checkpoint, and after a close that folded the log).
     pub wal_bytes: u64,
     /// Size of the WAL file (including preallocated space).
     pub wal_file_bytes: u64,
@@ -236,7 +239,7 @@ impl Store {
             last_txn: v.last_txn,
             checkpoint_txn: v.base_txn,
             txns_since_checkpoint: v.last_txn - v.base_txn,
-            wal_bytes: v.wal_end - WAL_HEADER_BYTES,
+            wal_bytes: v.data_end - WAL_HEADER_BYTES,
             wal_file_bytes: core.wal().len()?,
             runs: v.runs.len(),
             snapshot_files: v
@@ -318,8 +321,8 @@ fn close_last(core: &Core) -> Result<()> {
 /// Leaves the log as the next open wants it: when this is the last handle of the store (it
 /// need not have written), folded into a run by a checkpoint if it holds more than
 /// `Options::close_checkpoint_bytes` (the next process to open the store alone then has little
-/// log to read: RECOVERY.md S1a); else, if this handle wrote, ended by a clean marker. Called
-/// under the writer lock.
+/// log to read: RECOVERY.md S1a), and the fresh log then ended by a clean marker; else, if
+/// this handle wrote, ended by a clean marker. Called under the writer lock.
 fn close_log(
     core: &Core,
     guard: &WriterGuard,
@@ -332,16 +335,19 @@ fn close_log(
     if last && opts.auto_checkpoint && log_bytes > opts.close_checkpoint_bytes {
         crate::checkpoint::fold(core, guard, version)?;
         core.counters().checkpoints.fetch_add(1, Ordering::Relaxed);
-        return Ok(());
+        // The fold synced the directory and the new log's header: a marker says so to the
+        // next open, which then makes no directory fsync of its own.
+        return mark_clean(core, guard, &core.current(), false);
     }
     mark_clean(core, guard, version, wrote)
 }
 
 /// Appends the clean marker (FORMAT.md §4.3), and publishes the version it ends, when the
 /// log holds unproven data this handle wrote (or caught up with as a writer); or, whoever
-/// closes, when its data is all proven but no marker ends it: an open alone zeroed the
-/// markers that did (RECOVERY.md S1), and without one the next open would fold the log
-/// with a checkpoint. Then the marker is written back where it was, and needs no sync.
+/// closes, when its data is all proven (or it has none) but no marker ends it: an open alone
+/// zeroed the markers that did (RECOVERY.md S1), and without one the next open would fold
+/// the log with a checkpoint, or, on a log without data (a checkpoint reset it), make a
+/// directory fsync. Then the marker needs no sync: what it proves was synced before.
 /// Called under the writer lock.
 fn mark_clean(
     core: &Core,
@@ -350,9 +356,7 @@ fn mark_clean(
     wrote: bool,
 ) -> Result<()> {
     let unproven = version.has_unproven_data();
-    let unmarked = !unproven
-        && version.wal_end == version.data_end
-        && version.data_end > crate::wal::WAL_HEADER_BYTES;
+    let unmarked = !unproven && version.wal_end == version.data_end;
     if !(wrote && unproven || unmarked) {
         return Ok(());
     }

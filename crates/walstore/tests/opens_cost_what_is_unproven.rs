@@ -179,6 +179,58 @@ fn a_one_shot_read_syncs_nothing_and_leaves_the_store_as_it_found_it() {
     }
 }
 
+/// A store whose log a checkpoint emptied (the last handle's close folding it, or a
+/// checkpoint before the close) is ended by a clean marker too: a one-shot read of it makes no
+/// directory fsync (nothing would tell the open that the fold's was made) and no other sync,
+/// and leaves the log as it found it.
+#[test]
+fn a_one_shot_read_after_a_checkpoint_emptied_the_log_syncs_nothing() {
+    for fold_at_close in [true, false] {
+        let fs = counting();
+        let opts = || options(&fs).close_checkpoint_bytes(4096);
+        let store = opts().open(DIR).expect("create");
+        for i in 0..100 {
+            commit_three(&store, i);
+        }
+        if !fold_at_close {
+            store.checkpoint().expect("checkpoint");
+        }
+        store.close().expect("close");
+        let wal = || {
+            fs.inner
+                .read_file(&Path::new(DIR).join("wal"))
+                .expect("wal")
+        };
+        let before = wal();
+        for round in 0..3 {
+            fs.counts.take();
+            let store = opts().open(DIR).expect("open");
+            let info = store.info().expect("info");
+            assert_eq!(info.generation, 1, "fold at close {fold_at_close}");
+            let read = store.begin_read().expect("read");
+            assert_eq!(
+                read.get(b"server.url").expect("get").as_deref(),
+                Some(&b"server.url-99"[..])
+            );
+            drop(read);
+            store.close().expect("close");
+            let [_, data, full, dir] = fs.counts.take();
+            assert_eq!(
+                [data, full, dir],
+                [0, 0, 0],
+                "fold at close {fold_at_close}, round {round}: syncs"
+            );
+            assert!(
+                wal() == before,
+                "fold at close {fold_at_close}, round {round}: the log changed"
+            );
+        }
+        // A read-only handle keeps the marker in its view, and counts no log bytes either.
+        let reader = opts().read_only(true).open(DIR).expect("read-only open");
+        assert_eq!(reader.info().expect("info").wal_bytes, 0);
+    }
+}
+
 #[test]
 fn an_open_reads_neither_preallocated_space_nor_a_dead_log() {
     let fs = counting();

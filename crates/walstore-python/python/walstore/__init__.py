@@ -385,7 +385,7 @@ class Store(FeedMethods, _Reads, collections.abc.MutableMapping):  # type: ignor
 
     def info(self) -> Dict[str, Any]:
         """Sizes, generation and counters: the fields of ``walstore info --json`` (``wal_bytes``:
-        bytes of log since the last checkpoint; ``runs``: sorted runs of snapshot files;
+        bytes of log since the last checkpoint, up to its last transaction with writes; ``runs``: sorted runs of snapshot files;
         ``snapshot_files``: ``{"name", "bytes", "entries"}`` dicts, newest run first; ``feed``:
         ``feed_state()``)."""
         info = dict(self._native.info())

@@ -487,6 +487,12 @@ mod tests {
         let mem = MemoryStorage::new();
         drop(open(&mem).expect("create"));
         assert_eq!(manifest(&mem).generation, 0);
+        // Torn while the store was created: nothing lies after it then (not even the clean
+        // marker the creating handle's close appended).
+        let path = Path::new(DIR).join(WAL_NAME);
+        let mut wal = mem.read_file(&path).expect("wal");
+        wal[crate::wal::WAL_HEADER_BYTES as usize..].fill(0);
+        mem.write_file_durable(&path, &wal);
         write_wal_header(&mem, &[0x5a; 44]);
         let problem = wal_problem(&mem);
         assert!(
