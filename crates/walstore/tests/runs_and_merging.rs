@@ -1,13 +1,13 @@
 //! Sorted runs: a checkpoint writes only the change, deletions across runs hold, merging
 //! keeps what every key reads and returns the space of deleted keys, readers see every
-//! committed key while a merge runs.
+//! committed key while a merge runs; a run is written in pieces of at most 64 KiB.
 
 mod common;
 
 use common::{Observed, Observer};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use walstore::storage::{MemoryStorage, Storage};
 use walstore::{Options, Store};
@@ -315,4 +315,49 @@ fn commits_complete_while_a_slow_checkpoint_writes_its_run() {
         read.get(&key(50_019)).expect("get").as_deref(),
         Some(&b"during"[..])
     );
+}
+
+/// The writes to snapshot files: their bytes in all, and the largest.
+#[derive(Debug, Default)]
+struct SnapshotWrites {
+    bytes: AtomicU64,
+    largest: AtomicU64,
+}
+
+impl Observer for SnapshotWrites {
+    fn write_bytes(&self, path: &Path, bytes: usize) {
+        let snapshot = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("snap-"));
+        if snapshot {
+            self.bytes.fetch_add(bytes as u64, Ordering::SeqCst);
+            self.largest.fetch_max(bytes as u64, Ordering::SeqCst);
+        }
+    }
+}
+
+/// The page cache keeps a file in folios as large as the writes that filled it, and a fault
+/// on a mapping maps the whole folio: a reader that probes a run written in 1 MiB writes
+/// counted a megabyte of resident memory per probe (docs/BENCHMARKS.md, stop 26).
+#[test]
+fn a_run_is_written_in_pieces_of_at_most_64_kib() {
+    let mem = MemoryStorage::new();
+    let writes = Arc::new(SnapshotWrites::default());
+    let store = Options::new()
+        .storage(Arc::new(Observed {
+            inner: Arc::new(mem.clone()),
+            observer: Arc::clone(&writes) as Arc<dyn Observer>,
+        }))
+        .auto_checkpoint(false)
+        .open(DIR)
+        .expect("open");
+    // About 5 MiB in one file: its body and its index are each larger than one piece.
+    fill(&store, 0..400_000, &[5u8; 2]);
+    store.checkpoint().expect("checkpoint");
+    let on_disk = snapshot_bytes(&mem);
+    assert!(on_disk > 4 << 20, "the run takes {on_disk} bytes");
+    assert!(writes.bytes.load(Ordering::SeqCst) >= on_disk);
+    let largest = writes.largest.load(Ordering::SeqCst);
+    assert!(largest <= 64 << 10, "a write of {largest} bytes");
 }

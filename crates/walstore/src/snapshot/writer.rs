@@ -45,6 +45,13 @@ impl fmt::Debug for SegmentWriter {
 
 const FLUSH_BYTES: usize = 1 << 20;
 
+/// The largest single write to a snapshot file. The page cache keeps a file in folios as
+/// large as the writes that filled it (ext4 on Linux 6.x: a 1 MiB write, a 1 MiB folio), and
+/// a fault on a mapped file maps the whole folio it lands in: a one-shot read that probes a
+/// few places of a run would count a megabyte of resident memory for each. Writes of 64 KiB
+/// keep that to the kernel's fault-around window (docs/BENCHMARKS.md, stop 26).
+const WRITE_PIECE_BYTES: usize = 64 << 10;
+
 impl SegmentWriter {
     /// Creates (truncating) the file at `path` for snapshot file `id`.
     pub fn create(storage: &dyn Storage, path: PathBuf, id: u64) -> Result<SegmentWriter> {
@@ -107,12 +114,14 @@ impl SegmentWriter {
         self.write_buf()
     }
 
-    /// Appends the buffer to the file and empties it.
+    /// Appends the buffer to the file, in pieces of [`WRITE_PIECE_BYTES`], and empties it.
     fn write_buf(&mut self) -> Result<()> {
-        self.file
-            .write_all_at(&self.buf, self.written)
-            .map_err(|e| Error::io("write snapshot", &self.path, e))?;
-        self.written += self.buf.len() as u64;
+        for piece in self.buf.chunks(WRITE_PIECE_BYTES) {
+            self.file
+                .write_all_at(piece, self.written)
+                .map_err(|e| Error::io("write snapshot", &self.path, e))?;
+            self.written += piece.len() as u64;
+        }
         self.buf.clear();
         Ok(())
     }

@@ -276,6 +276,10 @@ pub trait Observer: Send + Sync + std::fmt::Debug + 'static {
     }
     /// A write to the file at `path`.
     fn write(&self, _path: &std::path::Path) {}
+    /// A write of `bytes` bytes to the file at `path` (then [`Observer::write`] by default).
+    fn write_bytes(&self, path: &std::path::Path, _bytes: usize) {
+        self.write(path)
+    }
     /// A file's `sync_data` (fdatasync).
     fn sync_data(&self) {}
     /// A file's `sync_all` (fsync).
@@ -363,7 +367,7 @@ impl StorageFile for ObservedFile {
         Ok(n)
     }
     fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
-        self.observer.write(&self.path);
+        self.observer.write_bytes(&self.path, buf.len());
         self.inner.write_all_at(buf, offset)
     }
     fn len(&self) -> std::io::Result<u64> {
