@@ -216,22 +216,42 @@ fn load_log(core: &Core, access: Access<'_>, version: Version) -> Result<(Versio
     }
     // No data, no index to be had, or the index could not take them (full): this handle's own.
     let mut version = version;
-    let mut writes: Vec<(Bytes, Option<Bytes>)> = Vec::new();
+    let mut own = KeptInOrder::default();
     for t in rest.txns {
+        own.add(&mut version, t);
+    }
+    own.finish(&mut version);
+    version.synced_through = version.synced_through.max(rest.synced_through);
+    Ok((version, rest.scan_end))
+}
+
+/// Transactions read in log order into a version's own memtable: their writes gathered and
+/// built into it in key order ([`add_in_log_order`]), those before a range deletion applied
+/// before it (order matters across keys then).
+#[derive(Default)]
+struct KeptInOrder {
+    writes: Vec<(Bytes, Option<Bytes>)>,
+}
+
+impl KeptInOrder {
+    /// Takes the next transaction of the log into `version`.
+    fn add(&mut self, version: &mut Version, t: ScannedTxn) {
         if !t.writes.is_empty() || !t.deletes.is_empty() {
             version.data_end = t.end;
         }
         if !t.deletes.is_empty() {
-            add_in_log_order(&mut version, std::mem::take(&mut writes));
+            add_in_log_order(version, std::mem::take(&mut self.writes));
             version.apply_range_deletes(&t.deletes);
         }
-        writes.extend(t.writes);
+        self.writes.extend(t.writes);
         version.last_txn = t.txn_id;
         version.wal_end = t.end;
     }
-    add_in_log_order(&mut version, writes);
-    version.synced_through = version.synced_through.max(rest.synced_through);
-    Ok((version, rest.scan_end))
+
+    /// Builds what is still gathered into `version`.
+    fn finish(self, version: &mut Version) {
+        add_in_log_order(version, self.writes);
+    }
 }
 
 /// What [`scan_rest`] read of the log.
@@ -319,7 +339,7 @@ fn leave_out_markers(core: &Core, version: &Version, rest: &mut Rest) {
 /// Reads the log of `version`'s generation past `version.wal_end` into its own memtable.
 fn load_log_privately(core: &Core, mut version: Version) -> Result<(Version, ScanEnd)> {
     let path = core.wal().path();
-    let mut writes: Vec<(Bytes, Option<Bytes>)> = Vec::new();
+    let mut own = KeptInOrder::default();
     let end = scan(
         core.wal().file(),
         u64::MAX,
@@ -327,22 +347,10 @@ fn load_log_privately(core: &Core, mut version: Version) -> Result<(Version, Sca
         version.salt,
         version.last_txn + 1,
         ReadConfig::of(core.opts()),
-        |t| {
-            if !t.writes.is_empty() || !t.deletes.is_empty() {
-                version.data_end = t.end;
-            }
-            if !t.deletes.is_empty() {
-                // Order matters across keys now: apply what came before, then the ranges.
-                add_in_log_order(&mut version, std::mem::take(&mut writes));
-                version.apply_range_deletes(&t.deletes);
-            }
-            writes.extend(t.writes);
-            version.last_txn = t.txn_id;
-            version.wal_end = t.end;
-        },
+        |t| own.add(&mut version, t),
     )
     .map_err(|e| Error::io("read", path, e))?;
-    add_in_log_order(&mut version, writes);
+    own.finish(&mut version);
     version.synced_through = version.synced_through.max(end.synced_through);
     Ok((version, end))
 }

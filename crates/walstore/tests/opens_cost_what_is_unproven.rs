@@ -148,14 +148,16 @@ fn a_one_shot_commit_costs_one_fdatasync_and_no_directory_fsync() {
     }
 }
 
-/// A process that opens a cleanly closed store, reads and closes syncs nothing, and leaves
-/// the store as it found it: the next one syncs nothing either, and folds nothing.
-#[test]
-fn a_one_shot_read_syncs_nothing_and_leaves_the_store_as_it_found_it() {
-    let fs = counting();
-    let store = options(&fs).open(DIR).expect("create");
-    commit_three(&store, 0);
-    store.close().expect("close");
+/// Three one-shot processes in turn open the store `opts` opens, read `server.url` (it reads
+/// `expect`, in generation `generation`), and close: each syncs nothing and leaves the log as
+/// it found it.
+fn one_shot_reads_sync_nothing(
+    fs: &Counting,
+    opts: impl Fn() -> Options,
+    expect: &[u8],
+    generation: u64,
+    label: &str,
+) {
     let wal = || {
         fs.inner
             .read_file(&Path::new(DIR).join("wal"))
@@ -164,19 +166,35 @@ fn a_one_shot_read_syncs_nothing_and_leaves_the_store_as_it_found_it() {
     let before = wal();
     for round in 0..3 {
         fs.counts.take();
-        let store = options(&fs).open(DIR).expect("open");
+        let store = opts().open(DIR).expect("open");
         let read = store.begin_read().expect("read");
         assert_eq!(
             read.get(b"server.url").expect("get").as_deref(),
-            Some(&b"server.url-0"[..])
+            Some(expect)
         );
         drop(read);
-        assert_eq!(store.info().expect("info").generation, 0, "round {round}");
+        let info = store.info().expect("info");
+        assert_eq!(info.generation, generation, "{label}, round {round}");
         store.close().expect("close");
         let [_, data, full, dir] = fs.counts.take();
-        assert_eq!([data, full, dir], [0, 0, 0], "round {round}: syncs");
-        assert!(wal() == before, "round {round}: the log changed");
+        assert_eq!(
+            [data, full, dir],
+            [0, 0, 0],
+            "{label}, round {round}: syncs"
+        );
+        assert!(wal() == before, "{label}, round {round}: the log changed");
     }
+}
+
+/// A process that opens a cleanly closed store, reads and closes syncs nothing, and leaves
+/// the store as it found it: the next one syncs nothing either, and folds nothing.
+#[test]
+fn a_one_shot_read_syncs_nothing_and_leaves_the_store_as_it_found_it() {
+    let fs = counting();
+    let store = options(&fs).open(DIR).expect("create");
+    commit_three(&store, 0);
+    store.close().expect("close");
+    one_shot_reads_sync_nothing(&fs, || options(&fs), b"server.url-0", 0, "clean close");
 }
 
 /// A store whose log a checkpoint emptied (the last handle's close folding it, or a
@@ -196,35 +214,8 @@ fn a_one_shot_read_after_a_checkpoint_emptied_the_log_syncs_nothing() {
             store.checkpoint().expect("checkpoint");
         }
         store.close().expect("close");
-        let wal = || {
-            fs.inner
-                .read_file(&Path::new(DIR).join("wal"))
-                .expect("wal")
-        };
-        let before = wal();
-        for round in 0..3 {
-            fs.counts.take();
-            let store = opts().open(DIR).expect("open");
-            let info = store.info().expect("info");
-            assert_eq!(info.generation, 1, "fold at close {fold_at_close}");
-            let read = store.begin_read().expect("read");
-            assert_eq!(
-                read.get(b"server.url").expect("get").as_deref(),
-                Some(&b"server.url-99"[..])
-            );
-            drop(read);
-            store.close().expect("close");
-            let [_, data, full, dir] = fs.counts.take();
-            assert_eq!(
-                [data, full, dir],
-                [0, 0, 0],
-                "fold at close {fold_at_close}, round {round}: syncs"
-            );
-            assert!(
-                wal() == before,
-                "fold at close {fold_at_close}, round {round}: the log changed"
-            );
-        }
+        let label = format!("fold at close {fold_at_close}");
+        one_shot_reads_sync_nothing(&fs, opts, b"server.url-99", 1, &label);
         // A read-only handle keeps the marker in its view, and counts no log bytes either.
         let reader = opts().read_only(true).open(DIR).expect("read-only open");
         assert_eq!(reader.info().expect("info").wal_bytes, 0);
