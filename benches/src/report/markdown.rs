@@ -100,18 +100,21 @@ impl Report {
             "Scale, load: N random keys (16 B) with 100 B values into a fresh store, durable \
              txns of 10,000; then point reads of random existing keys in a fresh process, one \
              read snapshot for all the gets. Write amp. = `write_bytes` of `/proc/self/io` \
-             (open to close of the phase's process) / bytes of keys and values committed; size = \
+             (open to close of the phase's process) / bytes of keys and values committed, and \
+             after the slash the same net of `cancelled_write_bytes` (dirty pages of files the \
+             process truncated or deleted before the kernel wrote them back: they never reach \
+             storage); size = \
              sum of file lengths (allocated blocks) after the close. Memory of the loading process: \
              its peak resident set (`VmHWM`), and at the end of the load (after the close) its \
              anonymous (`RssAnon`: heap, caches) and file-backed (`RssFile`: mapped files) \
              resident memory. Reopen writes: what the reading process wrote (work a store does \
              on open).\n\n\
-             | keys | store | load keys/s | commit p50 / p99 / max ms | write amp. | size MiB (alloc.) | close s | peak RSS MiB | anon RSS MiB at end | file RSS MiB at end | gets/s | reopen writes MiB |\n\
+             | keys | store | load keys/s | commit p50 / p99 / max ms | write amp. / net | size MiB (alloc.) | close s | peak RSS MiB | anon RSS MiB at end | file RSS MiB at end | gets/s | reopen writes MiB |\n\
              |---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         );
-        let amp = |p: &WritePhase| {
-            p.write_amp()
-                .map_or("n/a".to_string(), |a| format!("{a:.2}"))
+        let amp = |p: &WritePhase| match (p.write_amp(), p.net_write_amp()) {
+            (Some(a), Some(n)) => format!("{a:.2} / {n:.2}"),
+            _ => "n/a".to_string(),
         };
         let lat = |p: &WritePhase| format!("{:.1} / {:.1} / {:.1}", p.p50_ms, p.p99_ms, p.max_ms);
         let size = |p: &WritePhase| format!("{:.1} ({:.1})", mib(p.file_bytes), mib(p.alloc_bytes));
@@ -153,7 +156,7 @@ impl Report {
             "\nScale, overwrite: 10% of the keys (distinct, random order) given new 100 B \
              values, durable txns of 1,000, in a fresh process on the loaded store; same \
              measures.\n\n\
-             | keys | store | overwrite keys/s | commit p50 / p99 / max ms | write amp. | size MiB (alloc.) | close s | peak RSS MiB | anon RSS MiB at end | file RSS MiB at end |\n\
+             | keys | store | overwrite keys/s | commit p50 / p99 / max ms | write amp. / net | size MiB (alloc.) | close s | peak RSS MiB | anon RSS MiB at end | file RSS MiB at end |\n\
              |---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         );
         for r in &self.scaling {

@@ -143,6 +143,16 @@ impl WritePhase {
         let w = self.write_bytes?;
         (self.payload_bytes > 0).then(|| w as f64 / self.payload_bytes as f64)
     }
+
+    /// [`WritePhase::write_amp`] net of `cancelled_write_bytes`: dirty pages of a file the
+    /// process truncated or deleted before the kernel wrote them back never reach storage,
+    /// but `write_bytes` counted them when they were dirtied (the kernel's
+    /// `Documentation/filesystems/proc.rst` names this as its inaccuracy).
+    pub fn net_write_amp(&self) -> Option<f64> {
+        let w = self.write_bytes?;
+        let c = self.cancelled_write_bytes.unwrap_or(0);
+        (self.payload_bytes > 0).then(|| w.saturating_sub(c) as f64 / self.payload_bytes as f64)
+    }
 }
 
 /// The point reads of the scale workload, in a fresh process after the load.
@@ -643,6 +653,7 @@ mod tests {
             commit_seconds: secs,
             payload_bytes: keys * 116,
             write_bytes: Some(keys * 116 * 3),
+            cancelled_write_bytes: Some(keys * 116),
             file_bytes: 5 << 20,
             alloc_bytes: 6 << 20,
             mem: MemKib {
@@ -684,7 +695,9 @@ mod tests {
         };
         let md = report.markdown();
         assert!(!md.contains("| target |"), "no figures, no targets table");
-        assert!(md.contains("| 100000 | walstore | 200,000 | 0.0 / 0.0 / 0.0 | 3.00 | 5.0 (6.0) |"));
+        assert!(md.contains(
+            "| 100000 | walstore | 200,000 | 0.0 / 0.0 / 0.0 | 3.00 / 2.00 | 5.0 (6.0) |"
+        ));
         assert!(md.contains("| 100000 | walstore | 100,000 |"));
         assert!(
             md.contains("| 1.0 | 0.5 | 0.3 | 1.00 M | n/a |"),
