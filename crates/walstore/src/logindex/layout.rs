@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 /// `LOGINDEX`'s magic, stored last when a new file is set up.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"WSLOGIX\0");
 /// Version of the layout.
-pub const LAYOUT_VERSION: u64 = 1;
+pub const LAYOUT_VERSION: u64 = 2;
 /// Bytes of the header; nodes start here.
 pub const HEADER_BYTES: usize = 4096;
 /// Most levels of the skip list.
@@ -38,12 +38,24 @@ pub const AT_ENTRIES: usize = 72;
 pub const AT_ID: usize = 80;
 /// The point-read table (`table.rs`; 0: none yet).
 pub const AT_TABLE: usize = 88;
+/// Newest entry of the recent chain (0: none): entries added without a search of the list.
+pub const AT_RECENT: usize = 96;
+/// Log offset up to which every entry of the recent chain is also linked in the list.
+pub const AT_MERGED: usize = 104;
+/// Entries put on the recent chain since it was last merged (the writer's).
+pub const AT_RECENT_COUNT: usize = 112;
 /// The head's `MAX_HEIGHT` next pointers.
 pub const AT_HEAD: usize = 128;
 
-/// An entry node: `stamp u64, key_len u32, val_len u32, height u32, next[height] u32`, key,
-/// value. The stamp is the log offset just past the transaction that wrote it.
-pub const ENTRY_FIXED: usize = 20;
+/// An entry node: `stamp u64, key_len u32, val_len u32, height u32, older u32, chain u32,
+/// next[height] u32`, key, value. The stamp is the log offset just past the transaction that
+/// wrote it; `older` the key's entry that was newest before it (0: none); `chain` the next
+/// older entry of the recent chain (0: none, or not on it).
+pub const ENTRY_FIXED: usize = 28;
+/// Offset of `older` in an entry node.
+pub const ENTRY_OLDER: usize = 20;
+/// Offset of `chain` in an entry node.
+pub const ENTRY_CHAIN: usize = 24;
 /// A range-deletion node: `stamp u64, prev u32, start_len u32, end_len u32`, start, end.
 pub const DELETE_FIXED: usize = 20;
 /// A commit node: `end u64, txn u64, synced_through u64, data_end u64, prev u32, pad u32`.
@@ -66,6 +78,10 @@ pub struct Entry<'a> {
     pub key: &'a [u8],
     /// `None`: a tombstone.
     pub value: Option<(usize, usize)>,
+    /// The key's entry that was newest before this one (0: none).
+    pub older: usize,
+    /// The next older entry of the recent chain (0: none).
+    pub chain: usize,
 }
 
 /// Reads the entry node at `at`; `None` if it does not fit the file or is malformed.
@@ -78,6 +94,8 @@ pub fn entry(bytes: &SharedBytes, at: usize) -> Option<Entry<'_>> {
     let key_len = u32::from_le_bytes(fixed[8..12].try_into().ok()?) as usize;
     let val_len = u32::from_le_bytes(fixed[12..16].try_into().ok()?);
     let height = u32::from_le_bytes(fixed[16..20].try_into().ok()?) as usize;
+    let older = u32::from_le_bytes(fixed[20..24].try_into().ok()?) as usize;
+    let chain = u32::from_le_bytes(fixed[24..28].try_into().ok()?) as usize;
     if height == 0 || height > MAX_HEIGHT {
         return None;
     }
@@ -90,7 +108,23 @@ pub fn entry(bytes: &SharedBytes, at: usize) -> Option<Entry<'_>> {
         bytes.bytes(start, val_len as usize)?;
         Some((start, start + val_len as usize))
     };
-    Some(Entry { stamp, key, value })
+    Some(Entry {
+        stamp,
+        key,
+        value,
+        older,
+        chain,
+    })
+}
+
+/// The height of the entry node at `at`; `None` if it does not fit the file or is malformed.
+pub fn node_height(bytes: &SharedBytes, at: usize) -> Option<usize> {
+    if at < HEADER_BYTES || !at.is_multiple_of(8) {
+        return None;
+    }
+    let fixed = bytes.bytes(at, ENTRY_FIXED)?;
+    let height = u32::from_le_bytes(fixed[16..20].try_into().ok()?) as usize;
+    (1..=MAX_HEIGHT).contains(&height).then_some(height)
 }
 
 /// The `level` next pointer of the node at `at` (`at == 0`: the head).

@@ -59,6 +59,19 @@ const GROW_STEP: usize = 4 << 20;
 /// front).
 const FIRST_BYTES: usize = 64 << 10;
 
+/// Most entries of a transaction that go on the recent chain; a larger one is linked into
+/// the list (a search per key, with locality across its keys once its pages are mapped).
+const RECENT_TXN_MAX: usize = 16;
+/// Most entries the recent chain holds before they are merged into the list: a cursor reads
+/// them all (they lie together at the end of the file); the writer that merges them pays a
+/// search of the list for each.
+const RECENT_MAX: usize = 128;
+/// Most entries a walk of the recent chain visits before it calls the chain damaged (a
+/// cycle). The chain past the merged offset holds at most [`RECENT_MAX`] entries and what
+/// writers killed while adding a transaction left (the same transaction each time, most of
+/// it found again through the table when it is added again).
+const RECENT_WALK_MAX: usize = 64 * RECENT_MAX;
+
 /// An open log index.
 #[derive(Debug)]
 pub(crate) struct LogIndex {
@@ -168,20 +181,41 @@ impl LogIndex {
     /// whether the index covers it now: false when it starts elsewhere than where the index
     /// ends, or when the index is (or becomes) sealed. Only the holder of the writer lock,
     /// or the first handle to open the store, calls this.
-    pub(crate) fn add_txn<'w>(
+    ///
+    /// A small transaction's entries go on the recent chain (no search of the list: a
+    /// one-shot writer touches a few pages, not a descent's worth per key); a large one's,
+    /// and the chain's once it holds [`RECENT_MAX`] entries, are linked into the list.
+    pub(crate) fn add_txn<'w, W>(
         &self,
         start: u64,
         commit: CommitNode,
         deletes: &[RangeDelete],
-        writes: impl IntoIterator<Item = (&'w [u8], Option<&'w [u8]>)>,
-    ) -> bool {
+        writes: W,
+    ) -> bool
+    where
+        W: IntoIterator<Item = (&'w [u8], Option<&'w [u8]>)>,
+        W::IntoIter: ExactSizeIterator,
+    {
         if self.is_sealed() || self.covered() != start || commit.end <= start {
             return false;
         }
-        let added = deletes.iter().all(|d| self.add_delete(commit.end, d))
-            && writes
-                .into_iter()
-                .all(|(k, v)| self.add_entry(commit.end, k, v).is_ok())
+        let writes = writes.into_iter();
+        let n = writes.len();
+        let recent = n <= RECENT_TXN_MAX && table::exists(self);
+        // The chain is merged before it would outgrow its bound, and before entries go into
+        // the list (so no entry of the list is newer than one left on the chain).
+        let pending = word(&self.bytes, AT_RECENT_COUNT) as usize;
+        let keep_chain = pending == 0 || (recent && pending + n <= RECENT_MAX);
+        let mut writes = writes;
+        let added = (keep_chain || self.merge_recent().is_ok())
+            && deletes.iter().all(|d| self.add_delete(commit.end, d))
+            && writes.all(|(k, v)| {
+                if recent {
+                    self.add_recent(commit.end, k, v).is_ok()
+                } else {
+                    self.add_entry(commit.end, k, v).is_ok()
+                }
+            })
             && self.add_commit(commit);
         if !added {
             self.seal();
@@ -262,19 +296,63 @@ impl LogIndex {
         ok
     }
 
-    /// Links a new entry; an entry with the same key and stamp already there (written by a
-    /// writer killed before it moved the coverage) is kept instead.
+    /// Links a new entry into the list; an entry with the same key and stamp already there
+    /// (written by a writer killed before it moved the coverage) is kept instead.
     fn add_entry(&self, stamp: u64, key: &[u8], value: Option<&[u8]>) -> Result<(), Damaged> {
+        let newest = table::newest(self, key)?;
+        if let Some(n) = newest.filter(|n| self.is_version(*n, key, stamp)) {
+            // Added by a writer killed before it moved the coverage.
+            return table::note(self, key, n);
+        }
         let mut prev = [0usize; MAX_HEIGHT];
         let found = self.find(key, stamp, Some(&mut prev))?;
-        if let Some((at, e)) = found.and_then(|at| Some((at, entry(&self.bytes, at)?))) {
-            if e.key == key && e.stamp == stamp {
-                // Linked by a writer killed before it moved the coverage (perhaps before it
-                // pointed the table at it).
-                return table::note(self, key, at);
-            }
+        if let Some(at) = found.filter(|at| self.is_version(*at, key, stamp)) {
+            // Linked by a writer killed before it moved the coverage (perhaps before it
+            // pointed the table at it).
+            return table::note(self, key, at);
         }
-        let (at, height) = self.write_node(stamp, key, value).ok_or(Damaged)?;
+        // Without a table, the key's newest entry is the one the search stopped at.
+        let older = match newest {
+            Some(n) => n,
+            None => found
+                .filter(|at| entry(&self.bytes, *at).is_some_and(|e| e.key == key))
+                .unwrap_or(0),
+        };
+        let (at, height) = self
+            .write_node(stamp, key, value, older, 0)
+            .ok_or(Damaged)?;
+        self.link(at, height, &prev)?;
+        table::note(self, key, at)
+    }
+
+    /// Puts a new entry on the recent chain, with no search of the list (the table must
+    /// exist: it names the key's newest entry, the new one's `older`).
+    fn add_recent(&self, stamp: u64, key: &[u8], value: Option<&[u8]>) -> Result<(), Damaged> {
+        let newest = table::newest(self, key)?;
+        if let Some(n) = newest.filter(|n| self.is_version(*n, key, stamp)) {
+            // Added by a writer killed before it moved the coverage.
+            return table::note(self, key, n);
+        }
+        let head = header_word(&self.bytes, AT_RECENT).ok_or(Damaged)?;
+        let count = header_word(&self.bytes, AT_RECENT_COUNT).ok_or(Damaged)?;
+        let chain = head.load(Ordering::Relaxed) as usize;
+        let (at, _) = self
+            .write_node(stamp, key, value, newest.unwrap_or(0), chain)
+            .ok_or(Damaged)?;
+        head.store(at as u64, Ordering::Release);
+        count.fetch_add(1, Ordering::Relaxed);
+        table::note(self, key, at)
+    }
+
+    /// Whether the entry at `at` is `key`'s version stamped `stamp`.
+    fn is_version(&self, at: usize, key: &[u8], stamp: u64) -> bool {
+        entry(&self.bytes, at).is_some_and(|e| e.key == key && e.stamp == stamp)
+    }
+
+    /// Links the written entry at `at` of `height` levels after `prev` (the last node before
+    /// it at each level): its own pointers first, then its predecessors' (release), bottom
+    /// level first.
+    fn link(&self, at: usize, height: usize, prev: &[usize; MAX_HEIGHT]) -> Result<(), Damaged> {
         for (level, &p) in prev.iter().enumerate().take(height) {
             let (Some(from), Some(own)) = (
                 next_slot(&self.bytes, p, level),
@@ -285,11 +363,63 @@ impl LogIndex {
             own.store(from.load(Ordering::Acquire), Ordering::Relaxed);
             from.store(at as u32, Ordering::Release);
         }
-        table::note(self, key, at)
+        Ok(())
+    }
+
+    /// Links the recent chain's entries of committed transactions (stamped up to the
+    /// coverage) into the list, in key order, and moves the merged offset to the coverage:
+    /// readers then find them in the list. Entries past the coverage (a killed writer's)
+    /// stay on the chain.
+    fn merge_recent(&self) -> Result<(), Damaged> {
+        let covered = self.covered();
+        let merged = word(&self.bytes, AT_MERGED);
+        let mut nodes: Vec<(&[u8], u64, usize)> = Vec::new();
+        let mut left = 0u64;
+        let mut steps = ChainSteps::default();
+        let mut at = word(&self.bytes, AT_RECENT) as usize;
+        while at != 0 {
+            let e = entry(&self.bytes, at).ok_or(Damaged)?;
+            if e.stamp <= merged {
+                break;
+            }
+            if e.stamp <= covered {
+                nodes.push((e.key, e.stamp, at));
+            } else {
+                left += 1;
+            }
+            steps.take()?;
+            at = e.chain;
+        }
+        // The list's order: keys ascending, stamps descending.
+        nodes.sort_by(|a, b| a.0.cmp(b.0).then(b.1.cmp(&a.1)));
+        for (key, stamp, at) in nodes {
+            let mut prev = [0usize; MAX_HEIGHT];
+            let found = self.find(key, stamp, Some(&mut prev))?;
+            if found.is_some_and(|f| self.is_version(f, key, stamp)) {
+                // Already linked (by a merge a kill cut short), or a duplicate of it.
+                continue;
+            }
+            let height = node_height(&self.bytes, at).ok_or(Damaged)?;
+            self.link(at, height, &prev)?;
+        }
+        header_word(&self.bytes, AT_MERGED)
+            .ok_or(Damaged)?
+            .store(covered, Ordering::Release);
+        header_word(&self.bytes, AT_RECENT_COUNT)
+            .ok_or(Damaged)?
+            .store(left, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Writes an entry node, not linked yet; its offset and height.
-    fn write_node(&self, stamp: u64, key: &[u8], value: Option<&[u8]>) -> Option<(usize, usize)> {
+    fn write_node(
+        &self,
+        stamp: u64,
+        key: &[u8],
+        value: Option<&[u8]>,
+        older: usize,
+        chain: usize,
+    ) -> Option<(usize, usize)> {
         let height = height_for(stamp, key);
         let val_len = value.map_or(0, <[u8]>::len);
         let at = self.alloc(ENTRY_FIXED + 4 * height + key.len() + val_len)?;
@@ -299,6 +429,8 @@ impl LogIndex {
         let val_field = value.map_or(TOMBSTONE, |v| v.len() as u32);
         fixed[12..16].copy_from_slice(&val_field.to_le_bytes());
         fixed[16..20].copy_from_slice(&(height as u32).to_le_bytes());
+        fixed[ENTRY_OLDER..ENTRY_OLDER + 4].copy_from_slice(&(older as u32).to_le_bytes());
+        fixed[ENTRY_CHAIN..ENTRY_CHAIN + 4].copy_from_slice(&(chain as u32).to_le_bytes());
         let key_at = at + ENTRY_FIXED + 4 * height;
         let written = self.bytes.write(at, &fixed)
             && self.bytes.write(key_at, key)
@@ -338,20 +470,31 @@ impl LogIndex {
         // Keys ascending, stamps descending: the list's order.
         entries.sort_unstable_by(|a, b| a.0.cmp(b.0).then(b.1.cmp(&a.1)));
         let mut last = [0usize; MAX_HEIGHT];
-        for (key, stamp, value) in entries {
-            let Some((at, height)) = self.write_node(stamp, key, value) else {
-                self.seal();
-                return false;
-            };
-            for (level, tail) in last.iter_mut().enumerate().take(height) {
-                match next_slot(&self.bytes, *tail, level) {
-                    Some(slot) => slot.store(at as u32, Ordering::Release),
-                    None => {
-                        self.seal();
-                        return false;
+        let mut nodes: Vec<(usize, usize)> = Vec::new();
+        for group in entries.chunk_by(|a, b| a.0 == b.0) {
+            // A key's versions are written oldest first, each naming the one before it
+            // (`older`), then linked newest first.
+            nodes.clear();
+            let mut older = 0;
+            for &(key, stamp, value) in group.iter().rev() {
+                let Some(node) = self.write_node(stamp, key, value, older, 0) else {
+                    self.seal();
+                    return false;
+                };
+                older = node.0;
+                nodes.push(node);
+            }
+            for &(at, height) in nodes.iter().rev() {
+                for (level, tail) in last.iter_mut().enumerate().take(height) {
+                    match next_slot(&self.bytes, *tail, level) {
+                        Some(slot) => slot.store(at as u32, Ordering::Release),
+                        None => {
+                            self.seal();
+                            return false;
+                        }
                     }
+                    *tail = at;
                 }
-                *tail = at;
             }
         }
         if table::rebuild(self, 0).is_err() {
@@ -442,11 +585,41 @@ impl LogIndex {
         if let Some(found) = table::lookup(self, key, limit) {
             return found;
         }
-        let Some(at) = self.find(key, limit, None)? else {
-            return Ok(None);
+        // Without a table (a damaged one): the list, and the recent chain.
+        let listed = match self.find(key, limit, None)? {
+            Some(at) => Some(entry(&self.bytes, at).ok_or(Damaged)?).filter(|e| e.key == key),
+            None => None,
         };
-        let e = entry(&self.bytes, at).ok_or(Damaged)?;
-        Ok((e.key == key).then_some(e))
+        let mut newest = listed;
+        for at in self.recent_at(limit)? {
+            let e = entry(&self.bytes, at).ok_or(Damaged)?;
+            if e.key == key && newest.is_none_or(|n| e.stamp > n.stamp) {
+                newest = Some(e);
+            }
+        }
+        Ok(newest)
+    }
+
+    /// The entries of the recent chain a view at `limit` reads besides the list (those not
+    /// merged into it yet), newest first.
+    pub(crate) fn recent_at(&self, limit: u64) -> Result<Vec<usize>, Damaged> {
+        // The merged offset first: entries stamped up to it were linked before it moved.
+        let merged = word(&self.bytes, AT_MERGED);
+        let mut steps = ChainSteps::default();
+        let mut out = Vec::new();
+        let mut at = word(&self.bytes, AT_RECENT) as usize;
+        while at != 0 {
+            let e = entry(&self.bytes, at).ok_or(Damaged)?;
+            if e.stamp <= merged {
+                break;
+            }
+            if e.stamp <= limit {
+                out.push(at);
+            }
+            steps.take()?;
+            at = e.chain;
+        }
+        Ok(out)
     }
 
     /// The range deletions visible at `limit`, oldest first.
@@ -526,6 +699,20 @@ impl<'a> Budget<'a> {
             if self.used > self.allowed {
                 return Err(Damaged);
             }
+        }
+        Ok(())
+    }
+}
+
+/// Bounds a walk of the recent chain ([`RECENT_WALK_MAX`]).
+#[derive(Debug, Default)]
+pub(crate) struct ChainSteps(usize);
+
+impl ChainSteps {
+    pub(crate) fn take(&mut self) -> Result<(), Damaged> {
+        self.0 += 1;
+        if self.0 > RECENT_WALK_MAX {
+            return Err(Damaged);
         }
         Ok(())
     }

@@ -2,11 +2,14 @@
 //! each slot the offset of a key's newest entry, so a point read costs a probe or two and a
 //! short walk back through the key's older versions instead of a descent of the skip list.
 //! Kept at most half full; when it would pass that, the writer builds a table twice as large
-//! from the list and publishes it in the header (the old one stays valid and is never
-//! written again).
+//! from the list and the recent chain and publishes it in the header (the old one stays
+//! valid and is never written again). A key's older versions are reached through each
+//! entry's `older`, wherever the entries lie (list or recent chain).
 
-use super::layout::{entry, header_word, load_next, next_slot, word, Entry, AT_TABLE};
-use super::{Budget, Damaged, LogIndex};
+use super::layout::{
+    entry, header_word, load_next, next_slot, word, Entry, AT_MERGED, AT_RECENT, AT_TABLE,
+};
+use super::{Budget, ChainSteps, Damaged, LogIndex};
 use std::sync::atomic::Ordering;
 
 /// Slots of the first table.
@@ -52,6 +55,19 @@ pub(super) fn lookup<'i>(
     )
 }
 
+/// Whether the index has a table (the writer's side: a recent entry needs one).
+pub(super) fn exists(index: &LogIndex) -> bool {
+    current(index).is_some()
+}
+
+/// The entry the table holds for `key` (its newest), if there is a table and it holds one.
+pub(super) fn newest(index: &LogIndex, key: &[u8]) -> Result<Option<usize>, Damaged> {
+    match current(index) {
+        Some((at, slots)) => probe(index, at, slots, key),
+        None => Ok(None),
+    }
+}
+
 /// The node the table holds for `key` (its newest entry), if any.
 fn probe(index: &LogIndex, at: usize, slots: usize, key: &[u8]) -> Result<Option<usize>, Damaged> {
     let mask = slots - 1;
@@ -68,8 +84,8 @@ fn probe(index: &LogIndex, at: usize, slots: usize, key: &[u8]) -> Result<Option
     Err(Damaged)
 }
 
-/// From `key`'s newest entry at `node`, back through its older versions (the entries that
-/// follow it in the list) to the first one stamped up to `limit`.
+/// From `key`'s newest entry at `node`, back through its older versions (each entry's
+/// `older`) to the first one stamped up to `limit`.
 fn visible_version<'i>(
     index: &'i LogIndex,
     mut node: usize,
@@ -86,10 +102,10 @@ fn visible_version<'i>(
             return Ok(Some(e));
         }
         steps.take()?;
-        node = match index.next_entry(node) {
-            Some(n) => n,
-            None => return Ok(None),
-        };
+        if e.older == 0 {
+            return Ok(None);
+        }
+        node = e.older;
     }
 }
 
@@ -119,6 +135,23 @@ fn put(index: &LogIndex, at: usize, slots: usize, key: &[u8], node: usize) -> Re
     Err(Damaged)
 }
 
+/// Stores `node` (entry `e`) in its key's slot of the table at `at`, unless the slot holds a
+/// newer version of the key.
+fn put_if_newer(
+    index: &LogIndex,
+    at: usize,
+    slots: usize,
+    e: Entry<'_>,
+    node: usize,
+) -> Result<(), Damaged> {
+    if let Some(held) = probe(index, at, slots, e.key)? {
+        if entry(index.bytes(), held).ok_or(Damaged)?.stamp > e.stamp {
+            return Ok(());
+        }
+    }
+    put(index, at, slots, e.key, node)
+}
+
 /// Builds a table of at least `slots` slots (more if the list needs it) from the list, each
 /// key's first entry (its newest), and publishes it.
 pub(super) fn rebuild(index: &LogIndex, slots: usize) -> Result<(), Damaged> {
@@ -143,6 +176,24 @@ pub(super) fn rebuild(index: &LogIndex, slots: usize) -> Result<(), Damaged> {
             prev_key = Some(e.key);
         }
         node = load_next(next_slot(index.bytes(), node, 0));
+    }
+    // Then the recent chain's entries not merged into the list, oldest first: each replaces
+    // an older version of its key.
+    let merged = word(index.bytes(), AT_MERGED);
+    let mut recent = Vec::new();
+    let mut chain_steps = ChainSteps::default();
+    let mut node = word(index.bytes(), AT_RECENT) as usize;
+    while node != 0 {
+        let e = entry(index.bytes(), node).ok_or(Damaged)?;
+        if e.stamp <= merged {
+            break;
+        }
+        chain_steps.take()?;
+        recent.push((node, e));
+        node = e.chain;
+    }
+    for (node, e) in recent.into_iter().rev() {
+        put_if_newer(index, at, slots, e, node)?;
     }
     header_word(index.bytes(), AT_TABLE)
         .ok_or(Damaged)?
