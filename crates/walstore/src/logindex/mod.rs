@@ -298,26 +298,25 @@ impl LogIndex {
 
     /// Links a new entry into the list; an entry with the same key and stamp already there
     /// (written by a writer killed before it moved the coverage) is kept instead.
+    ///
+    /// The caller merged the recent chain first (or it is empty), so the key's newest entry
+    /// older than this one is in the list, where the search stops: it is this entry's
+    /// `older`. (A killed writer's entry of this transaction left on the chain is the same
+    /// write: reads and merges take either.)
     fn add_entry(&self, stamp: u64, key: &[u8], value: Option<&[u8]>) -> Result<(), Damaged> {
-        let newest = table::newest(self, key)?;
-        if let Some(n) = newest.filter(|n| self.is_version(*n, key, stamp)) {
-            // Added by a writer killed before it moved the coverage.
-            return table::note(self, key, n);
-        }
         let mut prev = [0usize; MAX_HEIGHT];
         let found = self.find(key, stamp, Some(&mut prev))?;
-        if let Some(at) = found.filter(|at| self.is_version(*at, key, stamp)) {
+        let found = match found.map(|at| (at, entry(&self.bytes, at))) {
+            Some((at, Some(e))) if e.key == key => Some((at, e.stamp)),
+            Some((_, None)) => return Err(Damaged),
+            _ => None,
+        };
+        if let Some((at, _)) = found.filter(|(_, s)| *s == stamp) {
             // Linked by a writer killed before it moved the coverage (perhaps before it
             // pointed the table at it).
             return table::note(self, key, at);
         }
-        // Without a table, the key's newest entry is the one the search stopped at.
-        let older = match newest {
-            Some(n) => n,
-            None => found
-                .filter(|at| entry(&self.bytes, *at).is_some_and(|e| e.key == key))
-                .unwrap_or(0),
-        };
+        let older = found.map_or(0, |(at, _)| at);
         let (at, height) = self
             .write_node(stamp, key, value, older, 0)
             .ok_or(Damaged)?;

@@ -137,6 +137,10 @@ impl WalHeader {
 /// Zero-filled space a new log starts with, and the least the log grows by (FORMAT.md §3).
 pub const PREALLOCATE_MIN_BYTES: u64 = 64 << 10;
 
+/// An append larger than this that does not fit the zeroed space extends the file itself,
+/// with no zeros written ahead of it or after it (FORMAT.md §3).
+pub const LARGE_APPEND_BYTES: u64 = 128 << 10;
+
 /// Zero-fills a new WAL from `current_len` to `target` and syncs it, so the first commits
 /// overwrite allocated blocks.
 pub fn preallocate(file: &dyn StorageFile, current_len: u64, target: u64) -> io::Result<()> {

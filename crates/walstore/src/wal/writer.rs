@@ -315,14 +315,15 @@ impl Wal {
     /// commits that follow overwrite allocated, initialized blocks and their `fdatasync` has
     /// no size change to journal. The space grows with use (an eighth of the log, at least
     /// [`super::PREALLOCATE_MIN_BYTES`], at most `preallocate_bytes`), so a small store
-    /// stays small. A large write (more than the minimum past the file's end) is not
-    /// zero-filled at all: it extends the file itself, and nothing follows it. Large commits
-    /// pay their size change whatever is written ahead of them, so zeros after one would
-    /// only be written twice (once as zeros, again as the next commit: 0.56× of the bytes
-    /// of an overwrite in commits of 1,000 keys); a small commit after it grows the space
-    /// again. The zeros are not synced here: the commit's own `fdatasync` (or a later one)
-    /// covers them with the records. Nothing relies on the zeros being durable; recovery
-    /// treats whatever follows the log as a torn tail.
+    /// stays small. An append of more than [`super::LARGE_APPEND_BYTES`] is not zero-filled
+    /// at all: it extends the file itself, and nothing follows it. Zeros cost a second write
+    /// of every byte of log; a size change costs its `fdatasync` a journal commit, which is
+    /// cheaper than writing that many zeros only for large appends (commits of 1,000 keys of
+    /// 116 bytes wrote 0.56× of their bytes again as zeros; commits of 85 KiB lose a quarter
+    /// of their speed when each extends the file, docs/BENCHMARKS.md stop 27). The zeros are
+    /// not synced here: the commit's own `fdatasync` (or a later one) covers them with the
+    /// records. Nothing relies on the zeros being durable; recovery treats whatever follows
+    /// the log as a torn tail.
     fn grow(&self, appender: &mut Appender, start: u64, needed_end: u64) -> Result<()> {
         // The real length, under the writer lock: another process may have grown the file.
         let len = self.len()?;
@@ -330,12 +331,12 @@ impl Wal {
         if len >= needed_end {
             return Ok(());
         }
-        let min = super::PREALLOCATE_MIN_BYTES;
-        if needed_end - len.max(start) > min {
+        if needed_end - start > super::LARGE_APPEND_BYTES {
             // The write itself extends the file to `needed_end`.
             appender.file_len = needed_end;
             return Ok(());
         }
+        let min = super::PREALLOCATE_MIN_BYTES;
         let window = ((needed_end - super::WAL_HEADER_BYTES) / 8)
             .clamp(min, self.preallocate_bytes.max(min));
         let target = (needed_end + window).next_multiple_of(4096);
