@@ -266,7 +266,8 @@ impl Report {
                     out,
                     "\nLog size, {op}, {mode}: {what}. ms = the process's wall time as its parent \
                      sees it (median, 90th percentile); RSS = the highest peak resident set \
-                     (`VmHWM`) of the processes, and in brackets the highest anonymous / \
+                     (`VmHWM`) of the processes, after \"p50\" their median, and in brackets the \
+                     highest anonymous / \
                      file-backed resident memory (`RssAnon` / `RssFile`, this binary's pages \
                      included) after the operation, the store still open.\n\n| log MiB |"
                 );
@@ -289,10 +290,11 @@ impl Report {
                             Some(r) => {
                                 let _ = write!(
                                     out,
-                                    " {:.2} | {:.2} | {:.1} ({:.1} / {:.1}) |",
+                                    " {:.2} | {:.2} | {:.1}, p50 {:.1} ({:.1} / {:.1}) |",
                                     r.p50_ms,
                                     r.p90_ms,
                                     r.peak_rss_kib as f64 / 1024.0,
+                                    r.peak_rss_p50_kib as f64 / 1024.0,
                                     r.open_rss_anon_kib as f64 / 1024.0,
                                     r.open_rss_file_kib as f64 / 1024.0,
                                 );

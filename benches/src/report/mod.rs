@@ -748,6 +748,7 @@ mod tests {
             runs: 50,
             p50_ms: p50,
             peak_rss_kib: rss_mib << 10,
+            peak_rss_p50_kib: (rss_mib << 10) / 2,
             ..LogsizeRow::default()
         };
         let mut report = Report {
@@ -793,9 +794,9 @@ mod tests {
         );
         let md = report.markdown();
         assert!(md.contains("| closed | 48 | walstore | 100000 | 32000 | 50331648 | 53477376 |"));
-        assert!(md.contains("| 48 | 6.00 | 0.00 | 9.0 (0.0 / 0.0) | 5.00 | 0.00 | 6.0 (0.0 / 0.0) | – | – | – | 1.20 |"));
+        assert!(md.contains("| 48 | 6.00 | 0.00 | 9.0, p50 4.5 (0.0 / 0.0) | 5.00 | 0.00 | 6.0, p50 3.0 (0.0 / 0.0) | – | – | – | 1.20 |"));
         assert!(md.contains(
-            "| 48 | 10.00 | 0.00 | 40.0 (0.0 / 0.0) | 20.00 | 0.00 | 6.0 (0.0 / 0.0) | 30.00 | 0.00 | 5.0 (0.0 / 0.0) | 0.50 |"
+            "| 48 | 10.00 | 0.00 | 40.0, p50 20.0 (0.0 / 0.0) | 20.00 | 0.00 | 6.0, p50 3.0 (0.0 / 0.0) | 30.00 | 0.00 | 5.0, p50 2.5 (0.0 / 0.0) | 0.50 |"
         ));
         assert!(md.contains("| log size, get, closed: walstore peak RSS at 48 MiB of log − at 0 | ≤ 2.00 MiB | 1.00 MiB | met |"));
         assert!(!md.contains("Log size, get, held"));
