@@ -371,24 +371,11 @@ impl LogIndex {
     /// stay on the chain.
     fn merge_recent(&self) -> Result<(), Damaged> {
         let covered = self.covered();
-        let merged = word(&self.bytes, AT_MERGED);
-        let mut nodes: Vec<(&[u8], u64, usize)> = Vec::new();
-        let mut left = 0u64;
-        let mut steps = ChainSteps::default();
-        let mut at = word(&self.bytes, AT_RECENT) as usize;
-        while at != 0 {
-            let e = entry(&self.bytes, at).ok_or(Damaged)?;
-            if e.stamp <= merged {
-                break;
-            }
-            if e.stamp <= covered {
-                nodes.push((e.key, e.stamp, at));
-            } else {
-                left += 1;
-            }
-            steps.take()?;
-            at = e.chain;
-        }
+        let (mut nodes, left): (Vec<_>, Vec<_>) = self
+            .unmerged()?
+            .into_iter()
+            .map(|(at, e)| (e.key, e.stamp, at))
+            .partition(|(_, stamp, _)| *stamp <= covered);
         // The list's order: keys ascending, stamps descending.
         nodes.sort_by(|a, b| a.0.cmp(b.0).then(b.1.cmp(&a.1)));
         for (key, stamp, at) in nodes {
@@ -406,7 +393,7 @@ impl LogIndex {
             .store(covered, Ordering::Release);
         header_word(&self.bytes, AT_RECENT_COUNT)
             .ok_or(Damaged)?
-            .store(left, Ordering::Relaxed);
+            .store(left.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -602,6 +589,17 @@ impl LogIndex {
     /// The entries of the recent chain a view at `limit` reads besides the list (those not
     /// merged into it yet), newest first.
     pub(crate) fn recent_at(&self, limit: u64) -> Result<Vec<usize>, Damaged> {
+        Ok(self
+            .unmerged()?
+            .into_iter()
+            .filter(|(_, e)| e.stamp <= limit)
+            .map(|(at, _)| at)
+            .collect())
+    }
+
+    /// Every entry of the recent chain not merged into the list (stamped past `merged`),
+    /// newest first: the one walk of the chain.
+    pub(super) fn unmerged(&self) -> Result<Vec<(usize, Entry<'_>)>, Damaged> {
         // The merged offset first: entries stamped up to it were linked before it moved.
         let merged = word(&self.bytes, AT_MERGED);
         let mut steps = ChainSteps::default();
@@ -612,10 +610,8 @@ impl LogIndex {
             if e.stamp <= merged {
                 break;
             }
-            if e.stamp <= limit {
-                out.push(at);
-            }
             steps.take()?;
+            out.push((at, e));
             at = e.chain;
         }
         Ok(out)

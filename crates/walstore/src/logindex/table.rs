@@ -6,10 +6,8 @@
 //! valid and is never written again). A key's older versions are reached through each
 //! entry's `older`, wherever the entries lie (list or recent chain).
 
-use super::layout::{
-    entry, header_word, load_next, next_slot, word, Entry, AT_MERGED, AT_RECENT, AT_TABLE,
-};
-use super::{Budget, ChainSteps, Damaged, LogIndex};
+use super::layout::{entry, header_word, load_next, next_slot, word, Entry, AT_TABLE};
+use super::{Budget, Damaged, LogIndex};
 use std::sync::atomic::Ordering;
 
 /// Slots of the first table.
@@ -179,20 +177,7 @@ pub(super) fn rebuild(index: &LogIndex, slots: usize) -> Result<(), Damaged> {
     }
     // Then the recent chain's entries not merged into the list, oldest first: each replaces
     // an older version of its key.
-    let merged = word(index.bytes(), AT_MERGED);
-    let mut recent = Vec::new();
-    let mut chain_steps = ChainSteps::default();
-    let mut node = word(index.bytes(), AT_RECENT) as usize;
-    while node != 0 {
-        let e = entry(index.bytes(), node).ok_or(Damaged)?;
-        if e.stamp <= merged {
-            break;
-        }
-        chain_steps.take()?;
-        recent.push((node, e));
-        node = e.chain;
-    }
-    for (node, e) in recent.into_iter().rev() {
+    for (node, e) in index.unmerged()?.into_iter().rev() {
         put_if_newer(index, at, slots, e, node)?;
     }
     header_word(index.bytes(), AT_TABLE)

@@ -33,6 +33,19 @@ fn value_of(index: &LogIndex, key: &[u8], limit: u64) -> Option<Option<Vec<u8>>>
     )
 }
 
+/// Every key a view of everything reads, forwards.
+fn all_keys(index: &LogIndex) -> Vec<Vec<u8>> {
+    Cursor::new(
+        index,
+        u64::MAX,
+        &[],
+        (Bound::Unbounded, Bound::Unbounded),
+        false,
+    )
+    .map(|r| r.expect("ok").0.to_vec())
+    .collect()
+}
+
 #[test]
 fn a_view_sees_the_versions_up_to_its_limit() {
     let ix = index();
@@ -71,16 +84,7 @@ fn a_writer_killed_midway_is_redone_without_duplicates() {
     ix.add_entry(w + 50, b"k", Some(b"v")).expect("ok");
     assert_eq!(ix.covered(), w);
     assert!(ix.add_txn(w, commit(w + 50, 1), &[], [(&b"k"[..], Some(&b"v"[..]))]));
-    let all: Vec<_> = Cursor::new(
-        &ix,
-        u64::MAX,
-        &[],
-        (Bound::Unbounded, Bound::Unbounded),
-        false,
-    )
-    .map(|r| r.expect("ok").0.to_vec())
-    .collect();
-    assert_eq!(all, vec![b"k".to_vec()]);
+    assert_eq!(all_keys(&ix), vec![b"k".to_vec()]);
     assert_eq!(word(ix.bytes(), AT_ENTRIES), 1);
 }
 
@@ -207,16 +211,10 @@ fn a_writer_killed_midway_through_a_recent_transaction_is_redone_without_duplica
     assert_eq!(value_of(&ix, b"k", w + 90), Some(Some(b"v".to_vec())));
     ix.merge_recent().expect("merge");
     assert_eq!(word(ix.bytes(), AT_MERGED), w + 90);
-    let keys: Vec<_> = Cursor::new(
-        &ix,
-        u64::MAX,
-        &[],
-        (Bound::Unbounded, Bound::Unbounded),
-        false,
-    )
-    .map(|r| r.expect("ok").0.to_vec())
-    .collect();
-    assert_eq!(keys, vec![b"a".to_vec(), b"j".to_vec(), b"k".to_vec()]);
+    assert_eq!(
+        all_keys(&ix),
+        vec![b"a".to_vec(), b"j".to_vec(), b"k".to_vec()]
+    );
 }
 
 /// Small transactions go on the recent chain, not the list, until it holds `RECENT_MAX`
