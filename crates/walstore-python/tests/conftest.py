@@ -4,6 +4,7 @@ and a helper that runs a Python snippet in a child process."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -29,6 +30,17 @@ def _binary(env_name: str, relative: str) -> str:
 def store_path(tmp_path: Path) -> str:
     """The path of a store that does not exist yet."""
     return str(tmp_path / "store")
+
+
+@pytest.fixture
+def sigint_raises():
+    """SIGINT raises KeyboardInterrupt for the test, whatever the test run inherited: a
+    shell starting a command in the background without job control (`cmd &` in a script)
+    has it ignore SIGINT, and Python then installs no handler, so a test that interrupts
+    itself would wait for an interrupt that never comes."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(scope="session")

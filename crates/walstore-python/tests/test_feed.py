@@ -173,7 +173,7 @@ def test_a_blocking_iterator_wakes_on_a_commit_from_another_thread(store_path):
         assert changes.position == 2
 
 
-def test_ctrl_c_interrupts_a_waiting_iterator(store_path):
+def test_ctrl_c_interrupts_a_waiting_iterator(store_path, sigint_raises):
     with walstore.open(store_path) as store:
         changes = store.changes()
         done = threading.Event()
