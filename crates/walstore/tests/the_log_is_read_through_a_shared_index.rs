@@ -457,3 +457,108 @@ fn a_handle_opened_after_the_index_filled_reads_every_later_commit() {
         );
     }
 }
+
+/// Readers on other handles read whole transactions while a writer's small ones go on the log
+/// index's recent chain and are merged into its list every 128 entries (FORMAT.md §9): in
+/// every snapshot, each group's three keys (always written together) carry the same round,
+/// forwards, backwards and key by key. The writer goes on until the readers have taken 40
+/// snapshots between them; the readers run until the writer is done.
+#[test]
+fn readers_see_whole_transactions_while_the_recent_chain_is_merged() {
+    use std::sync::atomic::AtomicBool;
+    const GROUPS: u64 = 8;
+    const ROUNDS: u64 = 1500;
+    let mem = MemoryStorage::new();
+    let open = || {
+        Options::new()
+            .storage(Arc::new(mem.clone()))
+            .durability(Durability::Buffered)
+            .auto_checkpoint(false)
+            .open("/db")
+            .expect("open")
+    };
+    let writer = open();
+    let done = Arc::new(AtomicBool::new(false));
+    let last = Arc::new(AtomicU64::new(0));
+    let seen = Arc::new(AtomicU64::new(0));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let handle = open();
+            let (done, last, seen) = (Arc::clone(&done), Arc::clone(&last), Arc::clone(&seen));
+            std::thread::spawn(move || {
+                let mut snapshots = 0u64;
+                let mut last_round = 0u64;
+                loop {
+                    let finished = done.load(Ordering::Acquire);
+                    let r = handle.begin_read().expect("read");
+                    let forward: Vec<(Vec<u8>, Vec<u8>)> = r
+                        .range::<&[u8], _>(..)
+                        .expect("range")
+                        .map(|x| x.map(|(k, v)| (k, v.to_vec())).expect("item"))
+                        .collect();
+                    let mut backward: Vec<(Vec<u8>, Vec<u8>)> = r
+                        .range::<&[u8], _>(..)
+                        .expect("range")
+                        .rev()
+                        .map(|x| x.map(|(k, v)| (k, v.to_vec())).expect("item"))
+                        .collect();
+                    backward.reverse();
+                    assert_eq!(backward, forward, "snapshot {snapshots}");
+                    for (k, v) in &forward {
+                        assert_eq!(r.get(k).expect("get").map(|v| v.to_vec()).as_ref(), Some(v));
+                    }
+                    let mut newest = 0u64;
+                    for group in forward.chunks(3) {
+                        assert_eq!(group.len(), 3, "a transaction seen in part: {group:?}");
+                        let prefix = |k: &[u8]| k[..k.len() - 1].to_vec();
+                        assert!(
+                            group
+                                .iter()
+                                .all(|(k, v)| prefix(k) == prefix(&group[0].0) && *v == group[0].1),
+                            "a transaction seen in part: {group:?}"
+                        );
+                        let round: u64 =
+                            String::from_utf8_lossy(&group[0].1).parse().expect("round");
+                        newest = newest.max(round);
+                    }
+                    assert!(newest >= last_round, "a later snapshot went back in time");
+                    last_round = newest;
+                    snapshots += 1;
+                    seen.fetch_add(1, Ordering::AcqRel);
+                    if finished {
+                        let last = last.load(Ordering::Acquire);
+                        assert_eq!(newest, last, "the last snapshot sees the last commit");
+                        return snapshots;
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut round = 0;
+    while round < ROUNDS || seen.load(Ordering::Acquire) < 40 {
+        round += 1;
+        let group = round % GROUPS;
+        writer
+            .update(|tx| {
+                for k in ["a", "b", "c"] {
+                    tx.put(
+                        format!("g{group}/{k}").as_bytes(),
+                        round.to_string().as_bytes(),
+                    )?;
+                }
+                Ok::<(), walstore::Error>(())
+            })
+            .expect("commit");
+    }
+    last.store(round, Ordering::Release);
+    done.store(true, Ordering::Release);
+    for reader in readers {
+        let snapshots = reader.join().expect("reader");
+        assert!(snapshots >= 1);
+    }
+    let info = writer.info().expect("info");
+    assert!(
+        info.log_index_entries >= 3 * ROUNDS,
+        "the commits went through the log index: {info:?}"
+    );
+}
