@@ -3,11 +3,13 @@ and a helper that runs a Python snippet in a child process."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -41,6 +43,26 @@ def sigint_raises():
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def unless_done_within(seconds: float, action):
+    """Runs `action` in a thread if the block has not ended within `seconds`: what ends a wait
+    that a test expects something else to end (a change or a record when the interrupt it
+    sends never comes), so that the test fails instead of hanging."""
+    done = threading.Event()
+
+    def rescue() -> None:
+        if not done.wait(seconds):
+            action()
+
+    rescuer = threading.Thread(target=rescue)
+    rescuer.start()
+    try:
+        yield
+    finally:
+        done.set()
+        rescuer.join()
 
 
 @pytest.fixture(scope="session")

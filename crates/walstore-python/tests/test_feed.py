@@ -9,6 +9,8 @@ import threading
 import pytest
 
 import walstore
+
+from conftest import unless_done_within
 from walstore import FeedRecord
 
 # Long enough for a slow CI machine; a record normally arrives within milliseconds.
@@ -176,21 +178,11 @@ def test_a_blocking_iterator_wakes_on_a_commit_from_another_thread(store_path):
 def test_ctrl_c_interrupts_a_waiting_iterator(store_path, sigint_raises):
     with walstore.open(store_path) as store:
         changes = store.changes()
-        done = threading.Event()
-
-        def fallback() -> None:  # only if the interrupt never came: a record ends the wait
-            if not done.wait(WAIT):
-                store["fallback"] = 1
-
-        rescuer = threading.Thread(target=fallback)
-        rescuer.start()
-        try:
+        # Only if the interrupt never came: a record ends the wait.
+        with unless_done_within(WAIT, lambda: store.__setitem__("fallback", 1)):
             with pytest.raises(KeyboardInterrupt):
                 threading.Thread(target=lambda: os.kill(os.getpid(), signal.SIGINT)).start()
                 next(changes)
-        finally:
-            done.set()
-            rescuer.join()
 
 
 def test_closing_the_store_ends_a_waiting_iterator(store_path):

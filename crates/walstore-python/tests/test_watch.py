@@ -12,7 +12,7 @@ import pytest
 
 import walstore
 
-from conftest import run_child
+from conftest import run_child, unless_done_within
 
 # Long enough for a slow CI machine; a change normally arrives within milliseconds.
 WAIT = 60.0
@@ -130,22 +130,12 @@ def test_keys_and_values_are_decoded_as_the_mapping_api_does_untyped_ones_as_byt
 def test_ctrl_c_interrupts_a_waiting_watch(store_path, sigint_raises):
     with walstore.open(store_path) as store:
         watch = store.watch("cfg.")
-        done = threading.Event()
-
-        def fallback() -> None:  # only if the interrupt never came: a change ends the wait
-            if not done.wait(WAIT):
-                store["cfg.fallback"] = 1
-
-        rescuer = threading.Thread(target=fallback)
-        rescuer.start()
-        killer = later(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
         started = time.monotonic()
-        try:
+        # Only if the interrupt never came: a change ends the wait.
+        with unless_done_within(WAIT, lambda: store.__setitem__("cfg.fallback", 1)):
+            killer = later(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
             with pytest.raises(KeyboardInterrupt):
                 watch.next()
-        finally:
-            done.set()
-            rescuer.join()
             killer.join()
         assert time.monotonic() - started < 10
 

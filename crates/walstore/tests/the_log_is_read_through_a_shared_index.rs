@@ -222,6 +222,37 @@ fn an_index_left_over_from_before_is_never_trusted() {
     assert_eq!(read(&reopened, "k"), Some(b"new".to_vec()));
 }
 
+/// A handle of the store at `/db` in `mem`, its commits `Buffered`, no automatic checkpoint.
+fn open_in_memory(mem: &MemoryStorage) -> Store {
+    Options::new()
+        .storage(Arc::new(mem.clone()))
+        .durability(Durability::Buffered)
+        .auto_checkpoint(false)
+        .open("/db")
+        .expect("open")
+}
+
+/// Every key and value a snapshot reads, forwards, then backwards (put back in key order).
+#[allow(clippy::type_complexity)]
+fn both_ways(r: &walstore::ReadTxn) -> (Vec<(Vec<u8>, Vec<u8>)>, Vec<(Vec<u8>, Vec<u8>)>) {
+    let read = |reverse: bool| {
+        let iter = r.range::<&[u8], _>(..).expect("range");
+        let items = |x: walstore::Result<(Vec<u8>, walstore::Value)>| {
+            x.map(|(k, v)| (k, v.to_vec())).expect("item")
+        };
+        let mut out: Vec<(Vec<u8>, Vec<u8>)> = if reverse {
+            iter.rev().map(items).collect()
+        } else {
+            iter.map(items).collect()
+        };
+        if reverse {
+            out.reverse();
+        }
+        out
+    };
+    (read(false), read(true))
+}
+
 /// Two handles of one store take turns at random transactions (puts, deletes, range
 /// deletions), checkpoints, scans both ways and reopens of either handle; after each step
 /// both read what a model says.
@@ -229,14 +260,7 @@ fn an_index_left_over_from_before_is_never_trusted() {
 fn two_handles_taking_turns_read_what_a_model_says() {
     for seed in 1..=12u64 {
         let mem = MemoryStorage::new();
-        let open = || {
-            Options::new()
-                .storage(Arc::new(mem.clone()))
-                .durability(Durability::Buffered)
-                .auto_checkpoint(false)
-                .open("/db")
-                .expect("open")
-        };
+        let open = || open_in_memory(&mem);
         let mut handles = [open(), open()];
         let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
         let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -292,21 +316,10 @@ fn two_handles_taking_turns_read_what_a_model_says() {
             }
             for (i, handle) in handles.iter().enumerate() {
                 let r = handle.begin_read().expect("read");
-                let forward: Vec<(Vec<u8>, Vec<u8>)> = r
-                    .range::<&[u8], _>(..)
-                    .expect("range")
-                    .map(|x| x.map(|(k, v)| (k, v.to_vec())).expect("item"))
-                    .collect();
+                let (forward, backward) = both_ways(&r);
                 let want: Vec<(Vec<u8>, Vec<u8>)> =
                     model.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
                 assert_eq!(forward, want, "seed {seed} step {step} handle {i}");
-                let mut backward: Vec<(Vec<u8>, Vec<u8>)> = r
-                    .range::<&[u8], _>(..)
-                    .expect("range")
-                    .rev()
-                    .map(|x| x.map(|(k, v)| (k, v.to_vec())).expect("item"))
-                    .collect();
-                backward.reverse();
                 assert_eq!(
                     backward, want,
                     "seed {seed} step {step} handle {i} backwards"
@@ -469,14 +482,7 @@ fn readers_see_whole_transactions_while_the_recent_chain_is_merged() {
     const GROUPS: u64 = 8;
     const ROUNDS: u64 = 1500;
     let mem = MemoryStorage::new();
-    let open = || {
-        Options::new()
-            .storage(Arc::new(mem.clone()))
-            .durability(Durability::Buffered)
-            .auto_checkpoint(false)
-            .open("/db")
-            .expect("open")
-    };
+    let open = || open_in_memory(&mem);
     let writer = open();
     let done = Arc::new(AtomicBool::new(false));
     let last = Arc::new(AtomicU64::new(0));
@@ -491,18 +497,7 @@ fn readers_see_whole_transactions_while_the_recent_chain_is_merged() {
                 loop {
                     let finished = done.load(Ordering::Acquire);
                     let r = handle.begin_read().expect("read");
-                    let forward: Vec<(Vec<u8>, Vec<u8>)> = r
-                        .range::<&[u8], _>(..)
-                        .expect("range")
-                        .map(|x| x.map(|(k, v)| (k, v.to_vec())).expect("item"))
-                        .collect();
-                    let mut backward: Vec<(Vec<u8>, Vec<u8>)> = r
-                        .range::<&[u8], _>(..)
-                        .expect("range")
-                        .rev()
-                        .map(|x| x.map(|(k, v)| (k, v.to_vec())).expect("item"))
-                        .collect();
-                    backward.reverse();
+                    let (forward, backward) = both_ways(&r);
                     assert_eq!(backward, forward, "snapshot {snapshots}");
                     for (k, v) in &forward {
                         assert_eq!(r.get(k).expect("get").map(|v| v.to_vec()).as_ref(), Some(v));

@@ -90,8 +90,7 @@ impl<'a> Cursor<'a> {
         self.started = true;
         let index: &'a LogIndex = self.index;
         let mut recent = Vec::new();
-        for at in index.recent_at(self.limit)? {
-            let e = index.entry(at).ok_or(Damaged)?;
+        for e in index.recent_at(self.limit)? {
             if above(e.key, &self.start) && below(e.key, &self.end) {
                 recent.push((e.key, e.stamp, e.value));
             }

@@ -199,14 +199,13 @@ impl LogIndex {
         if self.is_sealed() || self.covered() != start || commit.end <= start {
             return false;
         }
-        let writes = writes.into_iter();
+        let mut writes = writes.into_iter();
         let n = writes.len();
         let recent = n <= RECENT_TXN_MAX && table::exists(self);
         // The chain is merged before it would outgrow its bound, and before entries go into
         // the list (so no entry of the list is newer than one left on the chain).
         let pending = word(&self.bytes, AT_RECENT_COUNT) as usize;
         let keep_chain = pending == 0 || (recent && pending + n <= RECENT_MAX);
-        let mut writes = writes;
         let added = (keep_chain || self.merge_recent().is_ok())
             && deletes.iter().all(|d| self.add_delete(commit.end, d))
             && writes.all(|(k, v)| {
@@ -577,8 +576,7 @@ impl LogIndex {
             None => None,
         };
         let mut newest = listed;
-        for at in self.recent_at(limit)? {
-            let e = entry(&self.bytes, at).ok_or(Damaged)?;
+        for e in self.recent_at(limit)? {
             if e.key == key && newest.is_none_or(|n| e.stamp > n.stamp) {
                 newest = Some(e);
             }
@@ -588,12 +586,12 @@ impl LogIndex {
 
     /// The entries of the recent chain a view at `limit` reads besides the list (those not
     /// merged into it yet), newest first.
-    pub(crate) fn recent_at(&self, limit: u64) -> Result<Vec<usize>, Damaged> {
+    pub(crate) fn recent_at(&self, limit: u64) -> Result<Vec<Entry<'_>>, Damaged> {
         Ok(self
             .unmerged()?
             .into_iter()
-            .filter(|(_, e)| e.stamp <= limit)
-            .map(|(at, _)| at)
+            .map(|(_, e)| e)
+            .filter(|e| e.stamp <= limit)
             .collect())
     }
 
@@ -701,10 +699,10 @@ impl<'a> Budget<'a> {
 
 /// Bounds a walk of the recent chain ([`RECENT_WALK_MAX`]).
 #[derive(Debug, Default)]
-pub(crate) struct ChainSteps(usize);
+struct ChainSteps(usize);
 
 impl ChainSteps {
-    pub(crate) fn take(&mut self) -> Result<(), Damaged> {
+    fn take(&mut self) -> Result<(), Damaged> {
         self.0 += 1;
         if self.0 > RECENT_WALK_MAX {
             return Err(Damaged);
