@@ -69,6 +69,10 @@ fn main() {
             "a_watch_sees_another_processs_commits_under_its_prefix",
             watch_sees_another_process,
         ),
+        (
+            "writes_closed_beside_a_process_later_killed_are_all_found_and_the_log_proven_again",
+            closes_beside_a_killed_holder,
+        ),
     ];
     let (mut passed, mut failed) = (0, 0);
     println!("\nrunning {} tests", scenarios.len());
@@ -1104,4 +1108,65 @@ fn watch_sees_another_process() {
     assert_eq!(change.key, b"cfg.url");
     assert_eq!(change.value.as_deref(), Some(&b"https://y"[..]));
     assert_eq!(watch.try_next().expect("watch"), None);
+}
+
+/// Handles that close while another process has the store open leave the log to it (no clean
+/// marker, RECOVERY.md S1a). When that process is killed instead of closing, the next open
+/// alone finds their commits unproven by any watermark: it must keep every one of them (it
+/// folds them with a checkpoint), and its own close then leaves a log the open after it finds
+/// proven (no second fold).
+fn closes_beside_a_killed_holder() {
+    let (_tmp, dir) = tempdir();
+    open(&dir).update(|tx| tx.put(b"seed", b"0")).expect("seed");
+    let d = dir.to_str().expect("utf8");
+    let mut keeper = spawn(&["hold-open", d, "60000"]);
+    let mut line = String::new();
+    BufReader::new(keeper.stdout.as_mut().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
+    assert_eq!(line.trim(), "open");
+    for round in 0..5u32 {
+        let durability = if round % 2 == 0 {
+            walstore::Durability::Immediate
+        } else {
+            walstore::Durability::Buffered
+        };
+        let store = Options::new()
+            .durability(durability)
+            .open(&dir)
+            .expect("open beside the keeper");
+        store
+            .update(|tx| {
+                for k in ["server.url", "server.namespace", "server.tls-verify"] {
+                    tx.put(k.as_bytes(), format!("{k}-{round}").as_bytes())?;
+                }
+                Ok::<(), Error>(())
+            })
+            .expect("commit");
+        store.close().expect("close beside the keeper");
+    }
+    keeper.kill().expect("kill the keeper");
+    keeper.wait().expect("reap the keeper");
+    let check = |store: &Store| {
+        let r = store.begin_read().expect("read");
+        for k in ["server.url", "server.namespace", "server.tls-verify"] {
+            assert_eq!(
+                r.get(k.as_bytes()).expect("get").as_deref(),
+                Some(format!("{k}-4").as_bytes()),
+                "{k}"
+            );
+        }
+        assert_eq!(r.get(b"seed").expect("get").as_deref(), Some(&b"0"[..]));
+    };
+    let store = open(&dir);
+    check(&store);
+    let after_recovery = store.info().expect("info").generation;
+    store.close().expect("close alone");
+    let store = open(&dir);
+    check(&store);
+    assert_eq!(
+        store.info().expect("info").generation,
+        after_recovery,
+        "the open after a clean close folded the log again"
+    );
 }
