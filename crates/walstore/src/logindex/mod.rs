@@ -19,6 +19,7 @@
 //!   coverage is then read as before, into the handle's own memory, until the next
 //!   generation starts a new index.
 
+mod cold;
 mod cursor;
 mod layout;
 mod table;
@@ -33,7 +34,7 @@ use crate::storage::{SharedBytes, SharedFile, Storage};
 use layout::*;
 use std::io;
 use std::path::Path;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub(crate) use layout::CommitNode;
@@ -71,11 +72,19 @@ const RECENT_MAX: usize = 128;
 /// writers killed while adding a transaction left (the same transaction each time, most of
 /// it found again through the table when it is added again).
 const RECENT_WALK_MAX: usize = 64 * RECENT_MAX;
+/// How many searches of the list a process's writer makes with `pread` (`cold.rs`) before it
+/// searches through the map: a one-shot writer's merge of the chain (128) and a transaction of
+/// several hundred keys stay within it and map only the pages they write; a writer that goes
+/// on is long-lived, and the pages it maps serve its later searches.
+const COLD_SEARCHES: u64 = 1024;
 
 /// An open log index.
 #[derive(Debug)]
 pub(crate) struct LogIndex {
     bytes: SharedBytes,
+    /// Searches of the list this process's writers made (not shared: each process counts its
+    /// own).
+    searches: AtomicU64,
 }
 
 /// A range deletion with the log offset past its transaction.
@@ -101,9 +110,7 @@ impl LogIndex {
     ) -> io::Result<Arc<LogIndex>> {
         let file = storage.create_shared(path, capacity)?;
         file.grow(FIRST_BYTES.min(capacity) as u64)?;
-        let index = LogIndex {
-            bytes: SharedBytes::new(file),
-        };
+        let index = LogIndex::over(file);
         let set = |at: usize, v: u64| {
             index
                 .bytes
@@ -132,9 +139,15 @@ impl LogIndex {
         capacity: usize,
     ) -> io::Result<Arc<LogIndex>> {
         let file: Arc<dyn SharedFile> = storage.open_shared(path, capacity)?;
-        Ok(Arc::new(LogIndex {
+        Ok(Arc::new(LogIndex::over(file)))
+    }
+
+    /// The index in `file`, as this process sees it (no search made yet).
+    fn over(file: Arc<dyn SharedFile>) -> LogIndex {
+        LogIndex {
             bytes: SharedBytes::new(file),
-        }))
+            searches: AtomicU64::new(0),
+        }
     }
 
     /// The id the commit index names this file by.
@@ -206,13 +219,14 @@ impl LogIndex {
         // the list (so no entry of the list is newer than one left on the chain).
         let pending = word(&self.bytes, AT_RECENT_COUNT) as usize;
         let keep_chain = pending == 0 || (recent && pending + n <= RECENT_MAX);
-        let added = (keep_chain || self.merge_recent().is_ok())
+        let mut search = Search::new(self);
+        let added = (keep_chain || self.merge_recent(&mut search).is_ok())
             && deletes.iter().all(|d| self.add_delete(commit.end, d))
             && writes.all(|(k, v)| {
                 if recent {
                     self.add_recent(commit.end, k, v).is_ok()
                 } else {
-                    self.add_entry(commit.end, k, v).is_ok()
+                    self.add_entry(&mut search, commit.end, k, v).is_ok()
                 }
             })
             && self.add_commit(commit);
@@ -302,14 +316,15 @@ impl LogIndex {
     /// older than this one is in the list, where the search stops: it is this entry's
     /// `older`. (A killed writer's entry of this transaction left on the chain is the same
     /// write: reads and merges take either.)
-    fn add_entry(&self, stamp: u64, key: &[u8], value: Option<&[u8]>) -> Result<(), Damaged> {
+    fn add_entry(
+        &self,
+        search: &mut Search<'_>,
+        stamp: u64,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), Damaged> {
         let mut prev = [0usize; MAX_HEIGHT];
-        let found = self.find(key, stamp, Some(&mut prev))?;
-        let found = match found.map(|at| (at, entry(&self.bytes, at))) {
-            Some((at, Some(e))) if e.key == key => Some((at, e.stamp)),
-            Some((_, None)) => return Err(Damaged),
-            _ => None,
-        };
+        let found = search.find(key, stamp, &mut prev)?;
         if let Some((at, _)) = found.filter(|(_, s)| *s == stamp) {
             // Linked by a writer killed before it moved the coverage (perhaps before it
             // pointed the table at it).
@@ -319,7 +334,7 @@ impl LogIndex {
         let (at, height) = self
             .write_node(stamp, key, value, older, 0)
             .ok_or(Damaged)?;
-        self.link(at, height, &prev)?;
+        search.link(at, height, &prev)?;
         table::note(self, key, at)
     }
 
@@ -348,17 +363,26 @@ impl LogIndex {
     }
 
     /// Links the written entry at `at` of `height` levels after `prev` (the last node before
-    /// it at each level): its own pointers first, then its predecessors' (release), bottom
-    /// level first.
-    fn link(&self, at: usize, height: usize, prev: &[usize; MAX_HEIGHT]) -> Result<(), Damaged> {
-        for (level, &p) in prev.iter().enumerate().take(height) {
+    /// it at each level), whose next pointers are `next`: its own pointers first, then its
+    /// predecessors' (release), bottom level first. The predecessors' pointers are only
+    /// stored, not loaded: a store maps the one page it writes, where a load of a page this
+    /// process has not touched maps the pages around it too.
+    fn link(
+        &self,
+        at: usize,
+        height: usize,
+        prev: &[usize; MAX_HEIGHT],
+        next: &[usize; MAX_HEIGHT],
+    ) -> Result<(), Damaged> {
+        for level in 0..height {
             let (Some(from), Some(own)) = (
-                next_slot(&self.bytes, p, level),
+                next_slot(&self.bytes, prev[level], level),
                 next_slot(&self.bytes, at, level),
             ) else {
                 return Err(Damaged);
             };
-            own.store(from.load(Ordering::Acquire), Ordering::Relaxed);
+            let next = u32::try_from(next[level]).map_err(|_| Damaged)?;
+            own.store(next, Ordering::Relaxed);
             from.store(at as u32, Ordering::Release);
         }
         Ok(())
@@ -368,7 +392,7 @@ impl LogIndex {
     /// coverage) into the list, in key order, and moves the merged offset to the coverage:
     /// readers then find them in the list. Entries past the coverage (a killed writer's)
     /// stay on the chain.
-    fn merge_recent(&self) -> Result<(), Damaged> {
+    fn merge_recent(&self, search: &mut Search<'_>) -> Result<(), Damaged> {
         let covered = self.covered();
         let (mut nodes, left): (Vec<_>, Vec<_>) = self
             .unmerged()?
@@ -379,13 +403,13 @@ impl LogIndex {
         nodes.sort_by(|a, b| a.0.cmp(b.0).then(b.1.cmp(&a.1)));
         for (key, stamp, at) in nodes {
             let mut prev = [0usize; MAX_HEIGHT];
-            let found = self.find(key, stamp, Some(&mut prev))?;
-            if found.is_some_and(|f| self.is_version(f, key, stamp)) {
+            let found = search.find(key, stamp, &mut prev)?;
+            if found.is_some_and(|(_, s)| s == stamp) {
                 // Already linked (by a merge a kill cut short), or a duplicate of it.
                 continue;
             }
             let height = node_height(&self.bytes, at).ok_or(Damaged)?;
-            self.link(at, height, &prev)?;
+            search.link(at, height, &prev)?;
         }
         header_word(&self.bytes, AT_MERGED)
             .ok_or(Damaged)?
@@ -656,6 +680,68 @@ impl LogIndex {
             at = c.prev;
         }
         Ok(None)
+    }
+}
+
+/// The writer's searches of the list during one hold of the writer lock: through the map, or,
+/// for the first [`COLD_SEARCHES`] of the process, through `pread` (`cold.rs`).
+#[derive(Debug)]
+struct Search<'a> {
+    index: &'a LogIndex,
+    cold: Option<cold::ColdReader<'a>>,
+}
+
+impl<'a> Search<'a> {
+    fn new(index: &'a LogIndex) -> Search<'a> {
+        Search { index, cold: None }
+    }
+
+    /// Where `(key, limit)` goes in the list: the last node before it at each level in
+    /// `prev`, and the first entry at or after it, with its stamp, if it holds `key`.
+    fn find(
+        &mut self,
+        key: &[u8],
+        limit: u64,
+        prev: &mut [usize; MAX_HEIGHT],
+    ) -> Result<Option<(usize, u64)>, Damaged> {
+        let ix = self.index;
+        if ix.searches.fetch_add(1, Ordering::Relaxed) < COLD_SEARCHES {
+            return self
+                .cold
+                .get_or_insert_with(|| cold::ColdReader::new(ix))
+                .find(key, limit, prev);
+        }
+        let Some(at) = ix.find(key, limit, Some(prev))? else {
+            return Ok(None);
+        };
+        let e = entry(&ix.bytes, at).ok_or(Damaged)?;
+        Ok((e.key == key).then_some((at, e.stamp)))
+    }
+
+    /// Links the written entry at `at` after `prev` ([`LogIndex::link`]), the predecessors'
+    /// next pointers taken from the nodes the search read (through the map: loaded); the
+    /// nodes whose links changed are read again by a later search.
+    fn link(
+        &mut self,
+        at: usize,
+        height: usize,
+        prev: &[usize; MAX_HEIGHT],
+    ) -> Result<(), Damaged> {
+        let mut next = [0usize; MAX_HEIGHT];
+        for level in 0..height.min(MAX_HEIGHT) {
+            next[level] = match self.cold.as_mut() {
+                Some(cold) => cold.next(prev[level], level)?,
+                None => load_next(next_slot(&self.index.bytes, prev[level], level)),
+            };
+        }
+        self.index.link(at, height, prev, &next)?;
+        if let Some(cold) = self.cold.as_mut() {
+            for &p in &prev[..height] {
+                cold.forget(p);
+            }
+            cold.forget(at);
+        }
+        Ok(())
     }
 }
 

@@ -81,7 +81,8 @@ fn a_writer_killed_midway_is_redone_without_duplicates() {
     let ix = index();
     let w = crate::wal::WAL_HEADER_BYTES;
     // As if a writer linked one entry and died before the coverage moved.
-    ix.add_entry(w + 50, b"k", Some(b"v")).expect("ok");
+    ix.add_entry(&mut Search::new(&ix), w + 50, b"k", Some(b"v"))
+        .expect("ok");
     assert_eq!(ix.covered(), w);
     assert!(ix.add_txn(w, commit(w + 50, 1), &[], [(&b"k"[..], Some(&b"v"[..]))]));
     assert_eq!(all_keys(&ix), vec![b"k".to_vec()]);
@@ -209,7 +210,7 @@ fn a_writer_killed_midway_through_a_recent_transaction_is_redone_without_duplica
     ));
     assert_eq!(word(ix.bytes(), AT_ENTRIES), 3);
     assert_eq!(value_of(&ix, b"k", w + 90), Some(Some(b"v".to_vec())));
-    ix.merge_recent().expect("merge");
+    ix.merge_recent(&mut Search::new(&ix)).expect("merge");
     assert_eq!(word(ix.bytes(), AT_MERGED), w + 90);
     assert_eq!(
         all_keys(&ix),
@@ -273,7 +274,7 @@ fn the_recent_chain_is_merged_at_its_bound_and_cursors_span_a_merge() {
         let first = cursor.next().expect("a key").expect("ok");
         out.push(first);
         if merge_midway {
-            ix.merge_recent().expect("merge");
+            ix.merge_recent(&mut Search::new(ix)).expect("merge");
         }
         out.extend(cursor.map(|r| r.expect("ok")));
         out.iter()
@@ -310,4 +311,74 @@ fn the_recent_chain_is_merged_at_its_bound_and_cursors_span_a_merge() {
     );
     want.reverse();
     assert_eq!(read(&ix, end.get(), true, true), want);
+}
+
+/// The writer's searches with `pread` (`cold.rs`) and through the map agree, node for node:
+/// the same predecessors at every level and the same entry found, on a list built by both
+/// (the first `COLD_SEARCHES` of the builder's searches read nodes, the rest the map), with
+/// keys of every length up to the longest, for which a node is read in two parts.
+#[test]
+fn searches_without_the_map_find_what_the_map_finds() {
+    let ix = index();
+    let w = crate::wal::WAL_HEADER_BYTES;
+    let mut seed = 0x0dd_ba11_u64;
+    let mut rnd = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let key_of = |i: u64, long: bool| {
+        let mut k = format!("k{:05}", i).into_bytes();
+        if long {
+            k.resize(crate::format::MAX_KEY_BYTES, b'x');
+        }
+        k
+    };
+    let mut end = w;
+    for txn in 1..400u64 {
+        let start = end;
+        end += 100;
+        let count = if rnd(6) == 0 {
+            17 + rnd(20)
+        } else {
+            1 + rnd(4)
+        };
+        let writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = (0..count)
+            .map(|_| {
+                let k = key_of(rnd(3000), rnd(50) == 0);
+                (k, (rnd(5) != 0).then(|| vec![b'v'; rnd(40) as usize]))
+            })
+            .collect::<BTreeMap<_, _>>()
+            .into_iter()
+            .collect();
+        let added = ix.add_txn(
+            start,
+            commit(end, txn),
+            &[],
+            writes.iter().map(|(k, v)| (k.as_slice(), v.as_deref())),
+        );
+        assert!(added, "txn {txn}");
+    }
+    assert!(
+        ix.searches.load(Ordering::Relaxed) > COLD_SEARCHES,
+        "both ways built it"
+    );
+    let mut cold = cold::ColdReader::new(&ix);
+    for probe in 0..2000u64 {
+        let key = key_of(rnd(3100), probe % 7 == 0);
+        let limit = w + 100 * rnd(420);
+        let mut by_read = [0usize; MAX_HEIGHT];
+        let mut by_map = [0usize; MAX_HEIGHT];
+        let read = cold.find(&key, limit, &mut by_read).expect("read");
+        let mapped = ix
+            .find(&key, limit, Some(&mut by_map))
+            .expect("map")
+            .and_then(|at| {
+                let e = entry(ix.bytes(), at).expect("entry");
+                (e.key == key.as_slice()).then_some((at, e.stamp))
+            });
+        assert_eq!(read, mapped, "probe {probe}");
+        assert_eq!(by_read, by_map, "probe {probe}");
+    }
 }

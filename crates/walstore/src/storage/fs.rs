@@ -318,6 +318,10 @@ impl SharedFile for FsShared {
         self.map.as_mut_ptr()
     }
 
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.file.read_exact_at(buf, offset)
+    }
+
     fn capacity(&self) -> usize {
         self.capacity
     }

@@ -37,6 +37,11 @@ pub trait SharedFile: Send + Sync + Debug {
     /// allocated, so that a store through the map never meets a full disk (a full disk fails
     /// here, with an error, instead of as a signal at the store).
     fn grow(&self, len: u64) -> io::Result<()>;
+    /// Copies the `buf.len()` bytes at `offset` into `buf` without mapping them into this
+    /// process (a `pread` of the file): through the map, a read of a page this process has not
+    /// touched maps the pages around it too (the kernel's fault-around, 64 KiB). Called
+    /// through [`SharedBytes::read_into`], which keeps it inside the file.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
 }
 
 /// The largest in-memory shared file.
@@ -112,6 +117,25 @@ impl SharedFile for MemShared {
             ));
         }
         self.len.fetch_max(len, Ordering::AcqRel);
+        Ok(())
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let start = usize::try_from(offset).map_err(io::Error::other)?;
+        let end = start
+            .checked_add(buf.len())
+            .filter(|&end| end as u64 <= self.len.load(Ordering::Acquire))
+            .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+        // SAFETY: `[start, end)` lies inside the map (below the length, itself at most the
+        // capacity); bytes another thread may change are read as `SharedBytes::bytes` reads
+        // them (the caller copies what only it writes, or what was published).
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.map.as_ptr().add(start),
+                buf.as_mut_ptr(),
+                end - start,
+            );
+        }
         Ok(())
     }
 }
@@ -191,6 +215,15 @@ impl SharedBytes {
         // SAFETY: in bounds and backed by the file (checked above); published bytes are
         // immutable (the caller's contract), so no write races with this read.
         Some(unsafe { std::slice::from_raw_parts(self.file.as_ptr().add(offset), len) })
+    }
+
+    /// Copies the bytes at `offset` into `buf` without mapping them ([`SharedFile::read_at`]);
+    /// false when they do not lie inside the file or cannot be read.
+    pub fn read_into(&self, offset: usize, buf: &mut [u8]) -> bool {
+        offset
+            .checked_add(buf.len())
+            .is_some_and(|end| self.holds(end))
+            && self.file.read_at(offset as u64, buf).is_ok()
     }
 
     /// Writes `data` at `offset` (inside the file). Only the one writer of the file calls
