@@ -688,12 +688,19 @@ impl LogIndex {
 #[derive(Debug)]
 struct Search<'a> {
     index: &'a LogIndex,
+    /// The copies of the nodes read; `None` through the map.
     cold: Option<cold::ColdReader<'a>>,
+    /// Whether this process is past its first searches (they all go through the map now).
+    mapped: bool,
 }
 
 impl<'a> Search<'a> {
     fn new(index: &'a LogIndex) -> Search<'a> {
-        Search { index, cold: None }
+        Search {
+            index,
+            cold: None,
+            mapped: index.searches.load(Ordering::Relaxed) >= COLD_SEARCHES,
+        }
     }
 
     /// Where `(key, limit)` goes in the list: the last node before it at each level in
@@ -705,11 +712,17 @@ impl<'a> Search<'a> {
         prev: &mut [usize; MAX_HEIGHT],
     ) -> Result<Option<(usize, u64)>, Damaged> {
         let ix = self.index;
-        if ix.searches.fetch_add(1, Ordering::Relaxed) < COLD_SEARCHES {
-            return self
-                .cold
-                .get_or_insert_with(|| cold::ColdReader::new(ix))
-                .find(key, limit, prev);
+        if !self.mapped {
+            if ix.searches.fetch_add(1, Ordering::Relaxed) < COLD_SEARCHES {
+                return self
+                    .cold
+                    .get_or_insert_with(|| cold::ColdReader::new(ix))
+                    .find(key, limit, prev);
+            }
+            // Through the map from now on: the copies are not needed again (and a link no
+            // longer has any to forget).
+            self.mapped = true;
+            self.cold = None;
         }
         let Some(at) = ix.find(key, limit, Some(prev))? else {
             return Ok(None);
