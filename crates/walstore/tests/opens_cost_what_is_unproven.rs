@@ -104,6 +104,30 @@ fn commit_three(store: &Store, round: u32) {
         .expect("commit");
 }
 
+/// Three one-shot processes in turn (rounds 1 to 3) open the store with `durability` (and
+/// what `tune` sets), commit three keys and close: each makes one `fdatasync` (or `fsync`) and
+/// no directory fsync.
+fn one_sync_per_one_shot_commit(
+    fs: &Counting,
+    durability: Durability,
+    tune: impl Fn(Options) -> Options,
+) {
+    for round in 1..4 {
+        fs.counts.take();
+        let store = tune(options(fs).durability(durability))
+            .open(DIR)
+            .expect("open");
+        commit_three(&store, round);
+        store.close().expect("close");
+        let [_, data, full, dir] = fs.counts.take();
+        assert!(
+            data + full == 1 && dir == 0,
+            "{durability:?}, round {round}: {data} fdatasyncs, {full} fsyncs, {dir} directory \
+             fsyncs"
+        );
+    }
+}
+
 #[test]
 fn a_store_holding_a_few_kilobytes_takes_under_256_kib() {
     let fs = counting();
@@ -128,22 +152,7 @@ fn a_one_shot_commit_costs_one_fdatasync_and_no_directory_fsync() {
         let store = options(&fs).open(DIR).expect("create");
         commit_three(&store, 0);
         store.close().expect("close");
-        for round in 1..4 {
-            fs.counts.take();
-            let store = options(&fs)
-                .durability(durability)
-                .auto_checkpoint(false)
-                .open(DIR)
-                .expect("open");
-            commit_three(&store, round);
-            store.close().expect("close");
-            let [_, data, full, dir] = fs.counts.take();
-            assert!(
-                data + full == 1 && dir == 0,
-                "{durability:?}, round {round}: {data} fdatasyncs, {full} fsyncs, {dir} \
-                 directory fsyncs"
-            );
-        }
+        one_sync_per_one_shot_commit(&fs, durability, |o| o.auto_checkpoint(false));
         let store = options(&fs).open(DIR).expect("open");
         let read = store.begin_read().expect("read");
         assert_eq!(
@@ -165,18 +174,7 @@ fn a_one_shot_commit_beside_a_live_handle_costs_one_fdatasync() {
         let fs = counting();
         let holder = options(&fs).open(DIR).expect("create");
         commit_three(&holder, 0);
-        for round in 1..4 {
-            fs.counts.take();
-            let store = options(&fs).durability(durability).open(DIR).expect("open");
-            commit_three(&store, round);
-            store.close().expect("close");
-            let [_, data, full, dir] = fs.counts.take();
-            assert!(
-                data + full == 1 && dir == 0,
-                "{durability:?}, round {round}: {data} fdatasyncs, {full} fsyncs, {dir} \
-                 directory fsyncs"
-            );
-        }
+        one_sync_per_one_shot_commit(&fs, durability, |o| o);
         let read = holder.begin_read().expect("read");
         assert_eq!(
             read.get(b"server.url").expect("get").as_deref(),

@@ -131,6 +131,15 @@ fn wait_ok(mut child: Child, what: &str) -> String {
     out
 }
 
+/// Reads the first line `child` prints and checks it is `want` (it says it is ready).
+fn expect_line(child: &mut Child, want: &str) {
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
+    assert_eq!(line.trim(), want, "the first line of the child's output");
+}
+
 fn tempdir() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("store");
@@ -626,11 +635,7 @@ fn busy_with_short_timeout() {
         .expect("seed");
     let d = dir.to_str().expect("utf8");
     let mut holder = spawn(&["hold-lock", d, "1500"]);
-    let mut line = String::new();
-    BufReader::new(holder.stdout.as_mut().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read");
-    assert_eq!(line.trim(), "locked");
+    expect_line(&mut holder, "locked");
     let out = wait_ok(spawn(&["try-write", d, "200"]), "waiting writer");
     assert!(out.starts_with("busy after"), "{out}");
     wait_ok(holder, "lock holder");
@@ -914,11 +919,7 @@ fn reader_never_sees_a_commit_before_its_sync() {
     reader_out.read_line(&mut line).expect("read");
     assert_eq!(line.trim(), "open");
     let mut writer = spawn(&["slow-sync-writer", d, m]);
-    let mut line = String::new();
-    BufReader::new(writer.stdout.as_mut().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read");
-    assert_eq!(line.trim(), "ready");
+    expect_line(&mut writer, "ready");
     let mut out = String::new();
     std::io::Read::read_to_string(&mut reader_out, &mut out).expect("reader output");
     wait_ok(reader, "reader");
@@ -963,19 +964,11 @@ fn writer_killed_inside_the_index_update() {
     let d = dir.to_str().expect("utf8");
     // Another process keeps the store (and its index) open throughout.
     let mut keeper = spawn(&["hold-open", d, "20000"]);
-    let mut line = String::new();
-    BufReader::new(keeper.stdout.as_mut().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read");
-    assert_eq!(line.trim(), "open");
+    expect_line(&mut keeper, "open");
     // A writer takes the lock, and is killed while (as far as the index says) it is in the
     // middle of updating the section: sequence word odd, dirty set.
     let mut holder = spawn(&["hold-lock", d, "60000"]);
-    let mut line = String::new();
-    BufReader::new(holder.stdout.as_mut().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read");
-    assert_eq!(line.trim(), "locked");
+    expect_line(&mut holder, "locked");
     let mut map = index_words(&dir);
     let seq = word(&map, 2);
     set_word(&mut map, 2, seq | 1);
@@ -1120,11 +1113,7 @@ fn closes_beside_a_killed_holder() {
     open(&dir).update(|tx| tx.put(b"seed", b"0")).expect("seed");
     let d = dir.to_str().expect("utf8");
     let mut keeper = spawn(&["hold-open", d, "60000"]);
-    let mut line = String::new();
-    BufReader::new(keeper.stdout.as_mut().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read");
-    assert_eq!(line.trim(), "open");
+    expect_line(&mut keeper, "open");
     for round in 0..5u32 {
         let durability = if round % 2 == 0 {
             walstore::Durability::Immediate

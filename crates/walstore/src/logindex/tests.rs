@@ -46,6 +46,16 @@ fn all_keys(index: &LogIndex) -> Vec<Vec<u8>> {
     .collect()
 }
 
+/// A small deterministic generator (xorshift): `rnd(n)` is below `n`.
+fn xorshift(mut seed: u64) -> impl FnMut(u64) -> u64 {
+    move |n| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    }
+}
+
 #[test]
 fn a_view_sees_the_versions_up_to_its_limit() {
     let ix = index();
@@ -98,13 +108,7 @@ fn cursors_and_lookups_match_a_model() {
     let w = crate::wal::WAL_HEADER_BYTES;
     let mut models: Vec<(u64, Model)> = vec![(w, BTreeMap::new())];
     let mut deletes: Vec<StampedDelete> = Vec::new();
-    let mut seed = 0x1234_5678_u64;
-    let mut rnd = |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut rnd = xorshift(0x1234_5678);
     let mut end = w;
     for txn in 1..300u64 {
         let mut model = models.last().expect("ok").1.clone();
@@ -321,13 +325,7 @@ fn the_recent_chain_is_merged_at_its_bound_and_cursors_span_a_merge() {
 fn searches_without_the_map_find_what_the_map_finds() {
     let ix = index();
     let w = crate::wal::WAL_HEADER_BYTES;
-    let mut seed = 0x0dd_ba11_u64;
-    let mut rnd = |n: u64| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed % n
-    };
+    let mut rnd = xorshift(0x0dd_ba11);
     let key_of = |i: u64, long: bool| {
         let mut k = format!("k{:05}", i).into_bytes();
         if long {
