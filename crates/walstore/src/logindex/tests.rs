@@ -195,6 +195,9 @@ fn cursors_and_lookups_match_a_model() {
             assert_eq!(got, want, "limit {limit} reverse {reverse}");
         }
     }
+    // The writer searched the list both ways: with `pread` first, then through the map.
+    let searches = ix.searches.load(Ordering::Relaxed);
+    assert!(searches > COLD_SEARCHES, "{searches} searches");
 }
 
 #[test]
