@@ -113,8 +113,8 @@ pub fn large() -> Workload {
 
 /// Two handles on one store: each commits (Buffered and Immediate) and increments a shared
 /// counter (each must catch up on the other's commits first), one closes while the other's
-/// Buffered commits are unsynced (it syncs its own and leaves the log to the other), one
-/// checkpoints and the other catches up on the new generation, both sync and close.
+/// Buffered commits are unsynced (its clean marker vouches for them), one checkpoints and
+/// the other catches up on the new generation, both sync and close.
 pub fn two_handles() -> Workload {
     let other = |step: Step| Step::Other(Box::new(step));
     let inc = |serial: u64, durability| Step::Increment {
