@@ -556,6 +556,21 @@ impl LogIndex {
         Ok((found != 0).then_some(found))
     }
 
+    /// [`LogIndex::find`] for a writer: the entry found, with its stamp, only if it holds
+    /// `key` (the writer's search through the map; `cold.rs` is the other).
+    fn find_version_of(
+        &self,
+        key: &[u8],
+        limit: u64,
+        prev: &mut [usize; MAX_HEIGHT],
+    ) -> Result<Option<(usize, u64)>, Damaged> {
+        let Some(at) = self.find(key, limit, Some(prev))? else {
+            return Ok(None);
+        };
+        let e = entry(&self.bytes, at).ok_or(Damaged)?;
+        Ok((e.key == key).then_some((at, e.stamp)))
+    }
+
     /// The last entry whose key is below `key` (every entry's, with `None`); `None` when
     /// there is none. For walking backwards.
     pub(crate) fn find_before(&self, key: Option<&[u8]>) -> Result<Option<usize>, Damaged> {
@@ -724,11 +739,7 @@ impl<'a> Search<'a> {
             self.mapped = true;
             self.cold = None;
         }
-        let Some(at) = ix.find(key, limit, Some(prev))? else {
-            return Ok(None);
-        };
-        let e = entry(&ix.bytes, at).ok_or(Damaged)?;
-        Ok((e.key == key).then_some((at, e.stamp)))
+        ix.find_version_of(key, limit, prev)
     }
 
     /// Links the written entry at `at` after `prev` ([`LogIndex::link`]), the predecessors'
@@ -741,7 +752,7 @@ impl<'a> Search<'a> {
         prev: &[usize; MAX_HEIGHT],
     ) -> Result<(), Damaged> {
         let mut next = [0usize; MAX_HEIGHT];
-        for level in 0..height.min(MAX_HEIGHT) {
+        for level in 0..height {
             next[level] = match self.cold.as_mut() {
                 Some(cold) => cold.next(prev[level], level)?,
                 None => load_next(next_slot(&self.index.bytes, prev[level], level)),

@@ -372,13 +372,7 @@ fn searches_without_the_map_find_what_the_map_finds() {
         let mut by_read = [0usize; MAX_HEIGHT];
         let mut by_map = [0usize; MAX_HEIGHT];
         let read = cold.find(&key, limit, &mut by_read).expect("read");
-        let mapped = ix
-            .find(&key, limit, Some(&mut by_map))
-            .expect("map")
-            .and_then(|at| {
-                let e = entry(ix.bytes(), at).expect("entry");
-                (e.key == key.as_slice()).then_some((at, e.stamp))
-            });
+        let mapped = ix.find_version_of(&key, limit, &mut by_map).expect("map");
         assert_eq!(read, mapped, "probe {probe}");
         assert_eq!(by_read, by_map, "probe {probe}");
     }

@@ -2,7 +2,7 @@
 //! target (`inspect::decode_log_index`).
 
 use super::cold::ColdReader;
-use super::layout::{entry, MAX_HEIGHT};
+use super::layout::MAX_HEIGHT;
 use super::{Cursor, Damaged, LogIndex};
 use crate::storage::MemSharedFiles;
 use std::path::Path;
@@ -52,15 +52,7 @@ pub(crate) fn read_file_bytes(bytes: &[u8]) -> Result<Vec<(Vec<u8>, Option<Vec<u
 fn searches_agree(index: &LogIndex, cold: &mut ColdReader<'_>, key: &[u8]) {
     let mut by_map = [0usize; MAX_HEIGHT];
     let mut by_read = [0usize; MAX_HEIGHT];
-    let mapped = index
-        .find(key, u64::MAX, Some(&mut by_map))
-        .and_then(|found| match found {
-            None => Ok(None),
-            Some(at) => {
-                let e = entry(index.bytes(), at).ok_or(Damaged)?;
-                Ok((e.key == key).then_some((at, e.stamp)))
-            }
-        });
+    let mapped = index.find_version_of(key, u64::MAX, &mut by_map);
     let read = cold.find(key, u64::MAX, &mut by_read);
     if let (Ok(mapped), Ok(read)) = (mapped, read) {
         debug_assert_eq!(
