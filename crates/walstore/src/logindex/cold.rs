@@ -15,7 +15,7 @@
 //! again. A reader lives for one hold of the lock (one [`super::LogIndex::add_txn`]).
 
 use super::layout::{load_next, next_slot, ENTRY_FIXED, HEADER_BYTES, MAX_HEIGHT};
-use super::{Budget, Damaged, LogIndex};
+use super::{descend, Damaged, ListNodes, LogIndex};
 use crate::format::MAX_KEY_BYTES;
 use std::collections::HashMap;
 
@@ -54,43 +54,16 @@ impl<'a> ColdReader<'a> {
         limit: u64,
         prev: &mut [usize; MAX_HEIGHT],
     ) -> Result<Option<(usize, u64)>, Damaged> {
-        let mut steps = Budget::of(self.index);
-        let mut at = 0usize;
-        let mut found = None;
-        for level in (0..MAX_HEIGHT).rev() {
-            found = None;
-            loop {
-                let next = self.next(at, level)?;
-                if next == 0 {
-                    break;
-                }
-                let node = self.node(next)?;
-                let before = &*node.key < key || (&*node.key == key && node.stamp > limit);
-                if !before {
-                    found = (&*node.key == key).then_some((next, node.stamp));
-                    break;
-                }
-                at = next;
-                steps.take()?;
-            }
-            prev[level] = at;
-        }
-        Ok(found)
+        let Some(at) = descend(self.index, self, key, limit, Some(prev))? else {
+            return Ok(None);
+        };
+        let (k, stamp) = self.key_stamp(at)?;
+        Ok((k == key).then_some((at, stamp)))
     }
 
     /// Drops the copy of the node at `at` (the writer changed its links).
     pub(super) fn forget(&mut self, at: usize) {
         self.nodes.remove(&at);
-    }
-
-    /// The `level` next pointer of the node at `at` (`at == 0`: the head, in the header page,
-    /// which every handle has mapped), as this writer last read or left it.
-    pub(super) fn next(&mut self, at: usize, level: usize) -> Result<usize, Damaged> {
-        if at == 0 {
-            return Ok(load_next(next_slot(self.index.bytes(), 0, level)));
-        }
-        let node = self.node(at)?;
-        Ok(node.next.get(level).map_or(0, |&n| n as usize))
     }
 
     /// The node at `at`, read if it was not.
@@ -144,5 +117,22 @@ impl<'a> ColdReader<'a> {
             key: node[ENTRY_FIXED + 4 * height..].into(),
             next,
         })
+    }
+}
+
+impl ListNodes for ColdReader<'_> {
+    /// The `level` next pointer of the node at `at` (`at == 0`: the head, in the header page,
+    /// which every handle has mapped), as this writer last read or left it.
+    fn next(&mut self, at: usize, level: usize) -> Result<usize, Damaged> {
+        if at == 0 {
+            return Ok(load_next(next_slot(self.index.bytes(), 0, level)));
+        }
+        let node = self.node(at)?;
+        Ok(node.next.get(level).map_or(0, |&n| n as usize))
+    }
+
+    fn key_stamp(&mut self, at: usize) -> Result<(&[u8], u64), Damaged> {
+        let node = self.node(at)?;
+        Ok((&node.key, node.stamp))
     }
 }

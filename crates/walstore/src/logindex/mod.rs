@@ -525,35 +525,9 @@ impl LogIndex {
         &self,
         key: &[u8],
         limit: u64,
-        mut prev: Option<&mut [usize; MAX_HEIGHT]>,
+        prev: Option<&mut [usize; MAX_HEIGHT]>,
     ) -> Result<Option<usize>, Damaged> {
-        let before = |e: &Entry<'_>| e.key < key || (e.key == key && e.stamp > limit);
-        let mut steps = Budget::of(self);
-        let mut at = 0usize;
-        // The node each level stopped at: at the bottom, the answer. It is the node that was
-        // compared, never the pointer loaded again (a writer may have linked a node in
-        // between meanwhile, one the comparison never saw).
-        let mut found = 0usize;
-        for level in (0..MAX_HEIGHT).rev() {
-            found = 0;
-            loop {
-                let next = load_next(next_slot(&self.bytes, at, level));
-                if next == 0 {
-                    break;
-                }
-                let e = entry(&self.bytes, next).ok_or(Damaged)?;
-                if !before(&e) {
-                    found = next;
-                    break;
-                }
-                at = next;
-                steps.take()?;
-            }
-            if let Some(p) = prev.as_deref_mut() {
-                p[level] = at;
-            }
-        }
-        Ok((found != 0).then_some(found))
+        descend(self, &mut Mapped(&self.bytes), key, limit, prev)
     }
 
     /// [`LogIndex::find`] for a writer: the entry found, with its stamp, only if it holds
@@ -696,6 +670,65 @@ impl LogIndex {
         }
         Ok(None)
     }
+}
+
+/// What a descent of the list reads of its nodes: through the map ([`Mapped`]) or from the
+/// writer's private copies (`cold::ColdReader`).
+trait ListNodes {
+    /// The `level` next pointer of the node at `at` (`at == 0`: the head).
+    fn next(&mut self, at: usize, level: usize) -> Result<usize, Damaged>;
+    /// The key and stamp of the entry at `at`.
+    fn key_stamp(&mut self, at: usize) -> Result<(&[u8], u64), Damaged>;
+}
+
+/// The list's nodes read through the map.
+struct Mapped<'a>(&'a SharedBytes);
+
+impl ListNodes for Mapped<'_> {
+    fn next(&mut self, at: usize, level: usize) -> Result<usize, Damaged> {
+        Ok(load_next(next_slot(self.0, at, level)))
+    }
+
+    fn key_stamp(&mut self, at: usize) -> Result<(&[u8], u64), Damaged> {
+        entry(self.0, at).map(|e| (e.key, e.stamp)).ok_or(Damaged)
+    }
+}
+
+/// The one descent of the list: the first entry at or after `(key, newest stamp <= limit)`
+/// (keys ascending, stamps descending); with `prev`, the last node before it at each level.
+fn descend(
+    index: &LogIndex,
+    nodes: &mut impl ListNodes,
+    key: &[u8],
+    limit: u64,
+    mut prev: Option<&mut [usize; MAX_HEIGHT]>,
+) -> Result<Option<usize>, Damaged> {
+    let mut steps = Budget::of(index);
+    let mut at = 0usize;
+    // The node each level stopped at: at the bottom, the answer. It is the node that was
+    // compared, never the pointer loaded again (a writer may have linked a node in between
+    // meanwhile, one the comparison never saw).
+    let mut found = 0usize;
+    for level in (0..MAX_HEIGHT).rev() {
+        found = 0;
+        loop {
+            let next = nodes.next(at, level)?;
+            if next == 0 {
+                break;
+            }
+            let (k, stamp) = nodes.key_stamp(next)?;
+            if !(k < key || (k == key && stamp > limit)) {
+                found = next;
+                break;
+            }
+            at = next;
+            steps.take()?;
+        }
+        if let Some(p) = prev.as_deref_mut() {
+            p[level] = at;
+        }
+    }
+    Ok((found != 0).then_some(found))
 }
 
 /// The writer's searches of the list during one hold of the writer lock: through the map, or,
