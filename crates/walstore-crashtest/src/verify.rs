@@ -282,6 +282,9 @@ fn after_recovery(
     let probe_write: [(&[u8], Option<&[u8]>); 1] = [(PROBE_KEY.as_bytes(), Some(probe.as_bytes()))];
     crate::engine::apply(&*store, &probe_write, Dur::Immediate)
         .map_err(|e| writable("a commit after recovery failed", e))?;
+    // A power cut right after that commit, before anything folds the log: a stale record
+    // the probe lined up (RECOVERY.md L6) would be read back here as the next transaction.
+    after_probe(engine, &fs, state, probe, ProbeStage::Committed)?;
     store
         .checkpoint()
         .map_err(|e| writable("a checkpoint after recovery failed", e))?;
@@ -289,29 +292,47 @@ fn after_recovery(
         structure.check_after_checkpoint(&fs, Path::new(STORE_DIR))?;
     }
     drop(store);
-    after_probe(engine, &fs, state, probe)
+    after_probe(engine, &fs, state, probe, ProbeStage::Checkpointed)
 }
 
-/// After the probe's commit and checkpoint on `fs`: a power cut leaves a store that opens,
-/// reads right, and holds `state` with the probe and nothing else.
+/// How far the post-recovery work had gone when [`after_probe`] cuts the power.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProbeStage {
+    /// The probe's `Immediate` commit returned; the log still holds it.
+    Committed,
+    /// A checkpoint after it completed.
+    Checkpointed,
+}
+
+/// After the probe's commit (and, at `Checkpointed`, a checkpoint) on `fs`: a power cut
+/// leaves a store that opens, reads right, and holds `state` with the probe and nothing
+/// else.
 fn after_probe(
     engine: &EngineConfig,
     fs: &SimFs,
     state: &State,
     probe: &str,
+    stage: ProbeStage,
 ) -> Result<(), Violation> {
     let fs = Image::durable_of(&fs.state()).to_simfs();
-    let store = open(engine, &fs, "reopen after the post-recovery checkpoint")?.map_err(|e| {
-        if e.is_corruption() {
-            Violation::new(
-                Invariant::CheckpointAtomicity,
-                "a power cut after a completed checkpoint left a store that reports corruption",
-                "the new generation, complete",
-                e.to_string(),
-            )
-        } else {
-            writable("reopening after the post-recovery checkpoint failed", e)
-        }
+    let reopen = match stage {
+        ProbeStage::Committed => "reopen after the post-recovery commit",
+        ProbeStage::Checkpointed => "reopen after the post-recovery checkpoint",
+    };
+    let store = open(engine, &fs, reopen)?.map_err(|e| match stage {
+        ProbeStage::Checkpointed if e.is_corruption() => Violation::new(
+            Invariant::CheckpointAtomicity,
+            "a power cut after a completed checkpoint left a store that reports corruption",
+            "the new generation, complete",
+            e.to_string(),
+        ),
+        ProbeStage::Committed if e.is_corruption() => Violation::new(
+            Invariant::StableIndeterminate,
+            "a power cut right after the first commit after recovery left a store that reports corruption",
+            "the recovered state and the commit",
+            e.to_string(),
+        ),
+        _ => writable(&format!("{reopen} failed"), e),
     })?;
     let last =
         read_state(&*store).map_err(|e| writable("reading after the post-recovery commit", e))?;
@@ -325,7 +346,10 @@ fn after_probe(
         let (invariant, detail) = if resurrected {
             (
                 Invariant::StableIndeterminate,
-                "a transaction that recovery had discarded came back after a later commit, checkpoint and crash",
+                match stage {
+                    ProbeStage::Committed => "a transaction that recovery had discarded came back after a later commit and a crash",
+                    ProbeStage::Checkpointed => "a transaction that recovery had discarded came back after a later commit, checkpoint and crash",
+                },
             )
         } else {
             (

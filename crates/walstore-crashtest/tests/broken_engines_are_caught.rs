@@ -259,9 +259,11 @@ fn an_open_that_skips_the_stale_record_check_after_a_clean_marker_is_caught_by_c
         &Workload::by_name("config").expect("scripted workload"),
         Strategy::EveryOp
     ));
-    // After a clean close and reopen, a crash keeps the second of two unsynced commits
-    // without the first: the log ends at the clean marker with a stale transaction past it,
-    // which the aligned probe lines up; after the next checkpoint and crash it is back.
+    // After a clean close and a reopen alone, a crash keeps the close's marker and the
+    // second of two unsynced commits, and loses the open's zeroing of the marker and the
+    // first commit (the torn tails' gap): the log ends at the clean marker with a stale
+    // transaction past it, which the aligned probe lines up; a power cut right after the
+    // probe's commit brings it back. (Neither the gap nor that power cut alone catches it.)
     assert_eq!(
         caught_by_ci_task(&engine, "clean-reopen", Strategy::TornTails),
         Invariant::StableIndeterminate

@@ -31,6 +31,11 @@ enum Shape {
     /// Every unsynced WAL write kept except this one: later records left past a hole (a stale
     /// transaction of the same length past the end).
     Hole(usize),
+    /// The unsynced WAL writes from this one up to the last dropped, the rest kept: a run of
+    /// writes lost between an older one and the last (a clean marker kept, the open's zeroing
+    /// of it and the commit written over it lost, the commit after them kept: a stale
+    /// transaction past a durable marker, RECOVERY.md L6).
+    Gap(usize),
     /// The last write's sectors up to this one new, the rest old.
     SectorPrefix(usize),
     /// The last write's earlier sectors new, this one garbage, the rest old.
@@ -114,6 +119,12 @@ impl Builder<'_> {
                 plan[writes[i]] = Keep::Drop;
                 self.classes.push(FaultClass::F3);
             }
+            Shape::Gap(i) => {
+                for &w in &writes[i..writes.len() - 1] {
+                    plan[w] = Keep::Drop;
+                }
+                self.classes.push(FaultClass::F3);
+            }
             Shape::SectorPrefix(j) => plan[last] = Keep::Torn(mask(self, last, wal, |k| k <= j)),
             Shape::OnlySector(j) => plan[last] = Keep::Torn(mask(self, last, wal, |k| k == j)),
             Shape::GarbageAt(j) => {
@@ -185,6 +196,8 @@ fn shapes(state: &FsState, sector: usize) -> Vec<Shape> {
     if writes.len() > 1 {
         out.extend((0..writes.len()).map(Shape::Hole));
     }
+    // A gap of one write before the last is a hole.
+    out.extend((0..writes.len().saturating_sub(2)).map(Shape::Gap));
     let sectors = state
         .inodes
         .get(&wal)
