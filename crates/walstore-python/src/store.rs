@@ -222,8 +222,9 @@ impl NativeStore {
         py.detach(|| store.sync()).into_py_result(py)
     }
 
-    /// Closes the store: makes its commits durable and marks the log clean. Later calls raise
-    /// `ClosedError`; closing twice is allowed. In a forked child: `ForkedError`.
+    /// Closes the store: makes its commits durable and, as the store's last handle, marks the
+    /// log clean. Later calls raise `ClosedError`; closing twice is allowed. In a forked
+    /// child: `ForkedError`.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         let store = {
             let mut slot = self.store.lock();

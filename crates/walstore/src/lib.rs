@@ -34,8 +34,9 @@
 //! }
 //! drop(read);
 //!
-//! // Closing (or dropping the last clone) marks the log clean: the next open has nothing to
-//! // recover. After a kill, the next open folds the last commits into snapshot files instead.
+//! // Closing (or dropping the last clone) the store's last handle marks the log clean: the
+//! // next open has nothing to recover. After a kill, the next open folds the last commits
+//! // into snapshot files instead.
 //! store.close()?;
 //! # Ok(()) }
 //! ```

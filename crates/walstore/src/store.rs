@@ -1,6 +1,6 @@
 //! [`Store`]: the public facade over a shared [`Core`]. Clones share one handle; the last
-//! one to go closes it (RECOVERY.md S1a): its commits are made durable and the log is marked
-//! clean.
+//! one to go closes it (RECOVERY.md S1a): its commits are made durable and, if it is the last
+//! handle of the store, the log is marked clean.
 //!
 //! Invariant: nothing below this module imports `Store`; transactions and the background
 //! checkpointer hold the [`Core`].
@@ -184,9 +184,10 @@ impl Store {
     }
 
     /// Closes this handle. When it is the last clone, and transactions were committed through
-    /// it, every one of them is made durable (`Buffered` ones included), and the log is marked
-    /// clean, so the next read-write open has nothing to prove and does no recovery
-    /// checkpoint (RECOVERY.md S1a). A background checkpoint in progress is waited for first.
+    /// it, every one of them is made durable (`Buffered` ones included). The last handle of
+    /// the store (in any process) also marks the log clean, or folds a long one into a run,
+    /// so the next read-write open has nothing to prove and does no recovery checkpoint
+    /// (RECOVERY.md S1a). A background checkpoint in progress is waited for first.
     /// Dropping the last clone does the same and ignores errors; `close` reports them. If
     /// another writer holds the lock at that moment, the marker is left out (the commits are
     /// still made durable).
@@ -279,8 +280,9 @@ impl Store {
 }
 
 /// The work of [`Store::close`], done by the last clone: stop the background checkpointer
-/// (waiting for a checkpoint it is running), make this handle's commits durable, then, if the
-/// writer lock is free, leave the log as the next open wants it ([`close_log`]).
+/// (waiting for a checkpoint it is running), make this handle's commits durable, then, if this
+/// is the last handle of the store and the writer lock is free, leave the log as the next open
+/// wants it ([`close_log`]).
 fn close_last(core: &Core) -> Result<()> {
     // Whether this is the last handle of the store anywhere (without a commit index: as far
     // as anyone knows, yes). Only the last folds a long log at close: while other handles
@@ -300,15 +302,23 @@ fn close_last(core: &Core) -> Result<()> {
     if wrote {
         core.sync_written()?;
     }
-    let result = match core.acquire_writer(LockWait::NoWait) {
-        Ok(guard) => {
-            let closed = head(core, &guard)
-                .and_then(|version| close_log(core, &guard, &version, last, wrote));
-            core.release_writer(guard);
-            closed
+    let result = if !last {
+        // Other handles have the store open: the last of them leaves the log as the next
+        // open wants it. A marker here would lie past the durable end, and the next handle
+        // to join would sync it before its first commit (RECOVERY.md S1a, X2): one
+        // `fdatasync` more for every one-shot write beside a long-lived handle.
+        Ok(())
+    } else {
+        match core.acquire_writer(LockWait::NoWait) {
+            Ok(guard) => {
+                let closed =
+                    head(core, &guard).and_then(|version| close_log(core, &guard, &version));
+                core.release_writer(guard);
+                closed
+            }
+            Err(Error::Busy { .. }) => Ok(()),
+            Err(e) => Err(e),
         }
-        Err(Error::Busy { .. }) => Ok(()),
-        Err(e) => Err(e),
     };
     if result.is_ok() {
         // `close` then drops the handle: its `Drop` has nothing left to do.
@@ -318,46 +328,38 @@ fn close_last(core: &Core) -> Result<()> {
     result
 }
 
-/// Leaves the log as the next open wants it: when this is the last handle of the store (it
-/// need not have written), folded into a run by a checkpoint if it holds more than
+/// Leaves the log as the next open wants it, as the last handle of the store (it need not
+/// have written): folded into a run by a checkpoint if it holds more than
 /// `Options::close_checkpoint_bytes` (the next process to open the store alone then has little
-/// log to read: RECOVERY.md S1a), and the fresh log then ended by a clean marker; else, if
-/// this handle wrote, ended by a clean marker. Called under the writer lock.
+/// log to read: RECOVERY.md S1a), and the fresh log then ended by a clean marker; else ended
+/// by a clean marker. Called under the writer lock, after a catch-up that made every
+/// transaction of `version` durable.
 fn close_log(
     core: &Core,
     guard: &WriterGuard,
     version: &Arc<crate::version::Version>,
-    last: bool,
-    wrote: bool,
 ) -> Result<()> {
     let opts = core.opts();
     let log_bytes = version.wal_end - crate::wal::WAL_HEADER_BYTES;
-    if last && opts.auto_checkpoint && log_bytes > opts.close_checkpoint_bytes {
+    if opts.auto_checkpoint && log_bytes > opts.close_checkpoint_bytes {
         crate::checkpoint::fold(core, guard, version)?;
         core.counters().checkpoints.fetch_add(1, Ordering::Relaxed);
         // The fold synced the directory and the new log's header: a marker says so to the
         // next open, which then makes no directory fsync of its own.
-        return mark_clean(core, guard, &core.current(), false);
+        return mark_clean(core, guard, &core.current());
     }
-    mark_clean(core, guard, version, wrote)
+    mark_clean(core, guard, version)
 }
 
-/// Appends the clean marker (FORMAT.md §4.3), and publishes the version it ends, when the
-/// log holds unproven data this handle wrote (or caught up with as a writer); or, whoever
-/// closes, when its data is all proven (or it has none) but no marker ends it: an open alone
-/// zeroed the markers that did (RECOVERY.md S1), and without one the next open would fold
-/// the log with a checkpoint, or, on a log without data (a checkpoint reset it), make a
-/// directory fsync. Then the marker needs no sync: what it proves was synced before.
-/// Called under the writer lock.
-fn mark_clean(
-    core: &Core,
-    guard: &WriterGuard,
-    version: &crate::version::Version,
-    wrote: bool,
-) -> Result<()> {
-    let unproven = version.has_unproven_data();
-    let unmarked = !unproven && version.wal_end == version.data_end;
-    if !(wrote && unproven || unmarked) {
+/// Appends the clean marker (FORMAT.md §4.3), and publishes the version it ends, unless the
+/// log already ends with one after all of its data, every byte of which a watermark proves:
+/// the data is unproven (this handle's commits, or other handles' that its catch-up made
+/// durable), or no marker ends it (an open alone zeroed the markers that did, RECOVERY.md S1,
+/// or a checkpoint reset the log). Without one the next open would fold the log with a
+/// checkpoint, or, on a log without data, make a directory fsync. The marker needs no sync:
+/// what it proves was synced before. Called under the writer lock.
+fn mark_clean(core: &Core, guard: &WriterGuard, version: &crate::version::Version) -> Result<()> {
+    if version.closed_cleanly() {
         return Ok(());
     }
     let end = core.wal().append_clean_marker(

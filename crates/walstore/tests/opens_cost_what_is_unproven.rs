@@ -164,6 +164,35 @@ fn a_one_shot_commit_costs_one_fdatasync_and_no_directory_fsync() {
     }
 }
 
+/// Beside a long-lived handle, a one-shot commit costs one `fdatasync` too: a handle that
+/// closes while others have the store open leaves the log to the last of them, so the next
+/// one finds nothing past the durable end to sync before its commit. The last handle's close
+/// marks the log clean, and the next open alone folds nothing.
+#[test]
+fn a_one_shot_commit_beside_a_live_handle_costs_one_fdatasync() {
+    for durability in [Durability::Immediate, Durability::Buffered] {
+        let fs = counting();
+        let holder = options(&fs).open(DIR).expect("create");
+        commit_three(&holder, 0);
+        one_sync_per_one_shot_commit(&fs, durability, |o| o);
+        let read = holder.begin_read().expect("read");
+        assert_eq!(
+            read.get(b"server.url").expect("get").as_deref(),
+            Some(&b"server.url-3"[..])
+        );
+        drop(read);
+        holder.close().expect("close the holder");
+        let store = options(&fs).auto_checkpoint(false).open(DIR).expect("open");
+        let read = store.begin_read().expect("read");
+        assert_eq!(
+            read.get(b"server.namespace").expect("get").as_deref(),
+            Some(&b"server.namespace-3"[..])
+        );
+        // The holder's close marked the log clean: the open alone found it all proven.
+        assert_eq!(store.info().expect("info").generation, 0, "{durability:?}");
+    }
+}
+
 /// Three one-shot processes in turn open the store `opts` opens, read `server.url` (it reads
 /// `expect`, in generation `generation`), and close: each syncs nothing and leaves the log as
 /// it found it.

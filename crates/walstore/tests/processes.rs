@@ -1103,9 +1103,11 @@ fn watch_sees_another_process() {
     assert_eq!(watch.try_next().expect("watch"), None);
 }
 
-/// Handles that commit and close while another process keeps the store open, then that process
-/// killed instead of closing: the next open alone finds every commit, and after its own clean
-/// close the open after it finds the log proven (no fold).
+/// Handles that close while another process has the store open leave the log to it (no clean
+/// marker, RECOVERY.md S1a). When that process is killed instead of closing, the next open
+/// alone finds their commits unproven by any watermark: it must keep every one of them (it
+/// folds them with a checkpoint), and its own close then leaves a log the open after it finds
+/// proven (no second fold).
 fn closes_beside_a_killed_holder() {
     let (_tmp, dir) = tempdir();
     open(&dir).update(|tx| tx.put(b"seed", b"0")).expect("seed");

@@ -113,8 +113,8 @@ pub fn large() -> Workload {
 
 /// Two handles on one store: each commits (Buffered and Immediate) and increments a shared
 /// counter (each must catch up on the other's commits first), one closes while the other's
-/// Buffered commits are unsynced (its clean marker vouches for them), one checkpoints and
-/// the other catches up on the new generation, both sync and close.
+/// Buffered commits are unsynced (it syncs its own and leaves the log to the other), one
+/// checkpoints and the other catches up on the new generation, both sync and close.
 pub fn two_handles() -> Workload {
     let other = |step: Step| Step::Other(Box::new(step));
     let inc = |serial: u64, durability| Step::Increment {
@@ -250,7 +250,7 @@ pub fn ranges() -> Workload {
 /// log ends cleanly (RECOVERY.md L6), or the aligned probe, sized to end where the first
 /// commit ended, lines it up as the next transaction, and a power cut right after the probe
 /// brings it back. (Until stop 29 the marker came from a close beside a second handle and
-/// the reopen joined it.)
+/// the reopen joined it; since then only the last handle writes a marker.)
 pub fn clean_reopen() -> Workload {
     let steps = vec![
         txn(1, vec![put(1, "c/1", "one")], Dur::Immediate),

@@ -402,8 +402,9 @@ class Store(FeedMethods, _Reads, collections.abc.MutableMapping):  # type: ignor
         self._native.sync()
 
     def close(self) -> None:
-        """Makes this handle's commits durable, marks the log clean and closes. Reports a
-        failure (``StorageError``). Later calls raise ``ClosedError``; closing twice is fine."""
+        """Makes this handle's commits durable, marks the log clean if no other handle (in any
+        process) has the store open, and closes. Reports a failure (``StorageError``). Later
+        calls raise ``ClosedError``; closing twice is fine."""
         self._native.close()
 
     @property
