@@ -5,8 +5,9 @@
 /// refused with [`crate::Error::UnsupportedFormat`].
 pub const FORMAT_VERSION: u32 = 2;
 
-/// Checksum algorithm id recorded in every file header: 1 = CRC-32/IEEE as computed by
-/// `crc32fast` (polynomial 0x04C11DB7, reflected, init and xorout 0xFFFFFFFF). FORMAT.md §1.
+/// Checksum algorithm id recorded in every file header: 1 = CRC-32/IEEE, also named
+/// CRC-32/ISO-HDLC (polynomial 0x04C11DB7, reflected, init and xorout 0xFFFFFFFF; computed by
+/// `checksum.rs`). FORMAT.md §1.
 pub const CHECKSUM_CRC32_IEEE: u32 = 1;
 
 /// Every file starts with this preamble (FORMAT.md §1, §3, §5, §6): an 8-byte magic, the
@@ -190,7 +191,7 @@ pub fn parse_segment_name(name: &str) -> Option<(u64, bool)> {
 /// CRC-32/IEEE of `bytes`.
 #[inline]
 pub fn crc32(bytes: &[u8]) -> u32 {
-    crc32fast::hash(bytes)
+    crate::checksum::crc32(bytes)
 }
 
 /// A cursor over untrusted bytes: every read is bounds-checked and returns `None` past the end.

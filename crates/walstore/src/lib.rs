@@ -48,6 +48,7 @@ mod backup;
 mod cases;
 mod catchup;
 mod checkpoint;
+mod checksum;
 mod core;
 mod deletes;
 mod error;

@@ -248,7 +248,7 @@ struct Tail {
 /// as the body streams out.
 #[derive(Default)]
 struct PageCrcs {
-    current: crc32fast::Hasher,
+    current: crate::checksum::Crc32,
     /// Bytes of the current page seen so far.
     filled: usize,
     done: Vec<u32>,

@@ -268,7 +268,7 @@ pub fn encode_txn<'a>(
     synced_through: u64,
 ) -> usize {
     let start = out.len();
-    let mut txn_crc = crc32fast::Hasher::new();
+    let mut txn_crc = crate::checksum::Crc32::new();
     let mut count = 0u32;
     for (from, to) in deletes {
         debug_assert!(!from.is_empty() && to.is_none_or(|t| t > from));
@@ -357,7 +357,7 @@ fn encode_record(
 /// Folds record CRCs into a transaction CRC, as the commit marker stores it.
 #[derive(Debug, Default)]
 pub struct TxnChecksum {
-    hasher: crc32fast::Hasher,
+    hasher: crate::checksum::Crc32,
     count: u32,
 }
 
