@@ -108,10 +108,18 @@ impl fmt::Debug for Crc32 {
 }
 
 impl Crc32 {
+    /// In the code the process computes its CRCs with now (a later update may still switch).
     pub fn new() -> Self {
-        Crc32 {
-            state: State::Table(TABLE.digest()),
-        }
+        Self::new_with(&CHOICE)
+    }
+
+    fn new_with(choice: &Choice) -> Self {
+        let state = if choice.fast.load(Ordering::Relaxed) {
+            State::Fast(crc32fast::Hasher::new())
+        } else {
+            State::Table(TABLE.digest())
+        };
+        Crc32 { state }
     }
 
     pub fn update(&mut self, bytes: &[u8]) {
@@ -186,7 +194,7 @@ mod tests {
         let data = bytes(10_000, 11);
         for limit in [0, 1, 999, 5000, 9999, 20_000] {
             let choice = Choice::new(limit);
-            let mut crc = Crc32::new();
+            let mut crc = Crc32::new_with(&choice);
             for piece in data.chunks(333) {
                 crc.update_with(&choice, piece);
             }

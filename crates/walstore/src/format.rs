@@ -188,11 +188,8 @@ pub fn parse_segment_name(name: &str) -> Option<(u64, bool)> {
     u64::from_str_radix(hex, 16).ok().map(|g| (g, tmp))
 }
 
-/// CRC-32/IEEE of `bytes`.
-#[inline]
-pub fn crc32(bytes: &[u8]) -> u32 {
-    crate::checksum::crc32(bytes)
-}
+/// CRC-32/IEEE of `bytes` (`checksum.rs` owns which code computes it).
+pub use crate::checksum::crc32;
 
 /// A cursor over untrusted bytes: every read is bounds-checked and returns `None` past the end.
 #[derive(Debug, Clone)]
