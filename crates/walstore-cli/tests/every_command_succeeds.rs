@@ -141,7 +141,9 @@ fn checkpoint_info_dump_verify_and_backup() {
     assert!(dump.contains("recovery: clean end"), "{dump}");
     let dump = json(&ok(&["--json", "dump", &s]));
     assert_eq!(dump["records"][0]["offset"], 4096);
-    assert_eq!(dump["records"][0]["key"], "k00");
+    assert_eq!(dump["records"][0]["kind"], "batch");
+    assert_eq!(dump["records"][0]["ops"][0]["offset"], 4096 + 32);
+    assert_eq!(dump["records"][0]["ops"][0]["key"], "k00");
     assert_eq!(dump["verdict"]["kind"], "clean");
     let cp = json(&ok(&["--json", "checkpoint", &s]));
     assert_eq!(

@@ -66,11 +66,18 @@ fn del_prefix_counts_the_keys_it_removed_and_writes_one_range_deletion() {
     );
     let none = json(&ok(&["--json", "del", &s, "--prefix", "nothing-here"]));
     assert_eq!(none["deleted"], 0);
-    // The log holds one range deletion for each, not one record per key.
+    // The log holds one range deletion for each, not one write per key (each in a batch
+    // record of its transaction: FORMAT.md §4.2).
     let dump = json(&ok(&["--json", "dump", &s]));
-    let records = dump["records"].as_array().expect("records");
+    let records: Vec<&Json> = dump["records"]
+        .as_array()
+        .expect("records")
+        .iter()
+        .flat_map(|r| std::iter::once(r).chain(r["ops"].as_array().into_iter().flatten()))
+        .collect();
     let ranges: Vec<&Json> = records
         .iter()
+        .copied()
         .filter(|r| r["kind"] == "delete-range")
         .collect();
     assert_eq!(ranges.len(), 2, "{dump}");

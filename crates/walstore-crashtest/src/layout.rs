@@ -16,13 +16,23 @@ const RECORD_HEADER_BYTES: u64 = 32;
 /// Bytes of a commit record: header and 16-byte payload (FORMAT.md §4.2).
 const COMMIT_RECORD_BYTES: u64 = RECORD_HEADER_BYTES + 16;
 
+/// Bytes of the shortest LEB128 varint of `n` (FORMAT.md §4.2).
+fn varint_len(n: u64) -> u64 {
+    (64 - u64::from((n | 1).leading_zeros())).div_ceil(7)
+}
+
 /// The value length that makes a transaction of one put of `key` take exactly `bytes` bytes
-/// of the log (put record plus commit record, FORMAT.md §4), if any does.
+/// of the log (a batch record holding the put, then the commit record, FORMAT.md §4), if any
+/// does. Some lengths none does: a value length's varint grows by a byte at 128, so no put
+/// takes exactly one byte more than a 127-byte value's.
 pub fn put_value_len_for(key: &str, bytes: u64) -> Option<usize> {
-    let fixed = RECORD_HEADER_BYTES + 4 + key.len() as u64 + COMMIT_RECORD_BYTES;
-    bytes
-        .checked_sub(fixed)
-        .and_then(|v| usize::try_from(v).ok())
+    let key_len = key.len() as u64;
+    let fixed = RECORD_HEADER_BYTES + 1 + varint_len(key_len) + key_len + COMMIT_RECORD_BYTES;
+    let rest = bytes.checked_sub(fixed)?;
+    (1..=5)
+        .filter_map(|width| rest.checked_sub(width))
+        .find(|&value| varint_len(value) + value == rest)
+        .and_then(|value| usize::try_from(value).ok())
 }
 
 /// Name of the manifest.
@@ -170,6 +180,11 @@ const RECORD_FIELDS: [(u64, u64, &str); 6] = [
     (16, 8, "record salt"),
     (24, 8, "record transaction id"),
 ];
+/// The start of a batch record's first write: its tag and (one-byte) lengths.
+const BATCH_FIELDS: [(u64, u64, &str); 2] = [
+    (32, 1, "batch first write tag"),
+    (33, 2, "batch first write lengths"),
+];
 const COMMIT_FIELDS: [(u64, u64, &str); 3] = [
     (32, 4, "commit record count"),
     (36, 4, "commit transaction checksum"),
@@ -270,6 +285,13 @@ fn wal_record_fields(bytes: &[u8]) -> Vec<Field> {
             len,
             name,
         }));
+        if header[8] == 5 && declared >= 3 {
+            out.extend(BATCH_FIELDS.iter().map(|&(start, len, name)| Field {
+                start: base + start,
+                len,
+                name,
+            }));
+        }
         if header[8] == 3 && declared == 16 {
             out.extend(COMMIT_FIELDS.iter().map(|&(start, len, name)| Field {
                 start: base + start,
@@ -295,9 +317,13 @@ mod tests {
 
     #[test]
     fn the_format_example_transaction_has_the_documented_size() {
-        // FORMAT.md §7: a put of k1=v1 is 40 bytes, a commit record 48.
-        assert_eq!(put_value_len_for("k1", 40 + 48), Some(2));
+        // FORMAT.md §7: a batch of the put k1=v1 is 39 bytes, a commit record 48.
+        assert_eq!(put_value_len_for("k1", 39 + 48), Some(2));
         assert_eq!(put_value_len_for("k1", 50), None);
+        // Values of 127 and 128 bytes: their varints take 1 and 2 bytes.
+        assert_eq!(put_value_len_for("k1", 37 + 127 + 48), Some(127));
+        assert_eq!(put_value_len_for("k1", 37 + 1 + 128 + 48), Some(128));
+        assert_eq!(put_value_len_for("k1", 37 + 128 + 48), None);
     }
 
     #[test]

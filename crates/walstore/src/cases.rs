@@ -217,11 +217,7 @@ mod tests {
         for generation in [4, 5, 6] {
             for salt in [50, 51] {
                 for base_txn in [500, 501] {
-                    inputs.push(Ok(WalHeader {
-                        generation,
-                        salt,
-                        base_txn,
-                    }));
+                    inputs.push(Ok(WalHeader::new(generation, salt, base_txn)));
                 }
             }
         }

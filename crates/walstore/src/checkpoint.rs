@@ -153,6 +153,9 @@ struct Frozen {
     reserved: u64,
 }
 
+/// Most bytes a run takes per byte of the log it folds (see [`freeze`]).
+const RUN_BYTES_PER_LOG_BYTE: u64 = 8;
+
 /// Phase 0 (writer lock held): the newest version, folded, and ids reserved for its run.
 fn freeze(core: &Core, guard: &WriterGuard) -> Result<Option<Frozen>> {
     let base = crate::catchup::head(core, guard)?;
@@ -163,9 +166,15 @@ fn freeze(core: &Core, guard: &WriterGuard) -> Result<Option<Frozen>> {
     }
     let manifest = runs::read_locked(core, guard)?;
     check_generation(core, &manifest, &version)?;
-    // Files are at least the target size except the last; the run is smaller than the log.
+    // Files are at least the target size except the last. A run takes more bytes per write
+    // than a batch of the log does: a write costs its key and value plus at least 2 bytes
+    // (its tag, a varint) in the log, and at most 22 more in a run (lengths, index entry,
+    // filter bits, page CRC), so at most 8 times its bytes in the log (a delete of a
+    // one-byte key: 3 bytes, 25 in a run). Ids are only numbers: reserving too many costs
+    // nothing, too few fails the checkpoint.
     let target = core.opts().segment_size_bytes_target.max(1);
-    let reserved = (version.wal_end - WAL_HEADER_BYTES) / target + 2;
+    let reserved =
+        (version.wal_end - WAL_HEADER_BYTES).saturating_mul(RUN_BYTES_PER_LOG_BYTE) / target + 2;
     runs::apply(
         core,
         guard,

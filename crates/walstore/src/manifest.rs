@@ -66,11 +66,7 @@ impl Manifest {
     /// The WAL header of this manifest's generation (FORMAT.md §3): the manifest holds
     /// everything the header says.
     pub(crate) fn wal_header(&self) -> crate::wal::WalHeader {
-        crate::wal::WalHeader {
-            generation: self.generation,
-            salt: self.salt,
-            base_txn: self.base_txn,
-        }
+        crate::wal::WalHeader::new(self.generation, self.salt, self.base_txn)
     }
 
     /// Every snapshot file the manifest names, newest run first.

@@ -465,11 +465,7 @@ fn create(storage: &dyn Storage, dir: &Path) -> Result<()> {
     let (header, rewrite) = match found {
         Ok(h) if h.generation == 0 && h.base_txn == 0 => (h, false),
         _ => {
-            let h = WalHeader {
-                generation: 0,
-                salt: random_u64(),
-                base_txn: 0,
-            };
+            let h = WalHeader::new(0, random_u64(), 0);
             (h, true)
         }
     };

@@ -55,6 +55,41 @@ fn the_example_records_decode_as_the_spec_describes() {
         inspect::decode_wal_header(&wal).expect("header"),
         (0, SALT, 0)
     );
+    assert_eq!(inspect::wal_header_version(&wal).expect("version"), 3);
+    let batch = inspect::decode_wal_record(&wal[0x1000..]).expect("batch");
+    assert_eq!((batch.kind, batch.txn_id, batch.len), ("batch", 1, 43));
+    let ops: Vec<_> = batch
+        .ops
+        .iter()
+        .map(|o| (o.kind, o.offset, o.len, o.key.as_deref(), o.value_len))
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            ("put", 0x20, 7, Some(&b"k1"[..]), Some(2)),
+            ("delete", 0x27, 4, Some(&b"k0"[..]), None)
+        ]
+    );
+    let commit = inspect::decode_wal_record(&wal[0x102b..]).expect("commit");
+    assert_eq!(
+        (commit.kind, commit.synced_through, commit.len),
+        ("commit", Some(4096), 48)
+    );
+    assert_eq!(wal.len(), 0x105b);
+}
+
+#[test]
+fn the_version_2_example_is_what_builds_before_batches_wrote_and_still_decodes() {
+    let wal = example("wal-example-records");
+    let mut expected = inspect::encode_wal_header_version(2, 0, SALT, 0);
+    expected.extend(inspect::encode_transaction_records(
+        SALT,
+        1,
+        &[(b"k1", Some(b"v1")), (b"k0", None)],
+        4096,
+    ));
+    assert_eq!(wal, expected);
+    assert_eq!(inspect::wal_header_version(&wal).expect("version"), 2);
     let put = inspect::decode_wal_record(&wal[0x1000..]).expect("put");
     assert_eq!((put.kind, put.txn_id, put.len), ("put", 1, 40));
     assert_eq!(put.key.as_deref(), Some(&b"k1"[..]));

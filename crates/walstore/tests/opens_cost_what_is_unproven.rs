@@ -360,9 +360,9 @@ fn an_open_checks_no_page_of_a_run_body() {
     }
 }
 
-/// FORMAT.md §3: a commit of more than 128 KiB that does not fit the zeroed space ahead
-/// extends the file itself, and no zeros follow it: commits of about 150 KB (an overwrite of
-/// 1,000 keys of 116 bytes) write the log once. Zeros written after each of them would be written twice, once as zeros and
+/// FORMAT.md §3: a commit of more than 96 KiB that does not fit the zeroed space ahead
+/// extends the file itself, and no zeros follow it: commits of about 119 KB (an overwrite of
+/// 1,000 keys of 116 bytes, in batch records) write the log once. Zeros written after each of them would be written twice, once as zeros and
 /// again as the next commit (0.56× of the log's bytes, docs/BENCHMARKS.md stop 27).
 #[test]
 fn large_commits_write_the_log_once() {
@@ -386,7 +386,7 @@ fn large_commits_write_the_log_once() {
     let info = store.info().expect("info");
     let written = fs.counts.wal_bytes_written.load(Ordering::SeqCst);
     assert!(
-        info.wal_bytes > 20 * 150_000,
+        info.wal_bytes > 20 * 116_000,
         "{} bytes of log",
         info.wal_bytes
     );
@@ -404,7 +404,8 @@ fn large_commits_write_the_log_once() {
     // A small commit after them grows zeroed space again, and all of it reads back.
     commit_three(&store, 1);
     assert!(store.info().expect("info").wal_file_bytes > 4096 + info.wal_bytes + (60 << 10));
-    // Commits of 85 KiB land in zeroed space: the file grows a few times, not at each.
+    // Commits of 85 KiB land in zeroed space: the file grows a few times, not at each. Each
+    // growth zeroes an eighth of the log (over 2 MB here: at least three such commits).
     let mut sizes = std::collections::BTreeSet::new();
     for round in 0..20u32 {
         store
@@ -412,7 +413,11 @@ fn large_commits_write_the_log_once() {
             .expect("commit");
         sizes.insert(store.info().expect("info").wal_file_bytes);
     }
-    assert!(sizes.len() <= 4, "the file grew {} times", sizes.len());
+    assert!(
+        sizes.len() <= 20 / 3 + 1,
+        "the file grew {} times",
+        sizes.len()
+    );
     drop(store);
     let store = options(&fs).open(DIR).expect("reopen");
     let r = store.begin_read().expect("read");

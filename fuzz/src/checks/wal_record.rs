@@ -7,8 +7,10 @@ use walstore::{inspect, Error, MAX_KEY_BYTES};
 /// whole WAL file.
 ///
 /// - the header decoder accepts only canonical headers (re-encoding gives the same 44 bytes);
-/// - every decoded record is consistent with its bytes and re-encodes to exactly them (puts
-///   and deletes), is refused when cut by one byte or when one bit of it is flipped;
+/// - every decoded record is consistent with its bytes and re-encodes to exactly them (puts,
+///   deletes, and batches whose range deletions come first), is refused when cut by one byte
+///   or when one bit of it is flipped;
+/// - a batch's writes tile its payload, each spelled with the shortest varints;
 /// - decoding allocates at most a small multiple of the input.
 pub fn check(data: &[u8]) {
     let header = bounded("decode_wal_header", data.len(), 2, 4096, || {
@@ -21,7 +23,9 @@ pub fn check(data: &[u8]) {
                 "a header was decoded from {} bytes",
                 data.len()
             );
-            let encoded = inspect::encode_wal_header(generation, salt, base_txn);
+            let version =
+                inspect::wal_header_version(data).expect("a decoded header has a version");
+            let encoded = inspect::encode_wal_header_version(version, generation, salt, base_txn);
             assert_eq!(
                 &encoded[..44],
                 &data[..44],
@@ -105,13 +109,15 @@ fn check_record(bytes: &[u8], info: &inspect::RecordInfo) {
                 assert_eq!(&bytes[32..len], key, "delete key bytes");
                 None
             };
-            let encoded = inspect::encode_transaction(salt, info.txn_id, &[(key, value)], 0);
+            let encoded =
+                inspect::encode_transaction_records(salt, info.txn_id, &[(key, value)], 0);
             assert_eq!(
                 &encoded[..len],
                 &bytes[..len],
                 "an accepted record is not the canonical encoding of what it says"
             );
         }
+        "batch" => check_batch(bytes, info, salt),
         "commit" | "clean" => {
             assert_eq!(len, 48, "commit record length");
             assert_eq!(
@@ -136,6 +142,89 @@ fn check_record(bytes: &[u8], info: &inspect::RecordInfo) {
             inspect::decode_wal_record(&flipped).is_err(),
             "a record with bit {} of byte {at} flipped still decodes",
             at % 8
+        );
+    }
+}
+
+/// Bytes of the shortest LEB128 varint of `n`.
+fn varint_len(n: usize) -> usize {
+    let mut len = 1;
+    let mut n = n >> 7;
+    while n > 0 {
+        len += 1;
+        n >>= 7;
+    }
+    len
+}
+
+/// A batch record (FORMAT.md §4.2): its writes tile the payload, each at its canonical length,
+/// their keys are the bytes they name, and a batch whose range deletions come first (the order
+/// the encoder writes) re-encodes to exactly its bytes.
+fn check_batch(bytes: &[u8], info: &inspect::RecordInfo, salt: u64) {
+    let len = info.len as usize;
+    assert!(!info.ops.is_empty(), "a batch without writes was accepted");
+    assert_eq!(
+        (info.key.as_ref(), info.value_len, info.synced_through),
+        (None, None, None)
+    );
+    let mut at = 32u64;
+    let mut deletes: Vec<(&[u8], Option<&[u8]>)> = Vec::new();
+    let mut writes: Vec<(&[u8], Option<&[u8]>)> = Vec::new();
+    let mut deletes_first = true;
+    for op in &info.ops {
+        assert_eq!(op.offset, at, "batch writes do not tile the payload");
+        let start = op.offset as usize;
+        let end = start + op.len as usize;
+        assert!(end <= len, "a batch write runs past its record");
+        let key = op.key.as_deref().expect("every batch write has a key");
+        assert!(
+            !key.is_empty() && key.len() <= MAX_KEY_BYTES,
+            "key length {}",
+            key.len()
+        );
+        let (second, expected_len) = match op.kind {
+            "put" => {
+                let n = op.value_len.expect("a put has a value") as usize;
+                (
+                    Some(n),
+                    1 + varint_len(key.len()) + varint_len(n) + key.len() + n,
+                )
+            }
+            "delete" => (None, 1 + varint_len(key.len()) + key.len()),
+            "delete-range" => {
+                let n = op.end.as_ref().map_or(0, Vec::len);
+                (
+                    Some(n),
+                    1 + varint_len(key.len()) + varint_len(n) + key.len() + n,
+                )
+            }
+            other => panic!("batch write of kind {other:?}"),
+        };
+        assert_eq!(
+            op.len as usize, expected_len,
+            "a {} not spelled canonically",
+            op.kind
+        );
+        let tail = end - second.unwrap_or(0);
+        assert_eq!(&bytes[tail - key.len()..tail], key, "batch key bytes");
+        match op.kind {
+            "put" => writes.push((key, Some(&bytes[tail..end]))),
+            "delete" => writes.push((key, None)),
+            _ => {
+                deletes_first &= writes.is_empty();
+                deletes.push((key, op.end.as_deref()));
+            }
+        }
+        at = end as u64;
+    }
+    assert_eq!(at as usize, len, "batch writes do not fill the payload");
+    if deletes_first && len - 32 <= 256 << 10 {
+        let encoded =
+            inspect::encode_transaction_with_deletes(salt, info.txn_id, &deletes, &writes, 0);
+        assert_eq!(
+            &encoded[..len],
+            &bytes[..len],
+            "an accepted batch is not the canonical encoding of what it says"
         );
     }
 }

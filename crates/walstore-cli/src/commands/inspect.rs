@@ -8,7 +8,7 @@ use crate::output::{answer, print_json, say, write_out, Outcome};
 use crate::progress::Progress;
 use serde_json::{json, Value as Json};
 use std::path::Path;
-use walstore::inspect::{self, TailVerdict, WalDump};
+use walstore::inspect::{self, RecordInfo, TailVerdict, WalDump};
 use walstore::storage::Storage;
 
 /// File names inside a store directory (docs/FORMAT.md, "Files").
@@ -51,18 +51,19 @@ fn verdict_json(v: &TailVerdict) -> Json {
 }
 
 fn dump_json(d: &WalDump) -> Json {
-    let records: Vec<Json> = d
-        .records
-        .iter()
-        .map(|r| {
-            json!({
-                "offset": r.offset, "kind": r.kind, "txn_id": r.txn_id, "len": r.len,
-                "key": r.key.as_deref().map(to_json), "end": r.end.as_deref().map(to_json),
-                "value_len": r.value_len,
-                "synced_through": r.synced_through, "committed": r.committed,
-            })
-        })
-        .collect();
+    fn record_json(r: &RecordInfo) -> Json {
+        let mut out = json!({
+            "offset": r.offset, "kind": r.kind, "txn_id": r.txn_id, "len": r.len,
+            "key": r.key.as_deref().map(to_json), "end": r.end.as_deref().map(to_json),
+            "value_len": r.value_len,
+            "synced_through": r.synced_through, "committed": r.committed,
+        });
+        if r.kind == "batch" {
+            out["ops"] = r.ops.iter().map(record_json).collect();
+        }
+        out
+    }
+    let records: Vec<Json> = d.records.iter().map(record_json).collect();
     json!({
         "file": path_to_json(&d.path), "file_bytes": d.file_bytes,
         "generation": d.generation, "salt": d.salt, "base_txn": d.base_txn, "records": records,
@@ -79,7 +80,11 @@ fn dump_text(d: &WalDump) -> String {
         d.salt,
         d.base_txn.saturating_add(1)
     );
-    for r in &d.records {
+    for r in d
+        .records
+        .iter()
+        .flat_map(|r| std::iter::once(r).chain(&r.ops))
+    {
         let what = match (&r.key, r.value_len, r.synced_through) {
             (Some(k), _, _) if r.kind == "delete-range" => match &r.end {
                 Some(end) => format!("from {} to {} (excluded)", display(k), display(end)),
@@ -91,6 +96,7 @@ fn dump_text(d: &WalDump) -> String {
                 format!("clean close, durable through {w}")
             }
             (None, _, Some(w)) => format!("commit, durable through {w}"),
+            _ if r.kind == "batch" => format!("{} writes, {} bytes", r.ops.len(), r.len),
             _ => String::new(),
         };
         let mark = if r.committed { "" } else { "  [not committed]" };

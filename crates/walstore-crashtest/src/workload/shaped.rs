@@ -23,7 +23,7 @@ fn sized_put(serial: u64, key: &str, bytes: u64) -> TxOp {
 /// last sector of each holds only the zero high bytes of its commit record's watermark, the
 /// shape of finding F), two Buffered transactions of the same length (dropping the first
 /// leaves a stale one past the end, the shape of finding E), a multi-sector transaction of
-/// several records, and a Buffered transaction made durable by an Immediate one.
+/// several writes in one batch record, and a Buffered transaction made durable by an Immediate one.
 pub fn torn_tails() -> Workload {
     let first_end = LOG_START + 2 * 512 + 3;
     let second_end = 3 * 4096 + 3;
@@ -405,15 +405,29 @@ mod tests {
     #[test]
     fn torn_tail_transactions_end_where_planned() {
         let w = torn_tails();
+        // A batch record (32-byte header, each write a tag, varint lengths and its bytes),
+        // then the commit record (FORMAT.md §4.2).
+        let varint = |n: usize| {
+            if n < 128 {
+                1
+            } else if n < 1 << 14 {
+                2
+            } else {
+                3
+            }
+        };
         let size = |step: &Step| match step {
             Step::Txn { ops, .. } => {
                 ops.iter()
                     .map(|op| match op {
-                        TxOp::Put { key, value } => 36 + key.len() + value.len(),
-                        TxOp::Delete { key } => 32 + key.len(),
+                        TxOp::Put { key, value } => {
+                            1 + varint(key.len()) + varint(value.len()) + key.len() + value.len()
+                        }
+                        TxOp::Delete { key } => 1 + varint(key.len()) + key.len(),
                         TxOp::DeleteRange { .. } => unreachable!("torn-tails deletes no range"),
                     })
                     .sum::<usize>() as u64
+                    + 32
                     + 48
             }
             _ => 0,

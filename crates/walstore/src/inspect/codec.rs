@@ -7,7 +7,7 @@ use crate::format::{snapshot_name, FORMAT_VERSION, MANIFEST_NAME, WAL_NAME};
 use crate::manifest::Manifest;
 use crate::snapshot::Segment;
 use crate::storage::Mapping;
-use crate::wal::record::{self, RecordBody};
+use crate::wal::record::{self, Op, RecordBody};
 use crate::wal::{HeaderError, WalHeader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,8 +17,8 @@ use std::sync::Arc;
 pub struct RecordInfo {
     /// Byte offset of the record in the WAL.
     pub offset: u64,
-    /// `"put"`, `"delete"`, `"delete-range"`, `"commit"`, or `"clean"` (the marker a clean
-    /// close appends: FORMAT.md §4.3).
+    /// `"put"`, `"delete"`, `"delete-range"`, `"batch"` (several writes: [`RecordInfo::ops`]),
+    /// `"commit"`, or `"clean"` (the marker a clean close appends: FORMAT.md §4.3).
     pub kind: &'static str,
     /// Transaction id.
     pub txn_id: u64,
@@ -34,33 +34,79 @@ pub struct RecordInfo {
     pub synced_through: Option<u64>,
     /// Whether the record belongs to a transaction recovery keeps.
     pub committed: bool,
+    /// The writes of a batch record, in order, each as a `"put"`, `"delete"` or
+    /// `"delete-range"` whose offset is where it starts in the WAL and whose length is its
+    /// bytes in the batch (FORMAT.md §4.2). Empty for every other kind.
+    pub ops: Vec<RecordInfo>,
 }
 
 pub(super) fn record_info(offset: u64, rec: &record::Record<'_>, committed: bool) -> RecordInfo {
-    let (kind, key, value_len, synced_through) = match rec.body {
-        RecordBody::Put { key, value } => {
-            ("put", Some(key.to_vec()), Some(value.len() as u64), None)
+    let base = RecordInfo {
+        offset,
+        kind: "commit",
+        txn_id: rec.txn_id,
+        len: rec.len_total as u64,
+        key: None,
+        end: None,
+        value_len: None,
+        synced_through: None,
+        committed,
+        ops: Vec::new(),
+    };
+    let op = match rec.body {
+        RecordBody::Put { key, value } => Op::Put { key, value },
+        RecordBody::Delete { key } => Op::Delete { key },
+        RecordBody::DeleteRange { start, end } => Op::DeleteRange { start, end },
+        RecordBody::Commit(m) => {
+            let kind = if m.record_count == 0 {
+                "clean"
+            } else {
+                "commit"
+            };
+            let synced_through = Some(m.synced_through);
+            return RecordInfo {
+                kind,
+                synced_through,
+                ..base
+            };
         }
-        RecordBody::Delete { key } => ("delete", Some(key.to_vec()), None, None),
-        RecordBody::DeleteRange { start, .. } => ("delete-range", Some(start.to_vec()), None, None),
-        RecordBody::Commit(m) if m.record_count == 0 => {
-            ("clean", None, None, Some(m.synced_through))
+        RecordBody::Batch(batch) => {
+            let first = offset + record::RECORD_HEADER_BYTES as u64;
+            let mut ops: Vec<RecordInfo> = batch
+                .ops()
+                .map(|(at, op)| op_info(first + at as u64, op, &base))
+                .collect();
+            // Each operation runs up to the next one; the last to the end of the record.
+            let mut end = offset + rec.len_total as u64;
+            for info in ops.iter_mut().rev() {
+                info.len = end - info.offset;
+                end = info.offset;
+            }
+            return RecordInfo {
+                kind: "batch",
+                ops,
+                ..base
+            };
         }
-        RecordBody::Commit(m) => ("commit", None, None, Some(m.synced_through)),
+    };
+    op_info(offset, op, &base)
+}
+
+/// One write, as a record of its own or an operation of a batch.
+fn op_info(offset: u64, op: Op<'_>, base: &RecordInfo) -> RecordInfo {
+    let (kind, key, end, value_len) = match op {
+        Op::Put { key, value } => ("put", key, None, Some(value.len() as u64)),
+        Op::Delete { key } => ("delete", key, None, None),
+        Op::DeleteRange { start, end } => ("delete-range", start, end.map(<[u8]>::to_vec), None),
     };
     RecordInfo {
         offset,
         kind,
-        txn_id: rec.txn_id,
-        len: rec.len_total as u64,
-        key,
-        end: match rec.body {
-            RecordBody::DeleteRange { end, .. } => end.map(<[u8]>::to_vec),
-            _ => None,
-        },
+        key: Some(key.to_vec()),
+        end,
         value_len,
-        synced_through,
-        committed,
+        ops: Vec::new(),
+        ..base.clone()
     }
 }
 
@@ -165,6 +211,27 @@ pub fn encode_transaction(
     encode_transaction_with_deletes(salt, txn_id, &[], writes, synced_through)
 }
 
+/// [`encode_transaction`] in the layout of a version-2 log (FORMAT.md §4.2): a record per
+/// write, as builds before batch records wrote every transaction.
+pub fn encode_transaction_records(
+    salt: u64,
+    txn_id: u64,
+    writes: &[(&[u8], Option<&[u8]>)],
+    synced_through: u64,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    record::encode_txn_as(
+        record::LogLayout::Records,
+        &mut out,
+        salt,
+        txn_id,
+        std::iter::empty(),
+        writes.iter().copied(),
+        synced_through,
+    );
+    out
+}
+
 /// [`encode_transaction`] with range deletions (start, end; `None`: no end) first.
 pub fn encode_transaction_with_deletes(
     salt: u64,
@@ -185,14 +252,30 @@ pub fn encode_transaction_with_deletes(
     out
 }
 
-/// Encodes a WAL header block (FORMAT.md §3).
+/// Encodes a WAL header block (FORMAT.md §3) at the version this build writes.
 pub fn encode_wal_header(generation: u64, salt: u64, base_txn: u64) -> Vec<u8> {
+    WalHeader::new(generation, salt, base_txn).encode()
+}
+
+/// [`encode_wal_header`] at another version: 2 (a log of a record per write, FORMAT.md §3)
+/// or one no build reads.
+pub fn encode_wal_header_version(
+    version: u32,
+    generation: u64,
+    salt: u64,
+    base_txn: u64,
+) -> Vec<u8> {
     WalHeader {
-        generation,
-        salt,
-        base_txn,
+        version,
+        ..WalHeader::new(generation, salt, base_txn)
     }
     .encode()
+}
+
+/// The format version of a WAL header block that [`decode_wal_header`] accepts (2 or 3).
+pub fn wal_header_version(bytes: &[u8]) -> Result<u32> {
+    decode_wal_header(bytes)?;
+    Ok(crate::format::read_u32(bytes, crate::format::PREAMBLE_VERSION_AT).unwrap_or(0))
 }
 
 /// Reads `bytes` as a log index file (FORMAT.md §9) with every reader the engine has: the

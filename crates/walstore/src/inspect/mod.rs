@@ -16,7 +16,8 @@ mod verify;
 
 pub use codec::{
     decode_log_index, decode_manifest, decode_snapshot, decode_wal_header, decode_wal_record,
-    encode_transaction, encode_transaction_with_deletes, encode_wal_header, FileInfo, ManifestInfo,
+    encode_transaction, encode_transaction_records, encode_transaction_with_deletes,
+    encode_wal_header, encode_wal_header_version, wal_header_version, FileInfo, ManifestInfo,
     RangeDeletion, RecordInfo, SnapshotEntry,
 };
 pub use dump::{dump_wal, TailVerdict, WalDump};

@@ -21,7 +21,7 @@
 use super::probe::probe;
 pub use super::probe::ReadConfig;
 pub(crate) use super::probe::{has_record_of, ChunkReader, Probe};
-use super::record::{CommitMarker, Record, RecordBody, TxnChecksum};
+use super::record::{CommitMarker, Op, Record, RecordBody, TxnChecksum};
 pub use super::tail::classify_tail;
 use crate::snapshot::RangeDelete;
 use crate::storage::StorageFile;
@@ -200,46 +200,71 @@ impl TxnInProgress {
             );
             return Err(damaged(pos, &detail));
         }
-        match rec.body {
-            RecordBody::Put { key, value } => {
+        let op = match rec.body {
+            RecordBody::Put { key, value } => Op::Put { key, value },
+            RecordBody::Delete { key } => Op::Delete { key },
+            RecordBody::DeleteRange { start, end } => Op::DeleteRange { start, end },
+            RecordBody::Batch(batch) => {
+                // Bounded by the record: every write takes at least 3 bytes of it.
+                self.pending.reserve(batch.count() as usize);
+                for (_, op) in batch.ops() {
+                    self.push(op, pos)?;
+                }
                 self.checksum.add(rec.crc);
-                self.pending.push((Arc::from(key), Some(Arc::from(value))));
-                Ok(None)
+                return Ok(None);
             }
-            RecordBody::Delete { key } => {
-                self.checksum.add(rec.crc);
-                self.pending.push((Arc::from(key), None));
-                Ok(None)
+            RecordBody::Commit(marker) => {
+                return self.commit(rec.txn_id, marker, clean_marker, pos)
             }
-            RecordBody::DeleteRange { start, end } => {
+        };
+        self.push(op, pos)?;
+        self.checksum.add(rec.crc);
+        Ok(None)
+    }
+
+    /// Adds one write of the transaction. A range deletion after another write breaks the
+    /// grammar (FORMAT.md §4.3), in one batch as across records.
+    fn push(&mut self, op: Op<'_>, pos: u64) -> Result<(), Stop> {
+        match op {
+            Op::Put { key, value } => self.pending.push((Arc::from(key), Some(Arc::from(value)))),
+            Op::Delete { key } => self.pending.push((Arc::from(key), None)),
+            Op::DeleteRange { start, end } => {
                 if !self.pending.is_empty() {
                     let detail = "range deletion after another write of its transaction";
                     return Err(damaged(pos, detail));
                 }
-                self.checksum.add(rec.crc);
                 self.deletes.push(RangeDelete {
                     start: Arc::from(start),
                     end: end.map(Arc::from),
                 });
-                Ok(None)
-            }
-            RecordBody::Commit(marker) => {
-                if !self.checksum.matches(&marker) {
-                    let detail = "commit record does not match the transaction's records";
-                    return Err(damaged(pos, detail));
-                }
-                self.checksum = TxnChecksum::default();
-                if !clean_marker {
-                    self.expected += 1;
-                }
-                Ok(Some(ScannedParts {
-                    txn_id: rec.txn_id,
-                    deletes: std::mem::take(&mut self.deletes),
-                    writes: std::mem::take(&mut self.pending),
-                    marker,
-                }))
             }
         }
+        Ok(())
+    }
+
+    /// The transaction's commit record: the whole transaction, if the record vouches for
+    /// what was read.
+    fn commit(
+        &mut self,
+        txn_id: u64,
+        marker: CommitMarker,
+        clean_marker: bool,
+        pos: u64,
+    ) -> Result<Option<ScannedParts>, Stop> {
+        if !self.checksum.matches(&marker) {
+            let detail = "commit record does not match the transaction's records";
+            return Err(damaged(pos, detail));
+        }
+        self.checksum = TxnChecksum::default();
+        if !clean_marker {
+            self.expected += 1;
+        }
+        Ok(Some(ScannedParts {
+            txn_id,
+            deletes: std::mem::take(&mut self.deletes),
+            writes: std::mem::take(&mut self.pending),
+            marker,
+        }))
     }
 }
 
