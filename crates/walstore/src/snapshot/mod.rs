@@ -198,8 +198,9 @@ mod tests {
     }
 
     /// Entries of every kind a file holds: values, an empty value, tombstones, keys of 1 and
-    /// of MAX_KEY_BYTES bytes, and values whose lengths + 1 take 1, 2, 3 and 4 varint bytes,
-    /// at their boundaries (127: 1 byte; 128: 2; 16383: 3 with the + 1; 2^21 - 1: 4).
+    /// of MAX_KEY_BYTES bytes, and values on each side of a varint width's edge (value
+    /// length + 1 is what is stored): 126 and 127 bytes take 1 and 2 varint bytes, 16382 and
+    /// 16383 take 2 and 3, 2^21 - 2 and 2^21 - 1 take 3 and 4.
     fn every_kind_of_entry() -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
         let mut entries: Vec<(Vec<u8>, Option<Vec<u8>>)> = vec![
             (b"a".to_vec(), Some(b"1".to_vec())),
