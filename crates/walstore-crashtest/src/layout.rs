@@ -103,8 +103,8 @@ pub fn manifest_snapshot_ids(bytes: &[u8]) -> Result<Vec<u64>, String> {
 }
 
 /// Checks a snapshot file's length and every checksum: the header's, then the body's (format
-/// version 2) or the page table's and every page's (version 3: a CRC per 4 KiB page of the
-/// body, FORMAT.md §5.4).
+/// version 2) or the page table's and every page's (versions 3 and 4: a CRC per 4 KiB page of
+/// the body, FORMAT.md §5.4; version 4 differs from 3 only inside entries, §5.5).
 pub fn check_snapshot(bytes: &[u8]) -> Result<(), String> {
     if bytes.get(..8) != Some(&b"WSTORSNP"[..]) {
         return Err("bad snapshot magic".into());
@@ -126,7 +126,7 @@ pub fn check_snapshot(bytes: &[u8]) -> Result<(), String> {
                 return Err("snapshot body checksum mismatch".into());
             }
         }
-        3 => {
+        3 | 4 => {
             let table = usize::try_from(u64_at(bytes, 80)?)
                 .ok()
                 .filter(|t| (96..=bytes.len()).contains(t))
@@ -149,7 +149,7 @@ pub fn check_snapshot(bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// Bytes of a snapshot file's body one page CRC covers (format version 3).
+/// Bytes of a snapshot file's body one page CRC covers (format versions 3 and 4).
 const SNAPSHOT_PAGE: usize = 4096;
 
 /// One field of a file's format: bytes `start..start + len`, named for reports.
@@ -245,8 +245,16 @@ pub fn fields_of(name: &str, bytes: &[u8]) -> Vec<Field> {
         table(&MANIFEST_FIELDS, 0)
     } else if is_snapshot_name(name) {
         let mut out = table(&SNAPSHOT_FIELDS, 0);
-        // Version 3: the page table's first CRC (FORMAT.md §5.4).
-        if let Ok(3) = u32_at(bytes, 8) {
+        let version = u32_at(bytes, 8).ok();
+        // Version 4: the first entry's lengths are two varints (FORMAT.md §5.5), not 8 bytes.
+        let lengths = out
+            .iter_mut()
+            .find(|f| f.name == "snapshot first entry lengths");
+        if let (Some(4), Some(lengths)) = (version, lengths) {
+            lengths.len = varints_len(bytes.get(96..).unwrap_or(&[]), 2).max(1);
+        }
+        // Versions 3 and 4: the page table's first CRC (FORMAT.md §5.4).
+        if let Some(3 | 4) = version {
             if let Ok(at) = u64_at(bytes, 80) {
                 out.push(Field {
                     start: at,
@@ -261,6 +269,18 @@ pub fn fields_of(name: &str, bytes: &[u8]) -> Vec<Field> {
     };
     out.retain(|f| f.start + f.len <= bytes.len() as u64);
     out
+}
+
+/// Bytes of the `count` LEB128 varints `bytes` starts with (each ends at a byte below 0x80),
+/// at most 5 each; as many as there are if `bytes` ends first.
+fn varints_len(bytes: &[u8], count: usize) -> u64 {
+    let mut at = 0;
+    for _ in 0..count {
+        let rest = bytes.get(at..).unwrap_or(&[]);
+        let len = rest.iter().take(5).position(|b| b & 0x80 == 0);
+        at += len.map_or(rest.len().min(5), |n| n + 1);
+    }
+    at as u64
 }
 
 /// Fields of the records laid end to end from offset 4096, up to zeros or a length that
@@ -343,11 +363,21 @@ mod tests {
         assert_eq!(watermark.map(|f| f.start), Some(4136 + 40));
     }
 
-    /// A version 3 snapshot file (FORMAT.md §5.4) checks out; a flip in any page of its body,
-    /// in its page table or in the table's offset does not.
+    /// A version 3 or 4 snapshot file (FORMAT.md §5.4, §5.5) checks out; a flip in any page of
+    /// its body, in its page table or in the table's offset does not.
     #[test]
     fn a_paged_snapshot_checks_out_and_every_damaged_page_does_not() {
-        let body: Vec<u8> = (0..9000u32).map(|i| (i * 7) as u8).collect();
+        for version in [3u32, 4] {
+            paged_snapshot_of_version(version);
+        }
+    }
+
+    fn paged_snapshot_of_version(version: u32) {
+        // Version 4's first entry: key length 0x80 0x01 (128), value length + 1 = 3.
+        let body: Vec<u8> = [0x80, 0x01, 0x03]
+            .into_iter()
+            .chain((3..9000u32).map(|i| (i * 7) as u8 & 0x7f))
+            .collect();
         let table_at = 96 + body.len();
         let table: Vec<u8> = body
             .chunks(SNAPSHOT_PAGE)
@@ -355,7 +385,7 @@ mod tests {
             .collect();
         let mut file = vec![0u8; 96];
         file[..8].copy_from_slice(b"WSTORSNP");
-        file[8..12].copy_from_slice(&3u32.to_le_bytes());
+        file[8..12].copy_from_slice(&version.to_le_bytes());
         let len = (table_at + table.len()) as u64;
         file[56..64].copy_from_slice(&len.to_le_bytes());
         file[64..68].copy_from_slice(&crc32(&table).to_le_bytes());
@@ -370,12 +400,15 @@ mod tests {
             bad[at] ^= 1;
             assert!(check_snapshot(&bad).is_err(), "byte {at}");
         }
-        let names: Vec<&str> = fields_of("snap-0000000000000001.dat", &file)
-            .iter()
-            .map(|f| f.name)
-            .collect();
+        let fields = fields_of("snap-0000000000000001.dat", &file);
+        let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
         assert!(names.contains(&"snapshot page table offset"));
         assert!(names.contains(&"snapshot first page checksum"));
+        let lengths = fields
+            .iter()
+            .find(|f| f.name == "snapshot first entry lengths");
+        let expected = if version == 4 { 3 } else { 8 };
+        assert_eq!(lengths.map(|f| (f.start, f.len)), Some((96, expected)));
     }
 
     #[test]

@@ -485,6 +485,24 @@ fn decoder_seeds(bases: &Bases, out: &mut Seeds) {
         "version-2".into(),
         checks::snapshot::encode_snapshot(2, id, &entries, &deletes, shared),
     ));
+    // Version 3 (lengths as u32s), which stores written before version 4 hold.
+    out.push((
+        "snapshot",
+        "version-3".into(),
+        checks::snapshot::encode_snapshot(3, id, &entries, &deletes, shared),
+    ));
+    // Version 4 with lengths of 1, 2 and 3 varint bytes: a long key, a long value, an empty
+    // value, a tombstone (the engine's file above has 1- and 2-byte lengths).
+    let varints: Vec<(Vec<u8>, Option<Vec<u8>>)> = vec![
+        (vec![b'k'; 300], Some(vec![b'v'; 20_000])),
+        (b"l".to_vec(), None),
+        (b"m".to_vec(), Some(Vec::new())),
+    ];
+    out.push((
+        "snapshot",
+        "version-4-varints".into(),
+        checks::snapshot::encode_snapshot(4, id, &varints, &[], 0),
+    ));
     out.push((
         "snapshot",
         "truncated".into(),

@@ -1,12 +1,14 @@
 //! The snapshot header, checked against the file's bytes before anything else is read: the
 //! preamble, every field's range, the file length, and the body's CRC (version 2) or the page
-//! table's (version 3: each page is checked when first read; FORMAT.md §5, §5.4).
+//! table's (versions 3 and 4: each page is checked when first read; FORMAT.md §5, §5.4).
+//! Version 4 differs from 3 only inside entries (FORMAT.md §5.5).
 
 use super::layout::{
-    page_count, BODY_CRC_AT, ENTRY_COUNT_AT, FILE_LEN_AT, FILTER_OFFSET_AT, FILTER_PROBES_AT,
-    HEADER_CRC_AT, ID_AT, INDEX_ENTRY_BYTES, INDEX_OFFSET_AT, MAX_FILTER_PROBES, PAGE_TABLE_AT,
-    RANGE_DELETES_AT, RANGE_DELETE_COUNT_AT, RESERVED3_AT, RESERVED_AT, SHARED_PREFIX_AT,
-    SNAPSHOT_HEADER_BYTES, SNAPSHOT_MAGIC, SNAPSHOT_VERSION_PAGED, SNAPSHOT_VERSION_WHOLE,
+    page_count, EntryLengths, BODY_CRC_AT, ENTRY_COUNT_AT, FILE_LEN_AT, FILTER_OFFSET_AT,
+    FILTER_PROBES_AT, HEADER_CRC_AT, ID_AT, INDEX_ENTRY_BYTES, INDEX_OFFSET_AT, MAX_FILTER_PROBES,
+    PAGE_TABLE_AT, RANGE_DELETES_AT, RANGE_DELETE_COUNT_AT, RESERVED3_AT, RESERVED_AT,
+    SHARED_PREFIX_AT, SNAPSHOT_HEADER_BYTES, SNAPSHOT_MAGIC, SNAPSHOT_VERSION_PAGED,
+    SNAPSHOT_VERSION_VARINT, SNAPSHOT_VERSION_WHOLE,
 };
 use crate::format::{
     check_preamble_of, crc32, read_u32, read_u64, PreambleError, MAX_KEY_BYTES,
@@ -23,11 +25,13 @@ pub(super) struct SnapshotHeader {
     pub(super) range_deletes_offset: usize,
     pub(super) range_delete_count: usize,
     pub(super) shared_prefix_len: usize,
-    /// Where the body ends: the page table (version 3) or the file's end (version 2).
+    /// Where the body ends: the page table (versions 3, 4) or the file's end (version 2).
     pub(super) body_end: usize,
-    /// Version 3: a page table at `body_end`, whose CRC was checked here. Version 2: the
-    /// body's CRC was checked here.
+    /// Versions 3 and 4: a page table at `body_end`, whose CRC was checked here. Version 2:
+    /// the body's CRC was checked here.
     pub(super) paged: bool,
+    /// How the entries store their lengths (version 4: varints).
+    pub(super) lengths: EntryLengths,
 }
 
 /// Why a snapshot header was refused: another format version, or damage at an offset.
@@ -38,15 +42,15 @@ pub(super) enum HeaderProblem {
 }
 
 /// Checks the header of the snapshot file `bytes` (named for file `expected_id`) and the
-/// body's CRC (version 2) or the page table's (version 3); the entries are checked by
-/// `Segment::validate_entries`, a version 3 body's pages as they are read. The checks run in a
+/// body's CRC (version 2) or the page table's (versions 3, 4); the entries are checked by
+/// `Segment::validate_entries`, a paged body's pages as they are read. The checks run in a
 /// fixed order, and the first that fails is the one reported.
 pub(super) fn read_header(bytes: &[u8], expected_id: u64) -> Result<SnapshotHeader, HeaderProblem> {
     use HeaderProblem::Corrupt;
     let header = bytes
         .get(..SNAPSHOT_HEADER_BYTES)
         .ok_or(Corrupt(0, "snapshot shorter than its header"))?;
-    let versions = SNAPSHOT_VERSION_WHOLE..=SNAPSHOT_VERSION_PAGED;
+    let versions = SNAPSHOT_VERSION_WHOLE..=SNAPSHOT_VERSION_VARINT;
     let version = check_preamble_of(header, &SNAPSHOT_MAGIC, HEADER_CRC_AT, versions).map_err(
         |e| match e {
             PreambleError::Short => Corrupt(0, "snapshot shorter than its header"),
@@ -58,9 +62,9 @@ pub(super) fn read_header(bytes: &[u8], expected_id: u64) -> Result<SnapshotHead
             }
         },
     )?;
-    let paged = version == SNAPSHOT_VERSION_PAGED;
+    let paged = version >= SNAPSHOT_VERSION_PAGED;
     let (shared_prefix_len, body_end) = check_identity(header, bytes, expected_id, paged)?;
-    check_layout(header, body_end, shared_prefix_len, paged)
+    check_layout(header, body_end, shared_prefix_len, version)
 }
 
 fn field(header: &[u8], at: usize) -> u64 {
@@ -73,8 +77,8 @@ fn word(header: &[u8], at: usize) -> u32 {
 
 /// The header's fields that say which file this is and that its bytes are whole: the shared
 /// prefix length's range, the reserved bytes, the file id, the file length and the body's
-/// CRC (version 2) or the page table's place, length and CRC (version 3, `paged`). Returns
-/// the shared prefix length and where the body ends.
+/// CRC (version 2) or the page table's place, length and CRC (versions 3 and 4, `paged`).
+/// Returns the shared prefix length and where the body ends.
 fn check_identity(
     header: &[u8],
     bytes: &[u8],
@@ -128,12 +132,12 @@ fn check_identity(
 }
 
 /// The header's offsets and counts, checked to tile a body ending at `body_end`: entries,
-/// index, filter, range deletions.
+/// index, filter, range deletions. `version` is the file's format version.
 fn check_layout(
     header: &[u8],
     body_end: usize,
     shared_prefix_len: usize,
-    paged: bool,
+    version: u32,
 ) -> Result<SnapshotHeader, HeaderProblem> {
     use HeaderProblem::Corrupt;
     let file_len = body_end as u64;
@@ -180,6 +184,7 @@ fn check_layout(
         range_delete_count: range_delete_count as usize,
         shared_prefix_len,
         body_end,
-        paged,
+        paged: version >= SNAPSHOT_VERSION_PAGED,
+        lengths: EntryLengths::of_version(version),
     })
 }

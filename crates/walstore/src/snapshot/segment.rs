@@ -1,19 +1,19 @@
 //! An open snapshot file: mapped, its header checked, then read by index (entries, key
-//! prefixes, the filter, the range deletions). A version 3 file's body is checked page by
-//! page as it is first read (FORMAT.md §5.4): an open costs O(1) of the file, and a read
-//! of a damaged page is `Error::Corruption` naming the page. A version 2 file is checked
-//! completely at open, as before. [`Segment::verify`] checks everything.
+//! prefixes, the filter, the range deletions). A paged (version 3 or 4) file's body is checked
+//! page by page as it is first read (FORMAT.md §5.4): an open costs O(1) of the file, and a
+//! read of a damaged page is `Error::Corruption` naming the page. A version 2 file is checked
+//! completely at open, as before. An entry's lengths are decoded by `layout::EntryLengths`
+//! (version 4: varints, §5.5). [`Segment::verify`] checks everything.
 
 use super::fences::{window, FenceState, LazyFences, FENCE_STRIDE};
 use super::filter::{filter_holds, KeyHash};
 use super::header::{read_header, HeaderProblem};
 use super::layout::{
-    decode_range_deletes, key_prefix, page_count, RangeDelete, SegmentMeta, ENTRY_COUNT_AT,
-    ENTRY_PREFIX_BYTES, INDEX_ENTRY_BYTES, PAGE_BYTES, SHARED_PREFIX_AT, SNAPSHOT_HEADER_BYTES,
-    TOMBSTONE_LEN,
+    decode_range_deletes, key_prefix, page_count, EntryLengths, RangeDelete, SegmentMeta,
+    ENTRY_COUNT_AT, INDEX_ENTRY_BYTES, PAGE_BYTES, SHARED_PREFIX_AT, SNAPSHOT_HEADER_BYTES,
 };
 use crate::error::{Error, Result};
-use crate::format::{crc32, read_u32, MAX_KEY_BYTES, MAX_VALUE_BYTES};
+use crate::format::{crc32, read_u32};
 use crate::storage::{Mapping, OpenMode, Storage};
 use std::cmp::Ordering;
 use std::fmt;
@@ -34,16 +34,18 @@ pub struct Segment {
     /// Length of the prefix every key of the file shares; index prefixes start after it.
     shared_prefix_len: usize,
     range_deletes: Vec<RangeDelete>,
-    /// Where the body ends (the page table of a version 3 file, else the file's end).
+    /// Where the body ends (the page table of a version 3 or 4 file, else the file's end).
     body_end: usize,
-    /// A version 3 file's page CRCs, and which pages this process has checked.
+    /// How entries store their lengths (version 4: varints, FORMAT.md §5.5).
+    lengths: EntryLengths,
+    /// A version 3 or 4 file's page CRCs, and which pages this process has checked.
     pages: Option<Pages>,
     /// Every 64th index key prefix, built once this file has served enough searches.
     fences: LazyFences,
 }
 
-/// The page table of a version 3 snapshot file and a bit per page this process has checked
-/// (a page, once checked, is read without checking again).
+/// The page table of a version 3 or 4 snapshot file and a bit per page this process has
+/// checked (a page, once checked, is read without checking again).
 struct Pages {
     table: usize,
     checked: Box<[AtomicU64]>,
@@ -143,7 +145,7 @@ impl Segment {
     }
 
     /// Checks a mapped snapshot file's header, page table and range deletions (a version 2
-    /// file: everything, FORMAT.md §5); a version 3 body's other pages are checked as read.
+    /// file: everything, FORMAT.md §5); a paged body's other pages are checked as read.
     pub fn from_mapping(expected_id: u64, path: PathBuf, map: Arc<dyn Mapping>) -> Result<Segment> {
         let bytes = map.bytes();
         let header = match read_header(bytes, expected_id) {
@@ -152,7 +154,7 @@ impl Segment {
                 return Err(Error::UnsupportedFormat {
                     file: path,
                     found,
-                    supported: super::layout::SNAPSHOT_VERSION_PAGED,
+                    supported: super::layout::SNAPSHOT_VERSION_VARINT,
                 })
             }
             Err(HeaderProblem::Corrupt(offset, detail)) => {
@@ -171,6 +173,7 @@ impl Segment {
             shared_prefix_len: header.shared_prefix_len,
             range_deletes: Vec::new(),
             body_end: header.body_end,
+            lengths: header.lengths,
             pages: header.paged.then(|| Pages::new(header.body_end)),
             fences: LazyFences::default(),
         };
@@ -195,7 +198,7 @@ impl Segment {
         Ok(())
     }
 
-    /// Pages of a version 3 file not checked yet by this process (0 for version 2).
+    /// Pages of a paged file not checked yet by this process (0 for version 2).
     #[cfg(test)]
     pub(super) fn unchecked_pages(&self) -> usize {
         self.pages
@@ -203,7 +206,7 @@ impl Segment {
             .map_or(0, |p| p.unchecked.load(AtomicOrdering::Relaxed))
     }
 
-    /// `len` bytes of the body at `at`, their pages checked first (version 3).
+    /// `len` bytes of the body at `at`, their pages checked first (versions 3, 4).
     #[inline(always)]
     fn checked(&self, at: usize, len: usize) -> Result<&[u8]> {
         let bytes = self.map.bytes();
@@ -235,13 +238,8 @@ impl Segment {
             if offset != expected_offset {
                 return Err(self.corrupt(self.index_slot(i), "entry offsets do not tile the body"));
             }
-            let (key, value, end) = self.entry_at(offset)?;
-            if key.is_empty()
-                || key.len() > MAX_KEY_BYTES
-                || value.is_some_and(|v| v.len() > MAX_VALUE_BYTES)
-            {
-                return Err(self.corrupt(offset, "entry key or value length out of range"));
-            }
+            // The lengths' ranges are checked by the decoding, for every read.
+            let (key, _, end) = self.entry_at(offset)?;
             if previous.is_some_and(|p| p >= key) {
                 return Err(self.corrupt(offset, "keys are not strictly increasing"));
             }
@@ -341,7 +339,7 @@ impl Segment {
     }
 
     #[inline]
-    fn entry_offset(&self, i: usize) -> Result<usize> {
+    pub(super) fn entry_offset(&self, i: usize) -> Result<usize> {
         let slot = self.checked(self.index_slot(i) + 8, 4)?;
         read_u32(slot, 0)
             .map(|o| o as usize)
@@ -356,20 +354,26 @@ impl Segment {
         if offset < SNAPSHOT_HEADER_BYTES || offset >= self.index_offset {
             return Err(out_of_bounds());
         }
-        let head = self.checked(offset, ENTRY_PREFIX_BYTES)?;
-        let key_len = read_u32(head, 0).ok_or_else(out_of_bounds)? as usize;
-        let stored_len = read_u32(head, 4).ok_or_else(out_of_bounds)?;
-        let tombstone = stored_len == TOMBSTONE_LEN;
-        let value_len = if tombstone { 0 } else { stored_len as usize };
-        let key_start = offset + ENTRY_PREFIX_BYTES;
+        // The lengths take at most `max_head_bytes`; entries end at the index, so a head
+        // never reaches past it.
+        let window = self
+            .lengths
+            .max_head_bytes()
+            .min(self.index_offset - offset);
+        let head = self.checked(offset, window)?;
+        let head = self
+            .lengths
+            .decode(head)
+            .map_err(|detail| self.corrupt(offset, detail))?;
+        let key_start = offset + head.head_len;
         let end = key_start
-            .checked_add(key_len)
-            .and_then(|v| v.checked_add(value_len))
+            .checked_add(head.key_len)
+            .and_then(|v| v.checked_add(head.value_len.unwrap_or(0)))
             .filter(|end| *end <= self.index_offset)
             .ok_or_else(out_of_bounds)?;
         let kv = self.checked(key_start, end - key_start)?;
-        let (key, value) = kv.split_at(key_len);
-        Ok((key, (!tombstone).then_some(value), end))
+        let (key, value) = kv.split_at(head.key_len);
+        Ok((key, head.value_len.map(|_| value), end))
     }
 
     /// The key and value (`None`: the key is deleted) of entry `i`.

@@ -4,11 +4,10 @@
 
 use super::filter::build_filter;
 use super::layout::{
-    encode_range_deletes, key_prefix, RangeDelete, SegmentMeta, BODY_CRC_AT, ENTRY_COUNT_AT,
-    FILE_LEN_AT, FILTER_OFFSET_AT, FILTER_PROBES, FILTER_PROBES_AT, HEADER_CRC_AT, ID_AT,
-    INDEX_OFFSET_AT, PAGE_BYTES, PAGE_TABLE_AT, RANGE_DELETES_AT, RANGE_DELETE_COUNT_AT,
-    RESERVED_AT, SHARED_PREFIX_AT, SNAPSHOT_HEADER_BYTES, SNAPSHOT_MAGIC, SNAPSHOT_VERSION_PAGED,
-    TOMBSTONE_LEN,
+    encode_range_deletes, key_prefix, EntryLengths, RangeDelete, SegmentMeta, BODY_CRC_AT,
+    ENTRY_COUNT_AT, FILE_LEN_AT, FILTER_OFFSET_AT, FILTER_PROBES, FILTER_PROBES_AT, HEADER_CRC_AT,
+    ID_AT, INDEX_OFFSET_AT, PAGE_BYTES, PAGE_TABLE_AT, RANGE_DELETES_AT, RANGE_DELETE_COUNT_AT,
+    RESERVED_AT, SHARED_PREFIX_AT, SNAPSHOT_HEADER_BYTES, SNAPSHOT_MAGIC, SNAPSHOT_VERSION_VARINT,
 };
 use crate::error::{Error, Result};
 use crate::format::{crc32, preamble_of, seal_header, MAX_KEY_BYTES, PREAMBLE_BYTES};
@@ -32,6 +31,9 @@ pub struct SegmentWriter {
     pages: PageCrcs,
     first_key: Option<Arc<[u8]>>,
     range_deletes: Vec<RangeDelete>,
+    /// The format version written: [`SNAPSHOT_VERSION_VARINT`], except in tests that write
+    /// the files of an earlier build.
+    version: u32,
 }
 
 impl fmt::Debug for SegmentWriter {
@@ -70,7 +72,17 @@ impl SegmentWriter {
             pages: PageCrcs::default(),
             first_key: None,
             range_deletes: Vec::new(),
+            version: SNAPSHOT_VERSION_VARINT,
         })
+    }
+
+    /// Writes format `version` instead: 3 (lengths as `u32`s) is what builds before version
+    /// 4 wrote, for the tests that such files stay readable. Call before the first `add`.
+    #[cfg(test)]
+    pub(crate) fn with_version(mut self, version: u32) -> SegmentWriter {
+        debug_assert!(self.offsets.is_empty() && (3..=SNAPSHOT_VERSION_VARINT).contains(&version));
+        self.version = version;
+        self
     }
 
     /// Bytes the file will have so far (header and entries, without the index).
@@ -96,12 +108,7 @@ impl SegmentWriter {
         self.offsets.push(offset as u32);
         self.keys.extend_from_slice(key);
         self.key_ends.push(self.keys.len() as u32);
-        self.buf
-            .extend_from_slice(&(key.len() as u32).to_le_bytes());
-        let value_len = value.map_or(TOMBSTONE_LEN, |v| v.len() as u32);
-        self.buf.extend_from_slice(&value_len.to_le_bytes());
-        self.buf.extend_from_slice(key);
-        self.buf.extend_from_slice(value.unwrap_or(&[]));
+        EntryLengths::of_version(self.version).encode(key, value, &mut self.buf);
         if self.buf.len() >= FLUSH_BYTES {
             self.flush()?;
         }
@@ -209,8 +216,7 @@ impl SegmentWriter {
     fn header(&self, tail: &Tail) -> [u8; SNAPSHOT_HEADER_BYTES] {
         let count = self.offsets.len() as u64;
         let mut header = [0u8; SNAPSHOT_HEADER_BYTES];
-        header[..PREAMBLE_BYTES]
-            .copy_from_slice(&preamble_of(&SNAPSHOT_MAGIC, SNAPSHOT_VERSION_PAGED));
+        header[..PREAMBLE_BYTES].copy_from_slice(&preamble_of(&SNAPSHOT_MAGIC, self.version));
         header[ID_AT..ENTRY_COUNT_AT].copy_from_slice(&self.id.to_le_bytes());
         header[ENTRY_COUNT_AT..INDEX_OFFSET_AT].copy_from_slice(&count.to_le_bytes());
         header[INDEX_OFFSET_AT..FILTER_OFFSET_AT].copy_from_slice(&tail.index_offset.to_le_bytes());
