@@ -469,6 +469,23 @@ fn decoder_seeds(bases: &Bases, out: &mut Seeds) {
     }
     out.push(("wal_record", "records-only".into(), wal[4096..].to_vec()));
     out.push(("wal_record", "header-only".into(), wal[..64].to_vec()));
+    // The log a build before batch records wrote (a record per write, header version 2), and
+    // a batch of the smallest writes there are (3 bytes each: the most writes per byte).
+    let mut records = walstore::inspect::encode_wal_header_version(2, 0, 7, 0);
+    records.extend(walstore::inspect::encode_transaction_records(
+        7,
+        1,
+        &[(b"a", Some(b"1")), (b"b", None)],
+        4096,
+    ));
+    out.push(("wal_record", "version-2-records".into(), records));
+    let keys: Vec<[u8; 1]> = (0..2000u32).map(|i| [(i % 251) as u8 + 1]).collect();
+    let tiny: Vec<(&[u8], Option<&[u8]>)> = keys.iter().map(|k| (&k[..], None)).collect();
+    out.push((
+        "wal_record",
+        "batch-of-tiny-deletes".into(),
+        walstore::inspect::encode_transaction(7, 1, &tiny, 4096),
+    ));
     out.push((
         "wal_record",
         "mid-record-flip".into(),

@@ -57,7 +57,9 @@ fn walk_records(data: &[u8], start: usize) {
     let mut count = 0;
     while pos < data.len() && count < 4096 {
         let rest = &data[pos..];
-        let decoded = bounded("decode_wal_record", rest.len(), 2, 4096, || {
+        // A batch lists each write (a `RecordInfo` of 152 bytes, and its key), and a write
+        // takes as few as 3 bytes of it: at most about 51 times the input.
+        let decoded = bounded("decode_wal_record", rest.len(), 64, 4096, || {
             inspect::decode_wal_record(rest)
         });
         match decoded {

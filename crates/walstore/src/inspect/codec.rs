@@ -72,10 +72,12 @@ pub(super) fn record_info(offset: u64, rec: &record::Record<'_>, committed: bool
         }
         RecordBody::Batch(batch) => {
             let first = offset + record::RECORD_HEADER_BYTES as u64;
-            let mut ops: Vec<RecordInfo> = batch
-                .ops()
-                .map(|(at, op)| op_info(first + at as u64, op, &base))
-                .collect();
+            let mut ops = Vec::with_capacity(batch.count() as usize);
+            ops.extend(
+                batch
+                    .ops()
+                    .map(|(at, op)| op_info(first + at as u64, op, &base)),
+            );
             // Each operation runs up to the next one; the last to the end of the record.
             let mut end = offset + rec.len_total as u64;
             for info in ops.iter_mut().rev() {
