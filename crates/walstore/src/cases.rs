@@ -225,7 +225,7 @@ mod tests {
             Err(HeaderError::Short),
             Err(HeaderError::Zero),
             Err(HeaderError::BadMagic),
-            Err(HeaderError::Version(2)),
+            Err(HeaderError::Version(4)),
             Err(HeaderError::Algorithm(9)),
             Err(HeaderError::Checksum),
         ]);
@@ -264,8 +264,8 @@ mod tests {
                 HeaderCase::Disagrees,
             ),
             (
-                matches!(h, Err(HeaderError::Version(2))),
-                HeaderCase::Unsupported(2),
+                matches!(h, Err(HeaderError::Version(4))),
+                HeaderCase::Unsupported(4),
             ),
         ];
         rows.into_iter()

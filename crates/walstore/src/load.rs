@@ -138,7 +138,7 @@ fn try_reload(core: &Core, access: Access<'_>) -> Result<Option<Version>> {
             return Err(Error::UnsupportedFormat {
                 file: path.to_path_buf(),
                 found,
-                supported: crate::format::FORMAT_VERSION,
+                supported: crate::wal::WAL_VERSION,
             })
         }
     }

@@ -101,7 +101,11 @@ fn a_log_of_a_newer_version_is_refused_as_unsupported_and_left_alone() {
         ));
         p.write("wal", &newer);
         match p.options().open(&p.dir) {
-            Err(walstore::Error::UnsupportedFormat { found: 4, .. }) => {}
+            Err(walstore::Error::UnsupportedFormat {
+                found: 4,
+                supported: 3,
+                ..
+            }) => {}
             other => panic!("[{}] a version-4 log opened: {:?}", p.name, other.err()),
         }
         assert_eq!(p.read("wal"), newer, "[{}] nothing written", p.name);

@@ -131,7 +131,7 @@ pub fn decode_wal_header(bytes: &[u8]) -> Result<(u64, u64, u64)> {
             HeaderError::Version(found) => Error::UnsupportedFormat {
                 file: PathBuf::from(WAL_NAME),
                 found,
-                supported: FORMAT_VERSION,
+                supported: crate::wal::WAL_VERSION,
             },
             e => Error::corruption(WAL_NAME, 0, e.to_string()),
         })

@@ -304,7 +304,7 @@ fn wal_against_manifest(
             let e = Error::UnsupportedFormat {
                 file: path,
                 found,
-                supported: crate::format::FORMAT_VERSION,
+                supported: crate::wal::WAL_VERSION,
             };
             Ok(Some(damage(PREAMBLE_VERSION_AT as u64, e.to_string())))
         }
