@@ -3,7 +3,7 @@
 //! decoders and encoders.
 
 use crate::error::{Error, Result};
-use crate::format::{snapshot_name, FORMAT_VERSION, MANIFEST_NAME, WAL_NAME};
+use crate::format::{snapshot_name, MANIFEST_NAME, WAL_NAME};
 use crate::manifest::Manifest;
 use crate::snapshot::Segment;
 use crate::storage::Mapping;
