@@ -54,9 +54,7 @@ pub(super) fn record_info(offset: u64, rec: &record::Record<'_>, committed: bool
         ops: Vec::new(),
     };
     let op = match rec.body {
-        RecordBody::Put { key, value } => Op::Put { key, value },
-        RecordBody::Delete { key } => Op::Delete { key },
-        RecordBody::DeleteRange { start, end } => Op::DeleteRange { start, end },
+        RecordBody::Write(op) => op,
         RecordBody::Commit(m) => {
             let kind = if m.record_count == 0 {
                 "clean"

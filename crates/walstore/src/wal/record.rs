@@ -79,18 +79,8 @@ pub struct Record<'a> {
 /// The payload of a record, by kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordBody<'a> {
-    Put {
-        key: &'a [u8],
-        value: &'a [u8],
-    },
-    Delete {
-        key: &'a [u8],
-    },
-    /// Keys `>= start` and `< end` (no end: every key `>= start`).
-    DeleteRange {
-        start: &'a [u8],
-        end: Option<&'a [u8]>,
-    },
+    /// A put, delete or range deletion record: one write.
+    Write(Op<'a>),
     Commit(CommitMarker),
     /// The writes of a batch record, validated: [`Batch::ops`] reads them in order.
     Batch(Batch<'a>),
@@ -267,11 +257,11 @@ fn decode_body(kind: RecordKind, payload: &[u8]) -> Result<RecordBody<'_>, Decod
                 .ok_or(DecodeError::MalformedPayload("put key past payload"))?;
             let value = &payload[4 + key_len..];
             check_put(key, value)?;
-            Ok(RecordBody::Put { key, value })
+            Ok(RecordBody::Write(Op::Put { key, value }))
         }
         RecordKind::Delete => {
             check_key(payload, "delete key length out of range")?;
-            Ok(RecordBody::Delete { key: payload })
+            Ok(RecordBody::Write(Op::Delete { key: payload }))
         }
         RecordKind::DeleteRange => {
             let start_len = read_u32(payload, 0).ok_or(DecodeError::MalformedPayload(
@@ -290,7 +280,7 @@ fn decode_body(kind: RecordKind, payload: &[u8]) -> Result<RecordBody<'_>, Decod
             let end = &payload[4 + start_len..];
             check_range(start, end)?;
             let end = (!end.is_empty()).then_some(end);
-            Ok(RecordBody::DeleteRange { start, end })
+            Ok(RecordBody::Write(Op::DeleteRange { start, end }))
         }
         RecordKind::Commit => {
             let padding = payload.get(COMMIT_PAYLOAD_BYTES..).unwrap_or_default();
@@ -454,7 +444,8 @@ fn op_len(key_or_start: &[u8], second: Option<&[u8]>, with_second_len: bool) -> 
         + second_len
 }
 
-/// Builds the batch records of a transaction.
+/// Builds the records of a transaction's writes (batches, or a record per write) and the
+/// transaction checksum over them.
 struct BatchWriter<'o> {
     out: &'o mut Vec<u8>,
     salt: u64,
@@ -486,10 +477,25 @@ impl BatchWriter<'_> {
     /// Seals the open batch record, if any.
     fn close(&mut self) {
         if let Some(start) = self.open.take() {
-            let crc = seal_record(self.out, start);
-            self.txn_crc.update(&crc.to_le_bytes());
-            self.count += 1;
+            self.seal(start);
         }
+    }
+
+    /// Writes a record of its own (a version-2 log's put, delete or range deletion), its
+    /// payload written by `payload`.
+    fn record(&mut self, kind: RecordKind, payload: impl FnOnce(&mut Vec<u8>)) {
+        debug_assert!(self.open.is_none(), "a log's transaction has one layout");
+        let start = self.out.len();
+        push_header(self.out, kind, self.salt, self.txn_id);
+        payload(self.out);
+        self.seal(start);
+    }
+
+    /// Completes the record that starts at `start` and counts it in the transaction.
+    fn seal(&mut self, start: usize) {
+        let crc = seal_record(self.out, start);
+        self.txn_crc.update(&crc.to_le_bytes());
+        self.count += 1;
     }
 }
 
@@ -529,16 +535,11 @@ pub fn encode_txn_as<'a>(
             });
             continue;
         }
-        let at = batch.out.len();
-        push_header(batch.out, RecordKind::DeleteRange, salt, txn_id);
-        batch
-            .out
-            .extend_from_slice(&(from.len() as u32).to_le_bytes());
-        batch.out.extend_from_slice(from);
-        batch.out.extend_from_slice(to);
-        let crc = seal_record(batch.out, at);
-        batch.txn_crc.update(&crc.to_le_bytes());
-        batch.count += 1;
+        batch.record(RecordKind::DeleteRange, |out| {
+            out.extend_from_slice(&(from.len() as u32).to_le_bytes());
+            out.extend_from_slice(from);
+            out.extend_from_slice(to);
+        });
     }
     for (key, value) in writes {
         debug_assert!(!key.is_empty() && key.len() <= MAX_KEY_BYTES);
@@ -560,24 +561,14 @@ pub fn encode_txn_as<'a>(
             });
             continue;
         }
-        let at = batch.out.len();
         match value {
-            Some(value) => {
-                push_header(batch.out, RecordKind::Put, salt, txn_id);
-                batch
-                    .out
-                    .extend_from_slice(&(key.len() as u32).to_le_bytes());
-                batch.out.extend_from_slice(key);
-                batch.out.extend_from_slice(value);
-            }
-            None => {
-                push_header(batch.out, RecordKind::Delete, salt, txn_id);
-                batch.out.extend_from_slice(key);
-            }
+            Some(value) => batch.record(RecordKind::Put, |out| {
+                out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+                out.extend_from_slice(key);
+                out.extend_from_slice(value);
+            }),
+            None => batch.record(RecordKind::Delete, |out| out.extend_from_slice(key)),
         }
-        let crc = seal_record(batch.out, at);
-        batch.txn_crc.update(&crc.to_le_bytes());
-        batch.count += 1;
     }
     batch.close();
     let (count, txn_crc) = (batch.count, batch.txn_crc.finalize());
@@ -720,13 +711,13 @@ mod tests {
         let r1 = decode(&out).expect("first record");
         assert_eq!(
             r1.body,
-            RecordBody::Put {
+            RecordBody::Write(Op::Put {
                 key: b"a",
                 value: b"1"
-            }
+            })
         );
         let r2 = decode(&out[r1.len_total..]).expect("second record");
-        assert_eq!(r2.body, RecordBody::Delete { key: b"b" });
+        assert_eq!(r2.body, RecordBody::Write(Op::Delete { key: b"b" }));
         let r3 = decode(&out[r1.len_total + r2.len_total..]).expect("commit");
         let RecordBody::Commit(marker) = r3.body else {
             panic!("expected a commit record, got {:?}", r3.body)
@@ -755,18 +746,18 @@ mod tests {
         let first = decode(&out).expect("valid");
         assert_eq!(
             first.body,
-            RecordBody::DeleteRange {
+            RecordBody::Write(Op::DeleteRange {
                 start: b"a/",
                 end: Some(b"a0")
-            }
+            })
         );
         let second = decode(&out[first.len_total..]).expect("valid");
         assert_eq!(
             second.body,
-            RecordBody::DeleteRange {
+            RecordBody::Write(Op::DeleteRange {
                 start: b"z",
                 end: None
-            }
+            })
         );
         let mut empty = Vec::new();
         push_header(&mut empty, RecordKind::DeleteRange, 9, 1);
@@ -823,9 +814,7 @@ mod tests {
                     assert_eq!(batch.ops().count(), batch.count() as usize);
                     ops.extend(batch.ops().map(|(_, op)| op));
                 }
-                RecordBody::Put { key, value } => ops.push(Op::Put { key, value }),
-                RecordBody::Delete { key } => ops.push(Op::Delete { key }),
-                RecordBody::DeleteRange { start, end } => ops.push(Op::DeleteRange { start, end }),
+                RecordBody::Write(op) => ops.push(op),
                 RecordBody::Commit(marker) => {
                     assert!(
                         sum.matches(&marker),

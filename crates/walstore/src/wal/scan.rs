@@ -201,9 +201,7 @@ impl TxnInProgress {
             return Err(damaged(pos, &detail));
         }
         let op = match rec.body {
-            RecordBody::Put { key, value } => Op::Put { key, value },
-            RecordBody::Delete { key } => Op::Delete { key },
-            RecordBody::DeleteRange { start, end } => Op::DeleteRange { start, end },
+            RecordBody::Write(op) => op,
             RecordBody::Batch(batch) => {
                 // Bounded by the record: every write takes at least 3 bytes of it.
                 self.pending.reserve(batch.count() as usize);
