@@ -1,7 +1,7 @@
 //! The `recovery` target: a whole store directory image, opened, reopened, written,
 //! checkpointed and crashed.
 
-use super::common::{assert_refusal, bounded, must_read, options, State, DIR};
+use super::common::{assert_refusal, bounded, must_read, options, read_state, State, DIR};
 use super::input::{Blob, Encoder};
 use arbitrary::Arbitrary;
 use std::path::Path;
@@ -162,8 +162,9 @@ fn wal_damage_proven(mem: &MemoryStorage) -> Option<String> {
 ///   and refuses them when the WAL holds damage a later commit proves was durable;
 ///   salvage mode (`salvage`) likewise, and then it is read-only, changes no byte, and agrees
 ///   with a strict open that succeeds;
-/// - an opened store reads fully and consistently; reopening shows the same transaction id
-///   and state (recovery's decisions are stable);
+/// - an opened store reads fully and consistently, or a read fails on a damaged page of a
+///   snapshot file (checked at its first read, RECOVERY.md O7a); reopening shows the same
+///   transaction id and state (recovery's decisions are stable);
 /// - a write succeeds; a checkpoint succeeds; after a simulated power cut the store opens
 ///   again with exactly the first state plus that write (a valid history), and every file it
 ///   references checks out with no orphan left;
@@ -193,7 +194,13 @@ fn recover_image(image: &StoreImage) {
     if let Some(detail) = proven_damage {
         panic!("the WAL holds damage to bytes proven durable ({detail}), yet open succeeded");
     }
-    let first = must_read(&store, "first open");
+    let first = match read_state(&store) {
+        Ok(first) => first,
+        Err(e) => {
+            assert_damaged_page(image, &e);
+            return;
+        }
+    };
     if let Some(salvaged) = salvaged {
         assert!(
             salvaged == first,
@@ -216,6 +223,36 @@ fn recover_image(image: &StoreImage) {
         again.0
     );
     write_checkpoint_crash(&mem, store, first);
+}
+
+/// An open reads a snapshot file's header, page table and range deletions, and checks each
+/// other page at its first read (RECOVERY.md O7a, FORMAT.md §5.4): a store with a damaged page
+/// opens, and the read that meets the page fails. That failure must be `Corruption` naming a
+/// snapshot file of the image whose bytes do not verify, never anything else.
+fn assert_damaged_page(image: &StoreImage, e: &Error) {
+    let Error::Corruption { file, .. } = e else {
+        panic!("first open: the state of an open store is unreadable: {e}");
+    };
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let id = name
+        .strip_prefix("snap-")
+        .and_then(|rest| rest.strip_suffix(".dat"))
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        .unwrap_or_else(|| panic!("first open: a read failed on {name}, not a snapshot file: {e}"));
+    let bytes = image
+        .files
+        .iter()
+        .rev()
+        .find(|(n, _)| n == name)
+        .map(|(_, b)| b)
+        .unwrap_or_else(|| panic!("first open: {name} is not in the image: {e}"));
+    assert!(
+        inspect::decode_snapshot(id, bytes).is_err(),
+        "first open: a read reported {name} damaged, but its bytes verify: {e}"
+    );
 }
 
 /// Opens the image in salvage mode: read-only, changes no byte. Returns what it reads.
