@@ -112,7 +112,14 @@ fn try_reload(core: &Core, access: Access<'_>) -> Result<Option<Version>> {
         _ => None,
     };
     match case {
-        HeaderCase::Current | HeaderCase::LaggingWithRecords => {}
+        HeaderCase::Current => {
+            // The writer's first append learns the log's layout from here, not from a read
+            // of its own (a one-shot process reads the header once).
+            if let Ok(h) = header {
+                core.wal().note_header(&h);
+            }
+        }
+        HeaderCase::LaggingWithRecords => {}
         HeaderCase::LaggingEmpty => {
             if let Some(guard) = repairer {
                 repair_header(core, guard, &manifest)?;

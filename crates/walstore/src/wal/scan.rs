@@ -200,22 +200,19 @@ impl TxnInProgress {
             );
             return Err(damaged(pos, &detail));
         }
-        let op = match rec.body {
-            RecordBody::Write(op) => op,
+        match rec.body {
+            RecordBody::Write(op) => self.push(op, pos)?,
             RecordBody::Batch(batch) => {
                 // Bounded by the record: every write takes at least 3 bytes of it.
                 self.pending.reserve(batch.count() as usize);
                 for (_, op) in batch.ops() {
                     self.push(op, pos)?;
                 }
-                self.checksum.add(rec.crc);
-                return Ok(None);
             }
             RecordBody::Commit(marker) => {
                 return self.commit(rec.txn_id, marker, clean_marker, pos)
             }
-        };
-        self.push(op, pos)?;
+        }
         self.checksum.add(rec.crc);
         Ok(None)
     }

@@ -307,6 +307,12 @@ impl Wal {
         })
     }
 
+    /// Records what the header of the current generation says, as read by an open: the next
+    /// append needs no read of its own to learn the layout.
+    pub(crate) fn note_header(&self, header: &WalHeader) {
+        self.appender.lock().layout = Some((header.generation, header.layout()));
+    }
+
     /// With sector padding on, pads the commit record that ends `encoded` so that the append
     /// starting at `at` ends on a sector boundary: the next append then starts a fresh sector
     /// and never rewrites one that holds synced bytes.
@@ -607,7 +613,7 @@ impl Wal {
         self.io("WAL reset", "write", || {
             self.file.write_all_at(&header.encode(), 0)
         })?;
-        self.appender.lock().layout = Some((header.generation, header.layout()));
+        self.note_header(header);
         self.fdatasync("WAL reset")
     }
 }
