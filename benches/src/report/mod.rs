@@ -44,7 +44,7 @@ pub struct Failure {
 }
 
 /// Workload ids and titles, in table order.
-pub const WORKLOADS: [(&str, &str); 9] = [
+pub const WORKLOADS: [(&str, &str); 11] = [
     (
         "a",
         "a: durable txns of 3 keys (16 B key, 100 B value), 1 thread",
@@ -60,6 +60,14 @@ pub const WORKLOADS: [(&str, &str); 9] = [
     (
         "h",
         "h: g's gets from 2 threads while 1 thread commits 3-key txns durably",
+    ),
+    (
+        "d-fresh",
+        "d right after c's load, in the loading process (no checkpoint asked)",
+    ),
+    (
+        "g-fresh",
+        "g right after c's load, in the loading process (no checkpoint asked)",
     ),
     (
         "e",
@@ -539,6 +547,24 @@ impl Report {
                 ..Target::default()
             },
             Target {
+                what: "d right after the load, walstore / redb".into(),
+                required: 1.5,
+                measured: self.ratio("d-fresh", Kind::Redb),
+                ..Target::default()
+            },
+            Target {
+                what: "g: gets, a snapshot each, walstore / redb".into(),
+                required: 1.5,
+                measured: self.ratio("g", Kind::Redb),
+                ..Target::default()
+            },
+            Target {
+                what: "g right after the load, walstore / redb".into(),
+                required: 1.5,
+                measured: self.ratio("g-fresh", Kind::Redb),
+                ..Target::default()
+            },
+            Target {
                 what: "e: walstore / SQLite FULL".into(),
                 required: 1.5,
                 measured: self.ratio("e", Kind::SqliteFull),
@@ -633,7 +659,15 @@ mod tests {
         assert_eq!(t[0].verdict(), "MISSED");
         assert_eq!(t[1].measured, Some(2.0));
         assert_eq!(t[1].verdict(), "met");
-        assert_eq!(t[7].measured, Some(10.0));
+        let named = |what: &str| {
+            t.iter()
+                .find(|t| t.what.starts_with(what))
+                .unwrap_or_else(|| panic!("no target {what:?}"))
+        };
+        assert_eq!(named("e: walstore / plain-files").measured, Some(10.0));
+        assert_eq!(named("g: gets, a snapshot each").measured, Some(3.0));
+        assert_eq!(named("g: gets, a snapshot each").verdict(), "met");
+        assert_eq!(named("g right after the load").verdict(), "not measured");
         assert_eq!(t[2].verdict(), "not measured");
         let md = report.markdown();
         assert!(md.contains("| a: durable txns"));

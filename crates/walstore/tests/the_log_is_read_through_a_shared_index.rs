@@ -222,6 +222,45 @@ fn an_index_left_over_from_before_is_never_trusted() {
     assert_eq!(read(&reopened, "k"), Some(b"new".to_vec()));
 }
 
+/// A `LOGINDEX` of another layout (another build of walstore made it, beside this one:
+/// RECOVERY.md X12) is never read or written: handles beside it read the log, and their
+/// commits go to their own memtables until the next generation gets a new index.
+#[test]
+fn an_index_of_another_layout_is_neither_read_nor_written() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    let opts = || Options::new().durability(Durability::Buffered);
+    let first = opts().open(&dir).expect("open");
+    write_log(&first, 1, 1);
+    put(&first, b"k", b"old");
+    // The layout word (FORMAT.md §9, offset 8) as a build of another layout would set it,
+    // written through the file while `first` maps it.
+    let path = dir.join("LOGINDEX");
+    let mut bytes = std::fs::read(&path).expect("read the index");
+    let layout = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
+    assert_eq!(layout, 3, "this build's layout");
+    bytes[8..16].copy_from_slice(&2u64.to_le_bytes());
+    std::fs::write(&path, &bytes).expect("write the index");
+
+    let second = opts().open(&dir).expect("open");
+    assert_eq!(read(&second, "key000099"), Some(value(99, 1)));
+    assert_eq!(read(&second, "k"), Some(b"old".to_vec()));
+    put(&second, b"k", b"new");
+    assert_eq!(read(&first, "k"), Some(b"new".to_vec()));
+    assert_eq!(read(&first, "key000042"), Some(value(42, 1)));
+    put(&first, b"k", b"newer");
+    assert_eq!(read(&second, "k"), Some(b"newer".to_vec()));
+    let after = std::fs::read(&path).expect("read the index");
+    assert!(after == bytes, "the other layout's index was written");
+    // The next generation gets an index of this build's layout.
+    first.checkpoint().expect("checkpoint");
+    put(&second, b"k", b"newest");
+    assert_eq!(read(&first, "k"), Some(b"newest".to_vec()));
+    let fresh = std::fs::read(&path).expect("read the index");
+    assert_eq!(&fresh[8..16], &3u64.to_le_bytes());
+    assert_eq!(first.info().expect("info").memtable_keys, 0);
+}
+
 /// A handle of the store at `/db` in `mem`, its commits `Buffered`, no automatic checkpoint.
 fn open_in_memory(mem: &MemoryStorage) -> Store {
     Options::new()

@@ -29,8 +29,10 @@ pub(crate) struct Cli {
     /// fjall, plain-files, bare-log).
     #[arg(long, value_delimiter = ',')]
     pub(crate) engines: Vec<String>,
-    /// Only these workloads (comma-separated: a, b, c, d, g, h, e, open, scale, oneshot,
-    /// logsize; d, g and h read c's store, so need c). Without it: all of them, except scale in
+    /// Only these workloads (comma-separated: a, b, c, d, g, h, fresh, e, open, scale, oneshot,
+    /// logsize; d, g and h read c's store, so need c; fresh loads c's data into a store of its
+    /// own and runs d's and g's gets at once, in the loading process, no checkpoint asked).
+    /// Without it: all of them, except scale in
     /// a full run unless --scale-sizes is given (its default sizes take a long time), and
     /// logsize in a full run. logsize: stores whose log holds 0, 4, 16 and 48 MiB beyond the
     /// last checkpoint (0, 1, 2 and 4 with --quick), closed or held open by the process that

@@ -5,7 +5,7 @@ use crate::oneshot::oneshot;
 use crate::scale::{scale_read, scale_write};
 use crate::workloads::{
     bare_log, blobs, bulk_load, concurrent_commits, fill_wal, gets_per_snapshot, open_replay,
-    point_reads, readers_during_writer, single_thread_commits,
+    point_reads, readers_during_writer, reads_after_load, single_thread_commits,
 };
 use std::path::Path;
 use walstore_benches::data::Scale;
@@ -49,6 +49,7 @@ pub(crate) fn run_phase(
         "d" => vec![point_reads(kind, dir, &scale)?],
         "g" => vec![gets_per_snapshot(kind, dir, &scale)?],
         "h" => vec![readers_during_writer(kind, dir, &scale)?],
+        "fresh" => reads_after_load(kind, dir, &scale)?,
         "e" => vec![blobs(kind, dir, &scale)?],
         "open-fill" => {
             fill_wal(kind, dir, &scale)?;

@@ -16,9 +16,10 @@ use walstore_benches::report::{human, Failure, Figure, Report};
 use walstore_benches::Result;
 
 /// Every workload, in the order they run. d, g and h read c's store (h also writes into it,
-/// so it comes last of them).
-const ALL_WORKLOADS: [&str; 11] = [
-    "a", "b", "c", "d", "g", "h", "e", "open", "scale", "oneshot", "logsize",
+/// so it comes last of them); fresh loads c's data into a store of its own and reads it at
+/// once.
+const ALL_WORKLOADS: [&str; 12] = [
+    "a", "b", "c", "d", "g", "h", "fresh", "e", "open", "scale", "oneshot", "logsize",
 ];
 
 /// Whether workload `w` runs on c's store.

@@ -1,4 +1,4 @@
-//! The measuring phases of workloads a, b, c, d, g, h, e and open, each run in a child
+//! The measuring phases of workloads a, b, c, d, g, h, fresh, e and open, each run in a child
 //! process against one store.
 
 use crate::measure::{as_writes, figure, small_txn, timed_commit, WARMUP_TXNS};
@@ -120,23 +120,7 @@ pub(crate) fn concurrent_commits(kind: Kind, dir: &Path, scale: &Scale) -> Resul
 pub(crate) fn bulk_load(kind: Kind, dir: &Path, scale: &Scale) -> Result<Vec<Figure>> {
     let engine = engines::open(kind, dir)?;
     let mut h = engine.handle()?;
-    let batch = scale.c_batch as usize;
-    let mut keys = vec![[0u8; KEY_LEN]; batch];
-    let mut values = vec![[0u8; VALUE_LEN]; batch];
-    let mut committing = Duration::ZERO;
-    let mut each = Vec::new();
-    let mut i = 0u64;
-    while i < scale.c_keys {
-        let this = batch.min((scale.c_keys - i) as usize);
-        for j in 0..this {
-            keys[j] = data::key(space::C, i + j as u64);
-            data::fill_value(i + j as u64, &mut values[j]);
-        }
-        let took = timed_commit(&mut *h, &keys, &values, this)?;
-        committing += took;
-        each.push(took);
-        i += this as u64;
-    }
+    let (committing, mut each) = load_c(&mut *h, scale)?;
     let durable = figure("c-durable", kind, scale.c_keys, committing, "keys/s");
     let t = Instant::now();
     engine.checkpoint()?;
@@ -164,6 +148,54 @@ pub(crate) fn bulk_load(kind: Kind, dir: &Path, scale: &Scale) -> Result<Vec<Fig
         durable.note.push_str("; not durable per commit");
     }
     Ok(vec![durable, full])
+}
+
+/// c's load through `h`: keys `0..c_keys` in durable transactions of `c_batch`. Returns the
+/// time spent committing and each commit's time.
+fn load_c(h: &mut dyn engines::Handle, scale: &Scale) -> Result<(Duration, Vec<Duration>)> {
+    let batch = scale.c_batch as usize;
+    let mut keys = vec![[0u8; KEY_LEN]; batch];
+    let mut values = vec![[0u8; VALUE_LEN]; batch];
+    let mut committing = Duration::ZERO;
+    let mut each = Vec::new();
+    let mut i = 0u64;
+    while i < scale.c_keys {
+        let this = batch.min((scale.c_keys - i) as usize);
+        for j in 0..this {
+            keys[j] = data::key(space::C, i + j as u64);
+            data::fill_value(i + j as u64, &mut values[j]);
+        }
+        let took = timed_commit(h, &keys, &values, this)?;
+        committing += took;
+        each.push(took);
+        i += this as u64;
+    }
+    Ok((committing, each))
+}
+
+/// Workload "fresh": d's and g's gets (figures `d-fresh`, `g-fresh`) in the process that has
+/// just loaded c's data into a store of its own, with no checkpoint asked for. walstore's
+/// background checkpoints and merges may still run meanwhile, and what they have not folded
+/// yet is read through the log index: issue 21's "immediately after the load".
+pub(crate) fn reads_after_load(kind: Kind, dir: &Path, scale: &Scale) -> Result<Vec<Figure>> {
+    let engine = engines::open(kind, dir)?;
+    let mut h = engine.handle()?;
+    load_c(&mut *h, scale)?;
+    let mut d = gets_through(kind, &mut *h, scale, "d-fresh", |h, n, next| {
+        h.point_reads(n, next)
+    })?;
+    d.note = format!(
+        "over the {} keys just loaded, no checkpoint asked",
+        scale.c_keys
+    );
+    let mut g = gets_through(kind, &mut *h, scale, "g-fresh", |h, n, next| {
+        h.gets_per_snapshot(n, next)
+    })?;
+    g.note = format!(
+        "over the {} keys just loaded, one snapshot per get, no checkpoint asked",
+        scale.c_keys
+    );
+    Ok(vec![d, g])
 }
 
 pub(crate) fn point_reads(kind: Kind, dir: &Path, scale: &Scale) -> Result<Figure> {
@@ -203,11 +235,26 @@ fn timed_gets(
 ) -> Result<Figure> {
     let engine = engines::open(kind, dir)?;
     let mut h = engine.handle()?;
+    gets_through(kind, &mut *h, scale, name, gets)
+}
+
+/// d's key stream (`d_reads` gets of c's keys) through `h`, timed as figure `name`.
+fn gets_through(
+    kind: Kind,
+    h: &mut dyn engines::Handle,
+    scale: &Scale,
+    name: &str,
+    gets: impl FnOnce(
+        &mut dyn engines::Handle,
+        u64,
+        &mut dyn FnMut() -> [u8; KEY_LEN],
+    ) -> Result<engines::ReadTally>,
+) -> Result<Figure> {
     let mut positions = Positions::new(42);
     let n_keys = scale.c_keys;
     let mut next = || data::key(space::C, positions.next_below(n_keys));
     let started = Instant::now();
-    let tally = gets(&mut *h, scale.d_reads, &mut next)?;
+    let tally = gets(h, scale.d_reads, &mut next)?;
     let elapsed = started.elapsed();
     if tally.bytes != tally.found * VALUE_LEN as u64 {
         return Err(format!("values of the wrong length: {tally:?}").into());

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 /// `LOGINDEX`'s magic, stored last when a new file is set up.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"WSLOGIX\0");
 /// Version of the layout.
-pub const LAYOUT_VERSION: u64 = 2;
+pub const LAYOUT_VERSION: u64 = 3;
 /// Bytes of the header; nodes start here.
 pub const HEADER_BYTES: usize = 4096;
 /// Most levels of the skip list.

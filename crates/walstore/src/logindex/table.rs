@@ -1,6 +1,9 @@
 //! The log index's point-read table (FORMAT.md §9): open addressing over the keys' hashes,
-//! each slot the offset of a key's newest entry, so a point read costs a probe or two and a
-//! short walk back through the key's older versions instead of a descent of the skip list.
+//! each slot the offset of a key's newest entry and the upper half of its key's hash, so a
+//! point read costs a probe or two and a short walk back through the key's older versions
+//! instead of a descent of the skip list. A slot whose hash half differs is passed over
+//! without reading its entry: a key the log does not hold (half of a random read right after
+//! a load) costs its probes' cache lines, not an entry node (a cache miss) per occupied slot.
 //! Kept at most half full; when it would pass that, the writer builds a table twice as large
 //! from the list and the recent chain and publishes it in the header (the old one stays
 //! valid and is never written again). A key's older versions are reached through each
@@ -8,15 +11,42 @@
 
 use super::layout::{entry, header_word, load_next, next_slot, word, Entry, AT_TABLE};
 use super::{Budget, Damaged, LogIndex};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Slots of the first table.
 const FIRST_SLOTS: usize = 1 << 12;
 /// Bytes before the slots: the slot count (`u32`) and padding.
 const TABLE_FIXED: usize = 8;
+/// Bytes of a slot: the entry's offset (low 32 bits) and the key's hash's upper 32 bits.
+const SLOT_BYTES: usize = 8;
 
-fn hash(key: &[u8]) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(key)
+/// A key's place in the table: its first slot (of `mask + 1`) and the hash half its slots
+/// carry.
+#[derive(Clone, Copy)]
+struct Hashed {
+    start: usize,
+    tag: u64,
+}
+
+impl Hashed {
+    fn of(key: &[u8], mask: usize) -> Hashed {
+        let h = xxhash_rust::xxh3::xxh3_64(key);
+        Hashed {
+            start: h as usize & mask,
+            tag: h >> 32,
+        }
+    }
+
+    /// The slot word naming `node` for this key.
+    fn word(self, node: usize) -> u64 {
+        (self.tag << 32) | node as u64
+    }
+
+    /// The node a slot word names, if it names one of a key with this hash half (0: an empty
+    /// slot; `None`: another key's).
+    fn node_in(self, word: u64) -> Option<usize> {
+        (word == 0 || word >> 32 == self.tag).then_some((word & 0xFFFF_FFFF) as usize)
+    }
 }
 
 /// The table's offset and slot count, if there is one.
@@ -28,13 +58,18 @@ fn current(index: &LogIndex) -> Option<(usize, usize)> {
     let slots = index.bytes().u32_at(at)?.load(Ordering::Acquire) as usize;
     let whole = slots.is_power_of_two()
         && slots >= FIRST_SLOTS
-        && index.bytes().holds(at + TABLE_FIXED + 4 * slots);
+        && index.bytes().holds(at + TABLE_FIXED + SLOT_BYTES * slots);
     whole.then_some((at, slots))
 }
 
 /// The slot `i` of the table at `at`.
-fn slot(index: &LogIndex, at: usize, i: usize) -> Option<&std::sync::atomic::AtomicU32> {
-    index.bytes().u32_at(at + TABLE_FIXED + 4 * i)
+fn slot(index: &LogIndex, at: usize, i: usize) -> Option<&AtomicU64> {
+    index.bytes().u64_at(at + TABLE_FIXED + SLOT_BYTES * i)
+}
+
+/// The word in slot `i` of the table at `at` (0: empty, or out of the file).
+fn load_slot(index: &LogIndex, at: usize, i: usize) -> u64 {
+    slot(index, at, i).map_or(0, |s| s.load(Ordering::Acquire))
 }
 
 /// The newest version of `key` visible at `limit`, through the table; `None` in the outer
@@ -69,9 +104,11 @@ pub(super) fn newest(index: &LogIndex, key: &[u8]) -> Result<Option<usize>, Dama
 /// The node the table holds for `key` (its newest entry), if any.
 fn probe(index: &LogIndex, at: usize, slots: usize, key: &[u8]) -> Result<Option<usize>, Damaged> {
     let mask = slots - 1;
-    let start = hash(key) as usize & mask;
+    let hashed = Hashed::of(key, mask);
     for i in 0..slots {
-        let node = load_next(slot(index, at, (start + i) & mask));
+        let Some(node) = hashed.node_in(load_slot(index, at, (hashed.start + i) & mask)) else {
+            continue;
+        };
         if node == 0 {
             return Ok(None);
         }
@@ -121,12 +158,14 @@ pub(super) fn note(index: &LogIndex, key: &[u8], node: usize) -> Result<(), Dama
 /// Stores `node` in `key`'s slot of the table at `at`.
 fn put(index: &LogIndex, at: usize, slots: usize, key: &[u8], node: usize) -> Result<(), Damaged> {
     let mask = slots - 1;
-    let start = hash(key) as usize & mask;
+    let hashed = Hashed::of(key, mask);
     for i in 0..slots {
-        let cell = slot(index, at, (start + i) & mask).ok_or(Damaged)?;
-        let held = cell.load(Ordering::Acquire) as usize;
+        let cell = slot(index, at, (hashed.start + i) & mask).ok_or(Damaged)?;
+        let Some(held) = hashed.node_in(cell.load(Ordering::Acquire)) else {
+            continue;
+        };
         if held == 0 || entry(index.bytes(), held).ok_or(Damaged)?.key == key {
-            cell.store(node as u32, Ordering::Release);
+            cell.store(hashed.word(node), Ordering::Release);
             return Ok(());
         }
     }
@@ -157,7 +196,9 @@ pub(super) fn rebuild(index: &LogIndex, slots: usize) -> Result<(), Damaged> {
     let slots = slots
         .max(FIRST_SLOTS)
         .max((2 * entries + 2).next_power_of_two());
-    let at = index.alloc(TABLE_FIXED + 4 * slots).ok_or(Damaged)?;
+    let at = index
+        .alloc(TABLE_FIXED + SLOT_BYTES * slots)
+        .ok_or(Damaged)?;
     index
         .bytes()
         .u32_at(at)
