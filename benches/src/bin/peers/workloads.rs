@@ -199,14 +199,20 @@ pub(crate) fn reads_after_load(kind: Kind, dir: &Path, scale: &Scale) -> Result<
 }
 
 pub(crate) fn point_reads(kind: Kind, dir: &Path, scale: &Scale) -> Result<Figure> {
-    let mut f = timed_gets(kind, dir, scale, "d", |h, n, next| h.point_reads(n, next))?;
+    let engine = engines::open(kind, dir)?;
+    let mut h = engine.handle()?;
+    let mut f = gets_through(kind, &mut *h, scale, "d", |h, n, next| {
+        h.point_reads(n, next)
+    })?;
     f.note = format!("over {} keys, page cache warm", scale.c_keys);
     Ok(f)
 }
 
 /// Workload g: the key stream of d, as many gets, but each get from a read snapshot of its own.
 pub(crate) fn gets_per_snapshot(kind: Kind, dir: &Path, scale: &Scale) -> Result<Figure> {
-    let mut f = timed_gets(kind, dir, scale, "g", |h, n, next| {
+    let engine = engines::open(kind, dir)?;
+    let mut h = engine.handle()?;
+    let mut f = gets_through(kind, &mut *h, scale, "g", |h, n, next| {
         h.gets_per_snapshot(n, next)
     })?;
     f.note = format!(
@@ -220,25 +226,8 @@ pub(crate) fn gets_per_snapshot(kind: Kind, dir: &Path, scale: &Scale) -> Result
     Ok(f)
 }
 
-/// `scale.d_reads` gets of random existing keys of c's store through `gets`, timed, as the
-/// figure `name` (d and g differ only in how each get is made).
-fn timed_gets(
-    kind: Kind,
-    dir: &Path,
-    scale: &Scale,
-    name: &str,
-    gets: impl FnOnce(
-        &mut dyn engines::Handle,
-        u64,
-        &mut dyn FnMut() -> [u8; KEY_LEN],
-    ) -> Result<engines::ReadTally>,
-) -> Result<Figure> {
-    let engine = engines::open(kind, dir)?;
-    let mut h = engine.handle()?;
-    gets_through(kind, &mut *h, scale, name, gets)
-}
-
-/// d's key stream (`d_reads` gets of c's keys) through `h`, timed as figure `name`.
+/// d's key stream (`d_reads` gets of random existing keys of c's) through `h` and `gets`,
+/// timed as figure `name` (d and g differ only in how each get is made).
 fn gets_through(
     kind: Kind,
     h: &mut dyn engines::Handle,
