@@ -67,9 +67,27 @@ fn slot(index: &LogIndex, at: usize, i: usize) -> Option<&AtomicU64> {
     index.bytes().u64_at(at + TABLE_FIXED + SLOT_BYTES * i)
 }
 
-/// The word in slot `i` of the table at `at` (0: empty, or out of the file).
-fn load_slot(index: &LogIndex, at: usize, i: usize) -> u64 {
-    slot(index, at, i).map_or(0, |s| s.load(Ordering::Acquire))
+/// The first slot on `key`'s probe path of the table at `at` that is empty or names an entry
+/// of `key`, with `key`'s hash and the node the slot names (0: empty). Another key's slot is
+/// passed over by its hash half, or, when the halves match, by its entry's key.
+fn find<'i>(
+    index: &'i LogIndex,
+    at: usize,
+    slots: usize,
+    key: &[u8],
+) -> Result<(&'i AtomicU64, Hashed, usize), Damaged> {
+    let mask = slots - 1;
+    let hashed = Hashed::of(key, mask);
+    for i in 0..slots {
+        let cell = slot(index, at, (hashed.start + i) & mask).ok_or(Damaged)?;
+        let Some(node) = hashed.node_in(cell.load(Ordering::Acquire)) else {
+            continue;
+        };
+        if node == 0 || entry(index.bytes(), node).ok_or(Damaged)?.key == key {
+            return Ok((cell, hashed, node));
+        }
+    }
+    Err(Damaged)
 }
 
 /// The newest version of `key` visible at `limit`, through the table; `None` in the outer
@@ -103,20 +121,8 @@ pub(super) fn newest(index: &LogIndex, key: &[u8]) -> Result<Option<usize>, Dama
 
 /// The node the table holds for `key` (its newest entry), if any.
 fn probe(index: &LogIndex, at: usize, slots: usize, key: &[u8]) -> Result<Option<usize>, Damaged> {
-    let mask = slots - 1;
-    let hashed = Hashed::of(key, mask);
-    for i in 0..slots {
-        let Some(node) = hashed.node_in(load_slot(index, at, (hashed.start + i) & mask)) else {
-            continue;
-        };
-        if node == 0 {
-            return Ok(None);
-        }
-        if entry(index.bytes(), node).ok_or(Damaged)?.key == key {
-            return Ok(Some(node));
-        }
-    }
-    Err(Damaged)
+    let (_, _, node) = find(index, at, slots, key)?;
+    Ok((node != 0).then_some(node))
 }
 
 /// From `key`'s newest entry at `node`, back through its older versions (each entry's
@@ -157,19 +163,9 @@ pub(super) fn note(index: &LogIndex, key: &[u8], node: usize) -> Result<(), Dama
 
 /// Stores `node` in `key`'s slot of the table at `at`.
 fn put(index: &LogIndex, at: usize, slots: usize, key: &[u8], node: usize) -> Result<(), Damaged> {
-    let mask = slots - 1;
-    let hashed = Hashed::of(key, mask);
-    for i in 0..slots {
-        let cell = slot(index, at, (hashed.start + i) & mask).ok_or(Damaged)?;
-        let Some(held) = hashed.node_in(cell.load(Ordering::Acquire)) else {
-            continue;
-        };
-        if held == 0 || entry(index.bytes(), held).ok_or(Damaged)?.key == key {
-            cell.store(hashed.word(node), Ordering::Release);
-            return Ok(());
-        }
-    }
-    Err(Damaged)
+    let (cell, hashed, _) = find(index, at, slots, key)?;
+    cell.store(hashed.word(node), Ordering::Release);
+    Ok(())
 }
 
 /// Stores `node` (entry `e`) in its key's slot of the table at `at`, unless the slot holds a
