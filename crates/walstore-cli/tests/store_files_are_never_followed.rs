@@ -8,16 +8,20 @@ use std::os::unix::fs::symlink;
 
 #[test]
 fn a_link_in_place_of_each_store_file_is_refused_by_get_and_set() {
-    for name in ["wal", "SHM", "LOCK", "MANIFEST"] {
+    for name in ["wal", "SHM", "LOCK", "MERGE", "MANIFEST", "LOGINDEX"] {
         let (tmp, dir, s) = store();
         ok(&["set", &s, "k=v"]);
         let target = tmp.path().join("precious");
         std::fs::write(&target, "precious data").expect("write");
-        std::fs::remove_file(dir.join(name)).expect("remove");
+        let _ = std::fs::remove_file(dir.join(name));
         symlink(&target, dir.join(name)).expect("symlink");
-        for args in [vec!["get", &s, "k"], vec!["set", &s, "k=w"]] {
-            if name == "LOCK" && args[0] == "get" {
-                continue; // a read-only command never opens LOCK
+        for args in [
+            vec!["get", &s, "k"],
+            vec!["set", &s, "k=w"],
+            vec!["compact", &s],
+        ] {
+            if matches!(name, "LOCK" | "MERGE") && args[0] == "get" {
+                continue; // a read-only command never opens LOCK or MERGE
             }
             let out = walstore(&args);
             assert_eq!(code(&out), 2, "{name} {args:?}: {}", stderr(&out));
@@ -44,4 +48,38 @@ fn a_fifo_in_place_of_the_log_is_refused_without_blocking() {
     let out = walstore(&["get", &s, "k"]);
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     assert!(stderr(&out).contains("a FIFO"), "{}", stderr(&out));
+}
+
+/// `MERGE` is the merge lock's file: a directory or a FIFO in its place was taken for a lock
+/// another process holds, so `compact` waited for it forever and the background merger never
+/// merged. Now every command that would take it refuses the store at once, naming it.
+#[test]
+fn a_directory_or_a_fifo_in_place_of_the_merge_lock_is_refused_without_waiting() {
+    for kind in ["a directory", "a FIFO"] {
+        let (_tmp, dir, s) = store();
+        ok(&["set", &s, "k=v"]);
+        let merge = dir.join("MERGE");
+        let _ = std::fs::remove_file(&merge);
+        if kind == "a directory" {
+            std::fs::create_dir(&merge).expect("mkdir");
+        } else {
+            let status = std::process::Command::new("mkfifo")
+                .arg(&merge)
+                .status()
+                .expect("mkfifo");
+            assert!(status.success());
+        }
+        for args in [
+            vec!["compact", &s],
+            vec!["checkpoint", &s],
+            vec!["set", &s, "k=w"],
+        ] {
+            let out = walstore(&args);
+            assert_eq!(code(&out), 2, "{kind} {args:?}: {}", stderr(&out));
+            let err = stderr(&out);
+            assert!(err.contains("MERGE") && err.contains(kind), "{err}");
+        }
+        // A read-only command never takes the merge lock.
+        assert_eq!(code(&walstore(&["get", &s, "k"])), 0);
+    }
 }

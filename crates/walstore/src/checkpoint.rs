@@ -63,7 +63,7 @@ pub struct CheckpointStats {
 /// throughout otherwise (another handle is merging).
 pub(crate) fn run(core: &Core, wait: LockWait) -> Result<CheckpointStats> {
     core.check_usable(true)?;
-    match core.try_merge_lock() {
+    match core.try_merge_lock()? {
         Some(_merging) => timed(core, || fold_unlocked(core, wait, &|| false)),
         None => timed(core, || core.with_writer(wait, |g| fold_head(core, g))),
     }

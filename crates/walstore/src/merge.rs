@@ -95,7 +95,7 @@ pub(crate) fn pick(runs: &[u64], flush_bytes: u64) -> Option<Range<usize>> {
 /// Runs merges until the policy finds nothing to merge (or everything, with `all`), unless
 /// another handle holds the merge lock. `stopped` is polled to give up early.
 pub(crate) fn run(core: &Core, all: bool, stopped: &dyn Fn() -> bool) -> Result<Vec<MergeStats>> {
-    let Some(merging) = core.try_merge_lock() else {
+    let Some(merging) = core.try_merge_lock()? else {
         return Ok(Vec::new());
     };
     run_holding(core, &merging, all, stopped, &mut || {})

@@ -9,7 +9,8 @@ use crate::cases::{classify_stale, PastEnd, StaleCase};
 use crate::core::{Access, Core, CoreParts, WriterGuard};
 use crate::error::{Error, Result};
 use crate::format::{
-    is_store_file, parse_snapshot_name, random_u64, LOCK_NAME, MANIFEST_NAME, WAL_NAME,
+    is_store_file, parse_snapshot_name, random_u64, LOCK_NAME, LOG_INDEX_NAME, MANIFEST_NAME,
+    MERGE_LOCK_NAME, WAL_NAME,
 };
 use crate::load::reload;
 use crate::manifest::Manifest;
@@ -42,6 +43,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<Core>> {
         create_locked(storage.as_ref(), dir, lock.as_deref())?;
     }
     let wal = open_wal(storage.as_ref(), dir, &opts, read_only)?;
+    refuse_foreign_files(storage.as_ref(), dir, read_only)?;
     let core = Arc::new(Core::new(CoreParts {
         dir: dir.to_path_buf(),
         opts,
@@ -222,6 +224,26 @@ fn open_wal(storage: &dyn Storage, dir: &Path, opts: &Options, read_only: bool) 
     Ok(Wal::new(file, path, opts, len))
 }
 
+/// Refuses the store if a file it opens only later, or only sometimes, is a symbolic link or
+/// another kind of file, before this open writes anything: `LOGINDEX` (opened by the first
+/// commit with data, or by a handle that joins others; in its place a link would be replaced
+/// and a directory would leave every process reading the log into memory of its own), and for
+/// a read-write open `MERGE` (whose lock a merge, a checkpoint and this open's clean-up
+/// take). Missing, or unreadable for another reason, they are left to the code that opens
+/// them.
+fn refuse_foreign_files(storage: &dyn Storage, dir: &Path, read_only: bool) -> Result<()> {
+    let merge = (!read_only).then_some(MERGE_LOCK_NAME);
+    for name in [Some(LOG_INDEX_NAME), merge].into_iter().flatten() {
+        let path = dir.join(name);
+        if let Err(e) = storage.open(&path, OpenMode::ReadOnly) {
+            if crate::storage::NotARegularFile::of(&e).is_some() {
+                return Err(Error::io("open", &path, e));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Finishes recovery under the writer lock, where it is authoritative: catch up with anything
 /// written since the unlocked load, zero a torn tail, make what readers will see durable
 /// (so a crash now cannot make a transaction that readers may already see disappear), and
@@ -290,7 +312,9 @@ fn settle_locked(core: &Core, guard: &WriterGuard) -> Result<LogPosition> {
     if let Some(m) = markers.filter(|_| core.opts().faults.durable_through_zeroed_markers()) {
         durable_end = durable_end.max(m.end);
     }
-    if let Some(merging) = core.try_merge_lock() {
+    // A lock file that is not a regular file was refused before anything was written
+    // (`refuse_foreign_files`).
+    if let Ok(Some(merging)) = core.try_merge_lock() {
         crate::runs::remove_orphans(core, guard, &merging);
     }
     Ok(LogPosition::new(version.generation, durable_end))

@@ -40,7 +40,9 @@ pub(crate) fn spawn(weak: Weak<Core>, signal: Arc<SignalShared>) -> Option<JoinH
 /// while it waits for this thread).
 fn job(core: &Core, signal: &SignalShared) {
     let stop = || signal.is_stopped();
-    let Some(merging) = core.try_merge_lock() else {
+    // A lock file that is not a regular file was refused at open (`open.rs`); planted since,
+    // the worker only checkpoints, and `compact` or `checkpoint` reports it.
+    let Ok(Some(merging)) = core.try_merge_lock() else {
         let _ = timed(core, || {
             core.with_writer_patiently(&stop, |g| fold_head(core, g))
         });

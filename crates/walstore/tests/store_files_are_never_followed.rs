@@ -50,7 +50,9 @@ fn assert_refused(result: Result<(), Error>, file: &Path, found: &str) {
 
 #[test]
 fn a_symbolic_link_in_place_of_any_store_file_is_refused_and_its_target_kept() {
-    for name in ["wal", "SHM", "LOCK", "MANIFEST", "snap"] {
+    for name in [
+        "wal", "SHM", "LOCK", "MERGE", "MANIFEST", "LOGINDEX", "snap",
+    ] {
         for read_only in [false, true] {
             let tmp = tempfile::tempdir().expect("tempdir");
             let dir = tmp.path().join("store");
@@ -61,8 +63,8 @@ fn a_symbolic_link_in_place_of_any_store_file_is_refused_and_its_target_kept() {
                 "snap" => snap,
                 other => dir.join(other),
             };
-            if name == "LOCK" && read_only {
-                continue; // a read-only handle never opens LOCK
+            if matches!(name, "LOCK" | "MERGE") && read_only {
+                continue; // a read-only handle never opens LOCK or MERGE
             }
             let _ = std::fs::remove_file(&file);
             symlink(&target, &file).expect("symlink");
@@ -99,13 +101,13 @@ fn a_link_planted_where_a_checkpoint_writes_its_manifest_is_refused_not_written_
 
 #[test]
 fn a_fifo_or_a_directory_in_place_of_a_store_file_is_refused_without_blocking() {
-    for name in ["wal", "SHM", "MANIFEST"] {
+    for name in ["wal", "SHM", "MERGE", "MANIFEST", "LOGINDEX"] {
         for kind in ["a FIFO", "a directory"] {
             let tmp = tempfile::tempdir().expect("tempdir");
             let dir = tmp.path().join("store");
             store_with_a_run(&dir);
             let file = dir.join(name);
-            std::fs::remove_file(&file).expect("remove");
+            let _ = std::fs::remove_file(&file);
             if kind == "a FIFO" {
                 let status = std::process::Command::new("mkfifo")
                     .arg(&file)
@@ -115,8 +117,55 @@ fn a_fifo_or_a_directory_in_place_of_a_store_file_is_refused_without_blocking() 
             } else {
                 std::fs::create_dir(&file).expect("mkdir");
             }
-            assert_refused(open_and_read(&dir, true), &file, kind);
+            if name != "MERGE" {
+                // A read-only handle never opens MERGE.
+                assert_refused(open_and_read(&dir, true), &file, kind);
+            }
             assert_refused(open_and_read(&dir, false), &file, kind);
         }
     }
+}
+
+/// A handle that opened beside a live one has not opened `MERGE` yet: a link planted there
+/// afterwards is refused when a checkpoint or a compaction would take the merge lock, not
+/// taken for a lock another process holds (which made `compact` wait forever).
+#[test]
+fn a_link_planted_in_place_of_the_merge_lock_later_is_refused_by_checkpoint_and_compact() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    store_with_a_run(&dir);
+    let first = Store::open(&dir).expect("open");
+    let second = Store::open(&dir).expect("open beside the first");
+    let merge = dir.join("MERGE");
+    let target = tmp.path().join("precious.txt");
+    std::fs::write(&target, PRECIOUS).expect("write");
+    std::fs::remove_file(&merge).expect("remove");
+    symlink(&target, &merge).expect("symlink");
+    second.update(|tx| tx.put(b"c", b"3")).expect("update");
+    assert_refused(second.checkpoint().map(drop), &merge, "a symbolic link");
+    assert_refused(second.compact().map(drop), &merge, "a symbolic link");
+    assert_eq!(std::fs::read(&target).expect("read"), PRECIOUS);
+    // The committed write stays readable, and the store opens once the link is gone.
+    assert_eq!(
+        second
+            .begin_read()
+            .expect("read")
+            .get(b"c")
+            .expect("get")
+            .as_deref(),
+        Some(&b"3"[..])
+    );
+    drop(second);
+    drop(first);
+    std::fs::remove_file(&merge).expect("remove");
+    let store = Store::open(&dir).expect("reopen");
+    assert_eq!(
+        store
+            .begin_read()
+            .expect("read")
+            .get(b"c")
+            .expect("get")
+            .as_deref(),
+        Some(&b"3"[..])
+    );
 }

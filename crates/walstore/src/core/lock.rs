@@ -81,18 +81,29 @@ const PATIENT_STEP: Duration = Duration::from_millis(20);
 impl Core {
     /// Takes the merge lock if no handle in any process holds it. At most one handle merges
     /// runs or removes unnamed files at a time; `None` when another one does (or the lock
-    /// file cannot be opened: merging is then left to the next attempt).
-    pub(crate) fn try_merge_lock(&self) -> Option<MergeGuard<'_>> {
+    /// file cannot be opened: merging is then left to the next attempt). A symbolic link or
+    /// another kind of file in the lock file's place is `NotARegularFile`, as for every file
+    /// of the store: taken for a lock held elsewhere, it made `compact` wait forever and
+    /// the background merger never merge.
+    pub(crate) fn try_merge_lock(&self) -> Result<Option<MergeGuard<'_>>> {
         if self.read_only {
-            return None;
+            return Ok(None);
         }
-        let mut slot = self.merge_lock.try_lock()?;
+        let Some(mut slot) = self.merge_lock.try_lock() else {
+            return Ok(None);
+        };
         if slot.is_none() {
             let path = self.dir.join(crate::format::MERGE_LOCK_NAME);
-            *slot = Some(self.opts.storage.open_lock(&path).ok()?);
+            match self.opts.storage.open_lock(&path) {
+                Ok(lock) => *slot = Some(lock),
+                Err(e) if crate::storage::NotARegularFile::of(&e).is_some() => {
+                    return Err(Error::io("open", &path, e))
+                }
+                Err(_) => return Ok(None),
+            }
         }
         let taken = slot.as_ref().is_some_and(|l| l.try_lock().unwrap_or(false));
-        taken.then_some(MergeGuard { slot })
+        Ok(taken.then_some(MergeGuard { slot }))
     }
     /// Checks that `guard` holds this core's writer lock (a guard of another store's core
     /// would prove nothing).
