@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 import walstore
+from conftest import run_child
 
 
 def test_checkpoint_cuts_the_log_and_info_shows_it(store_path, cli):
@@ -74,3 +75,35 @@ def test_verify_reports_damage_with_file_and_offset_and_salvage_reads_the_rest(s
     with walstore.open(store_path, salvage=True) as salvaged:
         assert salvaged.read_only and salvaged["kept"] == "checkpointed"
         assert "logged" not in salvaged
+
+
+def test_the_first_cli_read_after_a_killed_writer_folds_the_log_it_left(store_path, cli):
+    """A process killed with the store open leaves its log unfolded, and a reading command
+    opens the store read-only, alone: it reads that whole log into memory of its own, as
+    every later one would. `walstore get` answers, then opens the store for writing once
+    (without waiting for the writer lock), whose recovery folds the log into a run: the next
+    command finds no log to read, and nothing is lost."""
+    run_child(
+        """
+        import os, sys, walstore
+        store = walstore.open(sys.argv[1])
+        store.update({f"k{i}": f"{i}:" + "x" * 10_000 for i in range(200)})
+        os._exit(0)  # no close, as a killed process leaves the store
+        """,
+        str(store_path),
+    )
+
+    left = walstore.open(store_path, read_only=True)
+    assert left.info()["wal_bytes"] > 2_000_000, "the child's log, not folded"
+    left.close()
+    first = subprocess.run([cli, "get", store_path, "k7"], capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.rstrip("\n") == "7:" + "x" * 10_000
+    after = walstore.open(store_path, read_only=True)
+    try:
+        info = after.info()
+        assert info["wal_bytes"] == 0 and info["checkpoint_txn"] == info["last_txn"], info
+        assert info["memtable_keys"] == 0, info
+        assert after["k199"] == "199:" + "x" * 10_000
+    finally:
+        after.close()

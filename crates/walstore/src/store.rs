@@ -268,6 +268,28 @@ impl Store {
         })
     }
 
+    /// Whether this handle holds more of the log in memory of its own than a clean close
+    /// leaves behind (`Options::close_checkpoint_bytes`), instead of reading it through the
+    /// shared log index (FORMAT.md §9). That is a read-only handle that opened the store alone
+    /// after a process left it without closing (killed, or a power cut): it read the whole log
+    /// since the last checkpoint, and so will every later read-only process that opens the
+    /// store alone, until a read-write handle folds it (its open folds what no watermark
+    /// proves, RECOVERY.md S1; as the last handle, its close folds a log above the bound,
+    /// S1a). The `walstore` command's reading commands then open the store for writing once,
+    /// without waiting for the writer lock.
+    pub fn holds_unfolded_log(&self) -> bool {
+        let core = self.core();
+        let v = core.current();
+        if v.private_is_empty() {
+            return false;
+        }
+        let from = v
+            .shared
+            .as_ref()
+            .map_or(WAL_HEADER_BYTES, |view| view.limit);
+        v.data_end.saturating_sub(from) > core.opts().close_checkpoint_bytes
+    }
+
     /// Whether this handle is read-only (opened so, or in salvage mode).
     pub fn is_read_only(&self) -> bool {
         self.core().is_read_only()

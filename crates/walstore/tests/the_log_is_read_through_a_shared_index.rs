@@ -596,3 +596,55 @@ fn readers_see_whole_transactions_while_the_recent_chain_is_merged() {
         "the commits went through the log index: {info:?}"
     );
 }
+
+/// `Store::holds_unfolded_log`, what the `walstore` command's reading commands ask before they
+/// fold a log a process left without closing: true for a read-only handle that read more of
+/// the log into memory of its own than a close leaves, false below that bound and for a
+/// handle that reads the log through the shared index.
+#[test]
+fn a_handle_says_whether_it_holds_more_log_of_its_own_than_a_close_leaves() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("store");
+    // About 100 KiB of log, below the close's bound: the close leaves it unfolded.
+    let store = Store::open(&dir).expect("open");
+    for i in 0..100u32 {
+        store
+            .update(|tx| tx.put(format!("k{i}").as_bytes(), &[7u8; 1000]))
+            .expect("update");
+    }
+    store.close().expect("close");
+    let read_only = |bound: u64| {
+        Options::default()
+            .read_only(true)
+            .close_checkpoint_bytes(bound)
+            .open(&dir)
+            .expect("open read-only")
+    };
+    assert!(!read_only(1 << 20).holds_unfolded_log(), "below the bound");
+    assert!(read_only(16 << 10).holds_unfolded_log(), "above the bound");
+    // A read-write handle alone makes the log index; a read-only handle beside it reads
+    // through that, holding none of the log itself.
+    let writer = Options::default()
+        .close_checkpoint_bytes(16 << 10)
+        .open(&dir)
+        .expect("open");
+    assert!(!writer.holds_unfolded_log());
+    let beside = read_only(16 << 10);
+    assert!(
+        !beside.holds_unfolded_log(),
+        "beside a handle that shares the index"
+    );
+    assert_eq!(
+        beside
+            .begin_read()
+            .expect("read")
+            .get(b"k99")
+            .expect("get")
+            .as_deref(),
+        Some(&[7u8; 1000][..])
+    );
+    drop(beside);
+    // The writer's close, the last, folds the log above its bound: nothing is left to hold.
+    writer.close().expect("close");
+    assert!(!read_only(16 << 10).holds_unfolded_log(), "after the fold");
+}
