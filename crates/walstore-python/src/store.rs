@@ -256,6 +256,13 @@ impl NativeStore {
     fn read_only(&self, py: Python<'_>) -> PyResult<bool> {
         Ok(self.handle(py)?.is_read_only())
     }
+
+    /// Whether this handle holds more of the log in memory of its own than a clean close
+    /// leaves (`Store::holds_unfolded_log`).
+    #[getter]
+    fn holds_unfolded_log(&self, py: Python<'_>) -> PyResult<bool> {
+        Ok(self.handle(py)?.holds_unfolded_log())
+    }
 }
 
 /// One change as `NativeWatch.next` returns it: key, value (None: deleted), transaction id.

@@ -95,6 +95,7 @@ def test_the_first_cli_read_after_a_killed_writer_folds_the_log_it_left(store_pa
 
     left = walstore.open(store_path, read_only=True)
     assert left.info()["wal_bytes"] > 2_000_000, "the child's log, not folded"
+    assert left.holds_unfolded_log
     left.close()
     first = subprocess.run([cli, "get", store_path, "k7"], capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
@@ -104,6 +105,7 @@ def test_the_first_cli_read_after_a_killed_writer_folds_the_log_it_left(store_pa
         info = after.info()
         assert info["wal_bytes"] == 0 and info["checkpoint_txn"] == info["last_txn"], info
         assert info["memtable_keys"] == 0, info
+        assert not after.holds_unfolded_log
         assert after["k199"] == "199:" + "x" * 10_000
     finally:
         after.close()

@@ -415,6 +415,15 @@ class Store(FeedMethods, _Reads, collections.abc.MutableMapping):  # type: ignor
     def read_only(self) -> bool:
         return self._native.read_only
 
+    @property
+    def holds_unfolded_log(self) -> bool:
+        """Whether this handle read more of the log into memory of its own than a clean close
+        leaves: a store a process left without closing (killed, or a power cut), opened
+        read-only with no other handle. Every later read-only process that opens it alone reads
+        that log again, until a read-write ``open`` folds it (once; ``walstore get`` and the
+        other reading commands of the CLI do it after answering)."""
+        return self._native.holds_unfolded_log
+
     def __enter__(self) -> "Store":
         return self
 
