@@ -146,26 +146,16 @@ fn a_link_planted_in_place_of_the_merge_lock_later_is_refused_by_checkpoint_and_
     assert_refused(second.compact().map(drop), &merge, "a symbolic link");
     assert_eq!(std::fs::read(&target).expect("read"), PRECIOUS);
     // The committed write stays readable, and the store opens once the link is gone.
-    assert_eq!(
-        second
-            .begin_read()
-            .expect("read")
-            .get(b"c")
-            .expect("get")
-            .as_deref(),
-        Some(&b"3"[..])
-    );
+    assert_eq!(value_of(&second, b"c").as_deref(), Some(&b"3"[..]));
     drop(second);
     drop(first);
     std::fs::remove_file(&merge).expect("remove");
     let store = Store::open(&dir).expect("reopen");
-    assert_eq!(
-        store
-            .begin_read()
-            .expect("read")
-            .get(b"c")
-            .expect("get")
-            .as_deref(),
-        Some(&b"3"[..])
-    );
+    assert_eq!(value_of(&store, b"c").as_deref(), Some(&b"3"[..]));
+}
+
+/// `key`'s value in a new snapshot of `store`.
+fn value_of(store: &Store, key: &[u8]) -> Option<Vec<u8>> {
+    let read = store.begin_read().expect("read");
+    read.get(key).expect("get").map(|v| v.to_vec())
 }
