@@ -61,7 +61,8 @@ impl Context<'_> {
         Ok(adjust(self.options.clone()).open(store)?)
     }
 
-    /// Opens read-only: never creates, never modifies.
+    /// Opens read-only: this handle never creates nor modifies anything (the command may fold
+    /// a log a killed process left once it is done, [`Context::fold_left_log`]).
     pub(crate) fn open_readable(&self, store: &Path) -> Result<Store, Failure> {
         Ok(self.options.clone().read_only(true).open(store)?)
     }
