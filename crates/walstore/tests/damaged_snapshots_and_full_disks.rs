@@ -10,7 +10,12 @@ use walstore::{Error, Options, RecoveryMode};
 
 #[test]
 fn a_flipped_byte_in_a_snapshot_file_is_corruption_naming_it_and_salvage_reads_the_rest() {
-    for p in places() {
+    // A byte in the middle of the body, or the last byte of the page table (FORMAT.md §5.4:
+    // the CRC of the body's last page, checked when that page is first read).
+    for (p, spot) in ["body", "page table"]
+        .into_iter()
+        .flat_map(|spot| places().into_iter().map(move |p| (p, spot)))
+    {
         let store = p
             .options()
             .segment_size_bytes_target(4096)
@@ -33,11 +38,15 @@ fn a_flipped_byte_in_a_snapshot_file_is_corruption_naming_it_and_salvage_reads_t
         drop(store);
         let (victim, _, victim_entries) = files[1].clone();
         let mut bytes = p.read(&victim);
-        let at = bytes.len() / 2;
+        let at = match spot {
+            "body" => bytes.len() / 2,
+            _ => bytes.len() - 1,
+        };
         bytes[at] ^= 0x20;
         p.write(&victim, &bytes);
-        // An open checks each file's header and page table; the body's pages are checked at
-        // their first read (FORMAT.md §5.4): the scan that reaches the damaged page fails,
+        // An open checks each file's header; the body's pages are checked at their first
+        // read, against their CRCs in the page table (FORMAT.md §5.4): the open (which reads
+        // the first entry and the range deletions) or the scan that reaches the damaged page fails,
         // naming the file, and returns none of its bytes as data.
         let damage = match p.options().open(&p.dir) {
             Err(e) => e,
@@ -53,7 +62,7 @@ fn a_flipped_byte_in_a_snapshot_file_is_corruption_naming_it_and_salvage_reads_t
         };
         match damage {
             Error::Corruption { file, .. } => {
-                assert!(file.ends_with(&victim), "[{}] {file:?}", p.name)
+                assert!(file.ends_with(&victim), "[{} {spot}] {file:?}", p.name)
             }
             other => panic!(
                 "[{}] expected corruption of {victim}, got {other:?}",

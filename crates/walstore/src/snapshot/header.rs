@@ -1,6 +1,7 @@
 //! The snapshot header, checked against the file's bytes before anything else is read: the
 //! preamble, every field's range, the file length, and the body's CRC (version 2) or the page
-//! table's (versions 3 and 4: each page is checked when first read; FORMAT.md §5, §5.4).
+//! table's place (versions 3 and 4: each page is checked against its CRC in the table when
+//! first read, and the table's own CRC by `Segment::verify`; FORMAT.md §5, §5.4).
 //! Version 4 differs from 3 only inside entries (FORMAT.md §5.5).
 
 use super::layout::{
@@ -27,9 +28,13 @@ pub(super) struct SnapshotHeader {
     pub(super) shared_prefix_len: usize,
     /// Where the body ends: the page table (versions 3, 4) or the file's end (version 2).
     pub(super) body_end: usize,
-    /// Versions 3 and 4: a page table at `body_end`, whose CRC was checked here. Version 2:
-    /// the body's CRC was checked here.
+    /// Versions 3 and 4: a page table at `body_end`, whose place and length were checked
+    /// here. Version 2: the body's CRC was checked here.
     pub(super) paged: bool,
+    /// Versions 3 and 4: the page table's CRC as the header carries it (checked by
+    /// `Segment::verify`, not by an open: a read checks each page against its entry in the
+    /// table, which is how damage to the table is found too).
+    pub(super) table_crc: u32,
     /// How the entries store their lengths (version 4: varints).
     pub(super) lengths: EntryLengths,
 }
@@ -42,8 +47,8 @@ pub(super) enum HeaderProblem {
 }
 
 /// Checks the header of the snapshot file `bytes` (named for file `expected_id`) and the
-/// body's CRC (version 2) or the page table's (versions 3, 4); the entries are checked by
-/// `Segment::validate_entries`, a paged body's pages as they are read. The checks run in a
+/// body's CRC (version 2) or the page table's place (versions 3, 4); the entries are checked
+/// by `Segment::validate_entries`, a paged body's pages as they are read. The checks run in a
 /// fixed order, and the first that fails is the one reported.
 pub(super) fn read_header(bytes: &[u8], expected_id: u64) -> Result<SnapshotHeader, HeaderProblem> {
     use HeaderProblem::Corrupt;
@@ -77,8 +82,13 @@ fn word(header: &[u8], at: usize) -> u32 {
 
 /// The header's fields that say which file this is and that its bytes are whole: the shared
 /// prefix length's range, the reserved bytes, the file id, the file length and the body's
-/// CRC (version 2) or the page table's place, length and CRC (versions 3 and 4, `paged`).
+/// CRC (version 2) or the page table's place and length (versions 3 and 4, `paged`).
 /// Returns the shared prefix length and where the body ends.
+///
+/// Not the page table's CRC: reading the whole table cost every open 4 bytes per 4 KiB page
+/// of every run (1 MiB of table, and its page faults, per GiB of runs), and a read checks
+/// each page it touches against its entry in the table, so a damaged entry is a mismatch
+/// found by the first read of its page, as damage to the page itself is.
 fn check_identity(
     header: &[u8],
     bytes: &[u8],
@@ -124,9 +134,6 @@ fn check_identity(
     let table_at = table_at as usize;
     if !table_fits || (bytes.len() - table_at) != 4 * page_count(table_at - SNAPSHOT_HEADER_BYTES) {
         return Err(Corrupt(PAGE_TABLE_AT, "snapshot page table out of range"));
-    }
-    if crc32(&bytes[table_at..]) != word(header, BODY_CRC_AT) {
-        return Err(Corrupt(table_at, "snapshot page table checksum mismatch"));
     }
     Ok((shared_prefix_len, table_at))
 }
@@ -185,6 +192,7 @@ fn check_layout(
         shared_prefix_len,
         body_end,
         paged: version >= SNAPSHOT_VERSION_PAGED,
+        table_crc: word(header, BODY_CRC_AT),
         lengths: EntryLengths::of_version(version),
     })
 }

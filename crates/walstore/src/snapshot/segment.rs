@@ -1,7 +1,9 @@
 //! An open snapshot file: mapped, its header checked, then read by index (entries, key
 //! prefixes, the filter, the range deletions). A paged (version 3 or 4) file's body is checked
-//! page by page as it is first read (FORMAT.md §5.4): an open costs O(1) of the file, and a
-//! read of a damaged page is `Error::Corruption` naming the page. A version 2 file is checked
+//! page by page as it is first read, against the page's CRC in the page table (FORMAT.md
+//! §5.4): an open costs O(1) of the file, its page table included, and a read of a damaged
+//! page (or of a page whose CRC in the table is damaged) is `Error::Corruption` naming the
+//! page. A version 2 file is checked
 //! completely at open, as before. An entry's lengths are decoded by `layout::EntryLengths`
 //! (version 4: varints, §5.5). [`Segment::verify`] checks everything.
 
@@ -48,16 +50,19 @@ pub struct Segment {
 /// checked (a page, once checked, is read without checking again).
 struct Pages {
     table: usize,
+    /// The page table's CRC, as the header carries it (checked only by `Segment::verify`).
+    table_crc: u32,
     checked: Box<[AtomicU64]>,
     /// Pages not checked yet: at 0 (every page of the file read once), a read checks nothing.
     unchecked: AtomicUsize,
 }
 
 impl Pages {
-    fn new(table: usize) -> Pages {
+    fn new(table: usize, table_crc: u32) -> Pages {
         let count = page_count(table - SNAPSHOT_HEADER_BYTES);
         Pages {
             table,
+            table_crc,
             checked: (0..count.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
             unchecked: AtomicUsize::new(count),
         }
@@ -144,8 +149,9 @@ impl Segment {
         Ok(segment)
     }
 
-    /// Checks a mapped snapshot file's header, page table and range deletions (a version 2
-    /// file: everything, FORMAT.md §5); a paged body's other pages are checked as read.
+    /// Checks a mapped snapshot file's header, the page table's place and the range
+    /// deletions (a version 2 file: everything, FORMAT.md §5); a paged body's other pages are
+    /// checked as read, each against its entry in the page table.
     pub fn from_mapping(expected_id: u64, path: PathBuf, map: Arc<dyn Mapping>) -> Result<Segment> {
         let bytes = map.bytes();
         let header = match read_header(bytes, expected_id) {
@@ -174,7 +180,9 @@ impl Segment {
             range_deletes: Vec::new(),
             body_end: header.body_end,
             lengths: header.lengths,
-            pages: header.paged.then(|| Pages::new(header.body_end)),
+            pages: header
+                .paged
+                .then(|| Pages::new(header.body_end, header.table_crc)),
             fences: LazyFences::default(),
         };
         let at = header.range_deletes_offset;
@@ -188,11 +196,17 @@ impl Segment {
         Ok(segment)
     }
 
-    /// Checks the whole file: every page, then every entry's structure (what an open of a
-    /// version 2 file checks; `walstore verify` checks this of every file).
+    /// Checks the whole file: every page, the page table's own CRC, then every entry's
+    /// structure (what an open of a version 2 file checks; `walstore verify` checks this of
+    /// every file).
     pub fn verify(&self) -> Result<()> {
-        if self.pages.is_some() {
+        if let Some(pages) = &self.pages {
             self.checked(SNAPSHOT_HEADER_BYTES, self.body_end - SNAPSHOT_HEADER_BYTES)?;
+            // Every page matched its entry, so a table whose CRC differs was written wrong.
+            let table = &self.map.bytes()[pages.table..];
+            if crc32(table) != pages.table_crc {
+                return Err(self.corrupt(pages.table, "snapshot page table checksum mismatch"));
+            }
             self.validate_entries()?;
         }
         Ok(())
