@@ -318,9 +318,8 @@ fn an_open_reads_neither_preallocated_space_nor_a_dead_log() {
     );
 }
 
-/// FORMAT.md §5.4: an open checks a run file's header, page table and range deletions, and
-/// of its entries and index only the first (against the manifest's first key); a read checks
-/// the pages it touches. With a byte flipped in every page of entries but the first, the open
+/// FORMAT.md §5.4: an open checks a run file's header and range deletions, and no page of
+/// its entries, index or page table; a read checks the pages it touches. With a byte flipped in every page of entries but the first, the open
 /// succeeds (a version 2 open, which checked the whole body, failed), and a read that touches
 /// a damaged page is corruption naming the file.
 #[test]

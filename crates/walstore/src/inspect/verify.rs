@@ -112,7 +112,7 @@ fn check_manifest(storage: &dyn Storage, dir: &Path) -> Result<(Option<Manifest>
 /// Maps and validates the snapshot file `meta` names; any failure is damage (the manifest
 /// names only files that were synced before it).
 fn check_snapshot(storage: &dyn Storage, dir: &Path, meta: &SegmentMeta) -> FileCheck {
-    let problem = match Segment::open(storage, dir, meta).and_then(|s| s.verify()) {
+    let problem = match Segment::open(storage, dir, meta).and_then(|s| s.verify_against(meta)) {
         Ok(()) => None,
         Err(Error::Corruption { offset, detail, .. }) => Some(damage(offset, detail)),
         Err(Error::Io { source, .. }) => Some(damage(0, format!("cannot read: {source}"))),

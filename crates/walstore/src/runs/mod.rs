@@ -98,7 +98,7 @@ pub(crate) fn map(
                 // (a normal open checks each page at its first read, FORMAT.md §5.4).
                 None => match Segment::open(core.storage(), core.dir(), meta).and_then(|seg| {
                     if salvage {
-                        seg.verify().map(|()| seg)
+                        seg.verify_against(meta).map(|()| seg)
                     } else {
                         Ok(seg)
                     }

@@ -213,6 +213,31 @@ mod tests {
         assert!(err.to_string().contains("page table checksum"), "{err}");
     }
 
+    /// An open of a file without range deletions checks none of its pages: not the first
+    /// entry's and not the index's (the first key is compared with the manifest's by
+    /// `verify_against`, which `walstore verify` and a salvage open run), so a one-shot
+    /// process faults in and hashes nothing of a run file it does not read.
+    #[test]
+    fn an_open_checks_no_page_and_verify_compares_the_first_key_with_the_manifest() {
+        let fs = MemoryStorage::new();
+        let keys: Vec<(Vec<u8>, Vec<u8>)> = (0..2000u32)
+            .map(|i| (format!("key{i:06}").into_bytes(), vec![b'v'; 40]))
+            .collect();
+        let refs: Vec<(&[u8], &[u8])> = keys.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+        let (meta, _, good) = written(&fs, &refs);
+        let seg = Segment::open(&fs, Path::new("/s"), &meta).expect("open");
+        let pages = (good.len() - 96).div_ceil(4096 + 4);
+        assert_eq!(seg.unchecked_pages(), pages, "the open checked a page");
+        seg.verify_against(&meta).expect("the manifest's first key");
+        assert_eq!(seg.unchecked_pages(), 0, "verify checks every page");
+        let mut other = meta.clone();
+        other.first_key = b"key000001".as_slice().into();
+        let seg = Segment::open(&fs, Path::new("/s"), &other).expect("the open does not read it");
+        let err = seg.verify_against(&other).expect_err("another first key");
+        assert!(err.to_string().contains("first key differs"), "{err}");
+        seg.verify().expect("the file itself is whole");
+    }
+
     /// Writes `entries` (sorted; `None`: a tombstone) at format `version` as file 1 of `fs`,
     /// then its metadata and bytes.
     fn written_at(
@@ -377,8 +402,9 @@ mod tests {
             bad[96..96 + head.len()].copy_from_slice(head);
             reseal(&mut bad);
             fs.write_file_durable(&segment_path(), &bad);
-            // The manifest's first key is read at open, so the damage shows there already.
-            let err = Segment::open(&fs, Path::new("/s"), &meta).expect_err("first key");
+            // An open reads no entry; the first read of the entry finds the damage.
+            let seg = Segment::open(&fs, Path::new("/s"), &meta).expect("open");
+            let err = seg.entry(0).expect_err("the first entry");
             let err2 = crate::inspect::decode_snapshot(1, &bad).expect_err("verify");
             for e in [err, err2] {
                 match e {

@@ -124,7 +124,11 @@ impl fmt::Debug for Segment {
 }
 
 impl Segment {
-    /// Maps and validates the snapshot file `meta` describes.
+    /// Maps the snapshot file `meta` describes and checks its header (and its range
+    /// deletions) against the file and against `meta`: id, length and entry count. Not the
+    /// first key: it is in two pages (the first entry's and the index's), which every
+    /// one-shot process would fault in and check for every run file it opens; the manifest's
+    /// copy is the one reads route by, and [`Segment::verify_against`] compares the two.
     pub fn open(storage: &dyn Storage, dir: &Path, meta: &SegmentMeta) -> Result<Segment> {
         let path = dir.join(crate::format::snapshot_name(meta.file_id));
         let file = storage
@@ -143,10 +147,18 @@ impl Segment {
         if segment.entry_count as u64 != meta.entry_count {
             return corrupt("entry count differs from the manifest".into());
         }
-        if segment.first_key()? != &meta.first_key[..] {
-            return corrupt("first key differs from the manifest".into());
-        }
         Ok(segment)
+    }
+
+    /// [`Segment::verify`], then that the file's first key is the one `meta` (the
+    /// manifest) gives it, which is what reads use to pick the file of a run holding a key
+    /// (`walstore verify` and a salvage open check this of every file).
+    pub fn verify_against(&self, meta: &SegmentMeta) -> Result<()> {
+        self.verify()?;
+        if self.first_key()? != &meta.first_key[..] {
+            return Err(self.corrupt(0, "first key differs from the manifest"));
+        }
+        Ok(())
     }
 
     /// Checks a mapped snapshot file's header, the page table's place and the range
