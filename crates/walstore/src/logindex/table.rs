@@ -67,15 +67,20 @@ fn slot(index: &LogIndex, at: usize, i: usize) -> Option<&AtomicU64> {
     index.bytes().u64_at(at + TABLE_FIXED + SLOT_BYTES * i)
 }
 
+/// A slot of the table, the hash it was found by, and the node it names with its entry
+/// (`None`: an empty slot).
+type Found<'i> = (&'i AtomicU64, Hashed, Option<(usize, Entry<'i>)>);
+
 /// The first slot on `key`'s probe path of the table at `at` that is empty or names an entry
-/// of `key`, with `key`'s hash and the node the slot names (0: empty). Another key's slot is
-/// passed over by its hash half, or, when the halves match, by its entry's key.
+/// of `key`, with `key`'s hash and the node the slot names and its entry (`None`: an empty
+/// slot). Another key's slot is passed over by its hash half, or, when the halves match, by
+/// its entry's key.
 fn find<'i>(
     index: &'i LogIndex,
     at: usize,
     slots: usize,
     key: &[u8],
-) -> Result<(&'i AtomicU64, Hashed, usize), Damaged> {
+) -> Result<Found<'i>, Damaged> {
     let mask = slots - 1;
     let hashed = Hashed::of(key, mask);
     for i in 0..slots {
@@ -83,8 +88,12 @@ fn find<'i>(
         let Some(node) = hashed.node_in(cell.load(Ordering::Acquire)) else {
             continue;
         };
-        if node == 0 || entry(index.bytes(), node).ok_or(Damaged)?.key == key {
-            return Ok((cell, hashed, node));
+        if node == 0 {
+            return Ok((cell, hashed, None));
+        }
+        let e = entry(index.bytes(), node).ok_or(Damaged)?;
+        if e.key == key {
+            return Ok((cell, hashed, Some((node, e))));
         }
     }
     Err(Damaged)
@@ -99,9 +108,9 @@ pub(super) fn lookup<'i>(
 ) -> Option<Result<Option<Entry<'i>>, Damaged>> {
     let (at, slots) = current(index)?;
     Some(
-        probe(index, at, slots, key).and_then(|newest| match newest {
+        find(index, at, slots, key).and_then(|(_, _, newest)| match newest {
             None => Ok(None),
-            Some(node) => visible_version(index, node, key, limit),
+            Some((_, e)) => visible_version(index, e, key, limit),
         }),
     )
 }
@@ -121,24 +130,21 @@ pub(super) fn newest(index: &LogIndex, key: &[u8]) -> Result<Option<usize>, Dama
 
 /// The node the table holds for `key` (its newest entry), if any.
 fn probe(index: &LogIndex, at: usize, slots: usize, key: &[u8]) -> Result<Option<usize>, Damaged> {
-    let (_, _, node) = find(index, at, slots, key)?;
-    Ok((node != 0).then_some(node))
+    let (_, _, newest) = find(index, at, slots, key)?;
+    Ok(newest.map(|(node, _)| node))
 }
 
-/// From `key`'s newest entry at `node`, back through its older versions (each entry's
-/// `older`) to the first one stamped up to `limit`.
+/// From `key`'s newest entry `newest` (whose key the table's probe compared), back through
+/// its older versions (each entry's `older`) to the first one stamped up to `limit`.
 fn visible_version<'i>(
     index: &'i LogIndex,
-    mut node: usize,
+    newest: Entry<'i>,
     key: &[u8],
     limit: u64,
 ) -> Result<Option<Entry<'i>>, Damaged> {
     let mut steps = Budget::of(index);
+    let mut e = newest;
     loop {
-        let e = entry(index.bytes(), node).ok_or(Damaged)?;
-        if e.key != key {
-            return Ok(None);
-        }
         if e.stamp <= limit {
             return Ok(Some(e));
         }
@@ -146,7 +152,10 @@ fn visible_version<'i>(
         if e.older == 0 {
             return Ok(None);
         }
-        node = e.older;
+        e = entry(index.bytes(), e.older).ok_or(Damaged)?;
+        if e.key != key {
+            return Ok(None);
+        }
     }
 }
 
@@ -177,12 +186,11 @@ fn put_if_newer(
     e: Entry<'_>,
     node: usize,
 ) -> Result<(), Damaged> {
-    if let Some(held) = probe(index, at, slots, e.key)? {
-        if entry(index.bytes(), held).ok_or(Damaged)?.stamp > e.stamp {
-            return Ok(());
-        }
+    let (cell, hashed, held) = find(index, at, slots, e.key)?;
+    if held.is_none_or(|(_, held)| held.stamp <= e.stamp) {
+        cell.store(hashed.word(node), Ordering::Release);
     }
-    put(index, at, slots, e.key, node)
+    Ok(())
 }
 
 /// Builds a table of at least `slots` slots (more if the list needs it) from the list, each

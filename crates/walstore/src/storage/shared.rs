@@ -23,7 +23,8 @@ use std::sync::{Arc, Weak};
 /// A file mapped shared, for reading by every handle and writing by one at a time.
 pub trait SharedFile: Send + Sync + Debug {
     /// The start of the map: [`SharedFile::capacity`] bytes of address space, of which the
-    /// first [`SharedFile::len`] are backed by the file.
+    /// first [`SharedFile::len`] are backed by the file. The same for the file's whole life:
+    /// [`SharedBytes`] keeps it, so that an access costs no call through the trait object.
     fn as_ptr(&self) -> *mut u8;
     /// Bytes of address space mapped.
     fn capacity(&self) -> usize;
@@ -146,14 +147,25 @@ impl SharedFile for MemShared {
 #[derive(Debug)]
 pub struct SharedBytes {
     file: Arc<dyn SharedFile>,
+    /// `file.as_ptr()`, fixed for the file's life (a point read makes a few dozen accesses,
+    /// each of which called it through the trait object).
+    base: *mut u8,
     /// A length the file is known to have (it only grows).
     known: AtomicU64,
 }
+
+// SAFETY: `base` points into the map `file` owns, which lives as long as `self` (the `Arc`)
+// and is shared between threads by design: every access through it is an atomic or a read
+// of bytes published with a release store (the methods' contracts), as with `file` itself.
+unsafe impl Send for SharedBytes {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for SharedBytes {}
 
 impl SharedBytes {
     /// Access to `file`.
     pub fn new(file: Arc<dyn SharedFile>) -> SharedBytes {
         SharedBytes {
+            base: file.as_ptr(),
             file,
             known: AtomicU64::new(0),
         }
@@ -191,7 +203,7 @@ impl SharedBytes {
         }
         // SAFETY: in bounds of the map and backed by the file (checked above), aligned, and
         // only ever accessed as an atomic by every handle of every process.
-        Some(unsafe { &*self.file.as_ptr().add(offset).cast::<AtomicU64>() })
+        Some(unsafe { &*self.base.add(offset).cast::<AtomicU64>() })
     }
 
     /// The 32-bit word at `offset` (4-aligned, inside the file).
@@ -201,7 +213,7 @@ impl SharedBytes {
             return None;
         }
         // SAFETY: as in `u64_at`.
-        Some(unsafe { &*self.file.as_ptr().add(offset).cast() })
+        Some(unsafe { &*self.base.add(offset).cast() })
     }
 
     /// `len` bytes at `offset` (inside the file). The caller reads only bytes that were
@@ -214,7 +226,7 @@ impl SharedBytes {
         }
         // SAFETY: in bounds and backed by the file (checked above); published bytes are
         // immutable (the caller's contract), so no write races with this read.
-        Some(unsafe { std::slice::from_raw_parts(self.file.as_ptr().add(offset), len) })
+        Some(unsafe { std::slice::from_raw_parts(self.base.add(offset), len) })
     }
 
     /// Copies the bytes at `offset` into `buf` without mapping them ([`SharedFile::read_at`]);
@@ -239,11 +251,7 @@ impl SharedBytes {
         // bytes before the writer publishes them with a release store (the caller's
         // contract), and there is one writer.
         unsafe {
-            std::ptr::copy_nonoverlapping(
-                data.as_ptr(),
-                self.file.as_ptr().add(offset),
-                data.len(),
-            );
+            std::ptr::copy_nonoverlapping(data.as_ptr(), self.base.add(offset), data.len());
         }
         true
     }
