@@ -43,12 +43,13 @@ impl Storage for FsStorage {
                 options.write(true).create(true);
             }
         }
-        let file = open_regular(path, &mut options)?;
+        let (file, mut opened_len) = open_regular(path, &mut options)?;
         if mode == OpenMode::CreateTruncate {
             // Only now that it is known to be a regular file of the store's own.
             file.set_len(0)?;
+            opened_len = 0;
         }
-        Ok(Box::new(FsFile(file)))
+        Ok(Box::new(FsFile { file, opened_len }))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -84,7 +85,7 @@ impl Storage for FsStorage {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
         }
-        let file = open_regular(
+        let (file, _) = open_regular(
             path,
             OpenOptions::new().read(true).write(true).create_new(true),
         )?;
@@ -92,12 +93,12 @@ impl Storage for FsStorage {
     }
 
     fn open_shared(&self, path: &Path, capacity: usize) -> io::Result<Arc<dyn SharedFile>> {
-        let file = open_regular(path, OpenOptions::new().read(true).write(true))?;
+        let (file, _) = open_regular(path, OpenOptions::new().read(true).write(true))?;
         FsShared::map(file, capacity)
     }
 
     fn open_lock(&self, path: &Path) -> io::Result<Box<dyn StorageLock>> {
-        let file = open_regular(path, OpenOptions::new().read(true).write(true).create(true))?;
+        let (file, _) = open_regular(path, OpenOptions::new().read(true).write(true).create(true))?;
         Ok(Box::new(FsLock(file)))
     }
 }
@@ -105,8 +106,9 @@ impl Storage for FsStorage {
 /// Opens a file of the store: never through a symbolic link (`O_NOFOLLOW`: a link planted in
 /// the store directory must not let a store operation truncate or overwrite the file it points
 /// to), and only a regular file (`O_NONBLOCK` keeps a FIFO from blocking the open; it changes
-/// nothing for regular files). Anything else fails with [`NotARegularFile`].
-fn open_regular(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
+/// nothing for regular files). Anything else fails with [`NotARegularFile`]. Returns the file
+/// and its length at the open (from the same `fstat` as its type).
+fn open_regular(path: &Path, options: &mut OpenOptions) -> io::Result<(File, u64)> {
     options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
     let file = match options.open(path) {
         Ok(file) => file,
@@ -118,11 +120,11 @@ fn open_regular(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
             _ => return Err(e),
         },
     };
-    let kind = file.metadata()?.file_type();
-    if !kind.is_file() {
-        return Err(NotARegularFile::error(describe(kind)));
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(NotARegularFile::error(describe(meta.file_type())));
     }
-    Ok(file)
+    Ok((file, meta.len()))
 }
 
 /// What a file type is, for [`NotARegularFile`].
@@ -143,12 +145,17 @@ fn describe(kind: FileType) -> &'static str {
 }
 
 #[derive(Debug)]
-struct FsFile(File);
+struct FsFile {
+    file: File,
+    /// The length when it was opened: what [`StorageFile::map`] maps (a file that is mapped
+    /// is never modified again), without another `fstat` per run file of every open.
+    opened_len: u64,
+}
 
 impl StorageFile for FsFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         loop {
-            match self.0.read_at(buf, offset) {
+            match self.file.read_at(buf, offset) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => return other,
             }
@@ -156,23 +163,23 @@ impl StorageFile for FsFile {
     }
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.0.write_all_at(buf, offset)
+        self.file.write_all_at(buf, offset)
     }
 
     fn len(&self) -> io::Result<u64> {
-        Ok(self.0.metadata()?.len())
+        Ok(self.file.metadata()?.len())
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
-        self.0.set_len(len)
+        self.file.set_len(len)
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        self.0.sync_data()
+        self.file.sync_data()
     }
 
     fn sync_all(&self) -> io::Result<()> {
-        self.0.sync_all()
+        self.file.sync_all()
     }
 
     fn map(&self) -> io::Result<Arc<dyn Mapping>> {
@@ -183,7 +190,9 @@ impl StorageFile for FsFile {
         // Unlinking leaves existing mappings valid, so the mapped bytes cannot change or vanish
         // (no SIGBUS) while the `Mmap` is alive. A process outside walstore that truncates the
         // file breaks this contract, as documented in docs/GUARANTEES.md.
-        let map = unsafe { memmap2::Mmap::map(&self.0)? };
+        let len = usize::try_from(self.opened_len)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "file too large to map"))?;
+        let map = unsafe { memmap2::MmapOptions::new().len(len).map(&self.file)? };
         Ok(Arc::new(FsMapping(map)))
     }
 }
@@ -228,7 +237,7 @@ impl StorageLock for FsLock {
 impl FsStorage {
     /// The file-system half of [`Storage::open_region`].
     fn open_region_file(path: &Path, deadline: Option<Instant>) -> io::Result<OpenedRegion> {
-        let file = open_regular(path, OpenOptions::new().read(true).write(true).create(true))?;
+        let (file, _) = open_regular(path, OpenOptions::new().read(true).write(true).create(true))?;
         // An exclusive `flock` means no other handle has the file open (each holds a shared
         // one while it is open): its contents are left over from handles that have all
         // closed, and are never trusted.

@@ -158,7 +158,8 @@ pub trait StorageFile: Send + Sync + Debug {
     fn sync_data(&self) -> io::Result<()>;
     /// Makes the file's data and all metadata durable (`fsync`).
     fn sync_all(&self) -> io::Result<()>;
-    /// Maps the whole file read-only. Only called on files that are never modified again.
+    /// Maps the whole file read-only, as long as it was when opened. Only called on files
+    /// that are never modified again (opened read-only).
     fn map(&self) -> io::Result<Arc<dyn Mapping>>;
 
     /// Reads until `buf` is full or the end of the file; returns the number of bytes read.
