@@ -126,8 +126,17 @@ impl LazyFences {
 /// in `lo..=hi`. The window spans fewer than [`FENCE_STRIDE`] entries unless a fence
 /// equals `target` (then the entries on both sides of it, more when many keys share those
 /// 8 bytes).
+///
+/// Also where in it the answer probably is: interpolated between the two fences
+/// that bound the window, when both do and neither equals `target` (`None` otherwise). Keys
+/// spread evenly between two fences put the answer within a few entries of the guess; keys
+/// that do not (a guess that misses) cost a second read of the window, not a wrong answer.
 #[inline]
-pub(super) fn window(fences: &[u64], target: u64, entry_count: usize) -> (usize, usize) {
+pub(super) fn window_and_guess(
+    fences: &[u64],
+    target: u64,
+    entry_count: usize,
+) -> (usize, usize, Option<usize>) {
     // Fences below the target: the entry of each, and everything before it, is below.
     let below = fences.partition_point(|&f| f < target);
     // Fences up to the target: the first one above it bounds the window. Usually the
@@ -145,7 +154,17 @@ pub(super) fn window(fences: &[u64], target: u64, entry_count: usize) -> (usize,
     } else {
         up_to * FENCE_STRIDE
     };
-    (lo, hi)
+    // Entry `lo - 1` holds fence `below - 1`, entry `hi` fence `below` (when no fence equals
+    // the target, `up_to == below`).
+    let guess = match (below.checked_sub(1).map(|b| fences[b]), fences.get(up_to)) {
+        (Some(low), Some(&high)) if up_to == below && low < target && target < high => {
+            let span = (hi + 1 - lo) as u128;
+            let into = u128::from(target - low) * span / u128::from(high - low);
+            Some(lo - 1 + into as usize)
+        }
+        _ => None,
+    };
+    (lo, hi, guess)
 }
 
 #[cfg(test)]
@@ -158,12 +177,21 @@ mod tests {
         let prefixes: Vec<u64> = (0..1000u64).map(|i| i * 2).collect();
         let fences: Vec<u64> = prefixes.iter().step_by(FENCE_STRIDE).copied().collect();
         for target in 0..2010u64 {
-            let (lo, hi) = window(&fences, target, prefixes.len());
+            let (lo, hi, guess) = window_and_guess(&fences, target, prefixes.len());
             let answer = prefixes.partition_point(|&p| p < target);
             assert!(
                 lo <= answer && answer <= hi,
                 "{target}: {lo}..{hi} {answer}"
             );
+            // Evenly spread prefixes: the guess is the answer or next to it; none where a
+            // fence equals the target or no fence bounds the window on one side.
+            match guess {
+                Some(g) => assert!(g.abs_diff(answer) <= 1, "{target}: {g} {answer}"),
+                None => assert!(
+                    fences.contains(&target) || lo == 0 || hi == prefixes.len(),
+                    "{target}: no guess in {lo}..{hi}"
+                ),
+            }
             // A fence equal to the target leaves the window open on both of its sides.
             let most = if fences.contains(&target) { 2 } else { 1 } * FENCE_STRIDE;
             assert!(hi - lo < most, "{target}: {lo}..{hi}");

@@ -7,7 +7,11 @@
 //! completely at open, as before. An entry's lengths are decoded by `layout::EntryLengths`
 //! (version 4: varints, §5.5). [`Segment::verify`] checks everything.
 
-use super::fences::{window, FenceState, LazyFences, FENCE_STRIDE};
+use super::fences::{window_and_guess, FenceState, LazyFences, FENCE_STRIDE};
+
+/// Index entries read on each side of a fence search's guess (FENCE_STRIDE entries between
+/// two fences put the answer within about 4 of it when keys spread evenly).
+const GUESS_REACH: usize = 10;
 use super::filter::{filter_holds, KeyHash};
 use super::header::{read_header, HeaderProblem};
 use super::layout::{
@@ -44,6 +48,9 @@ pub struct Segment {
     pages: Option<Pages>,
     /// Every 64th index key prefix, built once this file has served enough searches.
     fences: LazyFences,
+    /// Searches answered from the entries around the fences' guess (tests).
+    #[cfg(test)]
+    guessed: AtomicUsize,
 }
 
 /// The page table of a version 3 or 4 snapshot file and a bit per page this process has
@@ -196,6 +203,8 @@ impl Segment {
                 .paged
                 .then(|| Pages::new(header.body_end, header.table_crc)),
             fences: LazyFences::default(),
+            #[cfg(test)]
+            guessed: AtomicUsize::new(0),
         };
         let at = header.range_deletes_offset;
         let block = segment.checked(at, header.body_end - at)?;
@@ -450,14 +459,54 @@ impl Segment {
             FenceState::Build => self.fences.build(n, |i| self.prefix_in(bytes, i)),
             FenceState::Plain => None,
         };
-        let (lo, hi) = match fences {
+        let (lo, hi, guess) = match fences {
             Some(fences) => {
-                let (lo, hi) = window(fences, target, n);
-                (lo.min(n), hi.min(n))
+                let (lo, hi, guess) = window_and_guess(fences, target, n);
+                (lo.min(n), hi.min(n), guess)
             }
-            None => (0, n),
+            None => (0, n, None),
         };
-        self.search(bytes, lo.min(hi), hi, key, target, after)
+        let lo = lo.min(hi);
+        if let Some(guess) = guess.filter(|_| hi - lo <= FENCE_STRIDE) {
+            let (s, e) = (
+                guess.saturating_sub(GUESS_REACH).max(lo),
+                (guess + GUESS_REACH + 1).min(hi),
+            );
+            if s < e {
+                let (below, up_to) = self.count_around(bytes, s, e, target)?;
+                // The first entry not below the target, and the first above it, are inside
+                // `[s, e]` when the part read has entries on both sides of each (or reaches
+                // the window's end on that side): entries are sorted.
+                let starts_inside = below > 0 || s == lo;
+                let ends_inside = up_to < e - s || e == hi;
+                if starts_inside && ends_inside {
+                    #[cfg(test)]
+                    self.guessed.fetch_add(1, AtomicOrdering::Relaxed);
+                    return self.search_probes(bytes, s + below, s + up_to, key, target, after);
+                }
+            }
+        }
+        self.search(bytes, lo, hi, key, target, after)
+    }
+
+    /// How many of index entries `[s, e)` have a key prefix below `target`, and how many up
+    /// to it (their pages checked once): independent loads, fetched together.
+    #[inline]
+    fn count_around(
+        &self,
+        bytes: &[u8],
+        s: usize,
+        e: usize,
+        target: u64,
+    ) -> Result<(usize, usize)> {
+        let slots = self.checked_in(bytes, self.index_slot(s), INDEX_ENTRY_BYTES * (e - s))?;
+        let (mut below, mut up_to) = (0, 0);
+        for b in slots.chunks_exact(INDEX_ENTRY_BYTES) {
+            let prefix = u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            below += usize::from(prefix < target);
+            up_to += usize::from(prefix <= target);
+        }
+        Ok((below, up_to))
     }
 
     /// [`Segment::lower_bound`] within entries `[lo, hi)`, which hold the answer (`hi`
@@ -479,13 +528,7 @@ impl Segment {
         if hi - lo > FENCE_STRIDE {
             return self.search_probes(bytes, lo, hi, key, target, after);
         }
-        let slots = self.checked_in(bytes, self.index_slot(lo), INDEX_ENTRY_BYTES * (hi - lo))?;
-        let (mut below, mut up_to) = (0, 0);
-        for b in slots.chunks_exact(INDEX_ENTRY_BYTES) {
-            let prefix = u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
-            below += usize::from(prefix < target);
-            up_to += usize::from(prefix <= target);
-        }
+        let (below, up_to) = self.count_around(bytes, lo, hi, target)?;
         // Entries `lo + below .. lo + up_to` share the key's prefix: full keys decide.
         self.search_probes(bytes, lo + below, lo + up_to, key, target, after)
     }
@@ -624,6 +667,16 @@ mod tests {
             })
             .collect();
         sets.push(("nested", nested));
+        // 16 bytes spread evenly (hashed keys): searches through the fences are answered from
+        // the entries around their guess.
+        let uniform: BTreeSet<Vec<u8>> = (0..6000)
+            .map(|_| {
+                let mut k = rng.next().to_be_bytes().to_vec();
+                k.extend(rng.next().to_be_bytes());
+                k
+            })
+            .collect();
+        sets.push(("uniform", uniform));
         sets
     }
 
@@ -669,8 +722,10 @@ mod tests {
             let plain = open(&fs, &meta);
             let fenced = open(&fs, &meta);
             assert!(fenced.build_fences_now(), "{shape}: fences built");
+            let mut searches = 0;
             for q in &qs {
                 for after in [false, true] {
+                    searches += 1;
                     let expected = model(&sorted, q, after);
                     let got = (plain.lower_bound(q, after), fenced.lower_bound(q, after));
                     assert_eq!(
@@ -683,10 +738,18 @@ mod tests {
                     let i = model(&sorted, q, false);
                     format!("v{i}").into_bytes()
                 });
+                searches += 1;
                 assert_eq!(
                     fenced.get(q).expect("get").map(|v| v.map(<[u8]>::to_vec)),
                     value.map(Some),
                     "{shape}: get {q:?}"
+                );
+            }
+            let guessed = fenced.guessed.load(AtomicOrdering::Relaxed);
+            if shape == "uniform" {
+                assert!(
+                    guessed * 10 > searches * 9,
+                    "{shape}: {guessed} of {searches}"
                 );
             }
         }
