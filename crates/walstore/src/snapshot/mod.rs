@@ -69,6 +69,23 @@ mod tests {
         (meta, path, bytes)
     }
 
+    /// [`written`] of keys `key000000` .. `key001999`, each with 40 bytes of value: a file
+    /// of about 25 pages.
+    fn two_thousand_keys(fs: &MemoryStorage) -> (SegmentMeta, std::path::PathBuf, Vec<u8>) {
+        let keys: Vec<(Vec<u8>, Vec<u8>)> = (0..2000u32)
+            .map(|i| (format!("key{i:06}").into_bytes(), vec![b'v'; 40]))
+            .collect();
+        let refs: Vec<(&[u8], &[u8])> = keys.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+        written(fs, &refs)
+    }
+
+    /// The file offset of entry `i`'s value.
+    fn value_offset(fs: &MemoryStorage, meta: &SegmentMeta, i: usize) -> usize {
+        let seg = Segment::open(fs, Path::new("/s"), meta).expect("open");
+        let (_, value) = seg.entry(i).expect("entry");
+        value.expect("a value").as_ptr() as usize - seg.bytes().as_ptr() as usize
+    }
+
     #[test]
     fn written_segment_reads_back_and_searches() {
         let fs = MemoryStorage::new();
@@ -120,16 +137,9 @@ mod tests {
     #[test]
     fn damage_in_a_page_is_reported_by_its_first_read() {
         let fs = MemoryStorage::new();
-        let keys: Vec<(Vec<u8>, Vec<u8>)> = (0..2000u32)
-            .map(|i| (format!("key{i:06}").into_bytes(), vec![b'v'; 40]))
-            .collect();
-        let refs: Vec<(&[u8], &[u8])> = keys.iter().map(|(k, v)| (&k[..], &v[..])).collect();
-        let (meta, path, good) = written(&fs, &refs);
+        let (meta, path, good) = two_thousand_keys(&fs);
         // A byte of the value of entry 1000 (its page is neither the first nor the index's).
-        let seg = Segment::open(&fs, Path::new("/s"), &meta).expect("open");
-        let (_, value) = seg.entry(1000).expect("entry");
-        let at = value.expect("a value").as_ptr() as usize - seg.bytes().as_ptr() as usize;
-        drop(seg);
+        let at = value_offset(&fs, &meta, 1000);
         let mut bad = good.clone();
         bad[at] ^= 0x01;
         fs.write_file_durable(&path, &bad);
@@ -167,16 +177,9 @@ mod tests {
     #[test]
     fn damage_in_the_page_table_is_reported_by_the_first_read_of_its_page() {
         let fs = MemoryStorage::new();
-        let keys: Vec<(Vec<u8>, Vec<u8>)> = (0..2000u32)
-            .map(|i| (format!("key{i:06}").into_bytes(), vec![b'v'; 40]))
-            .collect();
-        let refs: Vec<(&[u8], &[u8])> = keys.iter().map(|(k, v)| (&k[..], &v[..])).collect();
-        let (meta, path, good) = written(&fs, &refs);
+        let (meta, path, good) = two_thousand_keys(&fs);
         // The page holding entry 1000's value, and that page's CRC in the table.
-        let seg = Segment::open(&fs, Path::new("/s"), &meta).expect("open");
-        let (_, value) = seg.entry(1000).expect("entry");
-        let at = value.expect("a value").as_ptr() as usize - seg.bytes().as_ptr() as usize;
-        drop(seg);
+        let at = value_offset(&fs, &meta, 1000);
         let page = (at - 96) / 4096;
         let crc_at = 96 + body_len(&good) + 4 * page;
         for flip in [0x01u8, 0x80] {
@@ -220,11 +223,7 @@ mod tests {
     #[test]
     fn an_open_checks_no_page_and_verify_compares_the_first_key_with_the_manifest() {
         let fs = MemoryStorage::new();
-        let keys: Vec<(Vec<u8>, Vec<u8>)> = (0..2000u32)
-            .map(|i| (format!("key{i:06}").into_bytes(), vec![b'v'; 40]))
-            .collect();
-        let refs: Vec<(&[u8], &[u8])> = keys.iter().map(|(k, v)| (&k[..], &v[..])).collect();
-        let (meta, _, good) = written(&fs, &refs);
+        let (meta, _, good) = two_thousand_keys(&fs);
         let seg = Segment::open(&fs, Path::new("/s"), &meta).expect("open");
         let pages = (good.len() - 96).div_ceil(4096 + 4);
         assert_eq!(seg.unchecked_pages(), pages, "the open checked a page");
