@@ -3,15 +3,11 @@
 //! page by page as it is first read, against the page's CRC in the page table (FORMAT.md
 //! §5.4): an open costs O(1) of the file, its page table included, and a read of a damaged
 //! page (or of a page whose CRC in the table is damaged) is `Error::Corruption` naming the
-//! page. A version 2 file is checked
-//! completely at open, as before. An entry's lengths are decoded by `layout::EntryLengths`
-//! (version 4: varints, §5.5). [`Segment::verify`] checks everything.
+//! page. A version 2 file is checked completely at open, as before. An entry's lengths are
+//! decoded by `layout::EntryLengths` (version 4: varints, §5.5). [`Segment::verify`] checks
+//! everything.
 
 use super::fences::{window_and_guess, FenceState, LazyFences, FENCE_STRIDE};
-
-/// Index entries read on each side of a fence search's guess (FENCE_STRIDE entries between
-/// two fences put the answer within about 4 of it when keys spread evenly).
-const GUESS_REACH: usize = 10;
 use super::filter::{filter_holds, KeyHash};
 use super::header::{read_header, HeaderProblem};
 use super::layout::{
@@ -26,6 +22,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::Arc;
+
+/// Index entries read on each side of a fence search's guess (FENCE_STRIDE entries between
+/// two fences put the answer within about 4 of it when keys spread evenly).
+const GUESS_REACH: usize = 10;
 
 /// An open snapshot file.
 pub struct Segment {
@@ -467,26 +467,43 @@ impl Segment {
             None => (0, n, None),
         };
         let lo = lo.min(hi);
-        if let Some(guess) = guess.filter(|_| hi - lo <= FENCE_STRIDE) {
-            let (s, e) = (
-                guess.saturating_sub(GUESS_REACH).max(lo),
-                (guess + GUESS_REACH + 1).min(hi),
-            );
-            if s < e {
-                let (below, up_to) = self.count_around(bytes, s, e, target)?;
-                // The first entry not below the target, and the first above it, are inside
-                // `[s, e]` when the part read has entries on both sides of each (or reaches
-                // the window's end on that side): entries are sorted.
-                let starts_inside = below > 0 || s == lo;
-                let ends_inside = up_to < e - s || e == hi;
-                if starts_inside && ends_inside {
-                    #[cfg(test)]
-                    self.guessed.fetch_add(1, AtomicOrdering::Relaxed);
-                    return self.search_probes(bytes, s + below, s + up_to, key, target, after);
-                }
+        if let Some(guess) = guess {
+            if let Some((from, to)) = self.near_guess(bytes, lo, hi, guess, target)? {
+                return self.search_probes(bytes, from, to, key, target, after);
             }
         }
         self.search(bytes, lo, hi, key, target, after)
+    }
+
+    /// The entries `[from, to)` of window `[lo, hi)` that share `target` as their prefix
+    /// (`from == to`: none, and `from` is where the prefix would go), found by reading only
+    /// the [`GUESS_REACH`] entries on each side of `guess`; `None` when those do not prove it
+    /// (the boundaries may lie outside them), and the caller reads the whole window.
+    fn near_guess(
+        &self,
+        bytes: &[u8],
+        lo: usize,
+        hi: usize,
+        guess: usize,
+        target: u64,
+    ) -> Result<Option<(usize, usize)>> {
+        let from = guess.saturating_sub(GUESS_REACH).max(lo);
+        let to = (guess + GUESS_REACH + 1).min(hi);
+        if from >= to {
+            return Ok(None);
+        }
+        let (below, up_to) = self.count_around(bytes, from, to, target)?;
+        // Entries are sorted: the first entry not below the target, and the first above it,
+        // are inside `[from, to]` when the part read has an entry before each (or starts the
+        // window) and one from each on (or ends it).
+        let starts_inside = below > 0 || from == lo;
+        let ends_inside = up_to < to - from || to == hi;
+        if !(starts_inside && ends_inside) {
+            return Ok(None);
+        }
+        #[cfg(test)]
+        self.guessed.fetch_add(1, AtomicOrdering::Relaxed);
+        Ok(Some((from + below, from + up_to)))
     }
 
     /// How many of index entries `[s, e)` have a key prefix below `target`, and how many up
