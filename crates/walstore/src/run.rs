@@ -92,7 +92,7 @@ impl SegmentSet {
     pub fn lookup(&self, key: &[u8], hash: KeyHash) -> Result<Lookup> {
         if let Some(i) = self.locate(key) {
             let segment = &self.segments[i];
-            if segment.may_contain_hashed(hash)? {
+            if segment.worth_searching(hash)? {
                 if let Some(value) = segment.get(key)? {
                     return Ok(match Value::in_segment(segment, value) {
                         Some(v) => Lookup::Found(v),

@@ -80,6 +80,12 @@ impl LazyFences {
         }
     }
 
+    /// The fences if built (counts no search).
+    #[inline]
+    pub(super) fn ready(&self) -> Option<&[u64]> {
+        self.built.get().and_then(|f| f.as_deref())
+    }
+
     /// Builds the fences of a file of `entry_count` entries from `prefix(i)`, the checked key
     /// prefix of index entry `i` (`Err`: a damaged page, and no fences for this file). Called
     /// by the one search [`LazyFences::state`] chose (or a test), so it builds once.
@@ -94,7 +100,7 @@ impl LazyFences {
             (0..entry_count).step_by(FENCE_STRIDE).map(prefix).collect();
         // Another builder can only be a test's; the first one's fences stay.
         let _ = self.built.set(fences.ok());
-        self.built.get().and_then(|f| f.as_deref())
+        self.ready()
     }
 
     /// Whether the fences were built (for tests).
@@ -111,12 +117,6 @@ impl LazyFences {
             self.built.set(Some(fences.into())).is_ok(),
             "fences already built"
         );
-    }
-
-    /// The fences if built (for tests).
-    #[cfg(test)]
-    pub(super) fn get(&self) -> Option<&[u64]> {
-        self.built.get().and_then(|f| f.as_deref())
     }
 }
 

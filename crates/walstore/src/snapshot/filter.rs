@@ -2,6 +2,8 @@
 //! writer fills the filter, and how a reader asks it.
 
 use super::layout::FILTER_BITS_PER_ENTRY;
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 /// A key's filter hash (XXH3-64 of the key, FORMAT.md §5.2): computed once per point
 /// lookup and asked of every file's filter, which all hash the same way.
@@ -78,6 +80,93 @@ pub(super) fn filter_holds<E>(
     Ok(true)
 }
 
+/// One lookup in this many (counted per thread, over every file) asks a file's filter and
+/// learns from its answer, whatever the file has decided.
+pub(super) const SAMPLE_EVERY: u32 = 64;
+
+/// Sampled answers a file weighs before it decides again.
+pub(super) const WINDOW: u32 = 256;
+
+/// A filter that rules out fewer than one sampled lookup in this many is not asked.
+const PAYS_FROM: u32 = 16;
+
+/// Whether asking one file's filter pays, learned from a sample of its point lookups.
+///
+/// A filter saves a search when it answers "certainly not", and costs the cache lines of its
+/// probes on every lookup (all of them when the answer is "maybe"). Asked for keys the file
+/// holds, which is what the oldest run of a store mostly is asked for, it saves nothing:
+/// reads of keys that run holds spent about a tenth of their time on it (docs/BENCHMARKS.md,
+/// stop 34). So a file skips its filter while fewer than one in [`PAYS_FROM`] of its sampled
+/// lookups were ruled out by it; every [`SAMPLE_EVERY`]th lookup (per thread) still asks,
+/// so the decision follows the workload back when misses come. The caller decides only for
+/// files whose searches are cheap without the filter (files with fences); a skipped filter
+/// changes no answer, since a filter never rules out a key the file holds.
+///
+/// The counts are approximate (threads race on them, harmlessly): they only choose a path.
+#[derive(Debug, Default)]
+pub(super) struct FilterUse {
+    /// Sampled lookups since the last decision.
+    asked: AtomicU32,
+    /// Of those, the ones the filter ruled out.
+    ruled_out: AtomicU32,
+    /// The last decision: skip the filter.
+    skip: AtomicBool,
+}
+
+/// What one lookup does with a file's filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FilterPlan {
+    /// Ask it; `learn`: report its answer ([`FilterUse::learn`]).
+    Ask { learn: bool },
+    /// Search the file without asking it.
+    Skip,
+}
+
+thread_local! {
+    /// This thread's lookups, for the sample.
+    static LOOKUPS: Cell<u32> = const { Cell::new(0) };
+}
+
+impl FilterUse {
+    /// What this lookup does with the filter.
+    #[inline]
+    pub(super) fn plan(&self) -> FilterPlan {
+        let n = LOOKUPS.with(|c| {
+            let n = c.get().wrapping_add(1);
+            c.set(n);
+            n
+        });
+        if n.is_multiple_of(SAMPLE_EVERY) {
+            FilterPlan::Ask { learn: true }
+        } else if self.skip.load(Ordering::Relaxed) {
+            FilterPlan::Skip
+        } else {
+            FilterPlan::Ask { learn: false }
+        }
+    }
+
+    /// Counts a sampled answer (`ruled_out`: the filter said "certainly not"); every
+    /// [`WINDOW`] answers, decides again.
+    pub(super) fn learn(&self, ruled_out: bool) {
+        if ruled_out {
+            self.ruled_out.fetch_add(1, Ordering::Relaxed);
+        }
+        let asked = self.asked.fetch_add(1, Ordering::Relaxed) + 1;
+        if asked >= WINDOW {
+            self.asked.store(0, Ordering::Relaxed);
+            let ruled_out = self.ruled_out.swap(0, Ordering::Relaxed);
+            self.skip
+                .store(ruled_out * PAYS_FROM < asked, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the file skips its filter now (for tests).
+    #[cfg(test)]
+    pub(super) fn skips(&self) -> bool {
+        self.skip.load(Ordering::Relaxed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +203,49 @@ mod tests {
                 "hash {x:x} bits {bits}"
             );
         }
+    }
+
+    /// A filter that rules out almost nothing is skipped after a window of answers, and asked
+    /// again once it rules out one lookup in `PAYS_FROM` or more.
+    #[test]
+    fn a_filter_is_skipped_while_it_rules_out_almost_nothing() {
+        let use_ = FilterUse::default();
+        assert!(!use_.skips(), "a new file asks its filter");
+        // One ruled out per 20: below one in 16.
+        for i in 0..WINDOW {
+            use_.learn(i % 20 == 0);
+        }
+        assert!(use_.skips());
+        // One ruled out per 16: pays again.
+        for i in 0..WINDOW {
+            use_.learn(i % PAYS_FROM == 0);
+        }
+        assert!(!use_.skips());
+        for _ in 0..WINDOW - 1 {
+            use_.learn(false);
+        }
+        assert!(!use_.skips(), "nothing is decided before a window is full");
+        use_.learn(false);
+        assert!(use_.skips());
+    }
+
+    /// One lookup in `SAMPLE_EVERY` asks and learns, also while the file skips its filter.
+    #[test]
+    fn a_skipping_file_still_samples_its_filter() {
+        let use_ = FilterUse::default();
+        for _ in 0..WINDOW {
+            use_.learn(false);
+        }
+        let plans: Vec<FilterPlan> = (0..4 * SAMPLE_EVERY).map(|_| use_.plan()).collect();
+        let learning = plans
+            .iter()
+            .filter(|p| **p == FilterPlan::Ask { learn: true })
+            .count();
+        assert_eq!(learning, 4);
+        assert_eq!(
+            plans.iter().filter(|p| **p == FilterPlan::Skip).count(),
+            plans.len() - 4
+        );
     }
 
     #[test]

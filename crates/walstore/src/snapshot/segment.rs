@@ -8,7 +8,7 @@
 //! everything.
 
 use super::fences::{window_and_guess, FenceState, LazyFences, FENCE_STRIDE};
-use super::filter::{filter_holds, KeyHash};
+use super::filter::{filter_holds, FilterPlan, FilterUse, KeyHash};
 use super::header::{read_header, HeaderProblem};
 use super::layout::{
     decode_range_deletes, key_prefix, page_count, EntryLengths, RangeDelete, SegmentMeta,
@@ -48,9 +48,14 @@ pub struct Segment {
     pages: Option<Pages>,
     /// Every 64th index key prefix, built once this file has served enough searches.
     fences: LazyFences,
+    /// Whether point reads of this file ask its filter (once it has fences).
+    filter_use: FilterUse,
     /// Searches answered from the entries around the fences' guess (tests).
     #[cfg(test)]
     guessed: AtomicUsize,
+    /// Point reads that asked the filter (tests).
+    #[cfg(test)]
+    filter_asked: AtomicUsize,
 }
 
 /// The page table of a version 3 or 4 snapshot file and a bit per page this process has
@@ -203,8 +208,11 @@ impl Segment {
                 .paged
                 .then(|| Pages::new(header.body_end, header.table_crc)),
             fences: LazyFences::default(),
+            filter_use: FilterUse::default(),
             #[cfg(test)]
             guessed: AtomicUsize::new(0),
+            #[cfg(test)]
+            filter_asked: AtomicUsize::new(0),
         };
         let at = header.range_deletes_offset;
         let block = segment.checked(at, header.body_end - at)?;
@@ -347,6 +355,30 @@ impl Segment {
         filter_holds(&bytes[at..end], self.filter_probes, hash, |byte| {
             self.checked_in(bytes, at + byte, 1).map(drop)
         })
+    }
+
+    /// Whether a point read of the key of filter hash `hash` should search this file: the
+    /// filter's answer, or `true` without asking it while asking does not pay. That is decided
+    /// only for a file with fences, whose search without the filter reads a few adjacent
+    /// index lines (`FilterUse`); a file without them always asks.
+    #[inline]
+    pub fn worth_searching(&self, hash: KeyHash) -> Result<bool> {
+        let plan = match self.fences.ready() {
+            Some(_) => self.filter_use.plan(),
+            None => FilterPlan::Ask { learn: false },
+        };
+        match plan {
+            FilterPlan::Skip => Ok(true),
+            FilterPlan::Ask { learn } => {
+                #[cfg(test)]
+                self.filter_asked.fetch_add(1, AtomicOrdering::Relaxed);
+                let maybe = self.may_contain_hashed(hash)?;
+                if learn {
+                    self.filter_use.learn(!maybe);
+                }
+                Ok(maybe)
+            }
+        }
     }
 
     /// Number of entries.
@@ -797,7 +829,7 @@ mod tests {
                 model(&sorted, &q, after)
             );
         }
-        let fences = seg.fences.get().expect("built");
+        let fences = seg.fences.ready().expect("built");
         assert_eq!(fences.len(), keys.len().div_ceil(64));
         // Small files never build them.
         let small: BTreeSet<Vec<u8>> = keys.iter().take(500).cloned().collect();
@@ -808,6 +840,67 @@ mod tests {
             seg.lower_bound(b"key00000300", false).expect("search");
         }
         assert!(!seg.fences.is_built());
+    }
+
+    /// A file with fences stops asking its filter while the lookups it serves find their keys
+    /// (a filter that rules nothing out only costs its probes), asks it again once misses
+    /// come, and answers as the model does throughout; before its fences it always asks.
+    #[test]
+    fn a_file_with_fences_skips_a_filter_that_rules_nothing_out() {
+        use super::super::filter::{SAMPLE_EVERY, WINDOW};
+        let fs = MemoryStorage::new();
+        let keys: BTreeSet<Vec<u8>> = (0..5000u32)
+            .map(|i| format!("key{:08}", i * 3).into_bytes())
+            .collect();
+        let (meta, _) = write(&fs, &keys);
+        let seg = open(&fs, &meta);
+        let sorted: Vec<Vec<u8>> = keys.iter().cloned().collect();
+        // What a run's lookup does with the file.
+        let lookup = |k: &[u8]| -> Option<Vec<u8>> {
+            if !seg.worth_searching(KeyHash::of(k)).expect("filter") {
+                return None;
+            }
+            let found = seg.get(k).expect("get");
+            found.map(|v| v.expect("a value").to_vec())
+        };
+        let expected = |k: &[u8]| {
+            keys.contains(k)
+                .then(|| format!("v{}", model(&sorted, k, false)))
+        };
+        let mut rng = Rng(5);
+        let mut hits = |n: u32| {
+            for _ in 0..n {
+                let k = &sorted[rng.below(sorted.len() as u64) as usize];
+                assert_eq!(lookup(k), expected(k).map(String::into_bytes), "{k:?}");
+            }
+        };
+        // Enough lookups for two decisions.
+        let decide = 2 * SAMPLE_EVERY * WINDOW;
+        hits(build_after(keys.len()) as u32 - 1);
+        assert!(!seg.fences.is_built());
+        assert!(
+            !seg.filter_use.skips(),
+            "without fences the filter is asked"
+        );
+        hits(decide);
+        assert!(seg.fences.is_built());
+        assert!(
+            seg.filter_use.skips(),
+            "every key found: the filter is skipped"
+        );
+        let asked = || seg.filter_asked.load(AtomicOrdering::Relaxed);
+        let before = asked();
+        hits(100 * SAMPLE_EVERY);
+        assert_eq!(asked() - before, 100, "only the sampled lookups ask");
+        let mut rng = Rng(6);
+        for _ in 0..decide {
+            let k = format!("key{:08}", 3 * rng.below(5000) + 1).into_bytes();
+            assert_eq!(lookup(&k), None, "{k:?}");
+        }
+        assert!(
+            !seg.filter_use.skips(),
+            "keys the file does not hold: the filter is asked again"
+        );
     }
 
     /// Threads searching one file while one of them builds its fences all get the plain
@@ -868,7 +961,7 @@ mod tests {
         let damaged = open(&fs, &meta);
         damaged
             .fences
-            .install(intact.fences.get().expect("intact fences"));
+            .install(intact.fences.ready().expect("intact fences"));
         assert!(damaged.fences.is_built());
         let mut reported = 0;
         for (i, k) in sorted.iter().enumerate().step_by(7) {
