@@ -755,6 +755,16 @@ mod tests {
         qs
     }
 
+    /// Keys `key00000000`, `key00000003`, ... (`n` of them), as a set and sorted: the keys
+    /// every third number lacks are a search's misses.
+    fn every_third_key(n: u32) -> (BTreeSet<Vec<u8>>, Vec<Vec<u8>>) {
+        let keys: BTreeSet<Vec<u8>> = (0..n)
+            .map(|i| format!("key{:08}", i * 3).into_bytes())
+            .collect();
+        let sorted = keys.iter().cloned().collect();
+        (keys, sorted)
+    }
+
     /// The model: a plain search of the sorted keys.
     fn model(keys: &[Vec<u8>], key: &[u8], after: bool) -> usize {
         keys.partition_point(|k| if after { &k[..] <= key } else { &k[..] < key })
@@ -809,12 +819,9 @@ mod tests {
     #[test]
     fn fences_are_built_after_enough_searches() {
         let fs = MemoryStorage::new();
-        let keys: BTreeSet<Vec<u8>> = (0..5000u32)
-            .map(|i| format!("key{:08}", i * 3).into_bytes())
-            .collect();
+        let (keys, sorted) = every_third_key(5000);
         let (meta, _) = write(&fs, &keys);
         let seg = open(&fs, &meta);
-        let sorted: Vec<Vec<u8>> = keys.iter().cloned().collect();
         let mut rng = Rng(3);
         for n in 0..build_after(keys.len()) + 100 {
             assert_eq!(
@@ -849,12 +856,9 @@ mod tests {
     fn a_file_with_fences_skips_a_filter_that_rules_nothing_out() {
         use super::super::filter::{SAMPLE_EVERY, WINDOW};
         let fs = MemoryStorage::new();
-        let keys: BTreeSet<Vec<u8>> = (0..5000u32)
-            .map(|i| format!("key{:08}", i * 3).into_bytes())
-            .collect();
+        let (keys, sorted) = every_third_key(5000);
         let (meta, _) = write(&fs, &keys);
         let seg = open(&fs, &meta);
-        let sorted: Vec<Vec<u8>> = keys.iter().cloned().collect();
         // What a run's lookup does with the file.
         let lookup = |k: &[u8]| -> Option<Vec<u8>> {
             if !seg.worth_searching(KeyHash::of(k)).expect("filter") {
@@ -941,10 +945,7 @@ mod tests {
     #[test]
     fn a_damaged_index_page_is_corruption_through_fences() {
         let fs = MemoryStorage::new();
-        let keys: BTreeSet<Vec<u8>> = (0..6000u32)
-            .map(|i| format!("key{:08}", i * 3).into_bytes())
-            .collect();
-        let sorted: Vec<Vec<u8>> = keys.iter().cloned().collect();
+        let (keys, sorted) = every_third_key(6000);
         let (meta, good) = write(&fs, &keys);
         let intact = open(&fs, &meta);
         assert!(intact.build_fences_now());
