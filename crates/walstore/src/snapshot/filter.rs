@@ -80,8 +80,9 @@ pub(super) fn filter_holds<E>(
     Ok(true)
 }
 
-/// One lookup in this many (counted per thread, over every file) asks a file's filter and
-/// learns from its answer, whatever the file has decided.
+/// One lookup in this many, on average, asks a file's filter and learns from its answer,
+/// whatever the file has decided (drawn at random per thread: a count would sample the same
+/// files over and over when every read asks the same number of files, a divisor of it).
 pub(super) const SAMPLE_EVERY: u32 = 64;
 
 /// Sampled answers a file weighs before it decides again.
@@ -97,8 +98,8 @@ const PAYS_FROM: u32 = 16;
 /// holds, which is what the oldest run of a store mostly is asked for, it saves nothing:
 /// reads of keys that run holds spent about a tenth of their time on it (docs/BENCHMARKS.md,
 /// stop 34). So a file skips its filter while fewer than one in [`PAYS_FROM`] of its sampled
-/// lookups were ruled out by it; every [`SAMPLE_EVERY`]th lookup (per thread) still asks,
-/// so the decision follows the workload back when misses come. The caller decides only for
+/// lookups were ruled out by it; one lookup in [`SAMPLE_EVERY`] (drawn at random) still
+/// asks, so the decision follows the workload back when misses come. The caller decides only for
 /// files whose searches are cheap without the filter (files with fences); a skipped filter
 /// changes no answer, since a filter never rules out a key the file holds.
 ///
@@ -123,20 +124,31 @@ pub(super) enum FilterPlan {
 }
 
 thread_local! {
-    /// This thread's lookups, for the sample.
-    static LOOKUPS: Cell<u32> = const { Cell::new(0) };
+    /// This thread's draws for the sample (xorshift64; any nonzero start).
+    static DRAWS: Cell<u64> = const { Cell::new(0x9E37_79B9_7F4A_7C15) };
 }
+
+/// Whether this lookup is one of the sample: true one time in [`SAMPLE_EVERY`], at random.
+#[inline]
+fn sampled() -> bool {
+    let x = DRAWS.with(|c| {
+        let mut x = c.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        c.set(x);
+        x
+    });
+    x >> (64 - SAMPLE_EVERY.trailing_zeros()) == 0
+}
+
+const _: () = assert!(SAMPLE_EVERY.is_power_of_two());
 
 impl FilterUse {
     /// What this lookup does with the filter.
     #[inline]
     pub(super) fn plan(&self) -> FilterPlan {
-        let n = LOOKUPS.with(|c| {
-            let n = c.get().wrapping_add(1);
-            c.set(n);
-            n
-        });
-        if n.is_multiple_of(SAMPLE_EVERY) {
+        if sampled() {
             FilterPlan::Ask { learn: true }
         } else if self.skip.load(Ordering::Relaxed) {
             FilterPlan::Skip
@@ -229,23 +241,34 @@ mod tests {
         assert!(use_.skips());
     }
 
-    /// One lookup in `SAMPLE_EVERY` asks and learns, also while the file skips its filter.
+    /// About one lookup in `SAMPLE_EVERY` asks and learns, also while the file skips its
+    /// filter, and files asked in turn are each sampled (a count would sample only one of two
+    /// files asked alternately).
     #[test]
     fn a_skipping_file_still_samples_its_filter() {
-        let use_ = FilterUse::default();
-        for _ in 0..WINDOW {
-            use_.learn(false);
+        let files = [FilterUse::default(), FilterUse::default()];
+        for use_ in &files {
+            for _ in 0..WINDOW {
+                use_.learn(false);
+            }
+            assert!(use_.skips());
         }
-        let plans: Vec<FilterPlan> = (0..4 * SAMPLE_EVERY).map(|_| use_.plan()).collect();
-        let learning = plans
-            .iter()
-            .filter(|p| **p == FilterPlan::Ask { learn: true })
-            .count();
-        assert_eq!(learning, 4);
-        assert_eq!(
-            plans.iter().filter(|p| **p == FilterPlan::Skip).count(),
-            plans.len() - 4
-        );
+        let each = 100 * SAMPLE_EVERY;
+        let mut learning = [0; 2];
+        let mut skipped = 0;
+        for _ in 0..each {
+            for (i, use_) in files.iter().enumerate() {
+                match use_.plan() {
+                    FilterPlan::Ask { learn: true } => learning[i] += 1,
+                    FilterPlan::Skip => skipped += 1,
+                    FilterPlan::Ask { learn: false } => panic!("a skipping file asked"),
+                }
+            }
+        }
+        for n in learning {
+            assert!((50..=200).contains(&n), "{learning:?} of {each} each");
+        }
+        assert_eq!(skipped + learning[0] + learning[1], 2 * each);
     }
 
     #[test]

@@ -895,7 +895,11 @@ mod tests {
         let asked = || seg.filter_asked.load(AtomicOrdering::Relaxed);
         let before = asked();
         hits(100 * SAMPLE_EVERY);
-        assert_eq!(asked() - before, 100, "only the sampled lookups ask");
+        let sampled = asked() - before;
+        assert!(
+            (50..=200).contains(&sampled),
+            "only the sampled lookups ask: {sampled} of 6400"
+        );
         let mut rng = Rng(6);
         for _ in 0..decide {
             let k = format!("key{:08}", 3 * rng.below(5000) + 1).into_bytes();
