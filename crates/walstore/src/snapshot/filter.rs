@@ -99,9 +99,9 @@ const PAYS_FROM: u32 = 16;
 /// reads of keys that run holds spent about a tenth of their time on it (docs/BENCHMARKS.md,
 /// stop 34). So a file skips its filter while fewer than one in [`PAYS_FROM`] of its sampled
 /// lookups were ruled out by it; one lookup in [`SAMPLE_EVERY`] (drawn at random) still
-/// asks, so the decision follows the workload back when misses come. The caller decides only for
-/// files whose searches are cheap without the filter (files with fences); a skipped filter
-/// changes no answer, since a filter never rules out a key the file holds.
+/// asks, so the decision follows the workload back when misses come. The caller decides only
+/// for files whose searches are cheap without the filter (files with fences); a skipped
+/// filter changes no answer, since a filter never rules out a key the file holds.
 ///
 /// The counts are approximate (threads race on them, harmlessly): they only choose a path.
 #[derive(Debug, Default)]

@@ -363,9 +363,10 @@ impl Segment {
     /// index lines (`FilterUse`); a file without them always asks.
     #[inline]
     pub fn worth_searching(&self, hash: KeyHash) -> Result<bool> {
-        let plan = match self.fences.ready() {
-            Some(_) => self.filter_use.plan(),
-            None => FilterPlan::Ask { learn: false },
+        let plan = if self.fences.ready().is_some() {
+            self.filter_use.plan()
+        } else {
+            FilterPlan::Ask { learn: false }
         };
         match plan {
             FilterPlan::Skip => Ok(true),
